@@ -1,0 +1,274 @@
+#include "core/wire.h"
+
+#include "core/assert.h"
+#include "core/bytes.h"
+#include "core/crc32c.h"
+
+namespace ditto::wire {
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+std::size_t fields_size_bytes(const Message& message) {
+  return std::visit(
+      Overloaded{
+          [](const Hello& hello) -> std::size_t { return 2 + 2 + 1 + 1 + 8 + 1 + hello.resource_name.size(); },
+          [](const StateReport&) -> std::size_t { return 1 + 1 + 8; },
+          [](const Data&) -> std::size_t { return 8 + 8 + 4 + 4; },
+          [](const WriteAck&) -> std::size_t { return 8 + 1; },
+          [](const FlushRequest&) -> std::size_t { return 8; },
+          [](const FlushAck&) -> std::size_t { return 8 + 1; },
+      },
+      message);
+}
+
+void write_fields(const Message& message, ByteWriter& writer) {
+  std::visit(Overloaded{
+                 [&](const Hello& hello) {
+                   DITTO_ASSERT(hello.resource_name.size() <= resource_name_size_max);
+                   writer.u16(hello.protocol_version_min);
+                   writer.u16(hello.protocol_version_max);
+                   writer.u8(hello.sender.value);
+                   writer.u8(hello.receiver.value);
+                   writer.u64(hello.features);
+                   writer.u8(static_cast<std::uint8_t>(hello.resource_name.size()));
+                   writer.string(hello.resource_name);
+                 },
+                 [&](const StateReport& state) {
+                   writer.u8(static_cast<std::uint8_t>(state.role));
+                   writer.u8(static_cast<std::uint8_t>(state.disk_state));
+                   writer.u64(state.generation);
+                 },
+                 [&](const Data& data) {
+                   writer.u64(data.sequence);
+                   writer.u64(data.sector.value);
+                   writer.u32(data.length_bytes);
+                   writer.u32(data.flags);
+                 },
+                 [&](const WriteAck& ack) {
+                   writer.u64(ack.sequence);
+                   writer.u8(ack.ok ? 1 : 0);
+                 },
+                 [&](const FlushRequest& flush) { writer.u64(flush.flush_id); },
+                 [&](const FlushAck& ack) {
+                   writer.u64(ack.flush_id);
+                   writer.u8(ack.ok ? 1 : 0);
+                 },
+             },
+             message);
+}
+
+WireError malformed(MessageType type, const char* what) {
+  return WireError{WireErrorCode::malformed_body,
+                   std::string("malformed ") + to_string(type) + " message: " + what};
+}
+
+bool parse_bool(std::uint8_t byte, bool& value) {
+  if (byte > 1) return false;
+  value = byte == 1;
+  return true;
+}
+
+std::variant<Message, WireError> parse_hello(ByteReader& reader) {
+  Hello hello;
+  std::uint8_t sender = 0;
+  std::uint8_t receiver = 0;
+  std::uint8_t name_length = 0;
+  if (!reader.u16(hello.protocol_version_min) || !reader.u16(hello.protocol_version_max) ||
+      !reader.u8(sender) || !reader.u8(receiver) || !reader.u64(hello.features) ||
+      !reader.u8(name_length)) {
+    return malformed(MessageType::hello, "truncated fields");
+  }
+  if (sender > node_id_max || receiver > node_id_max) {
+    return malformed(MessageType::hello, "node id above 31");
+  }
+  if (name_length > resource_name_size_max) {
+    return malformed(MessageType::hello, "resource name longer than 64 bytes");
+  }
+  if (!reader.string(hello.resource_name, name_length)) {
+    return malformed(MessageType::hello, "truncated resource name");
+  }
+  if (hello.protocol_version_min > hello.protocol_version_max) {
+    return malformed(MessageType::hello, "protocol version range is empty");
+  }
+  hello.sender = NodeId{sender};
+  hello.receiver = NodeId{receiver};
+  return Message{hello};
+}
+
+std::variant<Message, WireError> parse_state(ByteReader& reader) {
+  std::uint8_t role = 0;
+  std::uint8_t disk = 0;
+  StateReport state;
+  if (!reader.u8(role) || !reader.u8(disk) || !reader.u64(state.generation)) {
+    return malformed(MessageType::state, "truncated fields");
+  }
+  if (role > static_cast<std::uint8_t>(Role::secondary)) {
+    return malformed(MessageType::state, "unknown role");
+  }
+  if (disk > static_cast<std::uint8_t>(DiskState::up_to_date)) {
+    return malformed(MessageType::state, "unknown disk state");
+  }
+  state.role = static_cast<Role>(role);
+  state.disk_state = static_cast<DiskState>(disk);
+  return Message{state};
+}
+
+std::variant<Message, WireError> parse_data(ByteReader& reader) {
+  Data data;
+  std::uint64_t sector = 0;
+  if (!reader.u64(data.sequence) || !reader.u64(sector) || !reader.u32(data.length_bytes) ||
+      !reader.u32(data.flags)) {
+    return malformed(MessageType::data, "truncated fields");
+  }
+  if (data.length_bytes == 0 || data.length_bytes % sector_size_bytes != 0 ||
+      data.length_bytes > payload_size_max_bytes) {
+    return malformed(MessageType::data, "length is zero, not a multiple of 512 or above 32 MiB");
+  }
+  if ((data.flags & ~data_flags_known) != 0) {
+    return malformed(MessageType::data, "unknown flag bits");
+  }
+  data.sector = Sector{sector};
+  return Message{data};
+}
+
+std::variant<Message, WireError> parse_ack(ByteReader& reader, MessageType type) {
+  std::uint64_t id = 0;
+  std::uint8_t ok_byte = 0;
+  bool ok = false;
+  if (!reader.u64(id) || !reader.u8(ok_byte)) return malformed(type, "truncated fields");
+  if (!parse_bool(ok_byte, ok)) return malformed(type, "status byte is not 0 or 1");
+  if (type == MessageType::write_ack) return Message{WriteAck{id, ok}};
+  return Message{FlushAck{id, ok}};
+}
+
+std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader) {
+  switch (type) {
+    case MessageType::hello: return parse_hello(reader);
+    case MessageType::state: return parse_state(reader);
+    case MessageType::data: return parse_data(reader);
+    case MessageType::write_ack: return parse_ack(reader, type);
+    case MessageType::flush_ack: return parse_ack(reader, type);
+    case MessageType::flush_request: {
+      FlushRequest flush;
+      if (!reader.u64(flush.flush_id)) return malformed(type, "truncated fields");
+      return Message{flush};
+    }
+  }
+  return WireError{WireErrorCode::unknown_type, "unknown message type"};
+}
+
+bool known_type(std::uint16_t type) {
+  return type >= static_cast<std::uint16_t>(MessageType::hello) &&
+         type <= static_cast<std::uint16_t>(MessageType::flush_ack);
+}
+
+}  // namespace
+
+MessageType type_of(const Message& message) {
+  return std::visit(Overloaded{
+                        [](const Hello&) { return MessageType::hello; },
+                        [](const StateReport&) { return MessageType::state; },
+                        [](const Data&) { return MessageType::data; },
+                        [](const WriteAck&) { return MessageType::write_ack; },
+                        [](const FlushRequest&) { return MessageType::flush_request; },
+                        [](const FlushAck&) { return MessageType::flush_ack; },
+                    },
+                    message);
+}
+
+const char* to_string(MessageType type) {
+  switch (type) {
+    case MessageType::hello: return "Hello";
+    case MessageType::state: return "State";
+    case MessageType::data: return "Data";
+    case MessageType::write_ack: return "WriteAck";
+    case MessageType::flush_request: return "FlushRequest";
+    case MessageType::flush_ack: return "FlushAck";
+  }
+  return "Unknown";
+}
+
+std::size_t encoded_prefix_size_bytes(const Message& message) {
+  return header_size_bytes + fields_size_bytes(message);
+}
+
+std::size_t encode_prefix(const Message& message, std::span<const std::uint8_t> payload,
+                          std::span<std::uint8_t> out) {
+  const std::size_t fields_size = fields_size_bytes(message);
+  const std::size_t body_size = fields_size + payload.size();
+  DITTO_ASSERT(body_size <= body_size_max_bytes);
+  DITTO_ASSERT(payload.empty() || std::holds_alternative<Data>(message));
+  DITTO_ASSERT(out.size() >= header_size_bytes + fields_size);
+
+  ByteWriter writer(out);
+  writer.u32(frame_magic);
+  writer.u16(static_cast<std::uint16_t>(type_of(message)));
+  writer.u16(0);
+  writer.u32(static_cast<std::uint32_t>(body_size));
+  writer.u32(0);  // CRC placeholder
+  write_fields(message, writer);
+  DITTO_ASSERT_EQ(writer.position(), header_size_bytes + fields_size);
+
+  std::uint32_t crc = crc32c_extend(0, out.subspan(0, 12));
+  crc = crc32c_extend(crc, out.subspan(header_size_bytes, fields_size));
+  crc = crc32c_extend(crc, payload);
+  ByteWriter crc_writer(out.subspan(12, 4));
+  crc_writer.u32(crc);
+  return writer.position();
+}
+
+std::vector<std::uint8_t> encode(const Message& message, std::span<const std::uint8_t> payload) {
+  std::vector<std::uint8_t> frame(encoded_prefix_size_bytes(message) + payload.size());
+  const std::size_t prefix = encode_prefix(message, payload, frame);
+  std::copy(payload.begin(), payload.end(), frame.begin() + static_cast<std::ptrdiff_t>(prefix));
+  return frame;
+}
+
+DecodeResult decode(std::span<const std::uint8_t> buffer) {
+  if (buffer.size() < header_size_bytes) return NeedMore{header_size_bytes};
+  ByteReader header(buffer.subspan(0, header_size_bytes));
+  std::uint32_t magic = 0;
+  std::uint16_t type = 0;
+  std::uint16_t flags = 0;
+  std::uint32_t body_size = 0;
+  std::uint32_t crc_expected = 0;
+  const bool complete = header.u32(magic) && header.u16(type) && header.u16(flags) &&
+                        header.u32(body_size) && header.u32(crc_expected);
+  DITTO_ASSERT(complete);  // 16 bytes were checked above
+  if (magic != frame_magic) {
+    return WireError{WireErrorCode::bad_magic, "frame does not start with the ditto magic"};
+  }
+  if (body_size > body_size_max_bytes) {
+    return WireError{WireErrorCode::oversized, "frame body of " + std::to_string(body_size) +
+                                                   " bytes exceeds the maximum of " +
+                                                   std::to_string(body_size_max_bytes)};
+  }
+  const std::size_t frame_size = header_size_bytes + body_size;
+  if (buffer.size() < frame_size) return NeedMore{frame_size};
+
+  const auto body = buffer.subspan(header_size_bytes, body_size);
+  std::uint32_t crc = crc32c_extend(0, buffer.subspan(0, 12));
+  crc = crc32c_extend(crc, body);
+  if (crc != crc_expected) return WireError{WireErrorCode::bad_crc, "frame CRC32C mismatch"};
+  if (flags != 0) return WireError{WireErrorCode::malformed_body, "frame flags must be zero"};
+  if (!known_type(type)) {
+    return WireError{WireErrorCode::unknown_type,
+                     "unknown message type " + std::to_string(type)};
+  }
+  const auto message_type = static_cast<MessageType>(type);
+  ByteReader reader(body);
+  auto parsed = parse_body(message_type, reader);
+  if (auto* error = std::get_if<WireError>(&parsed)) return std::move(*error);
+  if (message_type != MessageType::data && reader.remaining() != 0) {
+    return malformed(message_type, "trailing bytes after the fields");
+  }
+  return Frame{std::get<Message>(std::move(parsed)), reader.rest(), frame_size};
+}
+
+}  // namespace ditto::wire

@@ -1,0 +1,135 @@
+// The peer-to-peer wire codec: length-prefixed frames with a CRC32C.
+//
+// Frame layout (all integers big-endian):
+//   u32 magic  u16 type  u16 flags(0)  u32 body_length  u32 crc32c
+//   body: the message's fixed fields, then (for Data) the payload bytes to the end of the body.
+// The CRC covers the first 12 header bytes and the whole body. Decoding never trusts the bytes:
+// truncated input asks for more, anything else wrong is a WireError naming the problem.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/types.h"
+
+namespace ditto::wire {
+
+inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
+inline constexpr std::uint16_t protocol_version = 1;
+inline constexpr std::size_t header_size_bytes = 16;
+inline constexpr std::size_t resource_name_size_max = 64;
+// The largest client write we replicate in one message (the NBD 32 MiB convention).
+inline constexpr std::uint32_t payload_size_max_bytes = 32u * 1024 * 1024;
+inline constexpr std::uint32_t body_size_max_bytes = payload_size_max_bytes + 4096;
+
+enum class MessageType : std::uint16_t {
+  hello = 1,
+  state = 2,
+  data = 3,
+  write_ack = 4,
+  flush_request = 5,
+  flush_ack = 6,
+};
+
+// First message on every connection, in both directions.
+struct Hello {
+  std::uint16_t protocol_version_min = protocol_version;
+  std::uint16_t protocol_version_max = protocol_version;
+  NodeId sender;
+  NodeId receiver;
+  std::uint64_t features = 0;
+  std::string resource_name;
+  friend bool operator==(const Hello&, const Hello&) = default;
+};
+
+// The sender's role and local disk state, sent after Hello and on every change.
+struct StateReport {
+  Role role = Role::secondary;
+  DiskState disk_state = DiskState::diskless;
+  // Data generation: bumped when a Primary writes while a peer is away (see Node).
+  std::uint64_t generation = 0;
+  friend bool operator==(const StateReport&, const StateReport&) = default;
+};
+
+inline constexpr std::uint32_t data_flag_fua = 1u << 4;    // DRBD dp_flags FUA
+inline constexpr std::uint32_t data_flag_flush = 1u << 5;  // DRBD dp_flags FLUSH (preflush)
+inline constexpr std::uint32_t data_flags_known = data_flag_fua | data_flag_flush;
+
+// A replicated write; the payload follows the fixed fields.
+struct Data {
+  std::uint64_t sequence = 0;  // the Primary's write number, echoed in WriteAck
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  std::uint32_t flags = 0;
+  friend bool operator==(const Data&, const Data&) = default;
+};
+
+struct WriteAck {
+  std::uint64_t sequence = 0;
+  bool ok = true;
+  friend bool operator==(const WriteAck&, const WriteAck&) = default;
+};
+
+struct FlushRequest {
+  std::uint64_t flush_id = 0;
+  friend bool operator==(const FlushRequest&, const FlushRequest&) = default;
+};
+
+struct FlushAck {
+  std::uint64_t flush_id = 0;
+  bool ok = true;
+  friend bool operator==(const FlushAck&, const FlushAck&) = default;
+};
+
+using Message = std::variant<Hello, StateReport, Data, WriteAck, FlushRequest, FlushAck>;
+
+MessageType type_of(const Message& message);
+const char* to_string(MessageType type);
+
+// Size of header plus fixed fields (everything but the payload).
+std::size_t encoded_prefix_size_bytes(const Message& message);
+
+// Writes the header and fixed fields into `out` (at least encoded_prefix_size_bytes long) and
+// returns the bytes written. The payload is not copied: the caller sends it right after the
+// prefix (scatter-gather), but it is covered by the CRC, so pass it here.
+std::size_t encode_prefix(const Message& message, std::span<const std::uint8_t> payload,
+                          std::span<std::uint8_t> out);
+
+// Convenience: the whole frame in one buffer.
+std::vector<std::uint8_t> encode(const Message& message,
+                                 std::span<const std::uint8_t> payload = {});
+
+struct Frame {
+  Message message;
+  std::span<const std::uint8_t> payload;  // points into the decoded buffer
+  std::size_t frame_size_bytes = 0;
+};
+
+// Not enough bytes yet: at least `frame_size_bytes` must be buffered to decode the next frame.
+struct NeedMore {
+  std::size_t frame_size_bytes = 0;
+};
+
+enum class WireErrorCode : std::uint8_t {
+  bad_magic,
+  oversized,
+  bad_crc,
+  unknown_type,
+  malformed_body,
+};
+
+struct WireError {
+  WireErrorCode code;
+  std::string message;
+};
+
+using DecodeResult = std::variant<Frame, NeedMore, WireError>;
+
+// Decodes the frame at the start of `buffer`.
+DecodeResult decode(std::span<const std::uint8_t> buffer);
+
+}  // namespace ditto::wire

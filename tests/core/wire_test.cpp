@@ -1,0 +1,116 @@
+#include "core/wire.h"
+
+#include <gtest/gtest.h>
+
+#include "core/crc32c.h"
+
+namespace ditto::wire {
+namespace {
+
+std::span<const std::uint8_t> as_bytes(const std::string& text) {
+  return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
+}
+
+TEST(Crc32c, MatchesTheStandardCheckValue) {
+  // The CRC-32C check value for "123456789" (RFC 3720 appendix B.4 test vectors).
+  EXPECT_EQ(crc32c(as_bytes("123456789")), 0xE3069283u);
+}
+
+TEST(Crc32c, ExtendingInPiecesEqualsOneShot) {
+  const std::string text = "the quick brown fox jumps over the lazy dog";
+  const auto bytes = as_bytes(text);
+  EXPECT_EQ(crc32c_extend(crc32c_extend(0, bytes.subspan(0, 13)), bytes.subspan(13)),
+            crc32c(bytes));
+}
+
+template <typename T>
+T round_trip(const Message& message, std::span<const std::uint8_t> payload = {}) {
+  const auto frame = encode(message, payload);
+  const auto result = decode(frame);
+  const auto* decoded = std::get_if<Frame>(&result);
+  EXPECT_NE(decoded, nullptr);
+  if (decoded == nullptr) return T{};
+  EXPECT_EQ(decoded->frame_size_bytes, frame.size());
+  EXPECT_TRUE(std::equal(payload.begin(), payload.end(), decoded->payload.begin(),
+                         decoded->payload.end()));
+  return std::get<T>(decoded->message);
+}
+
+TEST(Wire, EveryMessageSurvivesARoundTrip) {
+  Hello hello{1, 1, NodeId{3}, NodeId{7}, 0xF00D, "r0"};
+  EXPECT_EQ(round_trip<Hello>(hello), hello);
+  StateReport state{Role::primary, DiskState::up_to_date, 42};
+  EXPECT_EQ(round_trip<StateReport>(state), state);
+  const std::vector<std::uint8_t> payload(4096, 0xAB);
+  Data data{9, Sector{128}, 4096, data_flag_fua};
+  EXPECT_EQ(round_trip<Data>(data, payload), data);
+  EXPECT_EQ(round_trip<WriteAck>(WriteAck{9, false}), (WriteAck{9, false}));
+  EXPECT_EQ(round_trip<FlushRequest>(FlushRequest{5}), FlushRequest{5});
+  EXPECT_EQ(round_trip<FlushAck>(FlushAck{5, true}), (FlushAck{5, true}));
+}
+
+TEST(Wire, TruncatedFrameAsksForMoreBytes) {
+  const auto frame = encode(Data{1, Sector{0}, 512, 0}, std::vector<std::uint8_t>(512, 1));
+  for (std::size_t size : {std::size_t{0}, std::size_t{7}, std::size_t{16}, frame.size() - 1}) {
+    const auto result = decode(std::span(frame).subspan(0, size));
+    const auto* need = std::get_if<NeedMore>(&result);
+    ASSERT_NE(need, nullptr) << "prefix of " << size << " bytes";
+    EXPECT_GT(need->frame_size_bytes, size);
+  }
+}
+
+TEST(Wire, CorruptFrameIsRejectedByItsCrc) {
+  auto frame = encode(WriteAck{77, true});
+  frame.back() ^= 0x01;
+  const auto result = decode(frame);
+  const auto* error = std::get_if<WireError>(&result);
+  ASSERT_NE(error, nullptr);
+  EXPECT_EQ(error->code, WireErrorCode::bad_crc);
+}
+
+TEST(Wire, OversizedFrameIsRejectedBeforeItsBodyArrives) {
+  auto frame = encode(WriteAck{77, true});
+  frame[8] = 0x7F;  // body length high byte: ~2 GiB
+  const auto result = decode(std::span(frame).subspan(0, header_size_bytes));
+  const auto* error = std::get_if<WireError>(&result);
+  ASSERT_NE(error, nullptr);
+  EXPECT_EQ(error->code, WireErrorCode::oversized);
+}
+
+TEST(Wire, WrongMagicIsRejected) {
+  auto frame = encode(FlushRequest{1});
+  frame[0] = 'X';
+  const auto result = decode(frame);
+  ASSERT_TRUE(std::holds_alternative<WireError>(result));
+  EXPECT_EQ(std::get<WireError>(result).code, WireErrorCode::bad_magic);
+}
+
+TEST(Wire, DataWithALengthThatIsNotWholeSectorsIsMalformed) {
+  // Encode a valid Data, then re-encode the same bytes with a bad length and a fixed CRC.
+  Data data{1, Sector{0}, 4096, 0};
+  auto frame = encode(data);
+  frame[header_size_bytes + 16 + 3] = 0x01;  // length_bytes = 4097
+  std::uint32_t crc = crc32c_extend(0, std::span(frame).subspan(0, 12));
+  crc = crc32c_extend(crc, std::span(frame).subspan(header_size_bytes));
+  frame[12] = static_cast<std::uint8_t>(crc >> 24);
+  frame[13] = static_cast<std::uint8_t>(crc >> 16);
+  frame[14] = static_cast<std::uint8_t>(crc >> 8);
+  frame[15] = static_cast<std::uint8_t>(crc);
+  const auto result = decode(frame);
+  ASSERT_TRUE(std::holds_alternative<WireError>(result));
+  EXPECT_EQ(std::get<WireError>(result).code, WireErrorCode::malformed_body);
+}
+
+TEST(Wire, TwoFramesInOneBufferDecodeOneAtATime) {
+  auto buffer = encode(FlushRequest{1});
+  const auto second = encode(FlushAck{1, true});
+  buffer.insert(buffer.end(), second.begin(), second.end());
+  const auto first_result = decode(buffer);
+  const auto& first = std::get<Frame>(first_result);
+  EXPECT_EQ(std::get<FlushRequest>(first.message).flush_id, 1u);
+  const auto second_result = decode(std::span(buffer).subspan(first.frame_size_bytes));
+  EXPECT_TRUE(std::get<FlushAck>(std::get<Frame>(second_result).message).ok);
+}
+
+}  // namespace
+}  // namespace ditto::wire
