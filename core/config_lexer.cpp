@@ -17,13 +17,15 @@ bool ends_word(char c) {
 
 class Lexer {
  public:
-  Lexer(std::string_view text, std::string_view file_name) : text_(text), file_(file_name) {}
+  Lexer(std::string_view text, std::string_view file_name, std::uint32_t file_index)
+      : text_(text), file_(file_name), file_index_(file_index) {}
 
   Result<std::vector<Token>> run() {
     std::vector<Token> tokens;
     while (true) {
       skip_space_and_comments();
       Token token;
+      token.file_index = file_index_;
       token.line = line_;
       token.column = column_;
       if (position_ == text_.size()) {
@@ -109,6 +111,7 @@ class Lexer {
 
   std::string_view text_;
   std::string file_;
+  std::uint32_t file_index_ = 0;
   std::size_t position_ = 0;
   std::uint32_t line_ = 1;
   std::uint32_t column_ = 1;
@@ -116,8 +119,9 @@ class Lexer {
 
 }  // namespace
 
-Result<std::vector<Token>> tokenize(std::string_view text, std::string_view file_name) {
-  return Lexer(text, file_name).run();
+Result<std::vector<Token>> tokenize(std::string_view text, std::string_view file_name,
+                                    std::uint32_t file_index) {
+  return Lexer(text, file_name, file_index).run();
 }
 
 std::string describe(const Token& token) {

@@ -101,7 +101,7 @@ void Node::on_client_write(Instant now, RequestId request, Sector sector,
 }
 
 void Node::on_client_read(Instant now, RequestId request, Sector sector,
-                          std::uint32_t length_bytes) {
+                          std::uint32_t length_bytes, std::optional<PayloadHandle> buffer) {
   (void)now;
   if (!in_range(sector, length_bytes)) {
     actions_.push_back(CompleteClient{request, ClientStatus::out_of_range, std::nullopt});
@@ -122,7 +122,7 @@ void Node::on_client_read(Instant now, RequestId request, Sector sector,
   entry.local_pending = true;
   entry.io = next_io();
   requests_by_io_[entry.io->value] = sequence;
-  actions_.push_back(DiskRead{*entry.io, sector, length_bytes});
+  actions_.push_back(DiskRead{*entry.io, sector, length_bytes, buffer});
   statistics_.read_bytes += length_bytes;
   statistics_.upper_pending += 1;
   invariants();

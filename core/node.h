@@ -77,6 +77,9 @@ struct DiskRead {
   IoId io;
   Sector sector;
   std::uint32_t length_bytes = 0;
+  // Where the data goes, when the client supplied a destination buffer (the daemon does; the
+  // simulator reads tags and needs none).
+  std::optional<PayloadHandle> buffer;
 };
 
 struct DiskFlush {
@@ -161,7 +164,8 @@ class Node {
   // Client I/O (NBD in the daemon, the workload in the simulator).
   void on_client_write(Instant now, RequestId request, Sector sector, std::uint32_t length_bytes,
                        PayloadHandle payload, WriteFlags flags);
-  void on_client_read(Instant now, RequestId request, Sector sector, std::uint32_t length_bytes);
+  void on_client_read(Instant now, RequestId request, Sector sector, std::uint32_t length_bytes,
+                      std::optional<PayloadHandle> buffer = std::nullopt);
   void on_client_flush(Instant now, RequestId request);
 
   // Transport events. `peer` must be a configured peer.
