@@ -108,7 +108,7 @@ struct PeerVolume {
 };
 
 struct Connection {
-  Endpoint first;   // from `host A [address ...];`, or the first path's hosts
+  Endpoint first;  // from `host A [address ...];`, or the first path's hosts
   Endpoint second;
   std::vector<Path> paths;  // as written; effective_connections() adds the implied one
   Section net;

@@ -11,6 +11,7 @@ namespace ditto::config {
 namespace {
 
 constexpr ValueKind boolean = ValueKind::boolean;
+constexpr ValueKind flag = ValueKind::flag;
 constexpr ValueKind enumeration = ValueKind::enumeration;
 constexpr ValueKind number = ValueKind::number;
 constexpr ValueKind text = ValueKind::text;
@@ -19,8 +20,8 @@ constexpr std::array global_specs{
     OptionSpec{"usage-count", enumeration, "yes|no|ask"},
     OptionSpec{"minor-count", number, ""},
     OptionSpec{"dialog-refresh", number, ""},
-    OptionSpec{"disable-ip-verification", boolean, ""},
-    OptionSpec{"udev-always-use-vnr", boolean, ""},
+    OptionSpec{"disable-ip-verification", flag, ""},
+    OptionSpec{"udev-always-use-vnr", flag, ""},
     OptionSpec{"cmd-timeout-short", number, ""},
     OptionSpec{"cmd-timeout-medium", number, ""},
     OptionSpec{"cmd-timeout-long", number, ""},
@@ -109,13 +110,20 @@ constexpr std::array options_specs{
 };
 
 constexpr std::array handlers_specs{
-    OptionSpec{"pri-on-incon-degr", text, ""},   OptionSpec{"pri-lost-after-sb", text, ""},
-    OptionSpec{"pri-lost", text, ""},            OptionSpec{"fence-peer", text, ""},
-    OptionSpec{"unfence-peer", text, ""},        OptionSpec{"local-io-error", text, ""},
-    OptionSpec{"split-brain", text, ""},         OptionSpec{"before-resync-target", text, ""},
-    OptionSpec{"after-resync-target", text, ""}, OptionSpec{"before-resync-source", text, ""},
-    OptionSpec{"out-of-sync", text, ""},         OptionSpec{"quorum-lost", text, ""},
-    OptionSpec{"initial-split-brain", text, ""}, OptionSpec{"disconnected", text, ""},
+    OptionSpec{"pri-on-incon-degr", text, ""},
+    OptionSpec{"pri-lost-after-sb", text, ""},
+    OptionSpec{"pri-lost", text, ""},
+    OptionSpec{"fence-peer", text, ""},
+    OptionSpec{"unfence-peer", text, ""},
+    OptionSpec{"local-io-error", text, ""},
+    OptionSpec{"split-brain", text, ""},
+    OptionSpec{"before-resync-target", text, ""},
+    OptionSpec{"after-resync-target", text, ""},
+    OptionSpec{"before-resync-source", text, ""},
+    OptionSpec{"out-of-sync", text, ""},
+    OptionSpec{"quorum-lost", text, ""},
+    OptionSpec{"initial-split-brain", text, ""},
+    OptionSpec{"disconnected", text, ""},
 };
 
 constexpr std::array startup_specs{
@@ -124,17 +132,23 @@ constexpr std::array startup_specs{
     OptionSpec{"outdated-wfc-timeout", number, ""},
     OptionSpec{"wait-after-sb", boolean, ""},
     OptionSpec{"become-primary-on", ValueKind::words, ""},
-    OptionSpec{"stacked-timeouts", boolean, ""},
+    OptionSpec{"stacked-timeouts", flag, ""},
 };
 
 std::span<const OptionSpec> specs_of(SectionKind kind) {
   switch (kind) {
-    case SectionKind::global: return global_specs;
-    case SectionKind::net: return net_specs;
-    case SectionKind::disk: return disk_specs;
-    case SectionKind::options: return options_specs;
-    case SectionKind::handlers: return handlers_specs;
-    case SectionKind::startup: return startup_specs;
+    case SectionKind::global:
+      return global_specs;
+    case SectionKind::net:
+      return net_specs;
+    case SectionKind::disk:
+      return disk_specs;
+    case SectionKind::options:
+      return options_specs;
+    case SectionKind::handlers:
+      return handlers_specs;
+    case SectionKind::startup:
+      return startup_specs;
   }
   return {};
 }
@@ -144,8 +158,8 @@ bool is_number(std::string_view value) {
   while (digits < value.size() && value[digits] >= '0' && value[digits] <= '9') digits += 1;
   if (digits == 0) return false;
   const std::string_view unit = value.substr(digits);
-  return unit.empty() || (unit.size() == 1 && std::string_view("kKmMgGtTs").find(unit[0]) !=
-                                                  std::string_view::npos);
+  return unit.empty() || (unit.size() == 1 &&
+                          std::string_view("kKmMgGtTs").find(unit[0]) != std::string_view::npos);
 }
 
 bool is_choice(std::string_view choices, std::string_view value) {
@@ -172,8 +186,7 @@ std::string list_choices(std::string_view choices) {
 }
 
 std::optional<std::string> check_one_value(const OptionSpec& spec, std::string_view value) {
-  const std::string bad = "invalid value '" + std::string(value) + "' for " +
-                          std::string(spec.key);
+  const std::string bad = "invalid value '" + std::string(value) + "' for " + std::string(spec.key);
   switch (spec.kind) {
     case ValueKind::boolean:
       if (value == "yes" || value == "no") return std::nullopt;
@@ -187,8 +200,10 @@ std::optional<std::string> check_one_value(const OptionSpec& spec, std::string_v
     case ValueKind::number_or_enumeration:
       if (is_number(value) || is_choice(spec.choices, value)) return std::nullopt;
       return bad + " (expected " + list_choices(spec.choices) + " | a number)";
+    case ValueKind::flag:
     case ValueKind::text:
-    case ValueKind::words: return std::nullopt;
+    case ValueKind::words:
+      return std::nullopt;
   }
   return bad;
 }
@@ -197,12 +212,18 @@ std::optional<std::string> check_one_value(const OptionSpec& spec, std::string_v
 
 std::string_view section_name(SectionKind kind) {
   switch (kind) {
-    case SectionKind::global: return "global";
-    case SectionKind::net: return "net";
-    case SectionKind::disk: return "disk";
-    case SectionKind::options: return "options";
-    case SectionKind::handlers: return "handlers";
-    case SectionKind::startup: return "startup";
+    case SectionKind::global:
+      return "global";
+    case SectionKind::net:
+      return "net";
+    case SectionKind::disk:
+      return "disk";
+    case SectionKind::options:
+      return "options";
+    case SectionKind::handlers:
+      return "handlers";
+    case SectionKind::startup:
+      return "startup";
   }
   return "?";
 }
@@ -214,16 +235,18 @@ const OptionSpec* find_option_spec(SectionKind kind, std::string_view key) {
   return found == specs.end() ? nullptr : &*found;
 }
 
-std::optional<ValueProblem> check_values(const OptionSpec& spec,
-                                         std::vector<std::string>& values) {
+std::optional<ValueProblem> check_values(const OptionSpec& spec, std::vector<std::string>& values) {
   if (spec.kind == ValueKind::boolean && values.empty()) values.emplace_back("yes");
+  if (spec.kind == ValueKind::flag) {
+    if (values.empty()) return std::nullopt;
+    return ValueProblem{0, "option " + std::string(spec.key) + " takes no value"};
+  }
   if (values.empty()) {
     return ValueProblem{0, "option " + std::string(spec.key) + " needs a value"};
   }
   if (spec.kind != ValueKind::words && values.size() > 1) {
     // `protocol C` followed by a new line and another option is the usual cause.
-    return ValueProblem{1, "missing ';' after '" + std::string(spec.key) + " " + values[0] +
-                               "'"};
+    return ValueProblem{1, "missing ';' after '" + std::string(spec.key) + " " + values[0] + "'"};
   }
   for (std::size_t i = 0; i < values.size(); ++i) {
     if (std::optional<std::string> problem = check_one_value(spec, values[i])) {

@@ -16,6 +16,7 @@ enum class SectionKind : std::uint8_t { global, net, disk, options, handlers, st
 
 enum class ValueKind : std::uint8_t {
   boolean,      // yes|no; a bare `key;` means yes
+  flag,         // no value: `key;` (drbdadm rejects `key yes;` for these)
   enumeration,  // one of `choices`
   number,       // decimal digits, optionally one unit letter (k, M, G, T, s)
   number_or_enumeration,

@@ -9,7 +9,9 @@
 namespace ditto::config {
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f'; }
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f';
+}
 
 bool ends_word(char c) {
   return is_space(c) || c == '{' || c == '}' || c == ';' || c == '"' || c == '#';
@@ -126,12 +128,18 @@ Result<std::vector<Token>> tokenize(std::string_view text, std::string_view file
 
 std::string describe(const Token& token) {
   switch (token.kind) {
-    case TokenKind::word: return "'" + token.text + "'";
-    case TokenKind::string: return "\"" + token.text + "\"";
-    case TokenKind::open_brace: return "'{'";
-    case TokenKind::close_brace: return "'}'";
-    case TokenKind::semicolon: return "';'";
-    case TokenKind::end: return "end of file";
+    case TokenKind::word:
+      return "'" + token.text + "'";
+    case TokenKind::string:
+      return "\"" + token.text + "\"";
+    case TokenKind::open_brace:
+      return "'{'";
+    case TokenKind::close_brace:
+      return "'}'";
+    case TokenKind::semicolon:
+      return "';'";
+    case TokenKind::end:
+      return "end of file";
   }
   return "?";
 }

@@ -19,7 +19,7 @@ enum class TokenKind : std::uint8_t { word, string, open_brace, close_brace, sem
 
 struct Token {
   TokenKind kind = TokenKind::end;
-  std::string text;  // the word, or the string without quotes and escapes
+  std::string text;              // the word, or the string without quotes and escapes
   std::uint32_t file_index = 0;  // which file the token came from (includes add files)
   std::uint32_t line = 0;
   std::uint32_t column = 0;

@@ -1,0 +1,37 @@
+// Turns a drbd.conf-grammar file plus the daemon's command line into everything one resource
+// needs: the core's NodeConfig, the transport's peers, and the backing disk path. Every error
+// names the file, line and problem.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/node.h"
+#include "core/result.h"
+#include "datapath/transport_tcp.h"
+
+namespace ditto::datapath {
+
+struct DaemonOptions {
+  std::string config_path;
+  std::string node_name;       // which `on` section is this node; default: the host name
+  std::string resource_name;   // default: the only resource in the file
+};
+
+struct DaemonConfig {
+  config::Resource resource;
+  config::Host self;
+  std::string disk_path;
+  config::Location disk_location;  // where the disk was named, for error messages
+  core::NodeConfig node;           // volume_size_bytes is filled in once the disk is open
+  TransportConfig transport;
+};
+
+// Reads and parses the file (includes are read relative to the current directory, as drbdadm
+// does), selects the resource and this node's host section, and validates what the skeleton
+// supports (one volume, a disk, meta-disk internal).
+Result<DaemonConfig> load_daemon_config(const DaemonOptions& options);
+
+}  // namespace ditto::datapath

@@ -1,0 +1,413 @@
+#include "datapath/daemon_resource.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "core/assert.h"
+
+namespace ditto::datapath {
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+constexpr std::uint32_t nbd_error_io = 5;       // EIO
+constexpr std::uint32_t nbd_error_perm = 1;     // EPERM
+constexpr std::uint32_t nbd_error_invalid = 22;  // EINVAL
+constexpr std::uint32_t nbd_error_busy = 12;     // ENOMEM: "try again later" for NBD clients
+
+std::uint32_t nbd_error_of(core::ClientStatus status) {
+  switch (status) {
+    case core::ClientStatus::ok: return 0;
+    case core::ClientStatus::io_error: return nbd_error_io;
+    case core::ClientStatus::not_primary: return nbd_error_perm;
+    case core::ClientStatus::no_data: return nbd_error_io;
+    case core::ClientStatus::out_of_range: return nbd_error_invalid;
+    case core::ClientStatus::busy: return nbd_error_busy;
+  }
+  return nbd_error_io;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ResourceRunner>> ResourceRunner::create(boost::asio::io_context& io,
+                                                               DaemonConfig config,
+                                                               ResourceOptions options) {
+  auto disk = UringDisk::open(io, config.disk_path);
+  if (!disk.ok()) {
+    return Error{config.disk_location.to_string() + ": cannot use disk '" + config.disk_path +
+                 "': " + disk.error().message};
+  }
+  config.node.volume_size_bytes = disk.value()->size_bytes();
+  return std::unique_ptr<ResourceRunner>(
+      new ResourceRunner(io, std::move(config), std::move(options), std::move(disk).value()));
+}
+
+ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
+                               ResourceOptions options, std::unique_ptr<UringDisk> disk)
+    : io_(io),
+      config_(std::move(config)),
+      options_(std::move(options)),
+      disk_(std::move(disk)),
+      pool_(options_.buffer_slab_bytes),
+      node_(config_.node) {
+  transport_ = std::make_unique<TcpTransport>(io_, config_.transport, *this);
+  NbdServerOptions nbd_options;
+  nbd_options.block_size_minimum_bytes = disk_->alignment_bytes();
+  nbd_options.payload_size_max_bytes = wire::payload_size_max_bytes;
+  nbd_ = std::make_unique<NbdServer>(io_, *this, nbd_options);
+  disk_->set_completion_handler(
+      [this](std::uint64_t cookie, int result) { on_disk_completion(cookie, result); });
+}
+
+ResourceRunner::~ResourceRunner() { stop(); }
+
+Status ResourceRunner::start() {
+  if (Status status = transport_->start(); !status.ok()) return status;
+  if (!options_.nbd_host.empty()) {
+    if (Status status = nbd_->listen_tcp(options_.nbd_host, options_.nbd_port); !status.ok()) {
+      return status;
+    }
+  }
+  if (!options_.nbd_socket_path.empty()) {
+    if (Status status = nbd_->listen_unix(options_.nbd_socket_path); !status.ok()) {
+      return status;
+    }
+  }
+  log("started: node-id " + std::to_string(config_.self.node_id.value) + ", disk " +
+      config_.disk_path + " (" + std::to_string(disk_->size_bytes() >> 20) + " MiB), peers on " +
+      config_.self.address + ":" + std::to_string(transport_->listen_port()));
+  return Status::success();
+}
+
+void ResourceRunner::stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  if (nbd_) nbd_->stop();
+  if (transport_) transport_->stop();
+  if (disk_) disk_->shutdown();
+}
+
+Instant ResourceRunner::now() const {
+  const auto elapsed = std::chrono::steady_clock::now() - epoch_;
+  return Instant{std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed).count()};
+}
+
+void ResourceRunner::log(const std::string& line) const {
+  std::fprintf(stderr, "dittod[%s] %s: %s\n", config_.self.name.c_str(),
+               config_.resource.name.c_str(), line.c_str());
+}
+
+// ---- Admin and status -------------------------------------------------------------------------
+
+core::AdminResult ResourceRunner::admin(const core::AdminCommand& command) {
+  if (std::holds_alternative<core::Demote>(command) && open_sessions_ > 0) {
+    return {false, "SS_DEVICE_IN_USE",
+            std::to_string(open_sessions_) + " NBD connections have the volume open"};
+  }
+  core::AdminResult result = node_.on_admin(now(), command);
+  pump();
+  return result;
+}
+
+std::string ResourceRunner::status_text(core::StatusOptions options) const {
+  return core::format_status(node_, options);
+}
+
+std::string ResourceRunner::status_json() const {
+  using nlohmann::json;
+  const core::NodeStatistics& statistics = node_.statistics();
+  json device = {{"volume", 0},
+                 {"minor", 0},
+                 {"disk-state", std::string(to_string(node_.disk_state()))},
+                 {"client", false},
+                 {"open", open_sessions_ > 0},
+                 {"quorum", true},
+                 {"size", node_.config().volume_size_bytes / 1024},
+                 {"read", statistics.read_bytes / 1024},
+                 {"written", statistics.written_bytes / 1024},
+                 {"upper-pending", statistics.upper_pending}};
+  json connections = json::array();
+  for (const core::PeerStatus& peer : node_.peers()) {
+    json peer_device = {{"volume", 0},
+                        {"replication-state", std::string(to_string(peer.replication))},
+                        {"peer-disk-state", std::string(to_string(peer.disk))},
+                        {"peer-client", false},
+                        {"received", peer.received_bytes / 1024},
+                        {"sent", peer.sent_bytes / 1024},
+                        {"pending", peer.pending_writes}};
+    connections.push_back({{"peer-node-id", peer.node_id.value},
+                           {"name", peer.name},
+                           {"connection-state", std::string(to_string(peer.connection))},
+                           {"peer-role", std::string(to_string(peer.role))},
+                           {"ap-in-flight", peer.pending_writes},
+                           {"peer_devices", json::array({peer_device})}});
+  }
+  json resource = {{"name", node_.config().resource_name},
+                   {"node-id", node_.config().node_id.value},
+                   {"role", std::string(to_string(node_.role()))},
+                   {"suspended", false},
+                   {"may_promote", node_.may_promote()},
+                   {"promotion_score", node_.promotion_score()},
+                   {"generation", node_.generation()},
+                   {"devices", json::array({device})},
+                   {"connections", connections}};
+  return json::array({resource}).dump(2) + "\n";
+}
+
+// ---- Buffers ----------------------------------------------------------------------------------
+
+std::uint64_t ResourceRunner::allocate_slot(std::span<std::uint8_t> buffer,
+                                            std::uint32_t references) {
+  DITTO_ASSERT(!buffer.empty());
+  DITTO_ASSERT(references > 0);
+  std::uint64_t handle = 0;
+  if (!free_slots_.empty()) {
+    handle = free_slots_.back();
+    free_slots_.pop_back();
+  } else {
+    slots_.push_back({});
+    handle = slots_.size();
+  }
+  slots_[handle - 1] = Slot{buffer, references};
+  return handle;
+}
+
+void ResourceRunner::unreference(std::uint64_t handle) {
+  DITTO_ASSERT(handle >= 1 && handle <= slots_.size());
+  Slot& slot = slots_[handle - 1];
+  DITTO_ASSERT(slot.references > 0);
+  slot.references -= 1;
+  if (slot.references > 0) return;
+  pool_.release(slot.buffer);
+  slot = Slot{};
+  free_slots_.push_back(handle);
+}
+
+std::span<std::uint8_t> ResourceRunner::slot_buffer(PayloadHandle handle,
+                                                    std::uint32_t length_bytes) {
+  DITTO_ASSERT(handle.value >= 1 && handle.value <= slots_.size());
+  const Slot& slot = slots_[handle.value - 1];
+  DITTO_ASSERT(slot.references > 0);
+  DITTO_ASSERT(length_bytes <= slot.buffer.size());
+  return slot.buffer.subspan(0, length_bytes);
+}
+
+// ---- Action execution -------------------------------------------------------------------------
+
+void ResourceRunner::pump() {
+  // Executing an action can start new input (an NBD completion lets the client's next request
+  // in). The outer loop picks up those actions, so the order of sends is the order the core
+  // produced them.
+  if (pumping_) return;
+  pumping_ = true;
+  while (node_.has_actions()) {
+    std::vector<core::Action> actions = node_.take_actions();
+    for (core::Action& action : actions) execute(action);
+  }
+  pumping_ = false;
+}
+
+void ResourceRunner::execute(core::Action& action) {
+  std::visit(
+      Overloaded{
+          [&](const core::Send& send) {
+            std::span<const std::uint8_t> payload;
+            if (const auto* data = std::get_if<wire::Data>(&send.message)) {
+              DITTO_ASSERT(send.payload.has_value());
+              payload = slot_buffer(*send.payload, data->length_bytes);
+            }
+            if (!transport_->send(send.peer, send.message, payload) &&
+                transport_->is_connected(send.peer)) {
+              // The peer cannot keep up: dropping the connection is safe (the core counts
+              // the peer's writes as not done), silently skipping a message is not.
+              transport_->disconnect(send.peer, "send queue full");
+            }
+          },
+          [&](const core::CompleteClient& done) {
+            auto found = client_done_.find(done.request.value);
+            DITTO_ASSERT(found != client_done_.end());
+            auto callback = std::move(found->second);
+            client_done_.erase(found);
+            callback(nbd_error_of(done.status));
+          },
+          [&](const core::ReleasePayload& release) { unreference(release.payload.value); },
+          [&](const core::Disconnect& disconnect) {
+            log("disconnecting peer " + std::to_string(disconnect.peer.value) + ": " +
+                disconnect.reason);
+            transport_->disconnect(disconnect.peer, disconnect.reason);
+          },
+          [&](const core::Event& event) { log(event.line); },
+          [&](const auto& disk_action) { execute_disk(disk_action); },
+      },
+      action);
+}
+
+void ResourceRunner::execute_disk(const core::Action& action) {
+  Status status;
+  IoId io;
+  if (const auto* write = std::get_if<core::DiskWrite>(&action)) {
+    io = write->io;
+    status = disk_->submit_write(io.value, write->sector.bytes(),
+                                 slot_buffer(write->payload, write->length_bytes), write->fua);
+  } else if (const auto* read = std::get_if<core::DiskRead>(&action)) {
+    io = read->io;
+    DITTO_ASSERT(read->buffer.has_value());  // every read here comes from an NBD buffer
+    status = disk_->submit_read(io.value, read->sector.bytes(),
+                                slot_buffer(*read->buffer, read->length_bytes));
+  } else if (const auto* flush = std::get_if<core::DiskFlush>(&action)) {
+    io = flush->io;
+    status = disk_->submit_flush(io.value);
+  } else {
+    DITTO_ASSERT(false);
+  }
+  if (!status.ok()) {
+    log("disk request failed to start: " + status.error().message);
+    fail_disk_io_later(io);
+  }
+}
+
+// A request the disk refused never completes by itself; report it as an I/O error on the next
+// loop turn (inputs never re-enter the core).
+void ResourceRunner::fail_disk_io_later(IoId io) {
+  failed_ios_.push_back(io);
+  boost::asio::post(io_, [this] {
+    while (!failed_ios_.empty()) {
+      const IoId failed = failed_ios_.front();
+      failed_ios_.pop_front();
+      node_.on_disk_completed(now(), failed, core::IoStatus::io_error);
+    }
+    pump();
+  });
+}
+
+void ResourceRunner::on_disk_completion(std::uint64_t cookie, int result) {
+  if (stopped_) return;
+  if (result < 0) {
+    log("disk I/O error on " + config_.disk_path + ": " + std::strerror(-result));
+  }
+  node_.on_disk_completed(now(), IoId{cookie},
+                          result == 0 ? core::IoStatus::ok : core::IoStatus::io_error);
+  pump();
+}
+
+// ---- Transport --------------------------------------------------------------------------------
+
+void ResourceRunner::on_peer_connected(NodeId peer) {
+  log("peer " + std::to_string(peer.value) + " connected");
+  node_.on_connection_up(now(), peer);
+  pump();
+}
+
+void ResourceRunner::on_peer_disconnected(NodeId peer, std::string_view reason) {
+  log("peer " + std::to_string(peer.value) + " disconnected: " + std::string(reason));
+  node_.on_connection_down(now(), peer);
+  pump();
+}
+
+void ResourceRunner::on_peer_message(NodeId peer, const wire::Message& message,
+                                     std::span<const std::uint8_t> payload) {
+  PayloadHandle handle{};
+  if (const auto* data = std::get_if<wire::Data>(&message)) {
+    if (payload.size() != data->length_bytes) {
+      transport_->disconnect(peer, "protocol error: Data payload of " +
+                                       std::to_string(payload.size()) + " bytes, header says " +
+                                       std::to_string(data->length_bytes));
+      return;
+    }
+    std::span<std::uint8_t> buffer = pool_.allocate(payload.size());
+    if (buffer.empty()) {
+      transport_->disconnect(peer, "out of buffers for replicated writes");
+      return;
+    }
+    std::memcpy(buffer.data(), payload.data(), payload.size());
+    handle = PayloadHandle{allocate_slot(buffer, 1)};  // released by the core
+  }
+  node_.on_message(now(), peer, message, handle);
+  pump();
+}
+
+// ---- NBD backend ------------------------------------------------------------------------------
+
+std::vector<NbdExportInfo> ResourceRunner::list_exports() {
+  NbdExportInfo info;
+  info.name = config_.resource.name;
+  info.description = "ditto resource " + config_.resource.name + " volume 0";
+  info.size_bytes = node_.config().volume_size_bytes;
+  info.supports_flush = true;
+  info.supports_fua = true;
+  info.multi_conn = false;
+  return {info};
+}
+
+Result<std::uint64_t> ResourceRunner::open_export(std::string_view name) {
+  if (name != config_.resource.name && !name.empty()) {
+    return Error{"no export named '" + std::string(name) + "'; this node exports '" +
+                 config_.resource.name + "'"};
+  }
+  if (node_.role() != Role::primary) {
+    return Error{"resource " + config_.resource.name + " is " +
+                 std::string(to_string(node_.role())) + " on node " + config_.self.name +
+                 "; promote it first (dittoadm primary " + config_.resource.name + ")"};
+  }
+  open_sessions_ += 1;
+  return next_session_++;
+}
+
+void ResourceRunner::close_export(std::uint64_t session) {
+  (void)session;
+  DITTO_ASSERT(open_sessions_ > 0);
+  open_sessions_ -= 1;
+}
+
+NbdBuffer ResourceRunner::allocate_buffer(std::size_t size_bytes) {
+  std::span<std::uint8_t> buffer = pool_.allocate(size_bytes);
+  if (buffer.empty()) return NbdBuffer{};
+  const std::uint64_t handle = allocate_slot(buffer, 1);  // the NBD connection's reference
+  return NbdBuffer{buffer.data(), buffer.size(), handle};
+}
+
+void ResourceRunner::release_buffer(const NbdBuffer& buffer) {
+  if (buffer.data == nullptr) return;
+  unreference(buffer.token);
+}
+
+void ResourceRunner::submit(std::uint64_t session, const NbdIo& io, const NbdBuffer& buffer,
+                            std::function<void(std::uint32_t nbd_error)> done) {
+  (void)session;
+  const RequestId request{next_request_++};
+  const Sector sector{io.offset_bytes / sector_size_bytes};
+  switch (io.op) {
+    case NbdOp::read:
+      client_done_.emplace(request.value, std::move(done));
+      node_.on_client_read(now(), request, sector, io.length_bytes, PayloadHandle{buffer.token});
+      break;
+    case NbdOp::write:
+      slots_[buffer.token - 1].references += 1;  // the core's reference, dropped by ReleasePayload
+      client_done_.emplace(request.value, std::move(done));
+      node_.on_client_write(now(), request, sector, io.length_bytes, PayloadHandle{buffer.token},
+                            core::WriteFlags{io.fua});
+      break;
+    case NbdOp::flush:
+      client_done_.emplace(request.value, std::move(done));
+      node_.on_client_flush(now(), request);
+      break;
+    case NbdOp::cache:
+      done(0);  // a hint; the data is already as close as it gets
+      return;
+    case NbdOp::trim:
+    case NbdOp::write_zeroes:
+      done(nbd_error_invalid);  // not advertised
+      return;
+  }
+  pump();
+}
+
+}  // namespace ditto::datapath

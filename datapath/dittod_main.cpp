@@ -1,0 +1,149 @@
+// dittod: the ditto storage daemon. Runs one resource from a drbd.conf-grammar file: the
+// replication core, an io_uring disk, a TCP transport to the peers, an NBD export and a
+// control socket for dittoadm.
+#include <csignal>
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio.hpp>
+
+#include "core/assert.h"
+#include "datapath/control_server.h"
+#include "datapath/daemon_config.h"
+#include "datapath/daemon_resource.h"
+
+namespace {
+
+using ditto::datapath::ControlReply;
+
+struct Arguments {
+  ditto::datapath::DaemonOptions daemon;
+  std::string nbd_address;
+  std::string nbd_socket;
+  std::string control_path;
+};
+
+bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  const std::string digits = text.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5 ||
+      digits.find_first_not_of("0123456789") != std::string::npos) {
+    return false;
+  }
+  const unsigned long value = std::stoul(digits);
+  if (value > 65535) return false;
+  port = static_cast<std::uint16_t>(value);
+  return true;
+}
+
+ControlReply handle_command(ditto::datapath::ResourceRunner& runner,
+                            const std::vector<std::string>& words) {
+  if (words.size() < 2) return {2, "usage: <verb> <resource> [options]\n"};
+  const std::string& verb = words[0];
+  const std::string& resource = words[1];
+  if (resource != runner.node().config().resource_name && resource != "all") {
+    return {10, "error: this daemon runs resource '" + runner.node().config().resource_name +
+                    "', not '" + resource + "'\n"};
+  }
+  auto has = [&](const char* flag) {
+    return std::find(words.begin() + 2, words.end(), flag) != words.end();
+  };
+  if (verb == "status") {
+    if (has("--json")) return {0, runner.status_json()};
+    return {0, runner.status_text({has("--verbose"), has("--statistics")})};
+  }
+  if (verb == "primary" || verb == "secondary") {
+    ditto::core::AdminCommand command = ditto::core::Demote{};
+    if (verb == "primary") command = ditto::core::Promote{has("--force")};
+    const ditto::core::AdminResult result = runner.admin(command);
+    if (result.ok) return {0, ""};
+    return {11, resource + ": State change failed: (" + result.code + ") " + result.message + "\n"};
+  }
+  return {2, "error: unknown command '" + verb + "'\n"};
+}
+
+int run(const Arguments& arguments) {
+  auto config = ditto::datapath::load_daemon_config(arguments.daemon);
+  if (!config.ok()) {
+    std::fprintf(stderr, "dittod: %s\n", config.error().message.c_str());
+    return 1;
+  }
+  ditto::datapath::ResourceOptions options;
+  if (!arguments.nbd_address.empty() &&
+      !split_host_port(arguments.nbd_address, options.nbd_host, options.nbd_port)) {
+    std::fprintf(stderr, "dittod: --nbd '%s' is not HOST:PORT\n", arguments.nbd_address.c_str());
+    return 1;
+  }
+  options.nbd_socket_path = arguments.nbd_socket;
+  const std::string resource_name = config.value().resource.name;
+
+  boost::asio::io_context io(1);
+  auto runner = ditto::datapath::ResourceRunner::create(io, std::move(config).value(), options);
+  if (!runner.ok()) {
+    std::fprintf(stderr, "dittod: %s\n", runner.error().message.c_str());
+    return 1;
+  }
+  if (ditto::Status status = runner.value()->start(); !status.ok()) {
+    std::fprintf(stderr, "dittod: %s\n", status.error().message.c_str());
+    return 1;
+  }
+  ditto::datapath::ResourceRunner& resource = *runner.value();
+  ditto::datapath::ControlServer control(
+      io, [&resource](const std::vector<std::string>& words) {
+        return handle_command(resource, words);
+      });
+  const std::string control_path = arguments.control_path.empty()
+                                       ? "/run/ditto/" + resource_name + ".sock"
+                                       : arguments.control_path;
+  if (ditto::Status status = control.listen(control_path); !status.ok()) {
+    std::fprintf(stderr, "dittod: %s\n", status.error().message.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "dittod: resource %s ready; control socket %s\n", resource_name.c_str(),
+               control_path.c_str());
+
+  boost::asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](boost::system::error_code error, int signal_number) {
+    if (error) return;
+    std::fprintf(stderr, "dittod: signal %d, shutting down\n", signal_number);
+    control.stop();
+    resource.stop();
+    io.stop();
+  });
+  io.run();
+  control.stop();
+  resource.stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  Arguments arguments;
+  CLI::App app{"dittod: the ditto replicated block storage daemon"};
+  app.add_option("-c,--config", arguments.daemon.config_path,
+                 "Resource configuration (drbd.conf grammar)")
+      ->required();
+  app.add_option("--node", arguments.daemon.node_name,
+                 "Which 'on HOST' section is this node (default: the host name)");
+  app.add_option("--resource", arguments.daemon.resource_name,
+                 "Resource to run (default: the only one in the file)");
+  app.add_option("--nbd", arguments.nbd_address, "Export the volume over NBD on HOST:PORT");
+  app.add_option("--nbd-socket", arguments.nbd_socket, "Export the volume on a unix socket");
+  app.add_option("--control", arguments.control_path,
+                 "Control socket path (default /run/ditto/RESOURCE.sock)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? 0 : 1;
+  }
+  return run(arguments);
+}

@@ -1,0 +1,108 @@
+// The NBD server: fixed-newstyle handshake, then transmission with several requests in flight
+// per connection (replies may go out of order), a bound on requests in flight per connection
+// (the socket is not read while the bound is reached), and many connections at once. Runs on
+// ONE io_context thread: no locks. The storage behind an export is an NbdBackend.
+#pragma once
+
+#include <boost/asio.hpp>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "core/result.h"
+#include "datapath/nbd_protocol.h"
+
+namespace ditto::datapath {
+
+// A buffer the backend hands out (so the daemon can give 4096-aligned memory suitable for
+// O_DIRECT and avoid copies). `token` identifies it to the backend.
+struct NbdBuffer {
+  std::uint8_t* data = nullptr;
+  std::size_t size_bytes = 0;
+  std::uint64_t token = 0;
+};
+
+class NbdBackend {
+ public:
+  virtual ~NbdBackend() = default;
+  virtual std::vector<NbdExportInfo> list_exports() = 0;
+  // A client selected an export (OPT_GO / OPT_EXPORT_NAME). An error reaches the client as
+  // NBD_REP_ERR_POLICY with the message text for OPT_GO, or a closed connection for
+  // EXPORT_NAME. Returns a session id.
+  virtual Result<std::uint64_t> open_export(std::string_view name) = 0;
+  virtual void close_export(std::uint64_t session) = 0;  // connection ended, no I/O in flight
+  virtual NbdBuffer allocate_buffer(std::size_t size_bytes) = 0;  // data == nullptr → busy
+  virtual void release_buffer(const NbdBuffer& buffer) = 0;
+  // Start one I/O. For reads the backend fills `buffer`; for writes it reads it. The backend
+  // calls `done(error)` exactly once (0 or an NBD errno value such as EIO = 5), on the same
+  // io_context thread — possibly before submit returns. Flush, trim, write_zeroes and cache
+  // get an empty buffer.
+  virtual void submit(std::uint64_t session, const NbdIo& io, const NbdBuffer& buffer,
+                      std::function<void(std::uint32_t nbd_error)> done) = 0;
+};
+
+struct NbdServerOptions {
+  // Requests parsed but not yet answered, per connection. At the bound the socket is not read.
+  std::uint32_t requests_in_flight_max = 64;
+  std::uint32_t connections_max = 1024;
+  // Handshake DoS caps (§6): longer options close the connection; so do too many options.
+  std::uint32_t option_length_max_bytes = 1024 * 1024;
+  std::uint32_t options_per_connection_max = 1024;
+  // Advertised in NBD_INFO_BLOCK_SIZE and enforced on READ/WRITE.
+  std::uint32_t block_size_minimum_bytes = 1;
+  std::uint32_t block_size_preferred_bytes = 4096;
+  std::uint32_t payload_size_max_bytes = nbd::payload_size_max_bytes;
+  // A WRITE above the maximum but at most this large is consumed and answered EINVAL; above
+  // it the connection is closed.
+  std::uint32_t write_skip_max_bytes = 2 * nbd::payload_size_max_bytes;
+  std::size_t receive_buffer_bytes = 64 * 1024;
+  // How long to wait before retrying allocate_buffer after the backend said busy.
+  std::uint32_t buffer_retry_us = 200;
+};
+
+namespace nbd_detail {
+class Connection;
+}
+
+class NbdServer {
+ public:
+  NbdServer(boost::asio::io_context& io_context, NbdBackend& backend, NbdServerOptions options);
+  ~NbdServer();
+  NbdServer(const NbdServer&) = delete;
+  NbdServer& operator=(const NbdServer&) = delete;
+
+  [[nodiscard]] Status listen_tcp(std::string address, std::uint16_t port);  // 0 → ephemeral
+  [[nodiscard]] Status listen_unix(std::string path);
+  std::uint16_t tcp_port() const;
+  // Closes the listeners and every connection. In-flight backend I/Os still complete; each
+  // connection calls close_export after its last one.
+  void stop();
+
+  std::size_t connection_count() const { return connections_.size(); }
+
+ private:
+  using Acceptor = boost::asio::basic_socket_acceptor<boost::asio::generic::stream_protocol>;
+  friend class nbd_detail::Connection;
+
+  [[nodiscard]] Status listen(const boost::asio::generic::stream_protocol::endpoint& endpoint,
+                              std::string_view what);
+  void accept(Acceptor& acceptor);
+  void forget(nbd_detail::Connection* connection);
+
+  boost::asio::io_context& io_context_;
+  NbdBackend& backend_;
+  NbdServerOptions options_;
+  std::vector<std::unique_ptr<Acceptor>> acceptors_;
+  std::uint16_t tcp_port_ = 0;
+  std::string unix_path_;
+  std::uint64_t connections_accepted_ = 0;  // numbers connections in log lines
+  std::unordered_set<std::shared_ptr<nbd_detail::Connection>> connections_;
+  bool stopped_ = false;
+};
+
+}  // namespace ditto::datapath

@@ -1,0 +1,161 @@
+// The simulated network: one TCP-like connection per node pair, a FIFO link per direction.
+// Messages are encoded with core's wire codec when sent and decoded when delivered, so every
+// simulated message exercises the same bytes as the daemon's transport.
+#include <algorithm>
+
+#include "core/assert.h"
+#include "sim/sim_node.h"
+#include "sim/simulation.h"
+
+namespace ditto::sim {
+namespace {
+constexpr std::size_t tag_size_bytes = 8;
+}  // namespace
+
+Simulation::Connection& Simulation::connection(std::uint8_t first, std::uint8_t second) {
+  DITTO_ASSERT(first != second && first < options_.nodes && second < options_.nodes);
+  return connections_[std::min(first, second)][std::max(first, second)];
+}
+
+void Simulation::start_connecting(std::uint8_t first, std::uint8_t second, Duration delay) {
+  Connection& entry = connection(first, second);
+  DITTO_ASSERT(entry.state == Connection::State::down);
+  entry.state = Connection::State::connecting;
+  SimEvent event = make_event(EventKind::connection_up, first, second);
+  event.epoch = entry.epoch;
+  schedule(delay, event);
+}
+
+void Simulation::on_connection_up(const SimEvent& event) {
+  Connection& entry = connection(event.node, event.peer);
+  if (entry.epoch != event.epoch || entry.state != Connection::State::connecting) return;
+  if (!alive(event.node) || !alive(event.peer)) {
+    entry.state = Connection::State::down;
+    return;
+  }
+  entry.state = Connection::State::up;
+  for (const auto& [node, peer] :
+       {std::pair{event.node, event.peer}, std::pair{event.peer, event.node}}) {
+    DITTO_ASSERT(!side_up_[node][peer]);  // every down was delivered before the reconnect
+    side_up_[node][peer] = true;
+    link_last_delivery_[node][peer] = now_;
+    nodes_[node]->core->on_connection_up(now_, NodeId{peer});
+    drain(node);
+  }
+}
+
+// Drops the connection: messages in flight on it are lost, each live side hears about it after
+// a detection delay, and (if asked and both sides live) it reconnects after that.
+void Simulation::break_connection(std::uint8_t first, std::uint8_t second, bool reconnect) {
+  Connection& entry = connection(first, second);
+  if (entry.state == Connection::State::down) return;
+  const bool was_up = entry.state == Connection::State::up;
+  entry.epoch += 1;
+  entry.state = Connection::State::down;
+  Duration latest{0};
+  for (const auto& [node, peer] : {std::pair{first, second}, std::pair{second, first}}) {
+    if (!was_up || !side_up_[node][peer] || !alive(node)) continue;
+    const Duration delay = detection_delay();
+    latest = std::max(latest, delay);
+    SimEvent event = make_event(EventKind::connection_down, node, peer);
+    event.epoch = entry.epoch;
+    schedule(delay, event);
+  }
+  if (reconnect && alive(first) && alive(second)) {
+    start_connecting(first, second, Duration{latest.ns + options_.reconnect_delay.ns});
+  }
+}
+
+void Simulation::on_connection_down(const SimEvent& event) {
+  if (!alive(event.node) || !side_up_[event.node][event.peer]) return;
+  side_up_[event.node][event.peer] = false;
+  nodes_[event.node]->core->on_connection_down(now_, NodeId{event.peer});
+  drain(event.node);
+}
+
+std::uint32_t Simulation::allocate_frame() {
+  if (!free_frames_.empty()) {
+    const std::uint32_t slot = free_frames_.back();
+    free_frames_.pop_back();
+    return slot;
+  }
+  frames_.emplace_back();
+  return static_cast<std::uint32_t>(frames_.size() - 1);
+}
+
+void Simulation::send(std::uint8_t from, const core::Send& message) {
+  const std::uint8_t to = message.peer.value;
+  DITTO_ASSERT(to < options_.nodes && to != from);  // core sends to configured peers only
+  Connection& entry = connection(from, to);
+  if (entry.state != Connection::State::up) {
+    result_.messages_dropped += 1;  // written to a dead socket
+    return;
+  }
+  std::uint8_t payload[tag_size_bytes] = {};
+  std::span<const std::uint8_t> payload_bytes;
+  if (message.payload) {
+    for (std::size_t index = 0; index < tag_size_bytes; ++index) {
+      payload[index] = static_cast<std::uint8_t>(message.payload->value >> (8 * index));
+    }
+    payload_bytes = payload;
+  }
+  const std::uint32_t slot = allocate_frame();
+  std::vector<std::uint8_t>& frame = frames_[slot];
+  const std::size_t prefix_size = wire::encoded_prefix_size_bytes(message.message);
+  frame.resize(prefix_size + payload_bytes.size());
+  const std::size_t written = wire::encode_prefix(message.message, payload_bytes, frame);
+  DITTO_ASSERT_EQ(written, prefix_size);
+  std::copy(payload_bytes.begin(), payload_bytes.end(), frame.begin() + written);
+
+  const Instant earliest = now_ + options_.network.sample(network_prng_);
+  const Instant delivery = std::max(earliest, link_last_delivery_[from][to]);
+  link_last_delivery_[from][to] = delivery;
+  SimEvent event = make_event(EventKind::message_delivered, to, from);
+  event.epoch = entry.epoch;
+  event.size = static_cast<std::uint32_t>(frame.size());
+  event.first = slot;
+  schedule(delivery - now_, event);
+}
+
+void Simulation::on_message_delivered(const SimEvent& event) {
+  const std::uint32_t slot = static_cast<std::uint32_t>(event.first);
+  const std::vector<std::uint8_t>& frame = frames_[slot];
+  // Release the slot on every path; the decoded message copies what it needs first.
+  struct Release {
+    Simulation* simulation;
+    std::uint32_t slot;
+    ~Release() { simulation->free_frames_.push_back(slot); }
+  } release{this, slot};
+  const Connection& entry = connection(event.node, event.peer);
+  if (!alive(event.node) || entry.epoch != event.epoch || entry.state != Connection::State::up) {
+    result_.messages_dropped += 1;
+    return;
+  }
+  wire::DecodeResult decoded = wire::decode(frame);
+  const auto* decoded_frame = std::get_if<wire::Frame>(&decoded);
+  if (decoded_frame == nullptr || decoded_frame->frame_size_bytes != frame.size()) {
+    const auto* error = std::get_if<wire::WireError>(&decoded);
+    violations_.add("message from node" + std::to_string(event.peer) + " to node" +
+                    std::to_string(event.node) + " did not decode: " +
+                    (error != nullptr ? error->message : std::string("incomplete frame")));
+    return;
+  }
+  // The CRC (header bytes 12..15) digests the whole frame for the trace hash.
+  hash_.add((std::uint64_t{frame[12]} << 24) | (std::uint64_t{frame[13]} << 16) |
+            (std::uint64_t{frame[14]} << 8) | frame[15]);
+  PayloadHandle payload{0};
+  if (std::holds_alternative<wire::Data>(decoded_frame->message)) {
+    DITTO_ASSERT_EQ(decoded_frame->payload.size(), tag_size_bytes);  // we encoded a tag
+    std::uint64_t tag = 0;
+    for (std::size_t index = 0; index < tag_size_bytes; ++index) {
+      tag |= std::uint64_t{decoded_frame->payload[index]} << (8 * index);
+    }
+    payload = PayloadHandle{tag};
+    nodes_[event.node]->payloads_held += 1;
+  }
+  result_.messages_delivered += 1;
+  nodes_[event.node]->core->on_message(now_, NodeId{event.peer}, decoded_frame->message, payload);
+  drain(event.node);
+}
+
+}  // namespace ditto::sim

@@ -1,0 +1,181 @@
+#include "cluster_harness.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <thread>
+
+namespace ditto::testing {
+namespace {
+
+const char* const node_names[] = {"alpha", "beta", "gamma", "delta", "epsilon"};
+
+}  // namespace
+
+std::string build_program(const std::string& relative_path) {
+  const char* build = std::getenv("DITTO_BUILD_DIR");
+  if (build == nullptr) throw std::runtime_error("DITTO_BUILD_DIR is not set (run under ctest)");
+  return std::string(build) + "/" + relative_path;
+}
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind failed");
+  }
+  socklen_t length = sizeof(address);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+LocalCluster::LocalCluster(int node_count, std::uint64_t disk_size_bytes) {
+  const char* build = std::getenv("DITTO_BUILD_DIR");
+  std::string base = std::string(build != nullptr ? build : "/var/tmp") + "/test-clusters";
+  std::filesystem::create_directories(base);
+  std::string pattern = base + "/cluster-XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  directory_ = pattern;
+  std::string config = "resource r0 {\n  net { protocol C; }\n";
+  for (int i = 0; i < node_count; ++i) {
+    names_.emplace_back(node_names[i]);
+    peer_ports_.push_back(free_port());
+    nbd_ports_.push_back(free_port());
+    pids_.push_back(-1);
+    std::ofstream disk(disk_path(i), std::ios::binary);
+    disk.close();
+    std::filesystem::resize_file(disk_path(i), disk_size_bytes);
+    config += "  on " + names_[i] + " {\n    node-id " + std::to_string(i) +
+              ";\n    address 127.0.0.1:" + std::to_string(peer_ports_[i]) +
+              ";\n    device /dev/drbd" + std::to_string(100 + i) + ";\n    disk " +
+              disk_path(i) + ";\n    meta-disk internal;\n  }\n";
+  }
+  if (node_count > 2) {
+    config += "  connection-mesh {\n    hosts";
+    for (const std::string& name : names_) config += " " + name;
+    config += ";\n  }\n";
+  }
+  config += "}\n";
+  std::ofstream(config_path()) << config;
+}
+
+LocalCluster::~LocalCluster() {
+  for (std::size_t i = 0; i < pids_.size(); ++i) {
+    if (pids_[i] > 0) kill(static_cast<int>(i), SIGKILL);
+  }
+  if (std::getenv("DITTO_KEEP_TEST_DIRS") == nullptr) {
+    std::error_code ignored;
+    std::filesystem::remove_all(directory_, ignored);
+  }
+}
+
+bool LocalCluster::start(int index, std::string& error) {
+  const std::string program = build_program("datapath/dittod");
+  const std::string nbd = "127.0.0.1:" + std::to_string(nbd_ports_[index]);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int log = ::open(log_path(index).c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log >= 0) {
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+    }
+    ::execl(program.c_str(), program.c_str(), "--config", config_path().c_str(), "--node",
+            names_[index].c_str(), "--nbd", nbd.c_str(), "--control",
+            control_path(index).c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  pids_[index] = pid;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      pids_[index] = -1;
+      std::ifstream log(log_path(index));
+      error = "dittod " + names_[index] + " exited early: " +
+              std::string(std::istreambuf_iterator<char>(log), {});
+      return false;
+    }
+    if (control(index, "status r0").exit_status == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  error = "dittod " + names_[index] + " did not open its control socket";
+  return false;
+}
+
+void LocalCluster::kill(int index, int signal_number) {
+  if (pids_[index] <= 0) return;
+  ::kill(pids_[index], signal_number);
+  int status = 0;
+  ::waitpid(pids_[index], &status, 0);
+  pids_[index] = -1;
+}
+
+bool LocalCluster::running(int index) const { return pids_[index] > 0; }
+
+ControlResult LocalCluster::control(int index, const std::string& line) const {
+  ControlResult result;
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  const std::string path = control_path(index);
+  std::memcpy(address.sun_path, path.c_str(), std::min(path.size() + 1, sizeof(address.sun_path)));
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return result;
+  }
+  const std::string request = line + "\n";
+  if (::write(fd, request.data(), request.size()) < 0) {
+    ::close(fd);
+    return result;
+  }
+  std::string reply;
+  char chunk[4096];
+  ssize_t got = 0;
+  while ((got = ::read(fd, chunk, sizeof(chunk))) > 0) reply.append(chunk, static_cast<std::size_t>(got));
+  ::close(fd);
+  const auto newline = reply.find('\n');
+  if (newline == std::string::npos) return result;
+  result.exit_status = std::atoi(reply.substr(0, newline).c_str());
+  result.text = reply.substr(newline + 1);
+  return result;
+}
+
+bool LocalCluster::wait_connected(int index, int peers, int timeout_ms) const {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const ControlResult status = control(index, "status r0 --json");
+    std::size_t connected = 0;
+    std::size_t position = 0;
+    while ((position = status.text.find("\"connection-state\": \"Connected\"", position)) !=
+           std::string::npos) {
+      ++connected;
+      ++position;
+    }
+    if (static_cast<int>(connected) >= peers) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+std::string LocalCluster::nbd_uri(int index) const {
+  return "nbd://127.0.0.1:" + std::to_string(nbd_ports_[index]) + "/r0";
+}
+
+}  // namespace ditto::testing

@@ -1,0 +1,132 @@
+// Unit tests of the simulator's building blocks: PRNG, latency models, event queue, oracle.
+#include <gtest/gtest.h>
+
+#include <set>
+#include <vector>
+
+#include "core/prng.h"
+#include "netem/latency.h"
+#include "sim/event_queue.h"
+#include "sim/oracle.h"
+
+namespace ditto {
+namespace {
+
+TEST(Prng, TheSameSeedGivesTheSameStream) {
+  Prng first(42);
+  Prng second(42);
+  for (int index = 0; index < 1000; ++index) EXPECT_EQ(first.next_u64(), second.next_u64());
+}
+
+TEST(Prng, DifferentSeedsAndDerivedStreamsGiveDifferentStreams) {
+  Prng seed_one(1);
+  Prng seed_two(2);
+  Prng stream_one = Prng::derive(7, 1);
+  Prng stream_two = Prng::derive(7, 2);
+  int equal_seeds = 0;
+  int equal_streams = 0;
+  for (int index = 0; index < 100; ++index) {
+    equal_seeds += seed_one.next_u64() == seed_two.next_u64() ? 1 : 0;
+    equal_streams += stream_one.next_u64() == stream_two.next_u64() ? 1 : 0;
+  }
+  EXPECT_EQ(equal_seeds, 0);
+  EXPECT_EQ(equal_streams, 0);
+}
+
+TEST(Prng, BelowStaysInRangeAndReachesEveryValue) {
+  Prng prng(3);
+  std::set<std::uint64_t> seen;
+  for (int index = 0; index < 2000; ++index) {
+    const std::uint64_t value = prng.below(7);
+    ASSERT_LT(value, 7u);
+    seen.insert(value);
+  }
+  EXPECT_EQ(seen.size(), 7u);
+  for (int index = 0; index < 1000; ++index) {
+    const std::uint64_t value = prng.between(10, 12);
+    EXPECT_GE(value, 10u);
+    EXPECT_LE(value, 12u);
+  }
+}
+
+TEST(Prng, ChanceOfOneHalfIsRoughlyHalf) {
+  Prng prng(9);
+  int hits = 0;
+  for (int index = 0; index < 10000; ++index) hits += prng.chance(1, 2) ? 1 : 0;
+  EXPECT_GT(hits, 4500);
+  EXPECT_LT(hits, 5500);
+}
+
+TEST(LatencyModel, SamplesStayWithinBaseAndBaseplusJitterPlusTail) {
+  const netem::LatencyModel model{1000, 500, 500000, 10000};  // tail on half the samples
+  Prng prng(5);
+  bool saw_tail = false;
+  for (int index = 0; index < 5000; ++index) {
+    const Duration delay = model.sample(prng);
+    ASSERT_GE(delay.ns, model.minimum_ns());
+    ASSERT_LE(delay.ns, model.maximum_ns());
+    saw_tail = saw_tail || delay.ns > 1500;
+  }
+  EXPECT_TRUE(saw_tail);
+  EXPECT_EQ(netem::fixed(Duration{77}).sample(prng).ns, 77);
+}
+
+TEST(LatencyModel, NegativeDelaysAndImpossibleProbabilitiesAreRejected) {
+  EXPECT_FALSE(netem::LatencyModel({-1, 0, 0, 0}).validate().ok());
+  EXPECT_FALSE(netem::LatencyModel({0, 0, 1000001, 0}).validate().ok());
+  EXPECT_TRUE(netem::lan_link().validate().ok());
+  EXPECT_TRUE(netem::nvme_disk().validate().ok());
+}
+
+TEST(EventQueue, EventsRunByTimeAndTiesRunInInsertionOrder) {
+  sim::EventQueue queue;
+  for (std::uint64_t index = 0; index < 5; ++index) {
+    sim::SimEvent event = sim::make_event(sim::EventKind::workload_tick, 0);
+    event.at = Instant{100};
+    event.first = index;
+    queue.push(event);
+  }
+  sim::SimEvent early = sim::make_event(sim::EventKind::crash, 1);
+  early.at = Instant{50};
+  queue.push(early);
+  EXPECT_EQ(queue.pop().kind, sim::EventKind::crash);
+  for (std::uint64_t index = 0; index < 5; ++index) EXPECT_EQ(queue.pop().first, index);
+  EXPECT_TRUE(queue.empty());
+}
+
+TEST(BlockOracle, AcceptsTheLastAcknowledgedTagAndUnacknowledgedOnesButNothingOlder) {
+  sim::BlockOracle oracle(8);
+  sim::Violations violations;
+  oracle.write_issued(2, 2, 11);
+  oracle.write_completed(2, 2, 11, true);
+  oracle.write_issued(2, 1, 12);  // in flight
+  EXPECT_TRUE(oracle.allowed(2, 11));
+  EXPECT_TRUE(oracle.allowed(2, 12));
+  EXPECT_FALSE(oracle.allowed(2, 0));  // the zeros before tag 11 was acknowledged
+  EXPECT_FALSE(oracle.allowed(3, 12));
+  oracle.write_completed(2, 1, 12, true);
+  EXPECT_FALSE(oracle.allowed(2, 11));  // superseded by an acknowledged write
+
+  const std::vector<std::uint64_t> observed{11, 0};
+  oracle.check("test read", 2, observed, violations);
+  ASSERT_EQ(violations.count(), 2u);
+  EXPECT_NE(violations.texts()[0].find("block 2 holds tag 11, expected tag 12"), std::string::npos)
+      << violations.texts()[0];
+  EXPECT_NE(violations.texts()[1].find("block 3 holds tag 0, expected tag 11"), std::string::npos)
+      << violations.texts()[1];
+}
+
+TEST(BlockOracle, AFailedWriteStaysPossibleUntilALaterWriteIsAcknowledged) {
+  sim::BlockOracle oracle(4);
+  oracle.write_issued(0, 1, 5);
+  oracle.write_completed(0, 1, 5, false);
+  EXPECT_TRUE(oracle.allowed(0, 0));
+  EXPECT_TRUE(oracle.allowed(0, 5));
+  oracle.write_issued(0, 1, 6);
+  oracle.write_completed(0, 1, 6, true);
+  EXPECT_FALSE(oracle.allowed(0, 5));
+  EXPECT_TRUE(oracle.allowed(0, 6));
+}
+
+}  // namespace
+}  // namespace ditto

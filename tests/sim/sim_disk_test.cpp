@@ -1,0 +1,102 @@
+// The simulated disk: visibility on completion, durability on flush or FUA, loss on crash.
+#include "sim/sim_disk.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace ditto::sim {
+namespace {
+
+constexpr std::uint64_t volume_bytes = 64 * block_size_bytes;
+
+Sector block(std::uint64_t index) {
+  return Sector{index * sectors_per_block};
+}
+
+TEST(SimDisk, AWriteIsVisibleOnlyOnceItCompletesAndCoversEveryBlock) {
+  SimDisk disk(volume_bytes);
+  disk.submit_write(IoId{1}, block(4), 3 * block_size_bytes, 77, false);
+  EXPECT_EQ(disk.tag_at(4), 0u);
+  disk.complete_write(IoId{1});
+  std::vector<std::uint64_t> tags;
+  disk.read(block(3), 5 * block_size_bytes, tags);
+  EXPECT_EQ(tags, (std::vector<std::uint64_t>{0, 77, 77, 77, 0}));
+  EXPECT_EQ(disk.durable_tag_at(4), 0u);  // not flushed yet
+}
+
+TEST(SimDisk, ANodeThatCrashedLosesUnflushedWritesButKeepsFlushedOnes) {
+  int lost = 0;
+  int kept = 0;
+  for (std::uint64_t seed = 1; seed <= 64; ++seed) {
+    SimDisk disk(volume_bytes);
+    disk.submit_write(IoId{1}, block(1), block_size_bytes, 10, false);
+    disk.complete_write(IoId{1});
+    disk.submit_flush(IoId{2});
+    disk.complete_flush(IoId{2});
+    disk.submit_write(IoId{3}, block(2), block_size_bytes, 20, false);  // completed, unflushed
+    disk.complete_write(IoId{3});
+    disk.submit_write(IoId{4}, block(3), block_size_bytes, 30, true);  // FUA
+    disk.complete_write(IoId{4});
+    Prng prng(seed);
+    const CrashReport report = disk.crash(prng);
+    EXPECT_EQ(disk.tag_at(1), 10u) << "seed " << seed << ": a flushed write was lost";
+    EXPECT_EQ(disk.tag_at(3), 30u) << "seed " << seed << ": a FUA write was lost";
+    EXPECT_TRUE(disk.tag_at(2) == 20u || disk.tag_at(2) == 0u);
+    EXPECT_EQ(report.writes_kept + report.writes_lost, 1u);
+    (disk.tag_at(2) == 20u ? kept : lost) += 1;
+  }
+  // Both outcomes happen: the crash really drops unflushed writes, and not always.
+  EXPECT_GT(lost, 0);
+  EXPECT_GT(kept, 0);
+}
+
+TEST(SimDisk, AFlushCoversOnlyWritesCompletedBeforeItWasSubmitted) {
+  int later_lost = 0;
+  for (std::uint64_t seed = 1; seed <= 32; ++seed) {
+    SimDisk disk(volume_bytes);
+    disk.submit_write(IoId{1}, block(1), block_size_bytes, 10, false);
+    disk.complete_write(IoId{1});
+    disk.submit_flush(IoId{2});
+    disk.submit_write(IoId{3}, block(2), block_size_bytes, 20, false);
+    disk.complete_write(IoId{3});  // completes after the flush was submitted
+    disk.complete_flush(IoId{2});
+    EXPECT_EQ(disk.durable_tag_at(1), 10u);
+    Prng prng(seed);
+    (void)disk.crash(prng);
+    EXPECT_EQ(disk.tag_at(1), 10u);
+    later_lost += disk.tag_at(2) == 0u ? 1 : 0;
+  }
+  EXPECT_GT(later_lost, 0);
+}
+
+TEST(SimDisk, AnOlderUnflushedWriteKeptAtACrashNeverRollsBackANewerFuaWrite) {
+  for (std::uint64_t seed = 1; seed <= 32; ++seed) {
+    SimDisk disk(volume_bytes);
+    disk.submit_write(IoId{1}, block(0), 4 * block_size_bytes, 10, false);
+    disk.complete_write(IoId{1});
+    disk.submit_write(IoId{2}, block(1), block_size_bytes, 20, true);
+    disk.complete_write(IoId{2});
+    Prng prng(seed);
+    (void)disk.crash(prng);
+    EXPECT_EQ(disk.tag_at(1), 20u) << "seed " << seed;
+    EXPECT_TRUE(disk.tag_at(0) == 10u || disk.tag_at(0) == 0u);
+  }
+}
+
+TEST(SimDisk, AWriteInFlightAtTheCrashMayLandOrNot) {
+  int landed = 0;
+  for (std::uint64_t seed = 1; seed <= 32; ++seed) {
+    SimDisk disk(volume_bytes);
+    disk.submit_write(IoId{1}, block(5), block_size_bytes, 50, false);
+    Prng prng(seed);
+    (void)disk.crash(prng);
+    EXPECT_EQ(disk.writes_in_flight(), 0u);
+    landed += disk.tag_at(5) == 50u ? 1 : 0;
+  }
+  EXPECT_GT(landed, 0);
+  EXPECT_LT(landed, 32);
+}
+
+}  // namespace
+}  // namespace ditto::sim
