@@ -28,7 +28,11 @@ tools/bootstrap.sh
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 echo "==> building (release preset)"
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target dittod dittoadm >/dev/null
+if ! cmake --build --preset release -j "$(nproc)" --target dittod dittoadm >"${TMPDIR:-/tmp}/ditto-demo-build.log" 2>&1; then
+  tail -30 "${TMPDIR:-/tmp}/ditto-demo-build.log" >&2
+  echo "demo: build failed (full log: ${TMPDIR:-/tmp}/ditto-demo-build.log)" >&2
+  exit 1
+fi
 bin="$root/build/release/datapath"
 
 work="${DITTO_DEMO_DIR:-/var/tmp/ditto-demo}"
@@ -109,7 +113,7 @@ echo "==> fio: 4 KiB random writes, queue depth 16, with crc32c verification"
 fio --name=demo --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k --iodepth=16 \
   --offset=64M --size=64M --verify=crc32c --do_verify=1 --output-format=terse \
   --terse-version=3 >"$work/fio.out" || fail "fio failed (see $work/fio.out)"
-awk -F';' '{printf "    write: %s IOPS, %s KiB/s; verify read: %s IOPS\n", $49, $48, $8}' "$work/fio.out"
+awk -F';' 'NF >= 49 {printf "    write: %s IOPS, %s KiB/s; verify read: %s IOPS\n", $49, $48, $8}' "$work/fio.out"
 
 echo "==> status"
 for ((i = 0; i < nodes; i++)); do
