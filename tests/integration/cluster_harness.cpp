@@ -48,8 +48,9 @@ std::uint16_t free_port() {
 }
 
 LocalCluster::LocalCluster(int node_count, std::uint64_t disk_size_bytes) {
-  const char* build = std::getenv("DITTO_BUILD_DIR");
-  std::string base = std::string(build != nullptr ? build : "/var/tmp") + "/test-clusters";
+  // Disks need a file system that takes O_DIRECT (tmpfs does not): /var/tmp by default.
+  const char* chosen = std::getenv("DITTO_TEST_DIR");
+  std::string base = chosen != nullptr ? chosen : "/var/tmp/ditto-test-clusters";
   std::filesystem::create_directories(base);
   std::string pattern = base + "/cluster-XXXXXX";
   if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
