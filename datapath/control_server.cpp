@@ -73,6 +73,9 @@ ControlServer::~ControlServer() { stop(); }
 
 Status ControlServer::listen(const std::string& path) {
   namespace local = boost::asio::local;
+  // The default lives in /run/ditto, which may not exist yet: create it, private to root.
+  const auto slash = path.rfind('/');
+  if (slash != std::string::npos && slash > 0) ::mkdir(path.substr(0, slash).c_str(), 0700);
   ::unlink(path.c_str());  // a stale socket from a previous run
   boost::system::error_code error;
   auto acceptor = std::make_unique<local::stream_protocol::acceptor>(io_);

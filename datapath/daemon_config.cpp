@@ -121,10 +121,7 @@ Result<DaemonConfig> load_daemon_config(const DaemonOptions& options) {
     result.transport.peers.push_back({peer->node_id, peer->name, remote_end.address,
                                       remote_end.port});
   }
-  if (result.node.peers.empty()) {
-    return Error{result.resource.location.to_string() + ": resource '" + result.resource.name +
-                 "' gives host '" + result.self.name + "' no peers"};
-  }
+  // A resource with one host and no peers is allowed: a single-node volume (benchmarks use it).
   return result;
 }
 
