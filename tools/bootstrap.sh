@@ -8,9 +8,9 @@ PACKAGES=(
   liburing-dev libboost-dev libboost-system-dev libssl-dev
   libnl-3-dev libnl-route-3-dev
   librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
-  libnbd-dev libnbd-bin fio qemu-utils drbd-utils
+  libnbd-dev libnbd-bin fio qemu-utils nbdkit drbd-utils openssl
   nlohmann-json3-dev libcli11-dev
-  iproute2 procps
+  iproute2 procps jq
 )
 
 missing=()
