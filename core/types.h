@@ -96,10 +96,29 @@ enum class DiskState : std::uint8_t {
   up_to_date = 9,
 };
 
+// Per peer device. `off` (9) shares its value with ConnectionState::connected, as in DRBD.
 enum class ReplicationState : std::uint8_t {
   off = 9,
   established = 10,
+  starting_sync_source = 11,
+  starting_sync_target = 12,
+  wait_bitmap_source = 13,
+  wait_bitmap_target = 14,
+  wait_sync_uuid = 15,  // DRBD 8.4 compatibility only
+  sync_source = 16,
+  sync_target = 17,
+  verify_source = 18,
+  verify_target = 19,
+  paused_sync_source = 20,
+  paused_sync_target = 21,
+  ahead = 22,
+  behind = 23,
 };
+
+// "Is syncing" in DRBD: SyncSource .. PausedSyncT (drbd9-semantics.md §1.2).
+constexpr bool is_syncing(ReplicationState state) {
+  return state >= ReplicationState::sync_source && state <= ReplicationState::paused_sync_target;
+}
 
 enum class Protocol : std::uint8_t { a = 1, b = 2, c = 3 };
 
@@ -149,6 +168,19 @@ constexpr std::string_view to_string(ReplicationState state) {
   switch (state) {
     case ReplicationState::off: return "Off";
     case ReplicationState::established: return "Established";
+    case ReplicationState::starting_sync_source: return "StartingSyncS";
+    case ReplicationState::starting_sync_target: return "StartingSyncT";
+    case ReplicationState::wait_bitmap_source: return "WFBitMapS";
+    case ReplicationState::wait_bitmap_target: return "WFBitMapT";
+    case ReplicationState::wait_sync_uuid: return "WFSyncUUID";
+    case ReplicationState::sync_source: return "SyncSource";
+    case ReplicationState::sync_target: return "SyncTarget";
+    case ReplicationState::verify_source: return "VerifyS";
+    case ReplicationState::verify_target: return "VerifyT";
+    case ReplicationState::paused_sync_source: return "PausedSyncS";
+    case ReplicationState::paused_sync_target: return "PausedSyncT";
+    case ReplicationState::ahead: return "Ahead";
+    case ReplicationState::behind: return "Behind";
   }
   return "Unknown";
 }

@@ -1,5 +1,7 @@
 #include "core/wire.h"
 
+#include <type_traits>
+
 #include "core/assert.h"
 #include "core/bytes.h"
 #include "core/crc32c.h"
@@ -23,8 +25,45 @@ std::size_t fields_size_bytes(const Message& message) {
           [](const WriteAck&) -> std::size_t { return 8 + 1; },
           [](const FlushRequest&) -> std::size_t { return 8; },
           [](const FlushAck&) -> std::size_t { return 8 + 1; },
+          [](const AuthChallenge& challenge) -> std::size_t {
+            return 2 + 2 + 1 + 1 + 1 + challenge.resource_name.size() + auth_challenge_size_bytes;
+          },
+          [](const AuthResponse& response) -> std::size_t { return 1 + response.digest.size(); },
+          [](const Ping&) -> std::size_t { return 8; },
+          [](const PingAck&) -> std::size_t { return 8; },
+          [](const RecvAck&) -> std::size_t { return 8; },
+          [](const Barrier&) -> std::size_t { return 4; },
+          [](const BarrierAck&) -> std::size_t { return 4 + 4; },
+          [](const TwoPcPrepare&) -> std::size_t { return 1 + 8 + 1; },
+          [](const TwoPcReply&) -> std::size_t { return 1 + 8 + 1 + 1; },
+          [](const TwoPcCommit&) -> std::size_t { return 1 + 8; },
+          [](const TwoPcAbort&) -> std::size_t { return 1 + 8; },
       },
       message);
+}
+
+void write_auth_challenge(const AuthChallenge& challenge, ByteWriter& writer) {
+  DITTO_ASSERT(challenge.resource_name.size() <= resource_name_size_max);
+  DITTO_ASSERT_EQ(challenge.challenge.size(), auth_challenge_size_bytes);
+  writer.u16(challenge.protocol_version_min);
+  writer.u16(challenge.protocol_version_max);
+  writer.u8(challenge.sender.value);
+  writer.u8(challenge.receiver.value);
+  writer.u8(static_cast<std::uint8_t>(challenge.resource_name.size()));
+  writer.string(challenge.resource_name);
+  writer.bytes(challenge.challenge);
+}
+
+template <typename TwoPc>
+void write_twopc(const TwoPc& twopc, ByteWriter& writer) {
+  writer.u8(twopc.initiator.value);
+  writer.u64(twopc.transaction_id);
+  if constexpr (std::is_same_v<TwoPc, TwoPcPrepare>) {
+    writer.u8(static_cast<std::uint8_t>(twopc.change));
+  } else if constexpr (std::is_same_v<TwoPc, TwoPcReply>) {
+    writer.u8(static_cast<std::uint8_t>(twopc.vote));
+    writer.u8(static_cast<std::uint8_t>(twopc.code));
+  }
 }
 
 void write_fields(const Message& message, ByteWriter& writer) {
@@ -59,6 +98,22 @@ void write_fields(const Message& message, ByteWriter& writer) {
                    writer.u64(ack.flush_id);
                    writer.u8(ack.ok ? 1 : 0);
                  },
+                 [&](const AuthChallenge& challenge) { write_auth_challenge(challenge, writer); },
+                 [&](const AuthResponse& response) {
+                   DITTO_ASSERT(!response.digest.empty());
+                   DITTO_ASSERT(response.digest.size() <= auth_response_size_max_bytes);
+                   writer.u8(static_cast<std::uint8_t>(response.digest.size()));
+                   writer.bytes(response.digest);
+                 },
+                 [&](const Ping& ping) { writer.u64(ping.sequence); },
+                 [&](const PingAck& ack) { writer.u64(ack.sequence); },
+                 [&](const RecvAck& ack) { writer.u64(ack.sequence); },
+                 [&](const Barrier& barrier) { writer.u32(barrier.barrier); },
+                 [&](const BarrierAck& ack) {
+                   writer.u32(ack.barrier);
+                   writer.u32(ack.set_size);
+                 },
+                 [&](const auto& twopc) { write_twopc(twopc, writer); },
              },
              message);
 }
@@ -66,6 +121,14 @@ void write_fields(const Message& message, ByteWriter& writer) {
 WireError malformed(MessageType type, const char* what) {
   return WireError{WireErrorCode::malformed_body,
                    std::string("malformed ") + to_string(type) + " message: " + what};
+}
+
+bool read_bytes(ByteReader& reader, std::vector<std::uint8_t>& out) {
+  if (reader.remaining() < out.size()) return false;
+  for (std::uint8_t& byte : out) {
+    if (!reader.u8(byte)) return false;
+  }
+  return true;
 }
 
 bool parse_bool(std::uint8_t byte, bool& value) {
@@ -147,6 +210,81 @@ std::variant<Message, WireError> parse_ack(ByteReader& reader, MessageType type)
   return Message{FlushAck{id, ok}};
 }
 
+std::variant<Message, WireError> parse_auth_challenge(ByteReader& reader) {
+  constexpr MessageType type = MessageType::auth_challenge;
+  AuthChallenge challenge;
+  std::uint8_t sender = 0;
+  std::uint8_t receiver = 0;
+  std::uint8_t name_length = 0;
+  if (!reader.u16(challenge.protocol_version_min) ||
+      !reader.u16(challenge.protocol_version_max) || !reader.u8(sender) || !reader.u8(receiver) ||
+      !reader.u8(name_length)) {
+    return malformed(type, "truncated fields");
+  }
+  if (sender > node_id_max || receiver > node_id_max) return malformed(type, "node id above 31");
+  if (name_length > resource_name_size_max) {
+    return malformed(type, "resource name longer than 64 bytes");
+  }
+  if (!reader.string(challenge.resource_name, name_length)) {
+    return malformed(type, "truncated resource name");
+  }
+  challenge.challenge.resize(auth_challenge_size_bytes);
+  if (!read_bytes(reader, challenge.challenge)) return malformed(type, "truncated challenge");
+  if (challenge.protocol_version_min > challenge.protocol_version_max) {
+    return malformed(type, "protocol version range is empty");
+  }
+  challenge.sender = NodeId{sender};
+  challenge.receiver = NodeId{receiver};
+  return Message{std::move(challenge)};
+}
+
+std::variant<Message, WireError> parse_auth_response(ByteReader& reader) {
+  constexpr MessageType type = MessageType::auth_response;
+  std::uint8_t length = 0;
+  if (!reader.u8(length)) return malformed(type, "truncated fields");
+  if (length == 0 || length > auth_response_size_max_bytes) {
+    return malformed(type, "digest length is 0 or above 64 bytes");
+  }
+  AuthResponse response;
+  response.digest.resize(length);
+  if (!read_bytes(reader, response.digest)) return malformed(type, "truncated digest");
+  return Message{std::move(response)};
+}
+
+std::variant<Message, WireError> parse_barrier(ByteReader& reader, MessageType type) {
+  std::uint32_t barrier = 0;
+  if (!reader.u32(barrier)) return malformed(type, "truncated fields");
+  if (type == MessageType::barrier) return Message{Barrier{barrier}};
+  std::uint32_t set_size = 0;
+  if (!reader.u32(set_size)) return malformed(type, "truncated fields");
+  return Message{BarrierAck{barrier, set_size}};
+}
+
+std::variant<Message, WireError> parse_twopc(ByteReader& reader, MessageType type) {
+  std::uint8_t initiator = 0;
+  std::uint64_t transaction_id = 0;
+  if (!reader.u8(initiator) || !reader.u64(transaction_id)) {
+    return malformed(type, "truncated fields");
+  }
+  if (initiator > node_id_max) return malformed(type, "initiator node id above 31");
+  const NodeId node{initiator};
+  if (type == MessageType::twopc_commit) return Message{TwoPcCommit{node, transaction_id}};
+  if (type == MessageType::twopc_abort) return Message{TwoPcAbort{node, transaction_id}};
+  std::uint8_t first = 0;
+  if (!reader.u8(first)) return malformed(type, "truncated fields");
+  if (type == MessageType::twopc_prepare) {
+    if (first != static_cast<std::uint8_t>(TwoPcChange::promote)) {
+      return malformed(type, "unknown state change");
+    }
+    return Message{TwoPcPrepare{node, transaction_id, TwoPcChange::promote}};
+  }
+  std::uint8_t code = 0;
+  if (!reader.u8(code)) return malformed(type, "truncated fields");
+  if (first > static_cast<std::uint8_t>(TwoPcVote::retry)) return malformed(type, "unknown vote");
+  return Message{TwoPcReply{node, transaction_id, static_cast<TwoPcVote>(first),
+                            static_cast<std::int8_t>(code)}};
+}
+
 std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader) {
   switch (type) {
     case MessageType::hello: return parse_hello(reader);
@@ -159,13 +297,33 @@ std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader
       if (!reader.u64(flush.flush_id)) return malformed(type, "truncated fields");
       return Message{flush};
     }
+    case MessageType::auth_challenge: return parse_auth_challenge(reader);
+    case MessageType::auth_response: return parse_auth_response(reader);
+    case MessageType::ping:
+    case MessageType::ping_ack: {
+      std::uint64_t sequence = 0;
+      if (!reader.u64(sequence)) return malformed(type, "truncated fields");
+      if (type == MessageType::ping) return Message{Ping{sequence}};
+      return Message{PingAck{sequence}};
+    }
+    case MessageType::recv_ack: {
+      RecvAck ack;
+      if (!reader.u64(ack.sequence)) return malformed(type, "truncated fields");
+      return Message{ack};
+    }
+    case MessageType::barrier:
+    case MessageType::barrier_ack: return parse_barrier(reader, type);
+    case MessageType::twopc_prepare:
+    case MessageType::twopc_reply:
+    case MessageType::twopc_commit:
+    case MessageType::twopc_abort: return parse_twopc(reader, type);
   }
   return WireError{WireErrorCode::unknown_type, "unknown message type"};
 }
 
 bool known_type(std::uint16_t type) {
   return type >= static_cast<std::uint16_t>(MessageType::hello) &&
-         type <= static_cast<std::uint16_t>(MessageType::flush_ack);
+         type <= static_cast<std::uint16_t>(MessageType::twopc_abort);
 }
 
 }  // namespace
@@ -178,6 +336,17 @@ MessageType type_of(const Message& message) {
                         [](const WriteAck&) { return MessageType::write_ack; },
                         [](const FlushRequest&) { return MessageType::flush_request; },
                         [](const FlushAck&) { return MessageType::flush_ack; },
+                        [](const AuthChallenge&) { return MessageType::auth_challenge; },
+                        [](const AuthResponse&) { return MessageType::auth_response; },
+                        [](const Ping&) { return MessageType::ping; },
+                        [](const PingAck&) { return MessageType::ping_ack; },
+                        [](const RecvAck&) { return MessageType::recv_ack; },
+                        [](const Barrier&) { return MessageType::barrier; },
+                        [](const BarrierAck&) { return MessageType::barrier_ack; },
+                        [](const TwoPcPrepare&) { return MessageType::twopc_prepare; },
+                        [](const TwoPcReply&) { return MessageType::twopc_reply; },
+                        [](const TwoPcCommit&) { return MessageType::twopc_commit; },
+                        [](const TwoPcAbort&) { return MessageType::twopc_abort; },
                     },
                     message);
 }
@@ -190,6 +359,17 @@ const char* to_string(MessageType type) {
     case MessageType::write_ack: return "WriteAck";
     case MessageType::flush_request: return "FlushRequest";
     case MessageType::flush_ack: return "FlushAck";
+    case MessageType::auth_challenge: return "AuthChallenge";
+    case MessageType::auth_response: return "AuthResponse";
+    case MessageType::ping: return "Ping";
+    case MessageType::ping_ack: return "PingAck";
+    case MessageType::recv_ack: return "RecvAck";
+    case MessageType::barrier: return "Barrier";
+    case MessageType::barrier_ack: return "BarrierAck";
+    case MessageType::twopc_prepare: return "TwoPcPrepare";
+    case MessageType::twopc_reply: return "TwoPcReply";
+    case MessageType::twopc_commit: return "TwoPcCommit";
+    case MessageType::twopc_abort: return "TwoPcAbort";
   }
   return "Unknown";
 }

@@ -33,6 +33,17 @@ enum class MessageType : std::uint16_t {
   write_ack = 4,
   flush_request = 5,
   flush_ack = 6,
+  auth_challenge = 7,
+  auth_response = 8,
+  ping = 9,
+  ping_ack = 10,
+  recv_ack = 11,
+  barrier = 12,
+  barrier_ack = 13,
+  twopc_prepare = 14,
+  twopc_reply = 15,
+  twopc_commit = 16,
+  twopc_abort = 17,
 };
 
 // First message on every connection, in both directions.
@@ -57,7 +68,13 @@ struct StateReport {
 
 inline constexpr std::uint32_t data_flag_fua = 1u << 4;    // DRBD dp_flags FUA
 inline constexpr std::uint32_t data_flag_flush = 1u << 5;  // DRBD dp_flags FLUSH (preflush)
-inline constexpr std::uint32_t data_flags_known = data_flag_fua | data_flag_flush;
+// Which acknowledgement the Primary wants (its protocol): B asks for RecvAck on receipt, C for
+// WriteAck once on disk, A for neither (DRBD dp_flags SEND_RECEIVE_ACK / SEND_WRITE_ACK).
+inline constexpr std::uint32_t data_flag_send_receive_ack = 1u << 7;
+inline constexpr std::uint32_t data_flag_send_write_ack = 1u << 8;
+inline constexpr std::uint32_t data_flags_known = data_flag_fua | data_flag_flush |
+                                                  data_flag_send_receive_ack |
+                                                  data_flag_send_write_ack;
 
 // A replicated write; the payload follows the fixed fields.
 struct Data {
@@ -85,7 +102,91 @@ struct FlushAck {
   friend bool operator==(const FlushAck&, const FlushAck&) = default;
 };
 
-using Message = std::variant<Hello, StateReport, Data, WriteAck, FlushRequest, FlushAck>;
+// Transport-level messages (datapath/transport_tcp.h): peer authentication before any state is
+// exchanged, and keepalive. The core never sees them.
+inline constexpr std::size_t auth_challenge_size_bytes = 32;
+inline constexpr std::size_t auth_response_size_max_bytes = 64;  // HMAC-SHA512
+
+// Sent first by each side when a shared secret is configured: a fresh random challenge.
+struct AuthChallenge {
+  std::uint16_t protocol_version_min = protocol_version;
+  std::uint16_t protocol_version_max = protocol_version;
+  NodeId sender;
+  NodeId receiver;
+  std::string resource_name;
+  std::vector<std::uint8_t> challenge;  // exactly auth_challenge_size_bytes
+  friend bool operator==(const AuthChallenge&, const AuthChallenge&) = default;
+};
+
+// The HMAC proving knowledge of the shared secret (1..64 bytes, as long as the digest).
+struct AuthResponse {
+  std::vector<std::uint8_t> digest;
+  friend bool operator==(const AuthResponse&, const AuthResponse&) = default;
+};
+
+struct Ping {
+  std::uint64_t sequence = 0;
+  friend bool operator==(const Ping&, const Ping&) = default;
+};
+
+struct PingAck {
+  std::uint64_t sequence = 0;
+  friend bool operator==(const PingAck&, const PingAck&) = default;
+};
+
+// Protocol B: the Secondary received the Data (sent before it is written).
+struct RecvAck {
+  std::uint64_t sequence = 0;
+  friend bool operator==(const RecvAck&, const RecvAck&) = default;
+};
+
+// Closes epoch `barrier` on this connection: every Data before it belongs to that epoch.
+struct Barrier {
+  std::uint32_t barrier = 0;
+  friend bool operator==(const Barrier&, const Barrier&) = default;
+};
+
+// The Secondary finished epoch `barrier` (all `set_size` writes on stable storage).
+struct BarrierAck {
+  std::uint32_t barrier = 0;
+  std::uint32_t set_size = 0;
+  friend bool operator==(const BarrierAck&, const BarrierAck&) = default;
+};
+
+// Cluster-wide state changes run as two-phase commits keyed by (initiator, transaction_id).
+enum class TwoPcChange : std::uint8_t { promote = 1 };
+enum class TwoPcVote : std::uint8_t { yes = 0, no = 1, retry = 2 };
+
+struct TwoPcPrepare {
+  NodeId initiator;
+  std::uint64_t transaction_id = 0;
+  TwoPcChange change = TwoPcChange::promote;
+  friend bool operator==(const TwoPcPrepare&, const TwoPcPrepare&) = default;
+};
+
+struct TwoPcReply {
+  NodeId initiator;
+  std::uint64_t transaction_id = 0;
+  TwoPcVote vote = TwoPcVote::yes;
+  std::int8_t code = 1;  // an SS_* value (core::StateChangeCode) explaining a `no`
+  friend bool operator==(const TwoPcReply&, const TwoPcReply&) = default;
+};
+
+struct TwoPcCommit {
+  NodeId initiator;
+  std::uint64_t transaction_id = 0;
+  friend bool operator==(const TwoPcCommit&, const TwoPcCommit&) = default;
+};
+
+struct TwoPcAbort {
+  NodeId initiator;
+  std::uint64_t transaction_id = 0;
+  friend bool operator==(const TwoPcAbort&, const TwoPcAbort&) = default;
+};
+
+using Message = std::variant<Hello, StateReport, Data, WriteAck, FlushRequest, FlushAck,
+                             AuthChallenge, AuthResponse, Ping, PingAck, RecvAck, Barrier,
+                             BarrierAck, TwoPcPrepare, TwoPcReply, TwoPcCommit, TwoPcAbort>;
 
 MessageType type_of(const Message& message);
 const char* to_string(MessageType type);

@@ -6,8 +6,14 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
+#include <optional>
+#include <sstream>
+
+#include "core/config.h"
 
 namespace ditto::datapath {
 
@@ -37,25 +43,75 @@ int send_control_command(const std::string& socket_path, const std::string& line
     ::close(fd);
     return 20;
   }
+  // The first line is the exit status; the rest is passed through as it arrives, so streams
+  // (events2) print line by line.
   std::string reply;
+  std::optional<int> status;
   char chunk[4096];
   for (;;) {
     const ssize_t got = ::read(fd, chunk, sizeof(chunk));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) break;
     reply.append(chunk, static_cast<std::size_t>(got));
+    if (!status) {
+      const auto newline = reply.find('\n');
+      if (newline == std::string::npos) continue;
+      status = std::atoi(reply.substr(0, newline).c_str());
+      reply.erase(0, newline + 1);
+    }
+    std::FILE* out = *status == 0 ? stdout : stderr;
+    std::fwrite(reply.data(), 1, reply.size(), out);
+    std::fflush(out);
+    reply.clear();
   }
   ::close(fd);
-  const auto newline = reply.find('\n');
-  if (newline == std::string::npos) {
+  if (!status) {
     std::fprintf(stderr, "dittoadm: dittod at %s closed the connection without a reply\n",
                  socket_path.c_str());
     return 20;
   }
-  const int status = std::atoi(reply.substr(0, newline).c_str());
-  const std::string text = reply.substr(newline + 1);
-  std::fputs(text.c_str(), status == 0 ? stdout : stderr);
-  return status;
+  return *status;
+}
+
+namespace {
+
+std::optional<std::string> read_text_file(std::string_view path) {
+  std::ifstream in{std::string(path), std::ios::binary};
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return std::nullopt;
+  return text.str();
+}
+
+}  // namespace
+
+int dump_config_file(const std::string& path, const std::string& resource) {
+  const auto text = read_text_file(path);
+  if (!text) {
+    std::fprintf(stderr, "dittoadm: %s: cannot read configuration: %s\n", path.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  auto parsed = config::parse(*text, path, read_text_file);
+  if (!parsed.ok()) {
+    std::fprintf(stderr, "dittoadm: %s\n", parsed.error().message.c_str());
+    return 1;
+  }
+  config::Config selected = std::move(parsed).value();
+  if (!resource.empty() && resource != "all") {
+    const config::Resource* found = selected.find_resource(resource);
+    if (found == nullptr) {
+      std::fprintf(stderr, "dittoadm: %s: no resource named '%s'\n", path.c_str(),
+                   resource.c_str());
+      return 10;
+    }
+    const config::Resource only = *found;
+    selected.resources = {only};
+  }
+  const std::string dumped = config::dump(selected);
+  std::fwrite(dumped.data(), 1, dumped.size(), stdout);
+  return 0;
 }
 
 void register_daemon_commands(CLI::App& app, DaemonCommands& commands) {
@@ -65,6 +121,9 @@ void register_daemon_commands(CLI::App& app, DaemonCommands& commands) {
     bool verbose = false;
     bool statistics = false;
     bool force = false;
+    bool now = false;
+    bool timestamps = false;
+    std::string config_file;
   };
   // Owned by the callbacks below for the life of the program.
   auto flags = std::make_shared<Flags>();
@@ -90,6 +149,28 @@ void register_daemon_commands(CLI::App& app, DaemonCommands& commands) {
   auto* secondary = app.add_subcommand("secondary", "Demote the resource on this node");
   secondary->add_option("resource", flags->resource, "Resource name")->required();
   secondary->callback([flags, &commands] { commands.line = "secondary " + flags->resource; });
+
+  auto* events2 = app.add_subcommand("events2", "Stream state changes (drbdsetup events2)");
+  events2->add_option("resource", flags->resource, "Resource name")->required();
+  events2->add_flag("--now", flags->now, "Print the current state (exists ...) and exit");
+  events2->add_flag("--timestamps", flags->timestamps, "Prefix each line with the local time");
+  events2->callback([flags, &commands] {
+    commands.line = "events2 " + flags->resource + (flags->now ? " --now" : "") +
+                    (flags->timestamps ? " --timestamps" : "");
+  });
+
+  auto* show = app.add_subcommand("show", "Show the running configuration of a resource");
+  show->add_option("resource", flags->resource, "Resource name")->required();
+  show->callback([flags, &commands] { commands.line = "show " + flags->resource; });
+
+  // dump needs no daemon: it parses the file like drbdadm dump and prints the canonical form.
+  auto* dump = app.add_subcommand("dump", "Print the parsed configuration (drbdadm dump)");
+  dump->add_option("-c,--config-file", flags->config_file, "Configuration file")->required();
+  dump->add_option("resource", flags->resource, "Resource name (default: all)");
+  dump->callback([flags] {
+    std::fflush(stdout);
+    std::exit(dump_config_file(flags->config_file, flags->resource));
+  });
 
   // The default socket depends on the resource, known only after parsing.
   app.parse_complete_callback([flags, &commands] {

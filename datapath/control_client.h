@@ -11,6 +11,10 @@ namespace ditto::datapath {
 // stderr otherwise) and returns the daemon's exit status (20 if it cannot be reached).
 int send_control_command(const std::string& socket_path, const std::string& line);
 
+// `dittoadm dump -c FILE [RESOURCE]`: prints config::dump() of the file (no daemon needed);
+// returns the exit status.
+int dump_config_file(const std::string& path, const std::string& resource);
+
 // Registers status, primary, secondary, ... on `app`. `run` is set to the action to execute
 // after parsing when one of them was chosen.
 struct DaemonCommands {

@@ -3,21 +3,54 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <deque>
 
 namespace ditto::datapath {
 namespace {
 
 constexpr std::size_t request_size_max_bytes = 4096;
+using Socket = boost::asio::local::stream_protocol::socket;
 
-class ControlSession : public std::enable_shared_from_this<ControlSession> {
+}  // namespace
+
+class ControlServer::Session : public std::enable_shared_from_this<ControlServer::Session> {
  public:
-  ControlSession(boost::asio::local::stream_protocol::socket socket,
-                 ControlServer::Handler handler)
-      : socket_(std::move(socket)), handler_(std::move(handler)) {}
+  Session(Socket socket, ControlServer::Handler handler,
+          std::shared_ptr<std::vector<std::weak_ptr<Session>>> subscribers)
+      : socket_(std::move(socket)),
+        handler_(std::move(handler)),
+        subscribers_(std::move(subscribers)) {}
 
   void start() { read(); }
+
+  // Queues one line for a subscriber; drops the subscriber if it is too far behind.
+  void push(std::string line) {
+    if (closed_) return;
+    if (timestamps_) line = events2_timestamp() + " " + line;
+    line += '\n';
+    backlog_bytes_ += line.size();
+    if (backlog_bytes_ > ControlServer::subscriber_backlog_bytes_max) {
+      std::fprintf(stderr, "dittod: dropping an events2 subscriber that fell behind\n");
+      close();
+      return;
+    }
+    outgoing_.push_back(std::move(line));
+    if (outgoing_.size() == 1) write_next();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    boost::system::error_code ignored;
+    socket_.shutdown(boost::asio::socket_base::shutdown_both, ignored);
+    socket_.close(ignored);
+  }
 
  private:
   void read() {
@@ -35,23 +68,63 @@ class ControlSession : public std::enable_shared_from_this<ControlSession> {
   }
 
   void reply(const ControlReply& reply) {
+    timestamps_ = reply.timestamps;
+    if (reply.subscribe && reply.exit_status == 0) {
+      subscribers_->push_back(weak_from_this());
+      push_raw(std::to_string(reply.exit_status) + "\n" + reply.text);
+      watch_for_close();
+      return;
+    }
     response_ = std::to_string(reply.exit_status) + "\n" + reply.text;
     auto self = shared_from_this();
     boost::asio::async_write(socket_, boost::asio::buffer(response_),
-                             [this, self](boost::system::error_code, std::size_t) {
-                               boost::system::error_code ignored;
-                               socket_.shutdown(boost::asio::socket_base::shutdown_both, ignored);
-                               socket_.close(ignored);
+                             [this, self](boost::system::error_code, std::size_t) { close(); });
+  }
+
+  void push_raw(std::string text) {
+    backlog_bytes_ += text.size();
+    outgoing_.push_back(std::move(text));
+    if (outgoing_.size() == 1) write_next();
+  }
+
+  void write_next() {
+    auto self = shared_from_this();
+    boost::asio::async_write(socket_, boost::asio::buffer(outgoing_.front()),
+                             [this, self](boost::system::error_code error, std::size_t) {
+                               if (error || closed_) {
+                                 close();
+                                 return;
+                               }
+                               backlog_bytes_ -= outgoing_.front().size();
+                               outgoing_.pop_front();
+                               if (!outgoing_.empty()) write_next();
                              });
   }
 
-  boost::asio::local::stream_protocol::socket socket_;
+  // A subscriber sends nothing more; a completed read means it hung up.
+  void watch_for_close() {
+    auto self = shared_from_this();
+    socket_.async_read_some(boost::asio::buffer(discard_),
+                            [this, self](boost::system::error_code error, std::size_t) {
+                              if (error) {
+                                close();
+                                return;
+                              }
+                              watch_for_close();
+                            });
+  }
+
+  Socket socket_;
   ControlServer::Handler handler_;
+  std::shared_ptr<std::vector<std::weak_ptr<Session>>> subscribers_;
   std::string request_;
   std::string response_;
+  std::deque<std::string> outgoing_;
+  std::size_t backlog_bytes_ = 0;
+  std::array<char, 256> discard_{};
+  bool timestamps_ = false;
+  bool closed_ = false;
 };
-
-}  // namespace
 
 std::vector<std::string> split_words(std::string_view line) {
   std::vector<std::string> words;
@@ -66,8 +139,29 @@ std::vector<std::string> split_words(std::string_view line) {
   return words;
 }
 
+std::string events2_timestamp() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                          now.time_since_epoch())
+                          .count() %
+                      1'000'000;
+  std::tm local{};
+  ::localtime_r(&seconds, &local);
+  char date[32];
+  std::strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &local);
+  const long offset_minutes = local.tm_gmtoff / 60;
+  char text[64];
+  std::snprintf(text, sizeof(text), "%s.%06lld%c%02ld:%02ld", date,
+                static_cast<long long>(micros), offset_minutes < 0 ? '-' : '+',
+                std::labs(offset_minutes) / 60, std::labs(offset_minutes) % 60);
+  return text;
+}
+
 ControlServer::ControlServer(boost::asio::io_context& io, Handler handler)
-    : io_(io), handler_(std::move(handler)) {}
+    : io_(io),
+      handler_(std::move(handler)),
+      subscribers_(std::make_shared<std::vector<std::weak_ptr<Session>>>()) {}
 
 ControlServer::~ControlServer() { stop(); }
 
@@ -97,15 +191,33 @@ Status ControlServer::listen(const std::string& path) {
 }
 
 void ControlServer::accept() {
-  acceptor_->async_accept([this](boost::system::error_code error,
-                                 boost::asio::local::stream_protocol::socket socket) {
+  acceptor_->async_accept([this](boost::system::error_code error, Socket socket) {
     if (error) return;  // closed by stop()
-    std::make_shared<ControlSession>(std::move(socket), handler_)->start();
+    std::make_shared<Session>(std::move(socket), handler_, subscribers_)->start();
     accept();
   });
 }
 
+void ControlServer::publish(std::string_view line) {
+  std::erase_if(*subscribers_, [](const std::weak_ptr<Session>& weak) { return weak.expired(); });
+  // Copy first: pushing may close a session, which does not touch the list, but stay safe.
+  const auto sessions = *subscribers_;
+  for (const auto& weak : sessions) {
+    if (auto session = weak.lock()) session->push(std::string(line));
+  }
+}
+
+std::size_t ControlServer::subscriber_count() const {
+  return static_cast<std::size_t>(std::count_if(
+      subscribers_->begin(), subscribers_->end(),
+      [](const std::weak_ptr<Session>& weak) { return !weak.expired(); }));
+}
+
 void ControlServer::stop() {
+  for (const auto& weak : *subscribers_) {
+    if (auto session = weak.lock()) session->close();
+  }
+  subscribers_->clear();
   if (!acceptor_) return;
   boost::system::error_code ignored;
   acceptor_->close(ignored);

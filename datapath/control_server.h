@@ -4,8 +4,14 @@
 //
 // Request:  "<verb> <resource> [--flags...]\n"   e.g. "status r0 --json"
 // Response: "<exit status>\n<text>"              0 = success
+//
+// A reply may instead subscribe the connection to events (dittoadm events2): after the reply
+// text the connection stays open and every publish()ed line is written to it, until the client
+// closes it. A subscriber that falls more than subscriber_backlog_bytes_max behind is dropped
+// (every queue is bounded).
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <string>
@@ -21,16 +27,24 @@ namespace ditto::datapath {
 struct ControlReply {
   int exit_status = 0;
   std::string text;
+  bool subscribe = false;   // keep the connection open for publish()ed lines
+  bool timestamps = false;  // prefix each published line with the local time (events2 format)
 };
 
 class ControlServer {
  public:
   using Handler = std::function<ControlReply(const std::vector<std::string>& words)>;
+  static constexpr std::size_t subscriber_backlog_bytes_max = 4u << 20;
 
   ControlServer(boost::asio::io_context& io, Handler handler);
   ~ControlServer();
   [[nodiscard]] Status listen(const std::string& path);
   void stop();
+  // Writes `line` (without its newline) to every subscriber.
+  void publish(std::string_view line);
+  std::size_t subscriber_count() const;
+
+  class Session;  // control_server.cpp
 
  private:
   void accept();
@@ -39,9 +53,13 @@ class ControlServer {
   Handler handler_;
   std::unique_ptr<boost::asio::local::stream_protocol::acceptor> acceptor_;
   std::string path_;
+  std::shared_ptr<std::vector<std::weak_ptr<Session>>> subscribers_;
 };
 
 // Splits a command line on spaces (no quoting: resource names and flags have no spaces).
 std::vector<std::string> split_words(std::string_view line);
+
+// The events2 timestamp of now: YYYY-MM-DDTHH:MM:SS.uuuuuu+HH:MM (local time).
+std::string events2_timestamp();
 
 }  // namespace ditto::datapath

@@ -63,6 +63,83 @@ Status check_volume(const config::Host& self, const std::string& config_path) {
   return Status::success();
 }
 
+std::string net_value(const config::Section& net, std::string_view key) {
+  const config::Option* option = net.find(key);
+  return option == nullptr ? std::string() : option->value_text();
+}
+
+// A numeric net option within [minimum, maximum], or `fallback` when it is not set.
+Result<std::uint32_t> net_number(const config::Connection& connection, std::string_view key,
+                                 std::uint32_t minimum, std::uint32_t maximum,
+                                 std::uint32_t fallback) {
+  const config::Option* option = connection.net.find(key);
+  if (option == nullptr) return fallback;
+  const std::string text = option->value_text();
+  std::uint64_t value = 0;
+  const bool digits = !text.empty() && text.size() <= 9 &&
+                      text.find_first_not_of("0123456789") == std::string::npos;
+  if (digits) value = std::stoull(text);
+  if (!digits || value < minimum || value > maximum) {
+    return Error{option->location.to_string() + ": " + std::string(key) + " '" + text +
+                 "' must be a number from " + std::to_string(minimum) + " to " +
+                 std::to_string(maximum)};
+  }
+  return static_cast<std::uint32_t>(value);
+}
+
+// The transport's net options (authentication, keepalive) from one connection's effective net
+// section. The transport has one setting for all peers, so every connection must agree.
+Status apply_net_options(const config::Connection& connection, bool first,
+                         TransportConfig& transport) {
+  const std::string algorithm = net_value(connection.net, "cram-hmac-alg");
+  const std::string secret = net_value(connection.net, "shared-secret");
+  if (algorithm.empty() != secret.empty()) {
+    return Error{connection.location.to_string() +
+                 ": cram-hmac-alg and shared-secret must be set together"};
+  }
+  auto ping_int_seconds = net_number(connection, "ping-int", 1, 120, 10);
+  if (!ping_int_seconds.ok()) return ping_int_seconds.error();
+  auto ping_timeout_tenths = net_number(connection, "ping-timeout", 1, 300, 5);
+  if (!ping_timeout_tenths.ok()) return ping_timeout_tenths.error();
+  const Duration ping_interval = Duration::from_ms(ping_int_seconds.value() * 1000LL);
+  const Duration ping_timeout = Duration::from_ms(ping_timeout_tenths.value() * 100LL);
+  if (!first && (algorithm != transport.cram_hmac_algorithm ||
+                 secret != transport.shared_secret || ping_interval != transport.ping_interval ||
+                 ping_timeout != transport.ping_timeout)) {
+    return Error{connection.location.to_string() +
+                 ": cram-hmac-alg, shared-secret, ping-int and ping-timeout must be the same "
+                 "for every connection of this node"};
+  }
+  transport.cram_hmac_algorithm = algorithm;
+  transport.shared_secret = secret;
+  transport.ping_interval = ping_interval;
+  transport.ping_timeout = ping_timeout;
+  if (!secret.empty()) {
+    auto key = AuthKey::create(algorithm, secret);
+    if (!key.ok()) return Error{connection.location.to_string() + ": " + key.error().message};
+  }
+  return Status::success();
+}
+
+// Every path of `connection` to `remote`: the remote end to dial, the local end to listen on.
+void add_paths(const config::Connection& connection, const std::string& remote,
+               TransportPeer& peer, TransportConfig& transport) {
+  bool first = true;
+  for (const config::Path& path : connection.paths) {
+    const bool remote_first = path.first.host == remote;
+    const config::Endpoint& far = remote_first ? path.first : path.second;
+    const config::Endpoint& near = remote_first ? path.second : path.first;
+    if (first) {
+      peer.host = far.address;
+      peer.port = far.port;
+    } else {
+      peer.more_paths.push_back({far.address, far.port});
+    }
+    first = false;
+    if (!near.address.empty()) transport.more_listen.push_back({near.address, near.port});
+  }
+}
+
 }  // namespace
 
 Result<DaemonConfig> load_daemon_config(const DaemonOptions& options) {
@@ -99,6 +176,7 @@ Result<DaemonConfig> load_daemon_config(const DaemonOptions& options) {
   result.transport.listen_host = result.self.address;
   result.transport.listen_port = result.self.port;
 
+  bool first_connection = true;
   for (const config::Connection& connection : result.resource.effective_connections()) {
     const bool first_is_self = connection.first.host == result.self.name;
     const bool second_is_self = connection.second.host == result.self.name;
@@ -114,12 +192,16 @@ Result<DaemonConfig> load_daemon_config(const DaemonOptions& options) {
                    std::string(to_string(connection.protocol())) +
                    " is not supported yet; use protocol C"};
     }
-    // The first path carries the connection (multi-path failover comes later).
-    const config::Path& path = connection.paths.front();
-    const config::Endpoint& remote_end = path.first.host == remote.host ? path.first : path.second;
+    if (Status status = apply_net_options(connection, first_connection, result.transport);
+        !status.ok()) {
+      return status.error();
+    }
+    first_connection = false;
+    // The first path is dialed first; the others are failed over to (transport_tcp.h).
+    TransportPeer transport_peer{peer->node_id, peer->name, {}, 0, {}};
+    add_paths(connection, remote.host, transport_peer, result.transport);
     result.node.peers.push_back({peer->node_id, peer->name});
-    result.transport.peers.push_back({peer->node_id, peer->name, remote_end.address,
-                                      remote_end.port});
+    result.transport.peers.push_back(std::move(transport_peer));
   }
   // A resource with one host and no peers is allowed: a single-node volume (benchmarks use it).
   return result;

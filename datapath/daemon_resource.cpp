@@ -244,10 +244,32 @@ void ResourceRunner::execute(core::Action& action) {
                 disconnect.reason);
             transport_->disconnect(disconnect.peer, disconnect.reason);
           },
-          [&](const core::Event& event) { log(event.line); },
+          [&](const core::Event& event) {
+            log(event.line);
+            if (event_sink_) event_sink_(event.line);
+          },
+          [&](const core::ArmTimer& arm) { arm_timer(arm); },
+          [&](const core::CancelTimer& cancel) {
+            if (auto found = timers_.find(cancel.timer.value); found != timers_.end()) {
+              found->second->cancel();
+            }
+          },
           [&](const auto& disk_action) { execute_disk(disk_action); },
       },
       action);
+}
+
+// Core timers (two-phase-commit timeouts and retries): one steady_timer per TimerId; re-arming
+// moves the deadline (expires_at cancels the earlier wait).
+void ResourceRunner::arm_timer(const core::ArmTimer& arm) {
+  std::unique_ptr<boost::asio::steady_timer>& timer = timers_[arm.timer.value];
+  if (!timer) timer = std::make_unique<boost::asio::steady_timer>(io_);
+  timer->expires_at(epoch_ + std::chrono::nanoseconds(arm.deadline.ns));
+  timer->async_wait([this, id = arm.timer](boost::system::error_code error) {
+    if (error || stopped_) return;  // cancelled or moved: `this` may be gone, touch nothing
+    node_.on_timer(now(), id);
+    pump();
+  });
 }
 
 void ResourceRunner::execute_disk(const core::Action& action) {
@@ -352,7 +374,9 @@ Result<std::uint64_t> ResourceRunner::open_export(std::string_view name) {
     return Error{"no export named '" + std::string(name) + "'; this node exports '" +
                  config_.resource.name + "'"};
   }
-  if (node_.role() != Role::primary) {
+  // A pending promotion (a two-phase commit in flight) may open: the core holds its writes
+  // until the outcome, as DRBD's auto-promote holds the opener.
+  if (node_.role() != Role::primary && !node_.promotion_pending()) {
     return Error{"resource " + config_.resource.name + " is " +
                  std::string(to_string(node_.role())) + " on node " + config_.self.name +
                  "; promote it first (dittoadm primary " + config_.resource.name + ")"};

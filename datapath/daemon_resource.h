@@ -50,6 +50,13 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   const core::Node& node() const { return node_; }
   std::uint16_t nbd_port() const { return nbd_ ? nbd_->tcp_port() : 0; }
   std::uint16_t peer_port() const { return transport_->listen_port(); }
+  const DaemonConfig& config() const { return config_; }
+  std::uint32_t open_sessions() const { return open_sessions_; }
+  const TcpTransport& transport() const { return *transport_; }
+  // Receives every core Event line (events2 subscribers, control_events.h).
+  void set_event_sink(std::function<void(const std::string& line)> sink) {
+    event_sink_ = std::move(sink);
+  }
 
   // TransportHandler
   void on_peer_connected(NodeId peer) override;
@@ -84,6 +91,7 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   void pump();
   void execute(core::Action& action);
   void execute_disk(const core::Action& action);
+  void arm_timer(const core::ArmTimer& arm);
   void fail_disk_io_later(IoId io);
   void on_disk_completion(std::uint64_t cookie, int result);
   void log(const std::string& line) const;
@@ -106,6 +114,8 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::deque<IoId> failed_ios_;
   bool pumping_ = false;
   bool stopped_ = false;
+  std::function<void(const std::string& line)> event_sink_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::steady_timer>> timers_;
   std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
 };
 

@@ -9,7 +9,9 @@
 #include <boost/asio.hpp>
 
 #include "core/assert.h"
+#include "datapath/control_metrics.h"
 #include "datapath/control_server.h"
+#include "datapath/control_views.h"
 #include "datapath/daemon_config.h"
 #include "datapath/daemon_resource.h"
 
@@ -22,6 +24,7 @@ struct Arguments {
   std::string nbd_address;
   std::string nbd_socket;
   std::string control_path;
+  std::string metrics_address;
 };
 
 bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
@@ -54,8 +57,27 @@ ControlReply handle_command(ditto::datapath::ResourceRunner& runner,
   auto has = [&](const char* flag) {
     return std::find(words.begin() + 2, words.end(), flag) != words.end();
   };
+  if (verb == "events2") {
+    // The exists dump, then (without --now) every change as it happens.
+    ControlReply reply{0, ditto::datapath::events2_exists(runner)};
+    reply.subscribe = !has("--now");
+    reply.timestamps = has("--timestamps");
+    if (reply.timestamps) {
+      std::string stamped;
+      std::size_t start = 0;
+      while (start < reply.text.size()) {
+        const std::size_t end = reply.text.find('\n', start);
+        stamped += ditto::datapath::events2_timestamp() + " " +
+                   reply.text.substr(start, end + 1 - start);
+        start = end + 1;
+      }
+      reply.text = stamped;
+    }
+    return reply;
+  }
+  if (verb == "show") return {0, ditto::datapath::show_text(runner)};
   if (verb == "status") {
-    if (has("--json")) return {0, runner.status_json()};
+    if (has("--json")) return {0, ditto::datapath::status_json(runner)};
     return {0, runner.status_text({has("--verbose"), has("--statistics")})};
   }
   if (verb == "primary" || verb == "secondary") {
@@ -66,6 +88,24 @@ ControlReply handle_command(ditto::datapath::ResourceRunner& runner,
     return {11, resource + ": State change failed: (" + result.code + ") " + result.message + "\n"};
   }
   return {2, "error: unknown command '" + verb + "'\n"};
+}
+
+// Serves /metrics on `address` (HOST:PORT) unless it is empty; false after printing why not.
+bool start_metrics(const std::string& address, ditto::datapath::MetricsServer& metrics) {
+  if (address.empty()) return true;
+  std::string host;
+  std::uint16_t port = 0;
+  if (!split_host_port(address, host, port)) {
+    std::fprintf(stderr, "dittod: --metrics '%s' is not HOST:PORT\n", address.c_str());
+    return false;
+  }
+  if (ditto::Status status = metrics.listen(host, port); !status.ok()) {
+    std::fprintf(stderr, "dittod: %s\n", status.error().message.c_str());
+    return false;
+  }
+  std::fprintf(stderr, "dittod: metrics on http://%s:%u/metrics\n", host.c_str(),
+               unsigned{metrics.port()});
+  return true;
 }
 
 int run(const Arguments& arguments) {
@@ -105,6 +145,11 @@ int run(const Arguments& arguments) {
     std::fprintf(stderr, "dittod: %s\n", status.error().message.c_str());
     return 1;
   }
+  resource.set_event_sink([&control](const std::string& line) {
+    if (ditto::datapath::is_events2_line(line)) control.publish(line);
+  });
+  ditto::datapath::MetricsServer metrics(io, resource);
+  if (!start_metrics(arguments.metrics_address, metrics)) return 1;
   std::fprintf(stderr, "dittod: resource %s ready; control socket %s\n", resource_name.c_str(),
                control_path.c_str());
 
@@ -112,11 +157,14 @@ int run(const Arguments& arguments) {
   signals.async_wait([&](boost::system::error_code error, int signal_number) {
     if (error) return;
     std::fprintf(stderr, "dittod: signal %d, shutting down\n", signal_number);
+    metrics.stop();
     control.stop();
     resource.stop();
     io.stop();
   });
   io.run();
+  resource.set_event_sink({});
+  metrics.stop();
   control.stop();
   resource.stop();
   return 0;
@@ -139,6 +187,8 @@ int main(int argc, char** argv) {
   app.add_option("--nbd-socket", arguments.nbd_socket, "Export the volume on a unix socket");
   app.add_option("--control", arguments.control_path,
                  "Control socket path (default /run/ditto/RESOURCE.sock)");
+  app.add_option("--metrics", arguments.metrics_address,
+                 "Serve Prometheus metrics at http://HOST:PORT/metrics (drbd-reactor names)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

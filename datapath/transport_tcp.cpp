@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "core/assert.h"
+#include "datapath/transport_connection.h"
 
 namespace ditto::datapath {
 
@@ -22,9 +23,11 @@ namespace {
 constexpr std::size_t receive_buffer_size_initial_bytes = 64 * 1024;
 // A buffer grown for a large frame is given back once it is empty again.
 constexpr std::size_t receive_buffer_size_keep_bytes = 1024 * 1024;
-// The largest possible Hello frame: header, fixed fields and a 64-byte resource name.
-constexpr std::size_t hello_frame_size_max_bytes =
-    wire::header_size_bytes + 2 + 2 + 1 + 1 + 8 + 1 + wire::resource_name_size_max;
+// The largest frame an unidentified peer may make us buffer: an AuthChallenge (the largest
+// handshake frame: header, fixed fields, a 64-byte resource name and the challenge).
+constexpr std::size_t handshake_frame_size_max_bytes =
+    wire::header_size_bytes + 2 + 2 + 1 + 1 + 8 + 1 + wire::resource_name_size_max +
+    wire::auth_challenge_size_bytes;
 // Gather at most this many queued frames (and about this many bytes) into one write.
 constexpr std::size_t write_frames_max = 64;
 constexpr std::size_t write_batch_bytes_max = 4 * 1024 * 1024;
@@ -46,6 +49,12 @@ std::string endpoint_text(const tcp::socket& socket) {
 
 // The checks every Hello must pass, whichever side dialed. Empty when it passes.
 std::string hello_problem(const wire::Hello& hello, const TransportConfig& config) {
+  if (hello.protocol_version_min > wire::protocol_version ||
+      hello.protocol_version_max < wire::protocol_version) {
+    return "peer speaks protocol versions " + std::to_string(hello.protocol_version_min) + ".." +
+           std::to_string(hello.protocol_version_max) + ", we speak " +
+           std::to_string(wire::protocol_version);
+  }
   if (hello.receiver != config.self) {
     return "Hello is addressed to node " + node_text(hello.receiver) + ", this is node " +
            node_text(config.self);
@@ -59,42 +68,11 @@ std::string hello_problem(const wire::Hello& hello, const TransportConfig& confi
 
 }  // namespace
 
-struct TcpTransport::Connection {
-  explicit Connection(tcp::socket connected_socket)
-      : socket(std::move(connected_socket)), deadline(socket.get_executor()) {}
-
-  void close() {
-    closed = true;
-    error_code ignored;
-    socket.close(ignored);
-    deadline.cancel();
-  }
-
-  tcp::socket socket;
-  asio::steady_timer deadline;
-  std::uint64_t deadline_generation = 0;  // a fired wait for an older generation is stale
-  std::string remote;                     // for log lines
-  bool dialed = false;
-  bool has_peer = false;  // dialed, or accepted and identified by its Hello
-  NodeId peer;
-  bool announced = false;  // on_peer_connected was called for it
-  bool hello_received = false;
-  bool closed = false;
-
-  std::vector<std::uint8_t> receive_buffer;
-  std::size_t received_bytes = 0;
-
-  std::deque<std::vector<std::uint8_t>> send_queue;  // whole frames; the first ones in flight
-  std::size_t send_queue_bytes = 0;
-  std::size_t frames_in_flight = 0;
-  std::vector<asio::const_buffer> write_buffers;
-};
 
 TcpTransport::TcpTransport(asio::io_context& io, TransportConfig config, TransportHandler& handler)
     : io_(io),
       config_(std::move(config)),
       handler_(handler),
-      acceptor_(io),
       accept_retry_timer_(io),
       lifetime_(std::make_shared<Lifetime>()) {}
 
@@ -119,16 +97,49 @@ Status TcpTransport::validate_and_index_peers() {
       return Error{which + " has an id above 31 or equal to our own"};
     }
     if (slot_of(peer.node_id) != nullptr) return Error{which + " is configured twice"};
-    error_code error;
-    const asio::ip::address address = asio::ip::make_address(peer.host, error);
-    if (error) return Error{which + ": address '" + peer.host + "' is not an IP address"};
     PeerSlot slot;
+    std::vector<TransportAddress> paths{{peer.host, peer.port}};
+    paths.insert(paths.end(), peer.more_paths.begin(), peer.more_paths.end());
+    for (const TransportAddress& path : paths) {
+      error_code error;
+      slot.addresses.push_back(asio::ip::make_address(path.host, error));
+      if (error) return Error{which + ": address '" + path.host + "' is not an IP address"};
+    }
     slot.config = peer;
-    slot.address = address;
     slot.redial_timer = std::make_unique<asio::steady_timer>(io_);
     slot.redial_delay = config_.reconnect_delay_min;
     peers_.push_back(std::move(slot));
   }
+  if (config_.cram_hmac_algorithm.empty() != config_.shared_secret.empty()) {
+    return Error{"transport: cram-hmac-alg and shared-secret must be set together"};
+  }
+  if (!config_.shared_secret.empty()) {
+    auto key = AuthKey::create(config_.cram_hmac_algorithm, config_.shared_secret);
+    if (!key.ok()) return Error{"transport: " + key.error().message};
+    auth_key_.emplace(std::move(key).value());
+  }
+  if (config_.ping_interval.ns <= 0 || config_.ping_timeout.ns <= 0) {
+    return Error{"transport: ping-int and ping-timeout must be positive"};
+  }
+  return Status::success();
+}
+
+Status TcpTransport::listen_on(const TransportAddress& where) {
+  error_code error;
+  const asio::ip::address address = asio::ip::make_address(where.host, error);
+  if (error) return Error{"transport: listen address '" + where.host + "' is not an IP address"};
+  const tcp::endpoint endpoint(address, where.port);
+  const std::string text = where.host + ":" + std::to_string(where.port);
+  auto acceptor = std::make_unique<tcp::acceptor>(io_);
+  acceptor->open(endpoint.protocol(), error);
+  if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
+  if (!error) acceptor->bind(endpoint, error);
+  if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
+  if (error) return Error{"transport: cannot listen on " + text + ": " + error.message()};
+  const std::uint16_t port = acceptor->local_endpoint(error).port();
+  if (error) return Error{"transport: cannot read the listening port: " + error.message()};
+  if (acceptors_.empty()) listen_port_ = port;
+  acceptors_.push_back(std::move(acceptor));
   return Status::success();
 }
 
@@ -136,23 +147,17 @@ Status TcpTransport::start() {
   DITTO_ASSERT(!started_);
   DITTO_ASSERT(!stopped_);
   if (Status status = validate_and_index_peers(); !status.ok()) return status;
-  error_code error;
-  const asio::ip::address address = asio::ip::make_address(config_.listen_host, error);
-  if (error) {
-    return Error{"transport: listen address '" + config_.listen_host + "' is not an IP address"};
+  if (Status status = listen_on({config_.listen_host, config_.listen_port}); !status.ok()) {
+    return status;
   }
-  const tcp::endpoint endpoint(address, config_.listen_port);
-  const std::string where = config_.listen_host + ":" + std::to_string(config_.listen_port);
-  acceptor_.open(endpoint.protocol(), error);
-  if (!error) acceptor_.set_option(tcp::acceptor::reuse_address(true), error);
-  if (!error) acceptor_.bind(endpoint, error);
-  if (!error) acceptor_.listen(asio::socket_base::max_listen_connections, error);
-  if (error) return Error{"transport: cannot listen on " + where + ": " + error.message()};
-  listen_port_ = acceptor_.local_endpoint(error).port();
-  if (error) return Error{"transport: cannot read the listening port: " + error.message()};
+  for (const TransportAddress& extra : config_.more_listen) {
+    if (extra.host == config_.listen_host && extra.port == config_.listen_port) continue;
+    // A path whose local address is gone (a NIC down) must not keep the other paths down.
+    if (Status status = listen_on(extra); !status.ok()) log(status.error().message);
+  }
 
   started_ = true;
-  accept_next();
+  for (std::size_t index = 0; index < acceptors_.size(); ++index) accept_next(index);
   for (PeerSlot& slot : peers_) {
     if (is_dialer_for(slot.config.node_id) && slot.config.port != 0) dial(slot);
   }
@@ -164,7 +169,7 @@ void TcpTransport::stop() {
   stopped_ = true;
   lifetime_->alive = false;  // every pending completion handler now returns at once
   error_code ignored;
-  acceptor_.close(ignored);
+  for (const auto& acceptor : acceptors_) acceptor->close(ignored);
   accept_retry_timer_.cancel();
   for (PeerSlot& slot : peers_) {
     slot.redial_timer->cancel();
@@ -210,6 +215,13 @@ bool TcpTransport::is_connected(NodeId peer) const {
   return slot != nullptr && slot->connection != nullptr && slot->connection->announced;
 }
 
+int TcpTransport::connected_path(NodeId peer) const {
+  if (!is_connected(peer)) return -1;
+  const PeerSlot* slot = slot_of(peer);
+  // An accepted connection's path is the peer's choice; report the one it would dial first.
+  return slot->connection->dialed ? static_cast<int>(slot->connection->path_index) : 0;
+}
+
 std::size_t TcpTransport::send_queue_bytes(NodeId peer) const {
   if (!is_connected(peer)) return 0;
   return slot_of(peer)->connection->send_queue_bytes;
@@ -217,26 +229,31 @@ std::size_t TcpTransport::send_queue_bytes(NodeId peer) const {
 
 // ---- Accepting and dialing ----
 
-void TcpTransport::accept_next() {
-  acceptor_.async_accept([this, lifetime = lifetime_](const error_code& error, tcp::socket socket) {
-    if (!lifetime->alive) return;
-    on_accepted(error, std::move(socket));
-  });
+void TcpTransport::accept_next(std::size_t acceptor_index) {
+  DITTO_ASSERT(acceptor_index < acceptors_.size());
+  acceptors_[acceptor_index]->async_accept(
+      [this, lifetime = lifetime_, acceptor_index](const error_code& error, tcp::socket socket) {
+        if (!lifetime->alive) return;
+        on_accepted(acceptor_index, error, std::move(socket));
+      });
 }
 
-void TcpTransport::on_accepted(const error_code& error, tcp::socket socket) {
+void TcpTransport::on_accepted(std::size_t acceptor_index, const error_code& error,
+                               tcp::socket socket) {
   DITTO_ASSERT(started_ && !stopped_);
   if (error) {
     if (error == asio::error::operation_aborted) return;
-    // E.g. out of file descriptors: back off instead of spinning on the error.
+    // E.g. out of file descriptors: back off instead of spinning on the error. One timer per
+    // retry, since several acceptors may be backing off at once.
     log("accept failed: " + error.message() + "; retrying in 100 ms");
-    accept_retry_timer_.expires_after(std::chrono::milliseconds(100));
-    accept_retry_timer_.async_wait([this, lifetime = lifetime_](const error_code& wait_error) {
-      if (lifetime->alive && !wait_error) accept_next();
-    });
+    auto timer = std::make_shared<asio::steady_timer>(io_, std::chrono::milliseconds(100));
+    timer->async_wait(
+        [this, lifetime = lifetime_, acceptor_index, timer](const error_code& wait_error) {
+          if (lifetime->alive && !wait_error) accept_next(acceptor_index);
+        });
     return;
   }
-  accept_next();
+  accept_next(acceptor_index);
   const std::string remote = endpoint_text(socket);
   if (anonymous_.size() >= config_.anonymous_connections_max) {
     log("refused connection from " + remote + ": too many unidentified connections");
@@ -258,7 +275,11 @@ void TcpTransport::dial(PeerSlot& slot) {
   connection->dialed = true;
   connection->has_peer = true;
   connection->peer = slot.config.node_id;
-  const tcp::endpoint endpoint(slot.address, slot.config.port);
+  connection->path_index = slot.path_index;
+  const std::uint16_t port = slot.path_index == 0
+                                 ? slot.config.port
+                                 : slot.config.more_paths[slot.path_index - 1].port;
+  const tcp::endpoint endpoint(slot.addresses[slot.path_index], port);
   connection->remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   slot.connection = connection;
   arm_deadline(connection, config_.connect_timeout);
@@ -278,8 +299,20 @@ void TcpTransport::on_dialed(const std::shared_ptr<Connection>& connection,
   }
   error_code ignored;
   connection->socket.set_option(tcp::no_delay(true), ignored);
+  connection->tcp_connected = true;
   PeerSlot& slot = *slot_of(connection->peer);
   DITTO_ASSERT(slot.connection == connection);
+  if (slot.addresses.size() > 1) {
+    log("connected to node " + node_text(connection->peer) + " over path " +
+        std::to_string(connection->path_index + 1) + " (" + connection->remote + ")");
+  }
+  if (auth_key_) {
+    // The handler hears of the peer only once it has proven the shared secret.
+    arm_deadline(connection, config_.hello_timeout);
+    start_authentication(connection);
+    if (!connection->closed && !stopped_) read_next(connection);
+    return;
+  }
   deliver_disconnect_notice(slot);  // keeps disconnected-before-connected order
   if (connection->closed || stopped_) return;
   connection->announced = true;
@@ -340,7 +373,9 @@ void TcpTransport::read_next(const std::shared_ptr<Connection>& connection) {
 void TcpTransport::on_read(const std::shared_ptr<Connection>& connection, const error_code& error,
                            std::size_t size_bytes) {
   if (error) {
-    if (error == asio::error::eof) {
+    if (error == asio::error::eof && authenticating(*connection)) {
+      fail(connection, "connection closed by the peer before it proved the shared secret");
+    } else if (error == asio::error::eof) {
       fail(connection, "connection closed by the peer");
     } else {
       fail(connection, "receive failed: " + error.message());
@@ -348,6 +383,7 @@ void TcpTransport::on_read(const std::shared_ptr<Connection>& connection, const 
     return;
   }
   connection->received_bytes += size_bytes;
+  connection->received_since_ping = true;
   DITTO_ASSERT(connection->received_bytes <= connection->receive_buffer.size());
   process_frames(connection);
   if (connection->closed || stopped_) return;
@@ -364,9 +400,20 @@ void TcpTransport::process_frames(const std::shared_ptr<Connection>& connection)
     wire::DecodeResult result = wire::decode(available);
     if (auto* frame = std::get_if<wire::Frame>(&result)) {
       offset += frame->frame_size_bytes;
+      if (authenticating(*connection)) {
+        if (!handle_auth_frame(connection, *frame)) return;
+        continue;
+      }
+      if (handle_keepalive_frame(connection, frame->message)) continue;
       if (!connection->hello_received) {
         if (!handle_first_frame(connection, *frame)) return;
         continue;
+      }
+      if (std::holds_alternative<wire::AuthChallenge>(frame->message) ||
+          std::holds_alternative<wire::AuthResponse>(frame->message)) {
+        fail(connection, std::string("protocol error: ") +
+                             wire::to_string(wire::type_of(frame->message)) + " after the Hello");
+        return;
       }
       handler_.on_peer_message(connection->peer, frame->message, frame->payload);
       continue;
@@ -379,8 +426,8 @@ void TcpTransport::process_frames(const std::shared_ptr<Connection>& connection)
     break;
   }
   if (connection->closed || stopped_) return;
-  // Until it has identified itself, a peer may not make us buffer more than one Hello.
-  if (!connection->hello_received && needed_bytes > hello_frame_size_max_bytes) {
+  // Until it has identified itself, a peer may not make us buffer more than one handshake frame.
+  if (!connection->hello_received && needed_bytes > handshake_frame_size_max_bytes) {
     fail(connection, "protocol error: first frame announces " + std::to_string(needed_bytes) +
                          " bytes, more than any Hello");
     return;
@@ -408,10 +455,11 @@ bool TcpTransport::handle_first_frame(const std::shared_ptr<Connection>& connect
                          wire::to_string(wire::type_of(frame.message)) + ", not a Hello");
     return false;
   }
-  if (connection->dialed) {
+  if (connection->has_peer) {  // dialed, or accepted and authenticated
     std::string problem = hello_problem(*hello, config_);
     if (problem.empty() && hello->sender != connection->peer) {
-      problem = "Hello comes from node " + node_text(hello->sender) + ", we dialed node " +
+      problem = "Hello comes from node " + node_text(hello->sender) +
+                (connection->dialed ? ", we dialed node " : ", which authenticated as node ") +
                 node_text(connection->peer);
     }
     if (!problem.empty()) {
@@ -425,6 +473,7 @@ bool TcpTransport::handle_first_frame(const std::shared_ptr<Connection>& connect
   } else if (!accept_hello(connection, *hello)) {
     return false;
   }
+  start_keepalive(connection);
   handler_.on_peer_message(connection->peer, frame.message, {});
   return !connection->closed && !stopped_;
 }
@@ -444,24 +493,33 @@ bool TcpTransport::accept_hello(const std::shared_ptr<Connection>& connection,
     fail(connection, "protocol error: " + problem);
     return false;
   }
-  std::erase(anonymous_, connection);
-  connection->has_peer = true;
-  connection->peer = hello.sender;
   connection->hello_received = true;
   ++connection->deadline_generation;
   connection->deadline.cancel();
+  return adopt(connection, hello.sender);
+}
+
+// An accepted connection has identified itself (Hello, or authentication): it becomes the
+// peer's connection, replacing any older one, and the handler hears of it.
+bool TcpTransport::adopt(const std::shared_ptr<Connection>& connection, NodeId peer) {
+  DITTO_ASSERT(!connection->dialed && !connection->has_peer);
+  PeerSlot* slot = slot_of(peer);
+  DITTO_ASSERT(slot != nullptr && !is_dialer_for(peer));
+  std::erase(anonymous_, connection);
+  connection->has_peer = true;
+  connection->peer = peer;
   deliver_disconnect_notice(*slot);
   if (std::shared_ptr<Connection> old = std::move(slot->connection)) {
     old->close();
     if (old->announced) {
-      handler_.on_peer_disconnected(hello.sender, "replaced by a new connection from the peer");
+      handler_.on_peer_disconnected(peer, "replaced by a new connection from the peer");
     }
   }
   if (connection->closed || stopped_) return false;
   DITTO_ASSERT(slot->connection == nullptr);
   slot->connection = connection;
   connection->announced = true;
-  handler_.on_peer_connected(hello.sender);
+  handler_.on_peer_connected(peer);
   return !connection->closed && !stopped_;
 }
 
@@ -472,13 +530,21 @@ bool TcpTransport::send(NodeId peer, const wire::Message& message,
   if (!is_connected(peer)) return false;
   const std::shared_ptr<Connection>& connection = slot_of(peer)->connection;
   DITTO_ASSERT(!connection->closed);
-  const std::size_t prefix_size_bytes = wire::encoded_prefix_size_bytes(message);
-  const std::size_t frame_size_bytes = prefix_size_bytes + payload.size();
+  const std::size_t frame_size_bytes = wire::encoded_prefix_size_bytes(message) + payload.size();
   // An empty queue always takes one frame, so a frame larger than the limit is not stuck.
   if (connection->send_queue_bytes > 0 &&
       connection->send_queue_bytes + frame_size_bytes > config_.send_queue_bytes_max) {
     return false;
   }
+  enqueue(connection, message, payload);
+  return true;
+}
+
+void TcpTransport::enqueue(const std::shared_ptr<Connection>& connection,
+                           const wire::Message& message, std::span<const std::uint8_t> payload) {
+  DITTO_ASSERT(!connection->closed);
+  const std::size_t prefix_size_bytes = wire::encoded_prefix_size_bytes(message);
+  const std::size_t frame_size_bytes = prefix_size_bytes + payload.size();
   std::vector<std::uint8_t> frame(frame_size_bytes);
   const std::size_t written_bytes = wire::encode_prefix(message, payload, frame);
   DITTO_ASSERT_EQ(written_bytes, prefix_size_bytes);
@@ -487,7 +553,6 @@ bool TcpTransport::send(NodeId peer, const wire::Message& message,
   connection->send_queue.push_back(std::move(frame));
   connection->send_queue_bytes += frame_size_bytes;
   if (connection->frames_in_flight == 0) write_next(connection);
-  return true;
 }
 
 void TcpTransport::write_next(const std::shared_ptr<Connection>& connection) {
@@ -558,11 +623,23 @@ void TcpTransport::fail(const std::shared_ptr<Connection>& connection, std::stri
     return;
   }
   PeerSlot& slot = *slot_of(connection->peer);
+  if (connection->dialed && !connection->tcp_connected && slot.addresses.size() > 1) {
+    slot.path_index = (connection->path_index + 1) % slot.addresses.size();
+    log("path " + std::to_string(connection->path_index + 1) + " to node " +
+        node_text(connection->peer) + " failed (" + std::string(reason) + "); trying path " +
+        std::to_string(slot.path_index + 1) + " next");
+  }
   if (slot.connection == connection) {
     slot.connection.reset();
     if (is_dialer_for(connection->peer)) schedule_redial(slot);
   }
-  if (!connection->announced) return;  // a failed dial: the handler never saw it
+  if (!connection->announced) {  // a failed dial or handshake: the handler never saw it
+    if (connection->tcp_connected) {
+      log("connection to node " + node_text(connection->peer) + " refused: " +
+          std::string(reason));
+    }
+    return;
+  }
   log("connection to node " + node_text(connection->peer) + " lost: " + std::string(reason));
   deliver_disconnect_notice(slot);
   handler_.on_peer_disconnected(connection->peer, reason);

@@ -13,6 +13,15 @@
 //   frame must be a Hello from that peer to this node for our resource, or the connection is
 //   dropped as a protocol error.
 // - A new valid connection from a peer replaces the existing one (the peer restarted).
+// - Authentication (when TransportConfig::shared_secret is set; transport_auth.h): before the
+//   Hello each side sends a wire::AuthChallenge and answers the other's with a wire::AuthResponse.
+//   The handler hears of the peer (on_peer_connected) only after the peer's response verified;
+//   a wrong response, a missing one, a wrong protocol version or garbage closes the connection
+//   with a logged reason. Auth frames never reach the handler.
+// - Keepalive: every ping_interval a wire::Ping goes out; a peer that sends nothing at all for
+//   ping_timeout after it is disconnected. Ping/PingAck never reach the handler.
+// - Multi-path: a peer may have several addresses (paths). A dial that fails moves to the next
+//   path; the acceptor listens on its own address and on every path's local address.
 //
 // Threading: everything runs on the io_context's single thread; no locks. Callbacks are never
 // made from inside send() or disconnect() (no re-entry into the daemon); they come from
@@ -25,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,14 +43,22 @@
 #include "core/result.h"
 #include "core/types.h"
 #include "core/wire.h"
+#include "datapath/transport_auth.h"
 
 namespace ditto::datapath {
+
+struct TransportAddress {
+  std::string host;  // an IPv4 or IPv6 address literal
+  std::uint16_t port = 0;
+};
 
 struct TransportPeer {
   NodeId node_id;
   std::string name;
   std::string host;  // an IPv4 or IPv6 address literal, as in a .res "address" line
   std::uint16_t port = 0;
+  // Further paths to the peer, tried in order after host:port when a dial fails.
+  std::vector<TransportAddress> more_paths;
 };
 
 struct TransportConfig {
@@ -58,6 +76,15 @@ struct TransportConfig {
   Duration hello_timeout = Duration::from_ms(10000);
   // Accepted connections that have not identified themselves yet; more are refused.
   std::size_t anonymous_connections_max = 64;
+  // Further local addresses to listen on (the local ends of multi-path connections). One that
+  // cannot be bound is logged and skipped; listen_host:listen_port must bind.
+  std::vector<TransportAddress> more_listen;
+  // Peer authentication: both empty = off; otherwise both required (cram-hmac-alg, secret).
+  std::string cram_hmac_algorithm;
+  std::string shared_secret;
+  // Keepalive (DRBD ping-int / ping-timeout).
+  Duration ping_interval = Duration::from_ms(10'000);
+  Duration ping_timeout = Duration::from_ms(500);
 };
 
 // Implemented by the daemon; all calls on the io_context thread.
@@ -99,6 +126,8 @@ class TcpTransport {
   // io_context, not from inside this call.
   void disconnect(NodeId peer, std::string_view reason);
   bool is_connected(NodeId peer) const;
+  // The index of the path (0 = host:port, then more_paths) the peer is connected over, or -1.
+  int connected_path(NodeId peer) const;
   // Bytes queued (or being written) for `peer`; 0 if not connected.
   std::size_t send_queue_bytes(NodeId peer) const;
 
@@ -106,7 +135,8 @@ class TcpTransport {
   struct Connection;  // defined in transport_tcp.cpp
   struct PeerSlot {
     TransportPeer config;
-    boost::asio::ip::address address;
+    std::vector<boost::asio::ip::address> addresses;  // [0] = config.host, then more_paths
+    std::size_t path_index = 0;                        // the path the next dial uses
     std::shared_ptr<Connection> connection;  // dialing, or known to be this peer
     std::unique_ptr<boost::asio::steady_timer> redial_timer;
     Duration redial_delay;
@@ -123,8 +153,10 @@ class TcpTransport {
   const PeerSlot* slot_of(NodeId peer) const;
   bool is_dialer_for(NodeId peer) const { return config_.self < peer; }
 
-  void accept_next();
-  void on_accepted(const boost::system::error_code& error, boost::asio::ip::tcp::socket socket);
+  Status listen_on(const TransportAddress& address);
+  void accept_next(std::size_t acceptor_index);
+  void on_accepted(std::size_t acceptor_index, const boost::system::error_code& error,
+                   boost::asio::ip::tcp::socket socket);
   void dial(PeerSlot& slot);
   void on_dialed(const std::shared_ptr<Connection>& connection,
                  const boost::system::error_code& error);
@@ -137,6 +169,27 @@ class TcpTransport {
   void process_frames(const std::shared_ptr<Connection>& connection);
   bool handle_first_frame(const std::shared_ptr<Connection>& connection, wire::Frame& frame);
   bool accept_hello(const std::shared_ptr<Connection>& connection, const wire::Hello& hello);
+  bool adopt(const std::shared_ptr<Connection>& connection, NodeId peer);
+
+  // Authentication (transport_handshake.cpp).
+  bool authenticating(const Connection& connection) const;
+  void start_authentication(const std::shared_ptr<Connection>& connection);
+  bool handle_auth_frame(const std::shared_ptr<Connection>& connection, wire::Frame& frame);
+  bool on_auth_challenge(const std::shared_ptr<Connection>& connection,
+                         const wire::AuthChallenge& challenge);
+  bool on_auth_response(const std::shared_ptr<Connection>& connection,
+                        const wire::AuthResponse& response);
+  std::string challenge_problem(const Connection& connection,
+                                const wire::AuthChallenge& challenge) const;
+  // Keepalive (transport_handshake.cpp).
+  void start_keepalive(const std::shared_ptr<Connection>& connection);
+  void arm_keepalive(const std::shared_ptr<Connection>& connection, Duration delay);
+  void on_keepalive_timer(const std::shared_ptr<Connection>& connection);
+  bool handle_keepalive_frame(const std::shared_ptr<Connection>& connection,
+                              const wire::Message& message);
+  // Queues a frame on any open connection (announced or not).
+  void enqueue(const std::shared_ptr<Connection>& connection, const wire::Message& message,
+               std::span<const std::uint8_t> payload = {});
 
   void write_next(const std::shared_ptr<Connection>& connection);
   void on_written(const std::shared_ptr<Connection>& connection,
@@ -152,7 +205,8 @@ class TcpTransport {
   boost::asio::io_context& io_;
   TransportConfig config_;
   TransportHandler& handler_;
-  boost::asio::ip::tcp::acceptor acceptor_;
+  std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
+  std::optional<AuthKey> auth_key_;
   boost::asio::steady_timer accept_retry_timer_;
   std::vector<PeerSlot> peers_;
   std::vector<std::shared_ptr<Connection>> anonymous_;

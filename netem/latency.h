@@ -31,6 +31,8 @@ struct LatencyModel {
 
   // Checks the parameters (they may come from a scenario file or a command line).
   [[nodiscard]] Status validate() const;
+
+  friend bool operator==(const LatencyModel&, const LatencyModel&) = default;
 };
 
 // A LAN-like link: 50 µs one way, 0..20 µs jitter, 1 in 1000 packets up to 500 µs late.

@@ -1,21 +1,27 @@
-// ditto-sim: run one simulated scenario for a seed, or a campaign of seeds.
+// ditto-sim: run one simulated scenario, replay or shrink a schedule file, or run a campaign.
 //
-//   ditto-sim run --seed S --nodes N --ops M [--json]
-//   ditto-sim campaign --seeds K [--first-seed S] [--nodes N] [--ops M] [--json]
+//   ditto-sim run --seed S [--nodes N] [--ops M] [--faults LIST | --swarm] [--json]
+//   ditto-sim replay FILE [--json]
+//   ditto-sim shrink FILE [--out FILE] [--seconds T]
+//   ditto-sim campaign --seeds K [--first-seed S] [--jobs J] [--swarm | --faults LIST] [--json]
 //
-// Exit status: 0 no violations, 1 violations (the output names the replay command), 2 bad
-// arguments.
+// Exit status: 0 no violations, 1 violations (the output names the replay commands), 2 bad
+// arguments or an unreadable schedule file.
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
-#include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "sim/campaign.h"
+#include "sim/shrink.h"
 #include "sim/simulation.h"
 
 namespace {
 
 using ditto::sim::RunResult;
+using ditto::sim::Schedule;
 using ditto::sim::SimOptions;
 
 constexpr int exit_violations = 1;
@@ -23,26 +29,34 @@ constexpr int exit_usage = 2;
 constexpr std::size_t violations_shown_max = 5;
 
 nlohmann::json to_json(const RunResult& result) {
-  nlohmann::json json;
-  json["seed"] = result.seed;
-  json["nodes"] = result.nodes;
-  json["ops"] = result.operations;
-  json["sim_seconds"] = result.sim_seconds;
-  json["wall_seconds"] = result.wall_seconds;
-  json["trace_hash"] = result.trace_hash;
-  json["events"] = result.events;
-  json["messages_delivered"] = result.messages_delivered;
-  json["messages_dropped"] = result.messages_dropped;
-  json["writes_acknowledged"] = result.workload.writes_acknowledged;
-  json["reads_checked"] = result.workload.reads_checked;
-  json["operations_abandoned"] = result.workload.abandoned;
-  json["crashed"] = result.crashed;
-  json["writes_in_flight_at_crash"] = result.writes_in_flight_at_crash;
-  json["promoted"] = result.promoted;
-  json["divergent_blocks"] = result.divergent_blocks;
-  json["violation_count"] = result.violation_count;
-  json["violations"] = result.violations;
-  return json;
+  nlohmann::json fired = nlohmann::json::object();
+  for (std::size_t index = 0; index < ditto::netem::fault_class_count; ++index) {
+    if (result.faults_fired[index] == 0) continue;
+    fired[std::string(ditto::netem::name(static_cast<ditto::netem::FaultClass>(index)))] =
+        result.faults_fired[index];
+  }
+  return nlohmann::json{{"seed", result.seed},
+                        {"nodes", result.nodes},
+                        {"ops", result.operations},
+                        {"sim_seconds", result.sim_seconds},
+                        {"wall_seconds", result.wall_seconds},
+                        {"trace_hash", result.trace_hash},
+                        {"events", result.events},
+                        {"messages_delivered", result.messages_delivered},
+                        {"messages_dropped", result.messages_dropped},
+                        {"writes_acknowledged", result.workload.writes_acknowledged},
+                        {"reads_checked", result.workload.reads_checked},
+                        {"operations_abandoned", result.workload.abandoned},
+                        {"operations_not_issued", result.workload.not_issued},
+                        {"faults_scheduled", result.faults_scheduled},
+                        {"faults_fired", fired},
+                        {"crashed", result.crashed},
+                        {"writes_in_flight_at_crash", result.writes_in_flight_at_crash},
+                        {"promoted", result.promoted},
+                        {"blocks_lost_at_failover", result.blocks_lost_at_failover},
+                        {"divergent_blocks", result.divergent_blocks},
+                        {"violation_count", result.violation_count},
+                        {"violations", result.violations}};
 }
 
 void print_text(const RunResult& result) {
@@ -51,17 +65,29 @@ void print_text(const RunResult& result) {
               result.nodes, static_cast<unsigned long long>(result.operations));
   std::printf("simulated %.6f s in %.3f s wall (%.1fx), %llu events\n", result.sim_seconds,
               result.wall_seconds, speed, static_cast<unsigned long long>(result.events));
-  std::printf("writes acknowledged %llu, reads checked %llu, abandoned at crash %llu\n",
+  std::printf("writes acknowledged %llu, reads checked %llu, abandoned %llu, not issued %llu\n",
               static_cast<unsigned long long>(result.workload.writes_acknowledged),
               static_cast<unsigned long long>(result.workload.reads_checked),
-              static_cast<unsigned long long>(result.workload.abandoned));
+              static_cast<unsigned long long>(result.workload.abandoned),
+              static_cast<unsigned long long>(result.workload.not_issued));
+  std::printf("faults: %llu scheduled, fired:",
+              static_cast<unsigned long long>(result.faults_scheduled));
+  for (std::size_t index = 0; index < ditto::netem::fault_class_count; ++index) {
+    if (result.faults_fired[index] == 0) continue;
+    std::printf(
+        " %s=%llu",
+        std::string(ditto::netem::name(static_cast<ditto::netem::FaultClass>(index))).c_str(),
+        static_cast<unsigned long long>(result.faults_fired[index]));
+  }
+  std::printf("\n");
   if (result.crashed) {
     std::printf(
-        "crash of node 0 with %llu writes in flight (disk kept %u, lost %u); "
-        "failover promotion %s; divergent blocks between survivors %llu\n",
+        "crashes: %llu writes in flight at Primary crashes (disk kept %u, lost %u, torn %u); "
+        "failover %s; blocks lost at failover %llu; divergent blocks %llu\n",
         static_cast<unsigned long long>(result.writes_in_flight_at_crash),
-        result.crash_disk.writes_kept, result.crash_disk.writes_lost,
-        result.promoted ? "succeeded" : "FAILED",
+        result.crash_disk.writes_kept, result.crash_disk.writes_lost, result.crash_disk.writes_torn,
+        result.promoted ? "succeeded" : "did not happen",
+        static_cast<unsigned long long>(result.blocks_lost_at_failover),
         static_cast<unsigned long long>(result.divergent_blocks));
   }
   std::printf("trace hash %s\n", result.trace_hash.c_str());
@@ -72,71 +98,213 @@ void print_text(const RunResult& result) {
   }
 }
 
-int run_command(const SimOptions& options, bool json) {
-  const RunResult result = ditto::sim::run_simulation(options);
+void print(const RunResult& result, bool json) {
   if (json) {
     std::printf("%s\n", to_json(result).dump().c_str());
   } else {
     print_text(result);
   }
+}
+
+int run_command(const SimOptions& options, bool json, std::string schedule_out) {
+  const RunResult result = ditto::sim::run_simulation(options);
+  print(result, json);
   if (result.violation_count == 0) return 0;
-  std::fprintf(json ? stderr : stdout, "FAILED: replay with: %s\n",
-               ditto::sim::replay_command(options).c_str());
+  if (schedule_out.empty())
+    schedule_out = "ditto-sim-seed-" + std::to_string(options.seed) + ".json";
+  const Schedule schedule = ditto::sim::make_schedule(options, true);
+  FILE* out = json ? stderr : stdout;
+  std::fprintf(out, "FAILED: replay with: %s\n", ditto::sim::replay_command(options).c_str());
+  if (ditto::Status status = ditto::sim::write_file(schedule_out, ditto::sim::to_json(schedule));
+      status) {
+    std::fprintf(out, "  or: ditto-sim replay %s  (shrink: ditto-sim shrink %s)\n",
+                 schedule_out.c_str(), schedule_out.c_str());
+  } else {
+    std::fprintf(stderr, "ditto-sim: %s\n", status.error().message.c_str());
+  }
   return exit_violations;
 }
 
-int campaign_command(SimOptions options, std::uint64_t seeds, std::uint64_t first_seed, bool json) {
-  std::vector<std::uint64_t> failing;
-  std::uint64_t violations = 0;
-  double sim_seconds = 0;
-  double wall_seconds = 0;
-  nlohmann::json failures = nlohmann::json::array();
-  for (std::uint64_t index = 0; index < seeds; ++index) {
-    options.seed = first_seed + index;
-    const RunResult first = ditto::sim::run_simulation(options);
-    const RunResult second = ditto::sim::run_simulation(options);
-    std::vector<std::string> problems = first.violations;
-    std::uint64_t count = first.violation_count;
-    if (first.trace_hash != second.trace_hash) {
-      problems.push_back("non-determinism: trace hash " + first.trace_hash + " then " +
-                         second.trace_hash);
-      count += 1;
-    }
-    sim_seconds += first.sim_seconds + second.sim_seconds;
-    wall_seconds += first.wall_seconds + second.wall_seconds;
-    if (count == 0) continue;
-    violations += count;
-    failing.push_back(options.seed);
-    failures.push_back({{"seed", options.seed},
-                        {"violations", problems},
-                        {"replay", ditto::sim::replay_command(options)}});
-    if (!json) {
-      std::printf("seed %llu: %llu violations, first: %s\n  replay with: %s\n",
-                  static_cast<unsigned long long>(options.seed),
-                  static_cast<unsigned long long>(count), problems.front().c_str(),
-                  ditto::sim::replay_command(options).c_str());
+ditto::Result<Schedule> load_schedule(const std::string& path) {
+  ditto::Result<std::string> text = ditto::sim::read_file(path);
+  if (!text) return text.error();
+  ditto::Result<Schedule> schedule = ditto::sim::schedule_from_json(text.value());
+  if (!schedule) return ditto::Error{path + ": " + schedule.error().message};
+  return schedule;
+}
+
+int replay_command(const std::string& path, bool json) {
+  ditto::Result<Schedule> schedule = load_schedule(path);
+  if (!schedule) {
+    std::fprintf(stderr, "ditto-sim: %s\n", schedule.error().message.c_str());
+    return exit_usage;
+  }
+  const RunResult result = ditto::sim::run_schedule(schedule.value());
+  print(result, json);
+  return result.violation_count == 0 ? 0 : exit_violations;
+}
+
+int shrink_command(const std::string& path, std::string out, double seconds) {
+  ditto::Result<Schedule> schedule = load_schedule(path);
+  if (!schedule) {
+    std::fprintf(stderr, "ditto-sim: %s\n", schedule.error().message.c_str());
+    return exit_usage;
+  }
+  if (ditto::sim::run_isolated(schedule.value()).violation_count == 0) {
+    std::fprintf(stderr, "ditto-sim: %s does not fail; nothing to shrink\n", path.c_str());
+    return exit_usage;
+  }
+  const ditto::sim::ShrinkResult shrunk = ditto::sim::shrink(schedule.value(), seconds);
+  if (out.empty()) {
+    const auto dot = path.rfind(".json");
+    out = (dot == std::string::npos ? path : path.substr(0, dot)) + ".min.json";
+  }
+  if (ditto::Status status = ditto::sim::write_file(out, ditto::sim::to_json(shrunk.schedule));
+      !status) {
+    std::fprintf(stderr, "ditto-sim: %s\n", status.error().message.c_str());
+    return exit_usage;
+  }
+  std::printf(
+      "shrunk %zu faults and %zu operations to %zu faults and %zu operations in %llu "
+      "runs (%s)\nfirst violation: %s\nreplay with: ditto-sim replay %s\n",
+      shrunk.faults_before, shrunk.operations_before, shrunk.schedule.faults.size(),
+      shrunk.schedule.operations->size(), static_cast<unsigned long long>(shrunk.runs),
+      shrunk.complete ? "1-minimal in faults" : "time budget reached",
+      shrunk.run.violations.empty() ? "?" : shrunk.run.violations.front().c_str(), out.c_str());
+  return exit_violations;
+}
+
+// Options shared by run and campaign.
+struct CommonFlags {
+  std::string faults;
+  std::string without;
+  bool swarm = false;
+  bool no_crash_primary = false;
+  bool reference_workload = false;
+};
+
+void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
+  command->add_option("--nodes", options.nodes, "nodes in the cluster, 2..5")
+      ->capture_default_str();
+  command
+      ->add_option("--ops", options.workload.operations,
+                   "client operations per run (the upper bound with --swarm)")
+      ->capture_default_str();
+  command->add_option(
+      "--faults", flags.faults,
+      "fault classes to inject: all, none or a comma list of " + ditto::netem::fault_class_names());
+  command->add_option("--without", flags.without,
+                      "fault classes to leave out (with --swarm or --faults), a comma list");
+  command->add_flag("--swarm", flags.swarm,
+                    "per seed: random node count, operation count, fault classes and weights");
+  command->add_flag("--no-crash-primary", flags.no_crash_primary,
+                    "do not crash the Primary halfway (the failover scenario)");
+  command->add_flag("--reference-workload", flags.reference_workload,
+                    "4 KiB random writes only, at queue depth 8 (the benchmark workload)");
+}
+
+// Applies the shared flags; the error names the bad flag.
+ditto::Status apply_common(SimOptions& options, const CommonFlags& flags, CLI::App* command) {
+  if (flags.swarm && (command->count("--nodes") > 0 || command->count("--faults") > 0)) {
+    return ditto::Error{
+        "--swarm chooses the node count and fault classes itself; "
+        "do not combine it with --nodes or --faults"};
+  }
+  if (!flags.faults.empty()) {
+    auto weights = ditto::netem::parse_fault_list(flags.faults);
+    if (!weights) return ditto::Error{"--faults: " + weights.error().message};
+    options.faults = weights.value();
+  }
+  if (!flags.without.empty()) {
+    auto excluded = ditto::netem::parse_fault_list(flags.without);
+    if (!excluded) return ditto::Error{"--without: " + excluded.error().message};
+    options.swarm_excluded = excluded.value();
+    for (std::size_t index = 0; index < ditto::netem::fault_class_count; ++index) {
+      if (excluded.value()[index] != 0) options.faults[index] = 0;
     }
   }
-  if (json) {
-    nlohmann::json summary{{"seeds", seeds},
-                           {"first_seed", first_seed},
-                           {"nodes", options.nodes},
-                           {"ops", options.workload.operations},
-                           {"violations", violations},
-                           {"failing_seeds", failing},
-                           {"failures", failures},
-                           {"sim_seconds", sim_seconds},
-                           {"wall_seconds", wall_seconds}};
-    std::printf("%s\n", summary.dump().c_str());
+  if (flags.no_crash_primary) options.crash_primary = false;
+  if (flags.reference_workload) {
+    options.workload.read_percent = 0;
+    options.workload.flush_percent = 0;
+    options.workload.fua_percent = 0;
+    options.workload.blocks_per_write_max = 1;
+    options.workload.queue_depth = 8;
+  }
+  return ditto::sim::validate(options);
+}
+
+// Everything the command line sets.
+struct Cli {
+  SimOptions options;
+  CommonFlags flags;
+  bool json = false;
+  std::string schedule_out;
+  std::string path;
+  double shrink_seconds = 20;
+  ditto::sim::CampaignOptions campaign_options;
+  CLI::App* run = nullptr;
+  CLI::App* replay = nullptr;
+  CLI::App* shrink = nullptr;
+  CLI::App* campaign = nullptr;
+};
+
+void define_run_replay_shrink(CLI::App& app, Cli& cli) {
+  cli.run = app.add_subcommand("run", "run one seed: failover scenario, faults, oracles");
+  cli.run->add_option("--seed", cli.options.seed, "the seed (every random choice derives from it)")
+      ->required();
+  add_common(cli.run, cli.options, cli.flags);
+  cli.run->add_option("--schedule-out", cli.schedule_out,
+                      "where a failing run writes its schedule");
+  cli.run->add_flag("--json", cli.json, "print one JSON object");
+
+  cli.replay = app.add_subcommand("replay", "run a schedule file");
+  cli.replay->add_option("file", cli.path, "schedule file (JSON)")->required();
+  cli.replay->add_flag("--json", cli.json, "print one JSON object");
+
+  cli.shrink = app.add_subcommand("shrink", "minimise a failing schedule file");
+  cli.shrink->add_option("file", cli.path, "schedule file (JSON)")->required();
+  cli.shrink->add_option("--out", cli.schedule_out, "where to write the minimal schedule");
+  cli.shrink->add_option("--seconds", cli.shrink_seconds, "wall-time budget")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+}
+
+void define_campaign(CLI::App& app, Cli& cli) {
+  ditto::sim::CampaignOptions& campaign_options = cli.campaign_options;
+  CLI::App* campaign = cli.campaign = app.add_subcommand("campaign", "run many seeds, each twice");
+  campaign->add_option("--seeds", campaign_options.seeds, "how many seeds")
+      ->required()
+      ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{1} << 40));
+  campaign->add_option("--first-seed", campaign_options.first_seed, "the first seed")
+      ->capture_default_str();
+  campaign->add_option("--jobs", campaign_options.jobs, "worker processes")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u));
+  campaign
+      ->add_option("--shrink-seconds", campaign_options.shrink_seconds,
+                   "shrink each failing seed for this long (0: do not)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+  campaign
+      ->add_option("--schedule-dir", campaign_options.schedule_directory,
+                   "where failing seeds' schedule files go")
+      ->capture_default_str();
+  add_common(campaign, cli.options, cli.flags);
+  campaign->add_flag("--json", cli.json, "print one JSON summary object");
+}
+
+int campaign_command(Cli& cli) {
+  cli.campaign_options.base = cli.options;
+  cli.campaign_options.swarm = cli.flags.swarm;
+  cli.campaign_options.progress = !cli.json && isatty(STDERR_FILENO) != 0;
+  const ditto::sim::CampaignSummary summary = ditto::sim::run_campaign(cli.campaign_options);
+  if (cli.json) {
+    std::printf("%s\n", ditto::sim::summary_json(cli.campaign_options, summary).c_str());
   } else {
-    std::printf(
-        "campaign: %llu seeds from %llu (each run twice), %u nodes, %llu ops: "
-        "%zu failing, %llu violations; simulated %.3f s in %.3f s wall\n",
-        static_cast<unsigned long long>(seeds), static_cast<unsigned long long>(first_seed),
-        options.nodes, static_cast<unsigned long long>(options.workload.operations), failing.size(),
-        static_cast<unsigned long long>(violations), sim_seconds, wall_seconds);
+    std::printf("%s", ditto::sim::summary_text(cli.campaign_options, summary).c_str());
   }
-  return failing.empty() ? 0 : exit_violations;
+  return summary.failures.empty() ? 0 : exit_violations;
 }
 
 }  // namespace
@@ -144,31 +312,9 @@ int campaign_command(SimOptions options, std::uint64_t seeds, std::uint64_t firs
 int main(int argc, char** argv) {
   CLI::App app{"ditto-sim: deterministic simulation of a ditto cluster"};
   app.require_subcommand(1);
-  SimOptions options;
-  bool json = false;
-  std::uint64_t seeds = 0;
-  std::uint64_t first_seed = 1;
-
-  CLI::App* run = app.add_subcommand("run", "run one seed: failover scenario plus oracle");
-  run->add_option("--seed", options.seed, "the seed (every random choice derives from it)")
-      ->required()
-      ->check(CLI::NonNegativeNumber);
-  run->add_option("--nodes", options.nodes, "nodes in the cluster, 2..5")->capture_default_str();
-  run->add_option("--ops", options.workload.operations, "client operations in total")
-      ->capture_default_str();
-  run->add_flag("--json", json, "print one JSON object");
-
-  CLI::App* campaign = app.add_subcommand("campaign", "run many seeds, each twice");
-  campaign->add_option("--seeds", seeds, "how many seeds")->required();
-  campaign->add_option("--first-seed", first_seed, "the first seed")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
-  campaign->add_option("--nodes", options.nodes, "nodes in the cluster, 2..5")
-      ->capture_default_str();
-  campaign->add_option("--ops", options.workload.operations, "client operations per seed")
-      ->capture_default_str();
-  campaign->add_flag("--json", json, "print one JSON summary object");
-
+  Cli cli;
+  define_run_replay_shrink(app, cli);
+  define_campaign(app, cli);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& help) {
@@ -177,16 +323,22 @@ int main(int argc, char** argv) {
     (void)app.exit(error);
     return exit_usage;
   }
-  if (ditto::Status status = ditto::sim::validate(options); !status) {
+  if (cli.replay->parsed()) return replay_command(cli.path, cli.json);
+  if (cli.shrink->parsed()) return shrink_command(cli.path, cli.schedule_out, cli.shrink_seconds);
+  SimOptions& options = cli.options;
+  CLI::App* command = cli.run->parsed() ? cli.run : cli.campaign;
+  if (ditto::Status status = apply_common(options, cli.flags, command); !status) {
     std::fprintf(stderr, "ditto-sim: %s\n", status.error().message.c_str());
     return exit_usage;
   }
-  if (campaign->parsed()) {
-    if (seeds == 0) {
-      std::fprintf(stderr, "ditto-sim: --seeds must be at least 1\n");
-      return exit_usage;
-    }
-    return campaign_command(options, seeds, first_seed, json);
+  if (!cli.run->parsed()) return campaign_command(cli);
+  if (cli.flags.swarm) {
+    const ditto::sim::WorkloadOptions workload = options.workload;
+    options = ditto::sim::swarm_options(options.seed, options.workload.operations,
+                                        options.swarm_excluded);
+    const std::uint64_t operations = options.workload.operations;
+    options.workload = workload;  // the workload's shape stays the caller's
+    options.workload.operations = operations;
   }
-  return run_command(options, json);
+  return run_command(options, cli.json, cli.schedule_out);
 }

@@ -20,7 +20,15 @@ enum class EventKind : std::uint8_t {
   connection_up = 4,      // node and peer (the pair), epoch
   connection_down = 5,    // node is told its connection to peer is gone
   crash = 6,              // node crashes
-  promote = 7,            // admin: promote node
+  promote = 7,            // admin: promote node (the first Primary)
+  timer = 8,              // node, timer id (first), deadline (second), incarnation (epoch)
+  fault = 9,              // a scheduled fault fires: fault index (first)
+  fault_end = 10,         // a fault's duration is over: fault index (first)
+  restart = 11,           // node restarts after a crash
+  resume = 12,            // node's pause ends
+  operator_check = 13,    // the operator looks for a node to promote
+  flap = 14,              // a flapping link resets again: node, peer, fault index (first)
+  link_timeout = 15,      // TCP user timeout on a blocked connection: node, peer, epoch
 };
 
 // Plain data, no pointers: what the event means is in the integer fields (and, for messages, in

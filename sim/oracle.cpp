@@ -1,42 +1,80 @@
 #include "sim/oracle.h"
 
-#include <algorithm>
-
 #include "core/assert.h"
+#include "sim/sim_disk.h"
 
 namespace ditto::sim {
 
-BlockOracle::BlockOracle(std::uint64_t block_count)
-    : acknowledged_(block_count, 0), possible_(block_count) {
+BlockOracle::BlockOracle(std::uint64_t block_count, std::uint32_t nodes)
+    : lineage_(block_count, 0), nodes_(nodes, std::vector<std::uint64_t>(block_count, 0)) {
   DITTO_ASSERT(block_count > 0);
+  DITTO_ASSERT(nodes >= 1 && nodes <= 32);
 }
 
 void BlockOracle::write_issued(std::uint64_t first_block, std::uint32_t block_count,
                                std::uint64_t tag) {
-  DITTO_ASSERT(tag != 0);  // 0 stands for "never written"
-  DITTO_ASSERT(first_block + block_count <= acknowledged_.size());
-  for (std::uint64_t block = first_block; block < first_block + block_count; ++block) {
-    possible_[block].push_back(tag);
+  DITTO_ASSERT(tag != 0 && (tag & torn_tag_bit) == 0);  // 0 stands for "never written"
+  DITTO_ASSERT(block_count >= 1 && block_count < 32);
+  DITTO_ASSERT(first_block + block_count <= lineage_.size());
+  if (ranges_.size() <= tag) {
+    ranges_.resize(tag + 1, 0);
+    acknowledged_.resize(tag + 1, false);
+  }
+  DITTO_ASSERT(ranges_[tag] == 0);  // tags are unique
+  ranges_[tag] = (first_block << 5) | block_count;
+}
+
+bool BlockOracle::covers(std::uint64_t tag, std::uint64_t block) const {
+  if (tag >= ranges_.size()) return false;
+  const std::uint64_t first = ranges_[tag] >> 5;
+  const std::uint64_t count = ranges_[tag] & 31u;
+  return block >= first && block < first + count;
+}
+
+void BlockOracle::write_acknowledged(std::uint64_t tag, std::uint32_t holders) {
+  DITTO_ASSERT(tag < ranges_.size() && ranges_[tag] != 0);
+  DITTO_ASSERT(!acknowledged_[tag]);
+  acknowledged_[tag] = true;
+  const std::uint64_t first = ranges_[tag] >> 5;
+  const std::uint64_t count = ranges_[tag] & 31u;
+  for (std::uint64_t block = first; block < first + count; ++block) {
+    // One write per block at a time: nothing newer can have been acknowledged already.
+    DITTO_ASSERT(lineage_[block] < tag);
+    lineage_[block] = tag;
+    for (std::uint32_t node = 0; node < nodes_.size(); ++node) {
+      if ((holders >> node) & 1u) nodes_[node][block] = tag;
+    }
   }
 }
 
-void BlockOracle::write_completed(std::uint64_t first_block, std::uint32_t block_count,
-                                  std::uint64_t tag, bool acknowledged) {
-  DITTO_ASSERT(first_block + block_count <= acknowledged_.size());
-  if (!acknowledged) return;  // the write may or may not be there: it stays possible
-  for (std::uint64_t block = first_block; block < first_block + block_count; ++block) {
-    std::vector<std::uint64_t>& candidates = possible_[block];
-    // Only one write per block is in flight at a time, so this write is the newest issued one.
-    DITTO_ASSERT(!candidates.empty() && candidates.back() == tag);
-    acknowledged_[block] = tag;
-    candidates.clear();
+std::uint64_t BlockOracle::failover(std::uint32_t node) {
+  DITTO_ASSERT(node < nodes_.size());
+  std::uint64_t lost = 0;
+  for (std::uint64_t block = 0; block < lineage_.size(); ++block) {
+    if (lineage_[block] != nodes_[node][block]) lost += 1;
+    lineage_[block] = nodes_[node][block];
   }
+  return lost;
+}
+
+bool BlockOracle::allowed_after(std::uint64_t baseline, std::uint64_t block,
+                                std::uint64_t tag) const {
+  // A torn block mixes sectors of a write with older ones: the write must be allowed.
+  const std::uint64_t written = tag & ~torn_tag_bit;
+  if (written == baseline && written == tag) return true;
+  return written > baseline && covers(written, block);
 }
 
 bool BlockOracle::allowed(std::uint64_t block, std::uint64_t tag) const {
-  if (acknowledged_.at(block) == tag) return true;
-  const std::vector<std::uint64_t>& candidates = possible_[block];
-  return std::find(candidates.begin(), candidates.end(), tag) != candidates.end();
+  return allowed_after(lineage_.at(block), block, tag);
+}
+
+bool BlockOracle::allowed_on(std::uint32_t node, std::uint64_t block, std::uint64_t tag) const {
+  return allowed_after(nodes_.at(node).at(block), block, tag);
+}
+
+bool BlockOracle::acknowledged(std::uint64_t tag) const {
+  return tag < acknowledged_.size() && acknowledged_[tag];
 }
 
 void BlockOracle::check(std::string_view where, std::uint64_t first_block,
@@ -45,20 +83,24 @@ void BlockOracle::check(std::string_view where, std::uint64_t first_block,
     const std::uint64_t block = first_block + index;
     if (allowed(block, observed[index])) continue;
     violations.add(std::string(where) + ": block " + std::to_string(block) + " holds tag " +
-                   std::to_string(observed[index]) + ", expected " + describe_expected(block));
+                   std::to_string(observed[index]) + ", expected " +
+                   describe_expected(lineage_[block]));
   }
 }
 
-std::string BlockOracle::describe_expected(std::uint64_t block) const {
-  std::string text = "tag " + std::to_string(acknowledged_.at(block)) + " (last acknowledged)";
-  const std::vector<std::uint64_t>& candidates = possible_[block];
-  if (candidates.empty()) return text;
-  text += " or one of unacknowledged [";
-  for (std::size_t index = 0; index < candidates.size(); ++index) {
-    if (index > 0) text += ", ";
-    text += std::to_string(candidates[index]);
+void BlockOracle::check_node(std::string_view where, std::uint32_t node,
+                             std::span<const std::uint64_t> image, Violations& violations) const {
+  DITTO_ASSERT(image.size() == lineage_.size());
+  for (std::uint64_t block = 0; block < image.size(); ++block) {
+    if (allowed_on(node, block, image[block])) continue;
+    violations.add(std::string(where) + ": block " + std::to_string(block) + " holds tag " +
+                   std::to_string(image[block]) + ", expected " +
+                   describe_expected(nodes_[node][block]) + " (this node had it)");
   }
-  return text + "]";
+}
+
+std::string BlockOracle::describe_expected(std::uint64_t baseline) const {
+  return "tag " + std::to_string(baseline) + " (last acknowledged) or a later write to the block";
 }
 
 }  // namespace ditto::sim

@@ -1,10 +1,20 @@
-// The block oracle: "no acknowledged write is lost" (simulation-anchors.md §5.2).
+// The block oracle: "no acknowledged write is lost" and per-block linearizable reads
+// (simulation-anchors.md §5.2), for a cluster whose replicas may legitimately fall behind.
 //
-// Every write carries a unique 64-bit tag. Per block the oracle keeps the tag of the last
-// acknowledged write and the tags of writes issued since then that were not acknowledged (in
-// flight, abandoned at a crash, or failed): a read or a final disk image may show the last
-// acknowledged tag or one of those, nothing else. The workload never has two requests in flight
-// on one block, so a block's writes form a sequence and this check is exact.
+// Every write carries a unique 64-bit tag, and tags grow in issue order. The workload never has
+// two requests in flight on one block, so each block's writes form a sequence. For a block and
+// a baseline (the last acknowledged write someone must have) the allowed contents are the
+// baseline's tag or the tag of any later write to that block (in flight, failed, abandoned at a
+// crash, or acknowledged without this replica).
+//
+// Two kinds of baselines:
+// - the lineage: what the client was promised. Every acknowledged write advances it. Reads and
+//   the final Primary are checked against it. A failover to node N continues the lineage from
+//   what N holds: acknowledged writes N never had are lost at that moment. Without fencing or
+//   quorum (not implemented yet) DRBD loses them too when an operator promotes a node that was
+//   cut off; the simulator counts them (and checks that protocol C was kept: see simulation).
+// - per node: the last acknowledged write that node had completed on its disk when the client
+//   got the acknowledgement. A node that claims UpToDate at the end must still hold it.
 #pragma once
 
 #include <cstdint>
@@ -33,27 +43,42 @@ class Violations {
 
 class BlockOracle {
  public:
-  explicit BlockOracle(std::uint64_t block_count);
+  BlockOracle(std::uint64_t block_count, std::uint32_t nodes);
 
   void write_issued(std::uint64_t first_block, std::uint32_t block_count, std::uint64_t tag);
-  // `acknowledged` is true when the client got status ok; otherwise the write stays possible.
-  void write_completed(std::uint64_t first_block, std::uint32_t block_count, std::uint64_t tag,
-                       bool acknowledged);
+  // The client got status ok for `tag`; bit n of `holders` is set when node n had completed
+  // the write on its disk by then.
+  void write_acknowledged(std::uint64_t tag, std::uint32_t holders);
+  // A failed write changes nothing: it stays possible until a later write is acknowledged.
 
-  bool allowed(std::uint64_t block, std::uint64_t tag) const;
-  std::uint64_t last_acknowledged(std::uint64_t block) const { return acknowledged_.at(block); }
-  std::uint64_t block_count() const { return acknowledged_.size(); }
+  // The lineage continues on `node` (it was promoted after the Primary was lost). Returns the
+  // number of blocks whose last acknowledged write `node` did not hold.
+  std::uint64_t failover(std::uint32_t node);
 
-  // Checks tags observed at `first_block`.. (a read result or a disk image); `where` names the
-  // observer, e.g. "read 17 on node 1" or "final disk of node 1".
+  bool allowed(std::uint64_t block, std::uint64_t tag) const;  // against the lineage
+  bool allowed_on(std::uint32_t node, std::uint64_t block, std::uint64_t tag) const;
+  bool acknowledged(std::uint64_t tag) const;
+  std::uint64_t last_acknowledged(std::uint64_t block) const { return lineage_.at(block); }
+  std::uint64_t block_count() const { return lineage_.size(); }
+
+  // Checks tags observed at `first_block`.. (a read result or a disk image) against the
+  // lineage; `where` names the observer, e.g. "read 17 on node 1".
   void check(std::string_view where, std::uint64_t first_block,
              std::span<const std::uint64_t> observed, Violations& violations) const;
+  // Checks a whole disk image against what `node` must hold.
+  void check_node(std::string_view where, std::uint32_t node, std::span<const std::uint64_t> image,
+                  Violations& violations) const;
 
-  std::string describe_expected(std::uint64_t block) const;
+  std::string describe_expected(std::uint64_t baseline) const;
 
  private:
-  std::vector<std::uint64_t> acknowledged_;           // 0: never written (the initial zeros)
-  std::vector<std::vector<std::uint64_t>> possible_;  // tags issued since the last ack
+  bool covers(std::uint64_t tag, std::uint64_t block) const;
+  bool allowed_after(std::uint64_t baseline, std::uint64_t block, std::uint64_t tag) const;
+
+  std::vector<std::uint64_t> lineage_;             // per block; 0: never written
+  std::vector<std::vector<std::uint64_t>> nodes_;  // per node, per block
+  std::vector<std::uint64_t> ranges_;              // per tag: first_block << 5 | block_count
+  std::vector<bool> acknowledged_;                 // per tag
 };
 
 }  // namespace ditto::sim

@@ -37,11 +37,12 @@ void SimDisk::submit_write(IoId io, Sector sector, std::uint32_t length_bytes, s
   DITTO_ASSERT(inserted);  // core never reuses an IoId while it is in flight
 }
 
-void SimDisk::complete_write(IoId io) {
+void SimDisk::complete_write(IoId io, bool ok) {
   auto found = in_flight_.find(io.value);
   DITTO_ASSERT(found != in_flight_.end());
   const Write write = found->second;
   in_flight_.erase(found);
+  if (!ok) return;
   apply(visible_, write);
   completions_ += 1;
   if (write.fua) {
@@ -87,29 +88,51 @@ void SimDisk::read(Sector sector, std::uint32_t length_bytes,
              visible_.begin() + static_cast<std::ptrdiff_t>(first_block + count));
 }
 
-CrashReport SimDisk::crash(Prng& prng) {
+CrashReport SimDisk::crash(Prng& prng, CrashModel model) {
   CrashReport report;
   const std::size_t total = unflushed_.size() + in_flight_.size();
   // Completed-but-unflushed writes in completion order, then the ones in flight in io order;
   // a write in flight that lands counts as newer than every completed one.
   for (const CompletedWrite& entry : unflushed_) {
-    if (!prng.chance(1, 2)) continue;
+    if (model.lose_unflushed && !prng.chance(1, 2)) continue;
     make_durable(entry.write, entry.completion);
     report.writes_kept += 1;
   }
   for (const auto& [io, write] : in_flight_) {
+    if (model.tear && prng.chance(1, 3)) {
+      tear(prng, write);
+      report.writes_torn += 1;
+      continue;
+    }
     if (!prng.chance(1, 2)) continue;
     completions_ += 1;
     make_durable(write, completions_);
     report.writes_kept += 1;
   }
-  report.writes_lost = static_cast<std::uint32_t>(total) - report.writes_kept;
+  report.writes_lost = static_cast<std::uint32_t>(total) - report.writes_kept - report.writes_torn;
   unflushed_.clear();
   in_flight_.clear();
   flushes_.clear();
   visible_ = durable_;
-  DITTO_ASSERT(report.writes_kept <= total);
+  DITTO_ASSERT(report.writes_kept + report.writes_torn <= total);
   return report;
+}
+
+void SimDisk::tear(Prng& prng, const Write& write) {
+  completions_ += 1;
+  // One block keeps some of its old sectors (a 512 B tear); the others land or not (4 KiB).
+  const std::uint64_t torn_block = write.first_block + prng.below(write.block_count);
+  for (std::uint32_t index = 0; index < write.block_count; ++index) {
+    const std::uint64_t block = write.first_block + index;
+    if (block == torn_block) {
+      durable_[block] = torn_tag_bit | write.tag;
+    } else if (prng.chance(1, 2)) {
+      durable_[block] = write.tag;
+    } else {
+      continue;
+    }
+    durable_completion_[block] = completions_;
+  }
 }
 
 void SimDisk::corrupt_for_test(std::uint64_t block, std::uint64_t tag) {

@@ -3,7 +3,8 @@
 // Semantics follow dm-log-writes (simulation-anchors.md §5.2.4): a write becomes visible when it
 // completes; it becomes durable when a flush submitted after its completion completes, or at
 // once if it was FUA. A crash keeps or loses each write that was in flight or completed but
-// unflushed, independently, as the PRNG decides; flushed and FUA writes always survive.
+// unflushed, independently, as the PRNG decides; flushed and FUA writes always survive. With
+// tearing on, a write in flight may also land in part (4 KiB blocks or 512 B sectors).
 #pragma once
 
 #include <cstdint>
@@ -19,9 +20,21 @@ namespace ditto::sim {
 inline constexpr std::uint32_t block_size_bytes = 4096;
 inline constexpr std::uint64_t sectors_per_block = block_size_bytes / sector_size_bytes;
 
+// A block holding this bit plus a tag was torn: some of its 512-byte sectors hold that write's
+// data, the others what was there before.
+inline constexpr std::uint64_t torn_tag_bit = 1ull << 63;
+
 struct CrashReport {
   std::uint32_t writes_kept = 0;
   std::uint32_t writes_lost = 0;
+  std::uint32_t writes_torn = 0;  // partly landed (whole 4 KiB blocks or 512 B sectors)
+};
+
+// What a crash may do to writes that are not durable (fault classes disk_lost_unflushed and
+// disk_torn_write).
+struct CrashModel {
+  bool lose_unflushed = true;  // completed-but-unflushed writes may vanish
+  bool tear = false;           // writes in flight may land in part
 };
 
 class SimDisk {
@@ -34,7 +47,8 @@ class SimDisk {
   // it covers. `io` identifies it until complete_write.
   void submit_write(IoId io, Sector sector, std::uint32_t length_bytes, std::uint64_t tag,
                     bool fua);
-  void complete_write(IoId io);
+  // `ok` false: the write failed with EIO and changed nothing.
+  void complete_write(IoId io, bool ok = true);
 
   // A flush covers the writes completed before it was submitted.
   void submit_flush(IoId io);
@@ -49,7 +63,12 @@ class SimDisk {
 
   // Power loss: every write not yet durable is kept or lost (one PRNG draw each, in io order);
   // pending flushes vanish. Afterwards the visible contents are the durable ones.
-  CrashReport crash(Prng& prng);
+  CrashReport crash(Prng& prng, CrashModel model = {});
+
+  // A stand-in for on-disk metadata: the data generation, written (durably, at once) whenever
+  // the node's generation changes, read by a restarted node.
+  std::uint64_t metadata_generation() const { return metadata_generation_; }
+  void write_metadata_generation(std::uint64_t generation) { metadata_generation_ = generation; }
 
   // Test hook for oracle self-tests: overwrite a block behind everyone's back.
   void corrupt_for_test(std::uint64_t block, std::uint64_t tag);
@@ -74,6 +93,8 @@ class SimDisk {
   static void apply(std::vector<std::uint64_t>& image, const Write& write);
   // Makes `write` durable unless a newer write (by completion order) already is.
   void make_durable(const Write& write, std::uint64_t completion);
+  // A write in flight at a crash lands in part: whole blocks or, in one block, some sectors.
+  void tear(Prng& prng, const Write& write);
 
   std::vector<std::uint64_t> visible_;
   std::vector<std::uint64_t> durable_;
@@ -82,6 +103,7 @@ class SimDisk {
   std::vector<CompletedWrite> unflushed_;           // in completion order
   std::map<std::uint64_t, std::uint64_t> flushes_;  // IoId → completion mark
   std::uint64_t completions_ = 0;
+  std::uint64_t metadata_generation_ = 1;
 };
 
 }  // namespace ditto::sim

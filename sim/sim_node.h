@@ -31,15 +31,39 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
 struct Simulation::SimNode {
   SimNode(const SimOptions& options, std::uint32_t node)
       : core(std::make_unique<core::Node>(node_config(options, node))),
-        disk(options.volume_size_bytes) {}
+        disk(options.volume_size_bytes),
+        disk_model(options.disk) {}
 
   std::unique_ptr<core::Node> core;
   SimDisk disk;
   bool alive = true;
   std::uint32_t incarnation = 0;
   std::map<std::uint64_t, std::vector<std::uint64_t>> read_buffers;  // IoId → tags read
+  std::map<std::uint64_t, std::uint64_t> write_tags;                 // IoId → tag written
   // Payload handles core holds: +1 per client write and received Data, -1 per ReleasePayload.
   std::int64_t payloads_held = 0;
+  std::map<std::uint64_t, std::int64_t> timers;  // TimerId → armed deadline (ns)
+  // Pause: events for the node wait in `deferred` until it resumes.
+  Instant paused_until;
+  bool paused = false;
+  std::vector<SimEvent> deferred;
+  // Disk faults.
+  netem::LatencyModel disk_model;
+  Instant slow_until;
+  std::uint32_t slow_factor = 1;
+  Instant write_errors_until;
+  std::uint32_t write_error_percent = 0;
+  Instant read_errors_until;
+  std::uint32_t read_error_percent = 0;
+  Instant reorder_until;
+  std::uint32_t reorder_us_max = 0;
+  std::uint64_t read_errors_unexplained = 0;  // injected read EIOs not yet seen by the client
+  // Operator bookkeeping.
+  enum class PromotionReason : std::uint8_t { initial, failover, outdated_test };
+  bool promotion_requested = false;  // a Promote is pending in the core
+  PromotionReason promotion_reason = PromotionReason::initial;
+  bool up_to_date_at_promotion = false;
+  Role last_role = Role::secondary;
 };
 
 }  // namespace ditto::sim

@@ -1,9 +1,10 @@
 // The discrete-event simulator: N real core::Node state machines on simulated disks and a
-// simulated network, driven by one virtual clock and one seed.
+// simulated network, driven by one virtual clock, one seed and a schedule of faults.
 //
 // Determinism: every random choice comes from streams derived from SimOptions::seed (network,
-// disk, workload, faults); events run in (time, insertion sequence) order; nothing reads the
-// wall clock except the wall_seconds statistic, which never enters the trace hash.
+// disk, fault effects; faults and operations come from the schedule); events run in (time,
+// insertion sequence) order; nothing reads the wall clock except the wall_seconds statistic,
+// which never enters the trace hash.
 #pragma once
 
 #include <array>
@@ -11,47 +12,25 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/node.h"
 #include "core/prng.h"
 #include "core/result.h"
+#include "netem/faults.h"
 #include "netem/latency.h"
 #include "sim/event_queue.h"
+#include "sim/options.h"
 #include "sim/oracle.h"
+#include "sim/schedule.h"
 #include "sim/sim_disk.h"
 #include "sim/trace_hash.h"
 #include "sim/workload.h"
 
 namespace ditto::sim {
 
-inline constexpr std::uint32_t sim_nodes_min = 2;
-inline constexpr std::uint32_t sim_nodes_max = 5;
-
-struct SimOptions {
-  std::uint64_t seed = 1;
-  std::uint32_t nodes = 3;
-  std::uint64_t volume_size_bytes = 64ull * 1024 * 1024;
-  WorkloadOptions workload;
-  netem::LatencyModel network = netem::lan_link();
-  netem::LatencyModel disk = netem::nvme_disk();
-  Duration connect_delay = Duration::from_ms(1);
-  Duration reconnect_delay = Duration::from_ms(100);
-  // A peer notices a crashed node after a delay in [1 ms, detection_delay_max].
-  Duration detection_delay_max = Duration::from_ms(20);
-  // The failover scenario: crash the Primary (node 0) mid-run, promote node 1, go on there.
-  bool crash_primary = true;
-  // Oracle self-test: after the run, overwrite one acknowledged block on a survivor with a
-  // stale tag. The oracle must report it.
-  bool drop_acked_write_for_test = false;
-  // Give up (a violation) if the cluster is still busy this long after the workload finished.
-  Duration quiesce_timeout = Duration::from_ms(60'000);
-};
-
-[[nodiscard]] Status validate(const SimOptions& options);
-
-// The command that replays a run.
-std::string replay_command(const SimOptions& options);
+using FaultCounters = std::array<std::uint64_t, netem::fault_class_count>;
 
 struct RunResult {
   std::uint64_t seed = 0;
@@ -64,75 +43,140 @@ struct RunResult {
   std::uint64_t messages_delivered = 0;
   std::uint64_t messages_dropped = 0;
   WorkloadStatistics workload;
-  bool crashed = false;
-  std::uint64_t writes_in_flight_at_crash = 0;
-  CrashReport crash_disk;
-  bool promoted = false;
-  // Blocks whose tags differ between surviving replicas (allowed today: both are permitted by
-  // the oracle; DRBD would resync activity-log extents after a Primary crash).
+  // Per fault class: how often it had an effect in this run.
+  FaultCounters faults_fired{};
+  std::uint64_t faults_scheduled = 0;
+  bool crashed = false;                         // some node crashed
+  std::uint64_t writes_in_flight_at_crash = 0;  // at crashes of the Primary
+  CrashReport crash_disk;                       // summed over crashes
+  bool promoted = false;                        // a failover promotion succeeded
+  std::uint64_t promotions_refused = 0;
+  // Acknowledged blocks a failover could not keep because the promoted node was cut off when
+  // they were written (no fencing or quorum yet: DRBD loses them too).
+  std::uint64_t blocks_lost_at_failover = 0;
+  // Blocks whose tags differ between UpToDate survivors (allowed for writes that were never
+  // acknowledged: DRBD would resync them after a Primary crash; there is no resync yet).
   std::uint64_t divergent_blocks = 0;
   std::uint64_t violation_count = 0;
   std::vector<std::string> violations;
 };
 
-// Runs the scenario described by `options` to the end (options must be valid).
+// Runs the scenario `options` generates (options must be valid).
 RunResult run_simulation(const SimOptions& options);
+// Runs a schedule (its options must be valid).
+RunResult run_schedule(const Schedule& schedule);
 
 class Simulation {
  public:
-  explicit Simulation(const SimOptions& options);
+  explicit Simulation(const Schedule& schedule);
   ~Simulation();
   Simulation(const Simulation&) = delete;
   Simulation& operator=(const Simulation&) = delete;
 
   RunResult run();
 
+  struct SimNode;  // defined in sim/sim_node.h (internal)
+
  private:
-  struct SimNode;
   struct Connection {
     enum class State : std::uint8_t { down, connecting, up };
     State state = State::down;
     std::uint32_t epoch = 0;
   };
+  // One direction of a connection.
+  struct Link {
+    netem::LatencyModel model;
+    Instant last_delivery;
+    Instant slow_until;
+    std::uint32_t slow_factor = 1;
+    std::uint32_t partitions = 0;  // partitions blocking this direction
+    std::uint32_t clogs = 0;       // clogs holding this direction
+    std::vector<SimEvent> held;    // messages held while blocked, in order
+  };
+  // What the simulator knows about one client write until the client hears about it.
+  struct WriteTrace {
+    std::uint32_t expected = 0;                         // nodes that must store it under protocol C
+    std::uint32_t holders = 0;                          // nodes whose disk completed it
+    std::uint32_t failed = 0;                           // nodes whose disk failed it (injected EIO)
+    std::array<std::uint32_t, sim_nodes_max> epochs{};  // Primary's connection epochs at issue
+  };
 
-  // Event loop.
+  // Event loop (simulation.cpp).
   void dispatch(const SimEvent& event);
+  bool defer_if_paused(const SimEvent& event);
   void hash_event(const SimEvent& event);
   void drain(std::uint8_t node);
   void execute(std::uint8_t node, core::Action& action);
+  void after_step(std::uint8_t node);
+  void check_cluster_step();
+  void on_timer(const SimEvent& event);
 
-  // Disk.
+  // Disk (simulation.cpp).
   void on_disk_completed(const SimEvent& event);
   void submit_disk(std::uint8_t node, std::uint8_t operation, IoId io, Sector sector,
                    std::uint32_t length_bytes);
 
-  // Network.
+  // Network (simulation_network.cpp).
   Connection& connection(std::uint8_t first, std::uint8_t second);
   void start_connecting(std::uint8_t first, std::uint8_t second, Duration delay);
   void break_connection(std::uint8_t first, std::uint8_t second, bool reconnect);
+  void drop_held(Link& link);
+  void release_held(std::uint8_t from, std::uint8_t to);
   void send(std::uint8_t from, const core::Send& send);
   void on_message_delivered(const SimEvent& event);
+  void deliver(const SimEvent& event);
   void on_connection_up(const SimEvent& event);
   void on_connection_down(const SimEvent& event);
+  void on_link_timeout(const SimEvent& event);
   std::uint32_t allocate_frame();
+  void free_frame(std::uint32_t slot);
+  bool blocked(std::uint8_t from, std::uint8_t to) const;
 
-  // Workload and scenario.
+  // Faults (simulation_faults.cpp).
+  void schedule_faults_after(std::uint64_t operation_index);
+  void on_fault(const SimEvent& event);
+  void on_fault_end(const SimEvent& event);
+  bool fire_network_fault(const FaultEvent& fault, std::uint32_t index);
+  bool fire_disk_fault(const FaultEvent& fault);
+  bool fire_node_fault(const FaultEvent& fault);
+  void set_partition(const FaultEvent& fault, bool on);
+  void on_flap(const SimEvent& event);
+  void heal_all();
+  void on_crash(std::uint8_t node);
+  void on_restart(std::uint8_t node);
+  void on_resume(const SimEvent& event);
+  void count_fired(netem::FaultClass fault, std::uint64_t times = 1);
+
+  // Workload and operator (simulation_cluster.cpp).
   void schedule_tick(Duration delay);
   void on_workload_tick();
+  void issue(const ClientOperation& operation);
   void on_client_completed(std::uint8_t node, const core::CompleteClient& complete);
-  void on_crash(std::uint8_t node);
-  void on_promote(std::uint8_t node);
+  void write_completed(std::uint8_t node, const ClientOperation& operation, bool ok,
+                       std::uint32_t& holders);
+  void primary_lost();
+  void on_operator_check();
+  void request_promotion(std::uint8_t node, std::uint8_t reason);
+  void promotion_decided(std::uint8_t node, const core::AdminResult& result);
+  void workload_finished();
+  void check_stall();
   void final_checks(RunResult& result);
+  void check_divergence(std::uint8_t first, std::uint8_t second, RunResult& result);
 
   void schedule(Duration delay, SimEvent event);
   Duration detection_delay();
   bool alive(std::uint8_t node) const;
+  bool paused(std::uint8_t node) const;
 
   SimOptions options_;
+  std::vector<FaultEvent> faults_;
+  std::optional<std::vector<OperationSpec>> operations_;
+  std::vector<std::uint32_t> fault_order_;  // fault indices by after_op
+  std::size_t next_fault_ = 0;
   Prng network_prng_;
   Prng disk_prng_;
   Prng workload_prng_;
-  Prng fault_prng_;
+  Prng effect_prng_;
   Instant now_;
   EventQueue queue_;
   TraceHash hash_;
@@ -140,18 +184,23 @@ class Simulation {
   Workload workload_;
   std::vector<std::unique_ptr<SimNode>> nodes_;
   std::array<std::array<Connection, sim_nodes_max>, sim_nodes_max> connections_{};
-  std::array<std::array<Instant, sim_nodes_max>, sim_nodes_max> link_last_delivery_{};
+  std::array<std::array<Link, sim_nodes_max>, sim_nodes_max> links_{};
   // side_up_[node][peer]: node was told on_connection_up and not yet on_connection_down.
   std::array<std::array<bool, sim_nodes_max>, sim_nodes_max> side_up_{};
+  // side_epoch_[node][peer]: the connection epoch node was told about (a down for an older
+  // epoch that arrives after a reconnect is stale).
+  std::array<std::array<std::uint32_t, sim_nodes_max>, sim_nodes_max> side_epoch_{};
   std::vector<std::vector<std::uint8_t>> frames_;
   std::vector<std::uint32_t> free_frames_;
-  std::vector<std::uint64_t> read_scratch_;
+  std::unordered_map<std::uint64_t, WriteTrace> write_traces_;  // by tag
   std::uint8_t primary_ = 0;
-  bool paused_ = false;
+  bool has_primary_ = false;    // the client has a Primary to talk to
+  bool operator_busy_ = false;  // a failover is being arranged
   bool tick_scheduled_ = false;
-  std::uint64_t crash_after_operations_ = 0;
-  bool crash_scheduled_ = false;
-  std::optional<Instant> workload_done_at_;
+  bool healed_ = false;  // faults are over (the workload finished or stalled)
+  bool gave_up_ = false;
+  std::optional<Instant> stop_at_;
+  Instant last_progress_;
   Instant run_deadline_;
   RunResult result_;
 };

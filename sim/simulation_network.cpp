@@ -1,6 +1,11 @@
 // The simulated network: one TCP-like connection per node pair, a FIFO link per direction.
 // Messages are encoded with core's wire codec when sent and decoded when delivered, so every
 // simulated message exercises the same bytes as the daemon's transport.
+//
+// TCP semantics: a message is delivered in order or the connection resets; nothing is lost
+// silently inside a connection. A blocked direction (partition, clog) holds its messages; a
+// clog releases them in order, a partition resets the connection after a user timeout unless
+// it heals first (then they are released too).
 #include <algorithm>
 
 #include "core/assert.h"
@@ -15,6 +20,11 @@ constexpr std::size_t tag_size_bytes = 8;
 Simulation::Connection& Simulation::connection(std::uint8_t first, std::uint8_t second) {
   DITTO_ASSERT(first != second && first < options_.nodes && second < options_.nodes);
   return connections_[std::min(first, second)][std::max(first, second)];
+}
+
+bool Simulation::blocked(std::uint8_t from, std::uint8_t to) const {
+  const Link& link = links_[from][to];
+  return link.partitions + link.clogs > 0;
 }
 
 void Simulation::start_connecting(std::uint8_t first, std::uint8_t second, Duration delay) {
@@ -33,15 +43,39 @@ void Simulation::on_connection_up(const SimEvent& event) {
     entry.state = Connection::State::down;
     return;
   }
+  const Link& forward = links_[event.node][event.peer];
+  const Link& backward = links_[event.peer][event.node];
+  if (forward.partitions + backward.partitions > 0) {
+    // The SYN or its answer is blackholed: try again later.
+    entry.state = Connection::State::down;
+    start_connecting(event.node, event.peer, options_.reconnect_delay);
+    return;
+  }
   entry.state = Connection::State::up;
   for (const auto& [node, peer] :
        {std::pair{event.node, event.peer}, std::pair{event.peer, event.node}}) {
-    DITTO_ASSERT(!side_up_[node][peer]);  // every down was delivered before the reconnect
+    DITTO_ASSERT(links_[node][peer].held.empty());
+    if (side_up_[node][peer]) {
+      // The reset of the old connection was not noticed yet (a paused or slow side): the new
+      // connection's arrival tells it first, as a real transport would.
+      side_up_[node][peer] = false;
+      nodes_[node]->core->on_connection_down(now_, NodeId{peer});
+      drain(node);
+    }
     side_up_[node][peer] = true;
-    link_last_delivery_[node][peer] = now_;
+    side_epoch_[node][peer] = entry.epoch;
+    links_[node][peer].last_delivery = now_;
     nodes_[node]->core->on_connection_up(now_, NodeId{peer});
     drain(node);
   }
+}
+
+void Simulation::drop_held(Link& link) {
+  for (const SimEvent& held : link.held) {
+    free_frame(static_cast<std::uint32_t>(held.first));
+    result_.messages_dropped += 1;
+  }
+  link.held.clear();
 }
 
 // Drops the connection: messages in flight on it are lost, each live side hears about it after
@@ -52,6 +86,8 @@ void Simulation::break_connection(std::uint8_t first, std::uint8_t second, bool 
   const bool was_up = entry.state == Connection::State::up;
   entry.epoch += 1;
   entry.state = Connection::State::down;
+  drop_held(links_[first][second]);
+  drop_held(links_[second][first]);
   Duration latest{0};
   for (const auto& [node, peer] : {std::pair{first, second}, std::pair{second, first}}) {
     if (!was_up || !side_up_[node][peer] || !alive(node)) continue;
@@ -68,9 +104,21 @@ void Simulation::break_connection(std::uint8_t first, std::uint8_t second, bool 
 
 void Simulation::on_connection_down(const SimEvent& event) {
   if (!alive(event.node) || !side_up_[event.node][event.peer]) return;
+  // A newer connection may already be up again: this down is for older epochs only.
+  if (side_epoch_[event.node][event.peer] >= event.epoch) return;
   side_up_[event.node][event.peer] = false;
   nodes_[event.node]->core->on_connection_down(now_, NodeId{event.peer});
   drain(event.node);
+}
+
+// TCP user timeout on a connection with a blackholed direction: it resets.
+void Simulation::on_link_timeout(const SimEvent& event) {
+  const Connection& entry = connection(event.node, event.peer);
+  if (entry.epoch != event.epoch || entry.state != Connection::State::up) return;
+  if (links_[event.node][event.peer].partitions + links_[event.peer][event.node].partitions == 0) {
+    return;  // healed in time: the held messages went through
+  }
+  break_connection(event.node, event.peer, true);
 }
 
 std::uint32_t Simulation::allocate_frame() {
@@ -81,6 +129,10 @@ std::uint32_t Simulation::allocate_frame() {
   }
   frames_.emplace_back();
   return static_cast<std::uint32_t>(frames_.size() - 1);
+}
+
+void Simulation::free_frame(std::uint32_t slot) {
+  free_frames_.push_back(slot);
 }
 
 void Simulation::send(std::uint8_t from, const core::Send& message) {
@@ -107,9 +159,13 @@ void Simulation::send(std::uint8_t from, const core::Send& message) {
   DITTO_ASSERT_EQ(written, prefix_size);
   std::copy(payload_bytes.begin(), payload_bytes.end(), frame.begin() + written);
 
-  const Instant earliest = now_ + options_.network.sample(network_prng_);
-  const Instant delivery = std::max(earliest, link_last_delivery_[from][to]);
-  link_last_delivery_[from][to] = delivery;
+  Link& link = links_[from][to];
+  const bool slow = now_ < link.slow_until;
+  if (slow) count_fired(netem::FaultClass::slow_link);
+  const Duration delay =
+      (slow ? netem::slowed(link.model, link.slow_factor) : link.model).sample(network_prng_);
+  const Instant delivery = std::max(now_ + delay, link.last_delivery);
+  link.last_delivery = delivery;
   SimEvent event = make_event(EventKind::message_delivered, to, from);
   event.epoch = entry.epoch;
   event.size = static_cast<std::uint32_t>(frame.size());
@@ -118,13 +174,37 @@ void Simulation::send(std::uint8_t from, const core::Send& message) {
 }
 
 void Simulation::on_message_delivered(const SimEvent& event) {
+  const Connection& entry = connection(event.node, event.peer);
+  if (alive(event.node) && entry.epoch == event.epoch && entry.state == Connection::State::up &&
+      blocked(event.peer, event.node)) {
+    // Held in the network, in order, until the direction unblocks or the connection resets.
+    links_[event.peer][event.node].held.push_back(event);
+    if (links_[event.peer][event.node].clogs > 0) count_fired(netem::FaultClass::link_clog);
+    return;
+  }
+  deliver(event);
+}
+
+// Delivers the messages a direction held, in order, now that it is unblocked.
+void Simulation::release_held(std::uint8_t from, std::uint8_t to) {
+  Link& link = links_[from][to];
+  if (blocked(from, to) || link.held.empty()) return;
+  std::vector<SimEvent> held;
+  held.swap(link.held);
+  for (const SimEvent& event : held) {
+    hash_.add(0x4e1dull);
+    if (!defer_if_paused(event)) deliver(event);
+  }
+}
+
+void Simulation::deliver(const SimEvent& event) {
   const std::uint32_t slot = static_cast<std::uint32_t>(event.first);
   const std::vector<std::uint8_t>& frame = frames_[slot];
   // Release the slot on every path; the decoded message copies what it needs first.
   struct Release {
     Simulation* simulation;
     std::uint32_t slot;
-    ~Release() { simulation->free_frames_.push_back(slot); }
+    ~Release() { simulation->free_frame(slot); }
   } release{this, slot};
   const Connection& entry = connection(event.node, event.peer);
   if (!alive(event.node) || entry.epoch != event.epoch || entry.state != Connection::State::up) {

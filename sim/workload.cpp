@@ -4,21 +4,27 @@
 #include <string>
 
 #include "core/assert.h"
+#include "sim/sim_disk.h"
+#include "sim/streams.h"
 
 namespace ditto::sim {
 
-Workload::Workload(const WorkloadOptions& options, std::uint64_t block_count)
-    : options_(options),
-      queue_depth_(options.queue_depth_max),
-      oracle_(block_count),
-      busy_(block_count, 0) {
+Workload::Workload(const SimOptions& options, const std::vector<OperationSpec>* operations)
+    : options_(options.workload),
+      operations_(operations),
+      operation_prng_(Prng::derive(options.seed, stream_operations)),
+      block_count_(options.volume_size_bytes / block_size_bytes),
+      operation_count_(operations != nullptr ? operations->size() : options.workload.operations),
+      oracle_(block_count_, options.nodes),
+      busy_(block_count_, 0) {
   DITTO_ASSERT(options_.queue_depth_max >= 1);
-  DITTO_ASSERT(options_.blocks_per_write_max >= 1 && options_.blocks_per_write_max <= block_count);
-}
-
-void Workload::set_queue_depth(std::uint32_t depth) {
-  DITTO_ASSERT(depth >= 1 && depth <= options_.queue_depth_max);
-  queue_depth_ = depth;
+  DITTO_ASSERT(options_.blocks_per_write_max >= 1 && options_.blocks_per_write_max <= block_count_);
+  if (options_.queue_depth != 0) {
+    queue_depth_ = options_.queue_depth;
+  } else {
+    Prng prng = Prng::derive(options.seed, stream_workload);
+    queue_depth_ = static_cast<std::uint32_t>(prng.between(1, options_.queue_depth_max));
+  }
 }
 
 bool Workload::range_free(std::uint64_t first_block, std::uint32_t block_count) const {
@@ -36,43 +42,45 @@ void Workload::mark(const ClientOperation& operation, bool busy) {
   }
 }
 
-std::optional<ClientOperation> Workload::next(Prng& prng, Instant now) {
+std::optional<ClientOperation> Workload::next(Instant now) {
   if (all_issued() || in_flight_.size() >= queue_depth_) return std::nullopt;
-  ClientOperation operation;
-  operation.request = RequestId{next_request_};
-  operation.issued = now;
-  const std::uint64_t roll = prng.below(100);
-  if (roll < options_.flush_percent) {
-    operation.kind = OperationKind::flush;
-  } else {
-    operation.kind = roll < options_.flush_percent + options_.read_percent ? OperationKind::read
-                                                                           : OperationKind::write;
-    const std::uint64_t block_count = busy_.size();
-    operation.block_count =
-        static_cast<std::uint32_t>(prng.between(1, options_.blocks_per_write_max));
-    // A few tries to find a free range; with QD ≤ 8 on thousands of blocks the first one works.
-    bool found = false;
-    for (int attempt = 0; attempt < 8 && !found; ++attempt) {
-      operation.first_block = prng.below(block_count - operation.block_count + 1);
-      found = range_free(operation.first_block, operation.block_count);
-    }
-    if (!found) return std::nullopt;
-    if (operation.kind == OperationKind::write) {
-      operation.tag = next_tag_++;
-      operation.fua = prng.chance(options_.fua_percent, 100);
-      oracle_.write_issued(operation.first_block, operation.block_count, operation.tag);
-    }
-    mark(operation, true);
+  if (!head_) {
+    head_ = operations_ != nullptr ? (*operations_)[next_index_]
+                                   : draw_operation(operation_prng_, options_, block_count_);
   }
-  next_request_ += 1;
+  const OperationSpec& spec = *head_;
+  DITTO_ASSERT(spec.first_block + spec.block_count <= block_count_);
+  if (spec.kind != OperationKind::flush && !range_free(spec.first_block, spec.block_count)) {
+    return std::nullopt;  // head-of-line: wait until the blocks are free
+  }
+  ClientOperation operation;
+  operation.kind = spec.kind;
+  operation.request = RequestId{next_index_ + 1};
+  operation.first_block = spec.first_block;
+  operation.block_count = spec.block_count;
+  operation.fua = spec.fua;
+  operation.issued = now;
+  if (spec.kind == OperationKind::write) {
+    operation.tag = next_index_ + 1;
+    oracle_.write_issued(operation.first_block, operation.block_count, operation.tag);
+  }
+  if (spec.kind != OperationKind::flush) mark(operation, true);
+  head_.reset();
+  next_index_ += 1;
   statistics_.issued += 1;
   in_flight_.emplace(operation.request.value, operation);
   DITTO_ASSERT(in_flight_.size() <= queue_depth_);
   return operation;
 }
 
+const ClientOperation* Workload::find(RequestId request) const {
+  auto found = in_flight_.find(request.value);
+  return found == in_flight_.end() ? nullptr : &found->second;
+}
+
 void Workload::completed(Instant now, NodeId node, RequestId request, core::ClientStatus status,
-                         std::span<const std::uint64_t> read_tags, Violations& violations) {
+                         std::span<const std::uint64_t> read_tags, std::uint32_t holders,
+                         bool read_error_injected, Violations& violations) {
   auto found = in_flight_.find(request.value);
   // A completion for an abandoned request (its Primary crashed) cannot arrive: the simulator
   // drops every output of a crashed node.
@@ -86,11 +94,11 @@ void Workload::completed(Instant now, NodeId node, RequestId request, core::Clie
       statistics_.flushes += 1;
       break;
     case OperationKind::write: {
-      oracle_.write_completed(operation.first_block, operation.block_count, operation.tag, ok);
       if (!ok) {
         statistics_.writes_failed += 1;
         break;
       }
+      oracle_.write_acknowledged(operation.tag, holders);
       const std::int64_t latency_ns = (now - operation.issued).ns;
       if (statistics_.writes_acknowledged == 0 || latency_ns < statistics_.write_latency_ns_min) {
         statistics_.write_latency_ns_min = latency_ns;
@@ -100,20 +108,28 @@ void Workload::completed(Instant now, NodeId node, RequestId request, core::Clie
       break;
     }
     case OperationKind::read:
-      if (ok) {
-        DITTO_ASSERT_EQ(read_tags.size(), operation.block_count);
-        oracle_.check(
-            "read " + std::to_string(request.value) + " on node " + std::to_string(node.value),
-            operation.first_block, read_tags, violations);
-        statistics_.reads_checked += 1;
-      } else {
-        violations.add("read " + std::to_string(request.value) + " on node " +
-                       std::to_string(node.value) + " failed with status " +
-                       core::to_string(status));
-      }
+      check_read(node, operation, status, read_tags, read_error_injected, violations);
       break;
   }
   if (operation.kind != OperationKind::flush) mark(operation, false);
+}
+
+void Workload::check_read(NodeId node, const ClientOperation& operation, core::ClientStatus status,
+                          std::span<const std::uint64_t> read_tags, bool read_error_injected,
+                          Violations& violations) {
+  const std::string where =
+      "read " + std::to_string(operation.request.value) + " on node " + std::to_string(node.value);
+  if (status == core::ClientStatus::ok) {
+    DITTO_ASSERT_EQ(read_tags.size(), operation.block_count);
+    oracle_.check(where, operation.first_block, read_tags, violations);
+    statistics_.reads_checked += 1;
+    return;
+  }
+  statistics_.reads_failed += 1;
+  // An injected EIO explains a failed read (no data is better than wrong data); nothing else
+  // does: the Primary is UpToDate.
+  if (status == core::ClientStatus::io_error && read_error_injected) return;
+  violations.add(where + " failed with status " + core::to_string(status));
 }
 
 void Workload::abandon_all() {
@@ -122,6 +138,20 @@ void Workload::abandon_all() {
     statistics_.abandoned += 1;
   }
   in_flight_.clear();
+}
+
+void Workload::give_up() {
+  statistics_.not_issued += operation_count_ - next_index_;
+  next_index_ = operation_count_;
+  head_.reset();
+}
+
+std::optional<Instant> Workload::oldest_issue() const {
+  std::optional<Instant> oldest;
+  for (const auto& [request, operation] : in_flight_) {
+    if (!oldest || operation.issued < *oldest) oldest = operation.issued;
+  }
+  return oldest;
 }
 
 std::size_t Workload::writes_in_flight() const {

@@ -4,127 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include <deque>
-#include <map>
+#include "tests/core/node_harness.h"
 
 namespace ditto::core {
 namespace {
 
-struct Cluster {
-  struct InFlight {
-    NodeId from;
-    NodeId to;
-    std::vector<std::uint8_t> frame;
-  };
-
-  std::vector<Node> nodes;
-  std::deque<InFlight> network;                    // in-order delivery for the whole cluster
-  std::map<std::pair<int, std::uint64_t>, DiskWrite> disk_writes;  // (node, io) → pending
-  std::map<std::pair<int, std::uint64_t>, bool> disk_other;        // pending reads/flushes
-  std::vector<std::pair<int, CompleteClient>> completions;
-  std::vector<std::pair<int, std::string>> events;
-  std::vector<std::pair<int, Disconnect>> disconnects;
-  std::map<int, int> released;
-
-  explicit Cluster(int count) {
-    for (int i = 0; i < count; ++i) {
-      NodeConfig config;
-      config.resource_name = "r0";
-      config.node_id = NodeId{static_cast<std::uint8_t>(i)};
-      config.node_name = "node" + std::to_string(i);
-      config.volume_size_bytes = 1024 * 1024;
-      for (int j = 0; j < count; ++j) {
-        if (j != i) config.peers.push_back({NodeId{static_cast<std::uint8_t>(j)}, "node" + std::to_string(j)});
-      }
-      nodes.emplace_back(config);
-    }
-  }
-
-  void connect(int a, int b) {
-    nodes[a].on_connection_up(Instant{}, NodeId{static_cast<std::uint8_t>(b)});
-    nodes[b].on_connection_up(Instant{}, NodeId{static_cast<std::uint8_t>(a)});
-    drain();
-  }
-
-  void disconnect(int a, int b) {
-    std::erase_if(network, [&](const InFlight& m) {
-      return (m.from.value == a && m.to.value == b) || (m.from.value == b && m.to.value == a);
-    });
-    nodes[a].on_connection_down(Instant{}, NodeId{static_cast<std::uint8_t>(b)});
-    nodes[b].on_connection_down(Instant{}, NodeId{static_cast<std::uint8_t>(a)});
-    drain();
-  }
-
-  void collect(int index) {
-    for (Action& action : nodes[index].take_actions()) {
-      if (auto* send = std::get_if<Send>(&action)) {
-        std::vector<std::uint8_t> payload;
-        if (send->payload) payload.assign(8, static_cast<std::uint8_t>(send->payload->value));
-        network.push_back({NodeId{static_cast<std::uint8_t>(index)}, send->peer,
-                           wire::encode(send->message, payload)});
-      } else if (auto* write = std::get_if<DiskWrite>(&action)) {
-        disk_writes[{index, write->io.value}] = *write;
-      } else if (auto* read = std::get_if<DiskRead>(&action)) {
-        disk_other[{index, read->io.value}] = true;
-      } else if (auto* flush = std::get_if<DiskFlush>(&action)) {
-        disk_other[{index, flush->io.value}] = true;
-      } else if (auto* done = std::get_if<CompleteClient>(&action)) {
-        completions.emplace_back(index, *done);
-      } else if (auto* event = std::get_if<Event>(&action)) {
-        events.emplace_back(index, event->line);
-      } else if (auto* drop = std::get_if<Disconnect>(&action)) {
-        disconnects.emplace_back(index, *drop);
-      } else if (std::holds_alternative<ReleasePayload>(action)) {
-        released[index] += 1;
-      }
-    }
-  }
-
-  // Delivers every message in flight (not disk completions).
-  void deliver_messages() {
-    for (std::size_t i = 0; i < nodes.size(); ++i) collect(static_cast<int>(i));
-    while (!network.empty()) {
-      InFlight message = network.front();
-      network.pop_front();
-      const auto decoded = wire::decode(message.frame);
-      const auto& frame = std::get<wire::Frame>(decoded);
-      PayloadHandle handle{frame.payload.empty() ? 0u : std::uint64_t{frame.payload[0]}};
-      nodes[message.to.value].on_message(Instant{}, message.from, frame.message, handle);
-      for (std::size_t i = 0; i < nodes.size(); ++i) collect(static_cast<int>(i));
-    }
-  }
-
-  void complete_disk(int index, IoStatus status = IoStatus::ok) {
-    std::vector<std::uint64_t> ios;
-    for (auto& [key, write] : disk_writes) {
-      if (key.first == index) ios.push_back(key.second);
-    }
-    for (auto& [key, flag] : disk_other) {
-      if (key.first == index) ios.push_back(key.second);
-    }
-    for (std::uint64_t io : ios) {
-      disk_writes.erase({index, io});
-      disk_other.erase({index, io});
-      nodes[index].on_disk_completed(Instant{}, IoId{io}, status);
-      collect(index);
-    }
-  }
-
-  void drain() {
-    for (int round = 0; round < 20; ++round) {
-      deliver_messages();
-      for (std::size_t i = 0; i < nodes.size(); ++i) complete_disk(static_cast<int>(i));
-      deliver_messages();
-    }
-  }
-
-  std::optional<ClientStatus> completion_of(std::uint64_t request) const {
-    for (const auto& [index, done] : completions) {
-      if (done.request.value == request) return done.status;
-    }
-    return std::nullopt;
-  }
-};
+using harness::Cluster;
 
 TEST(Node, ConnectedPeersSeeEachOtherAsConnectedAndUpToDate) {
   Cluster cluster(2);
@@ -246,6 +131,16 @@ TEST(Node, AMessageBeforeHelloIsAProtocolErrorThatDropsOnlyThatConnection) {
   ASSERT_EQ(cluster.disconnects.size(), 1u);
   EXPECT_EQ(cluster.disconnects[0].second.peer, NodeId{1});
   EXPECT_EQ(cluster.nodes[0].peer(NodeId{2})->connection, ConnectionState::connected);
+  // The connection passes through ProtocolError (an events2 change line) back to Connecting.
+  bool through_protocol_error = false;
+  for (const auto& [index, line] : cluster.events) {
+    if (index == 0 && line.find("peer-node-id:1") != std::string::npos &&
+        line.find("connection:ProtocolError") != std::string::npos) {
+      through_protocol_error = true;
+    }
+  }
+  EXPECT_TRUE(through_protocol_error);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->connection, ConnectionState::connecting);
 }
 
 TEST(Node, HelloWithAnotherProtocolVersionIsRefusedWithTheVersionsInTheReason) {

@@ -31,8 +31,8 @@ T round_trip(const Message& message, std::span<const std::uint8_t> payload = {})
   EXPECT_NE(decoded, nullptr);
   if (decoded == nullptr) return T{};
   EXPECT_EQ(decoded->frame_size_bytes, frame.size());
-  EXPECT_TRUE(std::equal(payload.begin(), payload.end(), decoded->payload.begin(),
-                         decoded->payload.end()));
+  EXPECT_TRUE(
+      std::equal(payload.begin(), payload.end(), decoded->payload.begin(), decoded->payload.end()));
   return std::get<T>(decoded->message);
 }
 
@@ -47,6 +47,45 @@ TEST(Wire, EveryMessageSurvivesARoundTrip) {
   EXPECT_EQ(round_trip<WriteAck>(WriteAck{9, false}), (WriteAck{9, false}));
   EXPECT_EQ(round_trip<FlushRequest>(FlushRequest{5}), FlushRequest{5});
   EXPECT_EQ(round_trip<FlushAck>(FlushAck{5, true}), (FlushAck{5, true}));
+}
+
+TEST(Wire, WritePathAndTwoPhaseCommitMessagesSurviveARoundTrip) {
+  EXPECT_EQ(round_trip<RecvAck>(RecvAck{41}), RecvAck{41});
+  EXPECT_EQ(round_trip<Barrier>(Barrier{7}), Barrier{7});
+  EXPECT_EQ(round_trip<BarrierAck>(BarrierAck{7, 2048}), (BarrierAck{7, 2048}));
+  const TwoPcPrepare prepare{NodeId{3}, 0xfeedface12345678ull, TwoPcChange::promote};
+  EXPECT_EQ(round_trip<TwoPcPrepare>(prepare), prepare);
+  const TwoPcReply reply{NodeId{3}, 99, TwoPcVote::no, -1};
+  EXPECT_EQ(round_trip<TwoPcReply>(reply), reply);
+  EXPECT_EQ(round_trip<TwoPcCommit>(TwoPcCommit{NodeId{31}, 5}), (TwoPcCommit{NodeId{31}, 5}));
+  EXPECT_EQ(round_trip<TwoPcAbort>(TwoPcAbort{NodeId{0}, 6}), (TwoPcAbort{NodeId{0}, 6}));
+  const Data acked{1, Sector{8}, 512, data_flag_send_write_ack | data_flag_send_receive_ack};
+  const std::vector<std::uint8_t> payload(512, 1);
+  EXPECT_EQ(round_trip<Data>(acked, payload), acked);
+}
+
+// Rewrites body byte `offset` of `message`'s frame to `value` and fixes the CRC.
+DecodeResult decode_with_body_byte(const Message& message, std::size_t offset, std::uint8_t value) {
+  auto frame = encode(message);
+  frame[header_size_bytes + offset] = value;
+  std::uint32_t crc = crc32c_extend(0, std::span(frame).subspan(0, 12));
+  crc = crc32c_extend(crc, std::span(frame).subspan(header_size_bytes));
+  for (int i = 0; i < 4; ++i) frame[12 + i] = static_cast<std::uint8_t>(crc >> (24 - 8 * i));
+  return decode(frame);
+}
+
+TEST(Wire, TwoPhaseCommitFieldsOutsideTheirRangesAreMalformed) {
+  const auto bad_initiator = decode_with_body_byte(TwoPcCommit{NodeId{1}, 2}, 0, 32);
+  ASSERT_TRUE(std::holds_alternative<WireError>(bad_initiator));
+  EXPECT_NE(std::get<WireError>(bad_initiator).message.find("above 31"), std::string::npos);
+  const auto bad_vote = decode_with_body_byte(TwoPcReply{NodeId{1}, 2, TwoPcVote::yes, 1}, 9, 3);
+  ASSERT_TRUE(std::holds_alternative<WireError>(bad_vote));
+  EXPECT_NE(std::get<WireError>(bad_vote).message.find("unknown vote"), std::string::npos);
+  const auto bad_change =
+      decode_with_body_byte(TwoPcPrepare{NodeId{1}, 2, TwoPcChange::promote}, 9, 0);
+  ASSERT_TRUE(std::holds_alternative<WireError>(bad_change));
+  EXPECT_NE(std::get<WireError>(bad_change).message.find("unknown state change"),
+            std::string::npos);
 }
 
 TEST(Wire, TruncatedFrameAsksForMoreBytes) {

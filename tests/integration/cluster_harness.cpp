@@ -179,4 +179,53 @@ std::string LocalCluster::nbd_uri(int index) const {
   return "nbd://127.0.0.1:" + std::to_string(nbd_ports_[index]) + "/r0";
 }
 
+std::string LocalCluster::host_block(int index) const {
+  return "  on " + names_[index] + " {\n    node-id " + std::to_string(index) +
+         ";\n    address 127.0.0.1:" + std::to_string(peer_ports_[index]) +
+         ";\n    device /dev/drbd" + std::to_string(100 + index) + ";\n    disk " +
+         disk_path(index) + ";\n    meta-disk internal;\n  }\n";
+}
+
+void LocalCluster::write_config(const std::string& text) const {
+  std::ofstream(config_path(), std::ios::trunc) << text;
+}
+
+bool LocalCluster::start_with(int index, const std::vector<std::string>& extra_arguments,
+                              std::string& error) {
+  const std::string program = build_program("datapath/dittod");
+  const std::string nbd = "127.0.0.1:" + std::to_string(nbd_ports_[index]);
+  std::vector<std::string> arguments{program,         "--config", config_path(),
+                                     "--node",        names_[index], "--nbd", nbd,
+                                     "--control",     control_path(index)};
+  arguments.insert(arguments.end(), extra_arguments.begin(), extra_arguments.end());
+  std::vector<char*> argv;
+  for (std::string& argument : arguments) argv.push_back(argument.data());
+  argv.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int log = ::open(log_path(index).c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log >= 0) {
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+    }
+    ::execv(program.c_str(), argv.data());
+    ::_exit(127);
+  }
+  pids_[index] = pid;
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    int status = 0;
+    if (::waitpid(pid, &status, WNOHANG) == pid) {
+      pids_[index] = -1;
+      std::ifstream log(log_path(index));
+      error = "dittod " + names_[index] + " exited early: " +
+              std::string(std::istreambuf_iterator<char>(log), {});
+      return false;
+    }
+    if (control(index, "status r0").exit_status == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  error = "dittod " + names_[index] + " did not open its control socket";
+  return false;
+}
+
 }  // namespace ditto::testing

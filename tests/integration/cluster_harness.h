@@ -39,6 +39,14 @@ class LocalCluster {
   std::string config_path() const { return directory_ + "/r0.res"; }
   std::string log_path(int index) const { return directory_ + "/" + names_[index] + ".log"; }
   const std::string& directory() const { return directory_; }
+  std::uint16_t peer_port(int index) const { return peer_ports_[index]; }
+  std::string control_socket(int index) const { return control_path(index); }
+  // The `on NAME { ... }` block of node `index`, as the default configuration has it.
+  std::string host_block(int index) const;
+  // Replaces the configuration file (before start) with `text`.
+  void write_config(const std::string& text) const;
+  // start() with more dittod arguments (e.g. --metrics HOST:PORT).
+  bool start_with(int index, const std::vector<std::string>& extra_arguments, std::string& error);
 
  private:
   std::string control_path(int index) const { return directory_ + "/" + names_[index] + ".sock"; }

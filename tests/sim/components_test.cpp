@@ -8,6 +8,7 @@
 #include "netem/latency.h"
 #include "sim/event_queue.h"
 #include "sim/oracle.h"
+#include "sim/sim_disk.h"
 
 namespace ditto {
 namespace {
@@ -94,17 +95,17 @@ TEST(EventQueue, EventsRunByTimeAndTiesRunInInsertionOrder) {
   EXPECT_TRUE(queue.empty());
 }
 
-TEST(BlockOracle, AcceptsTheLastAcknowledgedTagAndUnacknowledgedOnesButNothingOlder) {
-  sim::BlockOracle oracle(8);
+TEST(BlockOracle, AcceptsTheLastAcknowledgedTagAndLaterWritesButNothingOlder) {
+  sim::BlockOracle oracle(8, 2);
   sim::Violations violations;
   oracle.write_issued(2, 2, 11);
-  oracle.write_completed(2, 2, 11, true);
+  oracle.write_acknowledged(11, 0b11);
   oracle.write_issued(2, 1, 12);  // in flight
   EXPECT_TRUE(oracle.allowed(2, 11));
   EXPECT_TRUE(oracle.allowed(2, 12));
-  EXPECT_FALSE(oracle.allowed(2, 0));  // the zeros before tag 11 was acknowledged
-  EXPECT_FALSE(oracle.allowed(3, 12));
-  oracle.write_completed(2, 1, 12, true);
+  EXPECT_FALSE(oracle.allowed(2, 0));   // the zeros before tag 11 was acknowledged
+  EXPECT_FALSE(oracle.allowed(3, 12));  // write 12 never covered block 3 (misdirected)
+  oracle.write_acknowledged(12, 0b01);
   EXPECT_FALSE(oracle.allowed(2, 11));  // superseded by an acknowledged write
 
   const std::vector<std::uint64_t> observed{11, 0};
@@ -117,15 +118,48 @@ TEST(BlockOracle, AcceptsTheLastAcknowledgedTagAndUnacknowledgedOnesButNothingOl
 }
 
 TEST(BlockOracle, AFailedWriteStaysPossibleUntilALaterWriteIsAcknowledged) {
-  sim::BlockOracle oracle(4);
-  oracle.write_issued(0, 1, 5);
-  oracle.write_completed(0, 1, 5, false);
+  sim::BlockOracle oracle(4, 1);
+  oracle.write_issued(0, 1, 5);  // completes with an error: never acknowledged
   EXPECT_TRUE(oracle.allowed(0, 0));
   EXPECT_TRUE(oracle.allowed(0, 5));
   oracle.write_issued(0, 1, 6);
-  oracle.write_completed(0, 1, 6, true);
+  oracle.write_acknowledged(6, 1);
   EXPECT_FALSE(oracle.allowed(0, 5));
   EXPECT_TRUE(oracle.allowed(0, 6));
+}
+
+TEST(BlockOracle, ANodeMustKeepWhatItStoredButNotWhatItNeverGot) {
+  sim::BlockOracle oracle(4, 3);
+  oracle.write_issued(1, 1, 7);
+  oracle.write_acknowledged(7, 0b011);  // nodes 0 and 1 stored it, node 2 was cut off
+  EXPECT_FALSE(oracle.allowed_on(1, 1, 0));
+  EXPECT_TRUE(oracle.allowed_on(2, 1, 0));
+  sim::Violations violations;
+  const std::vector<std::uint64_t> image{0, 0, 0, 0};
+  oracle.check_node("node 1", 1, image, violations);
+  oracle.check_node("node 2", 2, image, violations);
+  ASSERT_EQ(violations.count(), 1u);
+  EXPECT_NE(violations.texts()[0].find("node 1: block 1 holds tag 0"), std::string::npos);
+}
+
+TEST(BlockOracle, AFailoverContinuesTheLineageFromTheNewPrimaryAndCountsWhatIsLost) {
+  sim::BlockOracle oracle(4, 2);
+  oracle.write_issued(0, 2, 3);
+  oracle.write_acknowledged(3, 0b11);
+  oracle.write_issued(2, 1, 4);
+  oracle.write_acknowledged(4, 0b01);  // node 1 never had it
+  EXPECT_EQ(oracle.failover(1), 1u);
+  EXPECT_TRUE(oracle.allowed(2, 0));
+  EXPECT_TRUE(oracle.allowed(0, 3));
+  EXPECT_FALSE(oracle.allowed(0, 0));
+}
+
+TEST(BlockOracle, ATornBlockIsAllowedOnlyIfItsWriteIs) {
+  sim::BlockOracle oracle(4, 1);
+  oracle.write_issued(0, 2, 9);
+  EXPECT_TRUE(oracle.allowed(1, sim::torn_tag_bit | 9));
+  oracle.write_issued(2, 1, 10);
+  EXPECT_FALSE(oracle.allowed(0, sim::torn_tag_bit | 10));
 }
 
 }  // namespace

@@ -46,7 +46,8 @@ TEST(Failover, TheOracleReportsAnAcknowledgedWriteTheSurvivorLost) {
   options.drop_acked_write_for_test = true;
   const RunResult result = run_simulation(options);
   ASSERT_GE(result.violation_count, 1u);
-  EXPECT_NE(result.violations.front().find("final disk of node1: block"), std::string::npos)
+  EXPECT_NE(result.violations.front().find("final disk of node1 (Primary): block"),
+            std::string::npos)
       << result.violations.front();
   EXPECT_NE(result.violations.front().find("holds tag 0, expected tag"), std::string::npos)
       << result.violations.front();

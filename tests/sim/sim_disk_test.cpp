@@ -98,5 +98,59 @@ TEST(SimDisk, AWriteInFlightAtTheCrashMayLandOrNot) {
   EXPECT_LT(landed, 32);
 }
 
+TEST(SimDisk, AWriteThatFailedWithEioChangesNothing) {
+  SimDisk disk(volume_bytes);
+  disk.submit_write(IoId{1}, block(3), block_size_bytes, 30, true);
+  disk.complete_write(IoId{1}, false);
+  EXPECT_EQ(disk.tag_at(3), 0u);
+  EXPECT_EQ(disk.durable_tag_at(3), 0u);
+}
+
+TEST(SimDisk, WithoutLostUnflushedWritesACrashKeepsEveryCompletedWrite) {
+  for (std::uint64_t seed = 1; seed <= 16; ++seed) {
+    SimDisk disk(volume_bytes);
+    disk.submit_write(IoId{1}, block(0), block_size_bytes, 7, false);
+    disk.complete_write(IoId{1});
+    Prng prng(seed);
+    const CrashReport report = disk.crash(prng, CrashModel{false, false});
+    EXPECT_EQ(disk.tag_at(0), 7u);
+    EXPECT_EQ(report.writes_lost, 0u);
+  }
+}
+
+TEST(SimDisk, TearingLandsPartOfAMultiBlockWriteAndMarksOneBlockTorn) {
+  int partial = 0;
+  int torn = 0;
+  for (std::uint64_t seed = 1; seed <= 64; ++seed) {
+    SimDisk disk(volume_bytes);
+    disk.submit_write(IoId{1}, block(8), 4 * block_size_bytes, 99, false);
+    Prng prng(seed);
+    const CrashReport report = disk.crash(prng, CrashModel{true, true});
+    if (report.writes_torn == 0) continue;
+    torn += 1;
+    int whole = 0;
+    int torn_blocks = 0;
+    for (std::uint64_t index = 8; index < 12; ++index) {
+      whole += disk.tag_at(index) == 99u ? 1 : 0;
+      torn_blocks += disk.tag_at(index) == (torn_tag_bit | 99u) ? 1 : 0;
+      EXPECT_TRUE(disk.tag_at(index) == 0u || disk.tag_at(index) == 99u ||
+                  disk.tag_at(index) == (torn_tag_bit | 99u));
+    }
+    EXPECT_EQ(torn_blocks, 1);
+    partial += whole < 3 ? 1 : 0;
+  }
+  EXPECT_GT(torn, 0);
+  EXPECT_GT(partial, 0);
+}
+
+TEST(SimDisk, TheMetadataGenerationSurvivesACrash) {
+  SimDisk disk(volume_bytes);
+  EXPECT_EQ(disk.metadata_generation(), 1u);
+  disk.write_metadata_generation(65);
+  Prng prng(1);
+  (void)disk.crash(prng);
+  EXPECT_EQ(disk.metadata_generation(), 65u);
+}
+
 }  // namespace
 }  // namespace ditto::sim

@@ -1,0 +1,448 @@
+// Node: connections, the handshake and every message from a peer — the Primary's acks and
+// barrier acks, and the Secondary's receive path with write-order fidelity (§2.2, §2.3).
+#include <utility>
+
+#include "core/assert.h"
+#include "core/node.h"
+
+namespace ditto::core {
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+std::uint32_t bit(NodeId node) {
+  return 1u << node.value;
+}
+
+// A generation is counter * 32 + the node id that started it, so two nodes that each start a
+// new generation from the same base produce different values (and a split brain is visible).
+constexpr std::uint64_t generation_counter(std::uint64_t generation) {
+  return generation >> 5;
+}
+
+std::string generation_text(std::uint64_t generation) {
+  return std::to_string(generation_counter(generation)) + "." + std::to_string(generation & 31u);
+}
+
+}  // namespace
+
+// ---- Connections ------------------------------------------------------------------------------
+
+void Node::on_connection_up(Instant now, NodeId peer_id) {
+  (void)now;
+  Peer& peer = peer_ref(peer_id);
+  DITTO_ASSERT(peer.status.connection != ConnectionState::connected);
+  connection_epochs_[peer_id.value] += 1;
+  peer.transport_up = true;
+  peer.hello_received = false;
+  peer.state_received = false;
+  // StandAlone (after a refused handshake) goes through Unconnected, as DRBD's walk requires.
+  if (peer.status.connection == ConnectionState::standalone) {
+    set_connection(peer, ConnectionState::unconnected);
+  }
+  set_connection(peer, ConnectionState::connecting);
+  wire::Hello hello;
+  hello.sender = config_.node_id;
+  hello.receiver = peer_id;
+  hello.resource_name = config_.resource_name;
+  actions_.push_back(Send{peer_id, hello, std::nullopt});
+  send_state(peer);
+  invariants();
+}
+
+void Node::on_connection_down(Instant now, NodeId peer_id) {
+  Peer& peer = peer_ref(peer_id);
+  // Already handled when we dropped it ourselves (protocol error, split brain).
+  if (!peer.transport_up) return invariants();
+  peer_lost(peer, ConnectionState::network_failure);
+  twopc_peer_lost(now, peer);
+  invariants();
+}
+
+void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
+                      PayloadHandle payload) {
+  Peer& peer = peer_ref(peer_id);
+  const bool is_data = std::holds_alternative<wire::Data>(message);
+  if (peer.status.connection == ConnectionState::standalone || !peer.transport_up) {
+    // A late message from a connection we already dropped: ignore it.
+    if (is_data) actions_.push_back(ReleasePayload{payload});
+    return invariants();
+  }
+  const bool handshake_done = peer.hello_received && peer.state_received;
+  const bool is_hello = std::holds_alternative<wire::Hello>(message);
+  const bool is_state = std::holds_alternative<wire::StateReport>(message);
+  const char* expected = nullptr;
+  if (!peer.hello_received && !is_hello) expected = "expected Hello, got ";
+  if (peer.hello_received && !handshake_done && !is_state) expected = "expected State, got ";
+  if (expected != nullptr) {
+    if (is_data) actions_.push_back(ReleasePayload{payload});
+    protocol_error(peer, expected + std::string(wire::to_string(wire::type_of(message))));
+    if (promotion_) twopc_peer_lost(now, peer);
+    return invariants();
+  }
+  dispatch(now, peer, message, payload);
+  // Any message may have dropped the connection (a protocol error): the promotion stops
+  // waiting for that peer.
+  if (!peer.transport_up && promotion_) twopc_peer_lost(now, peer);
+  invariants();
+}
+
+void Node::dispatch(Instant now, Peer& peer, const wire::Message& message, PayloadHandle payload) {
+  using wire::MessageType;
+  std::visit(Overloaded{
+                 [&](const wire::Hello& hello) { on_hello(now, peer, hello); },
+                 [&](const wire::StateReport& state) { on_state_report(now, peer, state); },
+                 [&](const wire::Data& data) { on_data(now, peer, data, payload); },
+                 [&](const wire::WriteAck& ack) {
+                   on_write_ack(peer, ack.sequence, ack.ok, MessageType::write_ack);
+                 },
+                 [&](const wire::RecvAck& ack) {
+                   on_write_ack(peer, ack.sequence, true, MessageType::recv_ack);
+                 },
+                 [&](const wire::FlushRequest& flush) { on_flush_request(peer, flush); },
+                 [&](const wire::FlushAck& ack) { on_flush_ack(peer, ack); },
+                 [&](const wire::Barrier& barrier) { on_barrier(peer, barrier); },
+                 [&](const wire::BarrierAck& ack) { on_barrier_ack(peer, ack); },
+                 [&](const wire::TwoPcPrepare& prepare) { on_twopc_prepare(now, peer, prepare); },
+                 [&](const wire::TwoPcReply& reply) { on_twopc_reply(now, peer, reply); },
+                 [&](const wire::TwoPcCommit& commit) {
+                   on_twopc_decision(peer, commit.initiator, commit.transaction_id, true);
+                 },
+                 [&](const wire::TwoPcAbort& abort) {
+                   on_twopc_decision(peer, abort.initiator, abort.transaction_id, false);
+                 },
+                 // Auth and keepalive belong to the transport, which never passes them on.
+                 [&](const auto& transport_message) {
+                   protocol_error(peer, std::string("transport message ") +
+                                            wire::to_string(wire::type_of(transport_message)) +
+                                            " reached the core");
+                 },
+             },
+             message);
+}
+
+// ---- Handshake --------------------------------------------------------------------------------
+
+void Node::on_hello(Instant now, Peer& peer, const wire::Hello& hello) {
+  (void)now;
+  if (peer.hello_received) return protocol_error(peer, "second Hello on one connection");
+  if (hello.protocol_version_min > wire::protocol_version ||
+      hello.protocol_version_max < wire::protocol_version) {
+    return protocol_error(peer, "peer speaks protocol versions " +
+                                    std::to_string(hello.protocol_version_min) + ".." +
+                                    std::to_string(hello.protocol_version_max) + ", we speak " +
+                                    std::to_string(wire::protocol_version));
+  }
+  if (hello.sender != peer.status.node_id || hello.receiver != config_.node_id) {
+    return protocol_error(peer, "Hello names node " + std::to_string(hello.sender.value) +
+                                    " to node " + std::to_string(hello.receiver.value) +
+                                    ", expected " + std::to_string(peer.status.node_id.value) +
+                                    " to " + std::to_string(config_.node_id.value));
+  }
+  if (hello.resource_name != config_.resource_name) {
+    return protocol_error(peer, "Hello is for resource '" + hello.resource_name + "'");
+  }
+  peer.hello_received = true;
+}
+
+// The peer's reported role and disk are a peer request: validated as a soft transition, so a
+// second Primary without allow-two-primaries is refused (and the connection dropped).
+void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& state) {
+  (void)now;
+  const bool first = !peer.state_received;
+  peer.status.generation = state.generation;
+  ClusterState proposed = cluster_state();
+  PeerState& view = proposed.peers[peer.status.node_id.value];
+  view.role = state.role;
+  view.disk = state.disk_state;
+  if (first) {
+    view.connection = ConnectionState::connected;
+    view.replication = ReplicationState::established;
+  }
+  const StateChangeResult result = change_state(proposed, false);
+  if (!result.ok()) {
+    return protocol_error(peer, std::string(to_string(result.code)) + ": " + result.message);
+  }
+  peer.state_received = true;
+  if (first) resolve_generations(peer);
+}
+
+// Compares data generations at the handshake (a stand-in for DRBD's UUID comparison until the
+// full rule table of §3.4 lands): equal means same data; the same counter from two different
+// origins means both sides wrote independently (split brain); otherwise the higher one is newer.
+void Node::resolve_generations(Peer& peer) {
+  const std::uint64_t mine = generation_;
+  const std::uint64_t theirs = peer.status.generation;
+  if (mine == theirs) return;
+  const bool peer_newer = generation_counter(theirs) > generation_counter(mine);
+  const bool diverged = generation_counter(theirs) == generation_counter(mine) ||
+                        (peer_newer && role_ == Role::primary);
+  if (diverged) {
+    const std::string reason = "split brain detected: local generation " + generation_text(mine) +
+                               ", peer generation " + generation_text(theirs) +
+                               "; refusing to connect";
+    actions_.push_back(Event{"split-brain name:" + config_.resource_name +
+                             " peer-node-id:" + std::to_string(peer.status.node_id.value) +
+                             " conn-name:" + peer.status.name +
+                             " local-generation:" + generation_text(mine) +
+                             " peer-generation:" + generation_text(theirs)});
+    actions_.push_back(Disconnect{peer.status.node_id, reason});
+    peer_lost(peer, ConnectionState::disconnecting);
+    return;
+  }
+  if (peer_newer && disk_state_ == DiskState::up_to_date) {
+    // The handshake outcome forces this (a hard transition, like DRBD's sync handshake).
+    ClusterState proposed = cluster_state();
+    proposed.disk = DiskState::outdated;
+    const StateChangeResult result = change_state(proposed, true);
+    DITTO_ASSERT(result.ok());
+    send_state_to_connected_peers();
+  }
+}
+
+// ---- Primary side: acks -----------------------------------------------------------------------
+
+void Node::on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::MessageType type) {
+  const bool expected_type = type == wire::MessageType::recv_ack ? config_.protocol == Protocol::b
+                                                                 : config_.protocol == Protocol::c;
+  auto found = requests_.find(sequence);
+  const std::uint32_t peer_bit = bit(peer.status.node_id);
+  if (!expected_type || found == requests_.end() || found->second.kind != RequestKind::write ||
+      (found->second.peers_pending_mask & peer_bit) == 0) {
+    return protocol_error(peer, std::string(wire::to_string(type)) + " for unknown write " +
+                                    std::to_string(sequence) + " (protocol " +
+                                    std::string(to_string(config_.protocol)) + ")");
+  }
+  Request& entry = found->second;
+  entry.peers_pending_mask &= ~peer_bit;
+  if (ok) entry.peers_ok_mask |= peer_bit;
+  DITTO_ASSERT(peer.status.pending_writes > 0);
+  peer.status.pending_writes -= 1;
+  maybe_complete(sequence);
+}
+
+void Node::on_barrier_ack(Peer& peer, const wire::BarrierAck& ack) {
+  if (peer.epochs_awaiting_ack.empty()) {
+    return protocol_error(
+        peer, "BarrierAck " + std::to_string(ack.barrier) + " while no barrier is outstanding");
+  }
+  const SentEpoch oldest = peer.epochs_awaiting_ack.front();
+  if (ack.barrier != oldest.barrier || ack.set_size != oldest.set_size) {
+    return protocol_error(peer, "BarrierAck " + std::to_string(ack.barrier) + " with " +
+                                    std::to_string(ack.set_size) +
+                                    " writes does not match the oldest open epoch " +
+                                    std::to_string(oldest.barrier) + " with " +
+                                    std::to_string(oldest.set_size) + " writes");
+  }
+  peer.epochs_awaiting_ack.pop_front();
+  DITTO_ASSERT(peer.writes_awaiting_barrier_ack >= oldest.set_size);
+  peer.writes_awaiting_barrier_ack -= oldest.set_size;
+}
+
+void Node::on_flush_ack(Peer& peer, const wire::FlushAck& ack) {
+  auto found = requests_.find(ack.flush_id);
+  const std::uint32_t peer_bit = bit(peer.status.node_id);
+  if (found == requests_.end() || found->second.kind != RequestKind::flush ||
+      (found->second.peers_pending_mask & peer_bit) == 0) {
+    return protocol_error(peer, "FlushAck for unknown flush " + std::to_string(ack.flush_id));
+  }
+  found->second.peers_pending_mask &= ~peer_bit;
+  if (ack.ok) found->second.peers_ok_mask |= peer_bit;
+  maybe_complete(ack.flush_id);
+}
+
+// ---- Secondary side: the receive path ---------------------------------------------------------
+
+void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandle payload) {
+  (void)now;
+  if (role_ == Role::primary) {
+    actions_.push_back(ReleasePayload{payload});
+    return protocol_error(peer, "Data received while Primary");
+  }
+  if (!in_range(data.sector, data.length_bytes)) {
+    actions_.push_back(ReleasePayload{payload});
+    return protocol_error(
+        peer, "Data beyond the end of the volume at sector " + std::to_string(data.sector.value));
+  }
+  peer.status.received_bytes += data.length_bytes;
+  statistics_.written_bytes += data.length_bytes;
+  if ((data.flags & wire::data_flag_send_receive_ack) != 0) {
+    actions_.push_back(Send{peer.status.node_id, wire::RecvAck{data.sequence}, std::nullopt});
+  }
+  enqueue(peer, InboxItem{InboxItem::Kind::data, data, payload, 0});
+}
+
+void Node::on_barrier(Peer& peer, const wire::Barrier& barrier) {
+  if (role_ == Role::primary) return protocol_error(peer, "Barrier received while Primary");
+  enqueue(peer, InboxItem{InboxItem::Kind::barrier, {}, {}, barrier.barrier});
+}
+
+void Node::on_flush_request(Peer& peer, const wire::FlushRequest& flush) {
+  enqueue(peer, InboxItem{InboxItem::Kind::flush, {}, {}, flush.flush_id});
+}
+
+void Node::enqueue(Peer& peer, InboxItem item) {
+  // The Primary keeps at most requests_in_flight_max writes per connection unacknowledged by
+  // barriers; a peer that sends more does not follow the protocol.
+  if (peer.inbox.size() >= 2 * std::size_t{config_.requests_in_flight_max} + 2) {
+    if (item.kind == InboxItem::Kind::data) actions_.push_back(ReleasePayload{item.payload});
+    return protocol_error(peer, "peer exceeded the receive queue bound of " +
+                                    std::to_string(peer.inbox.size()) + " messages");
+  }
+  peer.inbox.push_back(item);
+  pump_inbox(peer);
+}
+
+// Write-order fidelity: the writes of an epoch are submitted only once every write of the
+// previous epoch completed and, with disk_flushes, a flush made them stable. So the disk holds
+// a prefix of epochs plus part of the epoch in flight, even across a crash (§2.2).
+void Node::pump_inbox(Peer& peer) {
+  while (!peer.inbox.empty() && !peer.receive_flushing) {
+    InboxItem& item = peer.inbox.front();
+    if (item.kind == InboxItem::Kind::data) {
+      const IoId io = next_io();
+      const bool write_ack = (item.data.flags & wire::data_flag_send_write_ack) != 0;
+      peer_ios_[io.value] = PeerIo{
+          peer.status.node_id, item.data.sequence, false,
+          write_ack,           item.payload,       connection_epochs_[peer.status.node_id.value]};
+      const bool fua = (item.data.flags & wire::data_flag_fua) != 0;
+      actions_.push_back(
+          DiskWrite{io, item.data.sector, item.data.length_bytes, item.payload, fua});
+      peer.receive_epoch_writes += 1;
+      peer.receive_epoch_active += 1;
+      peer.inbox.pop_front();
+      continue;
+    }
+    if (peer.receive_epoch_active > 0) return;  // a barrier or flush waits for the epoch
+    const bool barrier = item.kind == InboxItem::Kind::barrier;
+    const bool flush = !barrier || (config_.disk_flushes && peer.receive_epoch_writes > 0);
+    if (!flush) {
+      finish_inbox_front(peer, true);
+      continue;
+    }
+    const IoId io = next_io();
+    peer_ios_[io.value] = PeerIo{peer.status.node_id,
+                                 item.id,
+                                 true,
+                                 false,
+                                 std::nullopt,
+                                 connection_epochs_[peer.status.node_id.value]};
+    actions_.push_back(DiskFlush{io});
+    peer.receive_flushing = true;
+  }
+}
+
+void Node::finish_inbox_front(Peer& peer, bool ok) {
+  DITTO_ASSERT(!peer.inbox.empty() && peer.receive_epoch_active == 0);
+  const InboxItem item = peer.inbox.front();
+  DITTO_ASSERT(item.kind != InboxItem::Kind::data);
+  peer.inbox.pop_front();
+  peer.receive_flushing = false;
+  if (item.kind == InboxItem::Kind::barrier) {
+    const auto barrier = static_cast<std::uint32_t>(item.id);
+    actions_.push_back(Send{peer.status.node_id,
+                            wire::BarrierAck{barrier, peer.receive_epoch_writes}, std::nullopt});
+    peer.receive_epoch_writes = 0;
+    return;
+  }
+  actions_.push_back(Send{peer.status.node_id, wire::FlushAck{item.id, ok}, std::nullopt});
+}
+
+void Node::on_peer_io_completed(const PeerIo& peer_io, IoStatus status) {
+  if (peer_io.payload) actions_.push_back(ReleasePayload{*peer_io.payload});
+  Peer& peer = peers_[peer_io.peer.value];
+  const bool same_connection = peer.status.connection == ConnectionState::connected &&
+                               connection_epochs_[peer_io.peer.value] == peer_io.connection_epoch;
+  if (!same_connection) return;  // the requester is gone; it counts us as not OK
+  const bool ok = status == IoStatus::ok;
+  if (peer_io.is_flush) {
+    DITTO_ASSERT(peer.receive_flushing);
+    finish_inbox_front(peer, ok);
+  } else {
+    DITTO_ASSERT(peer.receive_epoch_active > 0);
+    peer.receive_epoch_active -= 1;
+    if (peer_io.send_write_ack) {
+      actions_.push_back(Send{peer_io.peer, wire::WriteAck{peer_io.id, ok}, std::nullopt});
+    }
+  }
+  pump_inbox(peer);
+}
+
+void Node::note_write_while_degraded() {
+  DITTO_ASSERT(role_ == Role::primary);
+  bool all_replicating = true;
+  for (const Peer& peer : peers_) {
+    if (peer.configured && !peer_replicating(peer)) all_replicating = false;
+  }
+  if (all_replicating) {
+    generation_bumped_for_outage_ = false;
+    return;
+  }
+  if (generation_bumped_for_outage_) return;
+  // First write while some peer is away: start a new data generation (DRBD rotates the current
+  // UUID lazily at this point, §3.2), and tell the peers that are still here.
+  generation_bumped_for_outage_ = true;
+  generation_ = ((generation_counter(generation_) + 1) << 5) | config_.node_id.value;
+  send_state_to_connected_peers();
+}
+
+// ---- Connection loss --------------------------------------------------------------------------
+
+void Node::protocol_error(Peer& peer, std::string reason) {
+  actions_.push_back(Event{"protocol-error name:" + config_.resource_name +
+                           " peer-node-id:" + std::to_string(peer.status.node_id.value) +
+                           " conn-name:" + peer.status.name + " reason:\"" + reason + "\""});
+  actions_.push_back(Disconnect{peer.status.node_id, std::move(reason)});
+  peer_lost(peer, ConnectionState::protocol_error);
+}
+
+void Node::clear_peer_streams(Peer& peer) {
+  for (const InboxItem& item : peer.inbox) {
+    if (item.kind == InboxItem::Kind::data) actions_.push_back(ReleasePayload{item.payload});
+  }
+  peer.inbox.clear();
+  peer.receive_epoch_writes = 0;
+  peer.receive_epoch_active = 0;
+  peer.receive_flushing = false;
+  peer.epoch_writes_sent = 0;
+  peer.epochs_awaiting_ack.clear();
+  peer.writes_awaiting_barrier_ack = 0;
+}
+
+// `failure` is the state the connection passes through: NetworkFailure or ProtocolError lead
+// back to Connecting (the transport reconnects); Disconnecting leads to StandAlone.
+void Node::peer_lost(Peer& peer, ConnectionState failure) {
+  const std::uint32_t peer_bit = bit(peer.status.node_id);
+  // Bump the epoch so acks for I/O from the old connection are never sent on a new one.
+  connection_epochs_[peer.status.node_id.value] += 1;
+  peer.hello_received = false;
+  peer.state_received = false;
+  peer.transport_up = false;
+  peer.status.pending_writes = 0;
+  clear_peer_streams(peer);
+  if (prepared_ && prepared_->initiator == peer.status.node_id) {
+    prepared_.reset();
+    cancel_timer(timer_twopc_participant);
+  }
+  set_connection(peer, failure);
+  if (failure == ConnectionState::disconnecting) {
+    set_connection(peer, ConnectionState::standalone);
+  } else {
+    set_connection(peer, ConnectionState::unconnected);
+    set_connection(peer, ConnectionState::connecting);
+  }
+  std::vector<std::uint64_t> touched;
+  for (auto& [sequence, entry] : requests_) {
+    if ((entry.peers_pending_mask & peer_bit) == 0) continue;
+    entry.peers_pending_mask &= ~peer_bit;
+    touched.push_back(sequence);
+  }
+  for (std::uint64_t sequence : touched) maybe_complete(sequence);
+}
+
+}  // namespace ditto::core

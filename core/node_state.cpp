@@ -1,0 +1,419 @@
+// Node: the one path every state change takes (sanitize, check_transition, commit, events2
+// lines), admin commands, and promotion as a two-phase commit with timers (§1.3 step 4).
+#include <bit>
+#include <utility>
+
+#include "core/assert.h"
+#include "core/node.h"
+
+namespace ditto::core {
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+std::uint32_t bit(NodeId node) {
+  return 1u << node.value;
+}
+
+AdminResult admin_result(const StateChangeResult& result) {
+  if (result.ok()) return {};
+  return {false, to_string(result.code), result.message};
+}
+
+}  // namespace
+
+// ---- The state-change path --------------------------------------------------------------------
+
+ClusterState Node::cluster_state() const {
+  ClusterState state;
+  state.role = role_;
+  state.disk = disk_state_;
+  state.open_for_writing = !requests_.empty();
+  for (const Peer& peer : peers_) {
+    if (!peer.configured) continue;
+    if (peer.transport_up && !peer.state_received) state.handshake_in_flight = true;
+    PeerState& view = state.peers[peer.status.node_id.value];
+    view.configured = true;
+    view.connection = peer.status.connection;
+    view.role = peer.status.role;
+    view.replication = peer.status.replication;
+    view.disk = peer.status.disk;
+  }
+  return state;
+}
+
+StateChangeResult Node::change_state(ClusterState proposed, bool hard, bool force) {
+  sanitize(proposed);
+  const ClusterState old = cluster_state();
+  StateChangeResult result = check_transition(old, proposed, hard, force);
+  if (result.ok() && !(old == proposed)) commit_state(old, proposed);
+  return result;
+}
+
+// The only writer of role_, disk_state_ and the peers' connection, role, disk and replication
+// state. Every committed change becomes events2 `change` lines (§13.3).
+void Node::commit_state(const ClusterState& old, const ClusterState& next) {
+  const bool may_promote_before = may_promote();
+  const std::uint32_t score_before = promotion_score();
+  role_ = next.role;
+  disk_state_ = next.disk;
+  for (Peer& peer : peers_) {
+    if (!peer.configured) continue;
+    const PeerState& view = next.peers[peer.status.node_id.value];
+    peer.status.connection = view.connection;
+    peer.status.role = view.role;
+    peer.status.replication = view.replication;
+    peer.status.disk = view.disk;
+  }
+  if (old.disk != next.disk) emit_device_event();
+  for (const Peer& peer : peers_) {
+    if (!peer.configured) continue;
+    const PeerState& was = old.peers[peer.status.node_id.value];
+    const PeerState& now = next.peers[peer.status.node_id.value];
+    if (was.connection != now.connection || was.role != now.role) emit_connection_event(peer);
+    if (was.replication != now.replication || was.disk != now.disk) {
+      emit_peer_device_event(peer);
+    }
+  }
+  if (old.role != next.role || may_promote_before != may_promote() ||
+      score_before != promotion_score()) {
+    emit_resource_event();
+  }
+}
+
+void Node::set_connection(Peer& peer, ConnectionState state) {
+  ClusterState proposed = cluster_state();
+  proposed.peers[peer.status.node_id.value].connection = state;
+  const StateChangeResult result = change_state(proposed, true);
+  DITTO_ASSERT(result.ok());  // our own walk follows DRBD's connection-state rules
+}
+
+// ---- Admin ------------------------------------------------------------------------------------
+
+AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
+  AdminResult result = std::visit(Overloaded{
+                                      [&](const Promote& request) { return promote(now, request); },
+                                      [&](const Demote&) { return demote(); },
+                                  },
+                                  command);
+  invariants();
+  return result;
+}
+
+// `primary --force` declares an attached, not UpToDate disk UpToDate (§1.7 invariant 1).
+StateChangeResult Node::check_promotion(bool force, ClusterState& proposed) const {
+  const ClusterState old = cluster_state();
+  proposed = old;
+  proposed.role = Role::primary;
+  if (force && old.disk >= DiskState::inconsistent && old.disk != DiskState::dunknown) {
+    proposed.disk = DiskState::up_to_date;
+  }
+  sanitize(proposed);
+  return check_transition(old, proposed, false, force);
+}
+
+AdminResult Node::promote(Instant now, const Promote& request) {
+  if (role_ == Role::primary) return {};
+  if (promotion_) return {true, "", "a promotion is already in progress", true};
+  promotion_outcome_.reset();
+  ClusterState proposed;
+  const StateChangeResult check = check_promotion(request.force, proposed);
+  if (!check.ok() && check.code != StateChangeCode::in_transient_state) {
+    return admin_result(check);
+  }
+  promotion_ = Promotion{};
+  promotion_->force = request.force;
+  // Retries may outlast one foreign transaction that times out (twopc_timeout) plus our own.
+  promotion_->give_up_at = now + Duration{2 * config_.twopc_timeout.ns};
+  start_promotion_attempt(now);
+  if (!promotion_) {
+    DITTO_ASSERT(promotion_outcome_.has_value());
+    return *promotion_outcome_;
+  }
+  promotion_->announced = true;
+  return {true, "",
+          "promotion in progress: waiting for " +
+              std::to_string(std::popcount(promotion_->waiting_mask)) + " peers",
+          true};
+}
+
+AdminResult Node::demote() {
+  if (role_ != Role::primary) {
+    if (!promotion_) return {};
+    return {false, to_string(StateChangeCode::concurrent_state_change),
+            "a promotion is in progress"};
+  }
+  ClusterState proposed = cluster_state();
+  proposed.role = Role::secondary;
+  if (current_epoch_writes_ > 0) close_epoch();  // demotion starts a new epoch (§2.2)
+  const StateChangeResult result = change_state(proposed, false);
+  if (!result.ok()) return admin_result(result);
+  send_state_to_connected_peers();
+  return {};
+}
+
+// ---- Promotion: initiator ---------------------------------------------------------------------
+
+void Node::start_promotion_attempt(Instant now) {
+  DITTO_ASSERT(promotion_.has_value());
+  Promotion& promotion = *promotion_;
+  promotion.backing_off = false;
+  promotion.retry = false;
+  promotion.refusal = {};
+  if (prepared_) return back_off(now);  // we promised another initiator not to change
+  ClusterState proposed;
+  const StateChangeResult check = check_promotion(promotion.force, proposed);
+  if (!check.ok()) {
+    if (check.code == StateChangeCode::in_transient_state) return back_off(now);
+    return finish_promotion(check);
+  }
+  const std::uint32_t peers = handshaken_peers_mask();
+  if (peers == 0) {
+    const bool committed = commit_promotion(promotion.force);
+    DITTO_ASSERT(committed);
+    return finish_promotion({});
+  }
+  promotion.transaction_id = prng_.next_u64();
+  promotion.participants_mask = peers;
+  promotion.waiting_mask = peers;
+  for (const Peer& peer : peers_) {
+    if ((peers & bit(peer.status.node_id)) == 0 || !peer.configured) continue;
+    actions_.push_back(Send{
+        peer.status.node_id,
+        wire::TwoPcPrepare{config_.node_id, promotion.transaction_id, wire::TwoPcChange::promote},
+        std::nullopt});
+  }
+  arm_timer(timer_twopc_initiator, now + config_.twopc_timeout);
+}
+
+void Node::on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply) {
+  if (reply.initiator != config_.node_id) {
+    return protocol_error(
+        peer, "TwoPcReply for a transaction of node " + std::to_string(reply.initiator.value));
+  }
+  const std::uint32_t peer_bit = bit(peer.status.node_id);
+  if (!promotion_ || promotion_->backing_off ||
+      promotion_->transaction_id != reply.transaction_id ||
+      (promotion_->waiting_mask & peer_bit) == 0) {
+    return;  // a late reply to an attempt we already decided
+  }
+  promotion_->waiting_mask &= ~peer_bit;
+  if (reply.vote == wire::TwoPcVote::retry) promotion_->retry = true;
+  if (reply.vote == wire::TwoPcVote::no && promotion_->refusal.ok()) {
+    auto code = static_cast<StateChangeCode>(reply.code);
+    if (code == StateChangeCode::success) code = StateChangeCode::concurrent_state_change;
+    promotion_->refusal = {code, "peer " + peer.status.name + " refused: " + to_string(code)};
+  }
+  if (promotion_->waiting_mask == 0) decide_promotion(now);
+}
+
+void Node::decide_promotion(Instant now) {
+  DITTO_ASSERT(promotion_.has_value() && promotion_->waiting_mask == 0);
+  if (!promotion_->refusal.ok()) {
+    abort_participants();
+    return finish_promotion(promotion_->refusal);
+  }
+  if (promotion_->retry) {
+    abort_participants();
+    return back_off(now);
+  }
+  ClusterState proposed;
+  const StateChangeResult check = check_promotion(promotion_->force, proposed);
+  if (!check.ok()) {
+    abort_participants();
+    if (check.code == StateChangeCode::in_transient_state) return back_off(now);
+    return finish_promotion(check);
+  }
+  for (const Peer& peer : peers_) {
+    if ((promotion_->participants_mask & bit(peer.status.node_id)) == 0 || !peer.configured) {
+      continue;
+    }
+    actions_.push_back(Send{peer.status.node_id,
+                            wire::TwoPcCommit{config_.node_id, promotion_->transaction_id},
+                            std::nullopt});
+  }
+  const bool committed = commit_promotion(promotion_->force);
+  DITTO_ASSERT(committed);
+  finish_promotion({});
+}
+
+// Randomized backoff: two initiators that refused each other retry at different times.
+void Node::back_off(Instant now) {
+  DITTO_ASSERT(promotion_.has_value());
+  const auto high = static_cast<std::uint64_t>(config_.twopc_retry_timeout.ns);
+  const auto delay = static_cast<std::int64_t>(prng_.between(high / 2, high));
+  if (now + Duration{delay} >= promotion_->give_up_at) {
+    return finish_promotion({StateChangeCode::concurrent_state_change,
+                             "concurrent state changes kept the promotion from committing "
+                             "within twice twopc-timeout"});
+  }
+  promotion_->backing_off = true;
+  promotion_->participants_mask = 0;
+  promotion_->waiting_mask = 0;
+  arm_timer(timer_twopc_initiator, now + Duration{delay});
+}
+
+void Node::abort_participants() {
+  DITTO_ASSERT(promotion_.has_value());
+  for (const Peer& peer : peers_) {
+    if ((promotion_->participants_mask & bit(peer.status.node_id)) == 0 || !peer.configured) {
+      continue;
+    }
+    actions_.push_back(Send{peer.status.node_id,
+                            wire::TwoPcAbort{config_.node_id, promotion_->transaction_id},
+                            std::nullopt});
+  }
+  promotion_->participants_mask = 0;
+}
+
+bool Node::commit_promotion(bool force) {
+  ClusterState proposed;
+  if (!check_promotion(force, proposed).ok()) return false;
+  const StateChangeResult result = change_state(proposed, false, force);
+  DITTO_ASSERT(result.ok() && role_ == Role::primary);
+  generation_bumped_for_outage_ = false;
+  send_state_to_connected_peers();
+  return true;
+}
+
+void Node::finish_promotion(StateChangeResult result) {
+  DITTO_ASSERT(promotion_.has_value());
+  const bool announced = promotion_->announced;
+  promotion_.reset();
+  cancel_timer(timer_twopc_initiator);
+  promotion_outcome_ = admin_result(result);
+  if (announced) {
+    std::string line =
+        "response primary name:" + config_.resource_name + " result:" + to_string(result.code);
+    if (!result.ok()) line += " message:\"" + result.message + "\"";
+    actions_.push_back(Event{std::move(line)});
+  }
+  release_held_writes(role_ == Role::primary);
+}
+
+// A participant that disconnects no longer counts: the two-primaries rule is about connected
+// nodes (an unreachable one is the business of fencing and quorum).
+void Node::twopc_peer_lost(Instant now, Peer& peer) {
+  if (!promotion_ || promotion_->backing_off) return;
+  const std::uint32_t peer_bit = bit(peer.status.node_id);
+  if ((promotion_->participants_mask & peer_bit) == 0) return;
+  promotion_->participants_mask &= ~peer_bit;
+  const bool was_waiting = (promotion_->waiting_mask & peer_bit) != 0;
+  promotion_->waiting_mask &= ~peer_bit;
+  if (was_waiting && promotion_->waiting_mask == 0) decide_promotion(now);
+}
+
+// ---- Promotion: participant -------------------------------------------------------------------
+
+void Node::on_twopc_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& prepare) {
+  if (prepare.initiator != peer.status.node_id) {
+    return protocol_error(peer, "TwoPcPrepare on behalf of node " +
+                                    std::to_string(prepare.initiator.value) +
+                                    "; only direct peers initiate");
+  }
+  wire::TwoPcReply reply{prepare.initiator, prepare.transaction_id, wire::TwoPcVote::yes,
+                         static_cast<std::int8_t>(StateChangeCode::success)};
+  const bool same = prepared_ && prepared_->initiator == prepare.initiator &&
+                    prepared_->transaction_id == prepare.transaction_id;
+  const bool busy = (promotion_ && !promotion_->backing_off) || (prepared_ && !same);
+  if (busy) {
+    reply.vote = wire::TwoPcVote::retry;
+  } else {
+    ClusterState proposed = cluster_state();
+    proposed.peers[peer.status.node_id.value].role = Role::primary;
+    sanitize(proposed);
+    const StateChangeResult check = check_transition(cluster_state(), proposed, false);
+    if (check.ok()) {
+      prepared_ = Prepared{prepare.initiator, prepare.transaction_id};
+      arm_timer(timer_twopc_participant, now + config_.twopc_timeout);
+    } else {
+      reply.vote = wire::TwoPcVote::no;
+      reply.code = static_cast<std::int8_t>(check.code);
+    }
+  }
+  actions_.push_back(Send{peer.status.node_id, reply, std::nullopt});
+}
+
+void Node::on_twopc_decision(Peer& peer, NodeId initiator, std::uint64_t transaction_id,
+                             bool commit) {
+  // Anything but our open transaction is late (we timed it out): the initiator's StateReport
+  // tells us its role either way.
+  if (!prepared_ || prepared_->initiator != initiator || initiator != peer.status.node_id ||
+      prepared_->transaction_id != transaction_id) {
+    return;
+  }
+  prepared_.reset();
+  cancel_timer(timer_twopc_participant);
+  if (!commit) return;
+  ClusterState proposed = cluster_state();
+  proposed.peers[peer.status.node_id.value].role = Role::primary;
+  const StateChangeResult result = change_state(proposed, true);
+  DITTO_ASSERT(result.ok());
+}
+
+// ---- Timers -----------------------------------------------------------------------------------
+
+void Node::arm_timer(TimerId timer, Instant deadline) {
+  timers_armed_[timer.value] = deadline;
+  actions_.push_back(ArmTimer{timer, deadline});
+}
+
+void Node::cancel_timer(TimerId timer) {
+  if (timers_armed_.erase(timer.value) == 0) return;
+  actions_.push_back(CancelTimer{timer});
+}
+
+void Node::on_timer(Instant now, TimerId timer) {
+  auto found = timers_armed_.find(timer.value);
+  if (found == timers_armed_.end()) return invariants();  // cancelled or re-armed earlier
+  timers_armed_.erase(found);
+  if (timer == timer_twopc_participant) {
+    prepared_.reset();  // the initiator never decided; stop blocking other changes
+  } else if (timer == timer_twopc_initiator && promotion_) {
+    if (promotion_->backing_off) {
+      start_promotion_attempt(now);
+    } else {
+      abort_participants();
+      finish_promotion(
+          {StateChangeCode::timeout, "peers did not answer the promotion within twopc-timeout"});
+    }
+  }
+  invariants();
+}
+
+// ---- Events (drbdsetup events2 shapes, §13.3) -------------------------------------------------
+
+void Node::emit_resource_event() {
+  actions_.push_back(Event{"change resource name:" + config_.resource_name +
+                           " role:" + std::string(to_string(role_)) +
+                           " may_promote:" + (may_promote() ? "yes" : "no") +
+                           " promotion_score:" + std::to_string(promotion_score())});
+}
+
+void Node::emit_device_event() {
+  actions_.push_back(Event{"change device name:" + config_.resource_name +
+                           " volume:0 minor:0 disk:" + std::string(to_string(disk_state_))});
+}
+
+void Node::emit_connection_event(const Peer& peer) {
+  actions_.push_back(Event{"change connection name:" + config_.resource_name +
+                           " peer-node-id:" + std::to_string(peer.status.node_id.value) +
+                           " conn-name:" + peer.status.name +
+                           " connection:" + std::string(to_string(peer.status.connection)) +
+                           " role:" + std::string(to_string(peer.status.role))});
+}
+
+void Node::emit_peer_device_event(const Peer& peer) {
+  actions_.push_back(Event{"change peer-device name:" + config_.resource_name +
+                           " peer-node-id:" + std::to_string(peer.status.node_id.value) +
+                           " conn-name:" + peer.status.name + " volume:0 replication:" +
+                           std::string(to_string(peer.status.replication)) +
+                           " peer-disk:" + std::string(to_string(peer.status.disk))});
+}
+
+}  // namespace ditto::core

@@ -1,0 +1,170 @@
+#include "datapath/control_views.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/assert.h"
+
+namespace ditto::datapath {
+namespace {
+
+std::string yes_no(bool value) {
+  return value ? "yes" : "no";
+}
+
+std::string endpoint_text(const config::Endpoint& endpoint) {
+  const bool v6 = endpoint.address_family == "ipv6";
+  return endpoint.address_family + ":" + (v6 ? "[" : "") + endpoint.address + (v6 ? "]" : "") +
+         ":" + std::to_string(endpoint.port);
+}
+
+std::uint32_t minor_of(const ResourceRunner& runner) {
+  const config::Volume& volume = runner.config().self.volumes.front();
+  return volume.minor.value_or(0);
+}
+
+std::string peer_prefix(const std::string& resource, const core::PeerStatus& peer) {
+  return "name:" + resource + " peer-node-id:" + std::to_string(peer.node_id.value) +
+         " conn-name:" + peer.name;
+}
+
+}  // namespace
+
+std::vector<PathView> paths_to(const ResourceRunner& runner, NodeId peer) {
+  const DaemonConfig& config = runner.config();
+  const config::Host* peer_host = config.resource.find_host(peer);
+  std::vector<PathView> views;
+  if (peer_host == nullptr) return views;
+  const int connected_path = runner.transport().connected_path(peer);
+  for (const config::Connection& connection : config.resource.effective_connections()) {
+    const bool ours = connection.first.host == config.self.name ||
+                      connection.second.host == config.self.name;
+    const bool theirs = connection.first.host == peer_host->name ||
+                        connection.second.host == peer_host->name;
+    if (!ours || !theirs) continue;
+    for (const config::Path& path : connection.paths) {
+      const bool remote_first = path.first.host == peer_host->name;
+      const PathView view{endpoint_text(remote_first ? path.second : path.first),
+                          endpoint_text(remote_first ? path.first : path.second),
+                          static_cast<int>(views.size()) == connected_path};
+      views.push_back(view);
+    }
+  }
+  return views;
+}
+
+std::string events2_exists(const ResourceRunner& runner) {
+  const core::Node& node = runner.node();
+  const std::string& name = node.config().resource_name;
+  const std::vector<core::PeerStatus> peers = node.peers();
+  std::string out = "exists resource name:" + name + " role:" +
+                    std::string(to_string(node.role())) +
+                    " suspended:no force-io-failures:no may_promote:" +
+                    yes_no(node.may_promote()) +
+                    " promotion_score:" + std::to_string(node.promotion_score()) + "\n";
+  for (const core::PeerStatus& peer : peers) {
+    out += "exists connection " + peer_prefix(name, peer) +
+           " connection:" + std::string(to_string(peer.connection)) +
+           " role:" + std::string(to_string(peer.role)) + "\n";
+  }
+  out += "exists device name:" + name + " volume:0 minor:" + std::to_string(minor_of(runner)) +
+         " backing_dev:" + runner.config().disk_path +
+         " disk:" + std::string(to_string(node.disk_state())) +
+         " client:no open:" + yes_no(runner.open_sessions() > 0) + " quorum:yes\n";
+  for (const core::PeerStatus& peer : peers) {
+    out += "exists peer-device " + peer_prefix(name, peer) +
+           " volume:0 replication:" + std::string(to_string(peer.replication)) +
+           " peer-disk:" + std::string(to_string(peer.disk)) +
+           " peer-client:no resync-suspended:no\n";
+  }
+  for (const core::PeerStatus& peer : peers) {
+    for (const PathView& path : paths_to(runner, peer.node_id)) {
+      out += "exists path " + peer_prefix(name, peer) + " local:" + path.local +
+             " peer:" + path.remote + " established:" + yes_no(path.established) + "\n";
+    }
+  }
+  out += "exists -\n";
+  return out;
+}
+
+bool is_events2_line(std::string_view line) {
+  for (std::string_view action :
+       {"exists ", "create ", "change ", "destroy ", "call ", "response ", "rename "}) {
+    if (line.starts_with(action)) return true;
+  }
+  return false;
+}
+
+std::string status_json(const ResourceRunner& runner) {
+  using nlohmann::json;
+  const core::Node& node = runner.node();
+  const core::NodeStatistics& statistics = node.statistics();
+  json device = {{"volume", 0},
+                 {"minor", minor_of(runner)},
+                 {"disk-state", std::string(to_string(node.disk_state()))},
+                 {"client", false},
+                 {"open", runner.open_sessions() > 0},
+                 {"quorum", true},
+                 {"size", node.config().volume_size_bytes / 1024},
+                 {"read", statistics.read_bytes / 1024},
+                 {"written", statistics.written_bytes / 1024},
+                 {"al-writes", 0},
+                 {"bm-writes", 0},
+                 {"upper-pending", statistics.upper_pending},
+                 {"lower-pending", statistics.lower_pending}};
+  json connections = json::array();
+  for (const core::PeerStatus& peer : node.peers()) {
+    json paths = json::array();
+    for (const PathView& path : paths_to(runner, peer.node_id)) {
+      paths.push_back({{"this_host", path.local},
+                       {"remote_host", path.remote},
+                       {"established", path.established}});
+    }
+    const bool in_sync = peer.replication == ReplicationState::established;
+    json peer_device = {{"volume", 0},
+                        {"replication-state", std::string(to_string(peer.replication))},
+                        {"peer-disk-state", std::string(to_string(peer.disk))},
+                        {"peer-client", false},
+                        {"resync-suspended", "no"},
+                        {"received", peer.received_bytes / 1024},
+                        {"sent", peer.sent_bytes / 1024},
+                        {"out-of-sync", 0},
+                        {"pending", peer.pending_writes},
+                        {"unacked", 0},
+                        {"has-sync-details", false},
+                        {"has-online-verify-details", false},
+                        {"percent-in-sync", in_sync ? 100.0 : 0.0}};
+    connections.push_back({{"peer-node-id", peer.node_id.value},
+                           {"name", peer.name},
+                           {"connection-state", std::string(to_string(peer.connection))},
+                           {"congested", false},
+                           {"peer-role", std::string(to_string(peer.role))},
+                           {"tls", false},
+                           {"ap-in-flight", peer.pending_writes},
+                           {"rs-in-flight", 0},
+                           {"paths", paths},
+                           {"peer_devices", json::array({peer_device})}});
+  }
+  json resource = {{"name", node.config().resource_name},
+                   {"node-id", node.config().node_id.value},
+                   {"role", std::string(to_string(node.role()))},
+                   {"suspended", false},
+                   {"suspended-user", false},
+                   {"suspended-no-data", false},
+                   {"suspended-fencing", false},
+                   {"suspended-quorum", false},
+                   {"force-io-failures", false},
+                   {"write-ordering", "flush"},
+                   {"may_promote", node.may_promote()},
+                   {"promotion_score", node.promotion_score()},
+                   {"devices", json::array({device})},
+                   {"connections", connections}};
+  return json::array({resource}).dump(2) + "\n";
+}
+
+std::string show_text(const ResourceRunner& runner) {
+  config::Config one;
+  one.resources.push_back(runner.config().resource);
+  return config::dump(one);
+}
+
+}  // namespace ditto::datapath

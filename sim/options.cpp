@@ -1,0 +1,98 @@
+#include "sim/options.h"
+
+#include "core/prng.h"
+#include "sim/sim_disk.h"
+#include "sim/streams.h"
+
+namespace ditto::sim {
+
+Status validate(const SimOptions& options) {
+  if (options.nodes < sim_nodes_min || options.nodes > sim_nodes_max) {
+    return Error{"--nodes must be between " + std::to_string(sim_nodes_min) + " and " +
+                 std::to_string(sim_nodes_max) + ", got " + std::to_string(options.nodes)};
+  }
+  const WorkloadOptions& workload = options.workload;
+  if (workload.operations == 0) return Error{"--ops must be at least 1"};
+  if (workload.operations > sim_operations_max) {
+    return Error{"--ops must be at most " + std::to_string(sim_operations_max)};
+  }
+  if (options.volume_size_bytes % block_size_bytes != 0 ||
+      options.volume_size_bytes < 16 * block_size_bytes ||
+      options.volume_size_bytes > (1ull << 40)) {
+    return Error{"the volume size must be a multiple of 4096 between 64 KiB and 1 TiB"};
+  }
+  if (workload.queue_depth_max < 1 || workload.queue_depth_max > 256 ||
+      workload.queue_depth > workload.queue_depth_max) {
+    return Error{"the queue depth must be between 1 and 256 (and at most queue_depth_max)"};
+  }
+  if (workload.read_percent + workload.flush_percent > 100 || workload.fua_percent > 100) {
+    return Error{"read + flush percentages must not exceed 100, nor the FUA percentage"};
+  }
+  if (workload.blocks_per_write_max < 1 || workload.blocks_per_write_max > 16) {
+    return Error{"blocks per write must be between 1 and 16"};
+  }
+  if (Status status = options.network.validate(); !status) return status;
+  if (Status status = options.disk.validate(); !status) return status;
+  if (options.detection_delay_max < Duration::from_ms(1)) {
+    return Error{"the detection delay must be at least 1 ms"};
+  }
+  if (options.connect_delay.ns < 0 || options.reconnect_delay < Duration::from_ms(1)) {
+    return Error{"the connect delay must not be negative and the reconnect delay at least 1 ms"};
+  }
+  if (options.faults_per_1000_ops > 1000) {
+    return Error{"faults per 1000 operations must be at most 1000"};
+  }
+  if (options.stall_timeout < Duration::from_ms(100) || options.settle_time.ns < 0) {
+    return Error{"the stall timeout must be at least 100 ms and the settle time not negative"};
+  }
+  return Status::success();
+}
+
+std::string replay_command(const SimOptions& options) {
+  std::string command = "ditto-sim run --seed " + std::to_string(options.seed);
+  if (options.swarm_operations_max != 0) {
+    command += " --swarm --ops " + std::to_string(options.swarm_operations_max);
+    std::string list;
+    for (std::size_t position = 0; position < netem::fault_class_count; ++position) {
+      if (options.swarm_excluded[position] == 0) continue;
+      if (!list.empty()) list += ",";
+      list += netem::name(static_cast<netem::FaultClass>(position));
+    }
+    return list.empty() ? command : command + " --without " + list;
+  }
+  command += " --nodes " + std::to_string(options.nodes) + " --ops " +
+             std::to_string(options.workload.operations);
+  bool any_fault = false;
+  for (const std::uint32_t weight : options.faults) any_fault = any_fault || weight != 0;
+  if (any_fault) {
+    std::string list;
+    for (std::size_t position = 0; position < netem::fault_class_count; ++position) {
+      if (options.faults[position] == 0) continue;
+      if (!list.empty()) list += ",";
+      list += netem::name(static_cast<netem::FaultClass>(position));
+    }
+    command += " --faults " + list;
+  }
+  return command;
+}
+
+SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
+                         const netem::FaultWeights& excluded) {
+  Prng prng = Prng::derive(seed, stream_swarm);
+  SimOptions options;
+  options.seed = seed;
+  options.swarm_operations_max = operations_max;
+  options.nodes = static_cast<std::uint32_t>(prng.between(sim_nodes_min, sim_nodes_max));
+  const std::uint64_t low = operations_max / 4 > 0 ? operations_max / 4 : 1;
+  options.workload.operations = prng.between(low, operations_max);
+  options.faults = netem::swarm_weights(prng);
+  options.swarm_excluded = excluded;
+  for (std::size_t position = 0; position < netem::fault_class_count; ++position) {
+    if (excluded[position] != 0) options.faults[position] = 0;
+  }
+  options.faults_per_1000_ops = static_cast<std::uint32_t>(prng.between(5, 50));
+  options.crash_primary = prng.chance(1, 3);
+  return options;
+}
+
+}  // namespace ditto::sim

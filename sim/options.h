@@ -1,0 +1,71 @@
+// The options of one simulated run (everything but the fault and operation lists).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/result.h"
+#include "core/types.h"
+#include "netem/faults.h"
+#include "netem/latency.h"
+
+namespace ditto::sim {
+
+inline constexpr std::uint32_t sim_nodes_min = 2;
+inline constexpr std::uint32_t sim_nodes_max = 5;
+inline constexpr std::uint64_t sim_operations_max = 10'000'000;
+
+struct WorkloadOptions {
+  std::uint64_t operations = 1000;
+  std::uint32_t queue_depth_max = 8;
+  // Fixed queue depth; 0 draws one in 1..queue_depth_max from the seed.
+  std::uint32_t queue_depth = 0;
+  std::uint32_t read_percent = 30;
+  std::uint32_t flush_percent = 5;
+  std::uint32_t fua_percent = 10;  // of writes
+  std::uint32_t blocks_per_write_max = 4;
+};
+
+struct SimOptions {
+  std::uint64_t seed = 1;
+  std::uint32_t nodes = 3;
+  std::uint64_t volume_size_bytes = 64ull * 1024 * 1024;
+  WorkloadOptions workload;
+  netem::LatencyModel network = netem::lan_link();
+  netem::LatencyModel disk = netem::nvme_disk();
+  Duration connect_delay = Duration::from_ms(1);
+  Duration reconnect_delay = Duration::from_ms(100);
+  // A peer notices a crashed node (or a TCP reset) after a delay in [1 ms, detection_delay_max].
+  Duration detection_delay_max = Duration::from_ms(20);
+  // The failover scenario: crash the Primary (node 0) mid-run; the operator promotes a survivor.
+  bool crash_primary = true;
+  // Fault classes and their weights (all zero: no faults besides crash_primary).
+  netem::FaultWeights faults{};
+  // Fault events per 1000 client operations, when some class is enabled.
+  std::uint32_t faults_per_1000_ops = 15;
+  // Oracle self-test: after the run, overwrite one acknowledged block on an UpToDate survivor
+  // with a stale tag. The oracle must report it.
+  bool drop_acked_write_for_test = false;
+  // A request that has not completed this long after it was issued stalls the run: every fault
+  // is healed; if it still does not complete within the same time again, that is a violation.
+  Duration stall_timeout = Duration::from_ms(30'000);
+  // After the workload is done every fault is healed and the cluster runs this much longer.
+  Duration settle_time = Duration::from_ms(500);
+  // Set by swarm_options: the --ops bound the swarm drew from (for the replay command).
+  std::uint64_t swarm_operations_max = 0;
+  // Fault classes the swarm must leave out (--without), non-zero entries.
+  netem::FaultWeights swarm_excluded{};
+};
+
+[[nodiscard]] Status validate(const SimOptions& options);
+
+// The command that replays a run from its seed.
+std::string replay_command(const SimOptions& options);
+
+// A swarm configuration for `seed` (Groce et al.): random node count 2..5, random number of
+// operations in [ops_max / 4, ops_max], random fault classes with random weights (never one of
+// `excluded`).
+SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
+                         const netem::FaultWeights& excluded = {});
+
+}  // namespace ditto::sim

@@ -1,0 +1,89 @@
+// End-of-run oracles. What the current core promises, and nothing more (there is no resync
+// yet, so a node that missed writes stays Outdated and replicas may legitimately differ on
+// writes that were never acknowledged):
+// - the final Primary holds every write acknowledged in its lineage;
+// - every node that claims UpToDate still holds every acknowledged write it had stored;
+// - two UpToDate nodes connected to each other agree on every acknowledged block;
+// - no core payload handle leaks.
+#include <algorithm>
+
+#include "core/assert.h"
+#include "sim/sim_node.h"
+#include "sim/simulation.h"
+
+namespace ditto::sim {
+
+void Simulation::final_checks(RunResult& result) {
+  if (!workload_.done() && !gave_up_) {
+    violations_.add("the workload stalled: " + std::to_string(workload_.statistics().issued) +
+                    " of " + std::to_string(options_.workload.operations) + " issued, " +
+                    std::to_string(workload_.in_flight()) + " in flight");
+  }
+  std::vector<std::uint8_t> up_to_date;
+  for (std::uint8_t node = 0; node < options_.nodes; ++node) {
+    if (alive(node) && nodes_[node]->core->disk_state() == DiskState::up_to_date) {
+      up_to_date.push_back(node);
+    }
+  }
+  if (options_.drop_acked_write_for_test && !up_to_date.empty()) {
+    const BlockOracle& oracle = workload_.oracle();
+    const std::uint8_t victim = has_primary_ && alive(primary_) ? primary_ : up_to_date.front();
+    for (std::uint64_t block = 0; block < oracle.block_count(); ++block) {
+      if (oracle.last_acknowledged(block) == 0) continue;
+      nodes_[victim]->disk.corrupt_for_test(block, 0);  // back to "never written"
+      break;
+    }
+  }
+  for (std::uint8_t node = 0; node < options_.nodes; ++node) {
+    SimNode& sim_node = *nodes_[node];
+    if (!sim_node.alive) continue;
+    sim_node.core->invariants();
+    const bool idle = sim_node.disk.writes_in_flight() == 0 && sim_node.deferred.empty();
+    if (idle && workload_.done() && sim_node.payloads_held != 0) {
+      violations_.add(node_name(node) + " still holds " + std::to_string(sim_node.payloads_held) +
+                      " payloads after the run (a ReleasePayload is missing)");
+    }
+  }
+  if (has_primary_ && alive(primary_) &&
+      nodes_[primary_]->core->disk_state() == DiskState::up_to_date) {
+    workload_.oracle().check("final disk of " + node_name(primary_) + " (Primary)", 0,
+                             nodes_[primary_]->disk.visible(), violations_);
+  }
+  for (const std::uint8_t node : up_to_date) {
+    workload_.oracle().check_node("final disk of " + node_name(node) + " (UpToDate)", node,
+                                  nodes_[node]->disk.visible(), violations_);
+  }
+  for (std::size_t first = 0; first < up_to_date.size(); ++first) {
+    for (std::size_t second = first + 1; second < up_to_date.size(); ++second) {
+      check_divergence(up_to_date[first], up_to_date[second], result);
+    }
+  }
+}
+
+void Simulation::check_divergence(std::uint8_t first, std::uint8_t second, RunResult& result) {
+  const auto first_view = nodes_[first]->core->peer(NodeId{second});
+  const auto second_view = nodes_[second]->core->peer(NodeId{first});
+  const bool connected = first_view && second_view &&
+                         first_view->connection == ConnectionState::connected &&
+                         second_view->connection == ConnectionState::connected;
+  const auto a = nodes_[first]->disk.visible();
+  const auto b = nodes_[second]->disk.visible();
+  const BlockOracle& oracle = workload_.oracle();
+  std::uint64_t silent = 0;
+  std::uint64_t first_block = 0;
+  for (std::size_t block = 0; block < a.size(); ++block) {
+    if (a[block] == b[block]) continue;
+    result.divergent_blocks += 1;
+    if (!connected || !oracle.acknowledged(a[block]) || !oracle.acknowledged(b[block])) continue;
+    if (silent == 0) first_block = block;
+    silent += 1;
+  }
+  if (silent == 0) return;
+  violations_.add("silent divergence: " + node_name(first) + " and " + node_name(second) +
+                  " are both UpToDate and connected but hold different acknowledged writes on " +
+                  std::to_string(silent) + " blocks (first: block " + std::to_string(first_block) +
+                  ", tags " + std::to_string(a[first_block]) + " and " +
+                  std::to_string(b[first_block]) + ")");
+}
+
+}  // namespace ditto::sim

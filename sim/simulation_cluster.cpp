@@ -1,0 +1,244 @@
+// The client and the operator: the workload talks to the Primary; when the Primary crashes the
+// operator promotes an UpToDate survivor (never an Outdated one); at the end the oracles check
+// every UpToDate node.
+#include <algorithm>
+
+#include "core/assert.h"
+#include "sim/sim_node.h"
+#include "sim/simulation.h"
+
+namespace ditto::sim {
+namespace {
+using Reason = Simulation::SimNode::PromotionReason;
+constexpr Duration operator_retry = Duration::from_ms(50);
+}  // namespace
+
+void Simulation::schedule_tick(Duration delay) {
+  if (tick_scheduled_) return;
+  tick_scheduled_ = true;
+  schedule(delay, make_event(EventKind::workload_tick, 0));
+}
+
+void Simulation::on_workload_tick() {
+  tick_scheduled_ = false;
+  while (has_primary_ && alive(primary_) && !paused(primary_)) {
+    const std::optional<ClientOperation> operation = workload_.next(now_);
+    if (!operation) return;
+    issue(*operation);
+  }
+}
+
+void Simulation::issue(const ClientOperation& operation) {
+  hash_.add(operation.request.value);
+  schedule_faults_after(operation.request.value - 1);
+  SimNode& primary = *nodes_[primary_];
+  core::Node& core = *primary.core;
+  const Sector sector{operation.first_block * sectors_per_block};
+  const std::uint32_t length_bytes = operation.block_count * block_size_bytes;
+  switch (operation.kind) {
+    case OperationKind::write: {
+      // Under protocol C the write must reach every peer the Primary replicates to now and
+      // stays connected to until the acknowledgement.
+      WriteTrace trace;
+      if (core.disk_state() == DiskState::up_to_date) trace.expected |= 1u << primary_;
+      for (std::uint8_t peer = 0; peer < options_.nodes; ++peer) {
+        if (peer == primary_) continue;
+        const auto view = core.peer(NodeId{peer});
+        const Connection& entry = connection(primary_, peer);
+        trace.epochs[peer] = entry.epoch;
+        if (view && view->connection == ConnectionState::connected &&
+            view->disk == DiskState::up_to_date && entry.state == Connection::State::up) {
+          trace.expected |= 1u << peer;
+        }
+      }
+      write_traces_[operation.tag] = trace;
+      primary.payloads_held += 1;
+      core.on_client_write(now_, operation.request, sector, length_bytes,
+                           PayloadHandle{operation.tag}, core::WriteFlags{operation.fua});
+      break;
+    }
+    case OperationKind::read:
+      core.on_client_read(now_, operation.request, sector, length_bytes);
+      break;
+    case OperationKind::flush:
+      core.on_client_flush(now_, operation.request);
+      break;
+  }
+  drain(primary_);
+}
+
+void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClient& complete) {
+  SimNode& sim_node = *nodes_[node];
+  hash_.add(complete.request.value);
+  hash_.add(static_cast<std::uint64_t>(complete.status));
+  const ClientOperation* found = workload_.find(complete.request);
+  if (found == nullptr) {
+    violations_.add(node_name(node) + " completed request " +
+                    std::to_string(complete.request.value) + " that is not in flight");
+    return;
+  }
+  const ClientOperation operation = *found;
+  std::span<const std::uint64_t> tags;
+  auto buffer = sim_node.read_buffers.end();
+  if (complete.read_io) {
+    buffer = sim_node.read_buffers.find(complete.read_io->value);
+    DITTO_ASSERT(buffer != sim_node.read_buffers.end());  // the read completed on our disk
+    tags = buffer->second;
+  }
+  const bool ok = complete.status == core::ClientStatus::ok;
+  std::uint32_t holders = 0;
+  if (operation.kind == OperationKind::write) write_completed(node, operation, ok, holders);
+  bool read_error_injected = false;
+  if (operation.kind == OperationKind::read && !ok && sim_node.read_errors_unexplained > 0) {
+    sim_node.read_errors_unexplained -= 1;
+    read_error_injected = true;
+  }
+  workload_.completed(now_, NodeId{node}, complete.request, complete.status, tags, holders,
+                      read_error_injected, violations_);
+  if (buffer != sim_node.read_buffers.end()) sim_node.read_buffers.erase(buffer);
+  last_progress_ = now_;
+  if (workload_.done()) return workload_finished();
+  schedule_tick(Duration{static_cast<std::int64_t>(workload_prng_.between(0, 10'000))});
+}
+
+// Protocol C: an acknowledged write is on the disk of every node it had to reach.
+void Simulation::write_completed(std::uint8_t node, const ClientOperation& operation, bool ok,
+                                 std::uint32_t& holders) {
+  auto found = write_traces_.find(operation.tag);
+  DITTO_ASSERT(found != write_traces_.end());
+  const WriteTrace trace = found->second;
+  write_traces_.erase(found);
+  holders = trace.holders;
+  if (!ok) return;
+  std::uint32_t required = trace.expected & ~trace.failed;
+  for (std::uint8_t peer = 0; peer < options_.nodes; ++peer) {
+    if (peer == node) continue;
+    const Connection& entry = connection(node, peer);
+    if (entry.epoch != trace.epochs[peer] || entry.state != Connection::State::up) {
+      required &= ~(1u << peer);  // the connection broke: the Primary stopped waiting for it
+    }
+  }
+  const std::uint32_t missing = required & ~trace.holders;
+  for (std::uint8_t peer = 0; peer < options_.nodes; ++peer) {
+    if ((missing >> peer) & 1u) {
+      violations_.add("protocol C: write " + std::to_string(operation.tag) +
+                      " was acknowledged by " + node_name(node) + " before " + node_name(peer) +
+                      " stored it");
+    }
+  }
+}
+
+void Simulation::primary_lost() {
+  has_primary_ = false;
+  workload_.abandon_all();
+  write_traces_.clear();
+  if (!operator_busy_) {
+    // The operator notices once the peers surely did.
+    operator_busy_ = true;
+    schedule(Duration{options_.detection_delay_max.ns + Duration::from_ms(1).ns},
+             make_event(EventKind::operator_check, 0));
+  }
+  if (workload_.done()) workload_finished();
+}
+
+void Simulation::on_operator_check() {
+  operator_busy_ = false;
+  if (has_primary_) return;
+  bool hope = false;
+  for (std::uint32_t step = 1; step <= options_.nodes; ++step) {
+    const auto node = static_cast<std::uint8_t>((primary_ + step) % options_.nodes);
+    const SimNode& candidate = *nodes_[node];
+    if (!candidate.alive || candidate.core->disk_state() != DiskState::up_to_date) continue;
+    hope = true;
+    if (candidate.paused || candidate.promotion_requested) continue;
+    request_promotion(node, static_cast<std::uint8_t>(Reason::failover));
+    if (has_primary_ || nodes_[node]->promotion_requested) return;
+  }
+  if (!hope) {
+    // Every node that was UpToDate is gone; restarted nodes come back Outdated and there is no
+    // resync yet, so no Primary can be found any more.
+    gave_up_ = true;
+    workload_.give_up();
+    if (workload_.done()) workload_finished();
+    return;
+  }
+  operator_busy_ = true;
+  schedule(operator_retry, make_event(EventKind::operator_check, 0));
+}
+
+void Simulation::request_promotion(std::uint8_t node, std::uint8_t reason) {
+  SimNode& sim_node = *nodes_[node];
+  if (!sim_node.alive) return;
+  sim_node.promotion_reason = static_cast<Reason>(reason);
+  sim_node.up_to_date_at_promotion = sim_node.core->disk_state() == DiskState::up_to_date;
+  const core::AdminResult result = sim_node.core->on_admin(now_, core::Promote{});
+  hash_.add(result.ok ? 1 : 0);
+  if (result.ok && result.pending) {
+    sim_node.promotion_requested = true;
+    drain(node);
+    return;
+  }
+  drain(node);
+  promotion_decided(node, result);
+}
+
+void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& result) {
+  SimNode& sim_node = *nodes_[node];
+  hash_.add(result.ok ? 0x900d : 0xbad);
+  switch (sim_node.promotion_reason) {
+    case Reason::outdated_test:
+      if (!result.ok) return;
+      // after_step reported the violation; step down so the run goes on.
+      (void)sim_node.core->on_admin(now_, core::Demote{});
+      return drain(node);
+    case Reason::initial:
+      if (!result.ok) {
+        violations_.add("promoting " + node_name(node) + " in a fresh cluster was refused: " +
+                        result.code + " (" + result.message + ")");
+        return;
+      }
+      break;
+    case Reason::failover:
+      if (!result.ok) {
+        result_.promotions_refused += 1;
+        if (!has_primary_ && !operator_busy_) {
+          operator_busy_ = true;
+          schedule(operator_retry, make_event(EventKind::operator_check, 0));
+        }
+        return;
+      }
+      result_.promoted = true;
+      result_.blocks_lost_at_failover += workload_.oracle().failover(node);
+      break;
+  }
+  primary_ = node;
+  has_primary_ = true;
+  last_progress_ = now_;
+  if (workload_.done()) return workload_finished();
+  schedule_tick(Duration{0});
+}
+
+void Simulation::workload_finished() {
+  if (stop_at_) return;
+  heal_all();
+  stop_at_ = now_ + options_.settle_time;
+}
+
+// A run whose requests stop completing heals every fault; if it stays stuck, that is a
+// liveness violation.
+void Simulation::check_stall() {
+  if (stop_at_ || workload_.done()) return;
+  if (now_ - last_progress_ < options_.stall_timeout) return;
+  if (!healed_) {
+    heal_all();
+    last_progress_ = now_;
+    return;
+  }
+  violations_.add("the workload stalled: " + std::to_string(workload_.statistics().issued) +
+                  " of " + std::to_string(options_.workload.operations) + " operations issued, " +
+                  std::to_string(workload_.in_flight()) + " in flight, no progress for " +
+                  std::to_string(options_.stall_timeout.ns / 1'000'000) + " ms after healing");
+  stop_at_ = now_;
+}
+
+}  // namespace ditto::sim

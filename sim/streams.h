@@ -1,0 +1,18 @@
+// Internal to sim/: the independent PRNG streams derived from one seed. Consuming one stream
+// never shifts another, so removing a fault or an operation from a schedule leaves the network
+// and disk latencies of everything else as they were.
+#pragma once
+
+#include <cstdint>
+
+namespace ditto::sim {
+
+inline constexpr std::uint64_t stream_network = 1;
+inline constexpr std::uint64_t stream_disk = 2;
+inline constexpr std::uint64_t stream_workload = 3;
+inline constexpr std::uint64_t stream_faults = 4;
+inline constexpr std::uint64_t stream_swarm = 5;
+inline constexpr std::uint64_t stream_operations = 6;
+inline constexpr std::uint64_t stream_fault_effects = 7;
+
+}  // namespace ditto::sim

@@ -1,0 +1,497 @@
+// Data generations: one test per uuid_compare rule (§3.4), per rotation (§3.2) and for the
+// decision pipeline (§3.5, §6). Node 0 is "me", node 1 the peer, node 2 a third node.
+#include "core/generation.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+namespace ditto {
+namespace {
+
+constexpr std::uint64_t gen_a = 0xA000000000000010;
+constexpr std::uint64_t gen_b = 0xB000000000000020;
+constexpr std::uint64_t gen_c = 0xC000000000000030;
+constexpr std::uint64_t gen_d = 0xD000000000000040;
+
+UuidCompareInput equal_generations() {
+  UuidCompareInput input;
+  input.self.current = gen_a;
+  input.peer.current = gen_a;
+  return input;
+}
+
+void expect_rule(const UuidCompareInput& input, UuidRule rule, SyncStrategy strategy) {
+  const UuidCompareResult result = uuid_compare(input);
+  EXPECT_EQ(result.rule, rule) << to_string(result.rule);
+  EXPECT_EQ(result.strategy, strategy) << to_string(result.strategy);
+}
+
+// ---- uuid_compare, one test per rule ----
+
+TEST(UuidCompare, Rule0ChangedWhileConnectingRetries) {
+  UuidCompareInput input = equal_generations();
+  input.changed_while_connecting = true;
+  expect_rule(input, UuidRule::initial_handshake_changed, SyncStrategy::retry_connect);
+}
+
+TEST(UuidCompare, Rule1BothJustCreatedNeedNoSync) {
+  expect_rule(UuidCompareInput{}, UuidRule::just_created_both, SyncStrategy::no_sync);
+}
+
+TEST(UuidCompare, Rule2JustCreatedSelfBecomesFullSyncTarget) {
+  UuidCompareInput input;
+  input.peer.current = gen_a | uuid_primary_bit;
+  expect_rule(input, UuidRule::just_created_self, SyncStrategy::target_set_bitmap);
+}
+
+TEST(UuidCompare, Rule3JustCreatedPeerMakesMeFullSyncSource) {
+  UuidCompareInput input;
+  input.self.current = gen_a;
+  input.peer.current = 0;  // 0 reads as just created
+  expect_rule(input, UuidRule::just_created_peer, SyncStrategy::source_set_bitmap);
+}
+
+TEST(UuidCompare, Rule4SourceThatMissedTheFinishResyncsFromItsBitmap) {
+  UuidCompareInput input = equal_generations();
+  input.rs_source_missed_end = true;
+  expect_rule(input, UuidRule::sync_source_missed_finish, SyncStrategy::source_use_bitmap);
+}
+
+TEST(UuidCompare, Rule5PeerMissedTheFinishMakesMeTarget) {
+  UuidCompareInput input = equal_generations();
+  input.rs_peer_missed_end = true;
+  expect_rule(input, UuidRule::sync_target_peer_missed_finish, SyncStrategy::target_use_bitmap);
+}
+
+TEST(UuidCompare, Rule6BothReconnectingWithEqualUuidsNeedNoSync) {
+  UuidCompareInput input = equal_generations();
+  input.self_flags = input.peer_flags = uuid_flag::reconnect;
+  expect_rule(input, UuidRule::reconnected, SyncStrategy::no_sync);
+}
+
+TEST(UuidCompare, Rule7CrashedPrimaryWithProtocolAIsTheSource) {
+  UuidCompareInput input = equal_generations();
+  input.protocol = Protocol::a;
+  input.self_flags = uuid_flag::crashed_primary;
+  expect_rule(input, UuidRule::crashed_primary, SyncStrategy::source_use_bitmap);
+  input.self_flags = 0;
+  input.peer_flags = uuid_flag::crashed_primary;
+  expect_rule(input, UuidRule::crashed_primary, SyncStrategy::target_use_bitmap);
+  input.protocol = Protocol::c;  // not with protocol C: falls through to both-off
+  expect_rule(input, UuidRule::both_off, SyncStrategy::target_if_both_failed);
+}
+
+TEST(UuidCompare, Rule8PrimaryThatLostQuorumIsSourceIfBothFailed) {
+  UuidCompareInput input = equal_generations();
+  input.peer_flags = uuid_flag::primary_lost_quorum;
+  expect_rule(input, UuidRule::lost_quorum, SyncStrategy::target_if_both_failed);
+  input.peer_flags = 0;
+  input.self_flags = uuid_flag::primary_lost_quorum;
+  expect_rule(input, UuidRule::lost_quorum, SyncStrategy::source_if_both_failed);
+  input.peer_flags = uuid_flag::primary_lost_quorum;
+  input.resolve_conflicts = true;
+  expect_rule(input, UuidRule::lost_quorum, SyncStrategy::source_if_both_failed);
+}
+
+TEST(UuidCompare, Rule9ReconnectingToACrashedPrimaryMakesTheSurvivorSource) {
+  UuidCompareInput input = equal_generations();
+  input.self_flags = uuid_flag::reconnect;
+  input.peer_flags = uuid_flag::crashed_primary;
+  expect_rule(input, UuidRule::lost_quorum_reconnect, SyncStrategy::source_if_both_failed);
+  input.self_flags = uuid_flag::crashed_primary;
+  input.peer_flags = uuid_flag::reconnect;
+  expect_rule(input, UuidRule::lost_quorum_reconnect, SyncStrategy::target_if_both_failed);
+  input.self_flags = 0;
+  expect_rule(input, UuidRule::lost_quorum_reconnect, SyncStrategy::no_sync);
+}
+
+TEST(UuidCompare, Rule10CommonPowerFailureCrashedPrimaryIsSource) {
+  UuidCompareInput input = equal_generations();
+  expect_rule(input, UuidRule::both_off, SyncStrategy::no_sync);
+  input.self_flags = uuid_flag::crashed_primary;
+  expect_rule(input, UuidRule::both_off, SyncStrategy::source_if_both_failed);
+  input.peer_flags = uuid_flag::crashed_primary;
+  input.resolve_conflicts = true;
+  expect_rule(input, UuidRule::both_off, SyncStrategy::target_if_both_failed);
+}
+
+TEST(UuidCompare, Rule11PeerTrackedChangesSinceMyGenerationMakesMeTarget) {
+  UuidCompareInput input;
+  input.self.current = gen_a;
+  input.peer.current = gen_b | uuid_primary_bit;
+  input.peer.bitmap[0] = gen_a;
+  expect_rule(input, UuidRule::bitmap_peer, SyncStrategy::target_use_bitmap);
+}
+
+TEST(UuidCompare, Rule12PeerTracksMyGenerationForAnotherNode) {
+  UuidCompareInput input;
+  input.self.current = gen_a;
+  input.peer.current = gen_b;
+  input.peer.bitmap[2] = gen_a;
+  const UuidCompareResult result = uuid_compare(input);
+  EXPECT_EQ(result.rule, UuidRule::bitmap_peer_other);
+  EXPECT_EQ(result.strategy, SyncStrategy::target_clear_bitmap);
+  EXPECT_EQ(result.bitmap_node, 2);
+}
+
+TEST(UuidCompare, Rule13MyBitmapTracksThePeersGenerationMakesMeSource) {
+  UuidCompareInput input;
+  input.self.current = gen_b;
+  input.peer.current = gen_a;
+  input.self.bitmap[1] = gen_a | uuid_primary_bit;  // bit 0 is masked
+  expect_rule(input, UuidRule::bitmap_self, SyncStrategy::source_use_bitmap);
+}
+
+TEST(UuidCompare, Rule14MySlotForAnotherNodeHoldsThePeersGenerationCopyIt) {
+  UuidCompareInput input;
+  input.self.current = gen_b;
+  input.peer.current = gen_a;
+  input.self.bitmap[2] = gen_a;
+  const UuidCompareResult result = uuid_compare(input);
+  EXPECT_EQ(result.rule, UuidRule::bitmap_self_other);
+  EXPECT_EQ(result.strategy, SyncStrategy::source_copy_bitmap);
+  EXPECT_EQ(result.bitmap_node, 2);
+}
+
+TEST(UuidCompare, Rule15MyGenerationInPeerHistoryMeansFullSyncAsTarget) {
+  UuidCompareInput input;
+  input.self.current = gen_a;
+  input.peer.current = gen_b;
+  input.peer.history[3] = gen_a;
+  expect_rule(input, UuidRule::history_peer, SyncStrategy::target_set_bitmap);
+}
+
+TEST(UuidCompare, Rule16PeerGenerationInMyHistoryMeansFullSyncAsSource) {
+  UuidCompareInput input;
+  input.self.current = gen_b;
+  input.peer.current = gen_a;
+  input.self.history[0] = gen_a;
+  expect_rule(input, UuidRule::history_self, SyncStrategy::source_set_bitmap);
+}
+
+TEST(UuidCompare, Rule17BothTrackTheSameParentIsAnAutoRecoverableSplitBrain) {
+  UuidCompareInput input;
+  input.self.current = gen_b;
+  input.peer.current = gen_c;
+  input.self.bitmap[1] = gen_a;
+  input.peer.bitmap[0] = gen_a | uuid_primary_bit;
+  expect_rule(input, UuidRule::bitmap_both, SyncStrategy::split_brain_auto_recover);
+}
+
+TEST(UuidCompare, Rule18OnlyACommonHistoryIsASplitBrainThatDisconnects) {
+  UuidCompareInput input;
+  input.self.current = gen_b;
+  input.peer.current = gen_c;
+  input.self.history[1] = gen_a;
+  input.peer.history[5] = gen_a;
+  expect_rule(input, UuidRule::history_both, SyncStrategy::split_brain_disconnect);
+}
+
+TEST(UuidCompare, Rule19NothingInCommonIsUnrelatedData) {
+  UuidCompareInput input;
+  input.self.current = gen_b;
+  input.peer.current = gen_c;
+  input.self.history[0] = gen_a;
+  input.peer.history[0] = gen_d;
+  expect_rule(input, UuidRule::unrelated, SyncStrategy::unrelated_data);
+}
+
+TEST(UuidCompare, BothSidesReachMirroredDecisions) {
+  UuidCompareInput mine;
+  mine.self.current = gen_b;
+  mine.peer.current = gen_a;
+  mine.self.bitmap[1] = gen_a;
+  UuidCompareInput theirs;
+  theirs.self = mine.peer;
+  theirs.peer = mine.self;
+  theirs.self_node = 1;
+  theirs.peer_node = 0;
+  EXPECT_EQ(uuid_compare(mine).strategy, SyncStrategy::source_use_bitmap);
+  EXPECT_EQ(uuid_compare(theirs).strategy, SyncStrategy::target_use_bitmap);
+}
+
+// ---- rotations ----
+
+TEST(GenerationRotation, PushHistoryInsertsNewestFirstAndSkipsDuplicates) {
+  Generations uuids;
+  uuids.current = gen_d;
+  push_history(uuids, gen_a);
+  push_history(uuids, gen_b);
+  push_history(uuids, gen_a);                    // already held
+  push_history(uuids, gen_d);                    // the current UUID
+  push_history(uuids, uuid_just_created_value);  // never history
+  EXPECT_EQ(uuids.history[0], gen_b);
+  EXPECT_EQ(uuids.history[1], gen_a);
+  EXPECT_EQ(uuids.history[2], 0u);
+}
+
+TEST(GenerationRotation, ReplacingABitmapUuidMovesTheOldOneToHistory) {
+  Generations uuids;
+  uuids.current = gen_c;
+  set_bitmap_uuid(uuids, 1, gen_a);
+  set_bitmap_uuid(uuids, 1, gen_b);
+  EXPECT_EQ(uuids.bitmap[1], gen_b);
+  EXPECT_EQ(uuids.history[0], gen_a);
+}
+
+TEST(GenerationRotation, PromotionBumpsLazilyOnTheFirstWriteIntoTheAbsentPeersSlot) {
+  GenerationState state;
+  state.uuids.current = gen_a;
+  request_new_current_uuid(state);
+  EXPECT_EQ(state.uuids.current, gen_a);  // nothing until a write arrives
+  const NewCurrentInput input{1u << 1, true, false};
+  EXPECT_TRUE(before_application_write(state, input, 0x1234567890ABCDE0));
+  EXPECT_EQ(state.uuids.current, 0x1234567890ABCDE0 | uuid_primary_bit);
+  EXPECT_EQ(state.uuids.bitmap[1], gen_a);
+  EXPECT_FALSE(before_application_write(state, input, 0x99));  // only once
+}
+
+TEST(GenerationRotation, NoBumpWhenEveryPeerAlreadyHasTheData) {
+  Generations uuids;
+  uuids.current = gen_a;
+  EXPECT_FALSE(new_current_uuid(uuids, NewCurrentInput{0, true, false}, gen_b));
+  EXPECT_EQ(uuids.current, gen_a);
+}
+
+TEST(GenerationRotation, ASlotTrackingAnOlderGenerationKeepsIt) {
+  Generations uuids;
+  uuids.current = gen_b;
+  uuids.bitmap[1] = gen_a;  // peer 1 has been away since gen_a
+  ASSERT_TRUE(new_current_uuid(uuids, NewCurrentInput{(1u << 1) | (1u << 2), false, false}, gen_c));
+  EXPECT_EQ(uuids.bitmap[1], gen_a);
+  EXPECT_EQ(uuids.bitmap[2], gen_b);
+  EXPECT_EQ(uuids.current, gen_c);
+}
+
+TEST(GenerationRotation, ForcedBumpWithoutSlotsKeepsTheOldUuidInHistory) {
+  Generations uuids;
+  uuids.current = gen_a;
+  ASSERT_TRUE(new_current_uuid(uuids, NewCurrentInput{0, true, true}, gen_b));
+  EXPECT_EQ(uuids.current, gen_b | uuid_primary_bit);
+  EXPECT_EQ(uuids.history[0], gen_a);
+}
+
+TEST(GenerationRotation, DemotionClearsThePrimaryBit) {
+  Generations uuids;
+  uuids.current = gen_a | uuid_primary_bit;
+  clear_primary_bit(uuids);
+  EXPECT_EQ(uuids.current, gen_a);
+}
+
+TEST(GenerationRotation, SecondaryAdoptsThePrimarysNewGeneration) {
+  Generations uuids;
+  uuids.current = gen_a;
+  uuids.bitmap[2] = gen_d;  // tracking node 2 since an older generation
+  receive_new_current_uuid(uuids, gen_b | uuid_primary_bit, 1u << 3, 1u << 2, true);
+  EXPECT_EQ(uuids.current, gen_b);
+  EXPECT_EQ(uuids.bitmap[3], gen_a);  // weak node 3 missed gen_b's writes
+  EXPECT_EQ(uuids.bitmap[2], gen_b);
+  EXPECT_EQ(uuids.history[0], gen_d);  // the replaced slot value
+  // gen_a is held by node 3's slot, so it is not duplicated into the history.
+  EXPECT_EQ(std::find(uuids.history.begin(), uuids.history.end(), gen_a), uuids.history.end());
+}
+
+TEST(GenerationRotation, ResyncTargetStartRemembersItsGenerationForAbsentNodes) {
+  Generations uuids;
+  uuids.current = gen_a;
+  EXPECT_EQ(resync_target_started(uuids, 1u << 2), gen_a);
+  EXPECT_EQ(uuids.bitmap[2], gen_a);
+  EXPECT_EQ(uuids.bitmap[1], 0u);
+}
+
+TEST(GenerationRotation, ResyncTargetFinishTakesTheSourcesGenerationAndHistory) {
+  Generations target;
+  target.current = gen_a;
+  Generations source;
+  source.current = gen_b | uuid_primary_bit;
+  source.bitmap[0] = gen_a;  // source tracked changes toward me since gen_a
+  source.bitmap[2] = gen_c;  // and toward node 2 since gen_c
+  source.history[0] = gen_d;
+  resync_target_finished(target, source, 0, 1, gen_a);
+  EXPECT_EQ(target.current, gen_b);
+  EXPECT_EQ(target.bitmap[1], 0u);     // in sync with the source now
+  EXPECT_EQ(target.bitmap[2], gen_a);  // node 2 still differs: since my resync start
+  EXPECT_NE(std::find(target.history.begin(), target.history.end(), gen_d), target.history.end());
+  EXPECT_NE(std::find(target.history.begin(), target.history.end(), gen_c), target.history.end());
+}
+
+TEST(GenerationRotation, SourceClearsItsSlotOnceTheTargetReportsTheSameGeneration) {
+  Generations source;
+  source.current = gen_b;
+  source.bitmap[1] = gen_a;
+  Generations target;
+  target.current = gen_b;
+  EXPECT_EQ(source_detect_finished_resyncs(source, target), 1u << 1);
+  EXPECT_EQ(source.bitmap[1], 0u);
+  EXPECT_EQ(source.history[0], gen_a);
+  target.current = gen_c;
+  source.bitmap[1] = gen_a;
+  EXPECT_EQ(source_detect_finished_resyncs(source, target), 0u);  // not finished yet
+}
+
+TEST(GenerationRotation, UserNewCurrentUuidClearsEveryBitmapUuid) {
+  Generations uuids;
+  uuids.current = gen_c;
+  uuids.bitmap[1] = gen_a;
+  uuids.bitmap[4] = gen_b;
+  user_new_current_uuid(uuids, false, gen_d);
+  EXPECT_EQ(uuids.current, gen_d);
+  EXPECT_EQ(uuids.bitmap[1], 0u);
+  EXPECT_EQ(uuids.bitmap[4], 0u);
+  EXPECT_EQ(uuids.history[0], gen_c);
+}
+
+// ---- the handshake pipeline ----
+
+HandshakeInput split_brain_both_secondary(std::uint64_t self_dirty, std::uint64_t peer_dirty) {
+  HandshakeInput input;
+  input.compare.self.current = gen_b;
+  input.compare.peer.current = gen_c;
+  input.compare.self.bitmap[1] = gen_a;
+  input.compare.peer.bitmap[0] = gen_a;
+  input.compare.self_flags = input.compare.peer_flags = uuid_flag::stable;
+  input.self_dirty_bits = self_dirty;
+  input.peer_dirty_bits = peer_dirty;
+  return input;
+}
+
+TEST(SyncHandshake, UnrelatedDataDisconnects) {
+  HandshakeInput input;
+  input.compare.self.current = gen_a;
+  input.compare.peer.current = gen_b;
+  const HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::disconnect);
+  EXPECT_EQ(decision.reason, "Unrelated data, aborting!");
+}
+
+TEST(SyncHandshake, SplitBrainWithDefaultPoliciesGoesStandaloneAndCallsHandlers) {
+  const HandshakeDecision decision = sync_handshake(split_brain_both_secondary(5, 7));
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::standalone);
+  EXPECT_TRUE(decision.call_initial_split_brain);
+  EXPECT_TRUE(decision.call_split_brain);
+}
+
+TEST(SyncHandshake, DiscardZeroChangesKeepsTheWriter) {
+  HandshakeInput input = split_brain_both_secondary(0, 12);
+  input.after_sb_0pri = AfterSplitBrain0::discard_zero_changes;
+  const HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_target);
+  EXPECT_EQ(decision.strategy, SyncStrategy::target_use_bitmap);
+  EXPECT_TRUE(decision.call_initial_split_brain);
+  EXPECT_FALSE(decision.call_split_brain);
+}
+
+TEST(SyncHandshake, DiscardZeroChangesWithChangesOnBothSidesStaysUnresolved) {
+  HandshakeInput input = split_brain_both_secondary(3, 12);
+  input.after_sb_0pri = AfterSplitBrain0::discard_zero_changes;
+  EXPECT_EQ(sync_handshake(input).outcome, HandshakeOutcome::standalone);
+}
+
+TEST(SyncHandshake, DiscardLeastChangesMakesTheSmallerWriterTarget) {
+  HandshakeInput input = split_brain_both_secondary(30, 12);
+  input.after_sb_0pri = AfterSplitBrain0::discard_least_changes;
+  EXPECT_EQ(sync_handshake(input).outcome, HandshakeOutcome::become_source);
+}
+
+TEST(SyncHandshake, DiscardSecondaryWithOnePrimaryKeepsThePrimary) {
+  HandshakeInput input = split_brain_both_secondary(30, 12);
+  input.self_role = Role::secondary;
+  input.peer_role = Role::primary;
+  input.after_sb_1pri = AfterSplitBrain1::discard_secondary;
+  EXPECT_EQ(sync_handshake(input).outcome, HandshakeOutcome::become_target);
+}
+
+TEST(SyncHandshake, QuorateSideWinsTheSplitBrain) {
+  HandshakeInput input = split_brain_both_secondary(30, 12);
+  input.quorum_enabled = true;
+  input.self_has_quorum = false;
+  input.peer_has_quorum = true;
+  EXPECT_EQ(sync_handshake(input).outcome, HandshakeOutcome::become_target);
+}
+
+TEST(SyncHandshake, DiscardMyDataOnOneSideResolvesAHistorySplitBrainWithFullSync) {
+  HandshakeInput input;
+  input.compare.self.current = gen_b;
+  input.compare.peer.current = gen_c;
+  input.compare.self.history[0] = gen_a;
+  input.compare.peer.history[0] = gen_a;
+  input.compare.self_flags = uuid_flag::discard_my_data;
+  const HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.strategy, SyncStrategy::target_set_bitmap);
+  EXPECT_EQ(decision.bitmap_edit, BitmapEdit::set_all);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_target);
+}
+
+TEST(SyncHandshake, UnstableAutoRecoverableSplitBrainIsNoSyncForNow) {
+  HandshakeInput input = split_brain_both_secondary(1, 1);
+  input.compare.peer_flags = 0;  // peer not stable
+  const HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::established);
+  EXPECT_FALSE(decision.call_initial_split_brain);
+}
+
+TEST(SyncHandshake, HigherDiskStateWinsWhenUuidsAreEqual) {
+  HandshakeInput input;
+  input.compare = equal_generations();
+  input.self_disk = DiskState::inconsistent;
+  input.peer_disk = DiskState::up_to_date;
+  EXPECT_EQ(sync_handshake(input).outcome, HandshakeOutcome::become_target);
+}
+
+TEST(SyncHandshake, PrimaryThatWouldBecomeTargetWithChangesDisconnectsOnRrConflict) {
+  HandshakeInput input;
+  input.compare.self.current = gen_a | uuid_primary_bit;
+  input.compare.peer.current = gen_b;
+  input.compare.peer.bitmap[0] = gen_a;
+  input.self_role = Role::primary;
+  input.peer_dirty_bits = 10;
+  EXPECT_EQ(sync_handshake(input).outcome, HandshakeOutcome::disconnect);
+  input.rr_conflict = RrConflict::violently;
+  EXPECT_EQ(sync_handshake(input).outcome, HandshakeOutcome::become_target);
+}
+
+TEST(SyncHandshake, IfBothFailedWithAPrimaryPresentFollowsTheRoles) {
+  HandshakeInput input;
+  input.compare = equal_generations();
+  input.compare.self_flags = uuid_flag::crashed_primary;  // rule 10: source if both failed
+  input.self_role = Role::secondary;
+  input.peer_role = Role::primary;
+  EXPECT_EQ(sync_handshake(input).outcome, HandshakeOutcome::become_target);
+}
+
+TEST(SyncHandshake, MissedFinishWithoutAnUpToDateSourceOnlyClearsTheStaleUuid) {
+  HandshakeInput input;
+  input.compare = equal_generations();
+  input.compare.rs_source_missed_end = true;
+  input.self_disk = DiskState::outdated;
+  input.peer_disk = DiskState::outdated;
+  const HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::established);
+  EXPECT_TRUE(decision.clear_stale_bitmap_uuid);
+}
+
+TEST(SyncHandshake, CopyBitmapRuleNamesTheSlotToCopy) {
+  HandshakeInput input;
+  input.compare.self.current = gen_b;
+  input.compare.peer.current = gen_a;
+  input.compare.self.bitmap[2] = gen_a;
+  const HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.bitmap_edit, BitmapEdit::copy_slot);
+  EXPECT_EQ(decision.copy_from_node, 2);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_source);
+}
+
+TEST(SyncHandshake, TentativeOnlyReports) {
+  HandshakeInput input;
+  input.compare.self.current = gen_b;
+  input.compare.peer.current = gen_a;
+  input.compare.self.bitmap[1] = gen_a;
+  input.tentative = true;
+  const HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::dry_run);
+  EXPECT_EQ(decision.strategy, SyncStrategy::source_use_bitmap);
+}
+
+}  // namespace
+}  // namespace ditto

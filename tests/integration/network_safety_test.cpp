@@ -1,0 +1,291 @@
+// dittod on a hostile network: peers authenticate with cram-hmac-alg + shared-secret; a wrong
+// secret, garbage bytes and a replayed handshake (recorded by a proxy from a real, successful
+// one) are each refused, nothing reaches the victim's disk, and the victim keeps serving its
+// real peer. Multi-path: with the first path's address refusing, the connection comes up on the
+// second.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <libnbd.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "cluster_harness.h"
+
+namespace ditto::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+int connect_loopback(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  address.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Writes `bytes` and waits (up to 5 s) for the other side to close; true if it did.
+bool send_and_wait_for_close(std::uint16_t port, const std::vector<std::uint8_t>& bytes) {
+  const int fd = connect_loopback(port);
+  if (fd < 0) return false;
+  if (::write(fd, bytes.data(), bytes.size()) < 0) {
+    ::close(fd);
+    return true;  // already closed on us
+  }
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  bool closed = false;
+  while (!closed && std::chrono::steady_clock::now() < deadline) {
+    pollfd waiting{fd, POLLIN, 0};
+    if (::poll(&waiting, 1, 100) <= 0) continue;
+    char chunk[4096];
+    closed = ::read(fd, chunk, sizeof(chunk)) <= 0;  // answers (AuthChallenge) are discarded
+  }
+  ::close(fd);
+  return closed;
+}
+
+// Forwards the first connection on `port()` to 127.0.0.1:upstream and records what the client
+// sent (up to 1 MiB).
+class RecordingProxy {
+ public:
+  explicit RecordingProxy(std::uint16_t upstream) : upstream_(upstream) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = 0;
+    ::bind(listener_, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+    socklen_t length = sizeof(address);
+    ::getsockname(listener_, reinterpret_cast<sockaddr*>(&address), &length);
+    port_ = ntohs(address.sin_port);
+    ::listen(listener_, 4);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~RecordingProxy() {
+    stop_ = true;
+    thread_.join();
+    ::close(listener_);
+  }
+  std::uint16_t port() const { return port_; }
+  std::vector<std::uint8_t> recorded() {
+    std::lock_guard lock(mutex_);
+    return recorded_;
+  }
+
+ private:
+  void run() {
+    int client = -1;
+    while (!stop_ && client < 0) {
+      pollfd waiting{listener_, POLLIN, 0};
+      if (::poll(&waiting, 1, 50) > 0) client = ::accept(listener_, nullptr, nullptr);
+    }
+    if (client < 0) return;
+    const int server = connect_loopback(upstream_);
+    while (!stop_ && server >= 0) {
+      pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+      if (::poll(fds, 2, 50) <= 0) continue;
+      char chunk[65536];
+      if (fds[0].revents != 0) {
+        const ssize_t got = ::read(client, chunk, sizeof(chunk));
+        if (got <= 0 || ::write(server, chunk, static_cast<std::size_t>(got)) < 0) break;
+        std::lock_guard lock(mutex_);
+        if (recorded_.size() < (1u << 20)) recorded_.insert(recorded_.end(), chunk, chunk + got);
+      }
+      if (fds[1].revents != 0) {
+        const ssize_t got = ::read(server, chunk, sizeof(chunk));
+        if (got <= 0 || ::write(client, chunk, static_cast<std::size_t>(got)) < 0) break;
+      }
+    }
+    ::close(client);
+    if (server >= 0) ::close(server);
+  }
+
+  std::uint16_t upstream_;
+  std::uint16_t port_ = 0;
+  int listener_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mutex_;
+  std::vector<std::uint8_t> recorded_;
+};
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+bool wait_for_log(const std::string& path, const std::string& needle) {
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (read_file(path).find(needle) != std::string::npos) return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+std::vector<std::uint8_t> disk_bytes(const std::string& path, std::size_t offset,
+                                     std::size_t size) {
+  std::ifstream in(path, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(offset));
+  std::vector<std::uint8_t> bytes(size);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  return bytes;
+}
+
+bool nbd_write(const std::string& uri, std::uint64_t offset, std::uint8_t fill,
+               std::size_t size) {
+  nbd_handle* handle = nbd_create();
+  if (handle == nullptr) return false;
+  bool ok = nbd_connect_uri(handle, uri.c_str()) != -1;
+  const std::vector<std::uint8_t> bytes(size, fill);
+  ok = ok && nbd_pwrite(handle, bytes.data(), bytes.size(), offset, 0) == 0;
+  ok = ok && nbd_flush(handle, 0) == 0;
+  if (ok) nbd_shutdown(handle, 0);
+  nbd_close(handle);
+  return ok;
+}
+
+struct Attacker {
+  pid_t pid = -1;
+  ~Attacker() {
+    if (pid > 0) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, nullptr, 0);
+    }
+  }
+};
+
+TEST(NetworkSafety,
+     WrongSecretGarbageAndReplayAreRefusedNothingReachesTheVictimAndItKeepsServingItsPeer) {
+  LocalCluster cluster(2, 8u << 20);
+  const std::uint16_t victim_port = cluster.peer_port(1);
+  RecordingProxy proxy(victim_port);
+  // alpha's first path to beta goes through the recording proxy (beta cannot bind that
+  // address, the proxy holds it, and carries on with its other path).
+  const std::string alpha_address = "127.0.0.1:" + std::to_string(cluster.peer_port(0));
+  cluster.write_config(
+      "resource r0 {\n  net { protocol C; cram-hmac-alg sha256; shared-secret \"s3cret\"; }\n" +
+      cluster.host_block(0) + cluster.host_block(1) + "  connection {\n" +
+      "    path { host alpha address " + alpha_address + "; host beta address 127.0.0.1:" +
+      std::to_string(proxy.port()) + "; }\n" + "    path { host alpha address " +
+      alpha_address + "; host beta address 127.0.0.1:" + std::to_string(victim_port) +
+      "; }\n  }\n}\n");
+  std::string error;
+  ASSERT_TRUE(cluster.start(1, error)) << error;
+  ASSERT_TRUE(cluster.start(0, error)) << error;
+  ASSERT_TRUE(cluster.wait_connected(1, 1, 10'000)) << read_file(cluster.log_path(1));
+  const std::vector<std::uint8_t> recorded = proxy.recorded();
+  ASSERT_GT(recorded.size(), 16u);
+  const std::vector<std::uint8_t> victim_before = disk_bytes(cluster.disk_path(1), 0, 1u << 20);
+
+  // 1. An impostor that knows everything but the secret, promoted and writing.
+  const std::string attacker_disk = cluster.directory() + "/attacker.img";
+  std::ofstream(attacker_disk).close();
+  std::filesystem::resize_file(attacker_disk, 8u << 20);
+  std::string attacker_block = cluster.host_block(0);
+  attacker_block.replace(attacker_block.find(cluster.disk_path(0)), cluster.disk_path(0).size(),
+                         attacker_disk);
+  attacker_block.replace(attacker_block.find(alpha_address), alpha_address.size(),
+                         "127.0.0.1:" + std::to_string(free_port()));
+  const std::string attacker_config = cluster.directory() + "/attacker.res";
+  std::ofstream(attacker_config)
+      << "resource r0 {\n  net { protocol C; cram-hmac-alg sha256; shared-secret \"guess\"; }\n"
+      << attacker_block << cluster.host_block(1) << "}\n";
+  const std::string attacker_nbd = "127.0.0.1:" + std::to_string(free_port());
+  Attacker attacker;
+  attacker.pid = ::fork();
+  if (attacker.pid == 0) {
+    const int log = ::open((cluster.directory() + "/attacker.log").c_str(),
+                           O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(log, 2);
+    const std::string program = build_program("datapath/dittod");
+    ::execl(program.c_str(), program.c_str(), "--config", attacker_config.c_str(), "--node",
+            "alpha", "--nbd", attacker_nbd.c_str(), "--control",
+            (cluster.directory() + "/attacker.sock").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // The impostor's dialer is the first to check (the victim answers its challenge first) and
+  // gives up; the victim logs a connection that never proved the secret.
+  EXPECT_TRUE(wait_for_log(cluster.directory() + "/attacker.log",
+                           "node 1 does not know the shared secret"));
+  EXPECT_TRUE(wait_for_log(cluster.log_path(1), "before it proved the shared secret"))
+      << read_file(cluster.log_path(1));
+
+  // 2. Garbage bytes.
+  std::vector<std::uint8_t> garbage(4096);
+  for (std::size_t i = 0; i < garbage.size(); ++i) garbage[i] = static_cast<std::uint8_t>(i * 131);
+  EXPECT_TRUE(send_and_wait_for_close(victim_port, garbage));
+  EXPECT_TRUE(wait_for_log(cluster.log_path(1), "does not start with the ditto magic"));
+
+  // 3. The recorded bytes of alpha's successful handshake, replayed.
+  EXPECT_TRUE(send_and_wait_for_close(victim_port, recorded));
+  EXPECT_TRUE(wait_for_log(cluster.log_path(1), "replayed handshake"));
+
+  const std::string victim_log = read_file(cluster.log_path(1));
+  EXPECT_EQ(victim_log.find("replaced by a new connection"), std::string::npos) << victim_log;
+  EXPECT_EQ(disk_bytes(cluster.disk_path(1), 0, 1u << 20), victim_before);
+  // The victim still serves its real peer: alpha's writes arrive on beta's disk.
+  ASSERT_TRUE(cluster.wait_connected(1, 1, 1000));
+  const ControlResult promoted = cluster.control(0, "primary r0");
+  ASSERT_EQ(promoted.exit_status, 0) << promoted.text;
+  // Promotion may complete asynchronously (a cluster-wide state change): wait for it.
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (cluster.control(0, "status r0").text.rfind("r0 role:Primary", 0) != 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(nbd_write(cluster.nbd_uri(0), 1u << 20, 0x5a, 64 * 1024))
+      << nbd_get_error() << "\n" << read_file(cluster.log_path(0))
+      << cluster.control(0, "status r0").text;
+  EXPECT_EQ(disk_bytes(cluster.disk_path(1), 1u << 20, 64 * 1024),
+            std::vector<std::uint8_t>(64 * 1024, 0x5a));
+}
+
+TEST(NetworkSafety, WhenTheFirstPathRefusesTheConnectionComesUpOnTheSecond) {
+  LocalCluster cluster(2, 4u << 20);
+  // A bound socket that does not listen: connecting to it is refused at once, and beta cannot
+  // listen there either.
+  const int blocker = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(blocker, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  socklen_t length = sizeof(address);
+  ::getsockname(blocker, reinterpret_cast<sockaddr*>(&address), &length);
+  const std::string alpha = "127.0.0.1:" + std::to_string(cluster.peer_port(0));
+  cluster.write_config("resource r0 {\n" + cluster.host_block(0) + cluster.host_block(1) +
+                       "  connection {\n    path { host alpha address " + alpha +
+                       "; host beta address 127.0.0.1:" +
+                       std::to_string(ntohs(address.sin_port)) + "; }\n" +
+                       "    path { host alpha address " + alpha + "; host beta address " +
+                       "127.0.0.1:" + std::to_string(cluster.peer_port(1)) + "; }\n  }\n}\n");
+  std::string error;
+  ASSERT_TRUE(cluster.start(1, error)) << error;
+  ASSERT_TRUE(cluster.start(0, error)) << error;
+  EXPECT_TRUE(cluster.wait_connected(0, 1, 10'000)) << read_file(cluster.log_path(0));
+  EXPECT_NE(read_file(cluster.log_path(0)).find("over path 2"), std::string::npos);
+  const ControlResult status = cluster.control(0, "status r0 --json");
+  EXPECT_NE(status.text.find("\"established\": true"), std::string::npos) << status.text;
+  ::close(blocker);
+}
+
+}  // namespace
+}  // namespace ditto::testing

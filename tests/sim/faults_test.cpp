@@ -1,0 +1,148 @@
+// Fault classes, swarm choices, schedules (generation, JSON round trip, rejection of bad files),
+// and that every fault class fires and replays deterministically.
+#include "netem/faults.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+
+#include "sim/schedule.h"
+#include "sim/simulation.h"
+
+namespace ditto::sim {
+namespace {
+
+using netem::FaultClass;
+
+TEST(FaultClasses, EveryClassHasAUniqueNameThatParsesBack) {
+  std::set<std::string> names;
+  for (std::size_t index = 0; index < netem::fault_class_count; ++index) {
+    const auto fault = static_cast<FaultClass>(index);
+    names.insert(std::string(netem::name(fault)));
+    EXPECT_EQ(netem::parse_fault_class(netem::name(fault)), fault);
+  }
+  EXPECT_EQ(names.size(), netem::fault_class_count);
+  EXPECT_FALSE(netem::parse_fault_class("packet_loss").has_value());
+}
+
+TEST(FaultClasses, AnUnknownNameInAListIsRejectedByName) {
+  const auto parsed = netem::parse_fault_list("node_crash,bogus");
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.error().message.find("'bogus'"), std::string::npos);
+  EXPECT_TRUE(netem::parse_fault_list("all").ok());
+  EXPECT_EQ(netem::parse_fault_list("node_crash").value()[netem::index(FaultClass::node_crash)],
+            1u);
+}
+
+TEST(Partitions, HalvesIsolateRingAndOneWayBlockTheRightDirections) {
+  // Isolating node 2 of 4 blocks both directions of its three links.
+  const auto isolate = netem::partition_pairs(FaultClass::partition_isolate, 4, 2);
+  EXPECT_EQ(isolate.size(), 6u);
+  for (const auto& [from, to] : isolate) EXPECT_TRUE(from == 2 || to == 2);
+  // A ring of 5: each node loses the two non-neighbours, in both directions.
+  EXPECT_EQ(netem::partition_pairs(FaultClass::partition_ring, 5, 0).size(), 10u);
+  EXPECT_TRUE(netem::partition_pairs(FaultClass::partition_ring, 3, 0).empty());
+  const auto one_way = netem::partition_pairs(FaultClass::partition_one_way, 3, 1);
+  ASSERT_EQ(one_way.size(), 1u);
+  EXPECT_EQ(one_way.front(), (std::pair<std::uint8_t, std::uint8_t>{1, 2}));
+  for (std::uint32_t parameter = 0; parameter < 64; ++parameter) {
+    const auto halves = netem::partition_pairs(FaultClass::partition_halves, 4, parameter);
+    EXPECT_FALSE(halves.empty()) << parameter;  // both sides are never empty
+  }
+}
+
+TEST(Swarm, SeedsChooseDifferentNodeCountsOperationCountsAndFaultSets) {
+  std::set<std::uint32_t> node_counts;
+  std::set<std::string> fault_sets;
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+    const SimOptions options = swarm_options(seed, 1000);
+    EXPECT_TRUE(validate(options).ok());
+    EXPECT_GE(options.workload.operations, 250u);
+    EXPECT_LE(options.workload.operations, 1000u);
+    node_counts.insert(options.nodes);
+    fault_sets.insert(netem::to_string(options.faults));
+    EXPECT_EQ(replay_command(options),
+              "ditto-sim run --seed " + std::to_string(seed) + " --swarm --ops 1000");
+  }
+  EXPECT_EQ(node_counts.size(), 4u);
+  EXPECT_GT(fault_sets.size(), 30u);
+  netem::FaultWeights excluded{};
+  excluded[netem::index(FaultClass::node_crash)] = 1;
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    EXPECT_EQ(swarm_options(seed, 100, excluded).faults[netem::index(FaultClass::node_crash)], 0u);
+  }
+}
+
+SimOptions all_faults_options(std::uint64_t seed) {
+  SimOptions options;
+  options.seed = seed;
+  options.nodes = 3;
+  options.workload.operations = 600;
+  options.faults = netem::all_faults();
+  options.faults_per_1000_ops = 60;
+  return options;
+}
+
+TEST(Schedule, AScheduleSurvivesItsJsonRoundTrip) {
+  const Schedule schedule = make_schedule(all_faults_options(4), true);
+  ASSERT_FALSE(schedule.faults.empty());
+  const auto parsed = schedule_from_json(to_json(schedule));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed.value().faults, schedule.faults);
+  EXPECT_EQ(*parsed.value().operations, *schedule.operations);
+  EXPECT_EQ(to_json(parsed.value()), to_json(schedule));
+}
+
+TEST(Schedule, MalformedFilesAreRejectedWithTheFieldNamed) {
+  EXPECT_NE(schedule_from_json("{").error().message.find("not valid JSON"), std::string::npos);
+  EXPECT_NE(schedule_from_json("{\"version\": 7}").error().message.find("'version'"),
+            std::string::npos);
+  std::string text = to_json(make_schedule(all_faults_options(4), true));
+  std::string bad_node = text;
+  bad_node.replace(bad_node.find("\"node\": "), 9, "\"node\": 9");
+  const auto parsed = schedule_from_json(bad_node);
+  ASSERT_FALSE(parsed.ok());
+  EXPECT_NE(parsed.error().message.find("faults[0]"), std::string::npos) << parsed.error().message;
+  std::string bad_nodes = text;
+  bad_nodes.replace(bad_nodes.find("\"nodes\": 3"), 10, "\"nodes\": 7");
+  EXPECT_NE(schedule_from_json(bad_nodes).error().message.find("--nodes"), std::string::npos);
+}
+
+TEST(Replay, AGeneratedScheduleReplaysToTheSameTraceHashWithoutTheGenerators) {
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+    const SimOptions options = all_faults_options(seed);
+    const RunResult generated = run_simulation(options);
+    const RunResult replayed = run_schedule(make_schedule(options, true));
+    EXPECT_EQ(generated.trace_hash, replayed.trace_hash) << "seed " << seed;
+    EXPECT_EQ(generated.events, replayed.events);
+  }
+}
+
+TEST(FaultCoverage, EveryFaultClassFiresInSomeRunWithAllClassesOn) {
+  FaultCounters runs_fired{};
+  for (std::uint64_t seed = 1; seed <= 12; ++seed) {
+    const RunResult result = run_simulation(all_faults_options(seed));
+    for (std::size_t index = 0; index < netem::fault_class_count; ++index) {
+      runs_fired[index] += result.faults_fired[index] > 0 ? 1 : 0;
+    }
+  }
+  for (std::size_t index = 0; index < netem::fault_class_count; ++index) {
+    EXPECT_GT(runs_fired[index], 0u) << netem::name(static_cast<FaultClass>(index));
+  }
+}
+
+TEST(FaultEffects, ARestartedNodeComesBackOutdatedAndIsNeverPromoted) {
+  SimOptions options;
+  options.seed = 9;
+  options.nodes = 3;
+  options.workload.operations = 400;
+  options.crash_primary = true;  // node 0 crashes and restarts at the end of the workload
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u);
+  EXPECT_TRUE(result.promoted);
+  EXPECT_EQ(result.faults_fired[netem::index(FaultClass::node_crash)], 1u);
+}
+
+}  // namespace
+}  // namespace ditto::sim

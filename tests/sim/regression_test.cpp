@@ -1,0 +1,104 @@
+// Failing seeds the simulator found. Each names the core bug; the core bugs are not fixed yet,
+// so the tests are DISABLED_ (run them with --gtest_also_run_disabled_tests). When the core is
+// fixed, drop the DISABLED_ prefix: the test must then pass and stay passing.
+//
+// Replay any of them from the command line with the command in its comment; `ditto-sim shrink`
+// reduces the schedule file a failing run writes.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "sim/shrink.h"
+#include "sim/simulation.h"
+
+namespace ditto::sim {
+namespace {
+
+std::string describe(const RunResult& result) {
+  std::string text = std::to_string(result.violation_count) + " violations";
+  for (std::size_t index = 0; index < result.violations.size() && index < 5; ++index) {
+    text += "\n  " + result.violations[index];
+  }
+  return text;
+}
+
+SimOptions swarm(std::uint64_t seed, std::uint64_t operations, const char* without = "none") {
+  return swarm_options(seed, operations, netem::parse_fault_list(without).value());
+}
+
+// Bug: a local write that fails with EIO on the Primary is acknowledged because a peer stored
+// it, but the Primary keeps its disk UpToDate and serves the stale block to later reads (DRBD
+// detaches the failed disk, on-io-error detach, and reads from a peer).
+// Replay: ditto-sim run --seed 2 --swarm --ops 1000   (shrinks to 1 fault, 19 operations)
+TEST(RegressionSeed2, DISABLED_WriteEioOnThePrimaryIsNotServedAsStaleDataAfterThePeerAcked) {
+  const RunResult result = run_simulation(swarm(2, 1000));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+// Bug: a write that fails with EIO on a Secondary is answered with WriteAck{ok = false}, the
+// Primary completes it anyway and keeps replicating to the Secondary, which stays UpToDate
+// without the block: both claim UpToDate, connected, with different acknowledged data (DRBD:
+// the Secondary detaches, the Primary marks the block out of sync for it).
+// Replay: ditto-sim run --seed 3 --swarm --ops 1000   (shrinks to 2 faults, 20 operations)
+TEST(RegressionSeed3, DISABLED_WriteEioOnASecondaryDoesNotLeaveItUpToDateAndDivergent) {
+  const RunResult result = run_simulation(swarm(3, 1000));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+// Bug: writes in flight when a connection drops complete without that peer (peer_lost), but
+// the Primary starts no new data generation for them (only a write issued while a peer is away
+// does). If no new write comes before the peer reconnects, the handshake sees equal
+// generations and the peer stays UpToDate without those blocks: silent divergence (DRBD sets
+// the peer's bitmap bits for them and resyncs).
+// Replay: ditto-sim run --seed 186 --swarm --ops 1000 --without disk_write_error
+//         (shrinks to a pause of the Primary plus a partition, 34 operations)
+TEST(RegressionSeed186, DISABLED_AWriteCompletedWithoutALostPeerMakesThatPeerOutdated) {
+  const RunResult result = run_simulation(swarm(186, 1000, "disk_write_error"));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+// Bug: core::Node::invariants() fails (node.cpp: a request waits for a peer that is no longer
+// a replication target while the disk is UpToDate) after crashes and restarts.
+// Replay: ditto-sim run --seed 110 --swarm --ops 400 --without connection_reset,
+//   partition_halves,partition_isolate,partition_ring,partition_one_way,link_flapping,
+//   disk_write_error,node_pause   (shrinks to two crashes and a slow disk, 31 operations)
+// Run in a child process: the failed assertion aborts.
+TEST(RegressionSeed110, DISABLED_CrashesAndRestartsKeepThePendingPeerInvariant) {
+  const RunResult result = run_isolated(
+      make_schedule(swarm(110, 400,
+                          "connection_reset,partition_halves,partition_isolate,partition_ring,"
+                          "partition_one_way,link_flapping,disk_write_error,node_pause"),
+                    true));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+// The shrinker itself, on a failure that does not depend on the core: the oracle self-test
+// drops an acknowledged block at the end, so every fault is removable.
+TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
+  SimOptions options;
+  options.seed = 21;
+  options.nodes = 3;
+  options.workload.operations = 300;
+  options.faults = netem::parse_fault_list("slow_link,link_clog,slow_disk,disk_reorder").value();
+  options.faults_per_1000_ops = 40;
+  options.drop_acked_write_for_test = true;
+  const Schedule schedule = make_schedule(options, true);
+  ASSERT_GT(schedule.faults.size(), 3u);
+  const ShrinkResult shrunk = shrink(schedule, 30);
+  EXPECT_TRUE(shrunk.complete);
+  EXPECT_EQ(shrunk.schedule.faults.size(), 0u);
+  EXPECT_LT(shrunk.schedule.operations->size(), 20u);
+  EXPECT_GT(run_schedule(shrunk.schedule).violation_count, 0u);
+  EXPECT_EQ(failure_kind(shrunk.run), "final disk of node (Primary)");
+}
+
+TEST(Shrink, AnAbortingRunIsAFailureKindInAChildProcess) {
+  SimOptions options;
+  options.seed = 1;
+  options.workload.operations = 50;
+  const RunResult passing = run_isolated(make_schedule(options, true));
+  EXPECT_EQ(passing.violation_count, 0u) << describe(passing);
+}
+
+}  // namespace
+}  // namespace ditto::sim
