@@ -53,6 +53,8 @@ class ControlServer::Session : public std::enable_shared_from_this<ControlServer
   }
 
  private:
+  std::unique_ptr<boost::asio::steady_timer> timer_;
+
   void read() {
     auto self = shared_from_this();
     boost::asio::async_read_until(
@@ -68,6 +70,10 @@ class ControlServer::Session : public std::enable_shared_from_this<ControlServer
   }
 
   void reply(const ControlReply& reply) {
+    if (reply.wait) {
+      wait_for(reply.wait);
+      return;
+    }
     timestamps_ = reply.timestamps;
     if (reply.subscribe && reply.exit_status == 0) {
       subscribers_->push_back(weak_from_this());
@@ -79,6 +85,22 @@ class ControlServer::Session : public std::enable_shared_from_this<ControlServer
     auto self = shared_from_this();
     boost::asio::async_write(socket_, boost::asio::buffer(response_),
                              [this, self](boost::system::error_code, std::size_t) { close(); });
+  }
+
+  // Polls a deferred outcome on a timer; the io_context keeps running meanwhile, so the core
+  // can finish its two-phase commit.
+  void wait_for(std::function<std::optional<ControlReply>()> poll) {
+    if (auto done = poll()) {
+      reply(*done);
+      return;
+    }
+    if (!timer_) timer_ = std::make_unique<boost::asio::steady_timer>(socket_.get_executor());
+    timer_->expires_after(std::chrono::milliseconds(5));
+    auto self = shared_from_this();
+    timer_->async_wait([this, self, poll = std::move(poll)](boost::system::error_code error) {
+      if (error || closed_) return;
+      wait_for(poll);
+    });
   }
 
   void push_raw(std::string text) {

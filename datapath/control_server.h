@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,10 @@ struct ControlReply {
   std::string text;
   bool subscribe = false;   // keep the connection open for publish()ed lines
   bool timestamps = false;  // prefix each published line with the local time (events2 format)
+  // A command whose outcome comes later (a promotion's two-phase commit): the session calls
+  // `wait` every few milliseconds until it returns the final reply, and sends that instead.
+  // The callee bounds the wait (it answers with a timeout error itself).
+  std::function<std::optional<ControlReply>()> wait = nullptr;
 };
 
 class ControlServer {

@@ -1,7 +1,9 @@
 // dittod: the ditto storage daemon. Runs one resource from a drbd.conf-grammar file: the
 // replication core, an io_uring disk, a TCP transport to the peers, an NBD export and a
 // control socket for dittoadm.
+#include <chrono>
 #include <csignal>
+#include <optional>
 #include <cstdio>
 #include <string>
 
@@ -84,8 +86,28 @@ ControlReply handle_command(ditto::datapath::ResourceRunner& runner,
     ditto::core::AdminCommand command = ditto::core::Demote{};
     if (verb == "primary") command = ditto::core::Promote{has("--force")};
     const ditto::core::AdminResult result = runner.admin(command);
-    if (result.ok) return {0, ""};
-    return {11, resource + ": State change failed: (" + result.code + ") " + result.message + "\n"};
+    auto answer = [resource](const ditto::core::AdminResult& outcome) -> ControlReply {
+      if (outcome.ok) return {0, ""};
+      return {11, resource + ": State change failed: (" + outcome.code + ") " + outcome.message +
+                      "\n"};
+    };
+    if (!result.pending) return answer(result);
+    // A promotion with connected peers is a two-phase commit: answer when it is decided, like
+    // drbdadm primary does. The core's own 2PC timeout bounds the wait; a deadline guards it.
+    ControlReply deferred;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    deferred.wait = [&runner, answer, deadline]() -> std::optional<ControlReply> {
+      if (!runner.node().promotion_pending()) {
+        const auto& outcome = runner.node().promotion_outcome();
+        if (outcome.has_value()) return answer(*outcome);
+        return answer({});
+      }
+      if (std::chrono::steady_clock::now() > deadline) {
+        return ControlReply{11, "error: promotion still undecided after 60 s\n"};
+      }
+      return std::nullopt;
+    };
+    return deferred;
   }
   return {2, "error: unknown command '" + verb + "'\n"};
 }
