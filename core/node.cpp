@@ -93,7 +93,10 @@ void Node::on_client_write(Instant now, RequestId request, Sector sector,
 void Node::admit_write(RequestId request, Sector sector, std::uint32_t length_bytes,
                        PayloadHandle payload, WriteFlags flags) {
   DITTO_ASSERT(role_ == Role::primary);
-  if (disk_state_ != DiskState::up_to_date) {
+  // A Primary whose disk detached writes through its UpToDate peers only; with none left there
+  // is nowhere to store the data.
+  const bool writes_locally = disk_state_ == DiskState::up_to_date;
+  if (!writes_locally && !(local_disk_detached() && replication_targets_mask() != 0)) {
     actions_.push_back(CompleteClient{request, ClientStatus::io_error, std::nullopt});
     actions_.push_back(ReleasePayload{payload});
     return;
@@ -106,11 +109,13 @@ void Node::admit_write(RequestId request, Sector sector, std::uint32_t length_by
   entry.sector = sector;
   entry.length_bytes = length_bytes;
   entry.payload = payload;
-  entry.local_pending = true;
-  entry.io = next_io();
   entry.epoch = current_epoch_;
-  requests_by_io_[entry.io->value] = sequence;
-  actions_.push_back(DiskWrite{*entry.io, sector, length_bytes, payload, flags.fua});
+  if (writes_locally) {
+    entry.local_pending = true;
+    entry.io = next_io();
+    requests_by_io_[entry.io->value] = sequence;
+    actions_.push_back(DiskWrite{*entry.io, sector, length_bytes, payload, flags.fua});
+  }
 
   std::uint32_t flags_wire = flags.fua ? wire::data_flag_fua : 0u;
   if (config_.protocol == Protocol::b) flags_wire |= wire::data_flag_send_receive_ack;
@@ -118,11 +123,13 @@ void Node::admit_write(RequestId request, Sector sector, std::uint32_t length_by
   for (Peer& peer : peers_) {
     if (peer_replicating(peer)) send_data(peer, sequence, entry, flags_wire);
   }
+  DITTO_ASSERT(entry.local_pending || entry.peers_pending_mask != 0 || entry.peers_ok_mask != 0);
   statistics_.written_bytes += length_bytes;
   statistics_.upper_pending += 1;
   current_epoch_writes_ += 1;
+  const bool done = !entry.local_pending && entry.peers_pending_mask == 0;
   if (current_epoch_writes_ >= config_.max_epoch_size) close_epoch();
-  DITTO_ASSERT(entry.local_pending);
+  if (done) maybe_complete(sequence);  // protocol A through peers only: already stored
 }
 
 void Node::send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::uint32_t flags) {
@@ -178,6 +185,8 @@ void Node::on_client_read(Instant now, RequestId request, Sector sector, std::ui
     actions_.push_back(CompleteClient{request, ClientStatus::out_of_range, std::nullopt});
     return invariants();
   }
+  // Reads are served from the local disk only. Without a usable one they are refused (DRBD would
+  // read from an UpToDate peer; reading through peers is future work).
   if (disk_state_ != DiskState::up_to_date || client_requests() >= config_.requests_in_flight_max) {
     const ClientStatus status =
         disk_state_ != DiskState::up_to_date ? ClientStatus::no_data : ClientStatus::busy;
@@ -253,7 +262,10 @@ void Node::on_disk_completed(Instant now, IoId io, IoStatus status) {
   DITTO_ASSERT(entry.local_pending);
   entry.local_pending = false;
   entry.local_ok = status == IoStatus::ok;
-  maybe_complete(sequence);
+  // on-io-error detach (DRBD's default): a failed local read, write or flush detaches the disk;
+  // a write still succeeds if a peer stored it.
+  if (status != IoStatus::ok && !local_disk_detached()) detach_local_disk();
+  if (requests_.count(sequence) == 1) maybe_complete(sequence);
   invariants();
 }
 
@@ -293,10 +305,12 @@ Node::Peer& Node::peer_ref(NodeId peer) {
   return entry;
 }
 
+// A local disk that is UpToDate, or none at all (detached after an I/O error: the peers carry
+// the data alone). An Outdated or Inconsistent local disk never replicates.
 bool Node::peer_replicating(const Peer& peer) const {
   return peer.configured && peer.status.connection == ConnectionState::connected &&
          peer.state_received && peer.status.disk == DiskState::up_to_date &&
-         disk_state_ == DiskState::up_to_date;
+         (disk_state_ == DiskState::up_to_date || local_disk_detached());
 }
 
 std::uint32_t Node::replication_targets_mask() const {
@@ -375,9 +389,9 @@ void Node::invariants() const {
   for (const auto& [sequence, entry] : requests_) {
     DITTO_ASSERT(sequence < next_sequence_);
     DITTO_ASSERT(entry.epoch <= current_epoch_);
-    // A pending peer is always one we are still replicating to: losing it clears the bit.
-    DITTO_ASSERT((entry.peers_pending_mask & ~targets) == 0 ||
-                 disk_state_ != DiskState::up_to_date);
+    // A pending peer is always one we are still replicating to: any state change that stops
+    // replication to it clears the bit (release_requests_from_non_targets).
+    DITTO_ASSERT((entry.peers_pending_mask & ~targets) == 0);
     DITTO_ASSERT(entry.local_pending ==
                  (entry.io.has_value() && requests_by_io_.count(entry.io->value) == 1));
   }

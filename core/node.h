@@ -20,6 +20,9 @@
 // - promotion as a two-phase commit over the connected peers (see on_admin below);
 // - reads served from the local disk; client flushes carried to every connected peer behind a
 //   barrier; FUA carried on Data;
+// - on-io-error detach: a failed local read, write or flush takes the disk Failed, then
+//   Diskless, and tells the peers; a diskless Primary writes through its UpToDate peers and
+//   refuses reads (no_data); a write that completes without a peer starts a new generation;
 // - a connection handshake (Hello with version range, then StateReport) and a data generation
 //   counter so a node that missed writes is Outdated, not silently served as UpToDate;
 // - backpressure: at most requests_in_flight_max client requests, and at most that many writes
@@ -374,10 +377,13 @@ class Node {
   void enqueue(Peer& peer, InboxItem item);
   void pump_inbox(Peer& peer);
   void finish_inbox_front(Peer& peer, bool ok);
+  bool drain_inbox_front_without_disk(Peer& peer);
   void clear_peer_streams(Peer& peer);
 
   void resolve_generations(Peer& peer);
   void note_write_while_degraded();
+  void start_new_generation();
+  void release_requests_from_non_targets();
   void protocol_error(Peer& peer, std::string reason);
   void peer_lost(Peer& peer, ConnectionState failure);
   void maybe_complete(std::uint64_t sequence);
@@ -387,6 +393,8 @@ class Node {
 
   // State changes and promotion (node_state.cpp).
   StateChangeResult change_state(ClusterState proposed, bool hard, bool force = false);
+  void detach_local_disk();
+  bool local_disk_detached() const { return disk_state_ <= DiskState::failed; }
   void commit_state(const ClusterState& old, const ClusterState& next);
   void set_connection(Peer& peer, ConnectionState state);
   StateChangeResult check_promotion(bool force, ClusterState& proposed) const;

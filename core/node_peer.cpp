@@ -210,6 +210,9 @@ void Node::resolve_generations(Peer& peer) {
 void Node::on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::MessageType type) {
   const bool expected_type = type == wire::MessageType::recv_ack ? config_.protocol == Protocol::b
                                                                  : config_.protocol == Protocol::c;
+  // We stopped waiting for this peer when it stopped being a replication target (its disk
+  // detached or went Outdated): acks already on their way are late, not wrong.
+  if (expected_type && !peer_replicating(peer)) return;
   auto found = requests_.find(sequence);
   const std::uint32_t peer_bit = bit(peer.status.node_id);
   if (!expected_type || found == requests_.end() || found->second.kind != RequestKind::write ||
@@ -223,6 +226,9 @@ void Node::on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::Messa
   if (ok) entry.peers_ok_mask |= peer_bit;
   DITTO_ASSERT(peer.status.pending_writes > 0);
   peer.status.pending_writes -= 1;
+  // The peer failed to store it (and detaches, its StateReport follows): our data moves on
+  // without it, which a new generation records.
+  if (!ok && role_ == Role::primary) start_new_generation();
   maybe_complete(sequence);
 }
 
@@ -245,6 +251,7 @@ void Node::on_barrier_ack(Peer& peer, const wire::BarrierAck& ack) {
 }
 
 void Node::on_flush_ack(Peer& peer, const wire::FlushAck& ack) {
+  if (!peer_replicating(peer)) return;  // late: see on_write_ack
   auto found = requests_.find(ack.flush_id);
   const std::uint32_t peer_bit = bit(peer.status.node_id);
   if (found == requests_.end() || found->second.kind != RequestKind::flush ||
@@ -304,6 +311,10 @@ void Node::enqueue(Peer& peer, InboxItem item) {
 void Node::pump_inbox(Peer& peer) {
   while (!peer.inbox.empty() && !peer.receive_flushing) {
     InboxItem& item = peer.inbox.front();
+    if (local_disk_detached()) {
+      if (!drain_inbox_front_without_disk(peer)) return;  // a barrier waits for the epoch
+      continue;
+    }
     if (item.kind == InboxItem::Kind::data) {
       const IoId io = next_io();
       const bool write_ack = (item.data.flags & wire::data_flag_send_write_ack) != 0;
@@ -337,6 +348,27 @@ void Node::pump_inbox(Peer& peer) {
   }
 }
 
+// With the disk detached, nothing is written: a write is answered as failed (the Primary stops
+// counting on us once our Diskless StateReport arrives), a barrier still closes its epoch with
+// the count the Primary expects, a flush fails.
+bool Node::drain_inbox_front_without_disk(Peer& peer) {
+  DITTO_ASSERT(!peer.inbox.empty() && !peer.receive_flushing);
+  InboxItem& item = peer.inbox.front();
+  if (item.kind != InboxItem::Kind::data) {
+    if (peer.receive_epoch_active > 0) return false;
+    finish_inbox_front(peer, item.kind == InboxItem::Kind::barrier);
+    return true;
+  }
+  if ((item.data.flags & wire::data_flag_send_write_ack) != 0) {
+    actions_.push_back(
+        Send{peer.status.node_id, wire::WriteAck{item.data.sequence, false}, std::nullopt});
+  }
+  actions_.push_back(ReleasePayload{item.payload});
+  peer.receive_epoch_writes += 1;
+  peer.inbox.pop_front();
+  return true;
+}
+
 void Node::finish_inbox_front(Peer& peer, bool ok) {
   DITTO_ASSERT(!peer.inbox.empty() && peer.receive_epoch_active == 0);
   const InboxItem item = peer.inbox.front();
@@ -360,6 +392,8 @@ void Node::on_peer_io_completed(const PeerIo& peer_io, IoStatus status) {
                                connection_epochs_[peer_io.peer.value] == peer_io.connection_epoch;
   if (!same_connection) return;  // the requester is gone; it counts us as not OK
   const bool ok = status == IoStatus::ok;
+  // on-io-error detach: answer this write as failed first, then detach and tell the peers.
+  const bool detach = !ok && !local_disk_detached();
   if (peer_io.is_flush) {
     DITTO_ASSERT(peer.receive_flushing);
     finish_inbox_front(peer, ok);
@@ -370,6 +404,7 @@ void Node::on_peer_io_completed(const PeerIo& peer_io, IoStatus status) {
       actions_.push_back(Send{peer_io.peer, wire::WriteAck{peer_io.id, ok}, std::nullopt});
     }
   }
+  if (detach) detach_local_disk();
   pump_inbox(peer);
 }
 
@@ -385,10 +420,43 @@ void Node::note_write_while_degraded() {
   }
   if (generation_bumped_for_outage_) return;
   // First write while some peer is away: start a new data generation (DRBD rotates the current
-  // UUID lazily at this point, §3.2), and tell the peers that are still here.
+  // UUID lazily at this point, §3.2).
+  start_new_generation();
+}
+
+// Our data moves on without some peer: a new generation, so that peer is Outdated when it
+// reconnects; the peers that are still here are told.
+void Node::start_new_generation() {
+  DITTO_ASSERT(role_ == Role::primary);
   generation_bumped_for_outage_ = true;
   generation_ = ((generation_counter(generation_) + 1) << 5) | config_.node_id.value;
   send_state_to_connected_peers();
+}
+
+// A write or flush waits only for peers we still replicate to. Any state change that stops
+// replication to a peer (connection lost, its disk detached or Outdated) ends the wait for it;
+// a write that completes without that peer starts a new generation right away, before the peer
+// can reconnect (DRBD marks the blocks out of sync for it).
+void Node::release_requests_from_non_targets() {
+  const std::uint32_t targets = replication_targets_mask();
+  std::vector<std::uint64_t> touched;
+  bool write_released = false;
+  for (auto& [sequence, entry] : requests_) {
+    const std::uint32_t released = entry.peers_pending_mask & ~targets;
+    if (released == 0) continue;
+    entry.peers_pending_mask &= ~released;
+    write_released = write_released || entry.kind == RequestKind::write;
+    touched.push_back(sequence);
+  }
+  if (touched.empty()) return;
+  for (Peer& peer : peers_) {
+    if ((targets & bit(peer.status.node_id)) == 0) peer.status.pending_writes = 0;
+  }
+  if (write_released && role_ == Role::primary) start_new_generation();
+  for (std::uint64_t sequence : touched) {
+    if (requests_.count(sequence) == 1) maybe_complete(sequence);
+  }
+  DITTO_ASSERT(touched.size() <= next_sequence_);
 }
 
 // ---- Connection loss --------------------------------------------------------------------------
@@ -436,13 +504,10 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
     set_connection(peer, ConnectionState::unconnected);
     set_connection(peer, ConnectionState::connecting);
   }
-  std::vector<std::uint64_t> touched;
-  for (auto& [sequence, entry] : requests_) {
-    if ((entry.peers_pending_mask & peer_bit) == 0) continue;
-    entry.peers_pending_mask &= ~peer_bit;
-    touched.push_back(sequence);
+  // Leaving Connected released every request waiting for this peer (commit_state).
+  for (const auto& [sequence, entry] : requests_) {
+    DITTO_ASSERT((entry.peers_pending_mask & peer_bit) == 0);
   }
-  for (std::uint64_t sequence : touched) maybe_complete(sequence);
 }
 
 }  // namespace ditto::core

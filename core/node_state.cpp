@@ -84,6 +84,23 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
       score_before != promotion_score()) {
     emit_resource_event();
   }
+  release_requests_from_non_targets();
+}
+
+// on-io-error detach (DRBD's default): the disk goes Failed, then Diskless, and the peers learn
+// it from our StateReport. A Primary stays Primary and writes through its UpToDate peers; with
+// none, its writes fail (io_error), and reads are refused (no_data) either way. The node never
+// claims UpToDate again without a resync: it restarts Outdated (the driver's choice).
+void Node::detach_local_disk() {
+  DITTO_ASSERT(!local_disk_detached());
+  for (const DiskState step : {DiskState::failed, DiskState::diskless}) {
+    ClusterState proposed = cluster_state();
+    proposed.disk = step;
+    const StateChangeResult result = change_state(proposed, true);
+    DITTO_ASSERT(result.ok());  // no hard rule keeps a disk from failing
+  }
+  DITTO_ASSERT(disk_state_ == DiskState::diskless);
+  send_state_to_connected_peers();
 }
 
 void Node::set_connection(Peer& peer, ConnectionState state) {

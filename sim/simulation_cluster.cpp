@@ -93,6 +93,11 @@ void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClie
     sim_node.read_errors_unexplained -= 1;
     read_error_injected = true;
   }
+  // A node detaches its disk only after an injected EIO; it then refuses reads (no_data).
+  if (operation.kind == OperationKind::read && complete.status == core::ClientStatus::no_data &&
+      sim_node.core->disk_state() == DiskState::diskless) {
+    read_error_injected = true;
+  }
   workload_.completed(now_, NodeId{node}, complete.request, complete.status, tags, holders,
                       read_error_injected, violations_);
   if (buffer != sim_node.read_buffers.end()) sim_node.read_buffers.erase(buffer);
@@ -116,6 +121,9 @@ void Simulation::write_completed(std::uint8_t node, const ClientOperation& opera
     const Connection& entry = connection(node, peer);
     if (entry.epoch != trace.epochs[peer] || entry.state != Connection::State::up) {
       required &= ~(1u << peer);  // the connection broke: the Primary stopped waiting for it
+    }
+    if (alive(peer) && nodes_[peer]->core->disk_state() != DiskState::up_to_date) {
+      required &= ~(1u << peer);  // no longer a replica (its disk detached or is Outdated)
     }
   }
   const std::uint32_t missing = required & ~trace.holders;

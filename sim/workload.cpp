@@ -126,9 +126,11 @@ void Workload::check_read(NodeId node, const ClientOperation& operation, core::C
     return;
   }
   statistics_.reads_failed += 1;
-  // An injected EIO explains a failed read (no data is better than wrong data); nothing else
-  // does: the Primary is UpToDate.
-  if (status == core::ClientStatus::io_error && read_error_injected) return;
+  // An injected EIO explains a failed read, and the refused reads of the disk it detached
+  // (no data is better than wrong data); nothing else does: the Primary is UpToDate.
+  const bool failed_read = status == core::ClientStatus::io_error ||
+                           status == core::ClientStatus::no_data;
+  if (failed_read && read_error_injected) return;
   violations.add(where + " failed with status " + core::to_string(status));
 }
 

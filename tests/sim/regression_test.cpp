@@ -1,5 +1,5 @@
-// Failing seeds the simulator found. Each names the core bug; the core bugs are not fixed yet,
-// so the tests are DISABLED_ (run them with --gtest_also_run_disabled_tests). When the core is
+// Failing seeds the simulator found. Each names the core bug and its fix; a seed whose bug is
+// not fixed yet is DISABLED_ (run it with --gtest_also_run_disabled_tests). When the core is
 // fixed, drop the DISABLED_ prefix: the test must then pass and stay passing.
 //
 // Replay any of them from the command line with the command in its comment; `ditto-sim shrink`
@@ -29,8 +29,10 @@ SimOptions swarm(std::uint64_t seed, std::uint64_t operations, const char* witho
 // Bug: a local write that fails with EIO on the Primary is acknowledged because a peer stored
 // it, but the Primary keeps its disk UpToDate and serves the stale block to later reads (DRBD
 // detaches the failed disk, on-io-error detach, and reads from a peer).
+// Fixed: the failed local write detaches the disk (Failed, then Diskless); the write succeeds
+// through the peer, later reads are refused with no_data.
 // Replay: ditto-sim run --seed 2 --swarm --ops 1000   (shrinks to 1 fault, 19 operations)
-TEST(RegressionSeed2, DISABLED_WriteEioOnThePrimaryIsNotServedAsStaleDataAfterThePeerAcked) {
+TEST(RegressionSeed2, WriteEioOnThePrimaryIsNotServedAsStaleDataAfterThePeerAcked) {
   const RunResult result = run_simulation(swarm(2, 1000));
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
@@ -39,8 +41,10 @@ TEST(RegressionSeed2, DISABLED_WriteEioOnThePrimaryIsNotServedAsStaleDataAfterTh
 // Primary completes it anyway and keeps replicating to the Secondary, which stays UpToDate
 // without the block: both claim UpToDate, connected, with different acknowledged data (DRBD:
 // the Secondary detaches, the Primary marks the block out of sync for it).
+// Fixed: the Secondary detaches and reports Diskless; the Primary stops replicating to it and
+// starts a new generation.
 // Replay: ditto-sim run --seed 3 --swarm --ops 1000   (shrinks to 2 faults, 20 operations)
-TEST(RegressionSeed3, DISABLED_WriteEioOnASecondaryDoesNotLeaveItUpToDateAndDivergent) {
+TEST(RegressionSeed3, WriteEioOnASecondaryDoesNotLeaveItUpToDateAndDivergent) {
   const RunResult result = run_simulation(swarm(3, 1000));
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
@@ -50,20 +54,24 @@ TEST(RegressionSeed3, DISABLED_WriteEioOnASecondaryDoesNotLeaveItUpToDateAndDive
 // does). If no new write comes before the peer reconnects, the handshake sees equal
 // generations and the peer stays UpToDate without those blocks: silent divergence (DRBD sets
 // the peer's bitmap bits for them and resyncs).
+// Fixed: releasing a write from a lost peer starts a new generation at once.
 // Replay: ditto-sim run --seed 186 --swarm --ops 1000 --without disk_write_error
 //         (shrinks to a pause of the Primary plus a partition, 34 operations)
-TEST(RegressionSeed186, DISABLED_AWriteCompletedWithoutALostPeerMakesThatPeerOutdated) {
+TEST(RegressionSeed186, AWriteCompletedWithoutALostPeerMakesThatPeerOutdated) {
   const RunResult result = run_simulation(swarm(186, 1000, "disk_write_error"));
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
 // Bug: core::Node::invariants() fails (node.cpp: a request waits for a peer that is no longer
-// a replication target while the disk is UpToDate) after crashes and restarts.
+// a replication target while the disk is UpToDate) after crashes and restarts. The cause: a
+// connected Secondary reported Outdated (its handshake with a restarted node saw a newer
+// generation) while writes waited for it; only a lost connection released pending peers.
+// Fixed: every committed state change releases requests from peers that stopped being targets.
 // Replay: ditto-sim run --seed 110 --swarm --ops 400 --without connection_reset,
 //   partition_halves,partition_isolate,partition_ring,partition_one_way,link_flapping,
 //   disk_write_error,node_pause   (shrinks to two crashes and a slow disk, 31 operations)
 // Run in a child process: the failed assertion aborts.
-TEST(RegressionSeed110, DISABLED_CrashesAndRestartsKeepThePendingPeerInvariant) {
+TEST(RegressionSeed110, CrashesAndRestartsKeepThePendingPeerInvariant) {
   const RunResult result = run_isolated(
       make_schedule(swarm(110, 400,
                           "connection_reset,partition_halves,partition_isolate,partition_ring,"

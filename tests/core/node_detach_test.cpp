@@ -1,0 +1,97 @@
+// on-io-error detach and what a write that loses a peer does to the data generation, driven by
+// hand (the simulator seeds 2, 3, 186 and 110 in tests/sim/regression_test.cpp found these).
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/node.h"
+#include "tests/core/node_harness.h"
+
+namespace ditto::core {
+namespace {
+
+using harness::Cluster;
+
+int count_events(const Cluster& cluster, int node, const std::string& text) {
+  int count = 0;
+  for (const auto& [index, line] : cluster.events) {
+    if (index == node && line.find(text) != std::string::npos) count += 1;
+  }
+  return count;
+}
+
+TEST(Detach, AWriteErrorOnThePrimaryDetachesItsDiskAndTheWriteSucceedsThroughThePeer) {
+  Cluster cluster(2);
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 6, 0, 1);
+  cluster.deliver_messages();
+  cluster.complete_disk(0, IoStatus::io_error);
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  EXPECT_EQ(count_events(cluster, 0, "change device name:r0 volume:0 minor:0 disk:Failed"), 1);
+  EXPECT_EQ(count_events(cluster, 0, "change device name:r0 volume:0 minor:0 disk:Diskless"), 1);
+  cluster.drain();
+  EXPECT_EQ(cluster.completion_of(6), ClientStatus::ok);
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{0})->disk, DiskState::diskless);  // StateReport
+  EXPECT_EQ(cluster.nodes[0].role(), Role::primary);
+
+  // No stale data: reads are refused; writes go to the UpToDate peer alone.
+  cluster.nodes[0].on_client_read(cluster.now, RequestId{7}, Sector{0}, 4096);
+  cluster.collect(0);
+  EXPECT_EQ(cluster.completion_of(7), ClientStatus::no_data);
+  cluster.write(0, 8, 8, 2);
+  EXPECT_TRUE(cluster.pending_writes(0).empty());
+  cluster.drain();
+  EXPECT_EQ(cluster.completion_of(8), ClientStatus::ok);
+}
+
+TEST(Detach, ADisklessPrimaryWithoutAnUpToDatePeerFailsWritesInsteadOfLosingThem) {
+  Cluster cluster(2);
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 1);
+  cluster.complete_disk(0, IoStatus::io_error);
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::io_error);
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  cluster.write(0, 2, 0, 2);
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::io_error);
+}
+
+TEST(Detach, AWriteErrorOnASecondaryDetachesItAndThePrimaryStopsReplicatingToIt) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  const std::uint64_t generation = cluster.nodes[0].generation();
+  cluster.write(0, 1, 0, 1);
+  cluster.deliver_messages();
+  cluster.complete_disk(1, IoStatus::io_error);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::diskless);
+  cluster.drain();
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->disk, DiskState::diskless);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->connection, ConnectionState::connected);
+  EXPECT_GT(cluster.nodes[0].generation(), generation);  // the data moved on without node 1
+  EXPECT_TRUE(cluster.disconnects.empty());              // late acks are not protocol errors
+
+  const int data_before = cluster.count_sent(0, wire::MessageType::data);
+  cluster.write(0, 2, 8, 2);
+  EXPECT_EQ(cluster.count_sent(0, wire::MessageType::data), data_before + 1);  // node 2 only
+  cluster.drain();
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  EXPECT_NE(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+}
+
+TEST(Detach, AWriteInFlightToALostPeerStartsANewGenerationBeforeThePeerReconnects) {
+  Cluster cluster(2);
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  const std::uint64_t generation = cluster.nodes[0].generation();
+  cluster.write(0, 1, 0, 1);
+  cluster.disconnect(0, 1);  // the Data never arrives
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  EXPECT_GT(cluster.nodes[0].generation(), generation);
+  cluster.connect(0, 1);  // no write in between: the peer must still see it missed one
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+}
+
+}  // namespace
+}  // namespace ditto::core
