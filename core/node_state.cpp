@@ -5,16 +5,10 @@
 
 #include "core/assert.h"
 #include "core/node.h"
+#include "core/overloaded.h"
 
 namespace ditto::core {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 std::uint32_t bit(NodeId node) {
   return 1u << node.value;

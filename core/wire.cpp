@@ -5,16 +5,10 @@
 #include "core/assert.h"
 #include "core/bytes.h"
 #include "core/crc32c.h"
+#include "core/overloaded.h"
 
 namespace ditto::wire {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 std::size_t fields_size_bytes(const Message& message) {
   return std::visit(

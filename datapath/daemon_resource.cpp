@@ -7,16 +7,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/assert.h"
+#include "core/overloaded.h"
 
 namespace ditto::datapath {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 constexpr std::uint32_t nbd_error_io = 5;       // EIO
 constexpr std::uint32_t nbd_error_perm = 1;     // EPERM

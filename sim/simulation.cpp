@@ -8,16 +8,10 @@
 #include "core/assert.h"
 #include "sim/sim_node.h"
 #include "sim/streams.h"
+#include "core/overloaded.h"
 
 namespace ditto::sim {
 namespace {
-
-template <class... Ts>
-struct Overloaded : Ts... {
-  using Ts::operator()...;
-};
-template <class... Ts>
-Overloaded(Ts...) -> Overloaded<Ts...>;
 
 enum class DiskOperation : std::uint8_t { write = 0, read = 1, flush = 2 };
 constexpr std::uint8_t disk_error_bit = 0x80;

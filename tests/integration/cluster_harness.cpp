@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -29,6 +31,20 @@ std::string build_program(const std::string& relative_path) {
   const char* build = std::getenv("DITTO_BUILD_DIR");
   if (build == nullptr) throw std::runtime_error("DITTO_BUILD_DIR is not set (run under ctest)");
   return std::string(build) + "/" + relative_path;
+}
+
+CommandOutcome run_command(const std::string& command) {
+  CommandOutcome outcome;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return outcome;
+  std::array<char, 65536> chunk{};
+  std::size_t got = 0;
+  while ((got = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) {
+    outcome.output.append(chunk.data(), got);
+  }
+  const int status = ::pclose(pipe);
+  outcome.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return outcome;
 }
 
 std::uint16_t free_port() {

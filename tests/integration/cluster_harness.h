@@ -58,6 +58,14 @@ class LocalCluster {
   std::vector<pid_t> pids_;
 };
 
+// Runs a shell command and returns its exit status and standard output (append 2>&1 to the
+// command to capture standard error too).
+struct CommandOutcome {
+  int exit_status = -1;
+  std::string output;
+};
+CommandOutcome run_command(const std::string& command);
+
 // Path of a built program, from the DITTO_BUILD_DIR environment variable set by ctest.
 std::string build_program(const std::string& relative_path);
 // A TCP port that was free a moment ago on 127.0.0.1.

@@ -27,14 +27,9 @@ struct Output {
 
 Output run(const std::string& command) {
   Output output;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::array<char, 4096> chunk{};
-  std::size_t got = 0;
-  while ((got = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) {
-    output.text.append(chunk.data(), got);
-  }
-  const int status = ::pclose(pipe);
-  output.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const CommandOutcome result = run_command(command);
+  output.text = result.output;
+  output.exit_status = result.exit_status;
   return output;
 }
 

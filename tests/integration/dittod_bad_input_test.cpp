@@ -22,14 +22,9 @@ Outcome run_dittod(const std::string& config_path, const std::string& node) {
   const std::string command = build_program("datapath/dittod") + " --config " + config_path +
                               " --node " + node + " --control " + config_path + ".sock 2>&1";
   Outcome outcome;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  std::array<char, 4096> chunk{};
-  std::size_t got = 0;
-  while ((got = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) {
-    outcome.output.append(chunk.data(), got);
-  }
-  const int status = ::pclose(pipe);
-  outcome.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const CommandOutcome result = run_command(command);
+  outcome.output = result.output;
+  outcome.exit_status = result.exit_status;
   return outcome;
 }
 

@@ -24,15 +24,9 @@ struct Outcome {
 
 Outcome run(const std::string& command) {
   Outcome outcome;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return outcome;
-  std::array<char, 65536> chunk{};
-  std::size_t got = 0;
-  while ((got = std::fread(chunk.data(), 1, chunk.size(), pipe)) > 0) {
-    outcome.output.append(chunk.data(), got);
-  }
-  const int status = ::pclose(pipe);
-  outcome.exit_status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const CommandOutcome result = run_command(command);
+  outcome.output = result.output;
+  outcome.exit_status = result.exit_status;
   return outcome;
 }
 
