@@ -6,7 +6,7 @@
 #   ditto1/2/3  dittod with 1, 2 and 3 nodes, protocol C, NBD export on the Primary
 # Jobs: 4 KiB random write QD1 (p50/p99 latency), QD32 (IOPS), 1 MiB sequential write (MiB/s),
 # 4 KiB random read QD32 (IOPS), 4 KiB random write QD1 with fdatasync after each write (the
-# durability cost; fio's nbd engine sends FLUSH for it). For each target it also reports the
+# durability cost; fio's nbd engine sends NBD_CMD_FLUSH for it). For each target it also reports the
 # CPU time of the target's own processes per I/O (not fio's), from /proc/PID/stat.
 # Usage: bench/nbd_bench.sh [--runtime S] [--size-mib N] [--targets a,b,...] [--out FILE]
 set -euo pipefail
@@ -99,7 +99,7 @@ declare -A job_args=(
   [qd32]="--rw=randwrite --bs=4k --iodepth=32"
   [seq1m]="--rw=write --bs=1M --iodepth=8"
   [randread]="--rw=randread --bs=4k --iodepth=32"
-  [fsync]="--rw=randwrite --bs=4k --iodepth=1 --fdatasync=1"
+  [fsync]="--rw=randwrite --bs=4k --iodepth=1 --fsync=1"
 )
 jobs=(qd1 qd32 seq1m randread fsync)
 
@@ -111,9 +111,14 @@ run_jobs() {  # $1 target name, $2 fio engine args, rest: server pids
     # shellcheck disable=SC2086
     fio --name="$target-$job" $engine ${job_args[$job]} --size="$((size_mib / 2))M" \
       --runtime="$runtime" --time_based --ramp_time=1 --group_reporting --output-format=json \
-      2>"$work/$target-$job.err" | sed -n '/^{/,$p' >"$work/$target-$job.json"
+      2>"$work/$target-$job.err" | sed -n '/^{/,$p' >"$work/$target-$job.json" || true
     after=$(cpu_ticks "$@")
     json="$work/$target-$job.json"
+    if ! jq -e '.jobs[0].error == 0' "$json" >/dev/null 2>&1; then
+      printf '%s\t%s\tfailed (see %s)\t-\t-\t-\t-\n' "$target" "$job" "$work/$target-$job.err" \
+        >>"$work/results.tsv"
+      continue
+    fi
     ios=$(jq '[.jobs[0].read.total_ios, .jobs[0].write.total_ios] | add' "$json")
     if (($# > 0)) && ((ios > 0)); then
       cpu_us=$(awk -v t=$((after - before)) -v hz="$ticks" -v n="$ios" 'BEGIN{printf "%.1f", t / hz * 1e6 / n}')
