@@ -111,7 +111,8 @@ echo "    read back identical"
 
 echo "==> fio: 4 KiB random writes, queue depth 16, with crc32c verification"
 fio --name=demo --ioengine=nbd --uri="$uri" --rw=randwrite --bs=4k --iodepth=16 \
-  --offset=64M --size=64M --verify=crc32c --do_verify=1 --output-format=terse \
+  --offset=64M --size=64M --verify=crc32c --do_verify=1 --verify_state_save=0 \
+  --output-format=terse \
   --terse-version=3 >"$work/fio.out" || fail "fio failed (see $work/fio.out)"
 awk -F';' 'NF >= 49 {printf "    write: %s IOPS, %s KiB/s; verify read: %s IOPS\n", $49, $48, $8}' "$work/fio.out"
 
