@@ -408,7 +408,8 @@ TEST_F(NbdServerTest, FioRandomWritesVerifyWithCrc32c) {
   start_server();
   const CommandResult result =
       run("fio --name=verify --ioengine=nbd --uri=" + uri("disk") +
-          " --rw=randwrite --bs=4k --size=8M --iodepth=16 --verify=crc32c --verify_state_save=0 --output-format=terse");
+          " --rw=randwrite --bs=4k --size=8M --iodepth=16 --verify=crc32c" +
+          " --verify_state_save=0 --output-format=terse");
   EXPECT_EQ(result.exit_code, 0) << result.output;
 }
 
