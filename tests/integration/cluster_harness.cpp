@@ -104,37 +104,7 @@ LocalCluster::~LocalCluster() {
   }
 }
 
-bool LocalCluster::start(int index, std::string& error) {
-  const std::string program = build_program("datapath/dittod");
-  const std::string nbd = "127.0.0.1:" + std::to_string(nbd_ports_[index]);
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    const int log = ::open(log_path(index).c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (log >= 0) {
-      ::dup2(log, 1);
-      ::dup2(log, 2);
-    }
-    ::execl(program.c_str(), program.c_str(), "--config", config_path().c_str(), "--node",
-            names_[index].c_str(), "--nbd", nbd.c_str(), "--control",
-            control_path(index).c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
-  pids_[index] = pid;
-  for (int attempt = 0; attempt < 200; ++attempt) {
-    int status = 0;
-    if (::waitpid(pid, &status, WNOHANG) == pid) {
-      pids_[index] = -1;
-      std::ifstream log(log_path(index));
-      error = "dittod " + names_[index] + " exited early: " +
-              std::string(std::istreambuf_iterator<char>(log), {});
-      return false;
-    }
-    if (control(index, "status r0").exit_status == 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  error = "dittod " + names_[index] + " did not open its control socket";
-  return false;
-}
+bool LocalCluster::start(int index, std::string& error) { return start_with(index, {}, error); }
 
 void LocalCluster::kill(int index, int signal_number) {
   if (pids_[index] <= 0) return;
