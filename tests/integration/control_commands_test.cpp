@@ -20,17 +20,10 @@
 namespace ditto::testing {
 namespace {
 
-struct Output {
-  int exit_status = -1;
-  std::string text;
-};
+using Output = CommandOutcome;
 
 Output run(const std::string& command) {
-  Output output;
-  const CommandOutcome result = run_command(command);
-  output.text = result.output;
-  output.exit_status = result.exit_status;
-  return output;
+  return run_command(command);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {
@@ -59,8 +52,8 @@ class ControlCommands : public ::testing::Test {
 
 TEST_F(ControlCommands, Events2NowPrintsTheExistsDumpInDrbdsetupFormatThenExistsDash) {
   const Output output = run(dittoadm(cluster_, 0, "events2 r0 --now"));
-  ASSERT_EQ(output.exit_status, 0) << output.text;
-  const std::vector<std::string> lines = lines_of(output.text);
+  ASSERT_EQ(output.exit_status, 0) << output.output;
+  const std::vector<std::string> lines = lines_of(output.output);
   const std::string peer = "name:r0 peer-node-id:1 conn-name:beta";
   const std::vector<std::string> expected = {
       R"(exists resource name:r0 role:Secondary suspended:no force-io-failures:no )"
@@ -74,7 +67,7 @@ TEST_F(ControlCommands, Events2NowPrintsTheExistsDumpInDrbdsetupFormatThenExists
       "exists path " + peer + R"( local:ipv4:127\.0\.0\.1:\d+ peer:ipv4:127\.0\.0\.1:\d+ )"
                               "established:yes",
       "exists -"};
-  ASSERT_EQ(lines.size(), expected.size()) << output.text;
+  ASSERT_EQ(lines.size(), expected.size()) << output.output;
   for (std::size_t i = 0; i < lines.size(); ++i) {
     EXPECT_TRUE(std::regex_match(lines[i], std::regex(expected[i])))
         << "line " << i << ": " << lines[i] << "\nexpected: " << expected[i];
@@ -90,7 +83,7 @@ TEST_F(ControlCommands, Events2StreamsChangesWithTimestampsAfterTheDump) {
   const std::string stamp = R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d )";
   bool dump_ended = false;
   bool promoted = false;
-  for (const std::string& line : lines_of(output.text)) {
+  for (const std::string& line : lines_of(output.output)) {
     EXPECT_TRUE(std::regex_search(line, std::regex("^" + stamp))) << line;
     dump_ended = dump_ended || std::regex_match(line, std::regex(stamp + "exists -"));
     promoted = promoted || (dump_ended && std::regex_match(
@@ -98,8 +91,8 @@ TEST_F(ControlCommands, Events2StreamsChangesWithTimestampsAfterTheDump) {
                                                                "change resource name:r0 "
                                                                "role:Primary.*")));
   }
-  EXPECT_TRUE(dump_ended) << output.text;
-  EXPECT_TRUE(promoted) << output.text;
+  EXPECT_TRUE(dump_ended) << output.output;
+  EXPECT_TRUE(promoted) << output.output;
 }
 
 TEST_F(ControlCommands, StatusJsonHasTheKeysDrbdsetupPrints) {
@@ -121,8 +114,8 @@ TEST_F(ControlCommands, StatusJsonHasTheKeysDrbdsetupPrints) {
 TEST_F(ControlCommands, ShowPrintsTheRunningConfiguration) {
   const Output output = run(dittoadm(cluster_, 0, "show r0"));
   ASSERT_EQ(output.exit_status, 0);
-  EXPECT_NE(output.text.find("resource r0 {"), std::string::npos) << output.text;
-  EXPECT_NE(output.text.find("on beta {"), std::string::npos) << output.text;
+  EXPECT_NE(output.output.find("resource r0 {"), std::string::npos) << output.output;
+  EXPECT_NE(output.output.find("on beta {"), std::string::npos) << output.output;
 }
 
 // ---- Metrics ----
@@ -259,18 +252,18 @@ TEST(DumpCorpus, DittoadmDumpStatesTheSameFactsAsDrbdadmDump) {
     std::ofstream(path) << corpus[i] << "\n";
     const Output reference = run("drbdadm -c " + path + " dump all 2>/dev/null");
     const Output ours = run(build_program("datapath/dittoadm") + " dump -c " + path);
-    ASSERT_EQ(reference.exit_status, 0) << path << "\n" << reference.text;
-    ASSERT_EQ(ours.exit_status, 0) << path << "\n" << ours.text;
-    const std::set<std::string> expected = dump_facts(reference.text);
-    const std::set<std::string> actual = dump_facts(ours.text);
-    EXPECT_GE(expected.size(), 10u) << "the fact extractor found too little:\n" << reference.text;
+    ASSERT_EQ(reference.exit_status, 0) << path << "\n" << reference.output;
+    ASSERT_EQ(ours.exit_status, 0) << path << "\n" << ours.output;
+    const std::set<std::string> expected = dump_facts(reference.output);
+    const std::set<std::string> actual = dump_facts(ours.output);
+    EXPECT_GE(expected.size(), 10u) << "the fact extractor found too little:\n" << reference.output;
     for (const std::string& fact : expected) {
       EXPECT_TRUE(actual.count(fact) == 1) << path << ": drbdadm says '" << fact
-                                           << "', dittoadm does not:\n" << ours.text;
+                                           << "', dittoadm does not:\n" << ours.output;
     }
     for (const std::string& fact : actual) {
       EXPECT_TRUE(expected.count(fact) == 1) << path << ": dittoadm says '" << fact
-                                             << "', drbdadm does not:\n" << reference.text;
+                                             << "', drbdadm does not:\n" << reference.output;
     }
   }
   std::filesystem::remove_all(directory);

@@ -12,19 +12,12 @@
 namespace ditto::testing {
 namespace {
 
-struct Outcome {
-  int exit_status = -1;
-  std::string output;
-};
+using Outcome = CommandOutcome;
 
 Outcome dittoadm(const LocalCluster& cluster, int index, const std::string& arguments) {
   const std::string command = build_program("datapath/dittoadm") + " --control " +
                               cluster.control_socket(index) + " " + arguments + " 2>&1";
-  Outcome outcome;
-  const CommandOutcome result = run_command(command);
-  outcome.output = result.output;
-  outcome.exit_status = result.exit_status;
-  return outcome;
+  return run_command(command);
 }
 
 TEST(DittoadmPrimary, ReturnsOnlyOnceTheNodeIsPrimaryAndAPeerSeesIt) {

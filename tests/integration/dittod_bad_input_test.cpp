@@ -13,19 +13,12 @@
 namespace ditto::testing {
 namespace {
 
-struct Outcome {
-  int exit_status = -1;
-  std::string output;
-};
+using Outcome = CommandOutcome;
 
 Outcome run_dittod(const std::string& config_path, const std::string& node) {
   const std::string command = build_program("datapath/dittod") + " --config " + config_path +
                               " --node " + node + " --control " + config_path + ".sock 2>&1";
-  Outcome outcome;
-  const CommandOutcome result = run_command(command);
-  outcome.output = result.output;
-  outcome.exit_status = result.exit_status;
-  return outcome;
+  return run_command(command);
 }
 
 class DittodBadInput : public ::testing::Test {

@@ -17,17 +17,10 @@
 namespace ditto::testing {
 namespace {
 
-struct Outcome {
-  int exit_status = -1;
-  std::string output;
-};
+using Outcome = CommandOutcome;
 
 Outcome run(const std::string& command) {
-  Outcome outcome;
-  const CommandOutcome result = run_command(command);
-  outcome.output = result.output;
-  outcome.exit_status = result.exit_status;
-  return outcome;
+  return run_command(command);
 }
 
 bool have_drbdmeta() {
