@@ -50,22 +50,14 @@ void Bitmap::clear_sectors(std::uint64_t first_sector, std::uint64_t sector_coun
 }
 
 void Bitmap::set_bits(std::uint64_t first_bit, std::uint64_t count) {
-  DITTO_ASSERT(first_bit + count <= bit_count_);
-  std::uint64_t bit = first_bit;
-  const std::uint64_t end = first_bit + count;
-  while (bit < end) {
-    const std::uint64_t offset = bit % bits_per_word;
-    const std::uint64_t span = std::min(bits_per_word - offset, end - bit);
-    std::uint64_t& word = words_[bit / bits_per_word];
-    const std::uint64_t mask = word_mask(offset, span);
-    set_count_ += static_cast<std::uint64_t>(std::popcount(mask & ~word));
-    word |= mask;
-    bit += span;
-  }
-  invariants();
+  assign_bits(first_bit, count, true);
 }
 
 void Bitmap::clear_bits(std::uint64_t first_bit, std::uint64_t count) {
+  assign_bits(first_bit, count, false);
+}
+
+void Bitmap::assign_bits(std::uint64_t first_bit, std::uint64_t count, bool value) {
   DITTO_ASSERT(first_bit + count <= bit_count_);
   std::uint64_t bit = first_bit;
   const std::uint64_t end = first_bit + count;
@@ -74,8 +66,13 @@ void Bitmap::clear_bits(std::uint64_t first_bit, std::uint64_t count) {
     const std::uint64_t span = std::min(bits_per_word - offset, end - bit);
     std::uint64_t& word = words_[bit / bits_per_word];
     const std::uint64_t mask = word_mask(offset, span);
-    set_count_ -= static_cast<std::uint64_t>(std::popcount(mask & word));
-    word &= ~mask;
+    if (value) {
+      set_count_ += static_cast<std::uint64_t>(std::popcount(mask & ~word));
+      word |= mask;
+    } else {
+      set_count_ -= static_cast<std::uint64_t>(std::popcount(mask & word));
+      word &= ~mask;
+    }
     bit += span;
   }
   invariants();

@@ -53,6 +53,8 @@ class Bitmap {
   friend bool operator==(const Bitmap&, const Bitmap&) = default;
 
  private:
+  // Sets (value = true) or clears a run of bits a word at a time, keeping set_count_ exact.
+  void assign_bits(std::uint64_t first_bit, std::uint64_t bit_count, bool value);
   void invariants() const;
 
   std::uint64_t sectors_;
