@@ -8,12 +8,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 
 #include "core/config.h"
+#include "datapath/daemon_config.h"
 
 namespace ditto::datapath {
 
@@ -73,27 +72,14 @@ int send_control_command(const std::string& socket_path, const std::string& line
   return *status;
 }
 
-namespace {
-
-std::optional<std::string> read_text_file(std::string_view path) {
-  std::ifstream in{std::string(path), std::ios::binary};
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return text.str();
-}
-
-}  // namespace
-
 int dump_config_file(const std::string& path, const std::string& resource) {
-  const auto text = read_text_file(path);
+  const auto text = read_config_file(path);
   if (!text) {
     std::fprintf(stderr, "dittoadm: %s: cannot read configuration: %s\n", path.c_str(),
                  std::strerror(errno));
     return 1;
   }
-  auto parsed = config::parse(*text, path, read_text_file);
+  auto parsed = config::parse(*text, path, read_config_file);
   if (!parsed.ok()) {
     std::fprintf(stderr, "dittoadm: %s\n", parsed.error().message.c_str());
     return 1;

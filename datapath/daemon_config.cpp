@@ -10,15 +10,6 @@
 namespace ditto::datapath {
 namespace {
 
-std::optional<std::string> read_file(std::string_view path) {
-  std::ifstream in{std::string(path), std::ios::binary};
-  if (!in) return std::nullopt;
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (in.bad()) return std::nullopt;
-  return text.str();
-}
-
 std::string host_name() {
   char name[256] = {};
   if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
@@ -142,12 +133,21 @@ void add_paths(const config::Connection& connection, const std::string& remote,
 
 }  // namespace
 
+std::optional<std::string> read_config_file(std::string_view path) {
+  std::ifstream in{std::string(path), std::ios::binary};
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return std::nullopt;
+  return text.str();
+}
+
 Result<DaemonConfig> load_daemon_config(const DaemonOptions& options) {
-  const auto text = read_file(options.config_path);
+  const auto text = read_config_file(options.config_path);
   if (!text) {
     return Error{options.config_path + ": cannot read configuration: " + std::strerror(errno)};
   }
-  auto parsed = config::parse(*text, options.config_path, read_file);
+  auto parsed = config::parse(*text, options.config_path, read_config_file);
   if (!parsed.ok()) return parsed.error();
   auto resource = select_resource(parsed.value(), options);
   if (!resource.ok()) return resource.error();

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.h"
@@ -28,6 +30,10 @@ struct DaemonConfig {
   core::NodeConfig node;           // volume_size_bytes is filled in once the disk is open
   TransportConfig transport;
 };
+
+// The whole text of a configuration file (or an included one); nullopt if it cannot be read
+// (errno tells why). Also the include resolver handed to config::parse.
+std::optional<std::string> read_config_file(std::string_view path);
 
 // Reads and parses the file (includes are read relative to the current directory, as drbdadm
 // does), selects the resource and this node's host section, and validates what the skeleton
