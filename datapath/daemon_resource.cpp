@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstring>
 
-#include <nlohmann/json.hpp>
 
 #include "core/assert.h"
 #include "core/overloaded.h"
@@ -113,47 +112,6 @@ core::AdminResult ResourceRunner::admin(const core::AdminCommand& command) {
 
 std::string ResourceRunner::status_text(core::StatusOptions options) const {
   return core::format_status(node_, options);
-}
-
-std::string ResourceRunner::status_json() const {
-  using nlohmann::json;
-  const core::NodeStatistics& statistics = node_.statistics();
-  json device = {{"volume", 0},
-                 {"minor", 0},
-                 {"disk-state", std::string(to_string(node_.disk_state()))},
-                 {"client", false},
-                 {"open", open_sessions_ > 0},
-                 {"quorum", true},
-                 {"size", node_.config().volume_size_bytes / 1024},
-                 {"read", statistics.read_bytes / 1024},
-                 {"written", statistics.written_bytes / 1024},
-                 {"upper-pending", statistics.upper_pending}};
-  json connections = json::array();
-  for (const core::PeerStatus& peer : node_.peers()) {
-    json peer_device = {{"volume", 0},
-                        {"replication-state", std::string(to_string(peer.replication))},
-                        {"peer-disk-state", std::string(to_string(peer.disk))},
-                        {"peer-client", false},
-                        {"received", peer.received_bytes / 1024},
-                        {"sent", peer.sent_bytes / 1024},
-                        {"pending", peer.pending_writes}};
-    connections.push_back({{"peer-node-id", peer.node_id.value},
-                           {"name", peer.name},
-                           {"connection-state", std::string(to_string(peer.connection))},
-                           {"peer-role", std::string(to_string(peer.role))},
-                           {"ap-in-flight", peer.pending_writes},
-                           {"peer_devices", json::array({peer_device})}});
-  }
-  json resource = {{"name", node_.config().resource_name},
-                   {"node-id", node_.config().node_id.value},
-                   {"role", std::string(to_string(node_.role()))},
-                   {"suspended", false},
-                   {"may_promote", node_.may_promote()},
-                   {"promotion_score", node_.promotion_score()},
-                   {"generation", node_.generation()},
-                   {"devices", json::array({device})},
-                   {"connections", connections}};
-  return json::array({resource}).dump(2) + "\n";
 }
 
 // ---- Buffers ----------------------------------------------------------------------------------

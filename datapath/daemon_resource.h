@@ -46,7 +46,6 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
 
   [[nodiscard]] core::AdminResult admin(const core::AdminCommand& command);
   std::string status_text(core::StatusOptions options) const;
-  std::string status_json() const;
   const core::Node& node() const { return node_; }
   std::uint16_t nbd_port() const { return nbd_ ? nbd_->tcp_port() : 0; }
   std::uint16_t peer_port() const { return transport_->listen_port(); }
