@@ -4,7 +4,6 @@
 #include <cstdio>
 #include <cstring>
 
-
 #include "core/assert.h"
 #include "core/overloaded.h"
 
