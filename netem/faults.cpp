@@ -12,7 +12,8 @@ constexpr std::array<std::string_view, fault_class_count> names = {
     "partition_isolate", "partition_ring",      "partition_one_way", "link_flapping",
     "link_clog",         "disk_latency",        "slow_disk",         "disk_write_error",
     "disk_read_error",   "disk_lost_unflushed", "disk_torn_write",   "disk_reorder",
-    "node_crash",        "node_pause",          "promote_outdated",
+    "node_crash",        "node_pause",          "promote_outdated",  "disk_misdirected_write",
+    "disk_bit_rot",      "clock_drift",         "clock_step",        "message_duplication",
 };
 
 }  // namespace
@@ -44,14 +45,22 @@ FaultWeights all_faults() {
   return weights;
 }
 
-FaultWeights swarm_weights(Prng& prng) {
+FaultWeights swarm_weights(Prng& prng, Prng& added) {
   FaultWeights weights{};
-  for (std::uint32_t& weight : weights) {
-    // Half the classes off, the rest with weights spread over two orders of magnitude.
-    weight = prng.chance(1, 2) ? static_cast<std::uint32_t>(prng.between(1, 100)) : 0;
+  // Half the classes off, the rest with weights spread over two orders of magnitude.
+  auto draw = [](Prng& from) {
+    return from.chance(1, 2) ? static_cast<std::uint32_t>(from.between(1, 100)) : 0;
+  };
+  for (std::size_t position = 0; position < classic_fault_class_count; ++position) {
+    weights[position] = draw(prng);
   }
-  if (std::all_of(weights.begin(), weights.end(), [](std::uint32_t w) { return w == 0; })) {
-    weights[prng.below(fault_class_count)] = 1;
+  const auto classic_end = weights.begin() + classic_fault_class_count;
+  if (std::all_of(weights.begin(), classic_end, [](std::uint32_t w) { return w == 0; })) {
+    weights[prng.below(classic_fault_class_count)] = 1;
+  }
+  for (std::size_t position = classic_fault_class_count; position < fault_class_count;
+       ++position) {
+    weights[position] = draw(added);
   }
   return weights;
 }

@@ -41,9 +41,19 @@ enum class FaultClass : std::uint8_t {
   node_crash,        // power loss, restart later with a new core from on-disk metadata
   node_pause,        // the node stops processing for a while (SIGSTOP)
   promote_outdated,  // the operator tries to promote a node that is not UpToDate
+  // Added later (see classic_fault_class_count).
+  disk_misdirected_write,  // a write lands elsewhere; checksums catch both ends on read (EIO)
+  disk_bit_rot,            // blocks rot on the media; checksums catch it on read (EIO)
+  clock_drift,             // a node's clock runs up to 1 % fast or slow for a while
+  clock_step,              // a node's clock jumps forward (VM resumed, migrated)
+  message_duplication,     // a link delivers some messages twice, back to back
 };
 
-inline constexpr std::size_t fault_class_count = 19;
+inline constexpr std::size_t fault_class_count = 24;
+// The classes that existed before disk_misdirected_write. Swarm weights and fault plans draw
+// the later classes from streams of their own, so a seed keeps its classic faults as they were
+// (regression seeds stay meaningful when classes are added).
+inline constexpr std::size_t classic_fault_class_count = 19;
 
 std::string_view name(FaultClass fault);
 std::optional<FaultClass> parse_fault_class(std::string_view text);
@@ -61,8 +71,9 @@ inline std::size_t index(FaultClass fault) {
 FaultWeights all_faults();
 
 // Swarm testing (Groce et al., TigerBeetle's enum_weights): a random non-empty subset of the
-// classes, each with a wildly different weight in 1..100.
-FaultWeights swarm_weights(Prng& prng);
+// classes, each with a wildly different weight in 1..100. The classic classes come from
+// `prng`, the later ones from `added`.
+FaultWeights swarm_weights(Prng& prng, Prng& added);
 
 // Parses "name,name,..." or "all" or "none" into weights of 1; the error names the bad word.
 [[nodiscard]] Result<FaultWeights> parse_fault_list(std::string_view text);

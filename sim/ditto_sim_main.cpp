@@ -7,6 +7,7 @@
 //
 // Exit status: 0 no violations, 1 violations (the output names the replay commands), 2 bad
 // arguments or an unreadable schedule file.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -55,6 +56,7 @@ nlohmann::json to_json(const RunResult& result) {
                         {"promoted", result.promoted},
                         {"blocks_lost_at_failover", result.blocks_lost_at_failover},
                         {"divergent_blocks", result.divergent_blocks},
+                        {"converged_after_ns", result.converged_after_ns},
                         {"violation_count", result.violation_count},
                         {"violations", result.violations}};
 }
@@ -310,6 +312,11 @@ int campaign_command(Cli& cli) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Each run allocates its disk images and oracle tables afresh (a few MiB). Keep freed memory
+  // in the heap instead of returning it to the kernel, so the next run does not page-fault its
+  // way through new zero pages (7 % of a campaign's CPU time). Results do not depend on it.
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024);
   CLI::App app{"ditto-sim: deterministic simulation of a ditto cluster"};
   app.require_subcommand(1);
   Cli cli;

@@ -29,6 +29,7 @@ enum class EventKind : std::uint8_t {
   operator_check = 13,    // the operator looks for a node to promote
   flap = 14,              // a flapping link resets again: node, peer, fault index (first)
   link_timeout = 15,      // TCP user timeout on a blocked connection: node, peer, epoch
+  liveness_check = 16,    // the liveness oracle looks whether the healed cluster converged
 };
 
 // Plain data, no pointers: what the event means is in the integer fields (and, for messages, in
@@ -53,38 +54,61 @@ inline SimEvent make_event(EventKind kind, std::uint8_t node, std::uint8_t peer 
   return event;
 }
 
+// The heap holds 16-byte keys (time; sequence and slot packed in one word) and the events sit
+// in a slab with a free list: a pop moves keys, not 48-byte events (a tenth of the simulator's
+// time went to heap moves with events in the heap).
 class EventQueue {
  public:
   // Schedules `event` at `event.at`; assigns its sequence number.
   void push(SimEvent event) {
     event.sequence = next_sequence_++;
-    heap_.push_back(event);
+    DITTO_ASSERT(event.sequence < (1ull << (64 - slot_bits)));
+    std::uint32_t slot = 0;
+    if (!free_slots_.empty()) {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+      slots_[slot] = event;
+    } else {
+      slot = static_cast<std::uint32_t>(slots_.size());
+      DITTO_ASSERT(slot < (1u << slot_bits));
+      slots_.push_back(event);
+    }
+    heap_.push_back(Key{event.at.ns, (event.sequence << slot_bits) | slot});
     std::push_heap(heap_.begin(), heap_.end(), later);
   }
 
   SimEvent pop() {
     DITTO_ASSERT(!heap_.empty());
     std::pop_heap(heap_.begin(), heap_.end(), later);
-    const SimEvent event = heap_.back();
+    const auto slot = static_cast<std::uint32_t>(heap_.back().order & slot_mask);
     heap_.pop_back();
-    return event;
+    free_slots_.push_back(slot);
+    return slots_[slot];
   }
 
   bool empty() const { return heap_.empty(); }
   std::size_t size() const { return heap_.size(); }
   Instant next_time() const {
     DITTO_ASSERT(!heap_.empty());
-    return heap_.front().at;
+    return Instant{heap_.front().at_ns};
   }
 
  private:
+  static constexpr unsigned slot_bits = 24;
+  static constexpr std::uint64_t slot_mask = (1ull << slot_bits) - 1;
+  struct Key {
+    std::int64_t at_ns = 0;
+    std::uint64_t order = 0;  // sequence << slot_bits | slot: sequences are unique
+  };
   // Heap comparator: true when `left` runs after `right`.
-  static bool later(const SimEvent& left, const SimEvent& right) {
-    if (left.at != right.at) return left.at > right.at;
-    return left.sequence > right.sequence;
+  static bool later(const Key& left, const Key& right) {
+    if (left.at_ns != right.at_ns) return left.at_ns > right.at_ns;
+    return left.order > right.order;
   }
 
-  std::vector<SimEvent> heap_;
+  std::vector<Key> heap_;
+  std::vector<SimEvent> slots_;
+  std::vector<std::uint32_t> free_slots_;
   std::uint64_t next_sequence_ = 0;
 };
 

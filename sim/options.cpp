@@ -45,6 +45,9 @@ Status validate(const SimOptions& options) {
   if (options.stall_timeout < Duration::from_ms(100) || options.settle_time.ns < 0) {
     return Error{"the stall timeout must be at least 100 ms and the settle time not negative"};
   }
+  if (options.liveness_bound < Duration::from_ms(1)) {
+    return Error{"the liveness bound must be at least 1 ms"};
+  }
   return Status::success();
 }
 
@@ -85,7 +88,8 @@ SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
   options.nodes = static_cast<std::uint32_t>(prng.between(sim_nodes_min, sim_nodes_max));
   const std::uint64_t low = operations_max / 4 > 0 ? operations_max / 4 : 1;
   options.workload.operations = prng.between(low, operations_max);
-  options.faults = netem::swarm_weights(prng);
+  Prng added = Prng::derive(seed, stream_swarm_added);
+  options.faults = netem::swarm_weights(prng, added);
   options.swarm_excluded = excluded;
   for (std::size_t position = 0; position < netem::fault_class_count; ++position) {
     if (excluded[position] != 0) options.faults[position] = 0;

@@ -51,6 +51,9 @@ struct SimOptions {
   Duration stall_timeout = Duration::from_ms(30'000);
   // After the workload is done every fault is healed and the cluster runs this much longer.
   Duration settle_time = Duration::from_ms(500);
+  // Liveness oracle: after the faults stop, every live node must be connected to every live
+  // peer within this much simulated time.
+  Duration liveness_bound = Duration::from_ms(5'000);
   // Set by swarm_options: the --ops bound the swarm drew from (for the replay command).
   std::uint64_t swarm_operations_max = 0;
   // Fault classes the swarm must leave out (--without), non-zero entries.

@@ -59,6 +59,8 @@ std::uint64_t BlockOracle::failover(std::uint32_t node) {
 
 bool BlockOracle::allowed_after(std::uint64_t baseline, std::uint64_t block,
                                 std::uint64_t tag) const {
+  // A block that fails its checksum reads as EIO, never as data: an I/O error is allowed.
+  if ((tag & unreadable_tag_bit) != 0) return true;
   // A torn block mixes sectors of a write with older ones: the write must be allowed.
   const std::uint64_t written = tag & ~torn_tag_bit;
   if (written == baseline && written == tag) return true;

@@ -71,8 +71,63 @@ void draw_event_details(Prng& prng, const SimOptions& options, FaultEvent& event
     case FaultClass::node_pause:
       event.duration_ns = between_ns(prng, 1 * ms, 1000 * ms);
       break;
+    case FaultClass::disk_misdirected_write:
+      event.parameter = static_cast<std::uint32_t>(prng.between(1, 0xffff));  // offset, blocks
+      break;
+    case FaultClass::disk_bit_rot:
+      event.parameter = static_cast<std::uint32_t>(prng.between(1, 16));  // blocks
+      break;
+    case FaultClass::clock_drift:
+      event.duration_ns = between_ns(prng, 10 * ms, 2000 * ms);
+      // drift_ppm = parameter - 10'000: up to 1 % fast or slow
+      event.parameter = static_cast<std::uint32_t>(prng.between(0, 20'000));
+      break;
+    case FaultClass::clock_step:
+      event.parameter = static_cast<std::uint32_t>(prng.between(1, 5000));  // ms forward
+      break;
+    case FaultClass::message_duplication:
+      event.duration_ns = between_ns(prng, 10 * ms, 1000 * ms);
+      event.parameter = static_cast<std::uint32_t>(prng.between(1, 50));  // percent
+      break;
     default:
       break;
+  }
+}
+
+std::uint64_t weight_total(const SimOptions& options, std::size_t begin, std::size_t end) {
+  std::uint64_t total = 0;
+  for (std::size_t position = begin; position < end; ++position) {
+    if (!is_crash_modifier(static_cast<FaultClass>(position))) total += options.faults[position];
+  }
+  return total;
+}
+
+// Draws `count` events of the classes in [begin, end) by weight (a non-zero total).
+void draw_faults(Prng& prng, const SimOptions& options, std::size_t begin, std::size_t end,
+                 std::uint64_t count, std::vector<FaultEvent>& events) {
+  const std::uint64_t total = weight_total(options, begin, end);
+  DITTO_ASSERT(total > 0);
+  const std::uint64_t operations = options.workload.operations;
+  std::uint32_t crashes = 0;
+  for (std::uint64_t draw = 0; draw < count; ++draw) {
+    FaultEvent event;
+    std::uint64_t pick = prng.below(total);
+    for (std::size_t position = begin; position < end; ++position) {
+      const auto fault = static_cast<FaultClass>(position);
+      if (is_crash_modifier(fault)) continue;
+      if (pick < options.faults[position]) {
+        event.fault = fault;
+        break;
+      }
+      pick -= options.faults[position];
+    }
+    event.after_op = prng.below(operations);
+    event.delay_ns = between_ns(prng, 0, 2 * ms);
+    draw_event_details(prng, options, event);
+    // Without resync a crashed node never becomes UpToDate again: a few crashes per run keep
+    // the cluster alive long enough for the other faults to matter.
+    if (event.fault == FaultClass::node_crash && ++crashes > 2) continue;
+    events.push_back(event);
   }
 }
 
@@ -135,35 +190,24 @@ std::vector<FaultEvent> plan_faults(const SimOptions& options) {
     crash.delay_ns = between_ns(prng, 0, 20'000);
     events.push_back(crash);
   }
-  std::uint64_t weight_total = 0;
-  for (std::size_t position = 0; position < netem::fault_class_count; ++position) {
-    if (!is_crash_modifier(static_cast<FaultClass>(position))) {
-      weight_total += options.faults[position];
-    }
-  }
-  if (weight_total == 0) return events;
+  const std::uint64_t classic_total = weight_total(options, 0, netem::classic_fault_class_count);
+  const std::uint64_t added_total =
+      weight_total(options, netem::classic_fault_class_count, netem::fault_class_count);
   const std::uint64_t count =
       std::max<std::uint64_t>(1, operations * options.faults_per_1000_ops / 1000);
-  std::uint32_t crashes = 0;
-  for (std::uint64_t draw = 0; draw < count; ++draw) {
-    FaultEvent event;
-    std::uint64_t pick = prng.below(weight_total);
-    for (std::size_t position = 0; position < netem::fault_class_count; ++position) {
-      const auto fault = static_cast<FaultClass>(position);
-      if (is_crash_modifier(fault)) continue;
-      if (pick < options.faults[position]) {
-        event.fault = fault;
-        break;
-      }
-      pick -= options.faults[position];
-    }
-    event.after_op = prng.below(operations);
-    event.delay_ns = between_ns(prng, 0, 2 * ms);
-    draw_event_details(prng, options, event);
-    // Without resync a crashed node never becomes UpToDate again: a few crashes per run keep
-    // the cluster alive long enough for the other faults to matter.
-    if (event.fault == FaultClass::node_crash && ++crashes > 2) continue;
-    events.push_back(event);
+  if (classic_total > 0) {
+    draw_faults(prng, options, 0, netem::classic_fault_class_count, count, events);
+  }
+  if (added_total > 0) {
+    // The later classes draw from their own stream, their share of the events on top of the
+    // classic ones: a seed's classic faults stay what they were before the classes existed.
+    Prng added = Prng::derive(options.seed, stream_faults_added);
+    const std::uint64_t added_count =
+        classic_total == 0 ? count
+                           : std::max<std::uint64_t>(
+                                 1, count * added_total / (classic_total + added_total));
+    draw_faults(added, options, netem::classic_fault_class_count, netem::fault_class_count,
+                added_count, events);
   }
   std::stable_sort(events.begin(), events.end(), [](const FaultEvent& a, const FaultEvent& b) {
     return a.after_op < b.after_op;

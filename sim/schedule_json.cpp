@@ -45,6 +45,7 @@ json options_json(const SimOptions& options) {
               {"faults_per_1000_ops", options.faults_per_1000_ops},
               {"stall_timeout_ns", options.stall_timeout.ns},
               {"settle_time_ns", options.settle_time.ns},
+              {"liveness_bound_ns", options.liveness_bound.ns},
               {"swarm_operations_max", options.swarm_operations_max}};
 }
 
@@ -149,6 +150,7 @@ Result<SimOptions> options_from_json(const json& object) {
   DITTO_TRY(read.integer("faults_per_1000_ops", options.faults_per_1000_ops));
   DITTO_TRY(read.duration("stall_timeout_ns", options.stall_timeout));
   DITTO_TRY(read.duration("settle_time_ns", options.settle_time));
+  DITTO_TRY(read.integer("liveness_bound_ns", options.liveness_bound.ns, false));
   DITTO_TRY(read.integer("swarm_operations_max", options.swarm_operations_max, false));
   const auto faults = object.find("faults");
   if (faults == object.end() || !faults->is_object()) {

@@ -25,25 +25,52 @@ std::pair<std::uint64_t, std::uint32_t> SimDisk::blocks_of(Sector sector,
   return {first_block, count};
 }
 
-void SimDisk::apply(std::vector<std::uint64_t>& image, const Write& write) {
+namespace {
+template <typename Entries>
+auto find_io(Entries& entries, std::uint64_t io) {
+  return std::find_if(entries.begin(), entries.end(),
+                      [&](const auto& entry) { return entry.first == io; });
+}
+}  // namespace
+
+void SimDisk::apply(std::vector<std::uint64_t>& image, const Write& write) const {
   std::fill_n(image.begin() + static_cast<std::ptrdiff_t>(write.first_block), write.block_count,
+              write.tag);
+  if (write.misdirected_to == no_block) return;
+  std::fill_n(image.begin() + static_cast<std::ptrdiff_t>(write.misdirected_to), write.block_count,
               write.tag);
 }
 
 void SimDisk::submit_write(IoId io, Sector sector, std::uint32_t length_bytes, std::uint64_t tag,
                            bool fua) {
+  // A resync may copy a torn block (its tag keeps torn_tag_bit); nothing copies an unreadable one.
+  DITTO_ASSERT((tag & unreadable_tag_bit) == 0);
   const auto [first_block, count] = blocks_of(sector, length_bytes);
-  const bool inserted = in_flight_.emplace(io.value, Write{first_block, count, tag, fua}).second;
-  DITTO_ASSERT(inserted);  // core never reuses an IoId while it is in flight
+  // core never reuses an IoId while it is in flight
+  DITTO_ASSERT(find_io(in_flight_, io.value) == in_flight_.end());
+  Write write{first_block, count, tag, fua};
+  if (misdirect_offset_blocks_ != 0) {
+    // dm-integrity writes the checksums where they belong and the data elsewhere: both the
+    // intended and the hit blocks fail their checksums from now on.
+    const std::uint64_t positions = visible_.size() - count + 1;
+    std::uint64_t target = (first_block + misdirect_offset_blocks_) % positions;
+    if (target == first_block) target = (target + 1) % positions;
+    write.misdirected_to = target;
+    write.tag |= unreadable_tag_bit;
+    misdirect_offset_blocks_ = 0;
+  }
+  in_flight_.emplace_back(io.value, write);
 }
 
 void SimDisk::complete_write(IoId io, bool ok) {
-  auto found = in_flight_.find(io.value);
+  auto found = find_io(in_flight_, io.value);
   DITTO_ASSERT(found != in_flight_.end());
   const Write write = found->second;
-  in_flight_.erase(found);
+  *found = in_flight_.back();
+  in_flight_.pop_back();
   if (!ok) return;
   apply(visible_, write);
+  last_written_block_ = write.first_block;
   completions_ += 1;
   if (write.fua) {
     make_durable(write, completions_);
@@ -53,24 +80,28 @@ void SimDisk::complete_write(IoId io, bool ok) {
 }
 
 void SimDisk::make_durable(const Write& write, std::uint64_t completion) {
-  for (std::uint32_t index = 0; index < write.block_count; ++index) {
-    const std::uint64_t block = write.first_block + index;
-    if (durable_completion_[block] > completion) continue;  // a newer FUA write is durable
-    durable_[block] = write.tag;
-    durable_completion_[block] = completion;
+  for (const std::uint64_t first : {write.first_block, write.misdirected_to}) {
+    if (first == no_block) continue;
+    for (std::uint32_t index = 0; index < write.block_count; ++index) {
+      const std::uint64_t block = first + index;
+      if (durable_completion_[block] > completion) continue;  // a newer FUA write is durable
+      durable_[block] = write.tag;
+      durable_completion_[block] = completion;
+    }
   }
 }
 
 void SimDisk::submit_flush(IoId io) {
-  const bool inserted = flushes_.emplace(io.value, completions_).second;
-  DITTO_ASSERT(inserted);
+  DITTO_ASSERT(find_io(flushes_, io.value) == flushes_.end());
+  flushes_.emplace_back(io.value, completions_);
 }
 
 void SimDisk::complete_flush(IoId io) {
-  auto found = flushes_.find(io.value);
+  auto found = find_io(flushes_, io.value);
   DITTO_ASSERT(found != flushes_.end());
   const std::uint64_t mark = found->second;
-  flushes_.erase(found);
+  *found = flushes_.back();
+  flushes_.pop_back();
   // unflushed_ is in completion order, so the covered writes are a prefix.
   auto covered_end =
       std::find_if(unflushed_.begin(), unflushed_.end(),
@@ -81,11 +112,30 @@ void SimDisk::complete_flush(IoId io) {
   unflushed_.erase(unflushed_.begin(), covered_end);
 }
 
-void SimDisk::read(Sector sector, std::uint32_t length_bytes,
+bool SimDisk::read(Sector sector, std::uint32_t length_bytes,
                    std::vector<std::uint64_t>& out) const {
   const auto [first_block, count] = blocks_of(sector, length_bytes);
-  out.assign(visible_.begin() + static_cast<std::ptrdiff_t>(first_block),
-             visible_.begin() + static_cast<std::ptrdiff_t>(first_block + count));
+  const auto begin = visible_.begin() + static_cast<std::ptrdiff_t>(first_block);
+  const auto end = begin + count;
+  if (std::any_of(begin, end, [](std::uint64_t tag) { return (tag & unreadable_tag_bit) != 0; })) {
+    out.clear();
+    return false;
+  }
+  out.assign(begin, end);
+  return true;
+}
+
+void SimDisk::misdirect_next_write(std::uint64_t offset_blocks) {
+  DITTO_ASSERT(visible_.size() >= 2);
+  misdirect_offset_blocks_ = std::max<std::uint64_t>(offset_blocks % visible_.size(), 1);
+}
+
+bool SimDisk::rot(std::uint64_t block) {
+  DITTO_ASSERT(block < visible_.size());
+  const bool held_data = (visible_[block] & ~tag_flag_bits) != 0;
+  visible_[block] |= unreadable_tag_bit;
+  durable_[block] |= unreadable_tag_bit;
+  return held_data;
 }
 
 CrashReport SimDisk::crash(Prng& prng, CrashModel model) {
@@ -98,6 +148,9 @@ CrashReport SimDisk::crash(Prng& prng, CrashModel model) {
     make_durable(entry.write, entry.completion);
     report.writes_kept += 1;
   }
+  // In IoId order, so the PRNG draws do not depend on completion order.
+  std::sort(in_flight_.begin(), in_flight_.end(),
+            [](const auto& left, const auto& right) { return left.first < right.first; });
   for (const auto& [io, write] : in_flight_) {
     if (model.tear && prng.chance(1, 3)) {
       tear(prng, write);

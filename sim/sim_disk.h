@@ -5,11 +5,17 @@
 // once if it was FUA. A crash keeps or loses each write that was in flight or completed but
 // unflushed, independently, as the PRNG decides; flushed and FUA writes always survive. With
 // tearing on, a write in flight may also land in part (4 KiB blocks or 512 B sectors).
+//
+// The disk checksums like dm-integrity: every block carries a checksum of its data and the
+// address it was written for, kept apart from the data. Bit rot, and both ends of a misdirected
+// write (the intended blocks got new checksums but old data; the hit blocks got data written
+// for another address), are detected when read: the read fails with EIO, never returns wrong
+// data. Such a block holds its tag with unreadable_tag_bit set, until a write replaces it.
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "core/prng.h"
@@ -23,6 +29,10 @@ inline constexpr std::uint64_t sectors_per_block = block_size_bytes / sector_siz
 // A block holding this bit plus a tag was torn: some of its 512-byte sectors hold that write's
 // data, the others what was there before.
 inline constexpr std::uint64_t torn_tag_bit = 1ull << 63;
+// A block holding this bit fails its checksum (bit rot or a misdirected write): reads of it
+// fail with EIO.
+inline constexpr std::uint64_t unreadable_tag_bit = 1ull << 62;
+inline constexpr std::uint64_t tag_flag_bits = torn_tag_bit | unreadable_tag_bit;
 
 struct CrashReport {
   std::uint32_t writes_kept = 0;
@@ -55,7 +65,19 @@ class SimDisk {
   void complete_flush(IoId io);
 
   // Copies the visible tags of the blocks covered by (sector, length_bytes) into `out`.
-  void read(Sector sector, std::uint32_t length_bytes, std::vector<std::uint64_t>& out) const;
+  // Returns false (EIO, `out` cleared) when a block fails its checksum.
+  [[nodiscard]] bool read(Sector sector, std::uint32_t length_bytes,
+                          std::vector<std::uint64_t>& out) const;
+
+  // Fault class disk_misdirected_write: the next write submitted lands `offset_blocks` away
+  // from where it was meant to go (wrapping around the disk). Both ends fail their checksums.
+  void misdirect_next_write(std::uint64_t offset_blocks);
+  bool misdirect_armed() const { return misdirect_offset_blocks_ != 0; }
+  // Fault class disk_bit_rot: `block` rots on the media (visible and durable). Returns whether
+  // it held data (a block never written has nothing to lose).
+  bool rot(std::uint64_t block);
+  // The first block of the most recent completed write (hot data), 0 before any.
+  std::uint64_t last_written_block() const { return last_written_block_; }
 
   std::uint64_t tag_at(std::uint64_t block) const { return visible_.at(block); }
   std::uint64_t durable_tag_at(std::uint64_t block) const { return durable_.at(block); }
@@ -77,11 +99,13 @@ class SimDisk {
   std::size_t writes_unflushed() const { return unflushed_.size(); }
 
  private:
+  static constexpr std::uint64_t no_block = ~0ull;
   struct Write {
     std::uint64_t first_block = 0;
     std::uint32_t block_count = 0;
     std::uint64_t tag = 0;
     bool fua = false;
+    std::uint64_t misdirected_to = no_block;  // first block the data really went to
   };
   struct CompletedWrite {
     std::uint64_t completion = 0;  // completion order
@@ -90,7 +114,7 @@ class SimDisk {
 
   std::pair<std::uint64_t, std::uint32_t> blocks_of(Sector sector,
                                                     std::uint32_t length_bytes) const;
-  static void apply(std::vector<std::uint64_t>& image, const Write& write);
+  void apply(std::vector<std::uint64_t>& image, const Write& write) const;
   // Makes `write` durable unless a newer write (by completion order) already is.
   void make_durable(const Write& write, std::uint64_t completion);
   // A write in flight at a crash lands in part: whole blocks or, in one block, some sectors.
@@ -99,10 +123,13 @@ class SimDisk {
   std::vector<std::uint64_t> visible_;
   std::vector<std::uint64_t> durable_;
   std::vector<std::uint64_t> durable_completion_;   // per block: completion order of durable_
-  std::map<std::uint64_t, Write> in_flight_;        // by IoId
-  std::vector<CompletedWrite> unflushed_;           // in completion order
-  std::map<std::uint64_t, std::uint64_t> flushes_;  // IoId → completion mark
+  // Few I/Os are in flight at a time: flat vectors beat node-based maps (no allocation per I/O).
+  std::vector<std::pair<std::uint64_t, Write>> in_flight_;      // (IoId, write), unordered
+  std::vector<CompletedWrite> unflushed_;                       // in completion order
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> flushes_;  // (IoId, completion mark)
   std::uint64_t completions_ = 0;
+  std::uint64_t misdirect_offset_blocks_ = 0;
+  std::uint64_t last_written_block_ = 0;
   std::uint64_t metadata_generation_ = 1;
 };
 

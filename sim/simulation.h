@@ -21,6 +21,7 @@
 #include "netem/faults.h"
 #include "netem/latency.h"
 #include "sim/event_queue.h"
+#include "sim/node_clock.h"
 #include "sim/options.h"
 #include "sim/oracle.h"
 #include "sim/schedule.h"
@@ -57,6 +58,9 @@ struct RunResult {
   // Blocks whose tags differ between UpToDate survivors (allowed for writes that were never
   // acknowledged: DRBD would resync them after a Primary crash; there is no resync yet).
   std::uint64_t divergent_blocks = 0;
+  // Liveness oracle: simulated time from the end of the faults until every live node was
+  // connected to every live peer (-1: the run ended first or the faults never ended).
+  std::int64_t converged_after_ns = -1;
   std::uint64_t violation_count = 0;
   std::vector<std::string> violations;
 };
@@ -91,6 +95,8 @@ class Simulation {
     std::uint32_t slow_factor = 1;
     std::uint32_t partitions = 0;  // partitions blocking this direction
     std::uint32_t clogs = 0;       // clogs holding this direction
+    Instant duplicate_until;       // message_duplication: until then some messages come twice
+    std::uint32_t duplicate_percent = 0;
     std::vector<SimEvent> held;    // messages held while blocked, in order
   };
   // What the simulator knows about one client write until the client hears about it.
@@ -139,6 +145,18 @@ class Simulation {
   bool fire_network_fault(const FaultEvent& fault, std::uint32_t index);
   bool fire_disk_fault(const FaultEvent& fault);
   bool fire_node_fault(const FaultEvent& fault);
+  bool fire_added_fault(const FaultEvent& fault);  // simulation_faults_added.cpp
+  void end_added_fault(const FaultEvent& fault);
+  // Node clocks (simulation_faults_added.cpp): the local time of `node` now, and re-scheduling
+  // its armed timers after its clock changed.
+  Instant clock_of(std::uint8_t node) const;
+  void reschedule_timers(std::uint8_t node);
+  void schedule_timer(std::uint8_t node, std::uint64_t timer, std::int64_t deadline_ns);
+  void duplicate_message(const SimEvent& delivery);
+  // Liveness oracle (simulation_liveness.cpp).
+  void start_liveness_checks();
+  void on_liveness_check();
+  std::optional<std::string> liveness_unmet() const;
   void set_partition(const FaultEvent& fault, bool on);
   void on_flap(const SimEvent& event);
   void heal_all();
@@ -185,6 +203,12 @@ class Simulation {
   std::vector<std::unique_ptr<SimNode>> nodes_;
   std::array<std::array<Connection, sim_nodes_max>, sim_nodes_max> connections_{};
   std::array<std::array<Link, sim_nodes_max>, sim_nodes_max> links_{};
+  std::array<NodeClock, sim_nodes_max> clocks_{};
+  std::optional<Instant> healed_at_;  // when the faults stopped (liveness oracle)
+  bool liveness_checked_ = false;
+  // dropped_by_core_[node][peer]: node's core disconnected from peer itself (a refused
+  // handshake, a protocol error) in its current incarnation.
+  std::array<std::array<bool, sim_nodes_max>, sim_nodes_max> dropped_by_core_{};
   // side_up_[node][peer]: node was told on_connection_up and not yet on_connection_down.
   std::array<std::array<bool, sim_nodes_max>, sim_nodes_max> side_up_{};
   // side_epoch_[node][peer]: the connection epoch node was told about (a down for an older

@@ -22,6 +22,9 @@ bool counted_per_effect(FaultClass fault) {
     case FaultClass::disk_write_error:
     case FaultClass::disk_read_error:
     case FaultClass::disk_reorder:
+    case FaultClass::disk_misdirected_write:
+    case FaultClass::disk_bit_rot:
+    case FaultClass::message_duplication:
       return true;
     default:
       return false;
@@ -48,8 +51,8 @@ void Simulation::on_fault(const SimEvent& event) {
   const std::uint32_t index = static_cast<std::uint32_t>(event.first);
   const FaultEvent& fault = faults_[index];
   hash_.add(static_cast<std::uint64_t>(fault.fault));
-  const bool applied =
-      fire_network_fault(fault, index) || fire_disk_fault(fault) || fire_node_fault(fault);
+  const bool applied = fire_network_fault(fault, index) || fire_disk_fault(fault) ||
+                       fire_node_fault(fault) || fire_added_fault(fault);
   if (applied && !counted_per_effect(fault.fault)) count_fired(fault.fault);
   if (!applied && fault.fault == FaultClass::promote_outdated && event.second < 200) {
     // No node is Outdated yet: the operator tries again a little later (for up to 2 s).
@@ -206,7 +209,7 @@ void Simulation::on_fault_end(const SimEvent& event) {
       return;
     }
     default:
-      return;  // time-bounded faults end by themselves
+      return end_added_fault(fault);  // the others are time-bounded and end by themselves
   }
 }
 
@@ -233,6 +236,7 @@ void Simulation::heal_all() {
       link.partitions = 0;
       link.clogs = 0;
       link.slow_until = now_;
+      link.duplicate_until = now_;
     }
   }
   for (std::uint8_t from = 0; from < options_.nodes; ++from) {
@@ -244,6 +248,10 @@ void Simulation::heal_all() {
     SimNode& sim_node = *nodes_[node];
     sim_node.slow_until = sim_node.write_errors_until = sim_node.read_errors_until = now_;
     sim_node.reorder_until = now_;
+    if (clocks_[node].drift_ppm() != 0) {
+      clocks_[node].set_drift(now_, 0);  // the clock keeps its offset: it never goes back
+      reschedule_timers(node);
+    }
     if (sim_node.alive && sim_node.paused) {
       SimEvent resume = make_event(EventKind::resume, node);
       resume.epoch = sim_node.incarnation;
@@ -252,6 +260,7 @@ void Simulation::heal_all() {
     }
     if (!sim_node.alive) on_restart(node);
   }
+  start_liveness_checks();
 }
 
 void Simulation::on_resume(const SimEvent& event) {
@@ -322,6 +331,7 @@ void Simulation::on_restart(std::uint8_t node) {
   sim_node.payloads_held = 0;
   sim_node.last_role = Role::secondary;
   sim_node.up_to_date_at_promotion = false;
+  dropped_by_core_[node].fill(false);
   hash_.add(0x4e57ull + node);
   for (std::uint8_t peer = 0; peer < options_.nodes; ++peer) {
     if (peer == node || !alive(peer)) continue;

@@ -59,13 +59,13 @@ void Simulation::on_connection_up(const SimEvent& event) {
       // The reset of the old connection was not noticed yet (a paused or slow side): the new
       // connection's arrival tells it first, as a real transport would.
       side_up_[node][peer] = false;
-      nodes_[node]->core->on_connection_down(now_, NodeId{peer});
+      nodes_[node]->core->on_connection_down(clock_of(node), NodeId{peer});
       drain(node);
     }
     side_up_[node][peer] = true;
     side_epoch_[node][peer] = entry.epoch;
     links_[node][peer].last_delivery = now_;
-    nodes_[node]->core->on_connection_up(now_, NodeId{peer});
+    nodes_[node]->core->on_connection_up(clock_of(node), NodeId{peer});
     drain(node);
   }
 }
@@ -107,7 +107,7 @@ void Simulation::on_connection_down(const SimEvent& event) {
   // A newer connection may already be up again: this down is for older epochs only.
   if (side_epoch_[event.node][event.peer] >= event.epoch) return;
   side_up_[event.node][event.peer] = false;
-  nodes_[event.node]->core->on_connection_down(now_, NodeId{event.peer});
+  nodes_[event.node]->core->on_connection_down(clock_of(event.node), NodeId{event.peer});
   drain(event.node);
 }
 
@@ -171,6 +171,10 @@ void Simulation::send(std::uint8_t from, const core::Send& message) {
   event.size = static_cast<std::uint32_t>(frame.size());
   event.first = slot;
   schedule(delivery - now_, event);
+  if (now_ < link.duplicate_until && effect_prng_.chance(link.duplicate_percent, 100)) {
+    event.at = delivery;
+    duplicate_message(event);
+  }
 }
 
 void Simulation::on_message_delivered(const SimEvent& event) {
@@ -234,7 +238,8 @@ void Simulation::deliver(const SimEvent& event) {
     nodes_[event.node]->payloads_held += 1;
   }
   result_.messages_delivered += 1;
-  nodes_[event.node]->core->on_message(now_, NodeId{event.peer}, decoded_frame->message, payload);
+  nodes_[event.node]->core->on_message(clock_of(event.node), NodeId{event.peer},
+                                       decoded_frame->message, payload);
   drain(event.node);
 }
 

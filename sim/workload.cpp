@@ -68,25 +68,28 @@ std::optional<ClientOperation> Workload::next(Instant now) {
   head_.reset();
   next_index_ += 1;
   statistics_.issued += 1;
-  in_flight_.emplace(operation.request.value, operation);
+  in_flight_.push_back(operation);
   DITTO_ASSERT(in_flight_.size() <= queue_depth_);
   return operation;
 }
 
 const ClientOperation* Workload::find(RequestId request) const {
-  auto found = in_flight_.find(request.value);
-  return found == in_flight_.end() ? nullptr : &found->second;
+  auto found = std::find_if(in_flight_.begin(), in_flight_.end(),
+                            [&](const ClientOperation& entry) { return entry.request == request; });
+  return found == in_flight_.end() ? nullptr : &*found;
 }
 
 void Workload::completed(Instant now, NodeId node, RequestId request, core::ClientStatus status,
                          std::span<const std::uint64_t> read_tags, std::uint32_t holders,
                          bool read_error_injected, Violations& violations) {
-  auto found = in_flight_.find(request.value);
+  auto found = std::find_if(in_flight_.begin(), in_flight_.end(),
+                            [&](const ClientOperation& entry) { return entry.request == request; });
   // A completion for an abandoned request (its Primary crashed) cannot arrive: the simulator
   // drops every output of a crashed node.
   DITTO_ASSERT(found != in_flight_.end());
-  const ClientOperation operation = found->second;
-  in_flight_.erase(found);
+  const ClientOperation operation = *found;
+  *found = in_flight_.back();
+  in_flight_.pop_back();
   statistics_.completed += 1;
   const bool ok = status == core::ClientStatus::ok;
   switch (operation.kind) {
@@ -135,7 +138,7 @@ void Workload::check_read(NodeId node, const ClientOperation& operation, core::C
 }
 
 void Workload::abandon_all() {
-  for (const auto& [request, operation] : in_flight_) {
+  for (const ClientOperation& operation : in_flight_) {
     if (operation.kind != OperationKind::flush) mark(operation, false);
     statistics_.abandoned += 1;
   }
@@ -150,16 +153,16 @@ void Workload::give_up() {
 
 std::optional<Instant> Workload::oldest_issue() const {
   std::optional<Instant> oldest;
-  for (const auto& [request, operation] : in_flight_) {
+  for (const ClientOperation& operation : in_flight_) {
     if (!oldest || operation.issued < *oldest) oldest = operation.issued;
   }
   return oldest;
 }
 
 std::size_t Workload::writes_in_flight() const {
-  return static_cast<std::size_t>(
-      std::count_if(in_flight_.begin(), in_flight_.end(),
-                    [](const auto& entry) { return entry.second.kind == OperationKind::write; }));
+  return static_cast<std::size_t>(std::count_if(
+      in_flight_.begin(), in_flight_.end(),
+      [](const ClientOperation& entry) { return entry.kind == OperationKind::write; }));
 }
 
 }  // namespace ditto::sim

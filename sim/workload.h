@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <optional>
 #include <span>
 #include <vector>
@@ -91,7 +90,8 @@ class Workload {
   std::optional<OperationSpec> head_;  // the next operation, drawn but not issued
   BlockOracle oracle_;
   std::vector<std::uint8_t> busy_;                      // per block: a request in flight covers it
-  std::map<std::uint64_t, ClientOperation> in_flight_;  // by request id
+  // At most queue_depth_ entries, unordered: a flat vector (no allocation per request).
+  std::vector<ClientOperation> in_flight_;
   WorkloadStatistics statistics_;
 };
 

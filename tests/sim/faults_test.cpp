@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sim/schedule.h"
+#include "sim/shrink.h"
 #include "sim/simulation.h"
 
 namespace ditto::sim {
@@ -142,6 +143,111 @@ TEST(FaultEffects, ARestartedNodeComesBackOutdatedAndIsNeverPromoted) {
   EXPECT_EQ(result.violation_count, 0u);
   EXPECT_TRUE(result.promoted);
   EXPECT_EQ(result.faults_fired[netem::index(FaultClass::node_crash)], 1u);
+}
+
+// The classes added after the classic 19 draw from streams of their own: a seed's classic
+// faults (and with them the regression seeds in regression_test.cpp) stay as they were.
+TEST(Swarm, AddedClassesLeaveTheClassicWeightsAndFaultPlanOfASeedUnchanged) {
+  netem::FaultWeights added_excluded{};
+  for (std::size_t index = netem::classic_fault_class_count; index < netem::fault_class_count;
+       ++index) {
+    added_excluded[index] = 1;
+  }
+  for (std::uint64_t seed = 1; seed <= 20; ++seed) {
+    const SimOptions with_added = swarm_options(seed, 1000);
+    const SimOptions classic_only = swarm_options(seed, 1000, added_excluded);
+    for (std::size_t index = 0; index < netem::classic_fault_class_count; ++index) {
+      EXPECT_EQ(with_added.faults[index], classic_only.faults[index]) << seed;
+    }
+    std::vector<FaultEvent> classic_events;
+    for (const FaultEvent& event : plan_faults(with_added)) {
+      if (netem::index(event.fault) < netem::classic_fault_class_count) {
+        classic_events.push_back(event);
+      }
+    }
+    EXPECT_EQ(classic_events, plan_faults(classic_only)) << seed;
+  }
+}
+
+SimOptions only(const char* classes, std::uint64_t seed) {
+  SimOptions options;
+  options.seed = seed;
+  options.nodes = 3;
+  options.workload.operations = 600;
+  options.workload.read_percent = 50;
+  options.faults = netem::parse_fault_list(classes).value();
+  options.faults_per_1000_ops = 40;
+  return options;
+}
+
+// dm-integrity semantics: misdirected writes and bit rot show up as EIO on read, which the
+// core's on-io-error path handles (detach, no_data); the oracle accepts I/O errors and would
+// report any read or final disk returning wrong data.
+TEST(FaultEffects, MisdirectedWritesAndBitRotAreReadErrorsNeverWrongData) {
+  std::uint64_t reads_failed = 0;
+  for (std::uint64_t seed = 1; seed <= 6; ++seed) {
+    SimOptions options = only("disk_misdirected_write,disk_bit_rot", seed);
+    options.volume_size_bytes = 1024 * 1024;  // 256 blocks: reads hit the damage
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << seed << ": " << result.violations.front();
+    EXPECT_GT(result.faults_fired[netem::index(FaultClass::disk_misdirected_write)] +
+                  result.faults_fired[netem::index(FaultClass::disk_bit_rot)],
+              0u);
+    reads_failed += result.workload.reads_failed;
+  }
+  EXPECT_GT(reads_failed, 0u);  // the checksums did catch something
+}
+
+TEST(FaultEffects, ClockDriftStepsAndDuplicatedMessagesKeepEveryOracleAndReplay) {
+  for (std::uint64_t seed = 1; seed <= 4; ++seed) {
+    const SimOptions options = only("clock_drift,clock_step,message_duplication", seed);
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << seed << ": " << result.violations.front();
+    EXPECT_GT(result.faults_fired[netem::index(FaultClass::message_duplication)] +
+                  result.faults_fired[netem::index(FaultClass::clock_step)],
+              0u);
+    EXPECT_EQ(run_schedule(make_schedule(options, true)).trace_hash, result.trace_hash);
+  }
+}
+
+TEST(Liveness, TheClusterReconnectsWithinTheBoundOnceTheFaultsStop) {
+  SimOptions options = only("partition_halves,connection_reset,node_crash", 3);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << result.violations.front();
+  EXPECT_GE(result.converged_after_ns, 0);
+  EXPECT_LE(result.converged_after_ns, options.liveness_bound.ns);
+}
+
+TEST(Liveness, AClusterThatCannotReconnectInTimeIsAViolation) {
+  // The crashed Primary restarts when the faults stop and needs a connect delay (1 ms) and a
+  // handshake to come back: a 1 ms bound cannot be met.
+  SimOptions options;
+  options.seed = 4;
+  options.workload.operations = 200;
+  options.liveness_bound = Duration::from_ms(1);
+  const RunResult result = run_simulation(options);
+  ASSERT_GT(result.violation_count, 0u);
+  EXPECT_NE(result.violations.front().find("liveness: 1 ms after the faults stopped"),
+            std::string::npos)
+      << result.violations.front();
+}
+
+TEST(Shrink, SchedulesWithTheAddedClassesShrinkAndReplayFromJson) {
+  SimOptions options = only("disk_misdirected_write,disk_bit_rot,clock_drift,clock_step,"
+                            "message_duplication", 21);
+  options.workload.operations = 300;
+  options.crash_primary = false;             // keep an UpToDate Primary for the self-test
+  options.drop_acked_write_for_test = true;  // fails whatever the faults: all are removable
+  const Schedule schedule = make_schedule(options, true);
+  ASSERT_GT(schedule.faults.size(), 3u);
+  ASSERT_GT(run_schedule(schedule).violation_count, 0u);  // shrink needs a failing start
+  const auto reread = schedule_from_json(to_json(schedule));
+  ASSERT_TRUE(reread.ok()) << reread.error().message;
+  EXPECT_EQ(run_schedule(reread.value()).trace_hash, run_schedule(schedule).trace_hash);
+  const ShrinkResult shrunk = shrink(schedule, 30);
+  EXPECT_TRUE(shrunk.complete);
+  EXPECT_EQ(shrunk.schedule.faults.size(), 0u);
+  EXPECT_GT(run_schedule(shrunk.schedule).violation_count, 0u);
 }
 
 }  // namespace
