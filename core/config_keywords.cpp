@@ -64,6 +64,12 @@ constexpr std::array net_specs{
     OptionSpec{"max-buffers", number, ""},
     OptionSpec{"allow-remote-read", boolean, ""},
     OptionSpec{"load-balance-paths", boolean, ""},
+    // TLS: `tls` is DRBD 9.2's name (drbd-utils 9.26+; 9.22 here does not know it). DRBD takes
+    // its keys from the kernel keyring (tlshd); ditto extensions name PEM files instead.
+    OptionSpec{"tls", boolean, ""},
+    OptionSpec{"tls-ca-file", text, ""},
+    OptionSpec{"tls-certificate-file", text, ""},
+    OptionSpec{"tls-privkey-file", text, ""},
 };
 
 // disk-options, attach-only `size`, and the peer-device options drbdadm also takes here.

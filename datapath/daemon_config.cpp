@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -112,6 +113,53 @@ Status apply_net_options(const config::Connection& connection, bool first,
   return Status::success();
 }
 
+// TLS (`tls yes` plus the ditto file keywords) and connect-int from one connection's net
+// section; like the options above, the same for every connection of this node.
+Status apply_tls_and_reconnect(const config::Connection& connection, bool first,
+                               TransportConfig& transport) {
+  const config::Option* tls = connection.net.find("tls");
+  const bool tls_on = tls != nullptr && tls->value_text() == "yes";
+  TlsFiles files{net_value(connection.net, "tls-ca-file"),
+                 net_value(connection.net, "tls-certificate-file"),
+                 net_value(connection.net, "tls-privkey-file")};
+  // Errors point at the first TLS keyword, else at the connection.
+  const config::Option* first_tls = tls;
+  for (const char* key : {"tls-ca-file", "tls-certificate-file", "tls-privkey-file"}) {
+    if (first_tls == nullptr) first_tls = connection.net.find(key);
+  }
+  const std::string where =
+      (first_tls != nullptr ? first_tls->location : connection.location).to_string() + ": ";
+  if (tls_on && (files.ca_file.empty() || files.certificate_file.empty() ||
+                 files.private_key_file.empty())) {
+    return Error{where + "tls yes needs tls-ca-file, tls-certificate-file and tls-privkey-file"};
+  }
+  if (!tls_on && !files.empty()) {
+    return Error{where + "tls-ca-file, tls-certificate-file and tls-privkey-file take effect "
+                         "only with tls yes"};
+  }
+  // DRBD's connect-int (seconds, 1..120): the longest wait between two connection attempts.
+  auto connect_int_seconds = net_number(connection, "connect-int", 1, 120, 0);
+  if (!connect_int_seconds.ok()) return connect_int_seconds.error();
+  Duration reconnect_delay_max = TransportConfig{}.reconnect_delay_max;
+  if (connect_int_seconds.value() != 0) {
+    reconnect_delay_max = Duration::from_ms(connect_int_seconds.value() * 1000LL);
+  }
+  if (!first && (files != transport.tls || reconnect_delay_max != transport.reconnect_delay_max)) {
+    return Error{where + "tls, its files and connect-int must be the same for every connection "
+                         "of this node"};
+  }
+  transport.tls = std::move(files);
+  transport.reconnect_delay_max = reconnect_delay_max;
+  transport.reconnect_delay_min =
+      std::min(transport.reconnect_delay_min, transport.reconnect_delay_max);
+  if (tls_on) {
+    // Load the files now, so a bad one stops dittod with the configuration's location.
+    auto context = make_tls_context(transport.tls);
+    if (!context.ok()) return Error{where + context.error().message};
+  }
+  return Status::success();
+}
+
 // Every path of `connection` to `remote`: the remote end to dial, the local end to listen on.
 void add_paths(const config::Connection& connection, const std::string& remote,
                TransportPeer& peer, TransportConfig& transport) {
@@ -193,6 +241,10 @@ Result<DaemonConfig> load_daemon_config(const DaemonOptions& options) {
                    " is not supported yet; use protocol C"};
     }
     if (Status status = apply_net_options(connection, first_connection, result.transport);
+        !status.ok()) {
+      return status.error();
+    }
+    if (Status status = apply_tls_and_reconnect(connection, first_connection, result.transport);
         !status.ok()) {
       return status.error();
     }

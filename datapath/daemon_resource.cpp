@@ -54,7 +54,11 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
   NbdServerOptions nbd_options;
   nbd_options.block_size_minimum_bytes = disk_->alignment_bytes();
   nbd_options.payload_size_max_bytes = wire::payload_size_max_bytes;
+  nbd_options.tls_context = options_.nbd_tls_context;
   nbd_ = std::make_unique<NbdServer>(io_, *this, nbd_options);
+  if (const config::Option* option = config_.resource.options.find("auto-promote")) {
+    auto_promote_ = option->values.empty() || option->values.front() != "no";
+  }
   disk_->set_completion_handler(
       [this](std::uint64_t cookie, int result) { on_disk_completion(cookie, result); });
 }
@@ -82,6 +86,9 @@ Status ResourceRunner::start() {
 void ResourceRunner::stop() {
   if (stopped_) return;
   stopped_ = true;
+  std::deque<HeldIo> held;
+  held.swap(held_for_promotion_);
+  for (HeldIo& entry : held) entry.done(nbd::error_shutdown);
   if (nbd_) nbd_->stop();
   if (transport_) transport_->stop();
   if (disk_) disk_->shutdown();
@@ -159,10 +166,14 @@ void ResourceRunner::pump() {
   // produced them.
   if (pumping_) return;
   pumping_ = true;
-  while (node_.has_actions()) {
-    std::vector<core::Action> actions = node_.take_actions();
-    for (core::Action& action : actions) execute(action);
-  }
+  do {
+    while (node_.has_actions()) {
+      std::vector<core::Action> actions = node_.take_actions();
+      for (core::Action& action : actions) execute(action);
+    }
+    // An input may have decided a promotion that NBD commands wait for.
+    if (!held_for_promotion_.empty() && !node_.promotion_pending()) resolve_held_ios();
+  } while (node_.has_actions());
   pumping_ = false;
 }
 
@@ -232,7 +243,7 @@ void ResourceRunner::execute_disk(const core::Action& action) {
                                  slot_buffer(write->payload, write->length_bytes), write->fua);
   } else if (const auto* read = std::get_if<core::DiskRead>(&action)) {
     io = read->io;
-    DITTO_ASSERT(read->buffer.has_value());  // every read here comes from an NBD buffer
+    DITTO_ASSERT(read->buffer.has_value());  // every read comes from an NBD buffer
     status = disk_->submit_read(io.value, read->sector.bytes(),
                                 slot_buffer(*read->buffer, read->length_bytes));
   } else if (const auto* flush = std::get_if<core::DiskFlush>(&action)) {
@@ -304,84 +315,6 @@ void ResourceRunner::on_peer_message(NodeId peer, const wire::Message& message,
     handle = PayloadHandle{allocate_slot(buffer, 1)};  // released by the core
   }
   node_.on_message(now(), peer, message, handle);
-  pump();
-}
-
-// ---- NBD backend ------------------------------------------------------------------------------
-
-std::vector<NbdExportInfo> ResourceRunner::list_exports() {
-  NbdExportInfo info;
-  info.name = config_.resource.name;
-  info.description = "ditto resource " + config_.resource.name + " volume 0";
-  info.size_bytes = node_.config().volume_size_bytes;
-  info.supports_flush = true;
-  info.supports_fua = true;
-  info.multi_conn = false;
-  return {info};
-}
-
-Result<std::uint64_t> ResourceRunner::open_export(std::string_view name) {
-  if (name != config_.resource.name && !name.empty()) {
-    return Error{"no export named '" + std::string(name) + "'; this node exports '" +
-                 config_.resource.name + "'"};
-  }
-  // A pending promotion (a two-phase commit in flight) may open: the core holds its writes
-  // until the outcome, as DRBD's auto-promote holds the opener.
-  if (node_.role() != Role::primary && !node_.promotion_pending()) {
-    return Error{"resource " + config_.resource.name + " is " +
-                 std::string(to_string(node_.role())) + " on node " + config_.self.name +
-                 "; promote it first (dittoadm primary " + config_.resource.name + ")"};
-  }
-  open_sessions_ += 1;
-  return next_session_++;
-}
-
-void ResourceRunner::close_export(std::uint64_t session) {
-  (void)session;
-  DITTO_ASSERT(open_sessions_ > 0);
-  open_sessions_ -= 1;
-}
-
-NbdBuffer ResourceRunner::allocate_buffer(std::size_t size_bytes) {
-  std::span<std::uint8_t> buffer = pool_.allocate(size_bytes);
-  if (buffer.empty()) return NbdBuffer{};
-  const std::uint64_t handle = allocate_slot(buffer, 1);  // the NBD connection's reference
-  return NbdBuffer{buffer.data(), buffer.size(), handle};
-}
-
-void ResourceRunner::release_buffer(const NbdBuffer& buffer) {
-  if (buffer.data == nullptr) return;
-  unreference(buffer.token);
-}
-
-void ResourceRunner::submit(std::uint64_t session, const NbdIo& io, const NbdBuffer& buffer,
-                            std::function<void(std::uint32_t nbd_error)> done) {
-  (void)session;
-  const RequestId request{next_request_++};
-  const Sector sector{io.offset_bytes / sector_size_bytes};
-  switch (io.op) {
-    case NbdOp::read:
-      client_done_.emplace(request.value, std::move(done));
-      node_.on_client_read(now(), request, sector, io.length_bytes, PayloadHandle{buffer.token});
-      break;
-    case NbdOp::write:
-      slots_[buffer.token - 1].references += 1;  // the core's reference, dropped by ReleasePayload
-      client_done_.emplace(request.value, std::move(done));
-      node_.on_client_write(now(), request, sector, io.length_bytes, PayloadHandle{buffer.token},
-                            core::WriteFlags{io.fua});
-      break;
-    case NbdOp::flush:
-      client_done_.emplace(request.value, std::move(done));
-      node_.on_client_flush(now(), request);
-      break;
-    case NbdOp::cache:
-      done(0);  // a hint; the data is already as close as it gets
-      return;
-    case NbdOp::trim:
-    case NbdOp::write_zeroes:
-      done(nbd_error_invalid);  // not advertised
-      return;
-  }
   pump();
 }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include "core/node.h"
 #include "core/status.h"
@@ -29,6 +30,8 @@ struct ResourceOptions {
   std::string nbd_host;        // empty: no TCP export
   std::uint16_t nbd_port = 0;
   std::string nbd_socket_path;  // empty: no unix-socket export
+  // Set: the export requires TLS (NBD_OPT_STARTTLS) with this context (datapath/tls_context.h).
+  std::shared_ptr<boost::asio::ssl::context> nbd_tls_context;
   std::size_t buffer_slab_bytes = 64u << 20;
 };
 
@@ -79,8 +82,36 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
     std::uint32_t references = 0;
   };
 
+  // A write-class NBD command waiting for this node's promotion (auto-promote).
+  struct HeldIo {
+    std::uint64_t session = 0;
+    NbdIo io{NbdOp::write, 0, 0, false};
+    NbdBuffer buffer;
+    std::function<void(std::uint32_t nbd_error)> done;
+  };
+  // One WRITE_ZEROES command, run as replicated writes of a shared zero buffer.
+  struct ZeroOperation {
+    std::uint64_t next_offset_bytes = 0;
+    std::uint64_t end_offset_bytes = 0;
+    bool fua = false;
+    std::uint32_t chunks_in_flight = 0;
+    std::uint32_t error = 0;  // the first chunk's error
+    std::function<void(std::uint32_t nbd_error)> done;
+  };
+
   ResourceRunner(boost::asio::io_context& io, DaemonConfig config, ResourceOptions options,
                  std::unique_ptr<UringDisk> disk);
+
+  // NBD backend internals (daemon_resource_nbd.cpp).
+  void submit_write_class(std::uint64_t session, const NbdIo& io, const NbdBuffer& buffer,
+                          std::function<void(std::uint32_t nbd_error)> done);
+  void execute_write_class(std::uint64_t session, const NbdIo& io, const NbdBuffer& buffer,
+                           std::function<void(std::uint32_t nbd_error)> done);
+  void start_auto_promotion();
+  void resolve_held_ios();
+  void auto_demote();
+  void start_write_zeroes(const NbdIo& io, std::function<void(std::uint32_t nbd_error)> done);
+  void continue_write_zeroes(const std::shared_ptr<ZeroOperation>& operation);
 
   Instant now() const;
   std::uint64_t allocate_slot(std::span<std::uint8_t> buffer, std::uint32_t references);
@@ -110,6 +141,19 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::uint64_t next_request_ = 1;
   std::uint64_t next_session_ = 1;
   std::uint32_t open_sessions_ = 0;
+  // Auto-promote (DRBD's `options { auto-promote yes; }`, the default): the first write-class
+  // command on a Secondary promotes the node; when the last connection that wrote closes, an
+  // auto-promoted node demotes again.
+  bool auto_promote_ = true;
+  bool auto_promoted_ = false;          // the current Primary role came from auto-promote
+  bool auto_promotion_started_ = false;  // we started the pending promotion
+  std::unordered_map<std::uint64_t, bool> session_writes_;  // open session → has written
+  std::uint32_t writing_sessions_ = 0;
+  std::deque<HeldIo> held_for_promotion_;
+  std::string last_promotion_refusal_;
+  // WRITE_ZEROES: one zero-filled slot shared by every zeroing command in flight.
+  std::uint64_t zero_slot_ = 0;
+  std::uint32_t zero_operations_ = 0;
   std::deque<IoId> failed_ios_;
   bool pumping_ = false;
   bool stopped_ = false;

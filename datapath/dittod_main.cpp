@@ -16,6 +16,7 @@
 #include "datapath/control_views.h"
 #include "datapath/daemon_config.h"
 #include "datapath/daemon_resource.h"
+#include "datapath/tls_context.h"
 
 namespace {
 
@@ -27,6 +28,7 @@ struct Arguments {
   std::string nbd_socket;
   std::string control_path;
   std::string metrics_address;
+  std::string nbd_tls_directory;  // TLS required on the NBD export; certificates here
 };
 
 bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
@@ -144,6 +146,19 @@ int run(const Arguments& arguments) {
   }
   options.nbd_socket_path = arguments.nbd_socket;
   const std::string resource_name = config.value().resource.name;
+  if (!arguments.nbd_tls_directory.empty()) {
+    if (options.nbd_host.empty() && options.nbd_socket_path.empty()) {
+      std::fprintf(stderr, "dittod: --nbd-tls needs --nbd or --nbd-socket\n");
+      return 1;
+    }
+    auto context = ditto::datapath::make_tls_context(
+        ditto::datapath::nbd_server_tls_files(arguments.nbd_tls_directory));
+    if (!context.ok()) {
+      std::fprintf(stderr, "dittod: --nbd-tls: %s\n", context.error().message.c_str());
+      return 1;
+    }
+    options.nbd_tls_context = std::move(context).value();
+  }
 
   boost::asio::io_context io(1);
   auto runner = ditto::datapath::ResourceRunner::create(io, std::move(config).value(), options);
@@ -207,6 +222,9 @@ int main(int argc, char** argv) {
                  "Resource to run (default: the only one in the file)");
   app.add_option("--nbd", arguments.nbd_address, "Export the volume over NBD on HOST:PORT");
   app.add_option("--nbd-socket", arguments.nbd_socket, "Export the volume on a unix socket");
+  app.add_option("--nbd-tls", arguments.nbd_tls_directory,
+                 "Require TLS on the NBD export; DIR holds ca-cert.pem, server-cert.pem and "
+                 "server-key.pem (clients need a certificate signed by that CA)");
   app.add_option("--control", arguments.control_path,
                  "Control socket path (default /run/ditto/RESOURCE.sock)");
   app.add_option("--metrics", arguments.metrics_address,

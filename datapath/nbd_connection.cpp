@@ -155,6 +155,7 @@ void Connection::handle_option(const nbd::OptionRequest& request) {
     return queue_bytes(nbd::encode_option_error(option, nbd::rep_err_invalid,
                                                 "client did not agree to fixed newstyle"));
   }
+  if (refuse_before_tls(request)) return;
   if (request.kind == OptionKind::export_name) return handle_export_name(request);
   if (!request.invalid_reason.empty()) {
     return queue_bytes(
@@ -190,8 +191,7 @@ void Connection::handle_option(const nbd::OptionRequest& request) {
       }
       return queue_bytes(nbd::encode_option_ack(option));
     case OptionKind::starttls:
-      return queue_bytes(nbd::encode_option_error(option, nbd::rep_err_unsup,
-                                                  "TLS is not supported by this server"));
+      return handle_starttls(request);
     case OptionKind::export_name:
     case OptionKind::unknown:
       break;
@@ -266,6 +266,7 @@ void Connection::enter_transmission(const NbdExportInfo& info) {
   transmission_.transmission_flags = nbd::transmission_flags(info, structured_replies_);
   transmission_.structured_replies = structured_replies_;
   transmission_.payload_size_max_bytes = options_.payload_size_max_bytes;
+  transmission_.block_size_minimum_bytes = options_.block_size_minimum_bytes;
   phase_ = Phase::transmission;
 }
 
@@ -477,6 +478,7 @@ void Connection::on_written(const boost::system::error_code& error) {
     outgoing_.pop_front();
   }
   flush_writes();
+  if (phase_ == Phase::tls_handshake && !writing_) start_tls_handshake();  // the ACK is out
   if (was_blocked && phase_ == Phase::transmission) process_input();  // resume reading
   maybe_finish();
 }

@@ -21,12 +21,15 @@
 
 #include "datapath/nbd_protocol.h"
 #include "datapath/nbd_server.h"
+#include "datapath/tls_stream.h"
 
 namespace ditto::datapath::nbd_detail {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   using Socket = boost::asio::generic::stream_protocol::socket;
+  // The socket, switched to TLS in place after NBD_OPT_STARTTLS (tls_stream.h).
+  using Stream = TlsStream<Socket>;
 
   Connection(NbdServer& server, Socket socket, std::uint64_t number);
   void start();
@@ -35,7 +38,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void detach_server() { server_ = nullptr; }
 
  private:
-  enum class Phase : std::uint8_t { client_flags, options, transmission, draining, dead };
+  // tls_handshake: STARTTLS was acknowledged; once the ACK is written the TLS handshake runs,
+  // then negotiation starts over in `options` (nbd_connection_tls.cpp).
+  enum class Phase : std::uint8_t {
+    client_flags,
+    options,
+    tls_handshake,
+    transmission,
+    draining,
+    dead
+  };
 
   struct Request {
     std::uint64_t cookie = 0;
@@ -67,6 +79,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_option(const nbd::OptionRequest& request);
   void handle_info_or_go(const nbd::OptionRequest& request);
   void handle_export_name(const nbd::OptionRequest& request);
+  // TLS (nbd_connection_tls.cpp). refuse_before_tls: true when TLS is required and not yet up,
+  // and `request` was answered (ERR_TLS_REQD) or ended the connection (EXPORT_NAME).
+  bool refuse_before_tls(const nbd::OptionRequest& request);
+  void handle_starttls(const nbd::OptionRequest& request);
+  void start_tls_handshake();
+  void on_tls_handshake(const boost::system::error_code& error);
   void send_export_infos(const nbd::OptionRequest& request, const NbdExportInfo& info,
                          std::uint16_t flags);
   std::optional<NbdExportInfo> find_export(const std::string& name);
@@ -94,7 +112,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   NbdServer* server_;
   NbdBackend& backend_;
   const NbdServerOptions options_;
-  Socket socket_;
+  Stream socket_;
   const std::uint64_t number_;
   boost::asio::steady_timer retry_timer_;
 
@@ -109,6 +127,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool fixed_newstyle_ = false;
   bool no_zeroes_ = false;
   bool structured_replies_ = false;
+  bool tls_active_ = false;  // the TLS handshake after STARTTLS succeeded
+  bool tls_refusal_logged_ = false;  // one log line per plain client, not one per option
   std::uint32_t options_count_ = 0;
   std::optional<std::uint64_t> session_;
   nbd::TransmissionState transmission_;

@@ -277,12 +277,17 @@ std::vector<std::uint8_t> encode_export_name_reply(std::uint64_t size_bytes, std
 }
 
 std::uint16_t transmission_flags(const NbdExportInfo& info, bool structured_replies) {
-  std::uint16_t flags = tflag_has_flags | tflag_send_cache;
+  std::uint16_t flags = tflag_has_flags;
   if (info.read_only) flags |= tflag_read_only;
   if (info.supports_flush) flags |= tflag_send_flush;
   if (info.supports_fua) flags |= tflag_send_fua;
+  if (info.supports_cache) flags |= tflag_send_cache;
   if (info.supports_trim && !info.read_only) flags |= tflag_send_trim;
-  if (info.supports_write_zeroes && !info.read_only) flags |= tflag_send_write_zeroes;
+  if (info.supports_write_zeroes && !info.read_only) {
+    flags |= tflag_send_write_zeroes;
+    // §3: FAST_ZERO MUST be clear without WRITE_ZEROES.
+    if (info.supports_fast_zero) flags |= tflag_send_fast_zero;
+  }
   // Our structured READ reply is always one OFFSET_DATA chunk, so DF holds trivially.
   if (structured_replies) flags |= tflag_send_df;
   if (info.multi_conn) flags |= tflag_can_multi_conn;
@@ -333,27 +338,33 @@ struct CommandRule {
   std::uint16_t required_tflag;  // 0: always allowed
   bool writes;                   // fails with EPERM on a read-only export
   bool beyond_end_is_no_space;   // ENOSPC instead of EINVAL past the end
+  bool aligned;                  // offset and length must respect the minimum block size
 };
 
 bool rule_for(std::uint16_t type, CommandRule& rule) {
   switch (type) {
     case cmd_read:
-      rule = {NbdOp::read, cmd_flag_df, 0, false, false};
+      rule = {NbdOp::read, cmd_flag_df, 0, false, false, true};
       return true;
     case cmd_write:
-      rule = {NbdOp::write, 0, 0, true, true};
+      rule = {NbdOp::write, 0, 0, true, true, true};
       return true;
     case cmd_flush:
-      rule = {NbdOp::flush, 0, tflag_send_flush, false, false};
+      rule = {NbdOp::flush, 0, tflag_send_flush, false, false, false};
       return true;
     case cmd_trim:
-      rule = {NbdOp::trim, 0, tflag_send_trim, true, false};
+      rule = {NbdOp::trim, 0, tflag_send_trim, true, false, false};
       return true;
     case cmd_cache:
-      rule = {NbdOp::cache, 0, tflag_send_cache, false, false};
+      rule = {NbdOp::cache, 0, tflag_send_cache, false, false, false};
       return true;
     case cmd_write_zeroes:
-      rule = {NbdOp::write_zeroes, cmd_flag_no_hole, tflag_send_write_zeroes, true, true};
+      rule = {NbdOp::write_zeroes,
+              cmd_flag_no_hole | cmd_flag_fast_zero,
+              tflag_send_write_zeroes,
+              true,
+              true,
+              true};
       return true;
     default:
       return false;
@@ -375,6 +386,7 @@ CheckedRequest check_request(const RequestHeader& header, const TransmissionStat
   std::uint16_t allowed = rule.allowed_flags;
   if (state.transmission_flags & tflag_send_fua) allowed |= cmd_flag_fua;
   if (!(state.transmission_flags & tflag_send_df)) allowed &= ~cmd_flag_df;
+  if (!(state.transmission_flags & tflag_send_fast_zero)) allowed &= ~cmd_flag_fast_zero;
   if ((header.flags & ~allowed) != 0) {
     return rejected(error_invalid, "flags " + hex(header.flags) + " are not valid on command " +
                                        std::to_string(header.type));
@@ -403,10 +415,23 @@ CheckedRequest check_request(const RequestHeader& header, const TransmissionStat
                     "range ends at " + std::to_string(end) + ", past the export size " +
                         std::to_string(state.export_size_bytes));
   }
+  const std::uint64_t alignment = std::max<std::uint32_t>(state.block_size_minimum_bytes, 1);
+  const bool misaligned =
+      header.offset_bytes % alignment != 0 || header.length_bytes % alignment != 0;
+  if (rule.aligned && misaligned) {
+    return rejected(error_invalid, "offset " + std::to_string(header.offset_bytes) + " or length " +
+                                       std::to_string(header.length_bytes) +
+                                       " is not a multiple of the minimum block size " +
+                                       std::to_string(alignment));
+  }
   CheckedRequest result;
   result.verdict = RequestVerdict::submit;
-  result.io = NbdIo{rule.op, header.offset_bytes, header.length_bytes,
-                    (header.flags & cmd_flag_fua) != 0, (header.flags & cmd_flag_no_hole) != 0};
+  result.io = NbdIo{rule.op,
+                    header.offset_bytes,
+                    header.length_bytes,
+                    (header.flags & cmd_flag_fua) != 0,
+                    (header.flags & cmd_flag_no_hole) != 0,
+                    (header.flags & cmd_flag_fast_zero) != 0};
   return result;
 }
 

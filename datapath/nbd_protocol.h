@@ -24,20 +24,31 @@ struct NbdExportInfo {
   bool supports_fua = true;
   bool supports_trim = false;
   bool supports_write_zeroes = false;
+  // SEND_FAST_ZERO (only with write_zeroes): the backend answers FAST_ZERO, possibly with
+  // ENOTSUP when zeroing would be no faster than writing (§4.2).
+  bool supports_fast_zero = false;
+  bool supports_cache = true;
   bool multi_conn = false;
 };
 
 enum class NbdOp : std::uint8_t { read, write, flush, trim, write_zeroes, cache };
 
-// One I/O handed to the backend. `no_hole` (an addition) is NBD_CMD_FLAG_NO_HOLE on
-// write_zeroes: the range must end up allocated, not punched.
+// One I/O handed to the backend. `no_hole` is NBD_CMD_FLAG_NO_HOLE on write_zeroes: the range
+// must end up allocated, not punched. `fast_zero` is NBD_CMD_FLAG_FAST_ZERO: zero only if that
+// is faster than writing, else answer ENOTSUP at once and change nothing.
 struct NbdIo {
   NbdOp op;
   std::uint64_t offset_bytes;
   std::uint32_t length_bytes;
   bool fua;
   bool no_hole = false;
+  bool fast_zero = false;
 };
+
+// Write-class commands: they change the export's contents (and need the Primary role).
+constexpr bool is_write_class(NbdOp op) {
+  return op == NbdOp::write || op == NbdOp::write_zeroes || op == NbdOp::trim;
+}
 
 namespace nbd {
 
@@ -95,6 +106,7 @@ inline constexpr std::uint16_t tflag_send_write_zeroes = 1u << 6;
 inline constexpr std::uint16_t tflag_send_df = 1u << 7;
 inline constexpr std::uint16_t tflag_can_multi_conn = 1u << 8;
 inline constexpr std::uint16_t tflag_send_cache = 1u << 10;
+inline constexpr std::uint16_t tflag_send_fast_zero = 1u << 11;
 
 // §4.2 commands and command flags.
 inline constexpr std::uint16_t cmd_read = 0;
@@ -107,6 +119,7 @@ inline constexpr std::uint16_t cmd_write_zeroes = 6;
 inline constexpr std::uint16_t cmd_flag_fua = 1u << 0;
 inline constexpr std::uint16_t cmd_flag_no_hole = 1u << 1;
 inline constexpr std::uint16_t cmd_flag_df = 1u << 2;
+inline constexpr std::uint16_t cmd_flag_fast_zero = 1u << 4;
 
 // §4.4 structured reply chunks.
 inline constexpr std::uint16_t reply_flag_done = 1u << 0;
@@ -120,6 +133,7 @@ inline constexpr std::uint32_t error_io = 5;
 inline constexpr std::uint32_t error_invalid = 22;
 inline constexpr std::uint32_t error_no_space = 28;
 inline constexpr std::uint32_t error_overflow = 75;
+inline constexpr std::uint32_t error_not_supported = 95;
 inline constexpr std::uint32_t error_shutdown = 108;
 
 inline constexpr std::size_t greeting_size_bytes = 18;
@@ -232,6 +246,10 @@ struct TransmissionState {
   std::uint16_t transmission_flags = 0;
   bool structured_replies = false;
   std::uint32_t payload_size_max_bytes = nbd::payload_size_max_bytes;
+  // The advertised minimum block size (a power of two): READ, WRITE and WRITE_ZEROES must be
+  // aligned to it in offset and length (EINVAL otherwise, §6). TRIM and CACHE are hints and
+  // are not checked.
+  std::uint32_t block_size_minimum_bytes = 1;
 };
 
 enum class RequestVerdict : std::uint8_t {

@@ -16,6 +16,7 @@
 
 #include "core/result.h"
 #include "datapath/nbd_protocol.h"
+#include "datapath/tls_context.h"
 
 namespace ditto::datapath {
 
@@ -63,6 +64,12 @@ struct NbdServerOptions {
   std::size_t receive_buffer_bytes = 64 * 1024;
   // How long to wait before retrying allocate_buffer after the backend said busy.
   std::uint32_t buffer_retry_us = 200;
+  // TLS required when set (the "FORCEDTLS" mode, reference/nbd-protocol.md §8): before
+  // NBD_OPT_STARTTLS every option but ABORT gets NBD_REP_ERR_TLS_REQD and EXPORT_NAME closes
+  // the connection; after it negotiation and transmission run over TLS 1.3 with a client
+  // certificate signed by the context's CA (make_tls_context). Null: no TLS (STARTTLS gets
+  // NBD_REP_ERR_UNSUP).
+  std::shared_ptr<boost::asio::ssl::context> tls_context;
 };
 
 namespace nbd_detail {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "datapath/tls_stream.h"
 #include "datapath/transport_tcp.h"
 
 namespace ditto::datapath {
@@ -17,19 +18,22 @@ struct TcpTransport::Connection {
   using tcp = boost::asio::ip::tcp;
   using error_code = boost::system::error_code;
   explicit Connection(tcp::socket connected_socket)
-      : socket(std::move(connected_socket)),
-        deadline(socket.get_executor()),
-        keepalive(socket.get_executor()) {}
+      : stream(std::move(connected_socket)),
+        deadline(stream.get_executor()),
+        keepalive(stream.get_executor()) {}
+
+  tcp::socket& socket() { return stream.socket(); }
 
   void close() {
     closed = true;
     error_code ignored;
-    socket.close(ignored);
+    stream.close(ignored);
     deadline.cancel();
     keepalive.cancel();
   }
 
-  tcp::socket socket;
+  // The TCP socket; with TLS configured, a TLS 1.3 stream over it from right after connect.
+  TlsStream<tcp::socket> stream;
   boost::asio::steady_timer deadline;
   std::uint64_t deadline_generation = 0;  // a fired wait for an older generation is stale
   std::string remote;                     // for log lines
@@ -40,6 +44,7 @@ struct TcpTransport::Connection {
   bool hello_received = false;
   bool closed = false;
   bool tcp_connected = false;  // a dial that never connected moves on to the next path
+  bool tls_done = false;       // the TLS handshake completed (only with TLS configured)
   std::size_t path_index = 0;
 
   // Authentication (only with a shared secret).
@@ -63,6 +68,9 @@ struct TcpTransport::Connection {
   std::size_t send_queue_bytes = 0;
   std::size_t frames_in_flight = 0;
   std::vector<boost::asio::const_buffer> write_buffers;
+  // With TLS a batch of frames is copied into one buffer: one record and one system call
+  // rather than one per frame (ssl::stream writes one buffer per call).
+  std::vector<std::uint8_t> tls_write_batch;
 };
 
 }  // namespace ditto::datapath

@@ -118,6 +118,11 @@ Status TcpTransport::validate_and_index_peers() {
     if (!key.ok()) return Error{"transport: " + key.error().message};
     auth_key_.emplace(std::move(key).value());
   }
+  if (!config_.tls.empty()) {
+    auto context = make_tls_context(config_.tls);
+    if (!context.ok()) return Error{"transport: " + context.error().message};
+    tls_context_ = std::move(context).value();
+  }
   if (config_.ping_interval.ns <= 0 || config_.ping_timeout.ns <= 0) {
     return Error{"transport: ping-int and ping-timeout must be positive"};
   }
@@ -262,9 +267,13 @@ void TcpTransport::on_accepted(std::size_t acceptor_index, const error_code& err
   auto connection = std::make_shared<Connection>(std::move(socket));
   connection->remote = remote;
   error_code ignored;
-  connection->socket.set_option(tcp::no_delay(true), ignored);
+  connection->socket().set_option(tcp::no_delay(true), ignored);
   anonymous_.push_back(connection);
   arm_deadline(connection, config_.hello_timeout);
+  if (tls_context_) {
+    start_tls_handshake(connection);  // reading starts once it succeeds
+    return;
+  }
   read_next(connection);
 }
 
@@ -283,7 +292,7 @@ void TcpTransport::dial(PeerSlot& slot) {
   connection->remote = endpoint.address().to_string() + ":" + std::to_string(endpoint.port());
   slot.connection = connection;
   arm_deadline(connection, config_.connect_timeout);
-  connection->socket.async_connect(
+  connection->socket().async_connect(
       endpoint, [this, lifetime = lifetime_, connection](const error_code& error) {
         if (!lifetime->alive || connection->closed) return;
         on_dialed(connection, error);
@@ -298,7 +307,7 @@ void TcpTransport::on_dialed(const std::shared_ptr<Connection>& connection,
     return;
   }
   error_code ignored;
-  connection->socket.set_option(tcp::no_delay(true), ignored);
+  connection->socket().set_option(tcp::no_delay(true), ignored);
   connection->tcp_connected = true;
   PeerSlot& slot = *slot_of(connection->peer);
   DITTO_ASSERT(slot.connection == connection);
@@ -306,6 +315,18 @@ void TcpTransport::on_dialed(const std::shared_ptr<Connection>& connection,
     log("connected to node " + node_text(connection->peer) + " over path " +
         std::to_string(connection->path_index + 1) + " (" + connection->remote + ")");
   }
+  if (tls_context_) {
+    arm_deadline(connection, config_.hello_timeout);
+    start_tls_handshake(connection);  // on_dialed_ready follows once it succeeds
+    return;
+  }
+  on_dialed_ready(connection);
+}
+
+void TcpTransport::on_dialed_ready(const std::shared_ptr<Connection>& connection) {
+  DITTO_ASSERT(connection->dialed && connection->tcp_connected && !connection->announced);
+  PeerSlot& slot = *slot_of(connection->peer);
+  DITTO_ASSERT(slot.connection == connection);
   if (auth_key_) {
     // The handler hears of the peer only once it has proven the shared secret.
     arm_deadline(connection, config_.hello_timeout);
@@ -346,7 +367,11 @@ void TcpTransport::arm_deadline(const std::shared_ptr<Connection>& connection, D
         if (!lifetime->alive || error || connection->closed) return;
         if (generation != connection->deadline_generation) return;  // re-armed or disarmed
         const std::string limit = std::to_string(timeout.ns / 1'000'000) + " ms";
-        if (connection->dialed && !connection->announced) {
+        if (tls_context_ && (connection->tcp_connected || !connection->dialed) &&
+            !connection->tls_done) {
+          fail(connection, "TLS handshake with " + connection->remote + " not finished within " +
+                               limit);
+        } else if (connection->dialed && !connection->announced) {
           fail(connection, "connect to " + connection->remote + " timed out after " + limit);
         } else {
           fail(connection, "no Hello from " + connection->remote + " within " + limit);
@@ -361,7 +386,7 @@ void TcpTransport::read_next(const std::shared_ptr<Connection>& connection) {
   std::vector<std::uint8_t>& buffer = connection->receive_buffer;
   if (buffer.empty()) buffer.resize(receive_buffer_size_initial_bytes);
   DITTO_ASSERT(connection->received_bytes < buffer.size());
-  connection->socket.async_read_some(
+  connection->stream.async_read_some(
       asio::buffer(buffer.data() + connection->received_bytes,
                    buffer.size() - connection->received_bytes),
       [this, lifetime = lifetime_, connection](const error_code& error, std::size_t size_bytes) {
@@ -567,11 +592,24 @@ void TcpTransport::write_next(const std::shared_ptr<Connection>& connection) {
     batch_bytes += frame.size();
   }
   connection->frames_in_flight = connection->write_buffers.size();
-  asio::async_write(connection->socket, connection->write_buffers,
-                    [this, lifetime = lifetime_, connection](const error_code& error, std::size_t) {
-                      if (!lifetime->alive || connection->closed) return;
-                      on_written(connection, error);
-                    });
+  auto on_done = [this, lifetime = lifetime_, connection](const error_code& error, std::size_t) {
+    if (!lifetime->alive || connection->closed) return;
+    on_written(connection, error);
+  };
+  if (!connection->stream.is_tls()) {
+    asio::async_write(connection->stream, connection->write_buffers, std::move(on_done));
+    return;
+  }
+  // Nothing is queued on a TLS connection before its handshake completed.
+  DITTO_ASSERT(connection->tls_done);
+  std::vector<std::uint8_t>& batch = connection->tls_write_batch;
+  batch.resize(batch_bytes);
+  std::size_t offset = 0;
+  for (const asio::const_buffer& buffer : connection->write_buffers) {
+    std::memcpy(batch.data() + offset, buffer.data(), buffer.size());
+    offset += buffer.size();
+  }
+  asio::async_write(connection->stream, asio::buffer(batch), std::move(on_done));
 }
 
 void TcpTransport::on_written(const std::shared_ptr<Connection>& connection,
@@ -586,6 +624,9 @@ void TcpTransport::on_written(const std::shared_ptr<Connection>& connection,
     connection->send_queue.pop_front();
   }
   connection->frames_in_flight = 0;
+  if (connection->tls_write_batch.capacity() > receive_buffer_size_keep_bytes) {
+    connection->tls_write_batch = {};  // give a large batch's memory back
+  }
   if (!connection->send_queue.empty()) write_next(connection);
 }
 

@@ -18,6 +18,12 @@
 //   The handler hears of the peer (on_peer_connected) only after the peer's response verified;
 //   a wrong response, a missing one, a wrong protocol version or garbage closes the connection
 //   with a logged reason. Auth frames never reach the handler.
+// - TLS (when TransportConfig::tls names the files; tls_context.h): right after TCP connects,
+//   before any frame, the dialer runs a TLS 1.3 client handshake and the acceptor a server
+//   handshake, each requiring the other's certificate signed by the configured CA. A peer
+//   without one, with one from another CA, or speaking anything but TLS is closed with a logged
+//   reason before a single frame of it is decoded. The shared-secret handshake, Hello and
+//   everything after run inside TLS.
 // - Keepalive: every ping_interval a wire::Ping goes out; a peer that sends nothing at all for
 //   ping_timeout after it is disconnected. Ping/PingAck never reach the handler.
 // - Multi-path: a peer may have several addresses (paths). A dial that fails moves to the next
@@ -30,6 +36,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +50,7 @@
 #include "core/result.h"
 #include "core/types.h"
 #include "core/wire.h"
+#include "datapath/tls_context.h"
 #include "datapath/transport_auth.h"
 
 namespace ditto::datapath {
@@ -85,6 +93,8 @@ struct TransportConfig {
   // Keepalive (DRBD ping-int / ping-timeout).
   Duration ping_interval = Duration::from_ms(10'000);
   Duration ping_timeout = Duration::from_ms(500);
+  // TLS 1.3 with mutual certificates: all empty = off; otherwise all three required.
+  TlsFiles tls;
 };
 
 // Implemented by the daemon; all calls on the io_context thread.
@@ -181,6 +191,12 @@ class TcpTransport {
                         const wire::AuthResponse& response);
   std::string challenge_problem(const Connection& connection,
                                 const wire::AuthChallenge& challenge) const;
+  // TLS (transport_tls.cpp).
+  void start_tls_handshake(const std::shared_ptr<Connection>& connection);
+  void on_tls_handshake(const std::shared_ptr<Connection>& connection,
+                        const boost::system::error_code& error);
+  // A dialed connection is connected (and through TLS, if on): authenticate or announce it.
+  void on_dialed_ready(const std::shared_ptr<Connection>& connection);
   // Keepalive (transport_handshake.cpp).
   void start_keepalive(const std::shared_ptr<Connection>& connection);
   void arm_keepalive(const std::shared_ptr<Connection>& connection, Duration delay);
@@ -207,6 +223,7 @@ class TcpTransport {
   TransportHandler& handler_;
   std::vector<std::unique_ptr<boost::asio::ip::tcp::acceptor>> acceptors_;
   std::optional<AuthKey> auth_key_;
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // null: TLS off
   boost::asio::steady_timer accept_retry_timer_;
   std::vector<PeerSlot> peers_;
   std::vector<std::shared_ptr<Connection>> anonymous_;

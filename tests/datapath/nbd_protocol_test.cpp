@@ -256,6 +256,30 @@ TEST(NbdOptionReplies, TransmissionFlagsAlwaysHaveHasFlagsAndDfOnlyWithStructure
   EXPECT_TRUE(transmission_flags(info, true) & tflag_send_df);
 }
 
+TEST(NbdOptionReplies, FastZeroIsAdvertisedOnlyTogetherWithWriteZeroes) {
+  NbdExportInfo info;
+  info.supports_fast_zero = true;
+  EXPECT_FALSE(transmission_flags(info, false) & tflag_send_fast_zero)
+      << "§3: SEND_FAST_ZERO must be 0 when SEND_WRITE_ZEROES is 0";
+  info.supports_write_zeroes = true;
+  const std::uint16_t flags = transmission_flags(info, false);
+  EXPECT_TRUE(flags & tflag_send_write_zeroes);
+  EXPECT_TRUE(flags & tflag_send_fast_zero);
+  info.read_only = true;
+  EXPECT_FALSE(transmission_flags(info, false) & tflag_send_fast_zero);
+}
+
+TEST(NbdOptionReplies, CacheAndMultiConnAreAdvertisedOnlyWhenTheBackendSaysSo) {
+  NbdExportInfo info;
+  info.supports_cache = false;
+  EXPECT_FALSE(transmission_flags(info, false) & tflag_send_cache);
+  EXPECT_FALSE(transmission_flags(info, false) & tflag_can_multi_conn);
+  info.supports_cache = true;
+  info.multi_conn = true;
+  EXPECT_TRUE(transmission_flags(info, false) & tflag_send_cache);
+  EXPECT_TRUE(transmission_flags(info, false) & tflag_can_multi_conn);
+}
+
 TEST(NbdRequests, HeaderNeeds28BytesAndParsesEveryField) {
   const Bytes bytes = request_bytes(cmd_flag_fua, cmd_write, 0xdeadbeefcafef00d, 4096, 512);
   EXPECT_EQ(parse_request_header(std::span(bytes).first(27), cap).need_bytes, 28u);
@@ -296,6 +320,51 @@ TEST(NbdRequests, WriteZeroesCarriesNoHole) {
   ASSERT_EQ(checked.verdict, RequestVerdict::submit);
   EXPECT_EQ(checked.io.op, NbdOp::write_zeroes);
   EXPECT_TRUE(checked.io.no_hole);
+}
+
+TEST(NbdRequests, FastZeroNeedsSendFastZeroAndIsCarriedToTheBackend) {
+  TransmissionState state = writable_state();
+  EXPECT_EQ(check(cmd_flag_fast_zero, cmd_write_zeroes, 0, 4096, state).error, error_invalid)
+      << "FAST_ZERO without SEND_FAST_ZERO";
+  state.transmission_flags |= tflag_send_fast_zero;
+  const CheckedRequest checked =
+      check(cmd_flag_fast_zero | cmd_flag_fua, cmd_write_zeroes, 0, 4096, state);
+  ASSERT_EQ(checked.verdict, RequestVerdict::submit);
+  EXPECT_TRUE(checked.io.fast_zero);
+  EXPECT_TRUE(checked.io.fua);
+  EXPECT_EQ(check(cmd_flag_fast_zero, cmd_write, 0, 4096, state).error, error_invalid)
+      << "FAST_ZERO is only valid on WRITE_ZEROES";
+}
+
+TEST(NbdRequests, FuaIsAcceptedOnEveryCommandOnceSendFuaIsSet) {
+  const TransmissionState state = writable_state();
+  for (std::uint16_t type : {cmd_read, cmd_write, cmd_trim, cmd_cache, cmd_write_zeroes}) {
+    const CheckedRequest checked = check(cmd_flag_fua, type, 0, 4096, state);
+    EXPECT_EQ(checked.verdict, RequestVerdict::submit) << "type " << type << checked.reason;
+    EXPECT_TRUE(checked.io.fua) << "type " << type;
+  }
+  EXPECT_EQ(check(cmd_flag_fua, cmd_flush, 0, 0, state).verdict, RequestVerdict::submit);
+}
+
+TEST(NbdRequests, MisalignedReadWriteAndZeroesAreEinvalButTrimAndCacheAreHints) {
+  TransmissionState state = writable_state();
+  state.block_size_minimum_bytes = 4096;
+  EXPECT_EQ(check(0, cmd_write, 512, 4096, state).error, error_invalid);
+  EXPECT_EQ(check(0, cmd_write, 0, 512, state).error, error_invalid);
+  EXPECT_EQ(check(0, cmd_read, 1, 4096, state).error, error_invalid);
+  EXPECT_EQ(check(0, cmd_write_zeroes, 0, 6144, state).error, error_invalid);
+  EXPECT_EQ(check(0, cmd_write, 8192, 4096, state).verdict, RequestVerdict::submit);
+  EXPECT_EQ(check(0, cmd_trim, 512, 512, state).verdict, RequestVerdict::submit);
+  EXPECT_EQ(check(0, cmd_cache, 1, 1, state).verdict, RequestVerdict::submit);
+}
+
+TEST(NbdRequests, WriteClassCommandsAreWriteTrimAndWriteZeroes) {
+  EXPECT_TRUE(is_write_class(NbdOp::write));
+  EXPECT_TRUE(is_write_class(NbdOp::write_zeroes));
+  EXPECT_TRUE(is_write_class(NbdOp::trim));
+  EXPECT_FALSE(is_write_class(NbdOp::read));
+  EXPECT_FALSE(is_write_class(NbdOp::flush));
+  EXPECT_FALSE(is_write_class(NbdOp::cache));
 }
 
 TEST(NbdRequests, DiscIsADisconnectWhateverItsFields) {
