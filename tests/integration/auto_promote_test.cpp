@@ -83,10 +83,7 @@ class AutoPromote : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string error;
-    ASSERT_TRUE(cluster_.start(0, error)) << error;
-    ASSERT_TRUE(cluster_.start(1, error)) << error;
-    ASSERT_TRUE(cluster_.wait_connected(0, 1, 10000));
-    ASSERT_TRUE(cluster_.wait_connected(1, 1, 10000));
+    ASSERT_TRUE(cluster_.start_all_connected(error)) << error;
   }
   LocalCluster cluster_{2, disk_size_bytes};
 };

@@ -161,6 +161,36 @@ bool LocalCluster::wait_connected(int index, int peers, int timeout_ms) const {
   return false;
 }
 
+bool LocalCluster::start_all_connected(std::string& error, int timeout_ms) {
+  const int count = static_cast<int>(names_.size());
+  for (int index = 0; index < count; ++index) {
+    if (!start(index, error)) return false;
+  }
+  for (int index = 0; index < count; ++index) {
+    if (!wait_connected(index, count - 1, timeout_ms)) {
+      error = names_[index] + " did not connect to its " + std::to_string(count - 1) +
+              " peers within " + std::to_string(timeout_ms) + " ms";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool LocalCluster::promote(int index, std::string& error, int timeout_ms) const {
+  const ControlResult promoted = control(index, "primary r0");
+  if (promoted.exit_status != 0) {
+    error = "primary r0 on " + names_[index] + " failed: " + promoted.text;
+    return false;
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (control(index, "status r0").text.rfind("r0 role:Primary", 0) == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  error = names_[index] + " is not Primary " + std::to_string(timeout_ms) + " ms after promotion";
+  return false;
+}
+
 std::string LocalCluster::nbd_uri(int index) const {
   return "nbd://127.0.0.1:" + std::to_string(nbd_ports_[index]) + "/r0";
 }

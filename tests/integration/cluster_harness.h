@@ -33,6 +33,11 @@ class LocalCluster {
   ControlResult control(int index, const std::string& line) const;
   // Waits until node `index` reports every peer Connected (or `peers` of them).
   bool wait_connected(int index, int peers, int timeout_ms) const;
+  // Starts every node and waits until each is Connected to all the others.
+  bool start_all_connected(std::string& error, int timeout_ms = 10'000);
+  // `primary r0` on node `index`, then waits until its status says Primary (a promotion is a
+  // cluster-wide state change and may finish after the command returns). False with the reason.
+  bool promote(int index, std::string& error, int timeout_ms = 10'000) const;
   std::string nbd_uri(int index) const;
   std::string name(int index) const { return names_[index]; }
   std::string disk_path(int index) const { return directory_ + "/" + names_[index] + ".img"; }

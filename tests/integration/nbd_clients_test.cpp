@@ -28,10 +28,7 @@ class NbdClients : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string error;
-    ASSERT_TRUE(cluster_.start(0, error)) << error;
-    ASSERT_TRUE(cluster_.start(1, error)) << error;
-    ASSERT_TRUE(cluster_.wait_connected(0, 1, 10000));
-    ASSERT_TRUE(cluster_.wait_connected(1, 1, 10000));
+    ASSERT_TRUE(cluster_.start_all_connected(error)) << error;
     const CommandOutcome size = run_command("nbdinfo --size " + uri() + " 2>&1");
     ASSERT_EQ(size.exit_status, 0) << size.output;
     export_size_bytes_ = std::stoull(size.output);

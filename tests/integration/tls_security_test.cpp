@@ -166,13 +166,7 @@ TEST(TlsSecurity, CertifiedPeersReplicateAndEveryImpostorIsRefusedWithoutWriting
   ASSERT_TRUE(cluster.wait_connected(0, 1, 1000));
 
   // The real peers still replicate, and the TLS export takes a client with a certificate.
-  const ControlResult promoted = cluster.control(0, "primary r0");
-  ASSERT_EQ(promoted.exit_status, 0) << promoted.text;
-  const auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (cluster.control(0, "status r0").text.rfind("r0 role:Primary", 0) != 0 &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(cluster.promote(0, error)) << error;
   const std::string client_uri = nbds_uri(cluster, 0, certificates + "/client");
   ASSERT_TRUE(nbds_write(client_uri, 1u << 20, 0x5a, 64 * 1024))
       << nbd_get_error() << "\n" << read_file(cluster.log_path(0));
