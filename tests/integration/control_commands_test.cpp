@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "cluster_harness.h"
+#include "network_test_support.h"
 
 namespace ditto::testing {
 namespace {
@@ -118,15 +119,8 @@ TEST_F(ControlCommands, ShowPrintsTheRunningConfiguration) {
 // ---- Metrics ----
 
 std::string http_get(std::uint16_t port, const std::string& target) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    return {};
-  }
+  const int fd = connect_loopback(port);
+  if (fd < 0) return {};
   const std::string request = "GET " + target + " HTTP/1.1\r\nHost: localhost\r\n\r\n";
   if (::write(fd, request.data(), request.size()) < 0) return {};
   std::string reply;

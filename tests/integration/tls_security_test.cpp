@@ -66,21 +66,6 @@ std::string nbds_uri(const LocalCluster& cluster, int index, const std::string& 
   return "nbds" + uri.substr(3) + "?tls-certificates=" + directory;
 }
 
-// nbd_write (network_test_support.h) for a URI that names local certificate files.
-bool nbds_write(const std::string& uri, std::uint64_t offset, std::uint8_t fill,
-                std::size_t size) {
-  nbd_handle* handle = nbd_create();
-  if (handle == nullptr) return false;
-  bool ok = nbd_set_uri_allow_local_file(handle, true) != -1;
-  ok = ok && nbd_connect_uri(handle, uri.c_str()) != -1;
-  const std::vector<std::uint8_t> bytes(size, fill);
-  ok = ok && nbd_pwrite(handle, bytes.data(), bytes.size(), offset, 0) == 0;
-  ok = ok && nbd_flush(handle, 0) == 0;
-  if (ok) nbd_shutdown(handle, 0);
-  nbd_close(handle);
-  return ok;
-}
-
 TEST(TlsSecurity, CertifiedPeersReplicateAndEveryImpostorIsRefusedWithoutWritingAnything) {
   LocalCluster cluster(2, 8u << 20);
   const std::string certificates = cluster.directory() + "/tls";
@@ -168,7 +153,7 @@ TEST(TlsSecurity, CertifiedPeersReplicateAndEveryImpostorIsRefusedWithoutWriting
   // The real peers still replicate, and the TLS export takes a client with a certificate.
   ASSERT_TRUE(cluster.promote(0, error)) << error;
   const std::string client_uri = nbds_uri(cluster, 0, certificates + "/client");
-  ASSERT_TRUE(nbds_write(client_uri, 1u << 20, 0x5a, 64 * 1024))
+  ASSERT_TRUE(nbd_write(client_uri, 1u << 20, 0x5a, 64 * 1024))
       << nbd_get_error() << "\n" << read_file(cluster.log_path(0));
   EXPECT_EQ(disk_bytes(cluster.disk_path(1), 1u << 20, 64 * 1024),
             std::vector<std::uint8_t>(64 * 1024, 0x5a));
