@@ -107,9 +107,9 @@ void ResourceRunner::log(const std::string& line) const {
 // ---- Admin and status -------------------------------------------------------------------------
 
 core::AdminResult ResourceRunner::admin(const core::AdminCommand& command) {
-  if (std::holds_alternative<core::Demote>(command) && open_sessions_ > 0) {
+  if (std::holds_alternative<core::Demote>(command) && open_sessions() > 0) {
     return {false, "SS_DEVICE_IN_USE",
-            std::to_string(open_sessions_) + " NBD connections have the volume open"};
+            std::to_string(open_sessions()) + " NBD connections have the volume open"};
   }
   core::AdminResult result = node_.on_admin(now(), command);
   pump();

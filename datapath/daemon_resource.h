@@ -53,7 +53,9 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::uint16_t nbd_port() const { return nbd_ ? nbd_->tcp_port() : 0; }
   std::uint16_t peer_port() const { return transport_->listen_port(); }
   const DaemonConfig& config() const { return config_; }
-  std::uint32_t open_sessions() const { return open_sessions_; }
+  std::uint32_t open_sessions() const {
+    return static_cast<std::uint32_t>(session_writes_.size());
+  }
   const TcpTransport& transport() const { return *transport_; }
   // Receives every core Event line (events2 subscribers, control_events.h).
   void set_event_sink(std::function<void(const std::string& line)> sink) {
@@ -140,7 +142,6 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::unordered_map<std::uint64_t, std::function<void(std::uint32_t)>> client_done_;
   std::uint64_t next_request_ = 1;
   std::uint64_t next_session_ = 1;
-  std::uint32_t open_sessions_ = 0;
   // Auto-promote (DRBD's `options { auto-promote yes; }`, the default): the first write-class
   // command on a Secondary promotes the node; when the last connection that wrote closes, an
   // auto-promoted node demotes again.

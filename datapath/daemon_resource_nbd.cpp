@@ -71,15 +71,12 @@ Result<std::uint64_t> ResourceRunner::open_export(std::string_view name) {
                  " and auto-promote is off; promote it first (dittoadm primary " +
                  config_.resource.name + ")"};
   }
-  open_sessions_ += 1;
   const std::uint64_t session = next_session_++;
   session_writes_.emplace(session, false);
   return session;
 }
 
 void ResourceRunner::close_export(std::uint64_t session) {
-  DITTO_ASSERT(open_sessions_ > 0);
-  open_sessions_ -= 1;
   const auto found = session_writes_.find(session);
   DITTO_ASSERT(found != session_writes_.end());
   const bool wrote = found->second;
