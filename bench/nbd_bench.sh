@@ -78,6 +78,10 @@ start_ditto() {  # $1 = node count
   } >"$work/r0.res"
   for ((i = 0; i < nodes; i++)); do
     [[ -f "$work/disk$i.img" ]] || make_disk "$work/disk$i.img"
+    # dittod attaches only a disk with DRBD v09 metadata at its end (one bitmap slot per peer);
+    # fio's jobs (size-mib / 2) stay inside the data area below it.
+    "$bin/datapath/dittoadm" create-md "$work/disk$i.img" --force \
+      --max-peers $((nodes > 1 ? nodes - 1 : 1)) >/dev/null
     local nbd=()
     ((i == 0)) && nbd=(--nbd 127.0.0.1:20809)
     "$bin/datapath/dittod" --config "$work/r0.res" --node "${names[i]}" \

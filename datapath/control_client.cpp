@@ -136,14 +136,31 @@ void register_daemon_commands(CLI::App& app, DaemonCommands& commands) {
   secondary->add_option("resource", flags->resource, "Resource name")->required();
   secondary->callback([flags, &commands] { commands.line = "secondary " + flags->resource; });
 
+  // up/down start and stop one resource in a running dittod, leaving its others alone.
+  auto* up = app.add_subcommand("up", "Start a resource of the configuration in the daemon");
+  up->add_option("resource", flags->resource, "Resource name (all: every one not running)")
+      ->required();
+  up->callback([flags, &commands] { commands.line = "up " + flags->resource; });
+  auto* down = app.add_subcommand(
+      "down", "Stop a resource: demote it, close its connections and its disk (refused in use)");
+  down->add_option("resource", flags->resource, "Resource name")->required();
+  down->callback([flags, &commands] { commands.line = "down " + flags->resource; });
+
   auto* events2 = app.add_subcommand("events2", "Stream state changes (drbdsetup events2)");
   events2->add_option("resource", flags->resource, "Resource name")->required();
   events2->add_flag("--now", flags->now, "Print the current state (exists ...) and exit");
   events2->add_flag("--timestamps", flags->timestamps, "Prefix each line with the local time");
+  events2->add_flag("--statistics", flags->statistics, "Add the I/O statistics to each object");
   events2->callback([flags, &commands] {
     commands.line = "events2 " + flags->resource + (flags->now ? " --now" : "") +
+                    (flags->statistics ? " --statistics" : "") +
                     (flags->timestamps ? " --timestamps" : "");
   });
+
+  auto* adjust = app.add_subcommand(
+      "adjust", "Re-read the configuration file and apply its changes to the running resource");
+  adjust->add_option("resource", flags->resource, "Resource name")->required();
+  adjust->callback([flags, &commands] { commands.line = "adjust " + flags->resource; });
 
   auto* show = app.add_subcommand("show", "Show the running configuration of a resource");
   show->add_option("resource", flags->resource, "Resource name")->required();
@@ -161,7 +178,12 @@ void register_daemon_commands(CLI::App& app, DaemonCommands& commands) {
   // The default socket depends on the resource, known only after parsing.
   app.parse_complete_callback([flags, &commands] {
     if (commands.control_path.empty() && !flags->resource.empty()) {
+      // A daemon of one resource listens on RESOURCE.sock, one of several on dittod.sock.
       commands.control_path = "/run/ditto/" + flags->resource + ".sock";
+      if (::access(commands.control_path.c_str(), F_OK) != 0 &&
+          ::access("/run/ditto/dittod.sock", F_OK) == 0) {
+        commands.control_path = "/run/ditto/dittod.sock";
+      }
     }
   });
 }

@@ -163,6 +163,13 @@ int create_metadata(const CreateMetadataOptions& options) {
     return status;
   }
   std::printf("New drbd meta data block successfully created.\n");
+  // What dittod will export: everything below the bitmap.
+  const md::Layout& created = layout.value();
+  std::printf("data area: %llu bytes (%llu sectors); metadata: %llu bytes at the end of %s\n",
+              static_cast<unsigned long long>(created.usable_sectors * md::sector_bytes),
+              static_cast<unsigned long long>(created.usable_sectors),
+              static_cast<unsigned long long>(size_bytes - created.bm_offset_bytes),
+              options.disk.c_str());
   return exit_ok;
 }
 

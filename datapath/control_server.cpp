@@ -32,6 +32,7 @@ class ControlServer::Session : public std::enable_shared_from_this<ControlServer
   // Queues one line for a subscriber; drops the subscriber if it is too far behind.
   void push(std::string line) {
     if (closed_) return;
+    if (!resource_.empty() && events2_resource(line) != resource_) return;
     if (timestamps_) line = events2_timestamp() + " " + line;
     line += '\n';
     backlog_bytes_ += line.size();
@@ -75,6 +76,7 @@ class ControlServer::Session : public std::enable_shared_from_this<ControlServer
       return;
     }
     timestamps_ = reply.timestamps;
+    resource_ = reply.events_resource;
     if (reply.subscribe && reply.exit_status == 0) {
       subscribers_->push_back(weak_from_this());
       push_raw(std::to_string(reply.exit_status) + "\n" + reply.text);
@@ -144,9 +146,21 @@ class ControlServer::Session : public std::enable_shared_from_this<ControlServer
   std::deque<std::string> outgoing_;
   std::size_t backlog_bytes_ = 0;
   std::array<char, 256> discard_{};
+  std::string resource_;  // events of this resource only; empty: all
   bool timestamps_ = false;
   bool closed_ = false;
 };
+
+std::string_view events2_resource(std::string_view line) {
+  std::size_t position = 0;
+  while (position < line.size()) {
+    const std::size_t end = std::min(line.find(' ', position), line.size());
+    const std::string_view word = line.substr(position, end - position);
+    if (word.substr(0, 5) == "name:") return word.substr(5);
+    position = end + 1;
+  }
+  return {};
+}
 
 std::vector<std::string> split_words(std::string_view line) {
   std::vector<std::string> words;

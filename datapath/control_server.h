@@ -7,7 +7,8 @@
 //
 // A reply may instead subscribe the connection to events (dittoadm events2): after the reply
 // text the connection stays open and every publish()ed line is written to it, until the client
-// closes it. A subscriber that falls more than subscriber_backlog_bytes_max behind is dropped
+// closes it; a subscriber may ask for the lines of one resource only (events_resource). A
+// subscriber that falls more than subscriber_backlog_bytes_max behind is dropped
 // (every queue is bounded).
 #pragma once
 
@@ -30,6 +31,8 @@ struct ControlReply {
   std::string text;
   bool subscribe = false;   // keep the connection open for publish()ed lines
   bool timestamps = false;  // prefix each published line with the local time (events2 format)
+  // With subscribe: only lines of this resource (their first `name:` field); empty: every line.
+  std::string events_resource = {};
   // A command whose outcome comes later (a promotion's two-phase commit): the session calls
   // `wait` every few milliseconds until it returns the final reply, and sends that instead.
   // The callee bounds the wait (it answers with a timeout error itself).
@@ -43,6 +46,8 @@ class ControlServer {
 
   ControlServer(boost::asio::io_context& io, Handler handler);
   ~ControlServer();
+  // Replaces the handler; sessions accepted afterwards use the new one (before listen()).
+  void set_handler(Handler handler) { handler_ = std::move(handler); }
   [[nodiscard]] Status listen(const std::string& path);
   void stop();
   // Writes `line` (without its newline) to every subscriber.
@@ -60,6 +65,9 @@ class ControlServer {
   std::string path_;
   std::shared_ptr<std::vector<std::weak_ptr<Session>>> subscribers_;
 };
+
+// The resource an events2 line is about: the value of its first `name:` field ("" if none).
+std::string_view events2_resource(std::string_view line);
 
 // Splits a command line on spaces (no quoting: resource names and flags have no spaces).
 std::vector<std::string> split_words(std::string_view line);

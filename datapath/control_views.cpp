@@ -7,10 +7,6 @@
 namespace ditto::datapath {
 namespace {
 
-std::string yes_no(bool value) {
-  return value ? "yes" : "no";
-}
-
 std::string endpoint_text(const config::Endpoint& endpoint) {
   const bool v6 = endpoint.address_family == "ipv6";
   return endpoint.address_family + ":" + (v6 ? "[" : "") + endpoint.address + (v6 ? "]" : "") +
@@ -20,11 +16,6 @@ std::string endpoint_text(const config::Endpoint& endpoint) {
 std::uint32_t minor_of(const ResourceRunner& runner) {
   const config::Volume& volume = runner.config().self.volumes.front();
   return volume.minor.value_or(0);
-}
-
-std::string peer_prefix(const std::string& resource, const core::PeerStatus& peer) {
-  return "name:" + resource + " peer-node-id:" + std::to_string(peer.node_id.value) +
-         " conn-name:" + peer.name;
 }
 
 }  // namespace
@@ -52,38 +43,50 @@ std::vector<PathView> paths_to(const ResourceRunner& runner, NodeId peer) {
   return views;
 }
 
-std::string events2_exists(const ResourceRunner& runner) {
+ResourceView resource_view(const ResourceRunner& runner) {
   const core::Node& node = runner.node();
-  const std::string& name = node.config().resource_name;
-  const std::vector<core::PeerStatus> peers = node.peers();
-  std::string out = "exists resource name:" + name + " role:" +
-                    std::string(to_string(node.role())) +
-                    " suspended:no force-io-failures:no may_promote:" +
-                    yes_no(node.may_promote()) +
-                    " promotion_score:" + std::to_string(node.promotion_score()) + "\n";
-  for (const core::PeerStatus& peer : peers) {
-    out += "exists connection " + peer_prefix(name, peer) +
-           " connection:" + std::string(to_string(peer.connection)) +
-           " role:" + std::string(to_string(peer.role)) + "\n";
+  const core::NodeStatistics& statistics = node.statistics();
+  ResourceView view;
+  view.name = node.config().resource_name;
+  view.node_id = node.config().node_id;
+  view.role = node.role();
+  view.may_promote = node.may_promote();
+  view.promotion_score = node.promotion_score();
+  DeviceView device;
+  device.minor = minor_of(runner);
+  device.disk = node.disk_state();
+  device.backing_device = runner.config().disk_path;
+  device.open = runner.open_sessions() > 0;
+  device.size_kib = node.config().volume_size_bytes / 1024;
+  device.read_kib = statistics.read_bytes / 1024;
+  device.written_kib = statistics.written_bytes / 1024;
+  device.upper_pending = statistics.upper_pending;
+  device.lower_pending = statistics.lower_pending;
+  view.devices.push_back(device);
+  const bool tls = !runner.config().transport.tls.empty();
+  for (const core::PeerStatus& peer : node.peers()) {
+    ConnectionView connection;
+    connection.peer_node_id = peer.node_id;
+    connection.name = peer.name;
+    connection.connection = peer.connection;
+    connection.role = peer.role;
+    connection.tls = tls && peer.connection == ConnectionState::connected;
+    connection.ap_in_flight = peer.pending_writes;
+    connection.paths = paths_to(runner, peer.node_id);
+    PeerDeviceView peer_device;
+    peer_device.replication = peer.replication;
+    peer_device.peer_disk = peer.disk;
+    peer_device.received_kib = peer.received_bytes / 1024;
+    peer_device.sent_kib = peer.sent_bytes / 1024;
+    peer_device.pending = peer.pending_writes;
+    connection.peer_devices.push_back(peer_device);
+    view.connections.push_back(std::move(connection));
   }
-  out += "exists device name:" + name + " volume:0 minor:" + std::to_string(minor_of(runner)) +
-         " backing_dev:" + runner.config().disk_path +
-         " disk:" + std::string(to_string(node.disk_state())) +
-         " client:no open:" + yes_no(runner.open_sessions() > 0) + " quorum:yes\n";
-  for (const core::PeerStatus& peer : peers) {
-    out += "exists peer-device " + peer_prefix(name, peer) +
-           " volume:0 replication:" + std::string(to_string(peer.replication)) +
-           " peer-disk:" + std::string(to_string(peer.disk)) +
-           " peer-client:no resync-suspended:no\n";
-  }
-  for (const core::PeerStatus& peer : peers) {
-    for (const PathView& path : paths_to(runner, peer.node_id)) {
-      out += "exists path " + peer_prefix(name, peer) + " local:" + path.local +
-             " peer:" + path.remote + " established:" + yes_no(path.established) + "\n";
-    }
-  }
-  out += "exists -\n";
-  return out;
+  return view;
+}
+
+std::string events2_exists(const ResourceRunner& runner, bool statistics) {
+  return format_events2_exists(resource_view(runner), statistics);
 }
 
 bool is_events2_line(std::string_view line) {

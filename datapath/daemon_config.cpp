@@ -95,17 +95,34 @@ Status apply_net_options(const config::Connection& connection, bool first,
   if (!ping_timeout_tenths.ok()) return ping_timeout_tenths.error();
   const Duration ping_interval = Duration::from_ms(ping_int_seconds.value() * 1000LL);
   const Duration ping_timeout = Duration::from_ms(ping_timeout_tenths.value() * 100LL);
+  // DRBD's timeout (tenths of a second): how long an expected answer may take; here the
+  // deadlines of a dial and of the handshake up to the peer's Hello. ko-count: stored (shown,
+  // adjustable) for the request-timeout expulsion that the transport does not do yet.
+  auto timeout_tenths = net_number(connection, "timeout", 1, 600, 0);
+  if (!timeout_tenths.ok()) return timeout_tenths.error();
+  auto ko_count = net_number(connection, "ko-count", 0, 200, 7);
+  if (!ko_count.ok()) return ko_count.error();
+  TransportConfig defaults;
+  const Duration timeout = timeout_tenths.value() == 0
+                               ? defaults.connect_timeout
+                               : Duration::from_ms(timeout_tenths.value() * 100LL);
+  const Duration hello_timeout =
+      timeout_tenths.value() == 0 ? defaults.hello_timeout : timeout;
   if (!first && (algorithm != transport.cram_hmac_algorithm ||
                  secret != transport.shared_secret || ping_interval != transport.ping_interval ||
-                 ping_timeout != transport.ping_timeout)) {
+                 ping_timeout != transport.ping_timeout || timeout != transport.connect_timeout ||
+                 ko_count.value() != transport.ko_count)) {
     return Error{connection.location.to_string() +
-                 ": cram-hmac-alg, shared-secret, ping-int and ping-timeout must be the same "
-                 "for every connection of this node"};
+                 ": cram-hmac-alg, shared-secret, ping-int, ping-timeout, timeout and ko-count "
+                 "must be the same for every connection of this node"};
   }
   transport.cram_hmac_algorithm = algorithm;
   transport.shared_secret = secret;
   transport.ping_interval = ping_interval;
   transport.ping_timeout = ping_timeout;
+  transport.connect_timeout = timeout;
+  transport.hello_timeout = hello_timeout;
+  transport.ko_count = ko_count.value();
   if (!secret.empty()) {
     auto key = AuthKey::create(algorithm, secret);
     if (!key.ok()) return Error{connection.location.to_string() + ": " + key.error().message};
@@ -190,19 +207,28 @@ std::optional<std::string> read_config_file(std::string_view path) {
   return text.str();
 }
 
+Result<config::Config> parse_config_file(const std::string& path) {
+  const auto text = read_config_file(path);
+  if (!text) return Error{path + ": cannot read configuration: " + std::strerror(errno)};
+  return config::parse(*text, path, read_config_file);
+}
+
 Result<DaemonConfig> load_daemon_config(const DaemonOptions& options) {
-  const auto text = read_config_file(options.config_path);
-  if (!text) {
-    return Error{options.config_path + ": cannot read configuration: " + std::strerror(errno)};
-  }
-  auto parsed = config::parse(*text, options.config_path, read_config_file);
+  auto parsed = parse_config_file(options.config_path);
   if (!parsed.ok()) return parsed.error();
   auto resource = select_resource(parsed.value(), options);
   if (!resource.ok()) return resource.error();
+  return resource_daemon_config(*resource.value(), options);
+}
 
+Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
+                                            const DaemonOptions& options) {
   DaemonConfig result;
-  result.resource = *resource.value();
+  result.resource = resource;
   const std::string node_name = options.node_name.empty() ? host_name() : options.node_name;
+  result.options = options;
+  result.options.node_name = node_name;
+  result.options.resource_name = resource.name;  // re-reading finds it among several
   const config::Host* self = result.resource.find_host(node_name);
   if (self == nullptr) {
     return Error{result.resource.location.to_string() + ": resource '" + result.resource.name +

@@ -23,6 +23,7 @@ struct DaemonOptions {
 };
 
 struct DaemonConfig {
+  DaemonOptions options;  // where it was read from (node_name resolved); adjust re-reads it
   config::Resource resource;
   config::Host self;
   std::string disk_path;
@@ -39,5 +40,11 @@ std::optional<std::string> read_config_file(std::string_view path);
 // does), selects the resource and this node's host section, and validates what the skeleton
 // supports (one volume, a disk, meta-disk internal).
 Result<DaemonConfig> load_daemon_config(const DaemonOptions& options);
+
+// The parsed file (includes resolved), errors located.
+Result<config::Config> parse_config_file(const std::string& path);
+// One parsed resource as this node runs it (node from options.node_name or the host name).
+Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
+                                            const DaemonOptions& options);
 
 }  // namespace ditto::datapath

@@ -32,23 +32,37 @@ std::uint32_t nbd_error_of(core::ClientStatus status) {
 Result<std::unique_ptr<ResourceRunner>> ResourceRunner::create(boost::asio::io_context& io,
                                                                DaemonConfig config,
                                                                ResourceOptions options) {
-  auto disk = UringDisk::open(io, config.disk_path);
+  auto disk = options.shard_ring != nullptr ? UringDisk::open(*options.shard_ring, config.disk_path)
+                                            : UringDisk::open(io, config.disk_path);
   if (!disk.ok()) {
     return Error{config.disk_location.to_string() + ": cannot use disk '" + config.disk_path +
                  "': " + disk.error().message};
   }
-  config.node.volume_size_bytes = disk.value()->size_bytes();
+  auto metadata = MetadataStore::open(config.disk_path);
+  if (!metadata.ok()) return Error{config.resource.name + ": " + metadata.error().message};
+  auto attach = check_metadata(config, *metadata.value());
+  if (!attach.ok()) return attach.error();
+  // The core, and through it NBD, sees only the data area: no request reaches the metadata.
+  config.node.volume_size_bytes = metadata.value()->data_size_bytes();
+  DITTO_ASSERT(config.node.volume_size_bytes < disk.value()->size_bytes());
   return std::unique_ptr<ResourceRunner>(
-      new ResourceRunner(io, std::move(config), std::move(options), std::move(disk).value()));
+      new ResourceRunner(io, std::move(config), std::move(options), std::move(disk).value(),
+                         std::move(metadata).value(), std::move(attach).value()));
 }
 
 ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
-                               ResourceOptions options, std::unique_ptr<UringDisk> disk)
+                               ResourceOptions options, std::unique_ptr<UringDisk> disk,
+                               std::unique_ptr<MetadataStore> metadata, AttachPlan attach)
     : io_(io),
       config_(std::move(config)),
       options_(std::move(options)),
       disk_(std::move(disk)),
-      pool_(options_.buffer_slab_bytes),
+      metadata_(std::move(metadata)),
+      attach_(std::move(attach)),
+      own_pool_(options_.shard_pool != nullptr
+                    ? nullptr
+                    : std::make_unique<AlignedBufferPool>(options_.buffer_slab_bytes)),
+      pool_(options_.shard_pool != nullptr ? *options_.shard_pool : *own_pool_),
       node_(config_.node) {
   transport_ = std::make_unique<TcpTransport>(io_, config_.transport, *this);
   NbdServerOptions nbd_options;
@@ -63,9 +77,16 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
       [this](std::uint64_t cookie, int result) { on_disk_completion(cookie, result); });
 }
 
-ResourceRunner::~ResourceRunner() { stop(); }
+ResourceRunner::~ResourceRunner() {
+  stop();
+  // A shard's pool outlives the resource: give back what the core or NBD still referenced.
+  for (Slot& slot : slots_) {
+    if (slot.references > 0) pool_.release(slot.buffer);
+  }
+}
 
 Status ResourceRunner::start() {
+  if (Status status = attach_metadata(); !status.ok()) return status;
   if (Status status = transport_->start(); !status.ok()) return status;
   if (!options_.nbd_host.empty()) {
     if (Status status = nbd_->listen_tcp(options_.nbd_host, options_.nbd_port); !status.ok()) {
@@ -78,8 +99,10 @@ Status ResourceRunner::start() {
     }
   }
   log("started: node-id " + std::to_string(config_.self.node_id.value) + ", disk " +
-      config_.disk_path + " (" + std::to_string(disk_->size_bytes() >> 20) + " MiB), peers on " +
-      config_.self.address + ":" + std::to_string(transport_->listen_port()));
+      config_.disk_path + " (" + std::to_string(node_.config().volume_size_bytes >> 20) +
+      " MiB data, DRBD v09 metadata with max-peers " +
+      std::to_string(metadata_->superblock().max_peers) + "), peers on " + config_.self.address +
+      ":" + std::to_string(transport_->listen_port()));
   return Status::success();
 }
 
@@ -92,6 +115,7 @@ void ResourceRunner::stop() {
   if (nbd_) nbd_->stop();
   if (transport_) transport_->stop();
   if (disk_) disk_->shutdown();
+  write_clean_metadata();  // after the disk is idle
 }
 
 Instant ResourceRunner::now() const {
@@ -116,8 +140,12 @@ core::AdminResult ResourceRunner::admin(const core::AdminCommand& command) {
   return result;
 }
 
-std::string ResourceRunner::status_text(core::StatusOptions options) const {
-  return core::format_status(node_, options);
+Status ResourceRunner::adjust(DaemonConfig updated) {
+  updated.node.volume_size_bytes = config_.node.volume_size_bytes;  // set once the disk opened
+  if (Status status = transport_->adjust(updated.transport); !status.ok()) return status;
+  config_ = std::move(updated);
+  log("adjusted to the configuration in " + config_.options.config_path);
+  return Status::success();
 }
 
 // ---- Buffers ----------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include "core/node.h"
 #include "core/status.h"
 #include "datapath/daemon_config.h"
+#include "datapath/metadata_store.h"
 #include "datapath/nbd_server.h"
 #include "datapath/transport_tcp.h"
 #include "datapath/uring_buffer_pool.h"
@@ -33,22 +34,34 @@ struct ResourceOptions {
   // Set: the export requires TLS (NBD_OPT_STARTTLS) with this context (datapath/tls_context.h).
   std::shared_ptr<boost::asio::ssl::context> nbd_tls_context;
   std::size_t buffer_slab_bytes = 64u << 20;
+  // Set by a shard (daemon_shard.h): the disk joins the shard's ring and buffers come from the
+  // shard's pool, both shared by every resource of the shard and outliving them. Null: the
+  // resource has a ring and a pool (of buffer_slab_bytes) of its own.
+  UringRing* shard_ring = nullptr;
+  AlignedBufferPool* shard_pool = nullptr;
 };
 
 class ResourceRunner final : public TransportHandler, public NbdBackend {
  public:
-  // Opens the disk (an unreadable disk is an error naming the config location) and builds the
+  // Opens the disk (an unreadable disk is an error naming the config location), reads and checks
+  // its DRBD v09 internal metadata (missing or bad metadata: an error naming the resource, the
+  // disk and the field; nothing is written), sizes the volume to the data area, and builds the
   // transport and NBD server; nothing listens until start().
   static Result<std::unique_ptr<ResourceRunner>> create(boost::asio::io_context& io,
                                                         DaemonConfig config,
                                                         ResourceOptions options);
   ~ResourceRunner() override;
 
+  // Attaches the metadata (marks it in use, metadata_store.h plan_attach), then listens.
   [[nodiscard]] Status start();
+  // Stops everything; after the disk is idle, a clean shutdown writes the metadata back.
   void stop();
 
   [[nodiscard]] core::AdminResult admin(const core::AdminCommand& command);
-  std::string status_text(core::StatusOptions options) const;
+  // dittoadm adjust: applies `updated`, a re-read configuration whose differences are all
+  // live-changeable (control_adjust.h checks that), to the transport and makes it the running
+  // configuration. On error nothing changed.
+  [[nodiscard]] Status adjust(DaemonConfig updated);
   const core::Node& node() const { return node_; }
   std::uint16_t nbd_port() const { return nbd_ ? nbd_->tcp_port() : 0; }
   std::uint16_t peer_port() const { return transport_->listen_port(); }
@@ -102,7 +115,13 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   };
 
   ResourceRunner(boost::asio::io_context& io, DaemonConfig config, ResourceOptions options,
-                 std::unique_ptr<UringDisk> disk);
+                 std::unique_ptr<UringDisk> disk, std::unique_ptr<MetadataStore> metadata,
+                 AttachPlan attach);
+
+  // Metadata at start() and stop() (daemon_resource_metadata.cpp).
+  static Result<AttachPlan> check_metadata(const DaemonConfig& config, MetadataStore& metadata);
+  [[nodiscard]] Status attach_metadata();
+  void write_clean_metadata();
 
   // NBD backend internals (daemon_resource_nbd.cpp).
   void submit_write_class(std::uint64_t session, const NbdIo& io, const NbdBuffer& buffer,
@@ -132,7 +151,11 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   DaemonConfig config_;
   ResourceOptions options_;
   std::unique_ptr<UringDisk> disk_;
-  AlignedBufferPool pool_;
+  std::unique_ptr<MetadataStore> metadata_;
+  AttachPlan attach_;              // what start() writes
+  bool metadata_attached_ = false;  // start() marked the metadata in use; stop() writes it back
+  std::unique_ptr<AlignedBufferPool> own_pool_;  // null with a shard pool
+  AlignedBufferPool& pool_;
   core::Node node_;
   std::unique_ptr<TcpTransport> transport_;
   std::unique_ptr<NbdServer> nbd_;

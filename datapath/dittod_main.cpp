@@ -1,21 +1,30 @@
-// dittod: the ditto storage daemon. Runs one resource from a drbd.conf-grammar file: the
-// replication core, an io_uring disk, a TCP transport to the peers, an NBD export and a
-// control socket for dittoadm.
+// dittod: the ditto storage daemon. Runs every resource of this node from drbd.conf-grammar
+// files (or the one --resource names), spread over shards (daemon_shard.h): per resource the
+// replication core, an io_uring disk, a TCP transport to the peers and an NBD export; one
+// control socket for dittoadm (daemon_router.h routes its commands).
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <optional>
 #include <cstdio>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <boost/asio.hpp>
 
 #include "core/assert.h"
+#include "datapath/control_commands.h"
 #include "datapath/control_metrics.h"
 #include "datapath/control_server.h"
 #include "datapath/control_views.h"
 #include "datapath/daemon_config.h"
 #include "datapath/daemon_resource.h"
+#include "datapath/daemon_router.h"
 #include "datapath/tls_context.h"
 
 namespace {
@@ -23,8 +32,12 @@ namespace {
 using ditto::datapath::ControlReply;
 
 struct Arguments {
-  ditto::datapath::DaemonOptions daemon;
+  std::vector<std::string> config_paths;
+  std::string node_name;       // which `on` section is this node; default: the host name
+  std::string resource_name;   // run only this one; default: every resource of this node
+  unsigned shards = 0;         // 0: one per core (at most one per resource)
   std::string nbd_address;
+  std::string nbd_base_address;
   std::string nbd_socket;
   std::string control_path;
   std::string metrics_address;
@@ -58,32 +71,11 @@ ControlReply handle_command(ditto::datapath::ResourceRunner& runner,
     return {10, "error: this daemon runs resource '" + runner.node().config().resource_name +
                     "', not '" + resource + "'\n"};
   }
+  if (auto reply = ditto::datapath::handle_control_verb(runner, words)) return *reply;
   auto has = [&](const char* flag) {
     return std::find(words.begin() + 2, words.end(), flag) != words.end();
   };
-  if (verb == "events2") {
-    // The exists dump, then (without --now) every change as it happens.
-    ControlReply reply{0, ditto::datapath::events2_exists(runner)};
-    reply.subscribe = !has("--now");
-    reply.timestamps = has("--timestamps");
-    if (reply.timestamps) {
-      std::string stamped;
-      std::size_t start = 0;
-      while (start < reply.text.size()) {
-        const std::size_t end = reply.text.find('\n', start);
-        stamped += ditto::datapath::events2_timestamp() + " " +
-                   reply.text.substr(start, end + 1 - start);
-        start = end + 1;
-      }
-      reply.text = stamped;
-    }
-    return reply;
-  }
   if (verb == "show") return {0, ditto::datapath::show_text(runner)};
-  if (verb == "status") {
-    if (has("--json")) return {0, ditto::datapath::status_json(runner)};
-    return {0, runner.status_text({has("--verbose"), has("--statistics")})};
-  }
   if (verb == "primary" || verb == "secondary") {
     ditto::core::AdminCommand command = ditto::core::Demote{};
     if (verb == "primary") command = ditto::core::Promote{has("--force")};
@@ -114,96 +106,175 @@ ControlReply handle_command(ditto::datapath::ResourceRunner& runner,
   return {2, "error: unknown command '" + verb + "'\n"};
 }
 
-// Serves /metrics on `address` (HOST:PORT) unless it is empty; false after printing why not.
-bool start_metrics(const std::string& address, ditto::datapath::MetricsServer& metrics) {
-  if (address.empty()) return true;
-  std::string host;
-  std::uint16_t port = 0;
-  if (!split_host_port(address, host, port)) {
-    std::fprintf(stderr, "dittod: --metrics '%s' is not HOST:PORT\n", address.c_str());
-    return false;
-  }
-  if (ditto::Status status = metrics.listen(host, port); !status.ok()) {
-    std::fprintf(stderr, "dittod: %s\n", status.error().message.c_str());
-    return false;
-  }
-  std::fprintf(stderr, "dittod: metrics on http://%s:%u/metrics\n", host.c_str(),
-               unsigned{metrics.port()});
-  return true;
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof(name) - 1) != 0) return "localhost";
+  return name;
 }
 
-int run(const Arguments& arguments) {
-  auto config = ditto::datapath::load_daemon_config(arguments.daemon);
-  if (!config.ok()) {
-    std::fprintf(stderr, "dittod: %s\n", config.error().message.c_str());
-    return 1;
+// The NBD export, TLS and metrics address of each resource, from the command line.
+struct ExportPlan {
+  std::string single_resource;  // --nbd, --metrics and a %r-less --nbd-socket serve this one
+  std::string nbd_host;
+  std::uint16_t nbd_port = 0;
+  std::string nbd_base_host;
+  std::uint16_t nbd_base_port = 0;
+  std::string nbd_socket;  // "%r" is replaced by the resource name
+  std::shared_ptr<boost::asio::ssl::context> nbd_tls;
+  ditto::datapath::ResourceMetrics metrics;
+
+  ditto::Result<ditto::datapath::ResourceOptions> options_for(
+      const ditto::datapath::DaemonConfig& config) const {
+    ditto::datapath::ResourceOptions options;
+    const std::string& name = config.resource.name;
+    if (!nbd_host.empty() && name == single_resource) {
+      options.nbd_host = nbd_host;
+      options.nbd_port = nbd_port;
+    }
+    if (!nbd_base_host.empty()) {
+      // DRBD's minors are unique per host, so these ports are too.
+      const std::uint64_t port =
+          std::uint64_t{nbd_base_port} + config.self.volumes.front().minor.value_or(0);
+      if (port > 65535) {
+        return ditto::Error{config.disk_location.to_string() + ": --nbd-base port " +
+                            std::to_string(nbd_base_port) + " + minor is above 65535"};
+      }
+      options.nbd_host = nbd_base_host;
+      options.nbd_port = static_cast<std::uint16_t>(port);
+    }
+    if (const auto marker = nbd_socket.find("%r"); marker != std::string::npos) {
+      options.nbd_socket_path = nbd_socket;
+      options.nbd_socket_path.replace(marker, 2, name);
+    } else if (name == single_resource) {
+      options.nbd_socket_path = nbd_socket;
+    }
+    options.nbd_tls_context = nbd_tls;
+    return options;
   }
-  ditto::datapath::ResourceOptions options;
+};
+
+// Checks the export options against the resources; false after printing why.
+bool plan_exports(const Arguments& arguments,
+                  const std::vector<ditto::datapath::DaemonConfig>& configs, ExportPlan& plan) {
+  auto fail = [](const std::string& message) {
+    std::fprintf(stderr, "dittod: %s\n", message.c_str());
+    return false;
+  };
+  if (configs.size() == 1) plan.single_resource = configs.front().resource.name;
+  const bool several = configs.size() > 1;
+  if (several && !arguments.nbd_address.empty()) {
+    return fail("--nbd serves one resource; this daemon runs " + std::to_string(configs.size()) +
+                " (use --nbd-base HOST:PORT: each export on PORT + its device minor)");
+  }
+  if (several && !arguments.metrics_address.empty()) {
+    return fail("--metrics serves one resource; this daemon runs " +
+                std::to_string(configs.size()) + " (use --resource, or one daemon per resource)");
+  }
+  if (several && !arguments.nbd_socket.empty() &&
+      arguments.nbd_socket.find("%r") == std::string::npos) {
+    return fail("--nbd-socket needs %r (the resource name) when the daemon runs several resources");
+  }
   if (!arguments.nbd_address.empty() &&
-      !split_host_port(arguments.nbd_address, options.nbd_host, options.nbd_port)) {
-    std::fprintf(stderr, "dittod: --nbd '%s' is not HOST:PORT\n", arguments.nbd_address.c_str());
-    return 1;
+      !split_host_port(arguments.nbd_address, plan.nbd_host, plan.nbd_port)) {
+    return fail("--nbd '" + arguments.nbd_address + "' is not HOST:PORT");
   }
-  options.nbd_socket_path = arguments.nbd_socket;
-  const std::string resource_name = config.value().resource.name;
+  if (!arguments.nbd_base_address.empty() &&
+      !split_host_port(arguments.nbd_base_address, plan.nbd_base_host, plan.nbd_base_port)) {
+    return fail("--nbd-base '" + arguments.nbd_base_address + "' is not HOST:PORT");
+  }
+  if (!arguments.metrics_address.empty() &&
+      !split_host_port(arguments.metrics_address, plan.metrics.host, plan.metrics.port)) {
+    return fail("--metrics '" + arguments.metrics_address + "' is not HOST:PORT");
+  }
+  plan.nbd_socket = arguments.nbd_socket;
   if (!arguments.nbd_tls_directory.empty()) {
-    if (options.nbd_host.empty() && options.nbd_socket_path.empty()) {
-      std::fprintf(stderr, "dittod: --nbd-tls needs --nbd or --nbd-socket\n");
-      return 1;
+    if (plan.nbd_host.empty() && plan.nbd_base_host.empty() && plan.nbd_socket.empty()) {
+      return fail("--nbd-tls needs --nbd, --nbd-base or --nbd-socket");
     }
     auto context = ditto::datapath::make_tls_context(
         ditto::datapath::nbd_server_tls_files(arguments.nbd_tls_directory));
-    if (!context.ok()) {
-      std::fprintf(stderr, "dittod: --nbd-tls: %s\n", context.error().message.c_str());
-      return 1;
-    }
-    options.nbd_tls_context = std::move(context).value();
+    if (!context.ok()) return fail("--nbd-tls: " + context.error().message);
+    plan.nbd_tls = std::move(context).value();
   }
+  return true;
+}
 
-  boost::asio::io_context io(1);
-  auto runner = ditto::datapath::ResourceRunner::create(io, std::move(config).value(), options);
-  if (!runner.ok()) {
-    std::fprintf(stderr, "dittod: %s\n", runner.error().message.c_str());
+// 1000 resources need several thousand descriptors (disk, listener and peer sockets each):
+// raise the soft limit to the hard one, as most daemons do.
+void raise_file_limit() {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  limit.rlim_cur = limit.rlim_max;
+  (void)setrlimit(RLIMIT_NOFILE, &limit);
+}
+
+int run(const Arguments& arguments) {
+  raise_file_limit();
+  const std::string node_name =
+      arguments.node_name.empty() ? host_name() : arguments.node_name;
+  auto configs = ditto::datapath::load_node_resources(arguments.config_paths, node_name,
+                                                      arguments.resource_name);
+  if (!configs.ok()) {
+    std::fprintf(stderr, "dittod: %s\n", configs.error().message.c_str());
     return 1;
   }
-  if (ditto::Status status = runner.value()->start(); !status.ok()) {
+  ExportPlan plan;
+  if (!plan_exports(arguments, configs.value(), plan)) return 1;
+  const std::size_t resource_count = configs.value().size();
+  const std::string control_path =
+      !arguments.control_path.empty() ? arguments.control_path
+      : resource_count == 1           ? "/run/ditto/" + plan.single_resource + ".sock"
+                                      : "/run/ditto/dittod.sock";
+
+  boost::asio::io_context io(1);  // the control socket; resources run on the shards
+  ditto::datapath::ControlServer control(io, nullptr);
+  ditto::datapath::RouterOptions router_options;
+  router_options.config_paths = arguments.config_paths;
+  router_options.node_name = node_name;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  router_options.shard_count =
+      arguments.shards != 0
+          ? arguments.shards
+          : static_cast<unsigned>(std::min<std::size_t>(cores, resource_count));
+  router_options.resource_options = [&plan](const ditto::datapath::DaemonConfig& config) {
+    return plan.options_for(config);
+  };
+  router_options.resource_metrics = [&plan](const ditto::datapath::DaemonConfig& config) {
+    return config.resource.name == plan.single_resource ? plan.metrics
+                                                        : ditto::datapath::ResourceMetrics{};
+  };
+  router_options.command = handle_command;
+  router_options.event_sink = [&io, &control](const std::string& line) {
+    if (!ditto::datapath::is_events2_line(line)) return;
+    boost::asio::post(io, [&control, line] { control.publish(line); });  // to the main thread
+  };
+  ditto::datapath::ResourceRouter router(std::move(router_options));
+  if (ditto::Status status = router.start(std::move(configs).value()); !status.ok()) {
     std::fprintf(stderr, "dittod: %s\n", status.error().message.c_str());
     return 1;
   }
-  ditto::datapath::ResourceRunner& resource = *runner.value();
-  ditto::datapath::ControlServer control(
-      io, [&resource](const std::vector<std::string>& words) {
-        return handle_command(resource, words);
-      });
-  const std::string control_path = arguments.control_path.empty()
-                                       ? "/run/ditto/" + resource_name + ".sock"
-                                       : arguments.control_path;
+  control.set_handler([&router](const std::vector<std::string>& words) {
+    return router.handle(words);
+  });
   if (ditto::Status status = control.listen(control_path); !status.ok()) {
     std::fprintf(stderr, "dittod: %s\n", status.error().message.c_str());
     return 1;
   }
-  resource.set_event_sink([&control](const std::string& line) {
-    if (ditto::datapath::is_events2_line(line)) control.publish(line);
-  });
-  ditto::datapath::MetricsServer metrics(io, resource);
-  if (!start_metrics(arguments.metrics_address, metrics)) return 1;
-  std::fprintf(stderr, "dittod: resource %s ready; control socket %s\n", resource_name.c_str(),
-               control_path.c_str());
+  std::fprintf(stderr, "dittod: %zu resource%s on %u shard%s ready; control socket %s\n",
+               resource_count, resource_count == 1 ? "" : "s", router.shard_count(),
+               router.shard_count() == 1 ? "" : "s", control_path.c_str());
 
   boost::asio::signal_set signals(io, SIGINT, SIGTERM);
   signals.async_wait([&](boost::system::error_code error, int signal_number) {
     if (error) return;
     std::fprintf(stderr, "dittod: signal %d, shutting down\n", signal_number);
-    metrics.stop();
     control.stop();
-    resource.stop();
+    router.stop();
     io.stop();
   });
   io.run();
-  resource.set_event_sink({});
-  metrics.stop();
   control.stop();
-  resource.stop();
+  router.stop();
   return 0;
 }
 
@@ -213,22 +284,32 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   Arguments arguments;
   CLI::App app{"dittod: the ditto replicated block storage daemon"};
-  app.add_option("-c,--config", arguments.daemon.config_path,
-                 "Resource configuration (drbd.conf grammar)")
+  app.add_option("-c,--config", arguments.config_paths,
+                 "Configuration (drbd.conf grammar); repeat for several files")
       ->required();
-  app.add_option("--node", arguments.daemon.node_name,
-                 "Which 'on HOST' section is this node (default: the host name)");
-  app.add_option("--resource", arguments.daemon.resource_name,
-                 "Resource to run (default: the only one in the file)");
-  app.add_option("--nbd", arguments.nbd_address, "Export the volume over NBD on HOST:PORT");
-  app.add_option("--nbd-socket", arguments.nbd_socket, "Export the volume on a unix socket");
+  app.add_option("--node", arguments.node_name,
+                 "Which 'on HOST' sections are this node (default: the host name)");
+  app.add_option("--resource", arguments.resource_name,
+                 "Run only this resource (default: every resource with a section for this node)");
+  app.add_option("--shards", arguments.shards,
+                 "Threads, each with its own event loop and io_uring ring, that the resources "
+                 "are spread over (default: one per core)")
+      ->check(CLI::Range(1u, 1024u));
+  app.add_option("--nbd", arguments.nbd_address,
+                 "Export the volume over NBD on HOST:PORT (a daemon with one resource)");
+  app.add_option("--nbd-base", arguments.nbd_base_address,
+                 "Export every resource over NBD on HOST:(PORT + its device minor)");
+  app.add_option("--nbd-socket", arguments.nbd_socket,
+                 "Export the volume on a unix socket; %r in the path is the resource name");
   app.add_option("--nbd-tls", arguments.nbd_tls_directory,
                  "Require TLS on the NBD export; DIR holds ca-cert.pem, server-cert.pem and "
                  "server-key.pem (clients need a certificate signed by that CA)");
   app.add_option("--control", arguments.control_path,
-                 "Control socket path (default /run/ditto/RESOURCE.sock)");
+                 "Control socket path (default /run/ditto/RESOURCE.sock with one resource, "
+                 "/run/ditto/dittod.sock with several)");
   app.add_option("--metrics", arguments.metrics_address,
-                 "Serve Prometheus metrics at http://HOST:PORT/metrics (drbd-reactor names)");
+                 "Serve Prometheus metrics at http://HOST:PORT/metrics (drbd-reactor names; "
+                 "a daemon with one resource)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

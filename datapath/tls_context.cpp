@@ -4,10 +4,13 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "core/assert.h"
 
 namespace ditto::datapath {
 namespace {
@@ -113,6 +116,51 @@ std::string tls_failure_text(const boost::system::error_code& error, long verify
     text = "the peer closed the connection during the handshake (" + error.message() + ")";
   }
   return text;
+}
+
+std::string certificate_names_text(X509* certificate) {
+  DITTO_ASSERT(certificate != nullptr);
+  std::string text;
+  // The names come from the peer: control characters would forge log lines.
+  auto add = [&text](std::string name) {
+    for (char& c : name) {
+      if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    }
+    text += (text.empty() ? "" : ", ") + name;
+  };
+  auto* names = static_cast<GENERAL_NAMES*>(
+      X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_DNS) continue;
+    const ASN1_IA5STRING* dns = name->d.dNSName;
+    add("DNS:" + std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                             static_cast<std::size_t>(ASN1_STRING_length(dns))));
+  }
+  GENERAL_NAMES_free(names);
+  const X509_NAME* subject = X509_get_subject_name(certificate);
+  const int index = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (index >= 0) {
+    const ASN1_STRING* common_name = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index));
+    unsigned char* utf8 = nullptr;
+    const int length = ASN1_STRING_to_UTF8(&utf8, common_name);
+    if (length >= 0) {
+      add("CN=" + std::string(reinterpret_cast<const char*>(utf8),
+                              static_cast<std::size_t>(length)));
+    }
+    OPENSSL_free(utf8);
+  }
+  return text.empty() ? "no names" : text;
+}
+
+std::string certificate_name_problem(X509* certificate, std::string_view host_name) {
+  if (certificate == nullptr) return "it presented no certificate";
+  const int matched = X509_check_host(certificate, host_name.data(), host_name.size(),
+                                      X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr);
+  if (matched == 1) return {};
+  ERR_clear_error();
+  return "its certificate names " + certificate_names_text(certificate) + ", not '" +
+         std::string(host_name) + "'";
 }
 
 }  // namespace ditto::datapath

@@ -530,6 +530,7 @@ bool TcpTransport::adopt(const std::shared_ptr<Connection>& connection, NodeId p
   DITTO_ASSERT(!connection->dialed && !connection->has_peer);
   PeerSlot* slot = slot_of(peer);
   DITTO_ASSERT(slot != nullptr && !is_dialer_for(peer));
+  if (!certificate_names_peer(connection, peer)) return false;  // a TLS peer's name
   std::erase(anonymous_, connection);
   connection->has_peer = true;
   connection->peer = peer;

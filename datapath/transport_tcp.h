@@ -22,8 +22,11 @@
 //   before any frame, the dialer runs a TLS 1.3 client handshake and the acceptor a server
 //   handshake, each requiring the other's certificate signed by the configured CA. A peer
 //   without one, with one from another CA, or speaking anything but TLS is closed with a logged
-//   reason before a single frame of it is decoded. The shared-secret handshake, Hello and
-//   everything after run inside TLS.
+//   reason before a single frame of it is decoded. The peer's certificate must name the peer
+//   (its `on HOST` name in subjectAltName DNS, or the CN without one): the dialer checks the
+//   peer it dialed, the acceptor the peer an identified connection claims to be, before the
+//   handler hears of it. The shared-secret handshake, Hello and everything after run inside
+//   TLS.
 // - Keepalive: every ping_interval a wire::Ping goes out; a peer that sends nothing at all for
 //   ping_timeout after it is disconnected. Ping/PingAck never reach the handler.
 // - Multi-path: a peer may have several addresses (paths). A dial that fails moves to the next
@@ -93,6 +96,8 @@ struct TransportConfig {
   // Keepalive (DRBD ping-int / ping-timeout).
   Duration ping_interval = Duration::from_ms(10'000);
   Duration ping_timeout = Duration::from_ms(500);
+  // DRBD ko-count (0 = off). Stored and adjustable; not enforced by the transport yet.
+  std::uint32_t ko_count = 7;
   // TLS 1.3 with mutual certificates: all empty = off; otherwise all three required.
   TlsFiles tls;
 };
@@ -121,6 +126,13 @@ class TcpTransport {
   void stop();
   // The bound port (useful with listen_port = 0); 0 before start().
   std::uint16_t listen_port() const;
+  // Applies a changed configuration to the running transport (dittoadm adjust;
+  // transport_adjust.cpp): keepalive and reconnect timings, deadlines, ko-count, the shared
+  // secret (for handshakes from now on) and the paths of each peer (new local addresses are
+  // listened on, removed ones closed; a connection over a removed path is dropped and redialed).
+  // Everything else (own id and address, resource name, the set of peers, TLS files) must be
+  // unchanged: otherwise an error, and nothing changed.
+  [[nodiscard]] Status adjust(const TransportConfig& updated);
   // Changes a peer's port (tests with ephemeral ports); dials it now if this node is the dialer
   // and it is not connected.
   void set_peer_port(NodeId peer, std::uint16_t port);
@@ -164,6 +176,10 @@ class TcpTransport {
   bool is_dialer_for(NodeId peer) const { return config_.self < peer; }
 
   Status listen_on(const TransportAddress& address);
+  // adjust() helpers (transport_adjust.cpp).
+  Status check_adjustable(const TransportConfig& updated) const;
+  void adjust_listening(const TransportConfig& updated);
+  void adjust_paths(PeerSlot& slot, const TransportPeer& updated);
   void accept_next(std::size_t acceptor_index);
   void on_accepted(std::size_t acceptor_index, const boost::system::error_code& error,
                    boost::asio::ip::tcp::socket socket);
@@ -195,6 +211,9 @@ class TcpTransport {
   void start_tls_handshake(const std::shared_ptr<Connection>& connection);
   void on_tls_handshake(const std::shared_ptr<Connection>& connection,
                         const boost::system::error_code& error);
+  // With TLS: true when the peer's certificate names `peer`; otherwise fails the connection
+  // with the reason (the names found) and returns false.
+  bool certificate_names_peer(const std::shared_ptr<Connection>& connection, NodeId peer);
   // A dialed connection is connected (and through TLS, if on): authenticate or announce it.
   void on_dialed_ready(const std::shared_ptr<Connection>& connection);
   // Keepalive (transport_handshake.cpp).

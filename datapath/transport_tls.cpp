@@ -1,5 +1,8 @@
 // TcpTransport's TLS handshake (see transport_tcp.h for the rules): it runs right after TCP
-// connects and before any frame; a failure closes the connection with OpenSSL's reason.
+// connects and before any frame; a failure closes the connection with OpenSSL's reason. The
+// peer's certificate must also name the peer (its `on HOST` name): the dialer checks the peer
+// it dialed as soon as the handshake completes, the acceptor checks the peer a connection
+// claims to be before adopting it (certificate_names_peer).
 #include <openssl/ssl.h>
 
 #include <string>
@@ -32,11 +35,27 @@ void TcpTransport::on_tls_handshake(const std::shared_ptr<Connection>& connectio
     return;
   }
   connection->tls_done = true;
+  if (connection->dialed && !certificate_names_peer(connection, connection->peer)) return;
   if (connection->dialed) {
     on_dialed_ready(connection);  // authenticates or announces, and starts reading
     return;
   }
   read_next(connection);  // the first frame must now be an AuthChallenge or a Hello
+}
+
+bool TcpTransport::certificate_names_peer(const std::shared_ptr<Connection>& connection,
+                                          NodeId peer) {
+  if (tls_context_ == nullptr) return true;
+  DITTO_ASSERT(connection->tls_done && !connection->closed);
+  const PeerSlot* slot = slot_of(peer);
+  DITTO_ASSERT(slot != nullptr);
+  X509* certificate = SSL_get0_peer_certificate(connection->stream.tls().native_handle());
+  const std::string problem = certificate_name_problem(certificate, slot->config.name);
+  if (problem.empty()) return true;
+  fail(connection, "TLS certificate refused: " + connection->remote + " claims to be node " +
+                       std::to_string(unsigned{peer.value}) + " ('" + slot->config.name +
+                       "') but " + problem);
+  return false;
 }
 
 }  // namespace ditto::datapath

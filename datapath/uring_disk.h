@@ -1,16 +1,12 @@
-// The io_uring disk of one shard: a regular file or block device opened with O_DIRECT, driven by
-// one io_uring ring inside one Boost.Asio io_context (one thread, no locks).
-//
-// Loop (io-uring-asio.md §6): operations are queued as SQEs and submitted once per handler
-// batch (an asio::post'ed flush, or the end of a reaper turn), not per call. The ring signals
-// an eventfd, read with stream_descriptor::async_read_some; the reaper copies a batch of CQEs
-// out with io_uring_peek_batch_cqe, advances the CQ, and only then runs completion handlers.
+// The io_uring disk: a regular file or block device opened with O_DIRECT, attached to an io_uring
+// ring (datapath/uring_ring.h) inside one Boost.Asio io_context (one thread, no locks). Either
+// the disk has a ring of its own (open(io, path)), or it shares its shard's ring with the other
+// disks of the shard (open(ring, path)): one ring per shard, not per disk.
 //
 // At most queue_depth operations are in the kernel at once (like fio's iodepth); up to
 // backlog_limit more wait in a bounded internal queue, and beyond that submit_* says "busy".
+// On a shared ring these bounds are the ring's, for all its disks together.
 #pragma once
-
-#include <liburing.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -23,6 +19,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "datapath/uring_ring.h"
 
 namespace ditto::datapath {
 
@@ -32,7 +29,7 @@ struct UringDiskOptions {
   unsigned backlog_limit = 1024;  // operations queued beyond queue_depth before "busy"
 };
 
-class UringDisk {
+class UringDisk final : private UringRing::Client {
  public:
   // result: 0 ok, or -errno. Called from the reaper (an io_context handler), never from inside
   // submit_* and never from shutdown(). The handler may call submit_* and shutdown(), but must
@@ -46,13 +43,18 @@ class UringDisk {
   static Result<std::unique_ptr<UringDisk>> open(boost::asio::io_context& io,
                                                  const std::string& path,
                                                  UringDiskOptions options = {});
-  ~UringDisk();
+  // Opens path the same way and attaches it to `ring` (a shard's), which must outlive the
+  // disk. options.queue_depth and backlog_limit are the ring's and ignored here.
+  static Result<std::unique_ptr<UringDisk>> open(UringRing& ring, const std::string& path,
+                                                 UringDiskOptions options = {});
+  ~UringDisk() override;
   UringDisk(const UringDisk&) = delete;
   UringDisk& operator=(const UringDisk&) = delete;
 
   void set_completion_handler(CompletionHandler handler);
 
-  // Registers region (e.g. AlignedBufferPool::slab()) as the ring's fixed buffer. Afterwards
+  // Registers region (e.g. AlignedBufferPool::slab()) as the ring's fixed buffer (on a shared
+  // ring: for every disk of the ring; do it once, on the ring). Afterwards
   // reads and writes whose buffer lies inside region use READ_FIXED/WRITE_FIXED (no page pinning
   // per I/O). Optional; only once, and only while nothing is in flight. Counts against
   // RLIMIT_MEMLOCK for a process without CAP_IPC_LOCK.
@@ -86,66 +88,28 @@ class UringDisk {
   void shutdown();
 
  private:
-  enum class Operation : std::uint8_t { read, write, flush };
-  struct Request {
-    std::uint64_t cookie = 0;
-    std::uint64_t offset_bytes = 0;    // of the part not yet done
-    std::uint8_t* data = nullptr;      // of the part not yet done
-    std::uint32_t remaining_bytes = 0;
-    std::uint16_t again_retries = 0;
-    Operation operation = Operation::read;
-    bool fua = false;
-    bool fixed_buffer = false;
-  };
-  struct Completion {
-    std::uint64_t user_data;
-    int result;
-  };
-
-  UringDisk(boost::asio::io_context& io, std::string path, UringDiskOptions options);
-  Status setup_ring();
+  UringDisk(std::string path, std::unique_ptr<UringRing> own_ring, UringRing& ring);
+  static Result<std::unique_ptr<UringDisk>> attach(std::unique_ptr<UringRing> own_ring,
+                                                   UringRing& ring, const std::string& path,
+                                                   const UringDiskOptions& options);
   Status validate(const char* operation, std::uint64_t offset_bytes, const std::uint8_t* data,
                   std::size_t size_bytes) const;
-  Status enqueue(const Request& request);
-  void prepare(std::uint32_t slot);
-  void schedule_flush();
-  void flush();
-  void arm_reaper();
-  void reap();
-  void on_completion(std::uint64_t user_data, int result);
-  void complete(std::uint32_t slot, int result);
-  void drain_kernel();
-  bool is_fixed_buffer(const std::uint8_t* data, std::size_t size_bytes) const;
+  Status enqueue(UringRing::Operation operation, std::uint64_t cookie,
+                 std::uint64_t offset_bytes, std::uint8_t* data, std::uint32_t length_bytes,
+                 bool fua);
+  void on_ring_completion(std::uint64_t cookie, int result) override;
 
-  boost::asio::io_context& io_;
-  boost::asio::posix::stream_descriptor event_descriptor_;
   std::string path_;
-  UringDiskOptions options_;
-  io_uring ring_{};
-  bool ring_ready_ = false;
+  std::unique_ptr<UringRing> own_ring_;  // null on a shared ring
+  UringRing& ring_;
+  UringRing::FileHandle file_;
+  bool attached_ = false;
   bool shut_down_ = false;
-  bool flush_posted_ = false;
-  bool in_reaper_ = false;
   int file_descriptor_ = -1;
-  int event_file_descriptor_ = -1;
-  std::uint64_t eventfd_value_ = 0;
   std::uint64_t size_bytes_ = 0;
   std::uint32_t alignment_bytes_ = 4096;
-  std::uintptr_t fixed_begin_ = 0;
-  std::uintptr_t fixed_end_ = 0;
-  CompletionHandler handler_;
-
-  // Request slots, preallocated (queue_depth + backlog_limit): user_data is the slot index.
-  std::vector<Request> requests_;
-  std::vector<std::uint32_t> free_slots_;
-  // Slots waiting for room in the kernel: a ring buffer as large as requests_.
-  std::vector<std::uint32_t> backlog_;
-  std::size_t backlog_head_ = 0;
-  std::size_t backlog_count_ = 0;
   std::size_t in_flight_ = 0;
-  std::size_t in_kernel_ = 0;  // prepared SQEs + submitted, not yet reaped; <= queue_depth
-  // Posted handlers hold a weak_ptr to this, so they do nothing once the disk is gone.
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);
+  CompletionHandler handler_;
 };
 
 }  // namespace ditto::datapath

@@ -1,12 +1,16 @@
 // make_tls_context: good files give a context; each bad file gives an error naming the file
-// and OpenSSL's reason, never an abort.
+// and OpenSSL's reason, never an abort. certificate_name_problem: a certificate names a host by
+// its subjectAltName DNS entries, or by its CN when it has none.
 #include "datapath/tls_context.h"
 
 #include <gtest/gtest.h>
+#include <openssl/pem.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "tls_test_certificates.h"
@@ -90,6 +94,57 @@ TEST_F(TlsContextTest, AnEmptyFileNameIsAnErrorNotACrash) {
   TlsFiles files = alpha();
   files.ca_file.clear();
   EXPECT_NE(error_of(files).find("no file named"), std::string::npos);
+}
+
+// ---- Certificate names ----
+
+struct X509Deleter {
+  void operator()(X509* certificate) const { X509_free(certificate); }
+};
+using Certificate = std::unique_ptr<X509, X509Deleter>;
+
+Certificate load_certificate(const std::string& file) {
+  std::FILE* in = std::fopen(file.c_str(), "r");
+  EXPECT_NE(in, nullptr) << file;
+  if (in == nullptr) return nullptr;
+  Certificate certificate(PEM_read_X509(in, nullptr, nullptr, nullptr));
+  std::fclose(in);
+  EXPECT_NE(certificate, nullptr) << file;
+  return certificate;
+}
+
+TEST_F(TlsContextTest, ACertificateNamesTheHostInItsSubjectAltNameDnsEntries) {
+  const Certificate alpha = load_certificate(path("good/alpha-cert.pem"));
+  EXPECT_EQ(certificate_name_problem(alpha.get(), "alpha"), "");
+  EXPECT_EQ(certificate_name_problem(alpha.get(), "localhost"), "");
+}
+
+TEST_F(TlsContextTest, ACertificateForAnotherHostIsRefusedNamingWhatItCarries) {
+  const Certificate gamma = load_certificate(path("good/gamma-cert.pem"));
+  EXPECT_EQ(certificate_name_problem(gamma.get(), "alpha"),
+            "its certificate names DNS:gamma, DNS:localhost, CN=gamma, not 'alpha'");
+  // A name is a whole label sequence: neither a prefix nor a suffix of one matches.
+  EXPECT_NE(certificate_name_problem(gamma.get(), "gam"), "");
+  EXPECT_NE(certificate_name_problem(gamma.get(), "gamma.example"), "");
+}
+
+TEST_F(TlsContextTest, WithoutSubjectAltNameTheCommonNameNamesTheHost) {
+  const Certificate beta = load_certificate(path("good/beta-cn-cert.pem"));
+  EXPECT_EQ(certificate_name_problem(beta.get(), "beta"), "");
+  EXPECT_EQ(certificate_name_problem(beta.get(), "alpha"),
+            "its certificate names CN=beta, not 'alpha'");
+}
+
+TEST_F(TlsContextTest, ASubjectAltNameDnsEntryOverridesTheCommonName) {
+  // CN=alpha, SAN DNS:gamma: the SAN is what names the host (RFC 6125), so not alpha.
+  const Certificate mixed = load_certificate(path("good/alpha-cn-cert.pem"));
+  EXPECT_EQ(certificate_name_problem(mixed.get(), "alpha"),
+            "its certificate names DNS:gamma, CN=alpha, not 'alpha'");
+  EXPECT_EQ(certificate_name_problem(mixed.get(), "gamma"), "");
+}
+
+TEST_F(TlsContextTest, NoCertificateIsAProblemNotACrash) {
+  EXPECT_EQ(certificate_name_problem(nullptr, "alpha"), "it presented no certificate");
 }
 
 }  // namespace

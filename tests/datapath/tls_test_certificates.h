@@ -6,7 +6,11 @@
 //   client/{ca-cert,client-cert,client-key}.pem          a libnbd client directory (good CA)
 //   noclient/ca-cert.pem                                 a client without a certificate
 //   evilclient/{ca-cert,client-cert,client-key}.pem      trusts the good CA, signed by evil
-// Every certificate carries SAN DNS:localhost, IP:127.0.0.1 and both server and client use.
+//   good/gamma-{cert,key}.pem                            the right CA, another host (gamma)
+//   good/beta-cn-{cert,key}.pem                          CN=beta and no subjectAltName
+//   good/alpha-cn-{cert,key}.pem                         CN=alpha but SAN DNS:gamma
+// Every certificate named NAME carries SAN DNS:NAME, DNS:localhost, IP:127.0.0.1 (except the
+// two -cn ones) and both server and client use.
 #pragma once
 
 #include <cstdio>
@@ -20,7 +24,8 @@ inline bool make_test_certificates(const std::string& directory, std::string& er
 cd ")" + directory + R"("
 ca() { mkdir -p $1; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
   -keyout $1/ca-key.pem -out $1/ca-cert.pem -days 2 -subj "/CN=ditto test CA $1"; }
-leaf() { printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' > $1/ext.cnf
+leaf() { printf "subjectAltName=${SAN-DNS:$2,DNS:localhost,IP:127.0.0.1}\n" > $1/ext.cnf
+  [ "$SAN" = none ] && : > $1/ext.cnf
   printf 'extendedKeyUsage=serverAuth,clientAuth\n' >> $1/ext.cnf
   openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout $4 -out $1/$2.csr \
     -subj "/CN=$2"
@@ -36,6 +41,10 @@ cp good/ca-cert.pem client/; leaf good client client/client-cert.pem client/clie
 cp good/ca-cert.pem noclient/
 cp good/ca-cert.pem evilclient/
 leaf evil client evilclient/client-cert.pem evilclient/client-key.pem
+leaf good gamma good/gamma-cert.pem good/gamma-key.pem
+SAN=none; leaf good beta good/beta-cn-cert.pem good/beta-cn-key.pem
+SAN=DNS:gamma; leaf good alpha good/alpha-cn-cert.pem good/alpha-cn-key.pem
+unset SAN
 )";
   const std::string command = "mkdir -p '" + directory + "' && sh -c '" + [&] {
     std::string quoted;

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -19,6 +20,8 @@
 #include <fstream>
 #include <stdexcept>
 #include <thread>
+
+#include "datapath/metadata_store.h"
 
 namespace ditto::testing {
 namespace {
@@ -47,20 +50,50 @@ CommandOutcome run_command(const std::string& command) {
   return outcome;
 }
 
-std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  address.sin_port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-    ::close(fd);
-    throw std::runtime_error("bind failed");
+bool create_backing_disk(const std::string& path, std::uint64_t data_size_bytes, int max_peers,
+                         std::string& error) {
+  metadata::LayoutOptions options;
+  options.max_peers = static_cast<std::uint32_t>(max_peers);
+  const Result<std::uint64_t> size_bytes =
+      datapath::backing_bytes_for_data(data_size_bytes, options);
+  if (!size_bytes.ok()) {
+    error = path + ": " + size_bytes.error().message;
+    return false;
   }
-  socklen_t length = sizeof(address);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-  ::close(fd);
-  return ntohs(address.sin_port);
+  std::ofstream(path, std::ios::binary | std::ios::trunc).close();
+  std::filesystem::resize_file(path, size_bytes.value());
+  const CommandOutcome created =
+      run_command(build_program("datapath/dittoadm") + " create-md " + path + " --max-peers " +
+                  std::to_string(max_peers) + " --force 2>&1");
+  if (created.exit_status != 0) {
+    error = "dittoadm create-md " + path + " failed: " + created.output;
+    return false;
+  }
+  return true;
+}
+
+// Ports come from below the kernel's ephemeral range (32768..60999 here): a port the kernel
+// handed out by bind(0) is also what it hands to the next outgoing connection, so a daemon
+// dialling its peers could take a port another daemon of the same test is about to listen on.
+// Each test process scans its own window (by pid), never returns a port twice, and skips ports
+// something else holds.
+std::uint16_t free_port() {
+  constexpr std::uint32_t first_port = 20'000;
+  constexpr std::uint32_t port_count = 12'000;
+  static std::uint32_t next = static_cast<std::uint32_t>(::getpid()) % 250 * 48;
+  for (std::uint32_t attempt = 0; attempt < port_count; ++attempt) {
+    const auto port = static_cast<std::uint16_t>(first_port + next % port_count);
+    next += 1;
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(port);
+    const bool free = ::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    ::close(fd);
+    if (free) return port;
+  }
+  throw std::runtime_error("no free TCP port in 20000..31999 on 127.0.0.1");
 }
 
 LocalCluster::LocalCluster(int node_count, std::uint64_t disk_size_bytes) {
@@ -77,9 +110,10 @@ LocalCluster::LocalCluster(int node_count, std::uint64_t disk_size_bytes) {
     peer_ports_.push_back(free_port());
     nbd_ports_.push_back(free_port());
     pids_.push_back(-1);
-    std::ofstream disk(disk_path(i), std::ios::binary);
-    disk.close();
-    std::filesystem::resize_file(disk_path(i), disk_size_bytes);
+    std::string error;
+    if (!create_backing_disk(disk_path(i), disk_size_bytes, std::max(node_count - 1, 1), error)) {
+      throw std::runtime_error(error);
+    }
     config += "  on " + names_[i] + " {\n    node-id " + std::to_string(i) +
               ";\n    address 127.0.0.1:" + std::to_string(peer_ports_[i]) +
               ";\n    device /dev/drbd" + std::to_string(100 + i) + ";\n    disk " +

@@ -19,7 +19,9 @@ struct ControlResult {
 
 class LocalCluster {
  public:
-  // node_count daemons named alpha, beta, gamma...; each disk disk_size_bytes.
+  // node_count daemons named alpha, beta, gamma...; each disk holds disk_size_bytes of data (the
+  // NBD export's size) plus DRBD v09 internal metadata with max-peers node_count - 1 (at least
+  // 1), written by `dittoadm create-md` (create_backing_disk).
   LocalCluster(int node_count, std::uint64_t disk_size_bytes);
   ~LocalCluster();
   LocalCluster(const LocalCluster&) = delete;
@@ -75,5 +77,11 @@ CommandOutcome run_command(const std::string& command);
 std::string build_program(const std::string& relative_path);
 // A TCP port that was free a moment ago on 127.0.0.1.
 std::uint16_t free_port();
+
+// Makes `path` a backing disk dittod attaches: sized so its data area is exactly data_size_bytes
+// (a multiple of 4096), with fresh DRBD v09 internal metadata (`dittoadm create-md --max-peers
+// max_peers --force`) at its end. False with the reason in `error`.
+bool create_backing_disk(const std::string& path, std::uint64_t data_size_bytes, int max_peers,
+                         std::string& error);
 
 }  // namespace ditto::testing

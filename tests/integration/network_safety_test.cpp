@@ -53,8 +53,8 @@ TEST(NetworkSafety,
 
   // 1. An impostor that knows everything but the secret, promoted and writing.
   const std::string attacker_disk = cluster.directory() + "/attacker.img";
-  std::ofstream(attacker_disk).close();
-  std::filesystem::resize_file(attacker_disk, 8u << 20);
+  std::string disk_error;
+  ASSERT_TRUE(create_backing_disk(attacker_disk, 8u << 20, 1, disk_error)) << disk_error;
   std::string attacker_block = cluster.host_block(0);
   attacker_block.replace(attacker_block.find(cluster.disk_path(0)), cluster.disk_path(0).size(),
                          attacker_disk);

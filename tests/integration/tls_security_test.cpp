@@ -1,9 +1,11 @@
 // dittod with TLS 1.3 and mutual certificates (tls yes + the ditto file keywords; --nbd-tls):
 // two peers with certificates from the cluster's CA replicate; a peer with a certificate from
-// another CA, a client without a certificate, garbage bytes and the replayed bytes of a real
-// handshake are each refused with a logged reason, nothing reaches the victim's disk, and the
-// real peers stay Connected. The NBD export requires TLS: nbdinfo with a client certificate
-// from the CA works; without one, with one from another CA, or in plain nbd:// it is refused.
+// another CA, a peer with a certificate from the right CA for another host (a certificate must
+// name the `on HOST` its owner claims to be), a client without a certificate, garbage bytes and
+// the replayed bytes of a real handshake are each refused with a logged reason, nothing
+// reaches the victim's disk, and the real peers stay Connected. The NBD export requires TLS:
+// nbdinfo with a client certificate from the CA works; without one, with one from another CA,
+// or in plain nbd:// it is refused.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <libnbd.h>
@@ -61,6 +63,33 @@ struct Process {
   }
 };
 
+// Starts a dittod that claims to be alpha (its own address and disk, the given net section)
+// and dials beta; its log is DIRECTORY/NAME.log. Returns its pid.
+pid_t start_impostor(const LocalCluster& cluster, const std::string& alpha_address,
+                     const std::string& net, const std::string& name) {
+  std::string block = cluster.host_block(0);
+  block.replace(block.find(alpha_address), alpha_address.size(),
+                "127.0.0.1:" + std::to_string(free_port()));
+  const std::string disk = cluster.directory() + "/" + name + ".img";
+  block.replace(block.find(cluster.disk_path(0)), cluster.disk_path(0).size(), disk);
+  std::string error;
+  EXPECT_TRUE(create_backing_disk(disk, 8u << 20, 1, error)) << error;
+  const std::string config = cluster.directory() + "/" + name + ".res";
+  std::ofstream(config) << "resource r0 {\n" << net << block << cluster.host_block(1) << "}\n";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int log = ::open((cluster.directory() + "/" + name + ".log").c_str(),
+                           O_WRONLY | O_CREAT | O_APPEND, 0644);
+    ::dup2(log, 2);
+    const std::string program = build_program("datapath/dittod");
+    const std::string control = cluster.directory() + "/" + name + ".sock";
+    ::execl(program.c_str(), program.c_str(), "--config", config.c_str(), "--node", "alpha",
+            "--control", control.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
 std::string nbds_uri(const LocalCluster& cluster, int index, const std::string& directory) {
   std::string uri = cluster.nbd_uri(index);  // nbd://127.0.0.1:PORT/r0
   return "nbds" + uri.substr(3) + "?tls-certificates=" + directory;
@@ -98,29 +127,22 @@ TEST(TlsSecurity, CertifiedPeersReplicateAndEveryImpostorIsRefusedWithoutWriting
 
   // 1. An impostor dittod as alpha whose certificate another CA signed.
   std::size_t before = count_of(read_file(victim_log), refused);
-  std::string impostor_block = cluster.host_block(0);
-  impostor_block.replace(impostor_block.find(alpha_address), alpha_address.size(),
-                         "127.0.0.1:" + std::to_string(free_port()));
-  impostor_block.replace(impostor_block.find(cluster.disk_path(0)), cluster.disk_path(0).size(),
-                         cluster.directory() + "/impostor.img");
-  std::ofstream(cluster.directory() + "/impostor.img").close();
-  std::filesystem::resize_file(cluster.directory() + "/impostor.img", 8u << 20);
-  const std::string impostor_config = cluster.directory() + "/impostor.res";
-  std::ofstream(impostor_config) << "resource r0 {\n" << tls_net(certificates, "alpha", "evil")
-                                 << impostor_block << cluster.host_block(1) << "}\n";
   Process impostor;
-  impostor.pid = ::fork();
-  if (impostor.pid == 0) {
-    const int log = ::open((cluster.directory() + "/impostor.log").c_str(),
-                           O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(log, 2);
-    const std::string program = build_program("datapath/dittod");
-    ::execl(program.c_str(), program.c_str(), "--config", impostor_config.c_str(), "--node",
-            "alpha", "--control", (cluster.directory() + "/impostor.sock").c_str(),
-            static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  impostor.pid =
+      start_impostor(cluster, alpha_address, tls_net(certificates, "alpha", "evil"), "impostor");
   EXPECT_TRUE(wait_for_more(victim_log, "certificate verify failed", 0)) << read_file(victim_log);
+
+  // 1b. An impostor dittod as alpha with a certificate from the right CA, but for gamma.
+  Process wrong_name;
+  wrong_name.pid =
+      start_impostor(cluster, alpha_address, tls_net(certificates, "gamma"), "wrong-name");
+  EXPECT_TRUE(wait_for_more(victim_log,
+                            "claims to be node 0 ('alpha') but its certificate names DNS:gamma, "
+                            "DNS:localhost, CN=gamma, not 'alpha'",
+                            0))
+      << read_file(victim_log);
+  EXPECT_NE(read_file(victim_log).find("ditto transport [r0 node 1]: refused connection from"),
+            std::string::npos);
 
   // 2. A TLS client without a certificate.
   before = count_of(read_file(victim_log), refused);

@@ -1,0 +1,114 @@
+// DRBD v09 internal metadata on a backing device (drbd9-semantics.md §12): the superblock, the
+// activity-log ring and the interleaved bitmap at the end of the device, read and written through
+// core's codec (core/metadata.h) with plain pread/pwrite plus fdatasync. dittod uses it when it
+// attaches a disk and when it shuts down cleanly — never on the data I/O path, which goes through
+// the io_uring disk and stays below the data area (data_size_bytes()).
+//
+// Two layers:
+// - MetadataStore: the device I/O (open + validate, read/write superblock, activity log, bitmap
+//   slots). Knows nothing about nodes or roles, so UUIDs, flags and bitmap words from the core's
+//   generation state go through the same calls.
+// - plan_attach / clean_shutdown_superblock: pure rules for what attach checks and writes, and
+//   what a clean shutdown writes back (the flags DRBD keeps, §4.3 and §12.4).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/metadata.h"
+#include "core/result.h"
+#include "core/types.h"
+
+namespace ditto::datapath {
+
+// Bytes a backing device needs so that its data area (below internal metadata) is exactly
+// `data_bytes` (a multiple of 4096). What `dittoadm create-md` then reports as the data area.
+Result<std::uint64_t> backing_bytes_for_data(std::uint64_t data_bytes,
+                                             const metadata::LayoutOptions& options);
+
+class MetadataStore {
+ public:
+  // Opens `path` read-write and reads the superblock in its last 4 KiB block: the magic must be
+  // DRBD v09's, every field must decode (core's checks), the offsets and sizes must fit this
+  // device, and la-size-sect must fit the data area. Errors start with the path and name the
+  // field; nothing is written.
+  static Result<std::unique_ptr<MetadataStore>> open(const std::string& path);
+  ~MetadataStore();
+  MetadataStore(const MetadataStore&) = delete;
+  MetadataStore& operator=(const MetadataStore&) = delete;
+
+  const std::string& path() const { return path_; }
+  // The superblock as last read or successfully written.
+  const metadata::Superblock& superblock() const { return superblock_; }
+  const metadata::Layout& layout() const { return layout_; }
+  // Everything below the bitmap: the only bytes data I/O may touch.
+  std::uint64_t data_size_bytes() const { return layout_.usable_sectors * metadata::sector_bytes; }
+
+  // Encodes `superblock`, writes it over the superblock block and makes it durable (fdatasync).
+  // Its layout fields must be this device's (they are never changed here). On success it is
+  // superblock().
+  [[nodiscard]] Status write_superblock(const metadata::Superblock& superblock);
+
+  // Every block of the activity-log ring in ring order; a block that does not decode (bad
+  // magic or checksum: never written, or torn) is absent, as drbdmeta apply-al skips it.
+  [[nodiscard]] Result<std::vector<metadata::AlTransaction>> read_activity_log();
+  // Writes the "initialized" block into every AL slot (what create-md and apply-al leave).
+  [[nodiscard]] Status initialize_activity_log();
+
+  // Words of bitmap slot `slot` (< max-peers) covering the data area: bit n of word w is the
+  // 4 KiB-granule (bm-byte-per-bit) number 32*w + n. Read-modify-write of the interleaved area,
+  // so the other slots keep their bits.
+  std::size_t bitmap_words_per_slot() const;
+  [[nodiscard]] Result<std::vector<std::uint32_t>> read_bitmap_slot(std::uint32_t slot);
+  [[nodiscard]] Status write_bitmap_slot(std::uint32_t slot, std::span<const std::uint32_t> words);
+
+ private:
+  MetadataStore(std::string path, int fd, metadata::Superblock superblock,
+                metadata::Layout layout);
+  Status read_at(std::span<std::uint8_t> out, std::uint64_t offset_bytes, const char* what);
+  Status write_at(std::span<const std::uint8_t> data, std::uint64_t offset_bytes, const char* what);
+  Status sync(const char* what);
+
+  std::string path_;
+  int fd_ = -1;
+  metadata::Superblock superblock_;
+  metadata::Layout layout_;
+};
+
+// What attaching writes before the first data I/O.
+struct AttachPlan {
+  metadata::Superblock superblock;  // AL_CLEAN cleared, node-id, la-size-sect, peer slots
+  bool initialize_activity_log = false;  // an unclean AL with nothing to apply: reset it
+  std::string note;                      // for the log; empty when nothing unusual happened
+};
+
+// Checks the metadata against this node's configuration and says what attach writes:
+// - node-id must be -1 (never attached) or `self`; no bitmap slot on `self`'s own peer entry;
+//   no two nodes on one bitmap slot;
+// - every configured peer gets a bitmap slot (the lowest free index, flag "exists") — refused
+//   when max-peers has too few free slots, like DRBD's "Not enough free bitmap slots";
+// - metadata left in use (AL_CLEAN clear, dittod or DRBD stopped without a clean shutdown) is
+//   accepted when drbdmeta apply-al would have nothing to mark: no Primary was recorded
+//   (PRIMARY_IND clear) or the activity log names no extent. Otherwise it is refused: the hot
+//   extents would have to be marked out of sync first (`drbdmeta ... apply-al`).
+// `activity_log` is read_activity_log() of the same device. Errors name the field.
+Result<AttachPlan> plan_attach(const metadata::Superblock& on_disk, const metadata::Layout& layout,
+                               std::span<const metadata::AlTransaction> activity_log, NodeId self,
+                               std::span<const NodeId> peers);
+
+// What the node looks like at a clean shutdown, for the flags DRBD maintains.
+struct ShutdownState {
+  DiskState disk = DiskState::diskless;
+  bool primary_known = false;  // this node or a connected peer is Primary
+};
+
+// The superblock a clean shutdown writes: AL_CLEAN set; CONSISTENT when the disk is at least
+// Outdated, WAS_UP_TO_DATE when it is better than Outdated; PRIMARY_IND while a Primary is known.
+// Everything else (UUIDs, peer slots, CRASHED_PRIMARY) is passed through.
+metadata::Superblock clean_shutdown_superblock(const metadata::Superblock& attached,
+                                               const ShutdownState& state);
+
+}  // namespace ditto::datapath

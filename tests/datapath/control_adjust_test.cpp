@@ -1,0 +1,85 @@
+// plan_adjust: which differences between the running configuration and the file adjust applies
+// live, and which need down/up (each located at file:line:column with its keyword).
+#include "datapath/control_adjust.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace ditto::datapath {
+namespace {
+
+class PlanAdjust : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    directory_ = std::filesystem::temp_directory_path().string() + "/ditto-adjust-" +
+                 std::to_string(::getpid());
+    std::filesystem::create_directories(directory_);
+  }
+  void TearDown() override { std::filesystem::remove_all(directory_); }
+
+  // `sections` goes on line 3 (one line); `more_hosts` after beta (line 7 on).
+  DaemonConfig load(const std::string& net, const std::string& sections = "",
+                    const std::string& more_hosts = "") {
+    const std::string path = directory_ + "/r0.res";
+    std::ofstream(path, std::ios::trunc)
+        << "resource r0 {\n  net { protocol C;" << net << " }\n"
+        << sections
+        << "  on alpha { node-id 0; address 127.0.0.1:7000; device minor 1; disk /tmp/a.img;\n"
+        << "    meta-disk internal; }\n"
+        << "  on beta { node-id 1; address 127.0.0.1:7001; device minor 1; disk /tmp/b.img;\n"
+        << "    meta-disk internal; }\n"
+        << more_hosts << "}\n";
+    auto config = load_daemon_config({path, "alpha", ""});
+    EXPECT_TRUE(config.ok()) << (config.ok() ? "" : config.error().message);
+    return config.ok() ? std::move(config).value() : DaemonConfig{};
+  }
+  std::string directory_;
+};
+
+TEST_F(PlanAdjust, NetTimingsAndTheSecretAreLiveChanges) {
+  const DaemonConfig running = load("");
+  const DaemonConfig file = load(
+      " ping-int 3; ping-timeout 10; timeout 30; connect-int 5; ko-count 2;"
+      " cram-hmac-alg sha256; shared-secret s3cret;");
+  const AdjustPlan plan = plan_adjust(running, file);
+  EXPECT_TRUE(plan.needs_down_up.empty());
+  const std::vector<std::string> expected = {
+      "ping-int 10000 ms -> 3000 ms",    "ping-timeout 500 ms -> 1000 ms",
+      "timeout 5000 ms -> 3000 ms",      "connect-int 2000 ms -> 5000 ms",
+      "ko-count 7 -> 2",
+      "cram-hmac-alg/shared-secret changed (for connections made from now on)"};
+  EXPECT_EQ(plan.changes, expected);
+  EXPECT_TRUE(plan_adjust(running, running).changes.empty());
+}
+
+TEST_F(PlanAdjust, TheDiskAndItsSizeNeedDownUpAtTheirLocation) {
+  const DaemonConfig running = load("");
+  DaemonConfig file = load("", "  disk { size 1M; }\n");
+  AdjustPlan plan = plan_adjust(running, file);
+  ASSERT_EQ(plan.needs_down_up.size(), 1u);
+  EXPECT_NE(plan.needs_down_up[0].find("r0.res:3:"), std::string::npos) << plan.needs_down_up[0];
+  EXPECT_NE(plan.needs_down_up[0].find("size (whole disk) -> 1M needs down/up"),
+            std::string::npos)
+      << plan.needs_down_up[0];
+}
+
+TEST_F(PlanAdjust, ANewPeerNeedsDownUpNamingItsOnSection) {
+  const DaemonConfig running = load("");
+  const DaemonConfig file =
+      load("", "", "  on gamma { node-id 2; address 127.0.0.1:7002; device minor 1;\n"
+                   "    disk /tmp/c.img; meta-disk internal; }\n"
+                   "  connection-mesh { hosts alpha beta gamma; }\n");
+  const AdjustPlan plan = plan_adjust(running, file);
+  ASSERT_EQ(plan.needs_down_up.size(), 1u) << ::testing::PrintToString(plan.needs_down_up);
+  EXPECT_NE(plan.needs_down_up[0].find("r0.res:7:3: connection to gamma (node-id 2) added "
+                                       "needs down/up"),
+            std::string::npos)
+      << plan.needs_down_up[0];
+}
+
+}  // namespace
+}  // namespace ditto::datapath

@@ -1,0 +1,326 @@
+// MetadataStore (DRBD v09 metadata on a backing file) and the attach / clean-shutdown rules.
+// Files are written with core's codec, the same bytes drbdmeta writes (drbdmeta_interop_test).
+#include "datapath/metadata_store.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+namespace ditto::datapath {
+namespace {
+
+namespace md = ditto::metadata;
+
+constexpr std::uint64_t mib = 1024 * 1024;
+
+std::vector<char> file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> bytes(std::filesystem::file_size(path));
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return bytes;
+}
+
+void write_bytes(const std::string& path, std::uint64_t offset,
+                 std::span<const std::uint8_t> bytes) {
+  std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+  out.seekp(static_cast<std::streamoff>(offset));
+  out.write(reinterpret_cast<const char*>(bytes.data()),
+            static_cast<std::streamsize>(bytes.size()));
+}
+
+class MetadataStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    directory_ = std::filesystem::path("/var/tmp") /
+                 ("ditto-metadata-store-" + std::to_string(::getpid()) + "-" +
+                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(directory_);
+    path_ = (directory_ / "disk.img").string();
+  }
+  void TearDown() override { std::filesystem::remove_all(directory_); }
+
+  // A file of `size_bytes` with what create-md writes: initialized AL, zero bitmap, superblock.
+  md::Superblock create(std::uint64_t size_bytes, std::uint32_t max_peers) {
+    std::ofstream(path_, std::ios::binary | std::ios::trunc).close();
+    std::filesystem::resize_file(path_, size_bytes);
+    const md::Superblock superblock = md::initial_superblock(size_bytes, max_peers).value();
+    const md::Layout layout = md::check_superblock_layout(superblock, size_bytes).value();
+    const auto al_block = md::encode_al_transaction(md::initialized_al_transaction());
+    for (std::uint32_t block = 0; block < 8; ++block) {
+      write_bytes(path_, layout.al_offset_bytes + block * md::block_size_bytes, al_block);
+    }
+    write_bytes(path_, layout.md_offset_bytes, md::encode_superblock(superblock));
+    return superblock;
+  }
+  std::string open_error() {
+    auto store = MetadataStore::open(path_);
+    EXPECT_FALSE(store.ok());
+    return store.ok() ? std::string() : store.error().message;
+  }
+
+  std::filesystem::path directory_;
+  std::string path_;
+};
+
+TEST(BackingBytesForData, GivesADeviceWhoseDataAreaIsExactlyTheRequestedSize) {
+  for (std::uint64_t data : {1 * mib, 2 * mib + 4096, 16 * mib, 48 * mib, 1000 * mib, 4096 * mib}) {
+    for (std::uint32_t peers : {1u, 2u, 3u, 7u, 31u}) {
+      md::LayoutOptions options;
+      options.max_peers = peers;
+      const auto device = backing_bytes_for_data(data, options);
+      ASSERT_TRUE(device.ok()) << device.error().message;
+      const auto layout = md::internal_layout(device.value(), options);
+      ASSERT_TRUE(layout.ok());
+      EXPECT_EQ(layout.value().usable_sectors * 512, data) << data << " bytes, " << peers;
+      // The smallest such device: 4 KiB less holds less data.
+      const auto smaller = md::internal_layout(device.value() - 4096, options);
+      if (smaller.ok()) {
+        EXPECT_LT(smaller.value().usable_sectors * 512, data);
+      }
+    }
+  }
+  EXPECT_FALSE(backing_bytes_for_data(4095, {}).ok());
+  // The smallest device drbdmeta takes (68 KiB) already holds 28 KiB of data.
+  EXPECT_FALSE(backing_bytes_for_data(4096, {}).ok());
+  EXPECT_TRUE(backing_bytes_for_data(28 * 1024, {}).ok());
+  EXPECT_FALSE(backing_bytes_for_data(0, {}).ok());
+}
+
+TEST_F(MetadataStoreTest, OpensCreatedMetadataAndExportsOnlyTheDataArea) {
+  create(64 * mib, 3);
+  auto store = MetadataStore::open(path_);
+  ASSERT_TRUE(store.ok()) << store.error().message;
+  // drbd9-semantics.md §12.3: 64 MiB, max-peers 3 → 130984 usable sectors.
+  EXPECT_EQ(store.value()->data_size_bytes(), 130984ull * 512);
+  EXPECT_EQ(store.value()->layout().bm_offset_bytes, 67063808u);
+  EXPECT_EQ(store.value()->superblock().max_peers, 3u);
+  EXPECT_EQ(store.value()->superblock().node_id, -1);
+}
+
+TEST_F(MetadataStoreTest, AFileWithoutMetadataIsRefusedNamingTheMagicAndItsOffset) {
+  std::ofstream(path_).close();
+  std::filesystem::resize_file(path_, 16 * mib);
+  const std::string error = open_error();
+  EXPECT_EQ(error, path_ + ": no DRBD v09 metadata (magic 0x0 at byte offset " +
+                       std::to_string(16 * mib - 4096 + 0x3c) +
+                       ", expected 0x8374026d); create it with `dittoadm create-md " + path_ +
+                       " --max-peers N` (N: the resource's peer count)");
+}
+
+TEST_F(MetadataStoreTest, DamagedFieldsAreRefusedByNameAndTheFileIsNotChanged) {
+  const std::uint64_t md_offset = 16 * mib - 4096;
+  struct Damage {
+    std::uint64_t offset;  // inside the superblock
+    std::vector<std::uint8_t> bytes;
+    std::string expected;
+  };
+  const Damage damages[] = {
+      {0x3c, {0x83, 0x74, 0x02, 0x6c}, "no DRBD v09 metadata (magic 0x8374026c"},
+      {0x00, {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00}, "superblock field la-size-sect"},
+      {0x40, {0x00, 0x00, 0x01, 0x00}, "md_size_sect"},
+      {0x58, {0x00, 0x00, 0x00, 0x40}, "max-peers 64"},
+      {0x50, {0x00, 0x00, 0x10, 0x01}, "bm-byte-per-bit 4097"},
+  };
+  for (const Damage& damage : damages) {
+    SCOPED_TRACE(damage.expected);
+    create(16 * mib, 1);
+    write_bytes(path_, md_offset + damage.offset, damage.bytes);
+    const std::vector<char> before = file_bytes(path_);
+    const std::string error = open_error();
+    EXPECT_EQ(error.rfind(path_ + ": ", 0), 0u) << error;
+    EXPECT_NE(error.find(damage.expected), std::string::npos) << error;
+    EXPECT_TRUE(file_bytes(path_) == before) << "opening changed the file";
+  }
+}
+
+TEST_F(MetadataStoreTest, ATooSmallFileIsRefused) {
+  std::ofstream(path_).close();
+  std::filesystem::resize_file(path_, 64 * 1024);
+  EXPECT_NE(open_error().find("too small to hold DRBD internal metadata"), std::string::npos);
+}
+
+TEST_F(MetadataStoreTest, AWrittenSuperblockReadsBackAndTouchesNothingElse) {
+  create(16 * mib, 2);
+  const std::vector<char> before = file_bytes(path_);
+  {
+    auto store = MetadataStore::open(path_);
+    ASSERT_TRUE(store.ok());
+    md::Superblock changed = store.value()->superblock();
+    changed.current_uuid = 0x1234567890abcdefull;
+    changed.node_id = 1;
+    changed.history_uuids[0] = 42;
+    changed.peers[0].bitmap_index = 1;
+    ASSERT_TRUE(store.value()->write_superblock(changed).ok());
+    EXPECT_EQ(store.value()->superblock(), changed);
+  }
+  auto reopened = MetadataStore::open(path_);
+  ASSERT_TRUE(reopened.ok());
+  EXPECT_EQ(reopened.value()->superblock().current_uuid, 0x1234567890abcdefull);
+  EXPECT_EQ(reopened.value()->superblock().history_uuids[0], 42u);
+  const std::vector<char> after = file_bytes(path_);
+  ASSERT_EQ(after.size(), before.size());
+  const std::size_t md_offset = 16 * mib - 4096;
+  EXPECT_TRUE(std::equal(before.begin(), before.begin() + md_offset, after.begin()));
+}
+
+TEST_F(MetadataStoreTest, BitmapSlotsAreInterleavedAndWritingOneKeepsTheOthers) {
+  create(64 * mib, 3);
+  auto store = MetadataStore::open(path_);
+  ASSERT_TRUE(store.ok());
+  MetadataStore& metadata = *store.value();
+  // 130984 sectors / 8 per bit = 16373 bits = 512 words.
+  ASSERT_EQ(metadata.bitmap_words_per_slot(), 512u);
+  std::vector<std::uint32_t> first(512, 0);
+  first[0] = 0xffffffff;
+  first[511] = 0x1;
+  std::vector<std::uint32_t> third(512, 0);
+  third[1] = 0x80000000;
+  ASSERT_TRUE(metadata.write_bitmap_slot(0, first).ok());
+  ASSERT_TRUE(metadata.write_bitmap_slot(2, third).ok());
+  EXPECT_EQ(metadata.read_bitmap_slot(0).value(), first);
+  EXPECT_EQ(metadata.read_bitmap_slot(1).value(), std::vector<std::uint32_t>(512, 0));
+  EXPECT_EQ(metadata.read_bitmap_slot(2).value(), third);
+  // §12.3: word w of slot s at 32-bit index w * max_peers + s, little endian.
+  const std::vector<char> bytes = file_bytes(path_);
+  const std::size_t bm = metadata.layout().bm_offset_bytes;
+  EXPECT_EQ(static_cast<std::uint8_t>(bytes[bm + 0]), 0xff);
+  EXPECT_EQ(static_cast<std::uint8_t>(bytes[bm + (1 * 3 + 2) * 4 + 3]), 0x80);
+}
+
+TEST_F(MetadataStoreTest, TheActivityLogReadsBackAndReinitializes) {
+  create(64 * mib, 1);
+  auto store = MetadataStore::open(path_);
+  ASSERT_TRUE(store.ok());
+  auto log = store.value()->read_activity_log();
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log.value().size(), 8u);
+  EXPECT_EQ(log.value()[0].transaction_type, md::al_type_initialized);
+  // A zeroed ring decodes to nothing (no magic), and initializing restores every block.
+  const std::vector<std::uint8_t> zeros(32 * 1024, 0);
+  write_bytes(path_, store.value()->layout().al_offset_bytes, zeros);
+  EXPECT_TRUE(store.value()->read_activity_log().value().empty());
+  ASSERT_TRUE(store.value()->initialize_activity_log().ok());
+  EXPECT_EQ(store.value()->read_activity_log().value().size(), 8u);
+}
+
+// ---- Attach and clean-shutdown rules ----------------------------------------------------------
+
+struct AttachFixture {
+  md::Superblock superblock = md::initial_superblock(64 * mib, 2).value();
+  md::Layout layout = md::check_superblock_layout(superblock, 64 * mib).value();
+  std::vector<md::AlTransaction> activity_log{8, md::initialized_al_transaction()};
+  std::vector<NodeId> peers{NodeId{0}, NodeId{2}};
+
+  Result<AttachPlan> plan(NodeId self = NodeId{1}) const {
+    return plan_attach(superblock, layout, activity_log, self, peers);
+  }
+};
+
+std::string plan_error(const AttachFixture& fixture) {
+  auto plan = fixture.plan();
+  return plan.ok() ? std::string("(attached)") : plan.error().message;
+}
+
+TEST(PlanAttach, MarksTheMetadataInUseRecordsNodeIdSizeAndGivesEveryPeerASlot) {
+  const AttachFixture fixture;
+  auto plan = fixture.plan();
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  const md::Superblock& written = plan.value().superblock;
+  EXPECT_EQ(written.flags & md::md_flag::al_clean, 0u);
+  EXPECT_EQ(written.node_id, 1);
+  EXPECT_EQ(written.effective_size_sectors, fixture.layout.usable_sectors);
+  EXPECT_EQ(written.peers[0].bitmap_index, 0);
+  EXPECT_EQ(written.peers[2].bitmap_index, 1);
+  EXPECT_EQ(written.peers[0].flags, md::peer_flag::node_exists);
+  EXPECT_EQ(written.peers[1].bitmap_index, -1);
+  EXPECT_FALSE(plan.value().initialize_activity_log);
+  EXPECT_TRUE(plan.value().note.empty());
+  // A second attach keeps the slots it gave.
+  AttachFixture again = fixture;
+  again.superblock = written;
+  again.superblock.flags |= md::md_flag::al_clean;
+  EXPECT_EQ(again.plan().value().superblock.peers, written.peers);
+}
+
+TEST(PlanAttach, MetadataOfAnotherNodeIsRefused) {
+  AttachFixture fixture;
+  fixture.superblock.node_id = 2;
+  EXPECT_EQ(plan_error(fixture),
+            "superblock field node-id 2 does not match this node's node-id 1 (the disk was "
+            "attached by another node)");
+}
+
+TEST(PlanAttach, ABitmapSlotOnTheNodesOwnEntryOrSharedByTwoNodesIsRefused) {
+  AttachFixture own;
+  own.superblock.peers[1].bitmap_index = 0;
+  EXPECT_NE(plan_error(own).find("superblock field peer[1] bitmap-index 0 gives this node"),
+            std::string::npos);
+  AttachFixture shared;
+  shared.superblock.peers[0].bitmap_index = 1;
+  shared.superblock.peers[2].bitmap_index = 1;
+  EXPECT_NE(plan_error(shared).find("peer[2] bitmap-index 1 is also the slot of peer[0]"),
+            std::string::npos);
+}
+
+TEST(PlanAttach, TooFewBitmapSlotsForTheConfiguredPeersIsRefused) {
+  AttachFixture fixture;
+  fixture.superblock = md::initial_superblock(64 * mib, 1).value();
+  fixture.layout = md::check_superblock_layout(fixture.superblock, 64 * mib).value();
+  EXPECT_EQ(plan_error(fixture),
+            "superblock field max-peers 1 leaves no free bitmap slot for peer node-id 2 (the "
+            "resource has 2 peers; create the metadata with --max-peers 2 or more)");
+}
+
+TEST(PlanAttach, UncleanMetadataWithNothingToApplyIsAttachedAndItsLogReset) {
+  AttachFixture fixture;
+  fixture.superblock.flags = md::md_flag::consistent;  // AL_CLEAN clear: not shut down cleanly
+  auto plan = fixture.plan();
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  EXPECT_TRUE(plan.value().initialize_activity_log);
+  EXPECT_FALSE(plan.value().note.empty());
+  // PRIMARY_IND without hot extents: apply-al would mark nothing either.
+  fixture.superblock.flags |= md::md_flag::primary_ind;
+  EXPECT_TRUE(fixture.plan().ok());
+}
+
+TEST(PlanAttach, AnUncleanPrimaryWithHotExtentsIsRefusedUntilApplyAl) {
+  AttachFixture fixture;
+  fixture.superblock.flags = md::md_flag::primary_ind | md::md_flag::crashed_primary;
+  md::AlTransaction update;
+  update.context.fill(md::al_free_extent);
+  update.update_extents.fill(md::al_free_extent);
+  update.n_updates = 2;
+  update.update_extents[0] = 3;
+  update.update_extents[1] = 7;
+  fixture.activity_log[0] = update;
+  const std::string error = plan_error(fixture);
+  EXPECT_NE(error.find("superblock field flags has AL_CLEAN clear and PRIMARY_IND set"),
+            std::string::npos)
+      << error;
+  EXPECT_NE(error.find("names 2 extents"), std::string::npos) << error;
+  EXPECT_NE(error.find("apply-al"), std::string::npos) << error;
+}
+
+TEST(CleanShutdownSuperblock, SetsAlCleanAndDerivesTheDiskAndPrimaryFlags) {
+  md::Superblock attached = md::initial_superblock(64 * mib, 1).value();
+  attached.flags = md::md_flag::primary_ind | md::md_flag::crashed_primary;
+  attached.current_uuid = 99;
+  const md::Superblock up = clean_shutdown_superblock(attached, {DiskState::up_to_date, false});
+  EXPECT_EQ(up.flags, md::md_flag::al_clean | md::md_flag::consistent |
+                          md::md_flag::was_up_to_date | md::md_flag::crashed_primary);
+  EXPECT_EQ(up.current_uuid, 99u);
+  const md::Superblock outdated = clean_shutdown_superblock(attached, {DiskState::outdated, true});
+  EXPECT_EQ(outdated.flags, md::md_flag::al_clean | md::md_flag::consistent |
+                                md::md_flag::primary_ind | md::md_flag::crashed_primary);
+  const md::Superblock inconsistent =
+      clean_shutdown_superblock(attached, {DiskState::inconsistent, false});
+  EXPECT_EQ(inconsistent.flags, md::md_flag::al_clean | md::md_flag::crashed_primary);
+}
+
+}  // namespace
+}  // namespace ditto::datapath
