@@ -39,7 +39,18 @@ Node::Node(NodeConfig config)
   DITTO_ASSERT(config_.volume_size_bytes % sector_size_bytes == 0);
   DITTO_ASSERT(config_.max_epoch_size >= 1 && config_.requests_in_flight_max >= 1);
   disk_state_ = config_.initial_disk_state;
-  generation_ = config_.initial_generation;
+  // 0 and 1 (the old default) read as "just created"; store them as DRBD does (4).
+  generations_.uuids.current = comparable_current(config_.initial_generation) ==
+                                       uuid_just_created_value
+                                   ? uuid_just_created_value
+                                   : config_.initial_generation;
+  if (config_.initial_generations) {
+    generations_.uuids = *config_.initial_generations;
+    if (comparable_current(generations_.uuids.current) == uuid_just_created_value) {
+      generations_.uuids.current = uuid_just_created_value;
+    }
+  }
+  const std::uint64_t volume_sectors = config_.volume_size_bytes / sector_size_bytes;
   for (const PeerConfig& peer_config : config_.peers) {
     DITTO_ASSERT(peer_config.node_id.value <= node_id_max);
     DITTO_ASSERT(peer_config.node_id != config_.node_id);
@@ -48,6 +59,13 @@ Node::Node(NodeConfig config)
     peer.configured = true;
     peer.status.node_id = peer_config.node_id;
     peer.status.name = peer_config.name;
+    peer.bitmap.emplace(volume_sectors);
+    // A disk that starts below UpToDate (a restart after a crash) cannot tell which of its
+    // blocks are stale: everything is out of sync toward every peer until a resync. This is
+    // the conservative stand-in for persisted bitmaps plus apply-al (§4.2): the activity log,
+    // which would narrow it to the hot extents, is not wired in yet. (With DRBD's default
+    // al-extents, 1237 x 4 MiB, a volume below ~4.8 GiB is all hot after a busy crash anyway.)
+    if (config_.initial_disk_state != DiskState::up_to_date) peer.bitmap->set_all();
   }
   invariants();
 }
@@ -101,7 +119,11 @@ void Node::admit_write(RequestId request, Sector sector, std::uint32_t length_by
     actions_.push_back(ReleasePayload{payload});
     return;
   }
-  note_write_while_degraded();
+  // Peers that will not get this write: their bitmaps record it, and the first such write
+  // after promotion or after losing a peer starts a new data generation (§3.2, lazily).
+  if (nodes_without_data() != 0) request_new_current_uuid(generations_);
+  bump_generation_if_pending();
+  mark_out_of_sync_for_absent(sector, length_bytes, config_.node_id);
   const std::uint64_t sequence = next_sequence_++;
   Request& entry = requests_[sequence];
   entry.kind = RequestKind::write;
@@ -139,6 +161,7 @@ void Node::send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::ui
                           wire::Data{sequence, entry.sector, entry.length_bytes, flags},
                           entry.payload});
   peer.status.sent_bytes += entry.length_bytes;
+  peer.unconfirmed_writes.push_back(WriteRange{entry.sector, entry.length_bytes});
   peer.epoch_writes_sent += 1;
   peer.writes_awaiting_barrier_ack += 1;
   if (config_.protocol == Protocol::a) {
@@ -152,13 +175,19 @@ void Node::send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::ui
 
 // Starts a new epoch; every connection that carried writes of the old one gets its Barrier.
 void Node::close_epoch() {
+  PeerAckEpoch record;
   for (Peer& peer : peers_) {
     if (peer.epoch_writes_sent == 0) continue;
     DITTO_ASSERT(peer.status.connection == ConnectionState::connected);
     actions_.push_back(Send{peer.status.node_id, wire::Barrier{current_epoch_}, std::nullopt});
     peer.epochs_awaiting_ack.push_back(SentEpoch{current_epoch_, peer.epoch_writes_sent});
+    record.sent_mask |= bit(peer.status.node_id);
+    if (peer.epoch_writes_sent != current_epoch_writes_) {
+      record.partial_mask |= bit(peer.status.node_id);  // it missed some of the epoch
+    }
     peer.epoch_writes_sent = 0;
   }
+  if (record.sent_mask != 0) peer_ack_epochs_[current_epoch_] = record;
   current_epoch_ += 1;
   current_epoch_writes_ = 0;
 }
@@ -246,8 +275,9 @@ bool Node::in_range(Sector sector, std::uint32_t length_bytes) const {
 
 // ---- Completion -------------------------------------------------------------------------------
 
-void Node::on_disk_completed(Instant now, IoId io, IoStatus status) {
+void Node::on_disk_completed(Instant now, IoId io, IoStatus status, PayloadHandle payload) {
   (void)now;
+  if (on_resync_io_completed(io, status, payload)) return invariants();
   if (auto peer_io = peer_ios_.find(io.value); peer_io != peer_ios_.end()) {
     const PeerIo entry = peer_io->second;
     peer_ios_.erase(peer_io);
@@ -266,6 +296,7 @@ void Node::on_disk_completed(Instant now, IoId io, IoStatus status) {
   // a write still succeeds if a peer stored it.
   if (status != IoStatus::ok && !local_disk_detached()) detach_local_disk();
   if (requests_.count(sequence) == 1) maybe_complete(sequence);
+  retry_deferred_reads();  // a resync read may have waited for this write
   invariants();
 }
 
@@ -307,10 +338,23 @@ Node::Peer& Node::peer_ref(NodeId peer) {
 
 // A local disk that is UpToDate, or none at all (detached after an I/O error: the peers carry
 // the data alone). An Outdated or Inconsistent local disk never replicates.
+// A SyncTarget (and one waiting for the bitmap) gets application writes too (§5.1).
 bool Node::peer_replicating(const Peer& peer) const {
-  return peer.configured && peer.status.connection == ConnectionState::connected &&
-         peer.state_received && peer.status.disk == DiskState::up_to_date &&
-         (disk_state_ == DiskState::up_to_date || local_disk_detached());
+  if (!peer.configured || peer.status.connection != ConnectionState::connected ||
+      !peer.state_received) {
+    return false;
+  }
+  if (disk_state_ != DiskState::up_to_date && !local_disk_detached()) return false;
+  switch (peer.status.replication) {
+    case ReplicationState::established:
+      return peer.status.disk == DiskState::up_to_date;
+    case ReplicationState::wait_bitmap_source:
+    case ReplicationState::sync_source:
+    case ReplicationState::paused_sync_source:
+      return peer.status.disk >= DiskState::inconsistent && !local_disk_detached();
+    default:
+      return false;
+  }
 }
 
 std::uint32_t Node::replication_targets_mask() const {
@@ -331,9 +375,22 @@ std::uint32_t Node::handshaken_peers_mask() const {
   return mask;
 }
 
-void Node::send_state(const Peer& peer) {
-  actions_.push_back(
-      Send{peer.status.node_id, wire::StateReport{role_, disk_state_, generation_}, std::nullopt});
+void Node::send_state(const Peer& peer, std::uint64_t extra_flags, std::uint32_t weak_nodes) {
+  wire::StateReport report;
+  report.role = role_;
+  report.disk_state = disk_state_;
+  report.uuids = generations_.uuids;
+  report.uuid_flags = local_uuid_flags() | extra_flags;
+  // A Primary always names the nodes it does not replicate to: its Secondaries mark the writes
+  // they receive out of sync toward those nodes too (they may resync them later).
+  // A Secondary forwards its Primary's: a node the Primary cannot reach learns it is behind.
+  report.weak_nodes = role_ == Role::primary ? weak_nodes | nodes_without_data()
+                                             : weak_nodes | followed_primary_weak_nodes();
+  report.dirty_bits = peer.bitmap->count_set();
+  if (peer.status.connection != ConnectionState::connected || !peer.first_report_sent) {
+    peers_[peer.status.node_id.value].first_report_sent = report;
+  }
+  actions_.push_back(Send{peer.status.node_id, report, std::nullopt});
 }
 
 void Node::send_state_to_connected_peers() {
@@ -351,14 +408,28 @@ std::vector<Action> Node::take_actions() {
 std::vector<PeerStatus> Node::peers() const {
   std::vector<PeerStatus> result;
   for (const Peer& peer : peers_) {
-    if (peer.configured) result.push_back(peer.status);
+    if (peer.configured) result.push_back(*this->peer(peer.status.node_id));
   }
   return result;
 }
 
 std::optional<PeerStatus> Node::peer(NodeId peer_id) const {
   if (peer_id.value > node_id_max || !peers_[peer_id.value].configured) return std::nullopt;
-  return peers_[peer_id.value].status;
+  const Peer& entry = peers_[peer_id.value];
+  PeerStatus status = entry.status;
+  status.out_of_sync_bytes = entry.bitmap->count_set() * Bitmap::bytes_per_bit;
+  return status;
+}
+
+const Bitmap& Node::bitmap_toward(NodeId peer_id) const {
+  DITTO_ASSERT(peer_id.value <= node_id_max && peers_[peer_id.value].configured);
+  return *peers_[peer_id.value].bitmap;
+}
+
+double PeerStatus::resync_percent_done() const {
+  if (resync_total_blocks == 0 || !is_syncing(replication)) return 100.0;
+  return 100.0 * static_cast<double>(resync_done_blocks) /
+         static_cast<double>(resync_total_blocks);
 }
 
 bool Node::may_promote() const {
@@ -404,6 +475,11 @@ void Node::invariants() const {
       DITTO_ASSERT(peer.inbox.empty() && peer.receive_epoch_active == 0);
     }
     DITTO_ASSERT(!peer.receive_flushing || !peer.inbox.empty());
+    DITTO_ASSERT(peer.bitmap.has_value());
+    const bool target = peer.status.replication == ReplicationState::sync_target ||
+                        peer.status.replication == ReplicationState::paused_sync_target;
+    DITTO_ASSERT(target || peer.resync_blocks.empty());
+    DITTO_ASSERT(connected || peer.unconfirmed_writes.empty());
     DITTO_ASSERT(peer.inbox.size() <= 2 * std::size_t{config_.requests_in_flight_max} + 2);
   }
 }

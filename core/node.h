@@ -23,8 +23,26 @@
 // - on-io-error detach: a failed local read, write or flush takes the disk Failed, then
 //   Diskless, and tells the peers; a diskless Primary writes through its UpToDate peers and
 //   refuses reads (no_data); a write that completes without a peer starts a new generation;
-// - a connection handshake (Hello with version range, then StateReport) and a data generation
-//   counter so a node that missed writes is Outdated, not silently served as UpToDate;
+// - data generations (core/generation.h, §3): the current UUID, a bitmap UUID per peer and the
+//   history, rotated as §3.2 says (a new current UUID lazily before the first write after
+//   promotion or after losing a peer, at once when a write completes without a peer); the
+//   handshake (Hello, then StateReport carrying the UUIDs) runs uuid_compare and the §3.5
+//   pipeline: no sync, bitmap-based resync either way, full sync, or a refused connection
+//   (split brain, unrelated data; after-sb policies are not applied yet: always `disconnect`);
+// - an out-of-sync bitmap per peer (core/bitmap.h, 4 KiB per bit), set for every write a peer
+//   did not get or did not confirm with a BarrierAck before the connection broke; exchanged
+//   and merged at the handshake (WFBitMapS/T), then a resync driven by the SyncTarget
+//   (node_resync.cpp): one ResyncRequest per block, answered by Data with data_flag_resync,
+//   confirmed by ResyncAck; paced by a rate controller (c-max-rate per 100 ms step, at most
+//   c-fill-target in flight); application writes during a resync are replicated to the target,
+//   and a resync block overtaken by such a write is discarded and requested again; a resync
+//   that must wait for another one (one source at a time) is deferred on a live connection
+//   and rerun when the other ends; a resynced block is marked toward the other peers;
+// - multi-secondary consistency (node_peer_ack.cpp, §2.3): per-epoch PeerAck from the Primary;
+//   a Secondary marks a write out of sync toward the nodes a PeerAck does not name, and every
+//   unacked write toward all when its Primary vanishes. Secondaries forward the Primary's weak
+//   nodes; a weak Secondary that reaches no Primary outdates itself (§1.7 invariant 2), and an
+//   UpToDate Primary reconnects an Outdated established peer to resync it;
 // - backpressure: at most requests_in_flight_max client requests, and at most that many writes
 //   per connection not yet covered by a BarrierAck; beyond either, ClientStatus::busy.
 #pragma once
@@ -38,6 +56,8 @@
 #include <variant>
 #include <vector>
 
+#include "core/bitmap.h"
+#include "core/generation.h"
 #include "core/prng.h"
 #include "core/state.h"
 #include "core/types.h"
@@ -62,7 +82,12 @@ struct NodeConfig {
   std::uint32_t requests_in_flight_max = 4096;
   // Disk state at start. The skeleton has no metadata yet: a fresh cluster starts UpToDate.
   DiskState initial_disk_state = DiskState::up_to_date;
+  // The current UUID at start (what the metadata says; 0 or 1 mean "just created").
   std::uint64_t initial_generation = 1;
+  // Every generation identifier the metadata holds (current, bitmap UUIDs, history), for a
+  // restart; when set it replaces initial_generation. The bitmaps are not persisted: a node that
+  // starts below UpToDate marks every block out of sync toward every peer (see Node::Node).
+  std::optional<Generations> initial_generations;
   // DRBD max-epoch-size: writes in one epoch before a new one starts (1..20000).
   std::uint32_t max_epoch_size = 2048;
   // DRBD disk-flushes: a Secondary flushes its disk before acknowledging a barrier. Without it
@@ -74,13 +99,26 @@ struct NodeConfig {
   // twopc_retry_timeout], for at most twice twopc_timeout in all.
   Duration twopc_timeout = Duration::from_ms(30'000);
   Duration twopc_retry_timeout = Duration::from_ms(100);
-  // Seeds the node's random choices (transaction ids, retry delays); mixed with node_id.
+  // Seeds the node's random choices (transaction ids, retry delays, UUIDs); mixed with node_id.
   std::uint64_t seed = 0;
+  // Resync rate control (DRBD disk options, §5.4, DRBD defaults). Every 100 ms step allows
+  // c_max_rate_kib / 10 KiB of requests (c_max_rate_kib 0: no cap), with at most
+  // c_fill_target_sectors of resync data in flight (at least one block). With
+  // c_plan_ahead_deciseconds 0 the step allowance is resync_rate_kib / 10 KiB instead.
+  // c_min_rate_kib is accepted for compatibility: resync is not throttled by application I/O.
+  std::uint32_t resync_rate_kib = 250;
+  std::uint32_t c_plan_ahead_deciseconds = 20;
+  std::uint32_t c_fill_target_sectors = 100;
+  std::uint32_t c_max_rate_kib = 102400;
+  std::uint32_t c_min_rate_kib = 250;
 };
 
 // Timers a Node arms (ArmTimer) and expects back through on_timer.
 inline constexpr TimerId timer_twopc_initiator{1};    // own promotion: timeout or retry
 inline constexpr TimerId timer_twopc_participant{2};  // a prepared foreign transaction
+// The resync step (100 ms) toward peer n as SyncTarget is timer_resync_step_base + n.
+inline constexpr std::uint64_t timer_resync_step_base = 64;
+inline constexpr Duration resync_step = Duration::from_ms(100);
 
 enum class IoStatus : std::uint8_t { ok, io_error };
 
@@ -116,13 +154,18 @@ struct DiskRead {
   // Where the data goes, when the client supplied a destination buffer (the daemon does; the
   // simulator reads tags and needs none).
   std::optional<PayloadHandle> buffer;
+  // The driver allocates a buffer of length_bytes for this read and hands it to the core with
+  // on_disk_completed (a resync reply's payload); the core releases it with ReleasePayload. On
+  // an I/O error the driver frees it itself and passes no payload.
+  bool allocate_payload = false;
 };
 
 struct DiskFlush {
   IoId io;
 };
 
-// Send `message` to `peer`. For wire::Data the payload bytes of `payload` follow the message.
+// Send `message` to `peer`. For wire::Data the payload bytes of `payload` follow the message;
+// the driver copies them while executing the Send (a ReleasePayload may follow at once).
 struct Send {
   NodeId peer;
   wire::Message message;
@@ -199,10 +242,18 @@ struct PeerStatus {
   Role role = Role::unknown;
   DiskState disk = DiskState::dunknown;
   ReplicationState replication = ReplicationState::off;
-  std::uint64_t generation = 0;
+  std::uint64_t generation = 0;  // the peer's current UUID, from its last StateReport
   std::uint64_t sent_bytes = 0;
   std::uint64_t received_bytes = 0;
   std::uint32_t pending_writes = 0;  // writes sent and not yet acknowledged
+  // Blocks (4 KiB) this node's bitmap marks out of sync toward the peer, in bytes.
+  std::uint64_t out_of_sync_bytes = 0;
+  // The current or last resync with this peer as SyncTarget: blocks to transfer when it
+  // started (after the bitmap exchange) and blocks written so far.
+  std::uint64_t resync_total_blocks = 0;
+  std::uint64_t resync_done_blocks = 0;
+  // drbdsetup's `done:` percentage of the running resync (100 when none runs).
+  double resync_percent_done() const;
 };
 
 struct NodeStatistics {
@@ -230,7 +281,9 @@ class Node {
   // the received bytes); otherwise it is ignored.
   void on_message(Instant now, NodeId peer, const wire::Message& message, PayloadHandle payload);
 
-  void on_disk_completed(Instant now, IoId io, IoStatus status);
+  // `payload` is the buffer of a DiskRead with allocate_payload (ignored otherwise).
+  void on_disk_completed(Instant now, IoId io, IoStatus status,
+                         PayloadHandle payload = PayloadHandle{});
 
   [[nodiscard]] AdminResult on_admin(Instant now, const AdminCommand& command);
 
@@ -244,7 +297,11 @@ class Node {
   const NodeConfig& config() const { return config_; }
   Role role() const { return role_; }
   DiskState disk_state() const { return disk_state_; }
-  std::uint64_t generation() const { return generation_; }
+  // The current UUID (bit 0 set while Primary).
+  std::uint64_t generation() const { return generations_.uuids.current; }
+  const Generations& generations() const { return generations_.uuids; }
+  // The out-of-sync bitmap toward `peer` (a configured peer).
+  const Bitmap& bitmap_toward(NodeId peer) const;
   const NodeStatistics& statistics() const { return statistics_; }
   std::vector<PeerStatus> peers() const;
   std::optional<PeerStatus> peer(NodeId peer) const;
@@ -277,6 +334,26 @@ class Node {
     std::uint64_t id = 0;  // Barrier number or FlushRequest id
   };
 
+  // A block the SyncTarget asked for: waiting for the reply, then for its disk write.
+  struct ResyncBlock {
+    bool stale = false;  // an application write overtook it: discard, ask again later
+    std::optional<IoId> write_io;
+  };
+
+  // A resync read on the SyncSource, or a resync write on the SyncTarget.
+  struct ResyncIo {
+    NodeId peer;
+    std::uint64_t block = 0;
+    std::uint32_t connection_epoch = 0;
+    std::optional<PayloadHandle> payload;  // the block being written (target side)
+    std::uint64_t fence = 0;               // source side: resync_fence() at the read
+  };
+
+  struct WriteRange {
+    Sector sector;
+    std::uint32_t length_bytes = 0;
+  };
+
   struct Peer {
     PeerStatus status;
     bool configured = false;
@@ -292,6 +369,44 @@ class Node {
     std::uint32_t receive_epoch_writes = 0;  // Data submitted in the epoch being written
     std::uint32_t receive_epoch_active = 0;  // of those, not yet completed by the disk
     bool receive_flushing = false;           // the inbox front waits for its DiskFlush
+    // Generations and resync (node_resync.cpp).
+    std::optional<Bitmap> bitmap;  // toward this peer
+    Generations uuids;             // the peer's, from its last StateReport
+    std::uint64_t uuid_flags = 0;
+    std::uint64_t peer_dirty_bits = 0;
+    bool bitmap_received = false;
+    // Writes sent in stream order and not yet covered by a BarrierAck (DRBD's transfer log):
+    // marked out of sync if the connection breaks.
+    std::deque<WriteRange> unconfirmed_writes;
+    // SyncTarget side.
+    std::uint64_t rs_start_uuid = 0;
+    std::uint64_t resync_cursor = 0;           // next bit to look at
+    std::map<std::uint64_t, ResyncBlock> resync_blocks;  // by bit
+    std::uint64_t step_allowance_blocks = 0;   // requests still allowed in this 100 ms step
+    // SyncSource side: requests waiting for an overlapping local write to finish.
+    std::deque<std::uint64_t> deferred_reads;  // bits
+    std::uint64_t last_data_sequence = 0;      // the newest application Data it sent us
+    std::uint32_t weak_nodes = 0;  // a Primary peer: the nodes it does not replicate to
+    std::uint32_t forwarded_weak_nodes = 0;  // a Secondary peer: its Primary's weak_nodes
+    // The handshake wanted a resync that had to wait (one side is a SyncTarget of another
+    // node): the connection stays up without it, and the node that was busy reconnects when
+    // its resync ends, so the handshake runs again (DRBD pauses it: PausedSyncT/S).
+    bool resync_deferred = false;
+    // What our first StateReport on this connection said (the peer's handshake used it).
+    std::optional<wire::StateReport> first_report_sent;
+    // Peer-acks, receiving side (this peer is our Primary): the writes it sent us that no
+    // PeerAck covers yet, by epoch (open_epoch_writes: the epoch before its Barrier). They stay
+    // marked out of sync toward every other node until a PeerAck names that node.
+    std::vector<WriteRange> open_epoch_writes;
+    std::map<std::uint32_t, std::vector<WriteRange>> unacked_epochs;  // by barrier number
+  };
+
+  // Peer-acks, sending side (this node is Primary): an epoch's writes were sent to the peers in
+  // sent_mask (partial_mask: some of them missed part of the epoch); acked_mask: BarrierAck seen.
+  struct PeerAckEpoch {
+    std::uint32_t sent_mask = 0;
+    std::uint32_t partial_mask = 0;
+    std::uint32_t acked_mask = 0;
   };
 
   enum class RequestKind : std::uint8_t { write, read, flush };
@@ -318,6 +433,8 @@ class Node {
     bool send_write_ack = false;
     std::optional<PayloadHandle> payload;
     std::uint32_t connection_epoch = 0;
+    Sector sector;  // writes: where (a resync read of the same block waits for it)
+    std::uint32_t length_bytes = 0;
   };
 
   // A client write waiting for this node's pending promotion.
@@ -373,6 +490,10 @@ class Node {
   void on_barrier_ack(Peer& peer, const wire::BarrierAck& ack);
   void on_flush_request(Peer& peer, const wire::FlushRequest& flush);
   void on_flush_ack(Peer& peer, const wire::FlushAck& ack);
+  void on_peer_ack(Peer& peer, const wire::PeerAck& ack);
+  void send_peer_acks();
+  void mark_for_others(const WriteRange& range, std::uint32_t stored_mask, NodeId primary);
+  void mark_unacked_peer_writes(Peer& peer);
   void on_peer_io_completed(const PeerIo& peer_io, IoStatus status);
   void enqueue(Peer& peer, InboxItem item);
   void pump_inbox(Peer& peer);
@@ -380,16 +501,53 @@ class Node {
   bool drain_inbox_front_without_disk(Peer& peer);
   void clear_peer_streams(Peer& peer);
 
-  void resolve_generations(Peer& peer);
-  void note_write_while_degraded();
+  // Generations, bitmaps and resync (node_resync.cpp).
+  void sync_handshake_with(Peer& peer);
+  void resync_same_generation(Peer& peer);
+  void defer_resync(Peer& peer, const char* reason);
+  void refuse_connection(Peer& peer, const HandshakeDecision& decision);
+  void apply_bitmap_edit(Peer& peer, const HandshakeDecision& decision);
+  void start_bitmap_exchange(Peer& peer, bool source);
+  void on_bitmap(Instant now, Peer& peer, const wire::BitmapTransfer& bitmap);
+  void pump_resync(Peer& peer);
+  void maybe_finish_resync(Peer& peer);
+  void on_resync_step(Instant now, NodeId peer);
+  void on_resync_request(Peer& peer, const wire::ResyncRequest& request);
+  void issue_resync_read(Peer& peer, std::uint64_t block);
+  void retry_deferred_reads();
+  void on_resync_data(Peer& peer, const wire::Data& data, PayloadHandle payload);
+  void on_resync_ack(Peer& peer, const wire::ResyncAck& ack);
+  bool on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payload);
+  std::uint64_t resync_step_blocks() const;
+  std::uint64_t resync_fill_blocks() const;
+  void resync_overtaken(Peer& writer, const wire::Data& data);
+  void application_write_done(Sector sector, std::uint32_t length_bytes, bool ok);
+  bool peer_write_pending(Sector sector, std::uint32_t length_bytes) const;
+  std::uint64_t resync_fence() const;
+  void stop_resync(Peer& peer);
+  void on_peer_generations(Peer& peer, const wire::StateReport& state);
+  bool peer_finished_resync(const Peer& peer, const wire::StateReport& state) const;
+  const char* resync_not_now(const Peer& peer, bool source) const;
+  void check_resync_source(Peer& peer);
+  void resume_deferred_resyncs();
+  std::uint32_t followed_primary_weak_nodes() const;
+  void outdate_if_weak();
+  void resync_outdated_peers();
+  void mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes, NodeId except);
+  void mark_unconfirmed_writes(Peer& peer);
+  std::uint32_t nodes_without_data() const;
+  std::uint64_t local_uuid_flags() const;
+  void bump_generation_if_pending();
   void start_new_generation();
+  std::uint64_t block_sector(std::uint64_t block) const;
+  std::uint32_t block_length(std::uint64_t block) const;
   void release_requests_from_non_targets();
   void protocol_error(Peer& peer, std::string reason);
   void peer_lost(Peer& peer, ConnectionState failure);
   void maybe_complete(std::uint64_t sequence);
   void complete(std::uint64_t sequence, ClientStatus status);
   void send_state_to_connected_peers();
-  void send_state(const Peer& peer);
+  void send_state(const Peer& peer, std::uint64_t extra_flags = 0, std::uint32_t weak_nodes = 0);
 
   // State changes and promotion (node_state.cpp).
   StateChangeResult change_state(ClusterState proposed, bool hard, bool force = false);
@@ -422,17 +580,20 @@ class Node {
   NodeConfig config_;
   Role role_ = Role::secondary;
   DiskState disk_state_ = DiskState::up_to_date;
-  std::uint64_t generation_ = 1;
-  // True once a Primary wrote while some configured peer was not replicating: the next write
-  // after that moment already bumped the generation, later ones need not.
-  bool generation_bumped_for_outage_ = false;
+  GenerationState generations_;
   std::array<Peer, nodes_max> peers_{};
   std::array<std::uint32_t, nodes_max> connection_epochs_{};
 
   std::map<std::uint64_t, Request> requests_;              // by sequence
   std::map<std::uint64_t, std::uint64_t> requests_by_io_;  // IoId → sequence
   std::map<std::uint64_t, PeerIo> peer_ios_;               // IoId → peer write/flush
+  std::map<std::uint64_t, ResyncIo> resync_reads_;         // IoId → source-side read
+  std::map<std::uint64_t, ResyncIo> resync_writes_;        // IoId → target-side write
+  // While this node is a SyncTarget: per block, the newest application write received for it
+  // (writer node id << 56 | its Data.sequence). A resync reply whose fence is older is stale.
+  std::map<std::uint64_t, std::uint64_t> resync_write_fences_;
   std::deque<HeldWrite> held_writes_;
+  std::map<std::uint32_t, PeerAckEpoch> peer_ack_epochs_;  // by barrier number (Primary side)
   std::uint64_t next_sequence_ = 1;
   std::uint64_t next_io_ = 1;
   std::uint32_t current_epoch_ = 1;

@@ -13,16 +13,6 @@ std::uint32_t bit(NodeId node) {
   return 1u << node.value;
 }
 
-// A generation is counter * 32 + the node id that started it, so two nodes that each start a
-// new generation from the same base produce different values (and a split brain is visible).
-constexpr std::uint64_t generation_counter(std::uint64_t generation) {
-  return generation >> 5;
-}
-
-std::string generation_text(std::uint64_t generation) {
-  return std::to_string(generation_counter(generation)) + "." + std::to_string(generation & 31u);
-}
-
 }  // namespace
 
 // ---- Connections ------------------------------------------------------------------------------
@@ -110,6 +100,10 @@ void Node::dispatch(Instant now, Peer& peer, const wire::Message& message, Paylo
                  [&](const wire::TwoPcAbort& abort) {
                    on_twopc_decision(peer, abort.initiator, abort.transaction_id, false);
                  },
+                 [&](const wire::BitmapTransfer& bitmap) { on_bitmap(now, peer, bitmap); },
+                 [&](const wire::ResyncRequest& request) { on_resync_request(peer, request); },
+                 [&](const wire::ResyncAck& ack) { on_resync_ack(peer, ack); },
+                 [&](const wire::PeerAck& ack) { on_peer_ack(peer, ack); },
                  // Auth and keepalive belong to the transport, which never passes them on.
                  [&](const auto& transport_message) {
                    protocol_error(peer, std::string("transport message ") +
@@ -149,7 +143,8 @@ void Node::on_hello(Instant now, Peer& peer, const wire::Hello& hello) {
 void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& state) {
   (void)now;
   const bool first = !peer.state_received;
-  peer.status.generation = state.generation;
+  const bool finished = !first && peer_finished_resync(peer, state);
+  on_peer_generations(peer, state);
   ClusterState proposed = cluster_state();
   PeerState& view = proposed.peers[peer.status.node_id.value];
   view.role = state.role;
@@ -158,45 +153,24 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
     view.connection = ConnectionState::connected;
     view.replication = ReplicationState::established;
   }
+  if (finished) view.replication = ReplicationState::established;
   const StateChangeResult result = change_state(proposed, false);
   if (!result.ok()) {
     return protocol_error(peer, std::string(to_string(result.code)) + ": " + result.message);
   }
   peer.state_received = true;
-  if (first) resolve_generations(peer);
-}
-
-// Compares data generations at the handshake (a stand-in for DRBD's UUID comparison until the
-// full rule table of §3.4 lands): equal means same data; the same counter from two different
-// origins means both sides wrote independently (split brain); otherwise the higher one is newer.
-void Node::resolve_generations(Peer& peer) {
-  const std::uint64_t mine = generation_;
-  const std::uint64_t theirs = peer.status.generation;
-  if (mine == theirs) return;
-  const bool peer_newer = generation_counter(theirs) > generation_counter(mine);
-  const bool diverged = generation_counter(theirs) == generation_counter(mine) ||
-                        (peer_newer && role_ == Role::primary);
-  if (diverged) {
-    const std::string reason = "split brain detected: local generation " + generation_text(mine) +
-                               ", peer generation " + generation_text(theirs) +
-                               "; refusing to connect";
-    actions_.push_back(Event{"split-brain name:" + config_.resource_name +
-                             " peer-node-id:" + std::to_string(peer.status.node_id.value) +
-                             " conn-name:" + peer.status.name +
-                             " local-generation:" + generation_text(mine) +
-                             " peer-generation:" + generation_text(theirs)});
-    actions_.push_back(Disconnect{peer.status.node_id, reason});
-    peer_lost(peer, ConnectionState::disconnecting);
-    return;
+  if (finished) {
+    // The target adopted our generation: its slot and its bits are done with (§3.2).
+    const std::uint32_t done = source_detect_finished_resyncs(generations_.uuids, peer.uuids);
+    if ((done & bit(peer.status.node_id)) != 0) peer.bitmap->clear_all();
   }
-  if (peer_newer && disk_state_ == DiskState::up_to_date) {
-    // The handshake outcome forces this (a hard transition, like DRBD's sync handshake).
-    ClusterState proposed = cluster_state();
-    proposed.disk = DiskState::outdated;
-    const StateChangeResult result = change_state(proposed, true);
-    DITTO_ASSERT(result.ok());
-    send_state_to_connected_peers();
+  if (first) {
+    sync_handshake_with(peer);
+  } else {
+    check_resync_source(peer);
   }
+  if (peer.status.connection == ConnectionState::connected) outdate_if_weak();
+  resync_outdated_peers();
 }
 
 // ---- Primary side: acks -----------------------------------------------------------------------
@@ -221,8 +195,11 @@ void Node::on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::Messa
   DITTO_ASSERT(peer.status.pending_writes > 0);
   peer.status.pending_writes -= 1;
   // The peer failed to store it (and detaches, its StateReport follows): our data moves on
-  // without it, which a new generation records.
-  if (!ok && role_ == Role::primary) start_new_generation();
+  // without it, which its bitmap and a new generation record.
+  if (!ok) {
+    peer.bitmap->set_sectors(entry.sector.value, entry.length_bytes / sector_size_bytes);
+    if (role_ == Role::primary) start_new_generation();
+  }
   maybe_complete(sequence);
 }
 
@@ -240,8 +217,15 @@ void Node::on_barrier_ack(Peer& peer, const wire::BarrierAck& ack) {
                                     std::to_string(oldest.set_size) + " writes");
   }
   peer.epochs_awaiting_ack.pop_front();
+  if (auto epoch = peer_ack_epochs_.find(ack.barrier); epoch != peer_ack_epochs_.end()) {
+    epoch->second.acked_mask |= bit(peer.status.node_id);
+  }
+  DITTO_ASSERT(peer.unconfirmed_writes.size() >= oldest.set_size);
+  peer.unconfirmed_writes.erase(peer.unconfirmed_writes.begin(),
+                                peer.unconfirmed_writes.begin() + oldest.set_size);
   DITTO_ASSERT(peer.writes_awaiting_barrier_ack >= oldest.set_size);
   peer.writes_awaiting_barrier_ack -= oldest.set_size;
+  send_peer_acks();
 }
 
 void Node::on_flush_ack(Peer& peer, const wire::FlushAck& ack) {
@@ -270,8 +254,13 @@ void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandl
     return protocol_error(
         peer, "Data beyond the end of the volume at sector " + std::to_string(data.sector.value));
   }
+  if ((data.flags & wire::data_flag_resync) != 0) return on_resync_data(peer, data, payload);
   peer.status.received_bytes += data.length_bytes;
   statistics_.written_bytes += data.length_bytes;
+  // A newer write overtakes resync blocks in flight; peers we are not connected to miss it.
+  resync_overtaken(peer, data);
+  mark_out_of_sync_for_absent(data.sector, data.length_bytes, peer.status.node_id);
+  peer.open_epoch_writes.push_back(WriteRange{data.sector, data.length_bytes});
   if ((data.flags & wire::data_flag_send_receive_ack) != 0) {
     actions_.push_back(Send{peer.status.node_id, wire::RecvAck{data.sequence}, std::nullopt});
   }
@@ -280,6 +269,11 @@ void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandl
 
 void Node::on_barrier(Peer& peer, const wire::Barrier& barrier) {
   if (role_ == Role::primary) return protocol_error(peer, "Barrier received while Primary");
+  if (!peer.open_epoch_writes.empty()) {
+    std::vector<WriteRange>& epoch = peer.unacked_epochs[barrier.barrier];
+    epoch.insert(epoch.end(), peer.open_epoch_writes.begin(), peer.open_epoch_writes.end());
+    peer.open_epoch_writes.clear();
+  }
   enqueue(peer, InboxItem{InboxItem::Kind::barrier, {}, {}, barrier.barrier});
 }
 
@@ -312,9 +306,14 @@ void Node::pump_inbox(Peer& peer) {
     if (item.kind == InboxItem::Kind::data) {
       const IoId io = next_io();
       const bool write_ack = (item.data.flags & wire::data_flag_send_write_ack) != 0;
-      peer_ios_[io.value] = PeerIo{
-          peer.status.node_id, item.data.sequence, false,
-          write_ack,           item.payload,       connection_epochs_[peer.status.node_id.value]};
+      peer_ios_[io.value] = PeerIo{peer.status.node_id,
+                                   item.data.sequence,
+                                   false,
+                                   write_ack,
+                                   item.payload,
+                                   connection_epochs_[peer.status.node_id.value],
+                                   item.data.sector,
+                                   item.data.length_bytes};
       const bool fua = (item.data.flags & wire::data_flag_fua) != 0;
       actions_.push_back(
           DiskWrite{io, item.data.sector, item.data.length_bytes, item.payload, fua});
@@ -336,7 +335,9 @@ void Node::pump_inbox(Peer& peer) {
                                  true,
                                  false,
                                  std::nullopt,
-                                 connection_epochs_[peer.status.node_id.value]};
+                                 connection_epochs_[peer.status.node_id.value],
+                                 Sector{0},
+                                 0};
     actions_.push_back(DiskFlush{io});
     peer.receive_flushing = true;
   }
@@ -381,6 +382,10 @@ void Node::finish_inbox_front(Peer& peer, bool ok) {
 
 void Node::on_peer_io_completed(const PeerIo& peer_io, IoStatus status) {
   if (peer_io.payload) actions_.push_back(ReleasePayload{*peer_io.payload});
+  if (!peer_io.is_flush) {
+    application_write_done(peer_io.sector, peer_io.length_bytes, status == IoStatus::ok);
+    retry_deferred_reads();  // a resync read may have waited for this write
+  }
   Peer& peer = peers_[peer_io.peer.value];
   const bool same_connection = peer.status.connection == ConnectionState::connected &&
                                connection_epochs_[peer_io.peer.value] == peer_io.connection_epoch;
@@ -402,31 +407,6 @@ void Node::on_peer_io_completed(const PeerIo& peer_io, IoStatus status) {
   pump_inbox(peer);
 }
 
-void Node::note_write_while_degraded() {
-  DITTO_ASSERT(role_ == Role::primary);
-  bool all_replicating = true;
-  for (const Peer& peer : peers_) {
-    if (peer.configured && !peer_replicating(peer)) all_replicating = false;
-  }
-  if (all_replicating) {
-    generation_bumped_for_outage_ = false;
-    return;
-  }
-  if (generation_bumped_for_outage_) return;
-  // First write while some peer is away: start a new data generation (DRBD rotates the current
-  // UUID lazily at this point, §3.2).
-  start_new_generation();
-}
-
-// Our data moves on without some peer: a new generation, so that peer is Outdated when it
-// reconnects; the peers that are still here are told.
-void Node::start_new_generation() {
-  DITTO_ASSERT(role_ == Role::primary);
-  generation_bumped_for_outage_ = true;
-  generation_ = ((generation_counter(generation_) + 1) << 5) | config_.node_id.value;
-  send_state_to_connected_peers();
-}
-
 // A write or flush waits only for peers we still replicate to. Any state change that stops
 // replication to a peer (connection lost, its disk detached or Outdated) ends the wait for it;
 // a write that completes without that peer starts a new generation right away, before the peer
@@ -439,6 +419,10 @@ void Node::release_requests_from_non_targets() {
     const std::uint32_t released = entry.peers_pending_mask & ~targets;
     if (released == 0) continue;
     entry.peers_pending_mask &= ~released;
+    for (Peer& peer : peers_) {
+      if ((released & bit(peer.status.node_id)) == 0 || !entry.payload) continue;
+      peer.bitmap->set_sectors(entry.sector.value, entry.length_bytes / sector_size_bytes);
+    }
     write_released = write_released || entry.kind == RequestKind::write;
     touched.push_back(sequence);
   }
@@ -463,7 +447,27 @@ void Node::protocol_error(Peer& peer, std::string reason) {
   peer_lost(peer, ConnectionState::protocol_error);
 }
 
+// Writes sent to `peer` that no BarrierAck confirmed may be missing on its disk.
+void Node::mark_unconfirmed_writes(Peer& peer) {
+  for (const WriteRange& range : peer.unconfirmed_writes) {
+    peer.bitmap->set_sectors(range.sector.value, range.length_bytes / sector_size_bytes);
+  }
+}
+
 void Node::clear_peer_streams(Peer& peer) {
+  mark_unconfirmed_writes(peer);
+  mark_unacked_peer_writes(peer);
+  // Epochs this peer has not acknowledged no longer wait for it (it is not among the nodes
+  // that stored them).
+  for (auto& [barrier, epoch] : peer_ack_epochs_) {
+    if ((epoch.acked_mask & bit(peer.status.node_id)) == 0) {
+      epoch.sent_mask &= ~bit(peer.status.node_id);
+    }
+  }
+  const bool marked = !peer.unconfirmed_writes.empty();
+  peer.unconfirmed_writes.clear();
+  peer.deferred_reads.clear();
+  if (marked && role_ == Role::primary) request_new_current_uuid(generations_);
   for (const InboxItem& item : peer.inbox) {
     if (item.kind == InboxItem::Kind::data) actions_.push_back(ReleasePayload{item.payload});
   }
@@ -474,18 +478,30 @@ void Node::clear_peer_streams(Peer& peer) {
   peer.epoch_writes_sent = 0;
   peer.epochs_awaiting_ack.clear();
   peer.writes_awaiting_barrier_ack = 0;
+  send_peer_acks();
 }
 
 // `failure` is the state the connection passes through: NetworkFailure or ProtocolError lead
 // back to Connecting (the transport reconnects); Disconnecting leads to StandAlone.
 void Node::peer_lost(Peer& peer, ConnectionState failure) {
   const std::uint32_t peer_bit = bit(peer.status.node_id);
+  const ReplicationState replication = peer.status.replication;
+  const bool was_target = replication == ReplicationState::sync_target ||
+                          replication == ReplicationState::paused_sync_target ||
+                          replication == ReplicationState::wait_bitmap_target;
+  const bool was_replicating = peer_replicating(peer);
+  const bool was_our_primary = role_ == Role::secondary && peer.state_received &&
+                               peer.status.role == Role::primary;
+  peer.forwarded_weak_nodes = 0;
+  peer.resync_deferred = false;
   // Bump the epoch so acks for I/O from the old connection are never sent on a new one.
   connection_epochs_[peer.status.node_id.value] += 1;
   peer.hello_received = false;
   peer.state_received = false;
   peer.transport_up = false;
   peer.status.pending_writes = 0;
+  peer.bitmap_received = false;
+  stop_resync(peer);
   clear_peer_streams(peer);
   if (prepared_ && prepared_->initiator == peer.status.node_id) {
     prepared_.reset();
@@ -498,10 +514,21 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
     set_connection(peer, ConnectionState::unconnected);
     set_connection(peer, ConnectionState::connecting);
   }
+  // Writes the peer may have missed are in its bitmap: a new generation records that our data
+  // moved on, before the peer can reconnect (§3.2).
+  if (role_ == Role::primary) bump_generation_if_pending();
   // Leaving Connected released every request waiting for this peer (commit_state).
   for (const auto& [sequence, entry] : requests_) {
     DITTO_ASSERT((entry.peers_pending_mask & peer_bit) == 0);
   }
+  // Our Secondaries learn at once that this peer no longer gets our writes (weak_nodes; they
+  // forward it to the peer if they reach it). A bump, when one follows, says it again.
+  if (role_ == Role::primary && was_replicating) send_state_to_connected_peers();
+  if (was_our_primary) {
+    send_state_to_connected_peers();  // we no longer forward its weak nodes
+    outdate_if_weak();
+  }
+  if (was_target) resume_deferred_resyncs();  // another source may serve us now
 }
 
 }  // namespace ditto::core

@@ -53,6 +53,7 @@ StateChangeResult Node::change_state(ClusterState proposed, bool hard, bool forc
 // state. Every committed change becomes events2 `change` lines (§13.3).
 void Node::commit_state(const ClusterState& old, const ClusterState& next) {
   const bool may_promote_before = may_promote();
+  const std::uint32_t targets_before = replication_targets_mask();
   const std::uint32_t score_before = promotion_score();
   role_ = next.role;
   disk_state_ = next.disk;
@@ -63,6 +64,9 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
     peer.status.role = view.role;
     peer.status.replication = view.replication;
     peer.status.disk = view.disk;
+    const bool target = view.replication == ReplicationState::sync_target ||
+                        view.replication == ReplicationState::paused_sync_target;
+    if (!target) stop_resync(peer);
   }
   if (old.disk != next.disk) emit_device_event();
   for (const Peer& peer : peers_) {
@@ -79,6 +83,10 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
     emit_resource_event();
   }
   release_requests_from_non_targets();
+  // A Primary tells its peers when the set of nodes it replicates to changes (weak_nodes).
+  if (role_ == Role::primary && targets_before != replication_targets_mask()) {
+    send_state_to_connected_peers();
+  }
 }
 
 // on-io-error detach (DRBD's default): the disk goes Failed, then Diskless, and the peers learn
@@ -90,6 +98,13 @@ void Node::detach_local_disk() {
   for (const DiskState step : {DiskState::failed, DiskState::diskless}) {
     ClusterState proposed = cluster_state();
     proposed.disk = step;
+    // Resyncs end with the disk (a SyncSource or SyncTarget keeps its disk at least
+    // Inconsistent otherwise); the peers learn it from our Diskless StateReport.
+    for (PeerState& peer : proposed.peers) {
+      if (peer.replication > ReplicationState::established) {
+        peer.replication = ReplicationState::established;
+      }
+    }
     const StateChangeResult result = change_state(proposed, true);
     DITTO_ASSERT(result.ok());  // no hard rule keeps a disk from failing
   }
@@ -164,6 +179,8 @@ AdminResult Node::demote() {
   if (current_epoch_writes_ > 0) close_epoch();  // demotion starts a new epoch (§2.2)
   const StateChangeResult result = change_state(proposed, false);
   if (!result.ok()) return admin_result(result);
+  clear_primary_bit(generations_.uuids);
+  generations_.new_current_pending = false;
   send_state_to_connected_peers();
   return {};
 }
@@ -287,8 +304,10 @@ bool Node::commit_promotion(bool force) {
   if (!check_promotion(force, proposed).ok()) return false;
   const StateChangeResult result = change_state(proposed, false, force);
   DITTO_ASSERT(result.ok() && role_ == Role::primary);
-  generation_bumped_for_outage_ = false;
+  // A new data generation starts before the first write in the Primary role (§3.2, lazily).
+  request_new_current_uuid(generations_);
   send_state_to_connected_peers();
+  resync_outdated_peers();
   return true;
 }
 
@@ -383,7 +402,10 @@ void Node::on_timer(Instant now, TimerId timer) {
   auto found = timers_armed_.find(timer.value);
   if (found == timers_armed_.end()) return invariants();  // cancelled or re-armed earlier
   timers_armed_.erase(found);
-  if (timer == timer_twopc_participant) {
+  if (timer.value >= timer_resync_step_base &&
+      timer.value <= timer_resync_step_base + node_id_max) {
+    on_resync_step(now, NodeId{static_cast<std::uint8_t>(timer.value - timer_resync_step_base)});
+  } else if (timer == timer_twopc_participant) {
     prepared_.reset();  // the initiator never decided; stop blocking other changes
   } else if (timer == timer_twopc_initiator && promotion_) {
     if (promotion_->backing_off) {

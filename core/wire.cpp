@@ -14,7 +14,9 @@ std::size_t fields_size_bytes(const Message& message) {
   return std::visit(
       Overloaded{
           [](const Hello& hello) -> std::size_t { return 2 + 2 + 1 + 1 + 8 + 1 + hello.resource_name.size(); },
-          [](const StateReport&) -> std::size_t { return 1 + 1 + 8; },
+          [](const StateReport&) -> std::size_t {
+            return 1 + 1 + 8 + 8 + 4 + 8 + 8 * 2 * std::size_t{generation_node_slots};
+          },
           [](const Data&) -> std::size_t { return 8 + 8 + 4 + 4; },
           [](const WriteAck&) -> std::size_t { return 8 + 1; },
           [](const FlushRequest&) -> std::size_t { return 8; },
@@ -32,6 +34,10 @@ std::size_t fields_size_bytes(const Message& message) {
           [](const TwoPcReply&) -> std::size_t { return 1 + 8 + 1 + 1; },
           [](const TwoPcCommit&) -> std::size_t { return 1 + 8; },
           [](const TwoPcAbort&) -> std::size_t { return 1 + 8; },
+          [](const BitmapTransfer& bitmap) -> std::size_t { return 8 + 4 * bitmap.words.size(); },
+          [](const ResyncRequest&) -> std::size_t { return 8 + 4; },
+          [](const ResyncAck&) -> std::size_t { return 8 + 4 + 1; },
+          [](const PeerAck&) -> std::size_t { return 4 + 4; },
       },
       message);
 }
@@ -60,6 +66,17 @@ void write_twopc(const TwoPc& twopc, ByteWriter& writer) {
   }
 }
 
+void write_state(const StateReport& state, ByteWriter& writer) {
+  writer.u8(static_cast<std::uint8_t>(state.role));
+  writer.u8(static_cast<std::uint8_t>(state.disk_state));
+  writer.u64(state.uuids.current);
+  writer.u64(state.uuid_flags);
+  writer.u32(state.weak_nodes);
+  writer.u64(state.dirty_bits);
+  for (const std::uint64_t uuid : state.uuids.bitmap) writer.u64(uuid);
+  for (const std::uint64_t uuid : state.uuids.history) writer.u64(uuid);
+}
+
 void write_fields(const Message& message, ByteWriter& writer) {
   std::visit(Overloaded{
                  [&](const Hello& hello) {
@@ -72,11 +89,7 @@ void write_fields(const Message& message, ByteWriter& writer) {
                    writer.u8(static_cast<std::uint8_t>(hello.resource_name.size()));
                    writer.string(hello.resource_name);
                  },
-                 [&](const StateReport& state) {
-                   writer.u8(static_cast<std::uint8_t>(state.role));
-                   writer.u8(static_cast<std::uint8_t>(state.disk_state));
-                   writer.u64(state.generation);
-                 },
+                 [&](const StateReport& state) { write_state(state, writer); },
                  [&](const Data& data) {
                    writer.u64(data.sequence);
                    writer.u64(data.sector.value);
@@ -106,6 +119,24 @@ void write_fields(const Message& message, ByteWriter& writer) {
                  [&](const BarrierAck& ack) {
                    writer.u32(ack.barrier);
                    writer.u32(ack.set_size);
+                 },
+                 [&](const BitmapTransfer& bitmap) {
+                   DITTO_ASSERT_EQ(bitmap.words.size(), (bitmap.bit_count + 31) / 32);
+                   writer.u64(bitmap.bit_count);
+                   for (const std::uint32_t word : bitmap.words) writer.u32(word);
+                 },
+                 [&](const ResyncRequest& request) {
+                   writer.u64(request.sector.value);
+                   writer.u32(request.length_bytes);
+                 },
+                 [&](const ResyncAck& ack) {
+                   writer.u64(ack.sector.value);
+                   writer.u32(ack.length_bytes);
+                   writer.u8(ack.ok ? 1 : 0);
+                 },
+                 [&](const PeerAck& ack) {
+                   writer.u32(ack.barrier);
+                   writer.u32(ack.node_mask);
                  },
                  [&](const auto& twopc) { write_twopc(twopc, writer); },
              },
@@ -162,8 +193,16 @@ std::variant<Message, WireError> parse_state(ByteReader& reader) {
   std::uint8_t role = 0;
   std::uint8_t disk = 0;
   StateReport state;
-  if (!reader.u8(role) || !reader.u8(disk) || !reader.u64(state.generation)) {
+  if (!reader.u8(role) || !reader.u8(disk) || !reader.u64(state.uuids.current) ||
+      !reader.u64(state.uuid_flags) || !reader.u32(state.weak_nodes) ||
+      !reader.u64(state.dirty_bits)) {
     return malformed(MessageType::state, "truncated fields");
+  }
+  for (std::uint64_t& uuid : state.uuids.bitmap) {
+    if (!reader.u64(uuid)) return malformed(MessageType::state, "truncated bitmap UUIDs");
+  }
+  for (std::uint64_t& uuid : state.uuids.history) {
+    if (!reader.u64(uuid)) return malformed(MessageType::state, "truncated history UUIDs");
   }
   if (role > static_cast<std::uint8_t>(Role::secondary)) {
     return malformed(MessageType::state, "unknown role");
@@ -279,6 +318,40 @@ std::variant<Message, WireError> parse_twopc(ByteReader& reader, MessageType typ
                             static_cast<std::int8_t>(code)}};
 }
 
+std::variant<Message, WireError> parse_bitmap(ByteReader& reader) {
+  constexpr MessageType type = MessageType::bitmap;
+  BitmapTransfer bitmap;
+  if (!reader.u64(bitmap.bit_count)) return malformed(type, "truncated fields");
+  if (bitmap.bit_count > bitmap_bits_max) return malformed(type, "bit count above the maximum");
+  const std::uint64_t words = (bitmap.bit_count + 31) / 32;
+  if (reader.remaining() != words * 4) {
+    return malformed(type, "word count does not match the bit count");
+  }
+  bitmap.words.resize(words);
+  for (std::uint32_t& word : bitmap.words) {
+    if (!reader.u32(word)) return malformed(type, "truncated words");
+  }
+  return Message{std::move(bitmap)};
+}
+
+std::variant<Message, WireError> parse_resync(ByteReader& reader, MessageType type) {
+  std::uint64_t sector = 0;
+  std::uint32_t length_bytes = 0;
+  if (!reader.u64(sector) || !reader.u32(length_bytes)) return malformed(type, "truncated fields");
+  if (length_bytes == 0 || length_bytes % sector_size_bytes != 0 ||
+      length_bytes > payload_size_max_bytes) {
+    return malformed(type, "length is zero, not a multiple of 512 or above 32 MiB");
+  }
+  if (type == MessageType::resync_request) {
+    return Message{ResyncRequest{Sector{sector}, length_bytes}};
+  }
+  std::uint8_t ok_byte = 0;
+  bool ok = false;
+  if (!reader.u8(ok_byte)) return malformed(type, "truncated fields");
+  if (!parse_bool(ok_byte, ok)) return malformed(type, "status byte is not 0 or 1");
+  return Message{ResyncAck{Sector{sector}, length_bytes, ok}};
+}
+
 std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader) {
   switch (type) {
     case MessageType::hello: return parse_hello(reader);
@@ -311,13 +384,23 @@ std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader
     case MessageType::twopc_reply:
     case MessageType::twopc_commit:
     case MessageType::twopc_abort: return parse_twopc(reader, type);
+    case MessageType::bitmap: return parse_bitmap(reader);
+    case MessageType::resync_request:
+    case MessageType::resync_ack: return parse_resync(reader, type);
+    case MessageType::peer_ack: {
+      PeerAck ack;
+      if (!reader.u32(ack.barrier) || !reader.u32(ack.node_mask)) {
+        return malformed(type, "truncated fields");
+      }
+      return Message{ack};
+    }
   }
   return WireError{WireErrorCode::unknown_type, "unknown message type"};
 }
 
 bool known_type(std::uint16_t type) {
   return type >= static_cast<std::uint16_t>(MessageType::hello) &&
-         type <= static_cast<std::uint16_t>(MessageType::twopc_abort);
+         type <= static_cast<std::uint16_t>(MessageType::peer_ack);
 }
 
 }  // namespace
@@ -341,6 +424,10 @@ MessageType type_of(const Message& message) {
                         [](const TwoPcReply&) { return MessageType::twopc_reply; },
                         [](const TwoPcCommit&) { return MessageType::twopc_commit; },
                         [](const TwoPcAbort&) { return MessageType::twopc_abort; },
+                        [](const BitmapTransfer&) { return MessageType::bitmap; },
+                        [](const ResyncRequest&) { return MessageType::resync_request; },
+                        [](const ResyncAck&) { return MessageType::resync_ack; },
+                        [](const PeerAck&) { return MessageType::peer_ack; },
                     },
                     message);
 }
@@ -364,6 +451,10 @@ const char* to_string(MessageType type) {
     case MessageType::twopc_reply: return "TwoPcReply";
     case MessageType::twopc_commit: return "TwoPcCommit";
     case MessageType::twopc_abort: return "TwoPcAbort";
+    case MessageType::bitmap: return "Bitmap";
+    case MessageType::resync_request: return "ResyncRequest";
+    case MessageType::resync_ack: return "ResyncAck";
+    case MessageType::peer_ack: return "PeerAck";
   }
   return "Unknown";
 }

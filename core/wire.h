@@ -14,12 +14,14 @@
 #include <variant>
 #include <vector>
 
+#include "core/generation.h"
 #include "core/types.h"
 
 namespace ditto::wire {
 
 inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
-inline constexpr std::uint16_t protocol_version = 1;
+// 2: StateReport carries the data generations; bitmap exchange and resync messages.
+inline constexpr std::uint16_t protocol_version = 2;
 inline constexpr std::size_t header_size_bytes = 16;
 inline constexpr std::size_t resource_name_size_max = 64;
 // The largest client write we replicate in one message (the NBD 32 MiB convention).
@@ -44,6 +46,10 @@ enum class MessageType : std::uint16_t {
   twopc_reply = 15,
   twopc_commit = 16,
   twopc_abort = 17,
+  bitmap = 18,
+  resync_request = 19,
+  resync_ack = 20,
+  peer_ack = 21,
 };
 
 // First message on every connection, in both directions.
@@ -57,12 +63,15 @@ struct Hello {
   friend bool operator==(const Hello&, const Hello&) = default;
 };
 
-// The sender's role and local disk state, sent after Hello and on every change.
+// The sender's role, local disk state and data generations (DRBD's P_STATE and P_UUIDS110 in
+// one message), sent after Hello and on every change.
 struct StateReport {
   Role role = Role::secondary;
   DiskState disk_state = DiskState::diskless;
-  // Data generation: bumped when a Primary writes while a peer is away (see Node).
-  std::uint64_t generation = 0;
+  Generations uuids;             // current, bitmap UUID per node id, history (all 32 each)
+  std::uint64_t uuid_flags = 0;  // ditto::uuid_flag bits
+  std::uint32_t weak_nodes = 0;  // with uuid_flag::new_datagen: nodes that missed the bump
+  std::uint64_t dirty_bits = 0;  // bits set in the sender's bitmap toward the receiver
   friend bool operator==(const StateReport&, const StateReport&) = default;
 };
 
@@ -72,9 +81,40 @@ inline constexpr std::uint32_t data_flag_flush = 1u << 5;  // DRBD dp_flags FLUS
 // WriteAck once on disk, A for neither (DRBD dp_flags SEND_RECEIVE_ACK / SEND_WRITE_ACK).
 inline constexpr std::uint32_t data_flag_send_receive_ack = 1u << 7;
 inline constexpr std::uint32_t data_flag_send_write_ack = 1u << 8;
+// A resync reply (DRBD's P_RS_DATA_REPLY): the SyncSource's current contents of one bitmap
+// block, answering a ResyncRequest for the same sector and length. `sequence` is the source's
+// fence: the Primary's node id in the top 8 bits and the newest of its write sequences the
+// source had applied when it read the block (0: no Primary).
+inline constexpr std::uint32_t data_flag_resync = 1u << 9;
 inline constexpr std::uint32_t data_flags_known = data_flag_fua | data_flag_flush |
                                                   data_flag_send_receive_ack |
-                                                  data_flag_send_write_ack;
+                                                  data_flag_send_write_ack | data_flag_resync;
+
+// The sender's out-of-sync bitmap toward the receiver (P_BITMAP), sent by both sides after a
+// handshake that decided on a resync; the receiver ORs it into its own (§3.5 step 15).
+struct BitmapTransfer {
+  std::uint64_t bit_count = 0;
+  std::vector<std::uint32_t> words;  // exactly ceil(bit_count / 32), bit n in word n / 32
+  friend bool operator==(const BitmapTransfer&, const BitmapTransfer&) = default;
+};
+inline constexpr std::uint64_t bitmap_bits_max = std::uint64_t{payload_size_max_bytes} * 8 / 2;
+
+// The SyncTarget asks for one block (P_RS_DATA_REQUEST); the reply is Data with
+// data_flag_resync.
+struct ResyncRequest {
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  friend bool operator==(const ResyncRequest&, const ResyncRequest&) = default;
+};
+
+// The SyncTarget wrote (ok) or could not write a resync block (P_RS_WRITE_ACK / P_NEG_ACK); the
+// source clears its bit on success.
+struct ResyncAck {
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  bool ok = true;
+  friend bool operator==(const ResyncAck&, const ResyncAck&) = default;
+};
 
 // A replicated write; the payload follows the fixed fields.
 struct Data {
@@ -153,6 +193,15 @@ struct BarrierAck {
   friend bool operator==(const BarrierAck&, const BarrierAck&) = default;
 };
 
+// The Primary to its Secondaries (DRBD's P_PEER_ACK, per epoch here): every write of epoch
+// `barrier` is on stable storage on each node in `node_mask`. A Secondary keeps the writes it
+// received marked out of sync toward the other nodes until a PeerAck names them (§2.3).
+struct PeerAck {
+  std::uint32_t barrier = 0;
+  std::uint32_t node_mask = 0;
+  friend bool operator==(const PeerAck&, const PeerAck&) = default;
+};
+
 // Cluster-wide state changes run as two-phase commits keyed by (initiator, transaction_id).
 enum class TwoPcChange : std::uint8_t { promote = 1 };
 enum class TwoPcVote : std::uint8_t { yes = 0, no = 1, retry = 2 };
@@ -186,7 +235,8 @@ struct TwoPcAbort {
 
 using Message = std::variant<Hello, StateReport, Data, WriteAck, FlushRequest, FlushAck,
                              AuthChallenge, AuthResponse, Ping, PingAck, RecvAck, Barrier,
-                             BarrierAck, TwoPcPrepare, TwoPcReply, TwoPcCommit, TwoPcAbort>;
+                             BarrierAck, TwoPcPrepare, TwoPcReply, TwoPcCommit, TwoPcAbort,
+                             BitmapTransfer, ResyncRequest, ResyncAck, PeerAck>;
 
 MessageType type_of(const Message& message);
 const char* to_string(MessageType type);

@@ -122,7 +122,11 @@ std::string status_json(const ResourceRunner& runner) {
                        {"remote_host", path.remote},
                        {"established", path.established}});
     }
-    const bool in_sync = peer.replication == ReplicationState::established;
+    const double volume_bytes = static_cast<double>(node.config().volume_size_bytes);
+    const double percent_in_sync =
+        volume_bytes == 0 ? 100.0
+                          : 100.0 * (1.0 - static_cast<double>(peer.out_of_sync_bytes) /
+                                               volume_bytes);
     json peer_device = {{"volume", 0},
                         {"replication-state", std::string(to_string(peer.replication))},
                         {"peer-disk-state", std::string(to_string(peer.disk))},
@@ -130,12 +134,12 @@ std::string status_json(const ResourceRunner& runner) {
                         {"resync-suspended", "no"},
                         {"received", peer.received_bytes / 1024},
                         {"sent", peer.sent_bytes / 1024},
-                        {"out-of-sync", 0},
+                        {"out-of-sync", peer.out_of_sync_bytes / 1024},
                         {"pending", peer.pending_writes},
                         {"unacked", 0},
-                        {"has-sync-details", false},
+                        {"has-sync-details", is_syncing(peer.replication)},
                         {"has-online-verify-details", false},
-                        {"percent-in-sync", in_sync ? 100.0 : 0.0}};
+                        {"percent-in-sync", percent_in_sync}};
     connections.push_back({{"peer-node-id", peer.node_id.value},
                            {"name", peer.name},
                            {"connection-state", std::string(to_string(peer.connection))},

@@ -271,9 +271,22 @@ void ResourceRunner::execute_disk(const core::Action& action) {
                                  slot_buffer(write->payload, write->length_bytes), write->fua);
   } else if (const auto* read = std::get_if<core::DiskRead>(&action)) {
     io = read->io;
-    DITTO_ASSERT(read->buffer.has_value());  // every read comes from an NBD buffer
-    status = disk_->submit_read(io.value, read->sector.bytes(),
-                                slot_buffer(*read->buffer, read->length_bytes));
+    if (read->allocate_payload) {
+      // A resync read: the buffer becomes the payload of the reply the core sends.
+      std::span<std::uint8_t> buffer = pool_.allocate(read->length_bytes);
+      if (buffer.empty()) {
+        log("out of buffers for a resync read");
+        return fail_disk_io_later(io);
+      }
+      const std::uint64_t handle = allocate_slot(buffer, 1);  // released by the core
+      payload_reads_[io.value] = handle;
+      status = disk_->submit_read(io.value, read->sector.bytes(),
+                                  slot_buffer(PayloadHandle{handle}, read->length_bytes));
+    } else {
+      DITTO_ASSERT(read->buffer.has_value());  // every other read comes from an NBD buffer
+      status = disk_->submit_read(io.value, read->sector.bytes(),
+                                  slot_buffer(*read->buffer, read->length_bytes));
+    }
   } else if (const auto* flush = std::get_if<core::DiskFlush>(&action)) {
     io = flush->io;
     status = disk_->submit_flush(io.value);
@@ -294,6 +307,10 @@ void ResourceRunner::fail_disk_io_later(IoId io) {
     while (!failed_ios_.empty()) {
       const IoId failed = failed_ios_.front();
       failed_ios_.pop_front();
+      if (auto read = payload_reads_.find(failed.value); read != payload_reads_.end()) {
+        unreference(read->second);
+        payload_reads_.erase(read);
+      }
       node_.on_disk_completed(now(), failed, core::IoStatus::io_error);
     }
     pump();
@@ -305,8 +322,18 @@ void ResourceRunner::on_disk_completion(std::uint64_t cookie, int result) {
   if (result < 0) {
     log("disk I/O error on " + config_.disk_path + ": " + std::strerror(-result));
   }
+  PayloadHandle payload{};
+  if (auto read = payload_reads_.find(cookie); read != payload_reads_.end()) {
+    // On success the core owns the buffer; on an error we free it (DiskRead's contract).
+    if (result == 0) {
+      payload = PayloadHandle{read->second};
+    } else {
+      unreference(read->second);
+    }
+    payload_reads_.erase(read);
+  }
   node_.on_disk_completed(now(), IoId{cookie},
-                          result == 0 ? core::IoStatus::ok : core::IoStatus::io_error);
+                          result == 0 ? core::IoStatus::ok : core::IoStatus::io_error, payload);
   pump();
 }
 

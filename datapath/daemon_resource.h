@@ -179,6 +179,8 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::uint64_t zero_slot_ = 0;
   std::uint32_t zero_operations_ = 0;
   std::deque<IoId> failed_ios_;
+  // Reads the core asked a buffer for (DiskRead::allocate_payload, resync replies): IoId → slot.
+  std::unordered_map<std::uint64_t, std::uint64_t> payload_reads_;
   bool pumping_ = false;
   bool stopped_ = false;
   std::function<void(const std::string& line)> event_sink_;

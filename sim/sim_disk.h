@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/generation.h"
 #include "core/prng.h"
 #include "core/types.h"
 
@@ -87,10 +88,17 @@ class SimDisk {
   // pending flushes vanish. Afterwards the visible contents are the durable ones.
   CrashReport crash(Prng& prng, CrashModel model = {});
 
-  // A stand-in for on-disk metadata: the data generation, written (durably, at once) whenever
-  // the node's generation changes, read by a restarted node.
-  std::uint64_t metadata_generation() const { return metadata_generation_; }
-  void write_metadata_generation(std::uint64_t generation) { metadata_generation_ = generation; }
+  // A stand-in for on-disk metadata: the data generations (current, bitmap UUIDs, history) and
+  // whether the data is consistent, written durably at once whenever they change (DRBD writes
+  // them synchronously), read by a restarted node. A crash never loses or tears them.
+  std::uint64_t metadata_generation() const { return metadata_.current; }
+  void write_metadata_generation(std::uint64_t generation) { metadata_.current = generation; }
+  const Generations& metadata_generations() const { return metadata_; }
+  bool metadata_consistent() const { return metadata_consistent_; }
+  void write_metadata(const Generations& generations, bool consistent) {
+    metadata_ = generations;
+    metadata_consistent_ = consistent;
+  }
 
   // Test hook for oracle self-tests: overwrite a block behind everyone's back.
   void corrupt_for_test(std::uint64_t block, std::uint64_t tag);
@@ -130,7 +138,8 @@ class SimDisk {
   std::uint64_t completions_ = 0;
   std::uint64_t misdirect_offset_blocks_ = 0;
   std::uint64_t last_written_block_ = 0;
-  std::uint64_t metadata_generation_ = 1;
+  Generations metadata_{1, {}, {}};
+  bool metadata_consistent_ = true;
 };
 
 }  // namespace ditto::sim

@@ -40,6 +40,8 @@ struct Simulation::SimNode {
   std::uint32_t incarnation = 0;
   std::map<std::uint64_t, std::vector<std::uint64_t>> read_buffers;  // IoId → tags read
   std::map<std::uint64_t, std::uint64_t> write_tags;                 // IoId → tag written
+  // Reads whose buffer becomes a core payload (DiskRead::allocate_payload): IoId → incarnation.
+  std::map<std::uint64_t, std::uint32_t> payload_reads;
   // Payload handles core holds: +1 per client write and received Data, -1 per ReleasePayload.
   std::int64_t payloads_held = 0;
   std::map<std::uint64_t, std::int64_t> timers;  // TimerId → armed deadline (ns)

@@ -207,6 +207,7 @@ void Simulation::drain(std::uint8_t node) {
 
 void Simulation::execute(std::uint8_t node, core::Action& action) {
   SimNode& sim_node = *nodes_[node];
+
   hash_.add(0xac7100ull + action.index());
   std::visit(
       Overloaded{
@@ -220,6 +221,7 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
             submit_disk(node, 0, write.io, write.sector, write.length_bytes);
           },
           [&](const core::DiskRead& read) {
+            if (read.allocate_payload) sim_node.payload_reads[read.io.value] = sim_node.incarnation;
             submit_disk(node, 1, read.io, read.sector, read.length_bytes);
           },
           [&](const core::DiskFlush& flush) {
@@ -278,8 +280,11 @@ void Simulation::after_step(std::uint8_t node) {
   core::Node& core = *sim_node.core;
   // No core.invariants() here: core checks them on exit of every on_* input (DESIGN.md house
   // style 2); a second check per step was a tenth of the simulator's CPU time.
-  if (core.generation() != sim_node.disk.metadata_generation()) {
-    sim_node.disk.write_metadata_generation(core.generation());
+  // Written through on every change, as DRBD writes UUIDs and flags synchronously.
+  const bool consistent = core.disk_state() != DiskState::inconsistent;
+  if (core.generations() != sim_node.disk.metadata_generations() ||
+      consistent != sim_node.disk.metadata_consistent()) {
+    sim_node.disk.write_metadata(core.generations(), consistent);
   }
   if (sim_node.promotion_requested && !core.promotion_pending()) {
     sim_node.promotion_requested = false;
@@ -386,8 +391,21 @@ void Simulation::on_disk_completed(const SimEvent& event) {
       }
       break;
   }
+  PayloadHandle payload{0};
+  if (auto read = node.payload_reads.find(io.value); read != node.payload_reads.end()) {
+    const bool current = read->second == node.incarnation;
+    node.payload_reads.erase(read);
+    if (current && !failed) {
+      // A one-block resync read: its tag is the payload (the disk keeps one tag per block).
+      std::vector<std::uint64_t>& tags = node.read_buffers[io.value];
+      DITTO_ASSERT(tags.size() == 1);
+      payload = PayloadHandle{tags.front()};
+      node.read_buffers.erase(io.value);
+      node.payloads_held += 1;
+    }
+  }
   node.core->on_disk_completed(clock_of(event.node), io,
-                               failed ? core::IoStatus::io_error : core::IoStatus::ok);
+                               failed ? core::IoStatus::io_error : core::IoStatus::ok, payload);
   drain(event.node);
 }
 

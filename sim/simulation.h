@@ -55,9 +55,13 @@ struct RunResult {
   // Acknowledged blocks a failover could not keep because the promoted node was cut off when
   // they were written (no fencing or quorum yet: DRBD loses them too).
   std::uint64_t blocks_lost_at_failover = 0;
-  // Blocks whose tags differ between UpToDate survivors (allowed for writes that were never
-  // acknowledged: DRBD would resync them after a Primary crash; there is no resync yet).
+  // Blocks whose tags differ between UpToDate survivors: allowed for writes that were never
+  // acknowledged while a node that crashed with writes in flight is around (the activity log,
+  // which would resync them, is not wired in yet); otherwise, when every live node ends
+  // Connected and UpToDate, any divergent block is a violation.
   std::uint64_t divergent_blocks = 0;
+  // Blocks written by resyncs (summed over the live nodes' SyncTarget counters at the end).
+  std::uint64_t resync_blocks = 0;
   // Liveness oracle: simulated time from the end of the faults until every live node was
   // connected to every live peer (-1: the run ended first or the faults never ended).
   std::int64_t converged_after_ns = -1;
@@ -179,6 +183,8 @@ class Simulation {
   void workload_finished();
   void check_stall();
   void final_checks(RunResult& result);
+  void check_replicas_identical(const std::vector<std::uint8_t>& up_to_date,
+                                const RunResult& result);
   void check_divergence(std::uint8_t first, std::uint8_t second, RunResult& result);
 
   void schedule(Duration delay, SimEvent event);

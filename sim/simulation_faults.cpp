@@ -317,15 +317,16 @@ void Simulation::on_crash(std::uint8_t node) {
   }
 }
 
-// A restarted node gets a new core from what its on-disk metadata says: the generation it
-// last wrote, and Outdated, since it cannot prove it has every acknowledged write (keep it
-// simple and safe: without resync it stays Outdated).
+// A restarted node gets a new core from what its on-disk metadata says: every generation
+// identifier it last wrote, and Outdated (Inconsistent if it crashed as a SyncTarget), since it
+// cannot prove it has every acknowledged write; a resync brings it back.
 void Simulation::on_restart(std::uint8_t node) {
   SimNode& sim_node = *nodes_[node];
   if (sim_node.alive) return;
   core::NodeConfig config = node_config(options_, node);
-  config.initial_disk_state = DiskState::outdated;
-  config.initial_generation = sim_node.disk.metadata_generation();
+  config.initial_disk_state =
+      sim_node.disk.metadata_consistent() ? DiskState::outdated : DiskState::inconsistent;
+  config.initial_generations = sim_node.disk.metadata_generations();
   sim_node.core = std::make_unique<core::Node>(config);
   sim_node.alive = true;
   sim_node.payloads_held = 0;

@@ -76,7 +76,8 @@ TEST(Promotion, TwoConcurrentPromotionsExactlyOneWins) {
 
 TEST(Promotion, PromotionIsRefusedAtOnceWithoutUpToDateData) {
   Cluster cluster(2, [](NodeConfig& config) {
-    if (config.node_id == node_id(0)) config.initial_disk_state = DiskState::outdated;
+    // Both Outdated: with an UpToDate peer node 0 would be resynced and become UpToDate.
+    config.initial_disk_state = DiskState::outdated;
   });
   cluster.connect_all();
   const AdminResult result = cluster.nodes[0].on_admin(cluster.now, Promote{});
@@ -97,9 +98,16 @@ TEST(Promotion, PromotionIsRefusedAtOnceWhileAConnectedPeerIsPrimary) {
   EXPECT_EQ(result.code, "SS_TWO_PRIMARIES");
 }
 
-// Node 2 cannot see the Primary itself; node 1, connected to both, votes no.
+// Node 2 cannot see the Primary itself; node 1, connected to both, votes no. (Nodes 0 and 2
+// are not each other's configured peers: otherwise node 0 names node 2 among its weak nodes,
+// node 1 forwards that, and node 2 outdates itself before it can ask, §1.7.)
 TEST(Promotion, APeerThatSeesAPrimaryElsewhereVotesNo) {
-  Cluster cluster(3);
+  Cluster cluster(3, [](NodeConfig& config) {
+    const std::uint8_t other = config.node_id.value == 0 ? 2 : 0;
+    if (config.node_id.value == 1) return;
+    std::erase_if(config.peers,
+                  [&](const PeerConfig& peer) { return peer.node_id.value == other; });
+  });
   cluster.connect(0, 1);
   cluster.connect(1, 2);
   cluster.promote(0);

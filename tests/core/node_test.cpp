@@ -84,7 +84,8 @@ TEST(Node, APeerThatDisconnectsStopsHoldingBackCompletion) {
   EXPECT_EQ(cluster.completion_of(3), ClientStatus::ok);
 }
 
-TEST(Node, ANodeThatMissedWritesComesBackOutdatedAndCannotBePromoted) {
+// (Before resync existed this node stayed Outdated for good; now it is a SyncTarget first.)
+TEST(Node, ANodeThatMissedWritesIsResyncedBeforeItCanBePromoted) {
   Cluster cluster(2);
   cluster.connect(0, 1);
   ASSERT_TRUE(cluster.nodes[0].on_admin(Instant{}, Promote{}).ok);
@@ -93,14 +94,20 @@ TEST(Node, ANodeThatMissedWritesComesBackOutdatedAndCannotBePromoted) {
   cluster.nodes[0].on_client_write(Instant{}, RequestId{4}, Sector{0}, 4096, PayloadHandle{3}, {});
   cluster.drain();
   EXPECT_EQ(cluster.completion_of(4), ClientStatus::ok);
-  cluster.connect(0, 1);
-  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
-  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->disk, DiskState::outdated);
+  cluster.nodes[0].on_connection_up(Instant{}, NodeId{1});
+  cluster.nodes[1].on_connection_up(Instant{}, NodeId{0});
+  cluster.deliver_messages();  // handshake and bitmaps, no resync block written yet
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::inconsistent);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->disk, DiskState::inconsistent);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->replication, ReplicationState::sync_source);
   ASSERT_TRUE(cluster.nodes[0].on_admin(Instant{}, Demote{}).ok);
   cluster.deliver_messages();
   const AdminResult result = cluster.nodes[1].on_admin(Instant{}, Promote{});
   EXPECT_FALSE(result.ok);
   EXPECT_EQ(result.code, "SS_NO_UP_TO_DATE_DISK");
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_TRUE(cluster.nodes[1].on_admin(cluster.now, Promote{}).ok);
 }
 
 TEST(Node, BothSidesWritingDuringAPartitionIsDetectedAsSplitBrain) {
@@ -117,7 +124,8 @@ TEST(Node, BothSidesWritingDuringAPartitionIsDetectedAsSplitBrain) {
   ASSERT_TRUE(cluster.nodes[1].on_admin(Instant{}, Demote{}).ok);
   cluster.connect(0, 1);
   ASSERT_FALSE(cluster.disconnects.empty());
-  EXPECT_NE(cluster.disconnects.front().second.reason.find("split brain"), std::string::npos);
+  EXPECT_NE(cluster.disconnects.front().second.reason.find("split brain"), std::string::npos)
+      << cluster.disconnects.front().second.reason;
   EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->connection, ConnectionState::standalone);
 }
 

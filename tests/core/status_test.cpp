@@ -23,8 +23,9 @@ TEST(Status, AnUnconnectedPeerShowsItsConnectionStateAsDrbdsetupDoes) {
 TEST(Status, AConnectedPeerShowsRoleAndPeerDisk) {
   Node node(two_node_config());
   node.on_connection_up(Instant{}, NodeId{1});
-  node.on_message(Instant{}, NodeId{1}, wire::Hello{1, 1, NodeId{1}, NodeId{0}, 0, "r0"},
-                  PayloadHandle{});
+  const wire::Hello hello{wire::protocol_version, wire::protocol_version, NodeId{1}, NodeId{0},
+                         0, "r0"};
+  node.on_message(Instant{}, NodeId{1}, hello, PayloadHandle{});
   node.on_message(Instant{}, NodeId{1}, wire::StateReport{Role::secondary, DiskState::up_to_date, 1},
                   PayloadHandle{});
   EXPECT_EQ(format_status(node),

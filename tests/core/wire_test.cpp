@@ -39,7 +39,10 @@ T round_trip(const Message& message, std::span<const std::uint8_t> payload = {})
 TEST(Wire, EveryMessageSurvivesARoundTrip) {
   Hello hello{1, 1, NodeId{3}, NodeId{7}, 0xF00D, "r0"};
   EXPECT_EQ(round_trip<Hello>(hello), hello);
-  StateReport state{Role::primary, DiskState::up_to_date, 42};
+  StateReport state{Role::primary, DiskState::up_to_date, {}, 3, 5, 7};
+  state.uuids.current = 42;
+  state.uuids.bitmap[3] = 44;
+  state.uuids.history[31] = 46;
   EXPECT_EQ(round_trip<StateReport>(state), state);
   const std::vector<std::uint8_t> payload(4096, 0xAB);
   Data data{9, Sector{128}, 4096, data_flag_fua};
@@ -53,6 +56,7 @@ TEST(Wire, WritePathAndTwoPhaseCommitMessagesSurviveARoundTrip) {
   EXPECT_EQ(round_trip<RecvAck>(RecvAck{41}), RecvAck{41});
   EXPECT_EQ(round_trip<Barrier>(Barrier{7}), Barrier{7});
   EXPECT_EQ(round_trip<BarrierAck>(BarrierAck{7, 2048}), (BarrierAck{7, 2048}));
+  EXPECT_EQ(round_trip<PeerAck>(PeerAck{9, 0b1010}), (PeerAck{9, 0b1010}));
   const TwoPcPrepare prepare{NodeId{3}, 0xfeedface12345678ull, TwoPcChange::promote};
   EXPECT_EQ(round_trip<TwoPcPrepare>(prepare), prepare);
   const TwoPcReply reply{NodeId{3}, 99, TwoPcVote::no, -1};

@@ -1,0 +1,789 @@
+// Node: data generations at the handshake (§3.4, §3.5 through core/generation.h), the
+// out-of-sync bitmaps (§4.1) and the bitmap-based resync (§5.1) with its rate control (§5.4).
+//
+// The resync is driven by the SyncTarget: every 100 ms step it may request up to
+// resync_step_blocks() blocks, with at most resync_fill_blocks() in flight. The SyncSource reads
+// each requested block once no local application write to it is in flight and answers with
+// Data{data_flag_resync}; the target writes it (FUA, so an acknowledged resync block survives a
+// crash), clears its bit and sends ResyncAck so the source clears its bit too. An application
+// write that reaches the target while a block is requested or being written makes that block
+// stale: it is discarded (its bit stays set) and requested again later.
+//
+// Known limitation: with a Secondary as SyncSource while a Primary elsewhere keeps writing, the
+// two streams are not ordered against each other (DRBD orders them with dagtags).
+#include <algorithm>
+#include <utility>
+
+#include "core/assert.h"
+#include "core/node.h"
+
+namespace ditto::core {
+namespace {
+
+std::uint32_t bit(NodeId node) {
+  return 1u << node.value;
+}
+
+bool is_target(ReplicationState state) {
+  return state == ReplicationState::sync_target || state == ReplicationState::paused_sync_target;
+}
+
+constexpr std::uint64_t fence_mask = (std::uint64_t{1} << 56) - 1;
+
+bool receives_resync(ReplicationState state) {
+  return is_target(state) || state == ReplicationState::wait_bitmap_target;
+}
+
+constexpr const char* state_changed_reason = "our state changed during the handshake";
+
+bool is_source(ReplicationState state) {
+  return state == ReplicationState::sync_source || state == ReplicationState::paused_sync_source;
+}
+
+// 16 upper-case hex digits, as drbdsetup prints UUIDs.
+std::string uuid_text(std::uint64_t uuid) {
+  std::string text(16, '0');
+  for (std::size_t digit = 0; digit < 16; ++digit) {
+    text[15 - digit] = "0123456789ABCDEF"[(uuid >> (4 * digit)) & 0xf];
+  }
+  return text;
+}
+
+// current:bitmap-UUIDs(non-zero, node=uuid):history(non-zero), as drbdsetup show-gi abridged.
+std::string generations_text(const Generations& uuids) {
+  std::string text = uuid_text(uuids.current) + ":";
+  bool first = true;
+  for (std::uint32_t node = 0; node < generation_node_slots; ++node) {
+    if (uuids.bitmap[node] == 0) continue;
+    text += (first ? "" : ",") + std::to_string(node) + "=" + uuid_text(uuids.bitmap[node]);
+    first = false;
+  }
+  text += ":";
+  first = true;
+  for (const std::uint64_t uuid : uuids.history) {
+    if (uuid == 0) continue;
+    text += (first ? "" : ",") + uuid_text(uuid);
+    first = false;
+  }
+  return text;
+}
+
+}  // namespace
+
+// ---- Generations ------------------------------------------------------------------------------
+
+std::uint64_t Node::block_sector(std::uint64_t block) const {
+  return block * Bitmap::sectors_per_bit;
+}
+
+std::uint32_t Node::block_length(std::uint64_t block) const {
+  const std::uint64_t volume_sectors = config_.volume_size_bytes / sector_size_bytes;
+  const std::uint64_t first = block_sector(block);
+  DITTO_ASSERT(first < volume_sectors);
+  const std::uint64_t sectors = std::min(Bitmap::sectors_per_bit, volume_sectors - first);
+  return static_cast<std::uint32_t>(sectors * sector_size_bytes);
+}
+
+// Peers that will not get the next write: their bitmap slots take the old generation (§3.2).
+std::uint32_t Node::nodes_without_data() const {
+  std::uint32_t mask = 0;
+  for (const Peer& peer : peers_) {
+    if (peer.configured && !peer_replicating(peer)) mask |= bit(peer.status.node_id);
+  }
+  return mask;
+}
+
+// STABLE always: there is no quorum or "lost primary" tracking yet, so a split brain found at
+// the handshake is always reported as one (never downgraded to "no sync").
+std::uint64_t Node::local_uuid_flags() const {
+  std::uint64_t flags = uuid_flag::stable;
+  if (disk_state_ == DiskState::inconsistent) flags |= uuid_flag::inconsistent;
+  for (const Peer& peer : peers_) {
+    if (peer.configured && receives_resync(peer.status.replication)) {
+      flags |= uuid_flag::sync_target;
+    }
+  }
+  return flags;
+}
+
+// Why a resync the handshake decided must wait (the connection is retried later), or nullptr.
+// Both sides reach the same answer: each judges from the reports both sent, and a side whose
+// state changed since its report retries (rule 0, initial-handshake-changed).
+const char* Node::resync_not_now(const Peer& peer, bool source) const {
+  const wire::StateReport& sent = *peer.first_report_sent;
+  if (sent.disk_state != disk_state_ || sent.uuid_flags != local_uuid_flags() ||
+      comparable_current(sent.uuids.current) != comparable_current(generations_.uuids.current)) {
+    return state_changed_reason;
+  }
+  const DiskState source_disk = source ? disk_state_ : peer.status.disk;
+  const std::uint64_t target_flags = source ? peer.uuid_flags : sent.uuid_flags;
+  // One source at a time: two could hand the target different versions of a block.
+  if ((target_flags & uuid_flag::sync_target) != 0) return "the target is already syncing";
+  if (source_disk == DiskState::inconsistent) return "the source is itself inconsistent";
+  return nullptr;
+}
+
+// As SyncTarget: a source that stops being a usable one (it became a target itself) is left;
+// the reconnect's handshake starts over.
+void Node::check_resync_source(Peer& peer) {
+  if (!receives_resync(peer.status.replication)) return;
+  // (A source whose disk detached has nothing to send any more.)
+  if (peer.status.disk > DiskState::inconsistent &&
+      (peer.uuid_flags & uuid_flag::sync_target) == 0) {
+    return;
+  }
+  protocol_error(peer, "resync source " + peer.status.name + " is no longer consistent");
+}
+
+void Node::bump_generation_if_pending() {
+  if (!generations_.new_current_pending) return;
+  // Only an UpToDate diskful node starts a generation; a diskless one keeps it pending.
+  if (disk_state_ != DiskState::up_to_date) return;
+  NewCurrentInput input;
+  input.rotate_into_nodes = nodes_without_data();
+  input.primary = role_ == Role::primary;
+  input.forced = comparable_current(generations_.uuids.current) == uuid_just_created_value;
+  const std::uint64_t old = generations_.uuids.current;
+  if (!before_application_write(generations_, input, prng_.next_u64())) return;
+  DITTO_ASSERT(generations_.uuids.current != old);
+  for (const Peer& peer : peers_) {
+    if (peer.configured && peer.status.connection == ConnectionState::connected) {
+      send_state(peer, uuid_flag::new_datagen, input.rotate_into_nodes);
+    }
+  }
+}
+
+// Our data moves on without some peer: a new generation at once (not lazily), so a peer that
+// reconnects before the next write still sees that it missed data.
+void Node::start_new_generation() {
+  DITTO_ASSERT(role_ == Role::primary);
+  request_new_current_uuid(generations_);
+  bump_generation_if_pending();
+}
+
+void Node::mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes, NodeId except) {
+  const std::uint32_t weak = except == config_.node_id ? 0 : peers_[except.value].weak_nodes;
+  for (Peer& peer : peers_) {
+    if (!peer.configured || peer.status.node_id == except) continue;
+    if (peer_replicating(peer) && (weak & bit(peer.status.node_id)) == 0) continue;
+    peer.bitmap->set_sectors(sector.value, length_bytes / sector_size_bytes);
+  }
+}
+
+// The weak nodes of the Primary this Secondary follows (connected to it), else none.
+std::uint32_t Node::followed_primary_weak_nodes() const {
+  if (role_ == Role::primary) return 0;
+  for (const Peer& peer : peers_) {
+    if (peer.configured && peer.status.connection == ConnectionState::connected &&
+        peer.status.role == Role::primary) {
+      return peer.weak_nodes & ~bit(peer.status.node_id);
+    }
+  }
+  return 0;
+}
+
+// A Secondary peer forwarded the weak nodes of its Primary. If we are one of them and reach no
+// Primary ourselves, a Primary writes without us: our data is behind, so we outdate ourselves
+// (§1.7 invariant 2: "a Secondary that learns of a Primary it is not directly connected to
+// outdates itself"). Checked when such a report arrives and when we lose our own Primary (the
+// report may have come first). The resync comes when we reach that Primary, or an UpToDate
+// node that becomes Primary (resync_outdated_peers).
+void Node::outdate_if_weak() {
+  if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
+  bool weak = false;
+  for (const Peer& peer : peers_) {
+    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (peer.status.role == Role::primary) return;
+    weak = weak || (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
+  }
+  if (!weak) return;
+  ClusterState proposed = cluster_state();
+  proposed.disk = DiskState::outdated;
+  if (!change_state(proposed, false).ok()) return;
+  send_state_to_connected_peers();
+}
+
+// As an UpToDate Primary: an established peer that is Outdated (it outdated itself while we
+// could not reach it, or it restarted) gets its resync through a new handshake.
+void Node::resync_outdated_peers() {
+  if (role_ != Role::primary || disk_state_ != DiskState::up_to_date) return;
+  for (Peer& peer : peers_) {
+    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (!peer.state_received || peer.resync_deferred) continue;
+    if (peer.status.replication != ReplicationState::established) continue;
+    if (peer.status.disk != DiskState::outdated) continue;
+    actions_.push_back(Disconnect{peer.status.node_id, "reconnecting to resync Outdated peer " +
+                                                           peer.status.name});
+    peer_lost(peer, ConnectionState::protocol_error);
+  }
+}
+
+void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
+  peer.uuids = state.uuids;
+  peer.uuid_flags = state.uuid_flags;
+  peer.peer_dirty_bits = state.dirty_bits;
+  peer.status.generation = state.uuids.current;
+  const std::uint32_t weak_before = peer.weak_nodes;
+  peer.weak_nodes = state.role == Role::primary ? state.weak_nodes : 0;
+  peer.forwarded_weak_nodes = state.role == Role::primary ? 0 : state.weak_nodes;
+  if (state.role == Role::primary && peer.state_received && weak_before != peer.weak_nodes &&
+      role_ == Role::secondary) {
+    // Forward the change to the other peers (send_state adds it).
+    for (const Peer& other : peers_) {
+      if (&other != &peer && other.configured &&
+          other.status.connection == ConnectionState::connected) {
+        send_state(other);
+      }
+    }
+  }
+  if ((state.uuid_flags & uuid_flag::new_datagen) == 0 || !peer.state_received) return;
+  // A Primary started a new generation (NEW_DATAGEN): a Secondary that follows it adopts it.
+  const ReplicationState replication = peer.status.replication;
+  if (state.role != Role::primary || role_ == Role::primary || is_target(replication) ||
+      replication == ReplicationState::wait_bitmap_target || local_disk_detached()) {
+    return;
+  }
+  const std::uint32_t weak = state.weak_nodes & ~bit(config_.node_id);
+  std::uint32_t tracked = 0;
+  for (std::uint32_t node = 0; node < generation_node_slots; ++node) {
+    if (generations_.uuids.bitmap[node] != 0) tracked |= 1u << node;
+  }
+  receive_new_current_uuid(generations_.uuids, state.uuids.current, weak, tracked & ~weak,
+                           disk_state_ == DiskState::up_to_date);
+}
+
+// The SyncTarget reports UpToDate with our current UUID: its resync from us is complete.
+bool Node::peer_finished_resync(const Peer& peer, const wire::StateReport& state) const {
+  return is_source(peer.status.replication) && state.disk_state == DiskState::up_to_date &&
+         comparable_current(state.uuids.current) ==
+             comparable_current(generations_.uuids.current);
+}
+
+// ---- The sync handshake -----------------------------------------------------------------------
+
+void Node::sync_handshake_with(Peer& peer) {
+  HandshakeInput input;
+  input.compare.self = generations_.uuids;
+  input.compare.peer = peer.uuids;
+  input.compare.self_node = config_.node_id.value;
+  input.compare.peer_node = peer.status.node_id.value;
+  input.compare.self_flags = local_uuid_flags();
+  input.compare.peer_flags = peer.uuid_flags;
+  input.compare.protocol = config_.protocol;
+  input.self_disk = disk_state_;
+  input.peer_disk = peer.status.disk;
+  input.self_role = role_;
+  input.peer_role = peer.status.role;
+  input.self_dirty_bits = peer.bitmap->count_set();
+  input.peer_dirty_bits = peer.peer_dirty_bits;
+  auto with_disk = [](DiskState disk) {
+    return disk >= DiskState::inconsistent && disk != DiskState::dunknown;
+  };
+  // A diskless side (detached after an I/O error) has no data to compare or resync: the
+  // connection is established without a sync (it reads and writes through its peers).
+  if (!with_disk(disk_state_) || !with_disk(peer.status.disk)) return;
+  const HandshakeDecision decision = sync_handshake(input);
+  switch (decision.outcome) {
+    case HandshakeOutcome::established:
+      return resync_same_generation(peer);
+    case HandshakeOutcome::become_source:
+    case HandshakeOutcome::become_target: {
+      // An UpToDate disk is never overwritten from one that is not (a node restarted after a
+      // crash is Outdated and cannot vouch for its newer generation: it may lack writes it had
+      // acknowledged): the direction turns toward the UpToDate side, and the union of both
+      // bitmaps (the restarted node marks everything) covers every block that may differ.
+      bool source = decision.outcome == HandshakeOutcome::become_source;
+      if (source && peer.status.disk == DiskState::up_to_date &&
+          disk_state_ != DiskState::up_to_date) {
+        source = false;
+      } else if (!source && disk_state_ == DiskState::up_to_date &&
+                 peer.status.disk != DiskState::up_to_date) {
+        source = true;
+      }
+      if (const char* reason = resync_not_now(peer, source)) return defer_resync(peer, reason);
+      apply_bitmap_edit(peer, decision);
+      return start_bitmap_exchange(peer, source);
+    }
+    default:
+      return refuse_connection(peer, decision);
+  }
+}
+
+// The handshake found the same generation on both sides (or none to compare).
+void Node::resync_same_generation(Peer& peer) {
+  // Same generation but one side knows it is behind (Outdated after a restart, or
+  // Inconsistent): the better disk is the source of a bitmap-based resync, so the bits
+  // recorded for writes that may not have arrived are copied (possibly none).
+  const bool same = comparable_current(generations_.uuids.current) ==
+                    comparable_current(peer.uuids.current);
+  if (!same) return;
+  if (disk_state_ != peer.status.disk) {
+    return start_bitmap_exchange(peer, disk_state_ > peer.status.disk);
+  }
+  // Reconcile (§3.5 step 3): same generation, both UpToDate, but writes that may not have
+  // arrived are marked (a connection broke with writes in flight and no later write
+  // started a generation): the Primary, else the side with bits, else the lower node id,
+  // is the source.
+  const std::uint64_t mine = peer.bitmap->count_set();
+  if (mine != 0 || peer.peer_dirty_bits != 0) {
+    bool source = config_.node_id.value < peer.status.node_id.value;
+    if (role_ == Role::primary || peer.status.role == Role::primary) {
+      source = role_ == Role::primary;
+    } else if ((mine == 0) != (peer.peer_dirty_bits == 0)) {
+      source = mine != 0;
+    }
+    return start_bitmap_exchange(peer, source);
+  }
+  // In sync: a bitmap UUID left toward this peer is stale (history keeps it), so the next
+  // outage rotates the current generation into the slot again.
+  set_bitmap_uuid(generations_.uuids, peer.status.node_id.value, 0);
+}
+
+// A resync the handshake decided must wait. While one side is a SyncTarget of another node the
+// connection stays up without it (resume_deferred_resyncs reruns the handshake later); a state
+// that changed during the handshake drops the connection (the reconnect starts over).
+void Node::defer_resync(Peer& peer, const char* reason) {
+  if (reason != state_changed_reason) {
+    peer.resync_deferred = true;
+    actions_.push_back(Event{"resync-deferred name:" + config_.resource_name + " peer-node-id:" +
+                             std::to_string(peer.status.node_id.value) + " conn-name:" +
+                             peer.status.name + " reason:\"" + reason + "\""});
+    return;
+  }
+  actions_.push_back(Disconnect{peer.status.node_id, std::string("resync must wait: ") + reason});
+  peer_lost(peer, ConnectionState::protocol_error);
+}
+
+void Node::refuse_connection(Peer& peer, const HandshakeDecision& decision) {
+  const bool split_brain = decision.compare.strategy == SyncStrategy::split_brain_auto_recover ||
+                           decision.compare.strategy == SyncStrategy::split_brain_disconnect;
+  const std::string what = split_brain ? "split-brain" : "unrelated-data";
+  const std::string mine = generations_text(generations_.uuids);
+  const std::string theirs = generations_text(peer.uuids);
+  const std::string reason =
+      (split_brain ? std::string("split brain detected") : std::string("unrelated data")) +
+      " (rule " + std::string(to_string(decision.compare.rule)) + "): local generations " +
+      mine + ", peer generations " + theirs + "; refusing to connect";
+  actions_.push_back(Event{what + " name:" + config_.resource_name +
+                           " peer-node-id:" + std::to_string(peer.status.node_id.value) +
+                           " conn-name:" + peer.status.name + " local-generations:" + mine +
+                           " peer-generations:" + theirs});
+  actions_.push_back(Disconnect{peer.status.node_id, reason});
+  const bool retry = decision.outcome == HandshakeOutcome::retry_connect;
+  peer_lost(peer, retry ? ConnectionState::protocol_error : ConnectionState::disconnecting);
+}
+
+void Node::apply_bitmap_edit(Peer& peer, const HandshakeDecision& decision) {
+  Bitmap& bitmap = *peer.bitmap;
+  switch (decision.bitmap_edit) {
+    case BitmapEdit::none:
+      break;
+    case BitmapEdit::copy_slot: {
+      const std::int32_t from = decision.copy_from_node;
+      const bool usable = from >= 0 && from <= static_cast<std::int32_t>(node_id_max) &&
+                          peers_[static_cast<std::size_t>(from)].configured;
+      if (!usable) {
+        bitmap.set_all();
+        break;
+      }
+      bitmap.merge(*peers_[static_cast<std::size_t>(from)].bitmap);
+      break;
+    }
+    case BitmapEdit::clear_slot:
+      bitmap.clear_all();
+      break;
+    case BitmapEdit::set_all:
+      bitmap.set_all();
+      break;
+  }
+  const std::uint32_t slot = peer.status.node_id.value;
+  if (decision.record_peer_current_as_bitmap_uuid) {
+    set_bitmap_uuid(generations_.uuids, slot, comparable_current(peer.uuids.current));
+  }
+  if (decision.clear_stale_bitmap_uuid) set_bitmap_uuid(generations_.uuids, slot, 0);
+}
+
+// WFBitMapS / WFBitMapT: both sides send their bitmap toward the other, each ORs in what it
+// receives, so both resync the union (§3.5 step 15).
+void Node::start_bitmap_exchange(Peer& peer, bool source) {
+  ClusterState proposed = cluster_state();
+  proposed.peers[peer.status.node_id.value].replication =
+      source ? ReplicationState::wait_bitmap_source : ReplicationState::wait_bitmap_target;
+  const StateChangeResult result = change_state(proposed, true);
+  if (!result.ok()) {
+    return protocol_error(peer, "cannot start a resync: " + std::string(to_string(result.code)) +
+                                    ": " + result.message);
+  }
+  const Bitmap& bitmap = *peer.bitmap;
+  actions_.push_back(Send{peer.status.node_id,
+                          wire::BitmapTransfer{bitmap.bit_count(), bitmap.export_words()},
+                          std::nullopt});
+  send_state_to_connected_peers();
+}
+
+void Node::on_bitmap(Instant now, Peer& peer, const wire::BitmapTransfer& message) {
+  const ReplicationState replication = peer.status.replication;
+  const bool source = replication == ReplicationState::wait_bitmap_source;
+  if (!source && replication != ReplicationState::wait_bitmap_target) {
+    return protocol_error(peer, "Bitmap received in replication state " +
+                                    std::string(to_string(replication)));
+  }
+  if (message.bit_count != peer.bitmap->bit_count()) {
+    return protocol_error(peer, "Bitmap of " + std::to_string(message.bit_count) +
+                                    " bits for a volume of " +
+                                    std::to_string(peer.bitmap->bit_count()) + " bits");
+  }
+  Bitmap received(peer.bitmap->sectors());
+  received.import_words(message.words);
+  peer.bitmap->merge(received);
+  peer.bitmap_received = true;
+  ClusterState proposed = cluster_state();
+  if (!source) {
+    std::uint32_t absent = 0;
+    for (const Peer& other : peers_) {
+      if (other.configured && other.status.connection != ConnectionState::connected) {
+        absent |= bit(other.status.node_id);
+      }
+    }
+    peer.rs_start_uuid = resync_target_started(generations_.uuids, absent);
+    peer.status.resync_total_blocks = peer.bitmap->count_set();
+    peer.status.resync_done_blocks = 0;
+    peer.resync_cursor = 0;
+  }
+  proposed.peers[peer.status.node_id.value].replication =
+      source ? ReplicationState::sync_source : ReplicationState::sync_target;
+  const StateChangeResult result = change_state(proposed, true);
+  if (!result.ok()) {
+    return protocol_error(peer, "cannot start a resync: " + std::string(to_string(result.code)) +
+                                    ": " + result.message);
+  }
+  send_state_to_connected_peers();
+  if (source) return;
+  on_resync_step(now, peer.status.node_id);
+}
+
+// ---- SyncTarget -------------------------------------------------------------------------------
+
+std::uint64_t Node::resync_step_blocks() const {
+  const std::uint32_t rate_kib =
+      config_.c_plan_ahead_deciseconds == 0 ? config_.resync_rate_kib : config_.c_max_rate_kib;
+  if (rate_kib == 0) return std::uint64_t{1} << 40;  // no cap
+  const std::uint64_t kib_per_step = rate_kib / 10;
+  return std::max<std::uint64_t>(1, kib_per_step / (Bitmap::bytes_per_bit / 1024));
+}
+
+std::uint64_t Node::resync_fill_blocks() const {
+  return std::max<std::uint64_t>(1, config_.c_fill_target_sectors / Bitmap::sectors_per_bit);
+}
+
+void Node::on_resync_step(Instant now, NodeId peer_id) {
+  Peer& peer = peers_[peer_id.value];
+  if (!peer.configured || !is_target(peer.status.replication)) return;
+  peer.step_allowance_blocks = resync_step_blocks();
+  arm_timer(TimerId{timer_resync_step_base + peer_id.value}, now + resync_step);
+  pump_resync(peer);
+  maybe_finish_resync(peer);
+}
+
+void Node::pump_resync(Peer& peer) {
+  if (peer.status.replication != ReplicationState::sync_target) return;
+  const std::uint64_t fill = resync_fill_blocks();
+  bool wrapped = false;
+  while (peer.step_allowance_blocks > 0 && peer.resync_blocks.size() < fill) {
+    const std::optional<std::uint64_t> next = peer.bitmap->find_next_set(peer.resync_cursor);
+    if (!next) {
+      if (wrapped || peer.resync_cursor == 0) return;
+      wrapped = true;  // stale blocks behind the cursor are requested again
+      peer.resync_cursor = 0;
+      continue;
+    }
+    peer.resync_cursor = *next + 1;
+    if (peer.resync_blocks.count(*next) == 1) continue;  // already requested
+    peer.resync_blocks[*next] = ResyncBlock{};
+    peer.step_allowance_blocks -= 1;
+    actions_.push_back(Send{peer.status.node_id,
+                            wire::ResyncRequest{Sector{block_sector(*next)}, block_length(*next)},
+                            std::nullopt});
+  }
+}
+
+void Node::maybe_finish_resync(Peer& peer) {
+  if (peer.status.replication != ReplicationState::sync_target) return;
+  if (peer.bitmap->count_set() != 0 || !peer.resync_blocks.empty()) return;
+  resync_target_finished(generations_.uuids, peer.uuids, config_.node_id.value,
+                         peer.status.node_id.value, peer.rs_start_uuid);
+  ClusterState proposed = cluster_state();
+  proposed.peers[peer.status.node_id.value].replication = ReplicationState::established;
+  proposed.disk = peer.status.disk == DiskState::up_to_date ? DiskState::up_to_date
+                                                            : DiskState::outdated;
+  const StateChangeResult result = change_state(proposed, true);
+  DITTO_ASSERT(result.ok());
+  actions_.push_back(Event{"resync-finished name:" + config_.resource_name +
+                           " peer-node-id:" + std::to_string(peer.status.node_id.value) +
+                           " conn-name:" + peer.status.name + " blocks:" +
+                           std::to_string(peer.status.resync_done_blocks)});
+  send_state_to_connected_peers();
+  resume_deferred_resyncs();
+}
+
+// Our resync as SyncTarget ended (finished, or its source was lost): connections whose resync
+// was deferred meanwhile run the handshake again.
+void Node::resume_deferred_resyncs() {
+  for (Peer& peer : peers_) {
+    if (!peer.configured || !peer.resync_deferred) continue;
+    if (peer.status.connection != ConnectionState::connected) continue;
+    actions_.push_back(
+        Disconnect{peer.status.node_id, "reconnecting to run the resync that was deferred"});
+    peer_lost(peer, ConnectionState::protocol_error);
+  }
+}
+
+void Node::stop_resync(Peer& peer) {
+  peer.resync_blocks.clear();
+  bool target = false;
+  for (const Peer& other : peers_) {
+    target = target || (&other != &peer && receives_resync(other.status.replication));
+  }
+  if (!target) resync_write_fences_.clear();
+  peer.step_allowance_blocks = 0;
+  cancel_timer(TimerId{timer_resync_step_base + peer.status.node_id.value});
+}
+
+void Node::on_resync_data(Peer& peer, const wire::Data& data, PayloadHandle payload) {
+  if (!is_target(peer.status.replication)) {
+    actions_.push_back(ReleasePayload{payload});  // late: the resync stopped
+    return;
+  }
+  const std::uint64_t block = data.sector.value / Bitmap::sectors_per_bit;
+  auto found = peer.resync_blocks.find(block);
+  if (found == peer.resync_blocks.end() || found->second.write_io ||
+      data.sector.value != block_sector(block) || data.length_bytes != block_length(block)) {
+    actions_.push_back(ReleasePayload{payload});
+    return protocol_error(peer, "resync reply for sector " + std::to_string(data.sector.value) +
+                                    " that was not requested");
+  }
+  peer.status.received_bytes += data.length_bytes;
+  // The reply must reflect the newest application write this node received for the block
+  // (the source may be a Secondary that has not received it yet).
+  if (auto fence = resync_write_fences_.find(block); fence != resync_write_fences_.end()) {
+    const bool same_writer = (fence->second >> 56) == (data.sequence >> 56);
+    if (!same_writer || (data.sequence & fence_mask) < (fence->second & fence_mask)) {
+      found->second.stale = true;
+    }
+  }
+  if (found->second.stale) {
+    actions_.push_back(ReleasePayload{payload});
+    peer.resync_blocks.erase(found);
+    pump_resync(peer);
+    return;
+  }
+  const IoId io = next_io();
+  found->second.write_io = io;
+  resync_writes_[io.value] = ResyncIo{peer.status.node_id, block,
+                                      connection_epochs_[peer.status.node_id.value], payload};
+  actions_.push_back(DiskWrite{io, data.sector, data.length_bytes, payload, true});
+}
+
+// An application write reached this node (from `writer`, a Primary): resync blocks in flight
+// for it are stale, and a later reply must show (by its fence) that its source had the write.
+void Node::resync_overtaken(Peer& writer, const wire::Data& data) {
+  writer.last_data_sequence = data.sequence;
+  const std::uint64_t first = data.sector.value / Bitmap::sectors_per_bit;
+  const std::uint64_t last =
+      (data.sector.value + data.length_bytes / sector_size_bytes - 1) / Bitmap::sectors_per_bit;
+  bool target = false;
+  for (const Peer& peer : peers_) target = target || receives_resync(peer.status.replication);
+  if (target) {
+    const std::uint64_t fence =
+        (std::uint64_t{writer.status.node_id.value} << 56) | (data.sequence & fence_mask);
+    for (std::uint64_t block = first; block <= last; ++block) resync_write_fences_[block] = fence;
+  }
+  for (Peer& peer : peers_) {
+    if (peer.resync_blocks.empty()) continue;
+    for (auto it = peer.resync_blocks.lower_bound(first);
+         it != peer.resync_blocks.end() && it->first <= last; ++it) {
+      it->second.stale = true;
+    }
+  }
+}
+
+// A completed application write that covered whole blocks makes them current whatever the
+// resync source holds: their bits toward every SyncSource are cleared.
+void Node::application_write_done(Sector sector, std::uint32_t length_bytes, bool ok) {
+  if (resync_write_fences_.empty()) return;
+  const std::uint64_t end = sector.value + length_bytes / sector_size_bytes;
+  const std::uint64_t first =
+      (sector.value + Bitmap::sectors_per_bit - 1) / Bitmap::sectors_per_bit;
+  const std::uint64_t last_end = end / Bitmap::sectors_per_bit;  // blocks fully covered
+  for (std::uint64_t block = first; block < last_end && ok; ++block) {
+    resync_write_fences_.erase(block);
+    for (Peer& peer : peers_) {
+      if (!is_target(peer.status.replication) || peer.resync_blocks.count(block) == 1) continue;
+      if (peer.bitmap->test(block)) {
+        peer.bitmap->clear_bits(block, 1);
+        peer.status.resync_done_blocks += 1;
+      }
+    }
+  }
+  for (Peer& peer : peers_) maybe_finish_resync(peer);
+}
+
+// ---- SyncSource -------------------------------------------------------------------------------
+
+void Node::on_resync_request(Peer& peer, const wire::ResyncRequest& request) {
+  // Late (we stopped being the source): the target learns why from our StateReport.
+  if (!is_source(peer.status.replication) || disk_state_ < DiskState::outdated) return;
+  const std::uint64_t block = request.sector.value / Bitmap::sectors_per_bit;
+  if (!in_range(request.sector, request.length_bytes) ||
+      request.sector.value != block_sector(block) || request.length_bytes != block_length(block)) {
+    return protocol_error(peer, "ResyncRequest for sector " +
+                                    std::to_string(request.sector.value) + " of " +
+                                    std::to_string(request.length_bytes) +
+                                    " bytes is not one bitmap block of the volume");
+  }
+  issue_resync_read(peer, block);
+}
+
+// A read waits while a local application write to the same block is in flight, so the reply
+// never carries data older than a write the target may already have received.
+void Node::issue_resync_read(Peer& peer, std::uint64_t block) {
+  const std::uint64_t first = block_sector(block);
+  const std::uint64_t end = first + block_length(block) / sector_size_bytes;
+  if (peer_write_pending(Sector{first}, block_length(block))) {
+    peer.deferred_reads.push_back(block);
+    return;
+  }
+  for (const auto& [sequence, entry] : requests_) {
+    if (entry.kind != RequestKind::write || !entry.local_pending) continue;
+    const std::uint64_t write_end = entry.sector.value + entry.length_bytes / sector_size_bytes;
+    if (entry.sector.value < end && first < write_end) {
+      peer.deferred_reads.push_back(block);
+      return;
+    }
+  }
+  const IoId io = next_io();
+  resync_reads_[io.value] =
+      ResyncIo{peer.status.node_id, block, connection_epochs_[peer.status.node_id.value], {}};
+  actions_.push_back(DiskRead{io, Sector{first}, block_length(block), std::nullopt, true});
+  resync_reads_[io.value].fence = resync_fence();
+}
+
+// True while a write received from a peer for the range is queued or on its way to the disk.
+bool Node::peer_write_pending(Sector sector, std::uint32_t length_bytes) const {
+  const std::uint64_t end = sector.value + length_bytes / sector_size_bytes;
+  auto overlaps = [&](Sector other, std::uint32_t other_length) {
+    return other.value < end && sector.value < other.value + other_length / sector_size_bytes;
+  };
+  for (const auto& [io, entry] : peer_ios_) {
+    if (!entry.is_flush && overlaps(entry.sector, entry.length_bytes)) return true;
+  }
+  for (const Peer& peer : peers_) {
+    for (const InboxItem& item : peer.inbox) {
+      if (item.kind == InboxItem::Kind::data &&
+          overlaps(item.data.sector, item.data.length_bytes)) {
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+// What this node's disk reflects of the current Primary's writes: its id and the newest
+// sequence it issued (as Primary) or received (as Secondary); 0 without a Primary.
+std::uint64_t Node::resync_fence() const {
+  if (role_ == Role::primary) {
+    return (std::uint64_t{config_.node_id.value} << 56) | ((next_sequence_ - 1) & fence_mask);
+  }
+  for (const Peer& peer : peers_) {
+    if (peer.configured && peer.status.connection == ConnectionState::connected &&
+        peer.status.role == Role::primary) {
+      return (std::uint64_t{peer.status.node_id.value} << 56) |
+             (peer.last_data_sequence & fence_mask);
+    }
+  }
+  return 0;
+}
+
+void Node::retry_deferred_reads() {
+  for (Peer& peer : peers_) {
+    if (peer.deferred_reads.empty()) continue;
+    std::deque<std::uint64_t> waiting;
+    waiting.swap(peer.deferred_reads);
+    for (const std::uint64_t block : waiting) issue_resync_read(peer, block);
+  }
+}
+
+void Node::on_resync_ack(Peer& peer, const wire::ResyncAck& ack) {
+  if (!is_source(peer.status.replication) || !ack.ok) return;
+  if (!in_range(ack.sector, ack.length_bytes)) {
+    return protocol_error(peer, "ResyncAck beyond the end of the volume");
+  }
+  peer.bitmap->clear_sectors(ack.sector.value, ack.length_bytes / sector_size_bytes);
+}
+
+// ---- Completions ------------------------------------------------------------------------------
+
+bool Node::on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payload) {
+  if (auto read = resync_reads_.find(io.value); read != resync_reads_.end()) {
+    const ResyncIo entry = read->second;
+    resync_reads_.erase(read);
+    Peer& peer = peers_[entry.peer.value];
+    if (status != IoStatus::ok) {
+      if (!local_disk_detached()) detach_local_disk();
+      return true;
+    }
+    const bool same = peer.status.connection == ConnectionState::connected &&
+                      connection_epochs_[entry.peer.value] == entry.connection_epoch;
+    if (!same || !is_source(peer.status.replication)) {
+      actions_.push_back(ReleasePayload{payload});
+      return true;
+    }
+    const std::uint32_t length = block_length(entry.block);
+    peer.status.sent_bytes += length;
+    actions_.push_back(Send{entry.peer,
+                            wire::Data{entry.fence, Sector{block_sector(entry.block)}, length,
+                                       wire::data_flag_resync},
+                            payload});
+    actions_.push_back(ReleasePayload{payload});  // the driver copied it while sending
+    return true;
+  }
+  auto write = resync_writes_.find(io.value);
+  if (write == resync_writes_.end()) return false;
+  const ResyncIo entry = write->second;
+  resync_writes_.erase(write);
+  DITTO_ASSERT(entry.payload.has_value());
+  actions_.push_back(ReleasePayload{*entry.payload});
+  Peer& peer = peers_[entry.peer.value];
+  const bool same = peer.status.connection == ConnectionState::connected &&
+                    connection_epochs_[entry.peer.value] == entry.connection_epoch;
+  auto block = peer.resync_blocks.find(entry.block);
+  const bool ours = same && block != peer.resync_blocks.end() && block->second.write_io == io;
+  if (ours) {
+    const bool stale = block->second.stale;
+    peer.resync_blocks.erase(block);
+    const bool ok = status == IoStatus::ok;
+    if (ok && !stale) {
+      peer.bitmap->clear_bits(entry.block, 1);
+      peer.status.resync_done_blocks += 1;
+      // The block now holds the source's version, which other nodes may lack (they were
+      // cut off from it like us): out of sync toward them until a resync says otherwise.
+      for (Peer& other : peers_) {
+        if (other.configured && &other != &peer) other.bitmap->set_bits(entry.block, 1);
+      }
+    }
+    if (!stale) {
+      actions_.push_back(Send{entry.peer,
+                              wire::ResyncAck{Sector{block_sector(entry.block)},
+                                              block_length(entry.block), ok},
+                              std::nullopt});
+    }
+  }
+  if (status != IoStatus::ok && !local_disk_detached()) detach_local_disk();
+  if (ours) {
+    pump_resync(peer);
+    maybe_finish_resync(peer);
+  }
+  return true;
+}
+
+}  // namespace ditto::core

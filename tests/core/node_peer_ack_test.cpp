@@ -1,0 +1,172 @@
+// Multi-secondary consistency in core::Node, driven by hand (tests/core/node_harness.h): which
+// writes a Secondary marks out of sync toward the other nodes (peer-acks, §2.3), a Secondary
+// cut off from the Primary but not from the other Secondaries (weak nodes, §1.7), and a
+// resync that must wait for another one.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/node.h"
+#include "tests/core/node_harness.h"
+
+namespace ditto::core {
+namespace {
+
+using harness::Cluster;
+
+constexpr std::uint64_t sectors_per_block = 8;
+
+bool marked(const Cluster& cluster, int node, int toward, std::uint64_t block) {
+  return cluster.nodes[node].bitmap_toward(harness::node_id(toward)).test(block);
+}
+
+int count_disconnects(const Cluster& cluster, int node, const std::string& text) {
+  int count = 0;
+  for (const auto& [index, drop] : cluster.disconnects) {
+    if (index == node && drop.reason.find(text) != std::string::npos) count += 1;
+  }
+  return count;
+}
+
+// Three nodes, all connected, node 0 Primary, one write everywhere (a generation started).
+Cluster three_in_sync() {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 1 * sectors_per_block, 1);
+  cluster.settle();
+  return cluster;
+}
+
+TEST(PeerAck, AWriteAllSecondariesStoredIsNotMarkedOutOfSyncTowardEachOther) {
+  Cluster cluster = three_in_sync();
+  EXPECT_GT(cluster.count_sent(0, wire::MessageType::peer_ack), 0);
+  EXPECT_FALSE(marked(cluster, 1, 2, 1));
+  EXPECT_FALSE(marked(cluster, 2, 1, 1));
+}
+
+// Seeds 211 and 95 of `ditto-sim campaign --swarm --ops 400`: the Data reached node 1, the link
+// to node 2 broke with it in flight; only the Primary marked it for node 2.
+TEST(PeerAck, AWriteInFlightWhenALinkBreaksIsMarkedOnTheSecondaryThatGotIt) {
+  Cluster cluster = three_in_sync();
+  cluster.write(0, 2, 5 * sectors_per_block, 2);
+  cluster.disconnect(0, 2);  // node 2 never gets the Data
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  EXPECT_TRUE(marked(cluster, 0, 2, 5));
+  EXPECT_TRUE(marked(cluster, 1, 2, 5));   // the PeerAck did not name node 2
+  EXPECT_FALSE(marked(cluster, 1, 2, 1));  // older writes were peer-acked with node 2
+}
+
+TEST(PeerAck, WritesNotYetPeerAckedAreMarkedTowardEveryoneWhenThePrimaryVanishes) {
+  Cluster cluster = three_in_sync();
+  cluster.write(0, 2, 6 * sectors_per_block, 2);
+  cluster.deliver_messages();  // the Data reaches both Secondaries, no disk completed yet
+  cluster.disconnect(0, 1);
+  cluster.disconnect(0, 2);
+  cluster.settle();
+  EXPECT_TRUE(marked(cluster, 1, 2, 6));
+  EXPECT_TRUE(marked(cluster, 2, 1, 6));
+  EXPECT_FALSE(marked(cluster, 1, 2, 1));
+}
+
+// Seeds 211, 95 and 198: node 2 lost the Primary but stayed connected to node 1, UpToDate and
+// connected while it missed every later write.
+TEST(WeakNodes, ASecondaryCutOffFromThePrimaryOutdatesItselfThroughTheOtherSecondary) {
+  Cluster cluster = three_in_sync();
+  cluster.disconnect(0, 2);
+  cluster.write(0, 2, 7 * sectors_per_block, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->connection, ConnectionState::connected);
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::outdated);
+  EXPECT_TRUE(marked(cluster, 1, 2, 7));
+  cluster.connect(0, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  EXPECT_GE(cluster.nodes[2].peer(NodeId{0})->resync_done_blocks, 1u);
+}
+
+TEST(WeakNodes, ANewPrimaryResyncsAnOutdatedPeerItIsAlreadyConnectedTo) {
+  Cluster cluster = three_in_sync();
+  cluster.disconnect(0, 2);
+  cluster.write(0, 2, 7 * sectors_per_block, 2);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::outdated);
+  cluster.disconnect(0, 1);  // the Primary is gone; node 1 takes over
+  cluster.promote(1);
+  EXPECT_EQ(count_disconnects(cluster, 1, "reconnecting to resync Outdated peer node2"), 1);
+  cluster.disconnect(1, 2);  // the transport notices the drop; then it reconnects
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  EXPECT_GE(cluster.nodes[2].peer(NodeId{1})->resync_done_blocks, 1u);
+}
+
+// Seed 213: node 4 got a block by resync from node 1, then was the source for node 2, which had
+// missed the same write: node 4's bitmap toward node 2 did not have it.
+TEST(ResyncMarks, ABlockWrittenByAResyncIsOutOfSyncTowardTheNodesNotInTheResync) {
+  Cluster cluster = three_in_sync();
+  cluster.disconnect(0, 2);
+  cluster.disconnect(1, 2);
+  cluster.write(0, 2, 3 * sectors_per_block, 2);
+  cluster.settle();
+  cluster.disconnect(0, 1);  // node 1 has the write; node 0 goes away
+  cluster.connect(1, 2);     // node 2 is the SyncTarget of node 1
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  ASSERT_EQ(cluster.nodes[2].peer(NodeId{1})->resync_done_blocks, 1u);
+  EXPECT_TRUE(marked(cluster, 2, 0, 3));
+}
+
+// Seeds 216, 229 and 13: a node restarted after a crash resynced everything from one peer; a
+// second peer's handshake also wanted to be its source and the connection was dropped and
+// retried in a loop until the first resync ended (longer than the liveness bound).
+TEST(DeferredResync, ASecondSourceStaysConnectedAndResyncsAfterTheFirstResyncEnds) {
+  Cluster cluster = three_in_sync();
+  cluster.disconnect(0, 2);
+  cluster.disconnect(1, 2);
+  cluster.write(0, 2, 4 * sectors_per_block, 2);
+  cluster.settle();
+  // Node 2 becomes the SyncTarget of node 1 (messages only: no block is read or written yet).
+  cluster.nodes[1].on_connection_up(cluster.now, NodeId{2});
+  cluster.nodes[2].on_connection_up(cluster.now, NodeId{1});
+  cluster.deliver_messages();
+  ASSERT_EQ(cluster.nodes[2].peer(NodeId{1})->replication, ReplicationState::sync_target);
+  cluster.nodes[0].on_connection_up(cluster.now, NodeId{2});
+  cluster.nodes[2].on_connection_up(cluster.now, NodeId{0});
+  cluster.deliver_messages();
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{0})->connection, ConnectionState::connected);
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->replication, ReplicationState::sync_target);
+  cluster.settle();
+  EXPECT_EQ(count_disconnects(cluster, 2, "resync must wait"), 0);
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->resync_done_blocks, 1u);
+  // The deferred handshake runs again once the resync from node 1 ended. (Meanwhile node 2 is
+  // Outdated: it is one of the Primary's weak nodes, node 1 told it.)
+  EXPECT_EQ(count_disconnects(cluster, 2, "reconnecting to run the resync that was deferred"), 1);
+  cluster.disconnect(0, 2);
+  cluster.connect(0, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{0})->connection, ConnectionState::connected);
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+}
+
+// Seeds 198 and 142: a restarted node came back with only its current UUID (no bitmap UUIDs,
+// no history) and Outdated even if it crashed Inconsistent in the middle of a resync.
+TEST(Restart, ANodeRestartsWithEveryGenerationIdentifierItPersisted) {
+  Generations persisted;
+  persisted.current = 0x7000;
+  persisted.bitmap[1] = 0x5000;
+  persisted.history[0] = 0x3000;
+  Cluster cluster(2, [&](NodeConfig& config) {
+    if (config.node_id.value != 0) return;
+    config.initial_generations = persisted;
+    config.initial_disk_state = DiskState::inconsistent;
+  });
+  EXPECT_EQ(cluster.nodes[0].generations(), persisted);
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::inconsistent);
+  EXPECT_EQ(cluster.nodes[0].bitmap_toward(NodeId{1}).count_set(),
+            cluster.nodes[0].bitmap_toward(NodeId{1}).bit_count());
+}
+
+}  // namespace
+}  // namespace ditto::core

@@ -1,0 +1,216 @@
+// Data generations, bitmaps and resync in core::Node, driven by hand (tests/core/node_harness.h):
+// which blocks a returning node gets, which way the resync goes, and which connections are
+// refused with both nodes' generations in the reason.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "core/node.h"
+#include "tests/core/node_harness.h"
+
+namespace ditto::core {
+namespace {
+
+using harness::Cluster;
+
+std::uint64_t block_sector(std::uint64_t block) {
+  return block * 8;
+}
+
+int count_events(const Cluster& cluster, int node, const std::string& text) {
+  int count = 0;
+  for (const auto& [index, line] : cluster.events) {
+    if (index == node && line.find(text) != std::string::npos) count += 1;
+  }
+  return count;
+}
+
+TEST(Resync, ASecondaryAwayForAWhileGetsExactlyTheBlocksWrittenMeanwhileAndEndsUpToDate) {
+  Cluster cluster(2);
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(0), 1);
+  cluster.settle();
+  const std::uint64_t before = cluster.nodes[0].generation();
+  cluster.disconnect(0, 1);
+  // Four writes to three distinct blocks while node 1 is away.
+  cluster.write(0, 2, block_sector(5), 2);
+  cluster.write(0, 3, block_sector(9), 3);
+  cluster.write(0, 4, block_sector(5), 4);
+  cluster.write(0, 5, block_sector(200), 5);
+  cluster.settle();
+  EXPECT_NE(cluster.nodes[0].generation(), before);  // the first write started a generation
+  EXPECT_EQ(cluster.nodes[0].generations().bitmap[1], before & ~std::uint64_t{1});
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->out_of_sync_bytes, 3u * 4096);
+
+  cluster.connect(0, 1);
+  cluster.settle();
+  const PeerStatus toward_source = *cluster.nodes[1].peer(NodeId{0});
+  EXPECT_EQ(toward_source.resync_total_blocks, 3u);
+  EXPECT_EQ(toward_source.resync_done_blocks, 3u);
+  EXPECT_EQ(cluster.count_sent(1, wire::MessageType::resync_request), 3);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(toward_source.replication, ReplicationState::established);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->replication, ReplicationState::established);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->disk, DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->out_of_sync_bytes, 0u);
+  EXPECT_EQ(cluster.nodes[0].generations().bitmap[1], 0u);  // the finished resync cleared it
+  EXPECT_EQ(cluster.nodes[1].generation() & ~std::uint64_t{1},
+            cluster.nodes[0].generation() & ~std::uint64_t{1});
+  EXPECT_EQ(count_events(cluster, 1, "resync-finished name:r0 peer-node-id:0"), 1);
+
+  // Connected again: writes replicate and nothing more is marked.
+  cluster.write(0, 6, block_sector(7), 6);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(6), ClientStatus::ok);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->out_of_sync_bytes, 0u);
+}
+
+TEST(Resync, AResyncInterruptedTwiceResumesFromTheRemainingBlocks) {
+  Cluster cluster(2, [](NodeConfig& config) { config.c_fill_target_sectors = 8; });
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);  // both leave the day-0 generation together
+  cluster.settle();
+  cluster.disconnect(0, 1);
+  for (std::uint64_t block = 0; block < 10; ++block) {
+    cluster.write(0, 10 + block, block_sector(block * 3), 100 + block);
+  }
+  cluster.settle();
+  for (int interruption = 0; interruption < 2; ++interruption) {
+    cluster.nodes[0].on_connection_up(cluster.now, NodeId{1});
+    cluster.nodes[1].on_connection_up(cluster.now, NodeId{0});
+    // One message or disk completion at a time until three blocks are written.
+    for (int step = 0; step < 1000; ++step) {
+      const PeerStatus source = *cluster.nodes[1].peer(NodeId{0});
+      if (source.replication == ReplicationState::sync_target && source.resync_done_blocks >= 3) {
+        break;
+      }
+      if (cluster.deliver_one()) continue;
+      ASSERT_FALSE(cluster.disk_writes.empty() && cluster.disk_other.empty());
+      const auto [node, io] = cluster.disk_writes.empty() ? cluster.disk_other.begin()->first
+                                                          : cluster.disk_writes.begin()->first;
+      cluster.complete_io(node, io);
+    }
+    EXPECT_EQ(cluster.nodes[1].peer(NodeId{0})->replication, ReplicationState::sync_target);
+    EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::inconsistent);
+    cluster.disconnect(0, 1);
+    EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::inconsistent);
+  }
+  const std::uint64_t remaining = cluster.nodes[0].peer(NodeId{1})->out_of_sync_bytes / 4096;
+  EXPECT_LT(remaining, 10u);
+  EXPECT_GT(remaining, 0u);
+  cluster.connect(0, 1);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{0})->resync_total_blocks, remaining);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->out_of_sync_bytes, 0u);
+}
+
+TEST(Resync, AnApplicationWriteOvertakingARequestedBlockDiscardsTheOlderResyncReply) {
+  Cluster cluster(2, [](NodeConfig& config) { config.c_fill_target_sectors = 8; });
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 9, block_sector(1), 9);
+  cluster.settle();
+  cluster.disconnect(0, 1);
+  cluster.write(0, 1, block_sector(4), 1);
+  cluster.settle();
+  cluster.nodes[0].on_connection_up(cluster.now, NodeId{1});
+  cluster.nodes[1].on_connection_up(cluster.now, NodeId{0});
+  // Up to the source's read: the request for block 4 is out, its reply not yet sent.
+  cluster.deliver_messages();
+  ASSERT_EQ(cluster.count_sent(1, wire::MessageType::resync_request), 1);
+  cluster.write(0, 2, block_sector(4), 2);  // replicated: Data reaches the target first
+  cluster.deliver_messages();
+  cluster.complete_disk(0);  // the resync read completes after the write was sent
+  cluster.settle();
+  // The first reply was discarded and the block asked for again.
+  EXPECT_EQ(cluster.count_sent(1, wire::MessageType::resync_request), 2);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::ok);
+}
+
+TEST(Resync, ThreeGenerationsAndAChainOfNodesResyncInTheRightDirectionEveryTime) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  // Generation 2: node 2 away while node 0 writes.
+  cluster.disconnect(0, 2);
+  cluster.disconnect(1, 2);
+  cluster.write(0, 2, block_sector(2), 2);
+  cluster.settle();
+  // Generation 3: node 0 goes away, node 1 takes over and writes.
+  cluster.disconnect(0, 1);
+  ASSERT_TRUE(cluster.nodes[0].on_admin(cluster.now, Demote{}).ok);
+  cluster.promote(1);
+  cluster.write(1, 3, block_sector(3), 3);
+  cluster.settle();
+  // Chain 2 - 1: node 2 (two generations behind) is the target of node 1.
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->resync_total_blocks, 2u);  // blocks 2 and 3
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  // Chain 1 - 0: node 0 (one generation behind) is the target of node 1.
+  cluster.connect(0, 1);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->resync_total_blocks, 1u);  // block 3
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::up_to_date);
+  // Now 0 - 2: same generation, nothing to do.
+  cluster.connect(0, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{2})->connection, ConnectionState::connected);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{2})->replication, ReplicationState::established);
+  for (int node = 0; node < 3; ++node) {
+    EXPECT_EQ(cluster.nodes[node].disk_state(), DiskState::up_to_date) << node;
+    EXPECT_EQ(cluster.nodes[node].generation() & ~std::uint64_t{1},
+              cluster.nodes[1].generation() & ~std::uint64_t{1});
+  }
+}
+
+TEST(Resync, ASplitBrainRefusesTheConnectionWithBothGenerationsInTheReason) {
+  Cluster cluster(2);
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 1);
+  cluster.settle();
+  cluster.disconnect(0, 1);
+  cluster.write(0, 2, 8, 2);
+  cluster.promote(1);
+  cluster.write(1, 3, 16, 3);
+  cluster.settle();
+  ASSERT_TRUE(cluster.nodes[0].on_admin(cluster.now, Demote{}).ok);
+  ASSERT_TRUE(cluster.nodes[1].on_admin(cluster.now, Demote{}).ok);
+  cluster.connect(0, 1);
+  ASSERT_FALSE(cluster.disconnects.empty());
+  const std::string& reason = cluster.disconnects.front().second.reason;
+  EXPECT_NE(reason.find("split brain detected"), std::string::npos) << reason;
+  char mine[17];
+  std::snprintf(mine, sizeof mine, "%016llX",
+                static_cast<unsigned long long>(cluster.nodes[0].generation()));
+  char theirs[17];
+  std::snprintf(theirs, sizeof theirs, "%016llX",
+                static_cast<unsigned long long>(cluster.nodes[1].generation()));
+  EXPECT_NE(reason.find(mine), std::string::npos) << reason;
+  EXPECT_NE(reason.find(theirs), std::string::npos) << reason;
+  EXPECT_EQ(count_events(cluster, 0, "split-brain name:r0 peer-node-id:1"), 1);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->connection, ConnectionState::standalone);
+}
+
+TEST(Resync, UnrelatedDataRefusesTheConnection) {
+  Cluster cluster(2, [](NodeConfig& config) {
+    config.initial_generation = config.node_id.value == 0 ? 0x1000 : 0x2000;
+  });
+  cluster.connect(0, 1);
+  ASSERT_FALSE(cluster.disconnects.empty());
+  const std::string& reason = cluster.disconnects.front().second.reason;
+  EXPECT_NE(reason.find("unrelated data"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("0000000000001000"), std::string::npos) << reason;
+  EXPECT_NE(reason.find("0000000000002000"), std::string::npos) << reason;
+  EXPECT_EQ(count_events(cluster, 1, "unrelated-data name:r0 peer-node-id:0"), 1);
+}
+
+}  // namespace
+}  // namespace ditto::core
