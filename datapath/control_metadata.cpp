@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/metadata.h"
+#include "datapath/metadata_store.h"
 
 namespace ditto::datapath {
 namespace {
@@ -46,45 +47,6 @@ int fail(const char* command, const std::string& disk, const std::string& messag
   return status;
 }
 
-// Reads exactly out.size() bytes at `offset`; false (errno set) on error or end of file.
-bool read_exact(int fd, std::span<std::uint8_t> out, std::uint64_t offset) {
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t got =
-        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      if (got == 0) errno = EIO;
-      return false;
-    }
-    done += static_cast<std::size_t>(got);
-  }
-  return true;
-}
-
-bool write_exact(int fd, std::span<const std::uint8_t> data, std::uint64_t offset) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t put =
-        ::pwrite(fd, data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) {
-      if (put == 0) errno = EIO;
-      return false;
-    }
-    done += static_cast<std::size_t>(put);
-  }
-  return true;
-}
-
-// Size of a regular file or block device (lseek to the end works for both).
-bool device_size(int fd, std::uint64_t& size_bytes) {
-  const off_t end = ::lseek(fd, 0, SEEK_END);
-  if (end < 0) return false;
-  size_bytes = static_cast<std::uint64_t>(end);
-  return true;
-}
-
 std::string errno_text(const std::string& what) {
   return what + ": " + std::strerror(errno);
 }
@@ -96,21 +58,25 @@ int write_metadata(int fd, const md::Superblock& superblock, const md::Layout& l
   const auto al_block = md::encode_al_transaction(md::initialized_al_transaction());
   const std::uint32_t al_blocks = superblock.al_stripes * superblock.al_stripe_size_4k;
   for (std::uint32_t block = 0; block < al_blocks; ++block) {
-    if (!write_exact(fd, al_block, layout.al_offset_bytes + block * md::block_size_bytes)) {
-      return fail("create-md", disk, errno_text("writing the activity log"));
+    if (Status status =
+            write_exact_at(fd, al_block, layout.al_offset_bytes + block * md::block_size_bytes);
+        !status.ok()) {
+      return fail("create-md", disk, "writing the activity log " + status.error().message);
     }
   }
   const std::vector<std::uint8_t> zeros(1 << 20, 0);
   for (std::uint64_t done = 0; done < layout.bitmap_bytes;) {
     const std::uint64_t chunk = std::min<std::uint64_t>(zeros.size(), layout.bitmap_bytes - done);
-    if (!write_exact(fd, std::span{zeros}.first(chunk), layout.bm_offset_bytes + done)) {
-      return fail("create-md", disk, errno_text("writing the bitmap"));
+    if (Status status =
+            write_exact_at(fd, std::span{zeros}.first(chunk), layout.bm_offset_bytes + done);
+        !status.ok()) {
+      return fail("create-md", disk, "writing the bitmap " + status.error().message);
     }
     done += chunk;
   }
   const auto block = md::encode_superblock(superblock);
-  if (!write_exact(fd, block, layout.md_offset_bytes)) {
-    return fail("create-md", disk, errno_text("writing the superblock"));
+  if (Status status = write_exact_at(fd, block, layout.md_offset_bytes); !status.ok()) {
+    return fail("create-md", disk, "writing the superblock " + status.error().message);
   }
   if (::fsync(fd) != 0) return fail("create-md", disk, errno_text("fsync"));
   return exit_ok;
@@ -120,11 +86,12 @@ int write_metadata(int fd, const md::Superblock& superblock, const md::Layout& l
 // decoded (damaged, or a layout we do not understand), unless forced.
 int check_existing(int fd, const md::Layout& layout, const CreateMetadataOptions& options) {
   std::array<std::uint8_t, md::block_size_bytes> block{};
-  if (!read_exact(fd, block, layout.md_offset_bytes)) {
+  if (Status status = read_exact_at(fd, block, layout.md_offset_bytes); !status.ok()) {
     if (options.force) return exit_ok;
     return fail(
         "create-md", options.disk,
-        errno_text("cannot read the existing metadata area") + "; refusing to write (use --force)",
+        "cannot read the existing metadata area " + status.error().message +
+            "; refusing to write (use --force)",
         exit_refused);
   }
   const bool has_magic =
@@ -147,9 +114,9 @@ int check_existing(int fd, const md::Layout& layout, const CreateMetadataOptions
 int create_metadata(const CreateMetadataOptions& options) {
   const Descriptor fd{::open(options.disk.c_str(), O_RDWR | O_CLOEXEC)};
   if (fd.get() < 0) return fail("create-md", options.disk, errno_text("open"));
-  std::uint64_t size_bytes = 0;
-  if (!device_size(fd.get(), size_bytes))
-    return fail("create-md", options.disk, errno_text("size"));
+  const Result<std::uint64_t> device_bytes = device_size(fd.get());
+  if (!device_bytes.ok()) return fail("create-md", options.disk, device_bytes.error().message);
+  const std::uint64_t size_bytes = device_bytes.value();
   Result<md::Superblock> superblock =
       md::initial_superblock(size_bytes, options.max_peers, options.node_id);
   if (!superblock) return fail("create-md", options.disk, superblock.error().message);
@@ -176,8 +143,9 @@ int create_metadata(const CreateMetadataOptions& options) {
 int dump_metadata(const std::string& disk, bool force, const std::string& command_line) {
   const Descriptor fd{::open(disk.c_str(), O_RDONLY | O_CLOEXEC)};
   if (fd.get() < 0) return fail("dump-md", disk, errno_text("open"));
-  std::uint64_t size_bytes = 0;
-  if (!device_size(fd.get(), size_bytes)) return fail("dump-md", disk, errno_text("size"));
+  const Result<std::uint64_t> device_bytes = device_size(fd.get());
+  if (!device_bytes.ok()) return fail("dump-md", disk, device_bytes.error().message);
+  const std::uint64_t size_bytes = device_bytes.value();
   if (size_bytes < md::device_bytes_min) {
     return fail(
         "dump-md", disk,
@@ -185,8 +153,8 @@ int dump_metadata(const std::string& disk, bool force, const std::string& comman
   }
   const std::uint64_t md_offset = (size_bytes - md::block_size_bytes) & ~std::uint64_t{4095};
   std::array<std::uint8_t, md::block_size_bytes> block{};
-  if (!read_exact(fd.get(), block, md_offset)) {
-    return fail("dump-md", disk, errno_text("reading the superblock"));
+  if (Status status = read_exact_at(fd.get(), block, md_offset); !status.ok()) {
+    return fail("dump-md", disk, "reading the superblock " + status.error().message);
   }
   Result<md::Superblock> superblock = md::decode_superblock(block);
   if (!superblock) return fail("dump-md", disk, superblock.error().message);
@@ -198,8 +166,9 @@ int dump_metadata(const std::string& disk, bool force, const std::string& comman
                 "use --force");
   }
   std::vector<std::uint8_t> bitmap(md::dump_bitmap_bytes(superblock.value(), layout.value()));
-  if (!read_exact(fd.get(), bitmap, layout.value().bm_offset_bytes)) {
-    return fail("dump-md", disk, errno_text("reading the bitmap"));
+  if (Status status = read_exact_at(fd.get(), bitmap, layout.value().bm_offset_bytes);
+      !status.ok()) {
+    return fail("dump-md", disk, "reading the bitmap " + status.error().message);
   }
   char time_text[64] = "";
   const std::time_t now = std::time(nullptr);

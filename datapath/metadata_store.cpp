@@ -33,12 +33,6 @@ std::uint32_t big_endian_u32(std::span<const std::uint8_t> bytes) {
 constexpr std::size_t magic_offset_bytes = 0x3c;  // in the superblock (§12.2)
 
 // Size of a regular file or block device (lseek to the end works for both).
-Result<std::uint64_t> device_size(int fd) {
-  const off_t end = ::lseek(fd, 0, SEEK_END);
-  if (end < 0) return Error{std::string("cannot find its size: ") + std::strerror(errno)};
-  return static_cast<std::uint64_t>(end);
-}
-
 // Decodes and validates the superblock block read from a device of `device_bytes`.
 Result<md::Superblock> validate_superblock(const std::string& path,
                                            std::span<const std::uint8_t> block,
@@ -94,6 +88,44 @@ Result<std::uint64_t> backing_bytes_for_data(std::uint64_t data_bytes,
   return Error{"device size for " + std::to_string(data_bytes) + " data bytes did not converge"};
 }
 
+// ---- Device I/O shared with dittoadm create-md/dump-md ---------------------------------------
+
+Status read_exact_at(int fd, std::span<std::uint8_t> out, std::uint64_t offset_bytes) {
+  std::size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t got = ::pread(fd, out.data() + done, out.size() - done,
+                                static_cast<off_t>(offset_bytes + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      const std::string reason = got == 0 ? "unexpected end of device" : std::strerror(errno);
+      return Error{"at byte offset " + std::to_string(offset_bytes + done) + ": " + reason};
+    }
+    done += static_cast<std::size_t>(got);
+  }
+  return Status::success();
+}
+
+Status write_exact_at(int fd, std::span<const std::uint8_t> data, std::uint64_t offset_bytes) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t put = ::pwrite(fd, data.data() + done, data.size() - done,
+                                 static_cast<off_t>(offset_bytes + done));
+    if (put < 0 && errno == EINTR) continue;
+    if (put <= 0) {
+      const std::string reason = put == 0 ? "nothing written" : std::strerror(errno);
+      return Error{"at byte offset " + std::to_string(offset_bytes + done) + ": " + reason};
+    }
+    done += static_cast<std::size_t>(put);
+  }
+  return Status::success();
+}
+
+Result<std::uint64_t> device_size(int fd) {
+  const off_t end = ::lseek(fd, 0, SEEK_END);
+  if (end < 0) return Error{std::string("cannot find its size: ") + std::strerror(errno)};
+  return static_cast<std::uint64_t>(end);
+}
+
 // ---- MetadataStore ----------------------------------------------------------------------------
 
 MetadataStore::MetadataStore(std::string path, int fd, md::Superblock superblock,
@@ -134,37 +166,17 @@ Result<std::unique_ptr<MetadataStore>> MetadataStore::open(const std::string& pa
 
 Status MetadataStore::read_at(std::span<std::uint8_t> out, std::uint64_t offset_bytes,
                               const char* what) {
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t got = ::pread(fd_, out.data() + done, out.size() - done,
-                                static_cast<off_t>(offset_bytes + done));
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      const std::string reason = got == 0 ? "unexpected end of device" : std::strerror(errno);
-      return Error{path_ + ": reading " + what + " at byte offset " +
-                   std::to_string(offset_bytes + done) + ": " + reason};
-    }
-    done += static_cast<std::size_t>(got);
-  }
-  return Status::success();
+  Status status = read_exact_at(fd_, out, offset_bytes);
+  if (!status.ok()) return Error{path_ + ": reading " + what + " " + status.error().message};
+  return status;
 }
 
 Status MetadataStore::write_at(std::span<const std::uint8_t> data, std::uint64_t offset_bytes,
                                const char* what) {
   DITTO_ASSERT(offset_bytes >= data_size_bytes());  // metadata writes never touch the data area
-  std::size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t put = ::pwrite(fd_, data.data() + done, data.size() - done,
-                                 static_cast<off_t>(offset_bytes + done));
-    if (put < 0 && errno == EINTR) continue;
-    if (put <= 0) {
-      const std::string reason = put == 0 ? "nothing written" : std::strerror(errno);
-      return Error{path_ + ": writing " + what + " at byte offset " +
-                   std::to_string(offset_bytes + done) + ": " + reason};
-    }
-    done += static_cast<std::size_t>(put);
-  }
-  return Status::success();
+  Status status = write_exact_at(fd_, data, offset_bytes);
+  if (!status.ok()) return Error{path_ + ": writing " + what + " " + status.error().message};
+  return status;
 }
 
 Status MetadataStore::sync(const char* what) {

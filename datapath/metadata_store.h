@@ -24,6 +24,15 @@
 
 namespace ditto::datapath {
 
+// Whole-range pread/pwrite on a backing device, retrying short transfers and EINTR; the error
+// names the byte offset and the cause ("at byte offset N: ..."). Metadata I/O only (attach,
+// shutdown, dittoadm create-md/dump-md), never the data path.
+[[nodiscard]] Status read_exact_at(int fd, std::span<std::uint8_t> out, std::uint64_t offset_bytes);
+[[nodiscard]] Status write_exact_at(int fd, std::span<const std::uint8_t> data,
+                                    std::uint64_t offset_bytes);
+// Size of a regular file or block device (lseek to the end works for both).
+[[nodiscard]] Result<std::uint64_t> device_size(int fd);
+
 // Bytes a backing device needs so that its data area (below internal metadata) is exactly
 // `data_bytes` (a multiple of 4096). What `dittoadm create-md` then reports as the data area.
 Result<std::uint64_t> backing_bytes_for_data(std::uint64_t data_bytes,
