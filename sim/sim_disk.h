@@ -91,8 +91,6 @@ class SimDisk {
   // A stand-in for on-disk metadata: the data generations (current, bitmap UUIDs, history) and
   // whether the data is consistent, written durably at once whenever they change (DRBD writes
   // them synchronously), read by a restarted node. A crash never loses or tears them.
-  std::uint64_t metadata_generation() const { return metadata_.current; }
-  void write_metadata_generation(std::uint64_t generation) { metadata_.current = generation; }
   const Generations& metadata_generations() const { return metadata_; }
   bool metadata_consistent() const { return metadata_consistent_; }
   void write_metadata(const Generations& generations, bool consistent) {

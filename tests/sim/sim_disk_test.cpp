@@ -144,13 +144,19 @@ TEST(SimDisk, TearingLandsPartOfAMultiBlockWriteAndMarksOneBlockTorn) {
   EXPECT_GT(partial, 0);
 }
 
-TEST(SimDisk, TheMetadataGenerationSurvivesACrash) {
+TEST(SimDisk, TheMetadataGenerationsAndConsistencySurviveACrash) {
   SimDisk disk(volume_bytes);
-  EXPECT_EQ(disk.metadata_generation(), 1u);
-  disk.write_metadata_generation(65);
+  EXPECT_EQ(disk.metadata_generations().current, 1u);
+  EXPECT_TRUE(disk.metadata_consistent());
+  Generations written{65, {}, {}};
+  written.bitmap[2] = 41;
+  written.history[0] = 17;
+  disk.write_metadata(written, false);
   Prng prng(1);
   (void)disk.crash(prng);
-  EXPECT_EQ(disk.metadata_generation(), 65u);
+  EXPECT_EQ(disk.metadata_generations().current, 65u);
+  EXPECT_EQ(disk.metadata_generations(), written);
+  EXPECT_FALSE(disk.metadata_consistent());
 }
 
 TEST(SimDisk, AMisdirectedWriteFailsTheChecksumOfBothTheIntendedAndTheHitBlocks) {
