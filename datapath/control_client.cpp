@@ -166,6 +166,11 @@ void register_daemon_commands(CLI::App& app, DaemonCommands& commands) {
   show->add_option("resource", flags->resource, "Resource name")->required();
   show->callback([flags, &commands] { commands.line = "show " + flags->resource; });
 
+  auto* get_gi = app.add_subcommand(
+      "get-gi", "Show the data generation identifiers (current, bitmap per peer, history)");
+  get_gi->add_option("resource", flags->resource, "Resource name")->required();
+  get_gi->callback([flags, &commands] { commands.line = "get-gi " + flags->resource; });
+
   // dump needs no daemon: it parses the file like drbdadm dump and prints the canonical form.
   auto* dump = app.add_subcommand("dump", "Print the parsed configuration (drbdadm dump)");
   dump->add_option("-c,--config-file", flags->config_file, "Configuration file")->required();

@@ -1,6 +1,8 @@
 #include "datapath/control_commands.h"
 
 #include <algorithm>
+#include <cinttypes>
+#include <cstdio>
 
 #include "datapath/control_adjust.h"
 #include "datapath/control_status.h"
@@ -57,6 +59,26 @@ ControlReply events2_command(const ResourceRunner& runner, const std::vector<std
   return reply;
 }
 
+std::string hex_uuid(std::uint64_t uuid) {
+  char text[24];
+  std::snprintf(text, sizeof(text), "0x%016" PRIX64, uuid);
+  return text;
+}
+
+// The data generation identifiers the node holds, named as drbdmeta dump-md names them
+// (current-uuid, bitmap-uuid per peer node id, history-uuids): what the metadata must show.
+ControlReply get_gi_command(const ResourceRunner& runner) {
+  const Generations& generations = runner.node().generations();
+  std::string text = "current-uuid " + hex_uuid(generations.current) + "\n";
+  for (const core::PeerConfig& peer : runner.node().config().peers) {
+    text += "bitmap-uuid peer-node-id:" + std::to_string(peer.node_id.value) + " " +
+            hex_uuid(generations.bitmap[peer.node_id.value]) + "\n";
+  }
+  text += "history-uuids";
+  for (std::uint64_t uuid : generations.history) text += " " + hex_uuid(uuid);
+  return reply_of(0, text + "\n");
+}
+
 ControlReply adjust_command(ResourceRunner& runner) {
   const std::string& name = runner.config().resource.name;
   auto file = load_daemon_config(runner.config().options);
@@ -91,7 +113,7 @@ std::optional<ControlReply> handle_control_verb(ResourceRunner& runner,
     unknown = unknown_flag(words, {"--verbose", "--statistics", "--json"});
   } else if (verb == "events2") {
     unknown = unknown_flag(words, {"--now", "--statistics", "--timestamps"});
-  } else if (verb == "adjust") {
+  } else if (verb == "adjust" || verb == "get-gi") {
     unknown = unknown_flag(words, {});
   } else {
     return std::nullopt;
@@ -99,6 +121,7 @@ std::optional<ControlReply> handle_control_verb(ResourceRunner& runner,
   if (!unknown.empty()) return reply_of(2, verb + ": unknown option '" + unknown + "'\n");
   if (verb == "status") return status_command(runner, words);
   if (verb == "events2") return events2_command(runner, words);
+  if (verb == "get-gi") return get_gi_command(runner);
   return adjust_command(runner);
 }
 

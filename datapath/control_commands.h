@@ -1,6 +1,7 @@
 // The control-socket verbs of dittoadm that need no new core commands: status (text and
 // JSON, drbdsetup's formats), events2 (exists dump with --statistics/--timestamps, then the
-// stream) and adjust (apply the configuration file's changes live). dittod's command handler
+// stream), adjust (apply the configuration file's changes live) and get-gi (the generation
+// identifiers, as dump-md names them). dittod's command handler
 // dispatches here first.
 #pragma once
 

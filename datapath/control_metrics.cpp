@@ -1,6 +1,8 @@
 #include "datapath/control_metrics.h"
 
 #include <array>
+#include <cstdlib>
+#include <map>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
@@ -139,8 +141,8 @@ void connection_metrics(const ResourceRunner& runner, Exposition& out) {
 
 class MetricsSession : public std::enable_shared_from_this<MetricsSession> {
  public:
-  MetricsSession(tcp::socket socket, const ResourceRunner& runner)
-      : stream_(std::move(socket)), runner_(runner) {}
+  MetricsSession(tcp::socket socket, std::function<std::string()> render)
+      : stream_(std::move(socket)), render_(std::move(render)) {}
 
   void start() {
     stream_.expires_after(std::chrono::seconds(10));
@@ -163,7 +165,7 @@ class MetricsSession : public std::enable_shared_from_this<MetricsSession> {
     } else {
       response_.result(http::status::ok);
       response_.set(http::field::content_type, "text/plain; version=0.0.4");
-      response_.body() = metrics_text(runner_);
+      response_.body() = render_();
     }
     response_.prepare_payload();
     auto self = shared_from_this();
@@ -174,7 +176,7 @@ class MetricsSession : public std::enable_shared_from_this<MetricsSession> {
   }
 
   beast::tcp_stream stream_;
-  const ResourceRunner& runner_;
+  std::function<std::string()> render_;
   beast::flat_buffer buffer_;
   http::request<http::string_body> request_;
   http::response<http::string_body> response_;
@@ -190,8 +192,63 @@ std::string metrics_text(const ResourceRunner& runner) {
   return out.take();
 }
 
+std::string merge_metrics_texts(const std::vector<std::string>& texts) {
+  struct Family {
+    std::string header;  // the HELP and TYPE lines
+    std::string samples;
+    // A series without labels (drbd_resource_resources: how many resources) is per daemon:
+    // the resources' values are summed. Name → sum.
+    std::map<std::string, std::uint64_t> unlabeled;
+  };
+  std::vector<std::string> order;
+  std::map<std::string, Family> families;
+  for (const std::string& text : texts) {
+    std::string current;  // the family the following samples belong to
+    std::size_t start = 0;
+    while (start < text.size()) {
+      std::size_t end = text.find('\n', start);
+      if (end == std::string::npos) end = text.size();
+      const std::string line = text.substr(start, end - start) + "\n";
+      start = end + 1;
+      if (line.rfind("# HELP ", 0) == 0 || line.rfind("# TYPE ", 0) == 0) {
+        const std::size_t name_end = line.find(' ', 7);
+        current = line.substr(7, name_end - 7);
+        auto [found, inserted] = families.try_emplace(current);
+        if (inserted) order.push_back(current);
+        if (found->second.header.find(line.substr(0, 7)) == std::string::npos) {
+          found->second.header += line;
+        }
+        continue;
+      }
+      if (current.empty()) current = line.substr(0, line.find_first_of("{ "));
+      auto [found, inserted] = families.try_emplace(current);
+      if (inserted) order.push_back(current);
+      const std::size_t space = line.find(' ');
+      if (line.find('{') == std::string::npos && space != std::string::npos) {
+        found->second.unlabeled[line.substr(0, space)] +=
+            std::strtoull(line.c_str() + space + 1, nullptr, 10);
+        continue;
+      }
+      found->second.samples += line;
+    }
+  }
+  std::string merged;
+  for (const std::string& name : order) {
+    const Family& family = families[name];
+    merged += family.header;
+    for (const auto& [series, sum] : family.unlabeled) {
+      merged += series + " " + std::to_string(sum) + "\n";
+    }
+    merged += family.samples;
+  }
+  return merged;
+}
+
+MetricsServer::MetricsServer(boost::asio::io_context& io, std::function<std::string()> render)
+    : io_(io), render_(std::move(render)) {}
+
 MetricsServer::MetricsServer(boost::asio::io_context& io, const ResourceRunner& runner)
-    : io_(io), runner_(runner) {}
+    : MetricsServer(io, [&runner] { return metrics_text(runner); }) {}
 
 MetricsServer::~MetricsServer() { stop(); }
 
@@ -218,7 +275,7 @@ Status MetricsServer::listen(const std::string& host, std::uint16_t port) {
 void MetricsServer::accept() {
   acceptor_->async_accept([this](boost::system::error_code error, tcp::socket socket) {
     if (error) return;  // closed by stop()
-    std::make_shared<MetricsSession>(std::move(socket), runner_)->start();
+    std::make_shared<MetricsSession>(std::move(socket), render_)->start();
     accept();
   });
 }

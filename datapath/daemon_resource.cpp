@@ -1,5 +1,6 @@
 #include "datapath/daemon_resource.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -44,6 +45,8 @@ Result<std::unique_ptr<ResourceRunner>> ResourceRunner::create(boost::asio::io_c
   if (!attach.ok()) return attach.error();
   // The core, and through it NBD, sees only the data area: no request reaches the metadata.
   config.node.volume_size_bytes = metadata.value()->data_size_bytes();
+  config.node.initial_disk_state = attach.value().initial_disk;
+  config.node.initial_generations = attach.value().initial_generations;
   DITTO_ASSERT(config.node.volume_size_bytes < disk.value()->size_bytes());
   return std::unique_ptr<ResourceRunner>(
       new ResourceRunner(io, std::move(config), std::move(options), std::move(disk).value(),
@@ -70,6 +73,8 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
   nbd_options.payload_size_max_bytes = wire::payload_size_max_bytes;
   nbd_options.tls_context = options_.nbd_tls_context;
   nbd_ = std::make_unique<NbdServer>(io_, *this, nbd_options);
+  crashed_primary_ = attach_.crashed_primary;
+  crashed_generation_ = comparable_current(attach_.initial_generations.current);
   if (const config::Option* option = config_.resource.options.find("auto-promote")) {
     auto_promote_ = option->values.empty() || option->values.front() != "no";
   }
@@ -197,6 +202,10 @@ void ResourceRunner::pump() {
   do {
     while (node_.has_actions()) {
       std::vector<core::Action> actions = node_.take_actions();
+      // Before any of the actions acts on a change of generations or state.
+      write_metadata_if_changed(std::any_of(actions.begin(), actions.end(), [](const auto& a) {
+        return std::holds_alternative<core::Event>(a);
+      }));
       for (core::Action& action : actions) execute(action);
     }
     // An input may have decided a promotion that NBD commands wait for.

@@ -64,6 +64,8 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   [[nodiscard]] Status adjust(DaemonConfig updated);
   const core::Node& node() const { return node_; }
   std::uint16_t nbd_port() const { return nbd_ ? nbd_->tcp_port() : 0; }
+  // A client the daemon-wide NBD listener handed over (daemon_nbd.h).
+  void adopt_nbd(NbdHandOff hand_off) { nbd_->adopt(std::move(hand_off)); }
   std::uint16_t peer_port() const { return transport_->listen_port(); }
   const DaemonConfig& config() const { return config_; }
   std::uint32_t open_sessions() const {
@@ -121,6 +123,8 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   // Metadata at start() and stop() (daemon_resource_metadata.cpp).
   static Result<AttachPlan> check_metadata(const DaemonConfig& config, MetadataStore& metadata);
   [[nodiscard]] Status attach_metadata();
+  MetadataState metadata_state(bool clean) const;
+  void write_metadata_if_changed(bool state_changed);
   void write_clean_metadata();
 
   // NBD backend internals (daemon_resource_nbd.cpp).
@@ -154,6 +158,9 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::unique_ptr<MetadataStore> metadata_;
   AttachPlan attach_;              // what start() writes
   bool metadata_attached_ = false;  // start() marked the metadata in use; stop() writes it back
+  bool crashed_primary_ = false;     // CRASHED_PRIMARY, until the generation moves on
+  std::uint64_t crashed_generation_ = 0;  // comparable current UUID at attach
+  Generations metadata_generations_;       // as last compared with the superblock
   std::unique_ptr<AlignedBufferPool> own_pool_;  // null with a shard pool
   AlignedBufferPool& pool_;
   core::Node node_;

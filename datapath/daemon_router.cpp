@@ -1,5 +1,7 @@
 #include "datapath/daemon_router.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <future>
@@ -157,6 +159,48 @@ ControlReply ResourceRouter::route(const std::vector<std::string>& words) {
   }
   if (reply.subscribe) reply.events_resource = name;
   return reply;
+}
+
+std::string ResourceRouter::metrics_text() {
+  std::vector<std::string> texts;
+  for (const auto& [name, index] : placement_) {
+    DaemonShard* shard = shards_[index].get();
+    texts.push_back(shard->call([shard, &name] {
+      const ResourceRunner* runner = shard->find(name);
+      return runner == nullptr ? std::string() : ditto::datapath::metrics_text(*runner);
+    }));
+  }
+  return merge_metrics_texts(texts);
+}
+
+std::vector<NbdExportInfo> ResourceRouter::nbd_exports() {
+  std::vector<NbdExportInfo> exports;
+  for (const auto& [name, index] : placement_) {
+    DaemonShard* shard = shards_[index].get();
+    std::vector<NbdExportInfo> more = shard->call([shard, &name] {
+      ResourceRunner* runner = shard->find(name);
+      return runner == nullptr ? std::vector<NbdExportInfo>() : runner->list_exports();
+    });
+    exports.insert(exports.end(), more.begin(), more.end());
+  }
+  return exports;
+}
+
+void ResourceRouter::hand_off_nbd(NbdHandOff hand_off) {
+  const auto found = placement_.find(hand_off.export_name);
+  if (found == placement_.end()) {
+    ::close(hand_off.descriptor);  // went down since routes_export said yes
+    return;
+  }
+  DaemonShard* shard = shards_[found->second].get();
+  boost::asio::post(shard->io(), [shard, hand_off = std::move(hand_off)]() mutable {
+    ResourceRunner* runner = shard->find(hand_off.export_name);
+    if (runner == nullptr) {
+      ::close(hand_off.descriptor);
+      return;
+    }
+    runner->adopt_nbd(std::move(hand_off));
+  });
 }
 
 ControlReply ResourceRouter::fan_out(const std::vector<std::string>& words) {

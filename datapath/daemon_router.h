@@ -44,6 +44,14 @@ class ResourceRouter {
   [[nodiscard]] Status start(std::vector<DaemonConfig> configs);
   // The control socket's handler (main thread).
   ControlReply handle(const std::vector<std::string>& words);
+  // Every running resource's Prometheus metrics, each rendered on its shard, merged into one
+  // exposition (dittod --metrics; main thread).
+  std::string metrics_text();
+  // The daemon-wide NBD listener (daemon_nbd.h; main thread): every running resource's export,
+  // whether `name` runs here, and moving a connection that chose `name` to its shard.
+  std::vector<NbdExportInfo> nbd_exports();
+  bool has(const std::string& name) const { return placement_.count(name) == 1; }
+  void hand_off_nbd(NbdHandOff hand_off);
   void stop();
 
   std::size_t resource_count() const { return placement_.size(); }

@@ -23,6 +23,7 @@
 #include "datapath/control_server.h"
 #include "datapath/control_views.h"
 #include "datapath/daemon_config.h"
+#include "datapath/daemon_nbd.h"
 #include "datapath/daemon_resource.h"
 #include "datapath/daemon_router.h"
 #include "datapath/tls_context.h"
@@ -114,7 +115,10 @@ std::string host_name() {
 
 // The NBD export, TLS and metrics address of each resource, from the command line.
 struct ExportPlan {
-  std::string single_resource;  // --nbd, --metrics and a %r-less --nbd-socket serve this one
+  std::string single_resource;  // --nbd and a %r-less --nbd-socket serve this one
+  // Several resources: --nbd and a %r-less --nbd-socket are one listener for all of them
+  // (daemon_nbd.h), the export chosen by name.
+  bool shared_nbd = false;
   std::string nbd_host;
   std::uint16_t nbd_port = 0;
   std::string nbd_base_host;
@@ -162,17 +166,12 @@ bool plan_exports(const Arguments& arguments,
   };
   if (configs.size() == 1) plan.single_resource = configs.front().resource.name;
   const bool several = configs.size() > 1;
-  if (several && !arguments.nbd_address.empty()) {
-    return fail("--nbd serves one resource; this daemon runs " + std::to_string(configs.size()) +
-                " (use --nbd-base HOST:PORT: each export on PORT + its device minor)");
-  }
-  if (several && !arguments.metrics_address.empty()) {
-    return fail("--metrics serves one resource; this daemon runs " +
-                std::to_string(configs.size()) + " (use --resource, or one daemon per resource)");
-  }
-  if (several && !arguments.nbd_socket.empty() &&
-      arguments.nbd_socket.find("%r") == std::string::npos) {
-    return fail("--nbd-socket needs %r (the resource name) when the daemon runs several resources");
+  plan.shared_nbd = several;
+  if (several && !arguments.nbd_tls_directory.empty() &&
+      (!arguments.nbd_address.empty() ||
+       (!arguments.nbd_socket.empty() && arguments.nbd_socket.find("%r") == std::string::npos))) {
+    return fail("--nbd-tls with one listener for several resources is not supported yet (use "
+                "--nbd-base HOST:PORT or --nbd-socket with %r: a listener per resource)");
   }
   if (!arguments.nbd_address.empty() &&
       !split_host_port(arguments.nbd_address, plan.nbd_host, plan.nbd_port)) {
@@ -195,6 +194,67 @@ bool plan_exports(const Arguments& arguments,
         ditto::datapath::nbd_server_tls_files(arguments.nbd_tls_directory));
     if (!context.ok()) return fail("--nbd-tls: " + context.error().message);
     plan.nbd_tls = std::move(context).value();
+  }
+  return true;
+}
+
+// How the router places and serves the resources: shards, exports, control commands, events.
+ditto::datapath::RouterOptions router_options(const Arguments& arguments,
+                                              const std::string& node_name,
+                                              std::size_t resource_count, const ExportPlan& plan,
+                                              boost::asio::io_context& io,
+                                              ditto::datapath::ControlServer& control) {
+  ditto::datapath::RouterOptions options;
+  options.config_paths = arguments.config_paths;
+  options.node_name = node_name;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  options.shard_count =
+      arguments.shards != 0
+          ? arguments.shards
+          : static_cast<unsigned>(std::min<std::size_t>(cores, resource_count));
+  options.resource_options = [&plan](const ditto::datapath::DaemonConfig& config) {
+    return plan.options_for(config);
+  };
+  // One metrics endpoint for the daemon (below), not one per resource.
+  options.resource_metrics = [](const ditto::datapath::DaemonConfig&) {
+    return ditto::datapath::ResourceMetrics{};
+  };
+  options.command = handle_command;
+  options.event_sink = [&io, &control](const std::string& line) {
+    if (!ditto::datapath::is_events2_line(line)) return;
+    boost::asio::post(io, [&control, line] { control.publish(line); });  // to the main thread
+  };
+  return options;
+}
+
+// The daemon-wide listeners: one NBD listener for several resources (by export name) and the
+// metrics endpoint. False after printing why.
+bool listen_daemon_wide(const ExportPlan& plan, ditto::datapath::DaemonNbdListener& shared_nbd,
+                        ditto::datapath::MetricsServer& metrics) {
+  auto fail = [](const ditto::Status& status) {
+    std::fprintf(stderr, "dittod: %s\n", status.error().message.c_str());
+    return false;
+  };
+  if (plan.shared_nbd && !plan.nbd_host.empty()) {
+    if (ditto::Status status = shared_nbd.listen_tcp(plan.nbd_host, plan.nbd_port); !status.ok()) {
+      return fail(status);
+    }
+    std::fprintf(stderr, "dittod: NBD exports of every resource on %s:%u (by export name)\n",
+                 plan.nbd_host.c_str(), unsigned{shared_nbd.tcp_port()});
+  }
+  if (plan.shared_nbd && !plan.nbd_socket.empty() &&
+      plan.nbd_socket.find("%r") == std::string::npos) {
+    if (ditto::Status status = shared_nbd.listen_unix(plan.nbd_socket); !status.ok()) {
+      return fail(status);
+    }
+  }
+  if (!plan.metrics.host.empty()) {
+    if (ditto::Status status = metrics.listen(plan.metrics.host, plan.metrics.port);
+        !status.ok()) {
+      return fail(status);
+    }
+    std::fprintf(stderr, "dittod: metrics of every resource on http://%s:%u/metrics\n",
+                 plan.metrics.host.c_str(), unsigned{metrics.port()});
   }
   return true;
 }
@@ -228,27 +288,8 @@ int run(const Arguments& arguments) {
 
   boost::asio::io_context io(1);  // the control socket; resources run on the shards
   ditto::datapath::ControlServer control(io, nullptr);
-  ditto::datapath::RouterOptions router_options;
-  router_options.config_paths = arguments.config_paths;
-  router_options.node_name = node_name;
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  router_options.shard_count =
-      arguments.shards != 0
-          ? arguments.shards
-          : static_cast<unsigned>(std::min<std::size_t>(cores, resource_count));
-  router_options.resource_options = [&plan](const ditto::datapath::DaemonConfig& config) {
-    return plan.options_for(config);
-  };
-  router_options.resource_metrics = [&plan](const ditto::datapath::DaemonConfig& config) {
-    return config.resource.name == plan.single_resource ? plan.metrics
-                                                        : ditto::datapath::ResourceMetrics{};
-  };
-  router_options.command = handle_command;
-  router_options.event_sink = [&io, &control](const std::string& line) {
-    if (!ditto::datapath::is_events2_line(line)) return;
-    boost::asio::post(io, [&control, line] { control.publish(line); });  // to the main thread
-  };
-  ditto::datapath::ResourceRouter router(std::move(router_options));
+  ditto::datapath::ResourceRouter router(
+      router_options(arguments, node_name, resource_count, plan, io, control));
   if (ditto::Status status = router.start(std::move(configs).value()); !status.ok()) {
     std::fprintf(stderr, "dittod: %s\n", status.error().message.c_str());
     return 1;
@@ -260,6 +301,10 @@ int run(const Arguments& arguments) {
     std::fprintf(stderr, "dittod: %s\n", status.error().message.c_str());
     return 1;
   }
+  ditto::datapath::DaemonNbdListener shared_nbd(io, router);
+  // Scrapes run on the main thread and render each resource on its shard (control path).
+  ditto::datapath::MetricsServer metrics(io, [&router] { return router.metrics_text(); });
+  if (!listen_daemon_wide(plan, shared_nbd, metrics)) return 1;
   std::fprintf(stderr, "dittod: %zu resource%s on %u shard%s ready; control socket %s\n",
                resource_count, resource_count == 1 ? "" : "s", router.shard_count(),
                router.shard_count() == 1 ? "" : "s", control_path.c_str());
@@ -269,11 +314,15 @@ int run(const Arguments& arguments) {
     if (error) return;
     std::fprintf(stderr, "dittod: signal %d, shutting down\n", signal_number);
     control.stop();
+    shared_nbd.stop();
+    metrics.stop();  // a scrape must not wait on a stopped shard
     router.stop();
     io.stop();
   });
   io.run();
   control.stop();
+  shared_nbd.stop();
+  metrics.stop();
   router.stop();
   return 0;
 }
@@ -296,11 +345,13 @@ int main(int argc, char** argv) {
                  "are spread over (default: one per core)")
       ->check(CLI::Range(1u, 1024u));
   app.add_option("--nbd", arguments.nbd_address,
-                 "Export the volume over NBD on HOST:PORT (a daemon with one resource)");
+                 "Export over NBD on HOST:PORT; with several resources one listener serves "
+                 "them all, the client picks one by export name (the resource name)");
   app.add_option("--nbd-base", arguments.nbd_base_address,
                  "Export every resource over NBD on HOST:(PORT + its device minor)");
   app.add_option("--nbd-socket", arguments.nbd_socket,
-                 "Export the volume on a unix socket; %r in the path is the resource name");
+                 "Export on a unix socket; %r in the path is the resource name (a socket per "
+                 "resource), without %r one socket serves every resource by export name");
   app.add_option("--nbd-tls", arguments.nbd_tls_directory,
                  "Require TLS on the NBD export; DIR holds ca-cert.pem, server-cert.pem and "
                  "server-key.pem (clients need a certificate signed by that CA)");
@@ -309,7 +360,7 @@ int main(int argc, char** argv) {
                  "/run/ditto/dittod.sock with several)");
   app.add_option("--metrics", arguments.metrics_address,
                  "Serve Prometheus metrics at http://HOST:PORT/metrics (drbd-reactor names; "
-                 "a daemon with one resource)");
+                 "every resource of the daemon, labelled with its name)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

@@ -118,6 +118,27 @@ Result<AttachPlan> plan_attach(const md::Superblock& on_disk, const md::Layout& 
     plan.note = "metadata was left in use (no clean shutdown); the activity log holds nothing to "
                 "apply, reinitializing it";
   }
+  plan.initial_disk = attach_disk_state(on_disk, !peers.empty(), plan.disk_reason);
+  plan.initial_generations = generations_of(on_disk);
+  // A bitmap that had bits at a clean shutdown was not written (PEER_FULL_SYNC): its bitmap
+  // UUID goes to the history, so the handshake with that peer finds its generation there and
+  // syncs every block (uuid_compare's history rules: full sync) instead of an empty bitmap.
+  for (std::uint32_t node = 0; node < md::peer_slot_count; ++node) {
+    const md::PeerSlot& slot = on_disk.peers[node];
+    if ((slot.flags & md::peer_flag::full_sync) == 0 || slot.bitmap_uuid == 0) continue;
+    plan.initial_generations.bitmap[node] = 0;
+    push_history(plan.initial_generations, slot.bitmap_uuid);
+  }
+  plan.superblock = with_generations(plan.superblock, plan.initial_generations);
+  const bool left_in_use = (on_disk.flags & md::md_flag::al_clean) == 0;
+  // Left in use while this node was Primary: PRIMARY_IND, and the Primary bit of its current
+  // UUID (a Secondary whose peer was Primary has PRIMARY_IND alone).
+  const bool was_primary = (on_disk.flags & md::md_flag::primary_ind) != 0 &&
+                           (on_disk.current_uuid & uuid_primary_bit) != 0;
+  plan.crashed_primary =
+      (on_disk.flags & md::md_flag::crashed_primary) != 0 || (left_in_use && was_primary);
+  if (plan.crashed_primary) plan.superblock.flags |= md::md_flag::crashed_primary;
+  for (md::PeerSlot& slot : plan.superblock.peers) slot.flags &= ~md::peer_flag::full_sync;
   plan.superblock.flags &= ~md::md_flag::al_clean;  // in use until the clean shutdown
   plan.superblock.node_id = self.value;
   plan.superblock.effective_size_sectors = layout.usable_sectors;
@@ -125,17 +146,106 @@ Result<AttachPlan> plan_attach(const md::Superblock& on_disk, const md::Layout& 
   return plan;
 }
 
-md::Superblock clean_shutdown_superblock(const md::Superblock& attached,
-                                         const ShutdownState& state) {
+Generations generations_of(const md::Superblock& superblock) {
+  Generations generations;
+  generations.current = superblock.current_uuid;
+  for (std::uint32_t node = 0; node < md::peer_slot_count; ++node) {
+    generations.bitmap[node] = superblock.peers[node].bitmap_uuid;
+  }
+  static_assert(md::history_uuid_count == generation_node_slots);
+  for (std::uint32_t index = 0; index < md::history_uuid_count; ++index) {
+    generations.history[index] = superblock.history_uuids[index];
+  }
+  return generations;
+}
+
+md::Superblock with_generations(const md::Superblock& superblock, const Generations& generations) {
+  md::Superblock updated = superblock;
+  updated.current_uuid = generations.current;
+  for (std::uint32_t node = 0; node < md::peer_slot_count; ++node) {
+    updated.peers[node].bitmap_uuid = generations.bitmap[node];
+  }
+  for (std::uint32_t index = 0; index < md::history_uuid_count; ++index) {
+    updated.history_uuids[index] = generations.history[index];
+  }
+  DITTO_ASSERT(generations_of(updated) == generations);
+  return updated;
+}
+
+DiskState attach_disk_state(const md::Superblock& on_disk, bool has_peers, std::string& reason) {
+  const Generations generations = generations_of(on_disk);
+  bool any_uuid = false;
+  for (std::uint32_t node = 0; node < generation_node_slots; ++node) {
+    any_uuid = any_uuid || generations.bitmap[node] != 0 || generations.history[node] != 0;
+  }
+  const bool fresh = on_disk.node_id == -1 && !any_uuid &&
+                     comparable_current(on_disk.current_uuid) == uuid_just_created_value;
+  if (fresh) {
+    reason = "fresh metadata (never attached, no data generation yet): UpToDate (day 0)";
+    return DiskState::up_to_date;
+  }
+  if ((on_disk.flags & md::md_flag::consistent) == 0) {
+    reason = "CONSISTENT clear: Inconsistent";
+    return DiskState::inconsistent;
+  }
+  if ((on_disk.flags & md::md_flag::was_up_to_date) == 0) {
+    reason = "WAS_UP_TO_DATE clear: Outdated";
+    return DiskState::outdated;
+  }
+  if (!has_peers) {
+    reason = "WAS_UP_TO_DATE and no peers (no bitmap to lose): UpToDate";
+    return DiskState::up_to_date;
+  }
+  if ((on_disk.flags & md::md_flag::al_clean) == 0) {
+    reason = "WAS_UP_TO_DATE but no clean shutdown (unwritten bitmaps and activity log): "
+             "Outdated, every block out of sync until a resync";
+    return DiskState::outdated;
+  }
+  for (const md::PeerSlot& slot : on_disk.peers) {
+    // With a bitmap UUID the lost bitmap becomes a full sync (plan_attach moves the UUID to
+    // the history); without one both sides are in one generation and the peer vouches.
+    if ((slot.flags & md::peer_flag::full_sync) != 0 && slot.bitmap_uuid == 0) {
+      reason = "WAS_UP_TO_DATE, but a peer slot has PEER_FULL_SYNC in the same generation (its "
+               "bitmap was not written): Outdated, every block out of sync until a resync";
+      return DiskState::outdated;
+    }
+  }
+  reason = "WAS_UP_TO_DATE after a clean shutdown: UpToDate";
+  return DiskState::up_to_date;
+}
+
+md::Superblock superblock_for_state(const md::Superblock& attached, const MetadataState& state) {
   md::Superblock superblock = attached;
   constexpr std::uint32_t derived = md::md_flag::consistent | md::md_flag::was_up_to_date |
-                                    md::md_flag::primary_ind;
+                                    md::md_flag::primary_ind | md::md_flag::crashed_primary |
+                                    md::md_flag::al_clean;
   superblock.flags &= ~derived;
   if (state.disk >= DiskState::outdated) superblock.flags |= md::md_flag::consistent;
   if (state.disk > DiskState::outdated) superblock.flags |= md::md_flag::was_up_to_date;
   if (state.primary_known) superblock.flags |= md::md_flag::primary_ind;
-  superblock.flags |= md::md_flag::al_clean;
+  if (state.crashed_primary) superblock.flags |= md::md_flag::crashed_primary;
+  if (state.clean) superblock.flags |= md::md_flag::al_clean;
+  for (std::uint32_t node = 0; node < md::peer_slot_count; ++node) {
+    md::PeerSlot& slot = superblock.peers[node];
+    slot.flags &= ~md::peer_flag::full_sync;
+    if ((state.full_sync_peers >> node) & 1u) slot.flags |= md::peer_flag::full_sync;
+  }
   return superblock;
+}
+
+md::Superblock clean_shutdown_superblock(const md::Superblock& attached,
+                                         const ShutdownState& state) {
+  MetadataState full;
+  full.disk = state.disk;
+  full.primary_known = state.primary_known;
+  full.crashed_primary = (attached.flags & md::md_flag::crashed_primary) != 0;
+  full.clean = true;
+  for (std::uint32_t node = 0; node < md::peer_slot_count; ++node) {
+    if ((attached.peers[node].flags & md::peer_flag::full_sync) != 0) {
+      full.full_sync_peers |= 1u << node;
+    }
+  }
+  return superblock_for_state(attached, full);
 }
 
 }  // namespace ditto::datapath

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "core/generation.h"
 #include "core/metadata.h"
 #include "core/result.h"
 #include "core/types.h"
@@ -87,12 +88,44 @@ class MetadataStore {
   metadata::Layout layout_;
 };
 
-// What attaching writes before the first data I/O.
+// The generation identifiers a superblock holds (§3.1): current, the bitmap UUID of each peer
+// slot (indexed by node id, as core's Generations), and the history. And back: writes them into
+// a copy of `superblock`, everything else unchanged.
+Generations generations_of(const metadata::Superblock& superblock);
+metadata::Superblock with_generations(const metadata::Superblock& superblock,
+                                      const Generations& generations);
+
+// What attaching writes before the first data I/O, and how the node starts.
 struct AttachPlan {
   metadata::Superblock superblock;  // AL_CLEAN cleared, node-id, la-size-sect, peer slots
   bool initialize_activity_log = false;  // an unclean AL with nothing to apply: reset it
   std::string note;                      // for the log; empty when nothing unusual happened
+  // core::NodeConfig::initial_disk_state and initial_generations (attach_disk_state below).
+  DiskState initial_disk = DiskState::up_to_date;
+  Generations initial_generations;
+  std::string disk_reason;  // why initial_disk, for the log
+  // The metadata was left by a Primary without a clean shutdown (PRIMARY_IND set, AL_CLEAN
+  // clear): CRASHED_PRIMARY is set (§4.3) and stays until the data generation moves on.
+  bool crashed_primary = false;
 };
+
+// The disk state a node starts with, from the metadata as found on the device (§1.6), with one
+// day-0 rule and one rule for what ditto does not persist yet:
+// - metadata never attached (node-id -1) whose current UUID is "just created" and that holds no
+//   bitmap or history UUID (fresh `create-md`): UpToDate. ditto's day 0 skips the initial sync,
+//   as `drbdadm new-current-uuid --clear-bitmap` does: the disks must start identical (zeroed);
+// - CONSISTENT clear: Inconsistent;  WAS_UP_TO_DATE clear: Outdated;
+// - WAS_UP_TO_DATE after a clean shutdown with every bitmap known empty, or on a resource
+//   without peers: UpToDate;
+// - WAS_UP_TO_DATE otherwise (AL_CLEAN clear: a crash, the activity log was not kept; or a peer
+//   slot with PEER_FULL_SYNC and no bitmap UUID: a bitmap that had bits in the peer's own
+//   generation was not written): Outdated. The bitmaps are not persisted yet, so core::Node
+//   then marks every block out of sync toward every peer — a superset of what apply-al and the
+//   on-disk bitmaps would mark — and the core lets the peer's UpToDate data win.
+// (PEER_FULL_SYNC with a bitmap UUID keeps UpToDate: plan_attach turns it into a full sync.)
+// (may_be_up_to_date's fencing check is not applied: PEER_FENCING is not maintained yet.)
+DiskState attach_disk_state(const metadata::Superblock& on_disk, bool has_peers,
+                            std::string& reason);
 
 // Checks the metadata against this node's configuration and says what attach writes:
 // - node-id must be -1 (never attached) or `self`; no bitmap slot on `self`'s own peer entry;
@@ -102,21 +135,38 @@ struct AttachPlan {
 // - metadata left in use (AL_CLEAN clear, dittod or DRBD stopped without a clean shutdown) is
 //   accepted when drbdmeta apply-al would have nothing to mark: no Primary was recorded
 //   (PRIMARY_IND clear) or the activity log names no extent. Otherwise it is refused: the hot
-//   extents would have to be marked out of sync first (`drbdmeta ... apply-al`).
+//   extents would have to be marked out of sync first (`drbdmeta ... apply-al`). Left in use
+//   by a Primary (PRIMARY_IND, and the Primary bit in the current UUID): CRASHED_PRIMARY is set;
+// - the initial disk state and generations (attach_disk_state); a peer slot with
+//   PEER_FULL_SYNC and a bitmap UUID has the UUID moved to the history (the handshake then
+//   makes a full sync toward that peer), and PEER_FULL_SYNC is cleared.
 // `activity_log` is read_activity_log() of the same device. Errors name the field.
 Result<AttachPlan> plan_attach(const metadata::Superblock& on_disk, const metadata::Layout& layout,
                                std::span<const metadata::AlTransaction> activity_log, NodeId self,
                                std::span<const NodeId> peers);
 
-// What the node looks like at a clean shutdown, for the flags DRBD maintains.
+// What the running node looks like, for the flags DRBD maintains (§4.3, §12.4).
+struct MetadataState {
+  DiskState disk = DiskState::diskless;
+  bool primary_known = false;  // this node or a connected peer is Primary
+  bool crashed_primary = false;
+  bool clean = false;          // a clean shutdown: AL_CLEAN set
+  // Peers (bit = node id) whose out-of-sync bitmap has bits that are not written to the
+  // device: PEER_FULL_SYNC on their slot, so a restart does not trust an empty bitmap.
+  std::uint32_t full_sync_peers = 0;
+};
+
+// The superblock for `state`: CONSISTENT when the disk is at least Outdated, WAS_UP_TO_DATE when
+// it is better than Outdated, PRIMARY_IND while a Primary is known, CRASHED_PRIMARY, AL_CLEAN,
+// PEER_FULL_SYNC per peer. Everything else (UUIDs, layout, peer slots) is passed through.
+metadata::Superblock superblock_for_state(const metadata::Superblock& attached,
+                                          const MetadataState& state);
+
+// The state at a clean shutdown (kept for its callers: superblock_for_state with clean set).
 struct ShutdownState {
   DiskState disk = DiskState::diskless;
   bool primary_known = false;  // this node or a connected peer is Primary
 };
-
-// The superblock a clean shutdown writes: AL_CLEAN set; CONSISTENT when the disk is at least
-// Outdated, WAS_UP_TO_DATE when it is better than Outdated; PRIMARY_IND while a Primary is known.
-// Everything else (UUIDs, peer slots, CRASHED_PRIMARY) is passed through.
 metadata::Superblock clean_shutdown_superblock(const metadata::Superblock& attached,
                                                const ShutdownState& state);
 

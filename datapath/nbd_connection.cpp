@@ -132,10 +132,70 @@ bool Connection::process_handshake() {
       die(parsed.error);
       return false;
     }
+    if (hand_off_if_elsewhere(parsed.value)) return false;
     consume(parsed.consumed_bytes);
     handle_option(parsed.value);
   }
   return false;
+}
+
+bool Connection::hand_off_if_elsewhere(const nbd::OptionRequest& request) {
+  using nbd::OptionKind;
+  if (!options_.routes_export || tls_active_) return false;
+  if (request.kind != OptionKind::go && request.kind != OptionKind::export_name) return false;
+  if (!request.invalid_reason.empty() || (!fixed_newstyle_ && request.kind == OptionKind::go)) {
+    return false;  // answered here
+  }
+  std::string name = request.export_name;
+  if (name.empty()) {  // the default export: the first one listed
+    const std::optional<NbdExportInfo> info = find_export(name);
+    if (!info) return false;
+    name = info->name;
+  }
+  if (!options_.routes_export(name)) return false;  // unknown: ERR_UNKNOWN from here
+  if (writing_ || !outgoing_.empty()) {
+    hand_off_waiting_ = true;  // on_written comes back once the earlier replies are out
+    return true;
+  }
+  DITTO_ASSERT(!reading_);
+  NbdHandOff hand_off;
+  hand_off.export_name = name;
+  const std::span<const std::uint8_t> unprocessed = available();
+  hand_off.input.assign(unprocessed.begin(), unprocessed.end());
+  hand_off.fixed_newstyle = fixed_newstyle_;
+  hand_off.no_zeroes = no_zeroes_;
+  hand_off.structured_replies = structured_replies_;
+  hand_off.options_count = options_count_;
+  boost::system::error_code error;
+  const auto protocol = socket_.socket().local_endpoint(error).protocol();
+  if (!error) {
+    hand_off.family = protocol.family();
+    hand_off.protocol = protocol.protocol();
+    hand_off.descriptor = socket_.socket().release(error);
+  }
+  if (error) {
+    die("cannot hand the connection to export '" + name + "': " + error.message());
+    return true;
+  }
+  consume(unprocessed.size());
+  phase_ = Phase::dead;  // the socket is no longer ours: finish quietly
+  options_.hand_off(std::move(hand_off));
+  maybe_finish();
+  return true;
+}
+
+void Connection::resume(NbdHandOff hand_off) {
+  fixed_newstyle_ = hand_off.fixed_newstyle;
+  no_zeroes_ = hand_off.no_zeroes;
+  structured_replies_ = hand_off.structured_replies;
+  options_count_ = hand_off.options_count;
+  phase_ = Phase::options;
+  reserve_input(hand_off.input.size());
+  std::memcpy(input_.data(), hand_off.input.data(), hand_off.input.size());
+  input_begin_ = 0;
+  input_end_ = hand_off.input.size();
+  process_input();
+  if (phase_ == Phase::options && !reading_) read_some();
 }
 
 void Connection::queue_bytes(std::vector<std::uint8_t> bytes) {
@@ -479,6 +539,11 @@ void Connection::on_written(const boost::system::error_code& error) {
   }
   flush_writes();
   if (phase_ == Phase::tls_handshake && !writing_) start_tls_handshake();  // the ACK is out
+  if (hand_off_waiting_ && !writing_ && outgoing_.empty()) {
+    hand_off_waiting_ = false;
+    process_input();  // parses the chosen option again and hands the connection off
+    return;
+  }
   if (was_blocked && phase_ == Phase::transmission) process_input();  // resume reading
   maybe_finish();
 }

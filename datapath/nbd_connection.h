@@ -33,6 +33,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   Connection(NbdServer& server, Socket socket, std::uint64_t number);
   void start();
+  // Continues a negotiation another server started (NbdServer::adopt).
+  void resume(NbdHandOff hand_off);
   // Closes the socket and abandons unsent replies (server stop). Idempotent.
   void shut_down() { die(""); }
   void detach_server() { server_ = nullptr; }
@@ -79,6 +81,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void handle_option(const nbd::OptionRequest& request);
   void handle_info_or_go(const nbd::OptionRequest& request);
   void handle_export_name(const nbd::OptionRequest& request);
+  // Daemon-wide listener: true when `request` (not yet consumed) was handed off or waits for
+  // earlier replies to be written before it is.
+  bool hand_off_if_elsewhere(const nbd::OptionRequest& request);
   // TLS (nbd_connection_tls.cpp). refuse_before_tls: true when TLS is required and not yet up,
   // and `request` was answered (ERR_TLS_REQD) or ended the connection (EXPORT_NAME).
   bool refuse_before_tls(const nbd::OptionRequest& request);
@@ -129,6 +134,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool structured_replies_ = false;
   bool tls_active_ = false;  // the TLS handshake after STARTTLS succeeded
   bool tls_refusal_logged_ = false;  // one log line per plain client, not one per option
+  bool hand_off_waiting_ = false;    // an export chosen elsewhere; earlier replies still queued
   std::uint32_t options_count_ = 0;
   std::optional<std::uint64_t> session_;
   nbd::TransmissionState transmission_;

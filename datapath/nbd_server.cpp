@@ -102,6 +102,28 @@ void NbdServer::accept(Acceptor& acceptor) {
   });
 }
 
+void NbdServer::adopt(NbdHandOff hand_off) {
+  DITTO_ASSERT(hand_off.descriptor >= 0);
+  if (stopped_) {
+    ::close(hand_off.descriptor);
+    return;
+  }
+  boost::system::error_code error;
+  nbd_detail::Connection::Socket socket(io_context_);
+  socket.assign(asio::generic::stream_protocol(hand_off.family, hand_off.protocol),
+                hand_off.descriptor, error);
+  if (error) {
+    std::fprintf(stderr, "nbd: cannot adopt a handed-off connection: %s\n",
+                 error.message().c_str());
+    ::close(hand_off.descriptor);
+    return;
+  }
+  auto connection = std::make_shared<nbd_detail::Connection>(*this, std::move(socket),
+                                                             ++connections_accepted_);
+  connections_.insert(connection);
+  connection->resume(std::move(hand_off));
+}
+
 void NbdServer::forget(nbd_detail::Connection* connection) {
   for (auto it = connections_.begin(); it != connections_.end(); ++it) {
     if (it->get() == connection) {

@@ -47,6 +47,21 @@ class NbdBackend {
                       std::function<void(std::uint32_t nbd_error)> done) = 0;
 };
 
+// A connection in negotiation moving to another NbdServer (a daemon-wide listener handing a
+// client to the shard of the resource it asked for): the socket, the input not yet processed
+// (starting with the OPT_GO / EXPORT_NAME that chose the export) and what was negotiated.
+struct NbdHandOff {
+  std::string export_name;
+  int descriptor = -1;  // the socket, released from the first server; the receiver owns it
+  int family = 0;       // socket(2) family and protocol, to adopt it
+  int protocol = 0;
+  std::vector<std::uint8_t> input;
+  bool fixed_newstyle = false;
+  bool no_zeroes = false;
+  bool structured_replies = false;
+  std::uint32_t options_count = 0;
+};
+
 struct NbdServerOptions {
   // Requests parsed but not yet answered, per connection. At the bound the socket is not read.
   std::uint32_t requests_in_flight_max = 64;
@@ -70,6 +85,12 @@ struct NbdServerOptions {
   // certificate signed by the context's CA (make_tls_context). Null: no TLS (STARTTLS gets
   // NBD_REP_ERR_UNSUP).
   std::shared_ptr<boost::asio::ssl::context> tls_context;
+  // A daemon-wide listener: an OPT_GO or EXPORT_NAME for an export `routes_export` says lives
+  // elsewhere goes to `hand_off` (after the replies to earlier options are written) instead of
+  // being answered here; this server then forgets the connection. Unset: every export is local.
+  // Not combined with tls_context (a TLS session is not moved).
+  std::function<bool(const std::string& export_name)> routes_export;
+  std::function<void(NbdHandOff)> hand_off;
 };
 
 namespace nbd_detail {
@@ -86,6 +107,9 @@ class NbdServer {
   [[nodiscard]] Status listen_tcp(std::string address, std::uint16_t port);  // 0 → ephemeral
   [[nodiscard]] Status listen_unix(std::string path);
   std::uint16_t tcp_port() const;
+  // Takes over a connection another server handed off (NbdHandOff) and continues its
+  // negotiation here. On a stopped server the socket is closed.
+  void adopt(NbdHandOff hand_off);
   // Closes the listeners and every connection. In-flight backend I/Os still complete; each
   // connection calls close_export after its last one.
   void stop();

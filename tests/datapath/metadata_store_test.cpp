@@ -322,5 +322,137 @@ TEST(CleanShutdownSuperblock, SetsAlCleanAndDerivesTheDiskAndPrimaryFlags) {
   EXPECT_EQ(inconsistent.flags, md::md_flag::al_clean | md::md_flag::crashed_primary);
 }
 
+// ---- Generations and the disk state at attach -------------------------------------------------
+
+TEST(SuperblockGenerations, CurrentBitmapUuidsPerNodeAndHistoryRoundTrip) {
+  md::Superblock superblock = md::initial_superblock(64 * mib, 2).value();
+  Generations generations;
+  generations.current = 0x1234567890ABCDEFull;
+  generations.bitmap[2] = 0x2222;
+  generations.bitmap[31] = 0x3131;
+  generations.history[0] = 0xAAAA;
+  generations.history[31] = 0xBBBB;
+  const md::Superblock written = with_generations(superblock, generations);
+  EXPECT_EQ(written.current_uuid, generations.current);
+  EXPECT_EQ(written.peers[2].bitmap_uuid, 0x2222u);
+  EXPECT_EQ(written.history_uuids[31], 0xBBBBu);
+  EXPECT_EQ(generations_of(written), generations);
+  // Nothing else changes.
+  md::Superblock other = written;
+  other = with_generations(other, generations_of(superblock));
+  EXPECT_EQ(other, superblock);
+}
+
+struct StartCase {
+  std::uint32_t flags;
+  DiskState expected;
+};
+
+TEST(AttachDiskState, FollowsTheFlagsAndDistrustsWhatACrashOrAnUnwrittenBitmapLost) {
+  md::Superblock attached = md::initial_superblock(64 * mib, 2).value();
+  attached.node_id = 1;
+  attached.current_uuid = 0x5000;
+  using namespace md::md_flag;
+  const std::vector<StartCase> cases = {
+      {al_clean, DiskState::inconsistent},
+      {al_clean | consistent, DiskState::outdated},
+      {al_clean | consistent | was_up_to_date, DiskState::up_to_date},
+      {consistent | was_up_to_date, DiskState::outdated},  // killed: bitmaps and AL not kept
+      {consistent, DiskState::outdated},
+      {0, DiskState::inconsistent},
+  };
+  for (const StartCase& each : cases) {
+    attached.flags = each.flags;
+    std::string reason;
+    EXPECT_EQ(attach_disk_state(attached, true, reason), each.expected) << "flags " << each.flags;
+    EXPECT_FALSE(reason.empty());
+  }
+  attached.flags = al_clean | consistent | was_up_to_date;
+  attached.peers[2].flags |= md::peer_flag::full_sync;
+  std::string reason;
+  EXPECT_EQ(attach_disk_state(attached, true, reason), DiskState::outdated) << reason;
+  attached.peers[2].bitmap_uuid = 0x4000;  // a full sync toward node 2 instead (plan_attach)
+  EXPECT_EQ(attach_disk_state(attached, true, reason), DiskState::up_to_date) << reason;
+  // Without peers nothing can be out of sync: a crash keeps the disk UpToDate.
+  attached.flags = consistent | was_up_to_date;
+  EXPECT_EQ(attach_disk_state(attached, false, reason), DiskState::up_to_date) << reason;
+}
+
+TEST(AttachDiskState, FreshCreateMdMetadataStartsUpToDateButAnAttachedJustCreatedDiskDoesNot) {
+  md::Superblock fresh = md::initial_superblock(64 * mib, 2).value();
+  std::string reason;
+  EXPECT_EQ(attach_disk_state(fresh, true, reason), DiskState::up_to_date) << reason;
+  md::Superblock attached = fresh;
+  attached.node_id = 1;  // dittod ran on it: the flags it wrote decide
+  EXPECT_EQ(attach_disk_state(attached, true, reason), DiskState::inconsistent) << reason;
+  md::Superblock with_history = fresh;
+  with_history.history_uuids[0] = 0x77;
+  EXPECT_EQ(attach_disk_state(with_history, true, reason), DiskState::inconsistent) << reason;
+}
+
+TEST(PlanAttach, AKilledPrimarysMetadataSetsCrashedPrimaryAndThePlanCarriesItsGenerations) {
+  AttachFixture fixture;
+  fixture.superblock.node_id = 1;
+  fixture.superblock.flags = md::md_flag::consistent | md::md_flag::was_up_to_date |
+                             md::md_flag::primary_ind;  // AL_CLEAN clear
+  fixture.superblock.current_uuid = 0xC0FFEE1;  // the Primary bit: this node was the Primary
+  fixture.superblock.peers[2].flags |= md::peer_flag::full_sync;
+  auto plan = fixture.plan();
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  EXPECT_TRUE(plan.value().crashed_primary);
+  EXPECT_NE(plan.value().superblock.flags & md::md_flag::crashed_primary, 0u);
+  EXPECT_EQ(plan.value().superblock.peers[2].flags & md::peer_flag::full_sync, 0u);
+  EXPECT_EQ(plan.value().initial_disk, DiskState::outdated);
+  EXPECT_EQ(plan.value().initial_generations.current, 0xC0FFEE1u);
+  EXPECT_EQ(plan.value().initial_disk, DiskState::outdated);
+  // A clean Secondary's metadata is no crash, and neither is a killed Secondary's whose peer
+  // was the Primary (PRIMARY_IND without the Primary bit of its own current UUID).
+  fixture.superblock.flags = md::md_flag::al_clean | md::md_flag::consistent;
+  EXPECT_FALSE(fixture.plan().value().crashed_primary);
+  fixture.superblock.flags = md::md_flag::consistent | md::md_flag::primary_ind;
+  fixture.superblock.current_uuid = 0xC0FFEE0;
+  EXPECT_FALSE(fixture.plan().value().crashed_primary);
+}
+
+TEST(PlanAttach, AnUnwrittenBitmapWithABitmapUuidBecomesAFullSyncThroughTheHistory) {
+  AttachFixture fixture;
+  fixture.superblock.node_id = 1;
+  fixture.superblock.flags =
+      md::md_flag::al_clean | md::md_flag::consistent | md::md_flag::was_up_to_date;
+  fixture.superblock.current_uuid = 0x9000;
+  fixture.superblock.history_uuids[0] = 0x1000;
+  fixture.superblock.peers[2].bitmap_uuid = 0x5000;  // node 2 stayed at generation 0x5000
+  fixture.superblock.peers[2].flags |= md::peer_flag::full_sync;
+  auto plan = fixture.plan();
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  EXPECT_EQ(plan.value().initial_disk, DiskState::up_to_date) << plan.value().disk_reason;
+  const Generations& generations = plan.value().initial_generations;
+  EXPECT_EQ(generations.bitmap[2], 0u);
+  EXPECT_EQ(generations.history[0], 0x5000u);
+  EXPECT_EQ(generations.history[1], 0x1000u);
+  EXPECT_EQ(generations_of(plan.value().superblock), generations) << "written as started";
+  EXPECT_EQ(plan.value().superblock.peers[2].flags & md::peer_flag::full_sync, 0u);
+}
+
+TEST(SuperblockForState, WritesTheDerivedFlagsAndFullSyncForUnwrittenBitmaps) {
+  md::Superblock attached = md::initial_superblock(64 * mib, 2).value();
+  attached.flags = md::md_flag::al_clean | md::md_flag::primary_ind;
+  MetadataState state;
+  state.disk = DiskState::inconsistent;  // a SyncTarget
+  state.primary_known = true;
+  md::Superblock running = superblock_for_state(attached, state);
+  EXPECT_EQ(running.flags, md::md_flag::primary_ind);
+  state.disk = DiskState::up_to_date;
+  state.crashed_primary = true;
+  state.clean = true;
+  state.full_sync_peers = 1u << 2;
+  running = superblock_for_state(attached, state);
+  EXPECT_EQ(running.flags, md::md_flag::al_clean | md::md_flag::consistent |
+                               md::md_flag::was_up_to_date | md::md_flag::primary_ind |
+                               md::md_flag::crashed_primary);
+  EXPECT_NE(running.peers[2].flags & md::peer_flag::full_sync, 0u);
+  EXPECT_EQ(running.peers[0].flags & md::peer_flag::full_sync, 0u);
+}
+
 }  // namespace
 }  // namespace ditto::datapath

@@ -135,6 +135,10 @@ TEST(MetadataAttach, ADiskDrbdmetaPreparedIsAttachedAndOnlyItsDataAreaIsExported
   }
   // The writer's disconnect demotes the auto-promoted node; then a clean shutdown.
   ASSERT_TRUE(wait_for_role(cluster, 0, "Secondary"));
+  // The first write started a data generation (get-gi's first line: "current-uuid 0x...").
+  const std::string generations = cluster.control(0, "get-gi r0").text;
+  ASSERT_EQ(generations.rfind("current-uuid 0x", 0), 0u) << generations;
+  const std::uint64_t current_uuid = std::stoull(generations.substr(15, 16), nullptr, 16);
   cluster.kill(0, SIGTERM);
 
   // drbdmeta reads what dittod wrote back.
@@ -147,7 +151,7 @@ TEST(MetadataAttach, ADiskDrbdmetaPreparedIsAttachedAndOnlyItsDataAreaIsExported
             std::string::npos)
       << dump.output;
   // The metadata area: activity log and bitmap byte for byte as drbdmeta left them, the
-  // superblock changed only in the fields attach and shutdown own.
+  // superblock changed only in the fields attach, the generations and shutdown own.
   const std::vector<std::uint8_t> md_after = file_bytes(disk, data_size_bytes, md_area_bytes);
   ASSERT_EQ(md_after.size(), md_before.size());
   const std::size_t superblock_start = md_area_bytes - 4096;
@@ -160,6 +164,8 @@ TEST(MetadataAttach, ADiskDrbdmetaPreparedIsAttachedAndOnlyItsDataAreaIsExported
   expected.node_id = 0;
   expected.effective_size_sectors = data_size_bytes / 512;
   expected.flags = md::md_flag::al_clean | md::md_flag::consistent | md::md_flag::was_up_to_date;
+  expected.current_uuid = current_uuid;
+  EXPECT_NE(current_uuid, md::uuid_just_created);
   EXPECT_EQ(superblock_of(disk), expected);
 
   // And attaches it again.
