@@ -30,6 +30,10 @@ inline constexpr std::uint64_t reconnect = 1u << 8;
 inline constexpr std::uint64_t diskless_primary = 1u << 9;
 inline constexpr std::uint64_t primary_lost_quorum = 1u << 10;
 inline constexpr std::uint64_t sync_target = 1u << 11;
+// ditto's own: the node restarted below UpToDate and has not been UpToDate since, so a crash
+// may have lost writes it had acknowledged (lost unflushed writes): its newer generation does
+// not make it a source toward an UpToDate peer.
+inline constexpr std::uint64_t restarted_behind = 1ull << 40;
 }  // namespace uuid_flag
 
 struct Generations {

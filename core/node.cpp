@@ -39,6 +39,7 @@ Node::Node(NodeConfig config)
   DITTO_ASSERT(config_.volume_size_bytes % sector_size_bytes == 0);
   DITTO_ASSERT(config_.max_epoch_size >= 1 && config_.requests_in_flight_max >= 1);
   disk_state_ = config_.initial_disk_state;
+  restarted_behind_ = disk_state_ != DiskState::up_to_date;
   // 0 and 1 (the old default) read as "just created"; store them as DRBD does (4).
   generations_.uuids.current = comparable_current(config_.initial_generation) ==
                                        uuid_just_created_value
@@ -387,6 +388,8 @@ void Node::send_state(const Peer& peer, std::uint64_t extra_flags, std::uint32_t
   report.weak_nodes = role_ == Role::primary ? weak_nodes | nodes_without_data()
                                              : weak_nodes | followed_primary_weak_nodes();
   report.dirty_bits = peer.bitmap->count_set();
+  report.dagtag_node = dagtag_node_;
+  report.dagtag = dagtag_;
   if (peer.status.connection != ConnectionState::connected || !peer.first_report_sent) {
     peers_[peer.status.node_id.value].first_report_sent = report;
   }

@@ -374,6 +374,8 @@ class Node {
     Generations uuids;             // the peer's, from its last StateReport
     std::uint64_t uuid_flags = 0;
     std::uint64_t peer_dirty_bits = 0;
+    std::uint8_t dagtag_node = wire::dagtag_node_none;  // its last StateReport's dagtag
+    std::uint64_t dagtag = 0;
     bool bitmap_received = false;
     // Writes sent in stream order and not yet covered by a BarrierAck (DRBD's transfer log):
     // marked out of sync if the connection breaks.
@@ -580,6 +582,7 @@ class Node {
   NodeConfig config_;
   Role role_ = Role::secondary;
   DiskState disk_state_ = DiskState::up_to_date;
+  bool restarted_behind_ = false;  // uuid_flag::restarted_behind
   GenerationState generations_;
   std::array<Peer, nodes_max> peers_{};
   std::array<std::uint32_t, nodes_max> connection_epochs_{};
@@ -595,6 +598,9 @@ class Node {
   std::deque<HeldWrite> held_writes_;
   std::map<std::uint32_t, PeerAckEpoch> peer_ack_epochs_;  // by barrier number (Primary side)
   std::uint64_t next_sequence_ = 1;
+  // The newest application write received from a Primary (wire::StateReport::dagtag).
+  std::uint8_t dagtag_node_ = wire::dagtag_node_none;
+  std::uint64_t dagtag_ = 0;
   std::uint64_t next_io_ = 1;
   std::uint32_t current_epoch_ = 1;
   std::uint32_t current_epoch_writes_ = 0;

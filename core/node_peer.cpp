@@ -261,6 +261,8 @@ void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandl
   resync_overtaken(peer, data);
   mark_out_of_sync_for_absent(data.sector, data.length_bytes, peer.status.node_id);
   peer.open_epoch_writes.push_back(WriteRange{data.sector, data.length_bytes});
+  dagtag_node_ = static_cast<std::uint8_t>(peer.status.node_id.value);
+  dagtag_ = data.sequence;
   if ((data.flags & wire::data_flag_send_receive_ack) != 0) {
     actions_.push_back(Send{peer.status.node_id, wire::RecvAck{data.sequence}, std::nullopt});
   }
@@ -420,7 +422,10 @@ void Node::release_requests_from_non_targets() {
     if (released == 0) continue;
     entry.peers_pending_mask &= ~released;
     for (Peer& peer : peers_) {
-      if ((released & bit(peer.status.node_id)) == 0 || !entry.payload) continue;
+      // (Unconfigured slots have node id 0 and no bitmap.)
+      if (!peer.configured || (released & bit(peer.status.node_id)) == 0 || !entry.payload) {
+        continue;
+      }
       peer.bitmap->set_sectors(entry.sector.value, entry.length_bytes / sector_size_bytes);
     }
     write_released = write_released || entry.kind == RequestKind::write;

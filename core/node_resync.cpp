@@ -98,6 +98,7 @@ std::uint32_t Node::nodes_without_data() const {
 std::uint64_t Node::local_uuid_flags() const {
   std::uint64_t flags = uuid_flag::stable;
   if (disk_state_ == DiskState::inconsistent) flags |= uuid_flag::inconsistent;
+  if (restarted_behind_) flags |= uuid_flag::restarted_behind;
   for (const Peer& peer : peers_) {
     if (peer.configured && receives_resync(peer.status.replication)) {
       flags |= uuid_flag::sync_target;
@@ -137,10 +138,18 @@ void Node::check_resync_source(Peer& peer) {
 
 void Node::bump_generation_if_pending() {
   if (!generations_.new_current_pending) return;
-  // Only an UpToDate diskful node starts a generation; a diskless one keeps it pending.
-  if (disk_state_ != DiskState::up_to_date) return;
+  // An UpToDate diskful node starts a generation; so does a diskless Primary (§3.2: it
+  // generates the UUID and carries it to its peers, DRBD's P_CURRENT_UUID), or Secondaries cut
+  // off from it would keep the generation of the peers that got its writes. Any other node
+  // keeps the request pending.
+  const bool diskless_primary = role_ == Role::primary && local_disk_detached();
+  if (disk_state_ != DiskState::up_to_date && !diskless_primary) return;
   NewCurrentInput input;
   input.rotate_into_nodes = nodes_without_data();
+  // A diskless Primary's own disk misses the new generation too: its own slot takes the old
+  // UUID (once, so later writes do not bump again), and its peers, told it is weak, rotate the
+  // old UUID into their slot toward it.
+  if (diskless_primary) input.rotate_into_nodes |= bit(config_.node_id);
   input.primary = role_ == Role::primary;
   input.forced = comparable_current(generations_.uuids.current) == uuid_just_created_value;
   const std::uint64_t old = generations_.uuids.current;
@@ -222,6 +231,8 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   peer.uuids = state.uuids;
   peer.uuid_flags = state.uuid_flags;
   peer.peer_dirty_bits = state.dirty_bits;
+  peer.dagtag_node = state.dagtag_node;
+  peer.dagtag = state.dagtag;
   peer.status.generation = state.uuids.current;
   const std::uint32_t weak_before = peer.weak_nodes;
   peer.weak_nodes = state.role == Role::primary ? state.weak_nodes : 0;
@@ -288,16 +299,20 @@ void Node::sync_handshake_with(Peer& peer) {
       return resync_same_generation(peer);
     case HandshakeOutcome::become_source:
     case HandshakeOutcome::become_target: {
-      // An UpToDate disk is never overwritten from one that is not (a node restarted after a
-      // crash is Outdated and cannot vouch for its newer generation: it may lack writes it had
-      // acknowledged): the direction turns toward the UpToDate side, and the union of both
-      // bitmaps (the restarted node marks everything) covers every block that may differ.
+      // An UpToDate disk is never overwritten from one restarted after a crash (it is Outdated
+      // and cannot vouch for its newer generation: it may lack writes it had acknowledged): the
+      // direction turns toward the UpToDate side, and the union of both bitmaps (the restarted
+      // node marks everything) covers every block that may differ. A node that outdated itself
+      // without a crash (a weak Secondary) kept every write it stored: a newer generation makes
+      // it the source, as in DRBD.
       bool source = decision.outcome == HandshakeOutcome::become_source;
+      const bool self_restarted = (local_uuid_flags() & uuid_flag::restarted_behind) != 0;
+      const bool peer_restarted = (peer.uuid_flags & uuid_flag::restarted_behind) != 0;
       if (source && peer.status.disk == DiskState::up_to_date &&
-          disk_state_ != DiskState::up_to_date) {
+          disk_state_ != DiskState::up_to_date && self_restarted) {
         source = false;
       } else if (!source && disk_state_ == DiskState::up_to_date &&
-                 peer.status.disk != DiskState::up_to_date) {
+                 peer.status.disk != DiskState::up_to_date && peer_restarted) {
         source = true;
       }
       if (const char* reason = resync_not_now(peer, source)) return defer_resync(peer, reason);
@@ -322,8 +337,10 @@ void Node::resync_same_generation(Peer& peer) {
   }
   // Reconcile (§3.5 step 3): same generation, both UpToDate, but writes that may not have
   // arrived are marked (a connection broke with writes in flight and no later write
-  // started a generation): the Primary, else the side with bits, else the lower node id,
-  // is the source.
+  // started a generation): the Primary, else the side with bits, else the side that received
+  // more of the lost Primary's writes (dagtag: each connection carries the Primary's writes in
+  // one order, so it holds every write the other side received), else the lower node id, is
+  // the source.
   const std::uint64_t mine = peer.bitmap->count_set();
   if (mine != 0 || peer.peer_dirty_bits != 0) {
     bool source = config_.node_id.value < peer.status.node_id.value;
@@ -331,6 +348,9 @@ void Node::resync_same_generation(Peer& peer) {
       source = role_ == Role::primary;
     } else if ((mine == 0) != (peer.peer_dirty_bits == 0)) {
       source = mine != 0;
+    } else if (dagtag_node_ != wire::dagtag_node_none && dagtag_node_ == peer.dagtag_node &&
+               dagtag_ != peer.dagtag) {
+      source = dagtag_ > peer.dagtag;
     }
     return start_bitmap_exchange(peer, source);
   }

@@ -57,6 +57,7 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
   const std::uint32_t score_before = promotion_score();
   role_ = next.role;
   disk_state_ = next.disk;
+  if (disk_state_ == DiskState::up_to_date) restarted_behind_ = false;
   for (Peer& peer : peers_) {
     if (!peer.configured) continue;
     const PeerState& view = next.peers[peer.status.node_id.value];
@@ -109,6 +110,9 @@ void Node::detach_local_disk() {
     DITTO_ASSERT(result.ok());  // no hard rule keeps a disk from failing
   }
   DITTO_ASSERT(disk_state_ == DiskState::diskless);
+  // A local disk failure while Primary flags a new data generation (§3.2), lazily: the next
+  // write starts it and carries it to the peers (a diskless Primary's P_CURRENT_UUID).
+  if (role_ == Role::primary) request_new_current_uuid(generations_);
   send_state_to_connected_peers();
 }
 

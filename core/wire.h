@@ -65,6 +65,8 @@ struct Hello {
 
 // The sender's role, local disk state and data generations (DRBD's P_STATE and P_UUIDS110 in
 // one message), sent after Hello and on every change.
+inline constexpr std::uint8_t dagtag_node_none = 0xff;
+
 struct StateReport {
   Role role = Role::secondary;
   DiskState disk_state = DiskState::diskless;
@@ -72,6 +74,11 @@ struct StateReport {
   std::uint64_t uuid_flags = 0;  // ditto::uuid_flag bits
   std::uint32_t weak_nodes = 0;  // with uuid_flag::new_datagen: nodes that missed the bump
   std::uint64_t dirty_bits = 0;  // bits set in the sender's bitmap toward the receiver
+  // DRBD's dagtag toward a Primary: the node id of the last Primary whose application writes
+  // this node received (dagtag_node_none: none) and the sequence of the newest of them.
+  // Secondaries that lost that Primary reconcile from the one that received more (§3.5 step 3).
+  std::uint8_t dagtag_node = dagtag_node_none;
+  std::uint64_t dagtag = 0;
   friend bool operator==(const StateReport&, const StateReport&) = default;
 };
 

@@ -281,9 +281,12 @@ void Simulation::after_step(std::uint8_t node) {
   // No core.invariants() here: core checks them on exit of every on_* input (DESIGN.md house
   // style 2); a second check per step was a tenth of the simulator's CPU time.
   // Written through on every change, as DRBD writes UUIDs and flags synchronously.
+  // A detached disk gets no metadata writes (a diskless Primary's generations live in memory
+  // and on its peers).
   const bool consistent = core.disk_state() != DiskState::inconsistent;
-  if (core.generations() != sim_node.disk.metadata_generations() ||
-      consistent != sim_node.disk.metadata_consistent()) {
+  const bool attached = core.disk_state() > DiskState::failed;
+  if (attached && (core.generations() != sim_node.disk.metadata_generations() ||
+                   consistent != sim_node.disk.metadata_consistent())) {
     sim_node.disk.write_metadata(core.generations(), consistent);
   }
   if (sim_node.promotion_requested && !core.promotion_pending()) {

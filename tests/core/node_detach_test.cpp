@@ -97,5 +97,75 @@ TEST(Detach, AWriteInFlightToALostPeerStartsANewGenerationBeforeThePeerReconnect
   EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
 }
 
+// §3.2: a local disk failure while Primary flags a new generation, and a diskless Primary
+// carries it to its peers (DRBD's P_CURRENT_UUID); they rotate the old UUID into their slot
+// toward it (its disk misses the writes), and again toward a peer it loses later.
+TEST(Detach, ADisklessPrimaryStartsANewGenerationThatItsPeersAdopt) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 1);
+  cluster.settle();
+  const std::uint64_t first = cluster.nodes[1].generation();
+  ASSERT_EQ(cluster.nodes[2].generation(), first);
+  cluster.write(0, 2, 8, 2);
+  cluster.complete_disk(0, IoStatus::io_error);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  cluster.write(0, 3, 16, 3);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  const std::uint64_t second = cluster.nodes[1].generation();
+  EXPECT_NE(second, first);
+  EXPECT_EQ(cluster.nodes[2].generation(), second);
+  EXPECT_EQ(cluster.nodes[1].generations().bitmap[0], first);
+  EXPECT_EQ(cluster.nodes[2].generations().bitmap[0], first);
+  // Writing on does not start another generation while nothing else changed...
+  cluster.write(0, 4, 24, 4);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[1].generation(), second);
+  // ...losing a peer does, and the remaining peer tracks the lost one from there.
+  cluster.disconnect(0, 2);
+  cluster.write(0, 5, 32, 5);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(5), ClientStatus::ok);
+  EXPECT_NE(cluster.nodes[1].generation(), second);
+  EXPECT_EQ(cluster.nodes[1].generations().bitmap[2], second);
+}
+
+// §3.5 step 3: two Secondaries lose their Primary with different writes received and equal
+// generations (the Primary's bump never reached them). The one that received more of its writes
+// (dagtag) is the resync source, whatever the node ids say.
+TEST(Detach, SecondariesThatLostThePrimaryReconcileFromTheOneThatReceivedMore) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 1);
+  cluster.settle();
+  cluster.write(0, 2, 8, 2);
+  // Node 1 never gets the Data; node 2 stores it.
+  std::erase_if(cluster.network, [](const Cluster::InFlight& message) {
+    return message.from.value == 0 && message.to.value == 1;
+  });
+  cluster.deliver_messages();
+  cluster.complete_disk(2);
+  cluster.complete_disk(0);
+  // The Primary vanishes: nothing it sends from now on (its new generation) arrives.
+  cluster.disconnect(1, 2);
+  for (int peer : {1, 2}) {
+    cluster.nodes[0].on_connection_down(cluster.now, harness::node_id(peer));
+    cluster.nodes[peer].on_connection_down(cluster.now, harness::node_id(0));
+  }
+  cluster.collect_all();
+  cluster.network.clear();
+  cluster.drain();
+  ASSERT_EQ(cluster.nodes[1].generation(), cluster.nodes[2].generation());
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->replication, ReplicationState::established);
+  EXPECT_GE(cluster.nodes[1].peer(NodeId{2})->resync_total_blocks, 1u);
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->resync_total_blocks, 0u);
+}
+
 }  // namespace
 }  // namespace ditto::core

@@ -43,6 +43,8 @@ TEST(Wire, EveryMessageSurvivesARoundTrip) {
   state.uuids.current = 42;
   state.uuids.bitmap[3] = 44;
   state.uuids.history[31] = 46;
+  state.dagtag_node = 2;
+  state.dagtag = 0x123456789ull;
   EXPECT_EQ(round_trip<StateReport>(state), state);
   const std::vector<std::uint8_t> payload(4096, 0xAB);
   Data data{9, Sector{128}, 4096, data_flag_fua};
@@ -142,6 +144,18 @@ TEST(Wire, DataWithALengthThatIsNotWholeSectorsIsMalformed) {
   const auto result = decode(frame);
   ASSERT_TRUE(std::holds_alternative<WireError>(result));
   EXPECT_EQ(std::get<WireError>(result).code, WireErrorCode::malformed_body);
+}
+
+TEST(Wire, AStateReportNamingANodeIdBeyondTheLastAsItsDagtagNodeIsMalformed) {
+  StateReport state;
+  state.dagtag_node = 40;  // neither a node id (0..31) nor dagtag_node_none
+  auto frame = encode(state);
+  // Fields: role, disk, current, uuid_flags, weak_nodes, dirty_bits, then the dagtag node.
+  EXPECT_EQ(frame[header_size_bytes + 1 + 1 + 8 + 8 + 4 + 8], 40);
+  const auto result = decode(frame);
+  ASSERT_TRUE(std::holds_alternative<WireError>(result));
+  EXPECT_EQ(std::get<WireError>(result).code, WireErrorCode::malformed_body);
+  EXPECT_NE(std::get<WireError>(result).message.find("dagtag"), std::string::npos);
 }
 
 TEST(Wire, TwoFramesInOneBufferDecodeOneAtATime) {

@@ -133,15 +133,34 @@ TEST(RegressionResync, AResyncedBlockIsOutOfSyncTowardTheNodesOutsideTheResync) 
   expect_swarm_seeds_pass({213});
 }
 
-// Bug (not fixed): a Primary whose disk detached keeps writing through the Secondaries it
-// reaches but never starts a new generation (bump_generation_if_pending needs an UpToDate
-// disk), so Secondaries cut off from it keep the same current UUID as the one that got the
-// writes; at the heal the reconcile rule (same generation, both with bits: lower node id is
-// the source) can resync acknowledged writes away from the only node that held them. DRBD's
-// diskless Primary sends its new current UUID to its peers (P_CURRENT_UUID).
-// Replay: ditto-sim run --seed 550 --swarm --ops 400  (shrinks to 3 faults, 13 operations)
-TEST(RegressionResync, DISABLED_ADisklessPrimaryThatLosesReplicasStartsANewGeneration) {
+// Bug: Secondaries cut off from their Primary kept its generation (its new-generation
+// StateReports never arrived), one of them held an acknowledged write the other lacked, and the
+// Primary's disk then detached (so it held no copy); at the heal the reconcile rule (same
+// generation, both with bits) took the lower node id as the source and resynced the write away.
+// Fixed as DRBD does: the side that received more of the lost Primary's writes (its dagtag) is
+// the source; and a diskless Primary now starts a new generation and carries it to its peers
+// (P_CURRENT_UUID, §3.2), with its own node among the weak ones.
+// Replay: ditto-sim run --seed 550 --swarm --ops 400  (shrinks to 4 faults, 13 operations)
+TEST(RegressionResync, SecondariesThatLostTheirPrimaryReconcileFromTheOneThatReceivedMore) {
   expect_swarm_seeds_pass({550});
+}
+
+// Bug: a Secondary cut off from the Primary outdated itself (it was weak) while holding a
+// newer generation with acknowledged writes; a stale peer that never learned it was weak stayed
+// UpToDate, and the handshake turned the resync toward the UpToDate side, so the newer writes
+// were lost. Fixed: only a node restarted after a crash (uuid_flag::restarted_behind) loses
+// its direction to an UpToDate peer; an Outdated node that kept its disk is the source when
+// the generations say it is newer (DRBD). (Found after the fix above changed the timings.)
+// Replay: ditto-sim run --seed 568 --swarm --ops 400  (shrinks to 6 faults, 77 operations)
+TEST(RegressionResync, AnOutdatedSecondaryWithTheNewerGenerationIsTheSourceForAStalePeer) {
+  expect_swarm_seeds_pass({568});
+}
+
+// Bug: releasing a write from a lost peer marked the bitmaps of every unconfigured peer slot
+// whose (default) node id 0 matched the lost peer: a bitmap that does not exist (assertion).
+// Replay: ditto-sim run --seed 1590 --swarm --ops 400
+TEST(RegressionResync, ReleasingWritesFromALostNodeZeroTouchesOnlyConfiguredPeers) {
+  expect_swarm_seeds_pass({1590});
 }
 
 // The shrinker itself, on a failure that does not depend on the core: the oracle self-test
