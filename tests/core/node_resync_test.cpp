@@ -195,7 +195,9 @@ TEST(Resync, ASplitBrainRefusesTheConnectionWithBothGenerationsInTheReason) {
                 static_cast<unsigned long long>(cluster.nodes[1].generation()));
   EXPECT_NE(reason.find(mine), std::string::npos) << reason;
   EXPECT_NE(reason.find(theirs), std::string::npos) << reason;
-  EXPECT_EQ(count_events(cluster, 0, "split-brain name:r0 peer-node-id:1"), 1);
+  EXPECT_EQ(count_events(cluster, 0, "call helper name:r0 peer-node-id:1 conn-name:node1 volume:0 "
+                                     "helper:initial-split-brain"),
+            1);
   EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->connection, ConnectionState::standalone);
 }
 
