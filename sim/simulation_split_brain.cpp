@@ -112,7 +112,8 @@ void Simulation::split_brain_heal() {
 
 void Simulation::on_split_brain_step(const SimEvent& event) {
   if (event.first == step_promote_second) {
-    return request_promotion(event.node, static_cast<std::uint8_t>(SimNode::PromotionReason::split_brain));
+    const auto reason = static_cast<std::uint8_t>(SimNode::PromotionReason::split_brain);
+    return request_promotion(event.node, reason);
   }
   DITTO_ASSERT(event.first == step_manual_recovery);
   // drbdadm connect --discard-my-data on the victim (node 1), drbdadm connect on node 0.
