@@ -40,7 +40,9 @@ TEST(Resync, ASecondaryAwayForAWhileGetsExactlyTheBlocksWrittenMeanwhileAndEndsU
   cluster.write(0, 5, block_sector(200), 5);
   cluster.settle();
   EXPECT_NE(cluster.nodes[0].generation(), before);  // the first write started a generation
-  EXPECT_EQ(cluster.nodes[0].generations().bitmap[1], before & ~std::uint64_t{1});
+  // The bitmap UUID keeps the Primary bit of the generation it took (§6: after-sb reads it).
+  EXPECT_EQ(cluster.nodes[0].generations().bitmap[1], before);
+  EXPECT_EQ(before & uuid_primary_bit, uuid_primary_bit);
   EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->out_of_sync_bytes, 3u * 4096);
 
   cluster.connect(0, 1);
