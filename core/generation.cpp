@@ -58,7 +58,9 @@ bool new_current_uuid(Generations& uuids, const NewCurrentInput& input, std::uin
     if (!node_in(input.rotate_into_nodes, node)) continue;
     const std::uint64_t slot = comparable_uuid(uuids.bitmap[node]);
     if (slot == 0 || slot == old) {
-      uuids.bitmap[node] = old;
+      // With the Primary bit as it was: after-sb's discard-younger/older-primary reads it
+      // ("I was Primary when the split happened", §6); comparisons mask it.
+      uuids.bitmap[node] = uuids.current;
       slot_took_old = true;
     }
   }
@@ -152,6 +154,38 @@ void user_new_current_uuid(Generations& uuids, bool primary, std::uint64_t rando
   }
   const bool bumped = new_current_uuid(uuids, NewCurrentInput{0, primary, true}, random);
   DITTO_ASSERT(bumped);
+}
+
+namespace {
+
+// 16 upper-case hex digits, as drbdsetup prints UUIDs.
+std::string uuid_text(std::uint64_t uuid) {
+  std::string text(16, '0');
+  for (std::size_t digit = 0; digit < 16; ++digit) {
+    text[15 - digit] = "0123456789ABCDEF"[(uuid >> (4 * digit)) & 0xf];
+  }
+  return text;
+}
+
+}  // namespace
+
+// current:bitmap-UUIDs(non-zero, node=uuid):history(non-zero), as drbdsetup show-gi abridged.
+std::string generations_text(const Generations& uuids) {
+  std::string text = uuid_text(uuids.current) + ":";
+  bool first = true;
+  for (std::uint32_t node = 0; node < generation_node_slots; ++node) {
+    if (uuids.bitmap[node] == 0) continue;
+    text += (first ? "" : ",") + std::to_string(node) + "=" + uuid_text(uuids.bitmap[node]);
+    first = false;
+  }
+  text += ":";
+  first = true;
+  for (const std::uint64_t uuid : uuids.history) {
+    if (uuid == 0) continue;
+    text += (first ? "" : ",") + uuid_text(uuid);
+    first = false;
+  }
+  return text;
 }
 
 }  // namespace ditto

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "core/types.h"
@@ -49,6 +50,10 @@ std::uint64_t comparable_current(std::uint64_t uuid);
 constexpr std::uint64_t comparable_uuid(std::uint64_t uuid) {
   return uuid & ~uuid_primary_bit;
 }
+
+// current:bitmap-UUIDs(non-zero, node=uuid):history(non-zero), UUIDs as 16 upper-case hex
+// digits (drbdsetup show-gi, abridged).
+std::string generations_text(const Generations& uuids);
 
 // push_history (§3.1): ignores 0, just-created, the current UUID, values already held.
 void push_history(Generations& uuids, std::uint64_t uuid);
@@ -196,6 +201,17 @@ enum class AfterSplitBrain1 {
 enum class AfterSplitBrain2 { disconnect, violently_as0p, call_pri_lost_after_sb };
 enum class RrConflict { disconnect, retry_connect, call_pri_lost, violently, auto_discard };
 
+// The net options that decide a split brain (drbd.conf `net { after-sb-0pri ...; }`, §6).
+// discard-node-NAME is resolved by the configuration into discard_local / discard_remote.
+struct SplitBrainPolicy {
+  AfterSplitBrain0 after_sb_0pri = AfterSplitBrain0::disconnect;
+  AfterSplitBrain1 after_sb_1pri = AfterSplitBrain1::disconnect;
+  AfterSplitBrain2 after_sb_2pri = AfterSplitBrain2::disconnect;
+  RrConflict rr_conflict = RrConflict::disconnect;
+  bool always_asbp = false;
+  friend bool operator==(const SplitBrainPolicy&, const SplitBrainPolicy&) = default;
+};
+
 struct HandshakeInput {
   UuidCompareInput compare;
   DiskState self_disk = DiskState::up_to_date;
@@ -238,7 +254,10 @@ struct HandshakeDecision {
   bool call_initial_split_brain = false;
   bool call_split_brain = false;
   bool call_pri_lost = false;  // rr-conflict call-pri-lost
+  // call-pri-lost-after-sb: this node (a Primary that loses) demotes before it becomes the
+  // SyncTarget; peer_demotes: the peer (a Primary that loses) does.
   bool call_pri_lost_after_sb = false;
+  bool peer_demotes = false;
   std::string_view reason;
 };
 

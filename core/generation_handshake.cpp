@@ -93,6 +93,7 @@ Direction after_split_brain(const HandshakeInput& in, HandshakeDecision& decisio
         return self_primary ? Direction::source : Direction::target;
       case AfterSplitBrain1::call_pri_lost_after_sb:
         decision.call_pri_lost_after_sb = as0p == Direction::target && self_primary;
+        decision.peer_demotes = as0p == Direction::source && !self_primary;
         return as0p;
     }
   }
@@ -103,6 +104,7 @@ Direction after_split_brain(const HandshakeInput& in, HandshakeDecision& decisio
       return as0p;
     case AfterSplitBrain2::call_pri_lost_after_sb:
       decision.call_pri_lost_after_sb = as0p == Direction::target;
+      decision.peer_demotes = as0p == Direction::source;
       return as0p;
   }
   return Direction::none;
@@ -169,6 +171,8 @@ void disk_state_override(const HandshakeInput& in, HandshakeDecision& decision) 
 // Step 10: I would become SyncTarget while Primary with good data and changes on either side.
 void rr_conflict(const HandshakeInput& in, HandshakeDecision& decision) {
   if (!is_target(decision.strategy) || is_if_both_failed(decision.strategy)) return;
+  // A losing Primary under call-pri-lost-after-sb demotes first (DRBD's asb_recover_1p/2p).
+  if (decision.call_pri_lost_after_sb) return;
   if (in.self_role != Role::primary || in.self_disk < DiskState::consistent) return;
   if (in.self_dirty_bits == 0 && in.peer_dirty_bits == 0) return;
   switch (in.rr_conflict) {

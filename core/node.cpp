@@ -381,7 +381,7 @@ void Node::send_state(const Peer& peer, std::uint64_t extra_flags, std::uint32_t
   report.role = role_;
   report.disk_state = disk_state_;
   report.uuids = generations_.uuids;
-  report.uuid_flags = local_uuid_flags() | extra_flags;
+  report.uuid_flags = uuid_flags_toward(peer) | extra_flags;
   // A Primary always names the nodes it does not replicate to: its Secondaries mark the writes
   // they receive out of sync toward those nodes too (they may resync them later).
   // A Secondary forwards its Primary's: a node the Primary cannot reach learns it is behind.

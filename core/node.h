@@ -28,7 +28,14 @@
 //   promotion or after losing a peer, at once when a write completes without a peer); the
 //   handshake (Hello, then StateReport carrying the UUIDs) runs uuid_compare and the §3.5
 //   pipeline: no sync, bitmap-based resync either way, full sync, or a refused connection
-//   (split brain, unrelated data; after-sb policies are not applied yet: always `disconnect`);
+//   (unrelated data, an unresolved split brain);
+// - split brain (node_split_brain.cpp, §6): detected at the handshake and reported on both
+//   nodes as an events2 `call helper ... helper:initial-split-brain` line naming both sides'
+//   generations and changed blocks; resolved by NodeConfig::split_brain (after-sb-0pri/1pri/
+//   2pri, rr-conflict, always-asbp): the victim becomes SyncTarget of the survivor, or both go
+//   StandAlone with their data untouched until the administrator's ConnectPeer (with
+//   discard_my_data on the victim). DisconnectPeer/ConnectPeer are drbdsetup disconnect/connect;
+//   a StandAlone connection stays down (on_connection_up is refused) until ConnectPeer;
 // - an out-of-sync bitmap per peer (core/bitmap.h, 4 KiB per bit), set for every write a peer
 //   did not get or did not confirm with a BarrierAck before the connection broke; exchanged
 //   and merged at the handshake (WFBitMapS/T), then a resync driven by the SyncTarget
@@ -111,6 +118,8 @@ struct NodeConfig {
   std::uint32_t c_fill_target_sectors = 100;
   std::uint32_t c_max_rate_kib = 102400;
   std::uint32_t c_min_rate_kib = 250;
+  // Split-brain recovery policies (DRBD net options; DRBD defaults: all `disconnect`).
+  SplitBrainPolicy split_brain;
 };
 
 // Timers a Node arms (ArmTimer) and expects back through on_timer.
@@ -184,11 +193,13 @@ struct ReleasePayload {
   PayloadHandle payload;
 };
 
-// Drop the connection to `peer` (a protocol error or a refused handshake); the transport may
-// reconnect later.
+// Drop the connection to `peer` (a protocol error or a refused handshake). With `reconnect` the
+// transport may reconnect later; without it the connection is StandAlone (a split brain left to
+// the administrator, unrelated data, DisconnectPeer): no attempt until ConnectPeer.
 struct Disconnect {
   NodeId peer;
   std::string reason;
+  bool reconnect = true;
 };
 
 // A state change, formatted as a drbdsetup events2 line (without timestamp).
@@ -216,7 +227,18 @@ struct Promote {
   bool force = false;
 };
 struct Demote {};
-using AdminCommand = std::variant<Promote, Demote>;
+// drbdsetup disconnect: the connection to `peer` goes StandAlone and stays so.
+struct DisconnectPeer {
+  NodeId peer;
+};
+// drbdsetup connect [--discard-my-data]: a StandAlone connection starts connecting again (the
+// driver then connects the transport). With discard_my_data this node offers itself as the
+// victim of a split brain found at the next handshake (it becomes SyncTarget).
+struct ConnectPeer {
+  NodeId peer;
+  bool discard_my_data = false;
+};
+using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer>;
 
 // The outcome of an admin request; refusals carry DRBD's SS_* name and a sentence.
 //
@@ -394,6 +416,8 @@ class Node {
     // node): the connection stays up without it, and the node that was busy reconnects when
     // its resync ends, so the handshake runs again (DRBD pauses it: PausedSyncT/S).
     bool resync_deferred = false;
+    // ConnectPeer{discard_my_data}: sent as uuid_flag::discard_my_data until a handshake passes.
+    bool discard_my_data = false;
     // What our first StateReport on this connection said (the peer's handshake used it).
     std::optional<wire::StateReport> first_report_sent;
     // Peer-acks, receiving side (this peer is our Primary): the writes it sent us that no
@@ -503,8 +527,18 @@ class Node {
   bool drain_inbox_front_without_disk(Peer& peer);
   void clear_peer_streams(Peer& peer);
 
+  // Split brain and the connect/disconnect admin commands (node_split_brain.cpp).
+  std::optional<HandshakeDecision> handshake_decision(const Peer& peer, Role peer_role,
+                                                      DiskState peer_disk) const;
+  bool accept_handshake(Peer& peer, const HandshakeDecision& decision);
+  void report_split_brain(const Peer& peer, const HandshakeDecision& decision);
+  void emit_helper_call(const Peer& peer, const std::string& helper, const std::string& extra);
+  AdminResult disconnect_peer(Instant now, const DisconnectPeer& command);
+  AdminResult connect_peer(const ConnectPeer& command);
+  std::uint64_t uuid_flags_toward(const Peer& peer) const;
+
   // Generations, bitmaps and resync (node_resync.cpp).
-  void sync_handshake_with(Peer& peer);
+  void sync_handshake_with(Peer& peer, const HandshakeDecision& decision);
   void resync_same_generation(Peer& peer);
   void defer_resync(Peer& peer, const char* reason);
   void refuse_connection(Peer& peer, const HandshakeDecision& decision);

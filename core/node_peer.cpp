@@ -21,15 +21,19 @@ void Node::on_connection_up(Instant now, NodeId peer_id) {
   (void)now;
   Peer& peer = peer_ref(peer_id);
   DITTO_ASSERT(peer.status.connection != ConnectionState::connected);
+  if (peer.status.connection == ConnectionState::standalone) {
+    // StandAlone waits for the administrator (ConnectPeer): a transport that connected anyway
+    // is sent away again.
+    actions_.push_back(Disconnect{peer_id, "the connection is StandAlone", false});
+    return invariants();
+  }
   connection_epochs_[peer_id.value] += 1;
   peer.transport_up = true;
   peer.hello_received = false;
   peer.state_received = false;
-  // StandAlone (after a refused handshake) goes through Unconnected, as DRBD's walk requires.
-  if (peer.status.connection == ConnectionState::standalone) {
-    set_connection(peer, ConnectionState::unconnected);
+  if (peer.status.connection != ConnectionState::connecting) {
+    set_connection(peer, ConnectionState::connecting);
   }
-  set_connection(peer, ConnectionState::connecting);
   wire::Hello hello;
   hello.sender = config_.node_id;
   hello.receiver = peer_id;
@@ -145,9 +149,19 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   const bool first = !peer.state_received;
   const bool finished = !first && peer_finished_resync(peer, state);
   on_peer_generations(peer, state);
+  // The handshake is decided before the peer's role is taken on: a split brain between two
+  // Primaries is resolved (or refused) first, as DRBD's receive_state does.
+  std::optional<HandshakeDecision> decision;
+  if (first) {
+    decision = handshake_decision(peer, state.role, state.disk_state);
+    if (decision && !accept_handshake(peer, *decision)) return;
+  }
   ClusterState proposed = cluster_state();
   PeerState& view = proposed.peers[peer.status.node_id.value];
   view.role = state.role;
+  // A losing Primary demotes as part of this handshake (call-pri-lost-after-sb); its next
+  // StateReport says so.
+  if (decision && decision->peer_demotes) view.role = Role::secondary;
   view.disk = state.disk_state;
   if (first) {
     view.connection = ConnectionState::connected;
@@ -165,7 +179,9 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
     if ((done & bit(peer.status.node_id)) != 0) peer.bitmap->clear_all();
   }
   if (first) {
-    sync_handshake_with(peer);
+    if (decision) sync_handshake_with(peer, *decision);
+    // --discard-my-data is used up once a handshake got through with it.
+    if (peer.status.connection == ConnectionState::connected) peer.discard_my_data = false;
   } else {
     check_resync_source(peer);
   }

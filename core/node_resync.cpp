@@ -40,34 +40,6 @@ bool is_source(ReplicationState state) {
   return state == ReplicationState::sync_source || state == ReplicationState::paused_sync_source;
 }
 
-// 16 upper-case hex digits, as drbdsetup prints UUIDs.
-std::string uuid_text(std::uint64_t uuid) {
-  std::string text(16, '0');
-  for (std::size_t digit = 0; digit < 16; ++digit) {
-    text[15 - digit] = "0123456789ABCDEF"[(uuid >> (4 * digit)) & 0xf];
-  }
-  return text;
-}
-
-// current:bitmap-UUIDs(non-zero, node=uuid):history(non-zero), as drbdsetup show-gi abridged.
-std::string generations_text(const Generations& uuids) {
-  std::string text = uuid_text(uuids.current) + ":";
-  bool first = true;
-  for (std::uint32_t node = 0; node < generation_node_slots; ++node) {
-    if (uuids.bitmap[node] == 0) continue;
-    text += (first ? "" : ",") + std::to_string(node) + "=" + uuid_text(uuids.bitmap[node]);
-    first = false;
-  }
-  text += ":";
-  first = true;
-  for (const std::uint64_t uuid : uuids.history) {
-    if (uuid == 0) continue;
-    text += (first ? "" : ",") + uuid_text(uuid);
-    first = false;
-  }
-  return text;
-}
-
 }  // namespace
 
 // ---- Generations ------------------------------------------------------------------------------
@@ -112,7 +84,7 @@ std::uint64_t Node::local_uuid_flags() const {
 // state changed since its report retries (rule 0, initial-handshake-changed).
 const char* Node::resync_not_now(const Peer& peer, bool source) const {
   const wire::StateReport& sent = *peer.first_report_sent;
-  if (sent.disk_state != disk_state_ || sent.uuid_flags != local_uuid_flags() ||
+  if (sent.disk_state != disk_state_ || sent.uuid_flags != uuid_flags_toward(peer) ||
       comparable_current(sent.uuids.current) != comparable_current(generations_.uuids.current)) {
     return state_changed_reason;
   }
@@ -272,28 +244,8 @@ bool Node::peer_finished_resync(const Peer& peer, const wire::StateReport& state
 
 // ---- The sync handshake -----------------------------------------------------------------------
 
-void Node::sync_handshake_with(Peer& peer) {
-  HandshakeInput input;
-  input.compare.self = generations_.uuids;
-  input.compare.peer = peer.uuids;
-  input.compare.self_node = config_.node_id.value;
-  input.compare.peer_node = peer.status.node_id.value;
-  input.compare.self_flags = local_uuid_flags();
-  input.compare.peer_flags = peer.uuid_flags;
-  input.compare.protocol = config_.protocol;
-  input.self_disk = disk_state_;
-  input.peer_disk = peer.status.disk;
-  input.self_role = role_;
-  input.peer_role = peer.status.role;
-  input.self_dirty_bits = peer.bitmap->count_set();
-  input.peer_dirty_bits = peer.peer_dirty_bits;
-  auto with_disk = [](DiskState disk) {
-    return disk >= DiskState::inconsistent && disk != DiskState::dunknown;
-  };
-  // A diskless side (detached after an I/O error) has no data to compare or resync: the
-  // connection is established without a sync (it reads and writes through its peers).
-  if (!with_disk(disk_state_) || !with_disk(peer.status.disk)) return;
-  const HandshakeDecision decision = sync_handshake(input);
+// Applies the decision accept_handshake let through (the connection is Connected now).
+void Node::sync_handshake_with(Peer& peer, const HandshakeDecision& decision) {
   switch (decision.outcome) {
     case HandshakeOutcome::established:
       return resync_same_generation(peer);
@@ -377,19 +329,25 @@ void Node::defer_resync(Peer& peer, const char* reason) {
 void Node::refuse_connection(Peer& peer, const HandshakeDecision& decision) {
   const bool split_brain = decision.compare.strategy == SyncStrategy::split_brain_auto_recover ||
                            decision.compare.strategy == SyncStrategy::split_brain_disconnect;
-  const std::string what = split_brain ? "split-brain" : "unrelated-data";
+  const bool unrelated = decision.compare.strategy == SyncStrategy::unrelated_data;
   const std::string mine = generations_text(generations_.uuids);
   const std::string theirs = generations_text(peer.uuids);
-  const std::string reason =
-      (split_brain ? std::string("split brain detected") : std::string("unrelated data")) +
-      " (rule " + std::string(to_string(decision.compare.rule)) + "): local generations " +
-      mine + ", peer generations " + theirs + "; refusing to connect";
-  actions_.push_back(Event{what + " name:" + config_.resource_name +
-                           " peer-node-id:" + std::to_string(peer.status.node_id.value) +
-                           " conn-name:" + peer.status.name + " local-generations:" + mine +
-                           " peer-generations:" + theirs});
-  actions_.push_back(Disconnect{peer.status.node_id, reason});
+  const std::string what = split_brain ? "split brain detected"
+                           : unrelated ? "unrelated data"
+                                       : std::string(decision.reason);
+  const std::string reason = what + " (rule " + std::string(to_string(decision.compare.rule)) +
+                             "): local generations " + mine + ", peer generations " + theirs +
+                             "; refusing to connect";
+  // A split brain was reported by report_split_brain (an events2 helper call).
+  if (!split_brain) {
+    actions_.push_back(Event{std::string(unrelated ? "unrelated-data" : "connect-refused") +
+                             " name:" + config_.resource_name + " peer-node-id:" +
+                             std::to_string(peer.status.node_id.value) + " conn-name:" +
+                             peer.status.name + " local-generations:" + mine +
+                             " peer-generations:" + theirs});
+  }
   const bool retry = decision.outcome == HandshakeOutcome::retry_connect;
+  actions_.push_back(Disconnect{peer.status.node_id, reason, retry});
   peer_lost(peer, retry ? ConnectionState::protocol_error : ConnectionState::disconnecting);
 }
 

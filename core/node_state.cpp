@@ -129,6 +129,12 @@ AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
   AdminResult result = std::visit(Overloaded{
                                       [&](const Promote& request) { return promote(now, request); },
                                       [&](const Demote&) { return demote(); },
+                                      [&](const DisconnectPeer& request) {
+                                        return disconnect_peer(now, request);
+                                      },
+                                      [&](const ConnectPeer& request) {
+                                        return connect_peer(request);
+                                      },
                                   },
                                   command);
   invariants();

@@ -130,6 +130,47 @@ Status apply_net_options(const config::Connection& connection, bool first,
   return Status::success();
 }
 
+// The split-brain policies (after-sb-0pri/1pri/2pri, rr-conflict, always-asbp) from one
+// connection's net section; the core has one policy for all peers, so every connection of this
+// node must agree. The parser already checked each value against its keyword list.
+Status apply_split_brain_options(const config::Connection& connection, bool first,
+                                 core::NodeConfig& node) {
+  auto pick = [&](std::string_view key, std::initializer_list<std::string_view> names,
+                  auto fallback) {
+    const std::string text = net_value(connection.net, key);
+    auto value = fallback;
+    for (std::size_t index = 0; index < names.size(); ++index) {
+      if (text == names.begin()[index]) value = static_cast<decltype(fallback)>(index);
+    }
+    return value;
+  };
+  SplitBrainPolicy policy;
+  policy.after_sb_0pri = pick("after-sb-0pri",
+                              {"disconnect", "discard-younger-primary", "discard-older-primary",
+                               "discard-zero-changes", "discard-least-changes", "discard-local",
+                               "discard-remote"},
+                              AfterSplitBrain0::disconnect);
+  policy.after_sb_1pri = pick("after-sb-1pri",
+                              {"disconnect", "consensus", "violently-as0p", "discard-secondary",
+                               "call-pri-lost-after-sb"},
+                              AfterSplitBrain1::disconnect);
+  policy.after_sb_2pri = pick("after-sb-2pri",
+                              {"disconnect", "violently-as0p", "call-pri-lost-after-sb"},
+                              AfterSplitBrain2::disconnect);
+  policy.rr_conflict = pick("rr-conflict",
+                            {"disconnect", "retry-connect", "call-pri-lost", "violently",
+                             "auto-discard"},
+                            RrConflict::disconnect);
+  policy.always_asbp = net_value(connection.net, "always-asbp") == "yes";
+  if (!first && policy != node.split_brain) {
+    return Error{connection.location.to_string() +
+                 ": after-sb-0pri, after-sb-1pri, after-sb-2pri, rr-conflict and always-asbp "
+                 "must be the same for every connection of this node"};
+  }
+  node.split_brain = policy;
+  return Status::success();
+}
+
 // TLS (`tls yes` plus the ditto file keywords) and connect-int from one connection's net
 // section; like the options above, the same for every connection of this node.
 Status apply_tls_and_reconnect(const config::Connection& connection, bool first,
@@ -271,6 +312,10 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
       return status.error();
     }
     if (Status status = apply_tls_and_reconnect(connection, first_connection, result.transport);
+        !status.ok()) {
+      return status.error();
+    }
+    if (Status status = apply_split_brain_options(connection, first_connection, result.node);
         !status.ok()) {
       return status.error();
     }

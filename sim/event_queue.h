@@ -30,6 +30,8 @@ enum class EventKind : std::uint8_t {
   flap = 14,              // a flapping link resets again: node, peer, fault index (first)
   link_timeout = 15,      // TCP user timeout on a blocked connection: node, peer, epoch
   liveness_check = 16,    // the liveness oracle looks whether the healed cluster converged
+  split_brain_step = 17,  // the split-brain scenario's script: step (first)
+  graceful_close = 18,    // node closed its connection to peer (epoch) after what it had sent
 };
 
 // Plain data, no pointers: what the event means is in the integer fields (and, for messages, in

@@ -48,6 +48,15 @@ Status validate(const SimOptions& options) {
   if (options.liveness_bound < Duration::from_ms(1)) {
     return Error{"the liveness bound must be at least 1 ms"};
   }
+  const SplitBrainScenario& split = options.split_brain;
+  bool any_fault = false;
+  for (const std::uint32_t weight : options.faults) any_fault = any_fault || weight != 0;
+  if (split.enabled && (options.nodes != 2 || options.crash_primary || any_fault ||
+                        workload.read_percent != 0 || workload.operations < 6 ||
+                        split.primaries_at_heal > 2 || split.share_second_percent > 100)) {
+    return Error{"the split-brain scenario needs 2 nodes, no crash, no faults, no reads, at "
+                 "least 6 operations, 0..2 Primaries at the heal and a share of 0..100 %"};
+  }
   return Status::success();
 }
 

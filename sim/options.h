@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/generation.h"
 #include "core/result.h"
 #include "core/types.h"
 #include "netem/faults.h"
@@ -24,6 +25,21 @@ struct WorkloadOptions {
   std::uint32_t flush_percent = 5;
   std::uint32_t fua_percent = 10;  // of writes
   std::uint32_t blocks_per_write_max = 4;
+};
+
+// The scripted split-brain scenario (sim/simulation_split_brain.cpp): two nodes, node 0
+// Primary. When a third of the operations are issued the nodes are partitioned, node 1 is
+// promoted too, and the client writes on both (share_second_percent of the writes on node 1).
+// When the workload is done, `primaries_at_heal` Primaries remain (0: both demote; 1: node 0
+// stays Primary; 2: both stay) and the partition heals. With manual_recovery, once both sides
+// report an unresolved split brain, the operator runs `connect --discard-my-data` on node 1 and
+// `connect` on node 0. Requires 2 nodes, no crash, no faults and no reads (reads during the
+// split would see the other side's lineage).
+struct SplitBrainScenario {
+  bool enabled = false;
+  std::uint32_t primaries_at_heal = 0;
+  std::uint32_t share_second_percent = 50;
+  bool manual_recovery = false;
 };
 
 struct SimOptions {
@@ -58,6 +74,9 @@ struct SimOptions {
   std::uint64_t swarm_operations_max = 0;
   // Fault classes the swarm must leave out (--without), non-zero entries.
   netem::FaultWeights swarm_excluded{};
+  // Every node's split-brain policies (after-sb-*, rr-conflict) and the scripted scenario.
+  SplitBrainPolicy split_brain_policy;
+  SplitBrainScenario split_brain;
 };
 
 [[nodiscard]] Status validate(const SimOptions& options);

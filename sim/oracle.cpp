@@ -57,6 +57,27 @@ std::uint64_t BlockOracle::failover(std::uint32_t node) {
   return lost;
 }
 
+void BlockOracle::split_started() {
+  at_split_ = nodes_;
+}
+
+std::uint64_t BlockOracle::split_brain_discard(std::uint32_t victim, std::uint32_t survivor) {
+  DITTO_ASSERT(victim < nodes_.size() && survivor < nodes_.size() && victim != survivor);
+  // Without split_started (a split brain the script did not make), every difference counts.
+  const bool since_split = !at_split_.empty();
+  std::uint64_t discarded = 0;
+  for (std::uint64_t block = 0; block < lineage_.size(); ++block) {
+    const std::uint64_t kept = nodes_[survivor][block];
+    if (nodes_[victim][block] != kept &&
+        (!since_split || nodes_[victim][block] != at_split_[victim][block])) {
+      discarded += 1;
+    }
+    nodes_[victim][block] = kept;
+    lineage_[block] = kept;
+  }
+  return discarded;
+}
+
 bool BlockOracle::allowed_after(std::uint64_t baseline, std::uint64_t block,
                                 std::uint64_t tag) const {
   // A block that fails its checksum reads as EIO, never as data: an I/O error is allowed.

@@ -55,6 +55,14 @@ class BlockOracle {
   // number of blocks whose last acknowledged write `node` did not hold.
   std::uint64_t failover(std::uint32_t node);
 
+  // Split brain: the nodes stop replicating to each other and both take writes. split_started
+  // remembers what each node held then. When a policy (or the operator) discards the victim's
+  // data, the victim and the lineage continue from what the survivor holds; the victim's
+  // acknowledged writes since the split on blocks where it differs from the survivor are the
+  // documented loss (returned as a block count), and nothing else may be lost.
+  void split_started();
+  std::uint64_t split_brain_discard(std::uint32_t victim, std::uint32_t survivor);
+
   bool allowed(std::uint64_t block, std::uint64_t tag) const;  // against the lineage
   bool allowed_on(std::uint32_t node, std::uint64_t block, std::uint64_t tag) const;
   bool acknowledged(std::uint64_t tag) const;
@@ -77,6 +85,7 @@ class BlockOracle {
 
   std::vector<std::uint64_t> lineage_;             // per block; 0: never written
   std::vector<std::vector<std::uint64_t>> nodes_;  // per node, per block
+  std::vector<std::vector<std::uint64_t>> at_split_;  // nodes_ when the split started
   std::vector<std::uint64_t> ranges_;              // per tag: first_block << 5 | block_count
   std::vector<bool> acknowledged_;                 // per tag
 };

@@ -25,6 +25,7 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
         core::PeerConfig{NodeId{static_cast<std::uint8_t>(peer)}, node_name(peer)});
   }
   config.volume_size_bytes = options.volume_size_bytes;
+  config.split_brain = options.split_brain_policy;
   return config;
 }
 
@@ -61,7 +62,7 @@ struct Simulation::SimNode {
   std::uint32_t reorder_us_max = 0;
   std::uint64_t read_errors_unexplained = 0;  // injected read EIOs not yet seen by the client
   // Operator bookkeeping.
-  enum class PromotionReason : std::uint8_t { initial, failover, outdated_test };
+  enum class PromotionReason : std::uint8_t { initial, failover, outdated_test, split_brain };
   bool promotion_requested = false;  // a Promote is pending in the core
   PromotionReason promotion_reason = PromotionReason::initial;
   bool up_to_date_at_promotion = false;

@@ -193,6 +193,10 @@ void Simulation::dispatch(const SimEvent& event) {
       return on_link_timeout(event);
     case EventKind::liveness_check:
       return on_liveness_check();
+    case EventKind::split_brain_step:
+      return on_split_brain_step(event);
+    case EventKind::graceful_close:
+      return on_graceful_close(event);
   }
   DITTO_ASSERT(false);  // every kind is handled above
 }
@@ -242,9 +246,15 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
             hash_.add_text(disconnect.reason);
             if (disconnect.peer.value >= options_.nodes) return;
             dropped_by_core_[node][disconnect.peer.value] = true;
-            break_connection(node, disconnect.peer.value, true);
+            // A StandAlone side waits for the operator: no reconnect (see on_connection_up);
+            // it closes after what it sent (the peer still decides on our StateReport).
+            if (disconnect.reconnect) return break_connection(node, disconnect.peer.value, true);
+            close_gracefully(node, disconnect.peer.value);
           },
-          [&](const core::Event& event) { hash_.add_text(event.line); },
+          [&](const core::Event& event) {
+            hash_.add_text(event.line);
+            on_core_event(node, event.line);
+          },
           [&](const core::ArmTimer& arm) {
             // The deadline is on the node's own clock.
             const std::int64_t deadline = std::max(arm.deadline.ns, clock_of(node).ns);

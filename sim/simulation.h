@@ -65,6 +65,22 @@ struct RunResult {
   // Liveness oracle: simulated time from the end of the faults until every live node was
   // connected to every live peer (-1: the run ended first or the faults never ended).
   std::int64_t converged_after_ns = -1;
+  // The split-brain scenario: `call helper ... helper:initial-split-brain` lines seen (one per
+  // node and detection), `helper:split-brain` lines (unresolved), and acknowledged blocks a
+  // split-brain resolution discarded on the victim (documented loss, the only loss allowed).
+  std::uint32_t split_brain_reports = 0;
+  std::uint32_t split_brain_unresolved_reports = 0;
+  std::uint64_t blocks_discarded_by_split_brain = 0;
+  // Per node at the end: role, disk, connection to each node (own index: StandAlone), and a
+  // digest of the disk's visible contents now and when the split-brain scenario healed.
+  struct NodeSummary {
+    Role role = Role::secondary;
+    DiskState disk = DiskState::dunknown;
+    std::vector<ConnectionState> connections;
+    std::uint64_t disk_digest = 0;
+    std::uint64_t disk_digest_at_heal = 0;
+  };
+  std::vector<NodeSummary> final_nodes;
   std::uint64_t violation_count = 0;
   std::vector<std::string> violations;
 };
@@ -162,6 +178,17 @@ class Simulation {
   void on_liveness_check();
   std::optional<std::string> liveness_unmet() const;
   void set_partition(const FaultEvent& fault, bool on);
+  // The split-brain scenario and StandAlone (simulation_split_brain.cpp).
+  bool standalone(std::uint8_t node, std::uint8_t peer) const;
+  void close_gracefully(std::uint8_t node, std::uint8_t peer);
+  void on_graceful_close(const SimEvent& event);
+  void split_brain_before_issue(std::uint64_t operation_index);
+  std::uint8_t split_brain_writer(std::uint64_t request);
+  void split_brain_heal();
+  void on_split_brain_step(const SimEvent& event);
+  void on_core_event(std::uint8_t node, const std::string& line);
+  std::uint64_t disk_digest(std::uint8_t node) const;
+  void summarize_nodes(RunResult& result) const;
   void on_flap(const SimEvent& event);
   void heal_all();
   void on_crash(std::uint8_t node);
@@ -230,6 +257,13 @@ class Simulation {
   bool healed_ = false;  // faults are over (the workload finished or stalled)
   bool gave_up_ = false;
   std::optional<Instant> stop_at_;
+  // The split-brain scenario.
+  bool split_writers_ = false;     // both nodes are Primary: the client writes on both
+  bool split_waiting_ = false;     // the client waits for node 1's promotion
+  bool split_brain_open_ = false;  // the last split brain detected is not resolved
+  bool split_partitioned_ = false;
+  bool manual_recovery_done_ = false;
+  std::vector<std::uint64_t> digests_at_heal_;
   Instant last_progress_;
   Instant run_deadline_;
   RunResult result_;

@@ -45,7 +45,9 @@ void Simulation::final_checks(RunResult& result) {
                       " payloads after the run (a ReleasePayload is missing)");
     }
   }
-  if (has_primary_ && alive(primary_) &&
+  // An unresolved split brain leaves two lineages: each node is checked against its own
+  // acknowledged writes (check_node below), not against the mix of both.
+  if (has_primary_ && alive(primary_) && !split_brain_open_ &&
       nodes_[primary_]->core->disk_state() == DiskState::up_to_date) {
     workload_.oracle().check("final disk of " + node_name(primary_) + " (Primary)", 0,
                              nodes_[primary_]->disk.visible(), violations_);
@@ -66,6 +68,7 @@ void Simulation::final_checks(RunResult& result) {
     }
   }
   check_replicas_identical(up_to_date, result);
+  summarize_nodes(result);
 }
 
 // Strict form of the divergence check, for runs that ended fully connected and UpToDate.

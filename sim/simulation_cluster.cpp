@@ -21,15 +21,17 @@ void Simulation::schedule_tick(Duration delay) {
 
 void Simulation::on_workload_tick() {
   tick_scheduled_ = false;
-  while (has_primary_ && alive(primary_) && !paused(primary_)) {
+  while (has_primary_ && alive(primary_) && !paused(primary_) && !split_waiting_) {
     const std::optional<ClientOperation> operation = workload_.next(now_);
     if (!operation) return;
+    if (split_writers_) primary_ = split_brain_writer(operation->request.value);
     issue(*operation);
   }
 }
 
 void Simulation::issue(const ClientOperation& operation) {
   hash_.add(operation.request.value);
+  split_brain_before_issue(operation.request.value - 1);
   schedule_faults_after(operation.request.value - 1);
   SimNode& primary = *nodes_[primary_];
   core::Node& core = *primary.core;
@@ -194,6 +196,15 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
   SimNode& sim_node = *nodes_[node];
   hash_.add(result.ok ? 0x900d : 0xbad);
   switch (sim_node.promotion_reason) {
+    case Reason::split_brain:
+      if (!result.ok) {
+        violations_.add("split-brain scenario: promoting " + node_name(node) +
+                        " during the partition was refused: " + result.code);
+        return;
+      }
+      split_writers_ = true;
+      split_waiting_ = false;
+      return schedule_tick(Duration{0});
     case Reason::outdated_test:
       if (!result.ok) return;
       // after_step reported the violation; step down so the run goes on.
@@ -228,6 +239,7 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
 
 void Simulation::workload_finished() {
   if (stop_at_) return;
+  split_brain_heal();
   heal_all();
   stop_at_ = now_ + options_.settle_time;
 }

@@ -43,6 +43,11 @@ void Simulation::on_connection_up(const SimEvent& event) {
     entry.state = Connection::State::down;
     return;
   }
+  if (standalone(event.node, event.peer) || standalone(event.peer, event.node)) {
+    // The connection waits for the operator (drbdsetup connect): no attempts, no retry.
+    entry.state = Connection::State::down;
+    return;
+  }
   const Link& forward = links_[event.node][event.peer];
   const Link& backward = links_[event.peer][event.node];
   if (forward.partitions + backward.partitions > 0) {

@@ -40,7 +40,9 @@ TEST(Resync, ASecondaryAwayForAWhileGetsExactlyTheBlocksWrittenMeanwhileAndEndsU
   cluster.write(0, 5, block_sector(200), 5);
   cluster.settle();
   EXPECT_NE(cluster.nodes[0].generation(), before);  // the first write started a generation
-  EXPECT_EQ(cluster.nodes[0].generations().bitmap[1], before & ~std::uint64_t{1});
+  // The bitmap UUID keeps the Primary bit of the generation it took (§6: after-sb reads it).
+  EXPECT_EQ(cluster.nodes[0].generations().bitmap[1], before);
+  EXPECT_EQ(before & uuid_primary_bit, uuid_primary_bit);
   EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->out_of_sync_bytes, 3u * 4096);
 
   cluster.connect(0, 1);
@@ -195,7 +197,9 @@ TEST(Resync, ASplitBrainRefusesTheConnectionWithBothGenerationsInTheReason) {
                 static_cast<unsigned long long>(cluster.nodes[1].generation()));
   EXPECT_NE(reason.find(mine), std::string::npos) << reason;
   EXPECT_NE(reason.find(theirs), std::string::npos) << reason;
-  EXPECT_EQ(count_events(cluster, 0, "split-brain name:r0 peer-node-id:1"), 1);
+  EXPECT_EQ(count_events(cluster, 0, "call helper name:r0 peer-node-id:1 conn-name:node1 volume:0 "
+                                     "helper:initial-split-brain"),
+            1);
   EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->connection, ConnectionState::standalone);
 }
 
