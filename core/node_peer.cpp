@@ -21,6 +21,10 @@ void Node::on_connection_up(Instant now, NodeId peer_id) {
   (void)now;
   Peer& peer = peer_ref(peer_id);
   DITTO_ASSERT(peer.status.connection != ConnectionState::connected);
+  if (down_) {  // left the cluster: no new connections
+    actions_.push_back(Disconnect{peer_id, "down: not connecting"});
+    return invariants();
+  }
   connection_epochs_[peer_id.value] += 1;
   peer.transport_up = true;
   peer.hello_received = false;
@@ -45,6 +49,7 @@ void Node::on_connection_down(Instant now, NodeId peer_id) {
   if (!peer.transport_up) return invariants();
   peer_lost(peer, ConnectionState::network_failure);
   twopc_peer_lost(now, peer);
+  apply_quorum_changes(now);
   invariants();
 }
 
@@ -67,12 +72,14 @@ void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
     if (is_data) actions_.push_back(ReleasePayload{payload});
     protocol_error(peer, expected + std::string(wire::to_string(wire::type_of(message))));
     if (promotion_) twopc_peer_lost(now, peer);
+    apply_quorum_changes(now);
     return invariants();
   }
   dispatch(now, peer, message, payload);
   // Any message may have dropped the connection (a protocol error): the promotion stops
   // waiting for that peer.
   if (!peer.transport_up && promotion_) twopc_peer_lost(now, peer);
+  apply_quorum_changes(now);
   invariants();
 }
 
@@ -144,6 +151,8 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   (void)now;
   const bool first = !peer.state_received;
   const bool finished = !first && peer_finished_resync(peer, state);
+  on_peer_quorum_flags(peer, state);
+  demote_for_newer_primary(state);
   on_peer_generations(peer, state);
   ClusterState proposed = cluster_state();
   PeerState& view = proposed.peers[peer.status.node_id.value];
@@ -159,6 +168,7 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
     return protocol_error(peer, std::string(to_string(result.code)) + ": " + result.message);
   }
   peer.state_received = true;
+  update_quorum();  // the report may change only what quorum counts (its flags)
   if (finished) {
     // The target adopted our generation: its slot and its bits are done with (§3.2).
     const std::uint32_t done = source_detect_finished_resyncs(generations_.uuids, peer.uuids);

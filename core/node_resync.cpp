@@ -111,7 +111,9 @@ std::uint64_t Node::local_uuid_flags() const {
 // state changed since its report retries (rule 0, initial-handshake-changed).
 const char* Node::resync_not_now(const Peer& peer, bool source) const {
   const wire::StateReport& sent = *peer.first_report_sent;
-  if (sent.disk_state != disk_state_ || sent.uuid_flags != local_uuid_flags() ||
+  // The quorum flags are no part of the handshake's decision: quorum changes with it.
+  const std::uint64_t sent_flags = sent.uuid_flags & ~quorum_flag::all;
+  if (sent.disk_state != disk_state_ || sent_flags != local_uuid_flags() ||
       comparable_current(sent.uuids.current) != comparable_current(generations_.uuids.current)) {
     return state_changed_reason;
   }
@@ -137,6 +139,9 @@ void Node::check_resync_source(Peer& peer) {
 
 void Node::bump_generation_if_pending() {
   if (!generations_.new_current_pending) return;
+  // Without quorum a Primary starts no generation: the partition with quorum may move on, and
+  // ours must stay its ancestor (made when quorum returns, node_quorum.cpp).
+  if (!have_quorum_) return;
   // Only an UpToDate diskful node starts a generation; a diskless one keeps it pending.
   if (disk_state_ != DiskState::up_to_date) return;
   NewCurrentInput input;
@@ -276,6 +281,9 @@ void Node::sync_handshake_with(Peer& peer) {
   input.peer_role = peer.status.role;
   input.self_dirty_bits = peer.bitmap->count_set();
   input.peer_dirty_bits = peer.peer_dirty_bits;
+  input.quorum_enabled = config_.quorum.enabled();
+  input.self_has_quorum = have_quorum_;
+  input.peer_has_quorum = peer.reports_quorum;
   auto with_disk = [](DiskState disk) {
     return disk >= DiskState::inconsistent && disk != DiskState::dunknown;
   };
