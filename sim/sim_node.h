@@ -25,6 +25,7 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
         core::PeerConfig{NodeId{static_cast<std::uint8_t>(peer)}, node_name(peer)});
   }
   config.volume_size_bytes = options.volume_size_bytes;
+  config.quorum = options.quorum;
   return config;
 }
 

@@ -244,7 +244,10 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
             dropped_by_core_[node][disconnect.peer.value] = true;
             break_connection(node, disconnect.peer.value, true);
           },
-          [&](const core::Event& event) { hash_.add_text(event.line); },
+          [&](const core::Event& event) {
+            hash_.add_text(event.line);
+            check_event(node, event.line);
+          },
           [&](const core::ArmTimer& arm) {
             // The deadline is on the node's own clock.
             const std::int64_t deadline = std::max(arm.deadline.ns, clock_of(node).ns);
