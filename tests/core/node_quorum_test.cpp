@@ -160,6 +160,33 @@ TEST(NodeQuorum, AWriteInFlightWhenThePrimaryLosesQuorumFailsWithIoError) {
   EXPECT_EQ(cluster.completion_of(1), ClientStatus::io_error);
 }
 
+TEST(NodeQuorum, AWriteCutOffByTheIsolationStartsNoGenerationSoTheHealFindsNoSplitBrain) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  cluster.write(0, 2, 8, 12);  // on node 0's disk, never on a peer's
+  cluster.network.clear();
+  isolate(cluster, 0);
+  cluster.settle();
+  // Losing node 1 (quorum kept) may start a generation; losing node 2 with the write unconfirmed
+  // must not (no quorum): otherwise both sides would have moved on from one ancestor.
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::io_error);
+  cluster.promote(2);
+  keep_connected(cluster, {{1, 2}});
+  cluster.write(2, 3, 16, 13);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  ASSERT_TRUE(cluster.nodes[0].on_admin(cluster.now, Demote{}).ok);
+  reconnect_all(cluster);
+  EXPECT_EQ(split_brain_events(cluster), 0);
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[0].generation() & ~uuid_primary_bit,
+            cluster.nodes[2].generation() & ~uuid_primary_bit);
+  EXPECT_EQ(cluster.nodes[2].peer(node_id(0))->out_of_sync_bytes, 0u);
+}
+
 TEST(NodeQuorum, SuspendIoFreezesWritesUntilQuorumReturns) {
   Cluster cluster = quorum_cluster(3, OnNoQuorum::suspend_io);
   cluster.connect_all();
