@@ -38,8 +38,8 @@ Node::Node(NodeConfig config)
   DITTO_ASSERT(config_.node_id.value <= node_id_max);
   DITTO_ASSERT(config_.volume_size_bytes % sector_size_bytes == 0);
   DITTO_ASSERT(config_.max_epoch_size >= 1 && config_.requests_in_flight_max >= 1);
-  disk_state_ = config_.initial_disk_state;
-  restarted_behind_ = disk_state_ != DiskState::up_to_date;
+  disk_state_ = config_.intentional_diskless ? DiskState::diskless : config_.initial_disk_state;
+  restarted_behind_ = !config_.intentional_diskless && disk_state_ != DiskState::up_to_date;
   // 0 and 1 (the old default) read as "just created"; store them as DRBD does (4).
   generations_.uuids.current = comparable_current(config_.initial_generation) ==
                                        uuid_just_created_value
@@ -68,13 +68,19 @@ Node::Node(NodeConfig config)
     // al-extents, 1237 x 4 MiB, a volume below ~4.8 GiB is all hot after a busy crash anyway.)
     if (config_.initial_disk_state != DiskState::up_to_date) peer.bitmap->set_all();
   }
+  // A node starts alone: with quorum on, it has none until enough peers connect.
+  have_quorum_ = !config_.quorum.enabled();
+  quorum_outcome_ = compute_quorum(quorum_input());
+  have_quorum_ = quorum_outcome_.have_quorum;
   invariants();
 }
 
 // ---- Client I/O -------------------------------------------------------------------------------
 
 std::uint32_t Node::client_requests() const {
-  return static_cast<std::uint32_t>(requests_.size() + held_writes_.size());
+  return static_cast<std::uint32_t>(requests_.size() + held_writes_.size() +
+                                    quorum_suspended_writes_.size() +
+                                    quorum_suspended_completions_.size());
 }
 
 std::optional<ClientStatus> Node::write_refusal(Sector sector, std::uint32_t length_bytes) const {
@@ -100,6 +106,12 @@ void Node::on_client_write(Instant now, RequestId request, Sector sector,
   };
   if (role_ != Role::primary && !promotion_) return refuse(ClientStatus::not_primary), invariants();
   if (auto refusal = write_refusal(sector, length_bytes)) return refuse(*refusal), invariants();
+  // A Primary without quorum (§8.2): io-error fails the write, suspend-io freezes it.
+  if (role_ == Role::primary && !have_quorum_) {
+    if (!quorum_suspends_io()) return refuse(ClientStatus::io_error), invariants();
+    suspend_write_for_quorum(request, sector, length_bytes, payload, flags);
+    return invariants();
+  }
   if (role_ != Role::primary) {
     held_writes_.push_back(HeldWrite{request, sector, length_bytes, payload, flags});
     statistics_.upper_pending += 1;
@@ -318,11 +330,20 @@ void Node::complete(std::uint64_t sequence, ClientStatus status) {
   const Request entry = found->second;
   requests_.erase(found);
   DITTO_ASSERT(statistics_.upper_pending > 0);
-  statistics_.upper_pending -= 1;
   std::optional<IoId> read_io;
   if (entry.kind == RequestKind::read && status == ClientStatus::ok) read_io = entry.io;
-  actions_.push_back(CompleteClient{entry.client, status, read_io});
-  if (entry.payload) actions_.push_back(ReleasePayload{*entry.payload});
+  // A write that completes while the Primary has no quorum may never reach a quorum: it fails
+  // (io-error) or its completion waits (suspend-io) for quorum or demotion (node_quorum.cpp).
+  const bool quorum_lost = entry.kind == RequestKind::write && status == ClientStatus::ok &&
+                           role_ == Role::primary && !have_quorum_;
+  if (quorum_lost && hold_completion_for_quorum({entry.client, status, read_io}, entry.payload)) {
+    // Still counted in upper_pending (client_requests() includes it).
+  } else {
+    if (quorum_lost) status = ClientStatus::io_error;
+    statistics_.upper_pending -= 1;
+    actions_.push_back(CompleteClient{entry.client, status, read_io});
+    if (entry.payload) actions_.push_back(ReleasePayload{*entry.payload});
+  }
   // A write completed while its epoch is still current: whatever the client submits after
   // seeing this completion must land in a later epoch (§2.2).
   if (entry.kind == RequestKind::write && entry.epoch == current_epoch_) close_epoch();
@@ -381,7 +402,7 @@ void Node::send_state(const Peer& peer, std::uint64_t extra_flags, std::uint32_t
   report.role = role_;
   report.disk_state = disk_state_;
   report.uuids = generations_.uuids;
-  report.uuid_flags = uuid_flags_toward(peer) | extra_flags;
+  report.uuid_flags = uuid_flags_toward(peer) | quorum_uuid_flags() | extra_flags;
   // A Primary always names the nodes it does not replicate to: its Secondaries mark the writes
   // they receive out of sync toward those nodes too (they may resync them later).
   // A Secondary forwards its Primary's: a node the Primary cannot reach learns it is behind.
@@ -440,7 +461,7 @@ bool Node::may_promote() const {
   for (const Peer& peer : peers_) {
     if (peer.configured && peer.status.role == Role::primary) return false;
   }
-  return disk_state_ == DiskState::up_to_date;
+  return disk_state_ == DiskState::up_to_date && have_quorum_;
 }
 
 std::uint32_t Node::promotion_score() const {

@@ -66,6 +66,7 @@
 #include "core/bitmap.h"
 #include "core/generation.h"
 #include "core/prng.h"
+#include "core/quorum.h"
 #include "core/state.h"
 #include "core/types.h"
 #include "core/wire.h"
@@ -120,6 +121,12 @@ struct NodeConfig {
   std::uint32_t c_min_rate_kib = 250;
   // Split-brain recovery policies (DRBD net options; DRBD defaults: all `disconnect`).
   SplitBrainPolicy split_brain;
+  // Quorum (§8, node_quorum.cpp): quorum, quorum-minimum-redundancy, on-no-quorum,
+  // on-suspended-primary-outdated. Off by default: the node always has quorum.
+  QuorumSettings quorum;
+  // `disk none`: an intentionally diskless node (a client or a quorum tiebreaker). It starts
+  // Diskless and its peers count it as a diskless tiebreaker, not as a voter.
+  bool intentional_diskless = false;
 };
 
 // Timers a Node arms (ArmTimer) and expects back through on_timer.
@@ -238,7 +245,11 @@ struct ConnectPeer {
   NodeId peer;
   bool discard_my_data = false;
 };
-using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer>;
+// `drbdsetup down` / `disconnect` of every peer: leave the cluster gracefully. The peers learn
+// it first (so they stop counting this node for quorum: the last man standing keeps it), then
+// every connection goes StandAlone. A Primary demotes first.
+struct Down {};
+using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, Down>;
 
 // The outcome of an admin request; refusals carry DRBD's SS_* name and a sentence.
 //
@@ -336,6 +347,13 @@ class Node {
   // The current state in the vocabulary of core/state.h.
   ClusterState cluster_state() const;
   std::uint32_t current_epoch() const { return current_epoch_; }
+  // Quorum (node_quorum.cpp): whether this node has quorum now (always with quorum off), the
+  // last computation, and whether its I/O is suspended for lack of quorum (suspend-io).
+  bool have_quorum() const { return have_quorum_; }
+  const QuorumOutcome& quorum_outcome() const { return quorum_outcome_; }
+  bool io_suspended_for_quorum() const;
+  // drbdsetup's `suspended:` value: "no" or "quorum".
+  std::string_view suspended_reason() const;
 
   // Checks every invariant; called on exit from every on_*. Public for tests.
   void invariants() const;
@@ -425,6 +443,11 @@ class Node {
     // marked out of sync toward every other node until a PeerAck names that node.
     std::vector<WriteRange> open_epoch_writes;
     std::map<std::uint32_t, std::vector<WriteRange>> unacked_epochs;  // by barrier number
+    // Quorum (node_quorum.cpp): what the peer's last StateReport said.
+    DiskState last_known_disk = DiskState::dunknown;
+    bool intentional_diskless = false;
+    bool reports_quorum = false;
+    bool left_gracefully = false;  // it announced a graceful leave (quorum_flag::leaving)
   };
 
   // Peer-acks, sending side (this node is Primary): an epoch's writes were sent to the peers in
@@ -608,6 +631,22 @@ class Node {
   void arm_timer(TimerId timer, Instant deadline);
   void cancel_timer(TimerId timer);
 
+  // Quorum (node_quorum.cpp).
+  QuorumInput quorum_input() const;
+  void update_quorum();
+  void apply_quorum_changes(Instant now);
+  bool quorum_suspends_io() const;
+  bool handshake_busy() const;
+  void suspend_write_for_quorum(RequestId request, Sector sector, std::uint32_t length_bytes,
+                                PayloadHandle payload, WriteFlags flags);
+  bool hold_completion_for_quorum(const CompleteClient& completion,
+                                  std::optional<PayloadHandle> payload);
+  void fail_suspended_io();
+  void on_peer_quorum_flags(Peer& peer, const wire::StateReport& state);
+  bool demote_for_newer_primary(const wire::StateReport& state);
+  std::uint64_t quorum_uuid_flags() const;
+  AdminResult down(Instant now);
+
   void emit_resource_event();
   void emit_device_event();
   void emit_connection_event(const Peer& peer);
@@ -644,6 +683,19 @@ class Node {
   std::optional<Prepared> prepared_;
   std::map<std::uint64_t, Instant> timers_armed_;  // TimerId → deadline
   Prng prng_;
+
+  // Quorum: the last computation; have_quorum_ is what the node acts on (and what the sticky
+  // tiebreaker rule asks about). Writes and completions frozen by suspend-io wait here.
+  QuorumOutcome quorum_outcome_;
+  bool have_quorum_ = true;
+  bool quorum_changed_ = false;  // consequences not yet applied (apply_quorum_changes)
+  bool down_ = false;            // left the cluster gracefully
+  struct SuspendedCompletion {
+    RequestId request;
+    std::optional<PayloadHandle> payload;
+  };
+  std::deque<HeldWrite> quorum_suspended_writes_;
+  std::deque<SuspendedCompletion> quorum_suspended_completions_;
 
   NodeStatistics statistics_;
   std::vector<Action> actions_;

@@ -21,6 +21,10 @@ void Node::on_connection_up(Instant now, NodeId peer_id) {
   (void)now;
   Peer& peer = peer_ref(peer_id);
   DITTO_ASSERT(peer.status.connection != ConnectionState::connected);
+  if (down_) {  // left the cluster: no new connections
+    actions_.push_back(Disconnect{peer_id, "down: not connecting", false});
+    return invariants();
+  }
   if (peer.status.connection == ConnectionState::standalone) {
     // StandAlone waits for the administrator (ConnectPeer): a transport that connected anyway
     // is sent away again.
@@ -49,6 +53,7 @@ void Node::on_connection_down(Instant now, NodeId peer_id) {
   if (!peer.transport_up) return invariants();
   peer_lost(peer, ConnectionState::network_failure);
   twopc_peer_lost(now, peer);
+  apply_quorum_changes(now);
   invariants();
 }
 
@@ -71,12 +76,14 @@ void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
     if (is_data) actions_.push_back(ReleasePayload{payload});
     protocol_error(peer, expected + std::string(wire::to_string(wire::type_of(message))));
     if (promotion_) twopc_peer_lost(now, peer);
+    apply_quorum_changes(now);
     return invariants();
   }
   dispatch(now, peer, message, payload);
   // Any message may have dropped the connection (a protocol error): the promotion stops
   // waiting for that peer.
   if (!peer.transport_up && promotion_) twopc_peer_lost(now, peer);
+  apply_quorum_changes(now);
   invariants();
 }
 
@@ -148,6 +155,8 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   (void)now;
   const bool first = !peer.state_received;
   const bool finished = !first && peer_finished_resync(peer, state);
+  on_peer_quorum_flags(peer, state);
+  demote_for_newer_primary(state);
   on_peer_generations(peer, state);
   // The handshake is decided before the peer's role is taken on: a split brain between two
   // Primaries is resolved (or refused) first, as DRBD's receive_state does.
@@ -173,6 +182,7 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
     return protocol_error(peer, std::string(to_string(result.code)) + ": " + result.message);
   }
   peer.state_received = true;
+  update_quorum();  // the report may change only what quorum counts (its flags)
   if (finished) {
     // The target adopted our generation: its slot and its bits are done with (§3.2).
     const std::uint32_t done = source_detect_finished_resyncs(generations_.uuids, peer.uuids);

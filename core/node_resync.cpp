@@ -84,7 +84,9 @@ std::uint64_t Node::local_uuid_flags() const {
 // state changed since its report retries (rule 0, initial-handshake-changed).
 const char* Node::resync_not_now(const Peer& peer, bool source) const {
   const wire::StateReport& sent = *peer.first_report_sent;
-  if (sent.disk_state != disk_state_ || sent.uuid_flags != uuid_flags_toward(peer) ||
+  // The quorum flags are no part of the handshake's decision: quorum changes with it.
+  const std::uint64_t sent_flags = sent.uuid_flags & ~quorum_flag::all;
+  if (sent.disk_state != disk_state_ || sent_flags != uuid_flags_toward(peer) ||
       comparable_current(sent.uuids.current) != comparable_current(generations_.uuids.current)) {
     return state_changed_reason;
   }
@@ -110,6 +112,9 @@ void Node::check_resync_source(Peer& peer) {
 
 void Node::bump_generation_if_pending() {
   if (!generations_.new_current_pending) return;
+  // Without quorum a Primary starts no generation: the partition with quorum may move on, and
+  // ours must stay its ancestor (made when quorum returns, node_quorum.cpp).
+  if (!have_quorum_) return;
   // An UpToDate diskful node starts a generation; so does a diskless Primary (§3.2: it
   // generates the UUID and carries it to its peers, DRBD's P_CURRENT_UUID), or Secondaries cut
   // off from it would keep the generation of the peers that got its writes. Any other node

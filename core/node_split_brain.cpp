@@ -65,6 +65,9 @@ std::optional<HandshakeDecision> Node::handshake_decision(const Peer& peer, Role
   input.after_sb_2pri = config_.split_brain.after_sb_2pri;
   input.rr_conflict = config_.split_brain.rr_conflict;
   input.always_asbp = config_.split_brain.always_asbp;
+  input.quorum_enabled = config_.quorum.enabled();
+  input.self_has_quorum = have_quorum_;
+  input.peer_has_quorum = peer.reports_quorum;
   return sync_handshake(input);
 }
 

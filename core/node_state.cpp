@@ -28,6 +28,7 @@ ClusterState Node::cluster_state() const {
   state.role = role_;
   state.disk = disk_state_;
   state.open_for_writing = !requests_.empty();
+  state.have_quorum = have_quorum_;
   for (const Peer& peer : peers_) {
     if (!peer.configured) continue;
     if (peer.transport_up && !peer.state_received) state.handshake_in_flight = true;
@@ -69,6 +70,8 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
                         view.replication == ReplicationState::paused_sync_target;
     if (!target) stop_resync(peer);
   }
+  // Quorum first: requests completed below (released from lost peers) must see it (§8.2).
+  update_quorum();
   if (old.disk != next.disk) emit_device_event();
   for (const Peer& peer : peers_) {
     if (!peer.configured) continue;
@@ -135,8 +138,10 @@ AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
                                       [&](const ConnectPeer& request) {
                                         return connect_peer(request);
                                       },
+                                      [&](const Down&) { return down(now); },
                                   },
                                   command);
+  apply_quorum_changes(now);
   invariants();
   return result;
 }
@@ -184,6 +189,7 @@ AdminResult Node::demote() {
     return {false, to_string(StateChangeCode::concurrent_state_change),
             "a promotion is in progress"};
   }
+  fail_suspended_io();  // frozen for lack of quorum: they fail with the demotion (§8.2)
   ClusterState proposed = cluster_state();
   proposed.role = Role::secondary;
   if (current_epoch_writes_ > 0) close_epoch();  // demotion starts a new epoch (§2.2)

@@ -46,10 +46,16 @@ std::string format_status(const Node& node, StatusOptions options) {
   std::string out = config.resource_name;
   if (options.verbose) out += " node-id:" + std::to_string(config.node_id.value);
   out += " role:" + std::string(to_string(node.role()));
-  if (options.verbose) out += " suspended:no";
+  // `suspended:` only when suspended, unless verbose; `quorum:` only without quorum (§13.2).
+  if (options.verbose || node.io_suspended_for_quorum()) {
+    out += " suspended:" + std::string(node.suspended_reason());
+  }
   out += "\n  ";
   if (options.verbose) out += "volume:0 minor:0 ";
   out += "disk:" + std::string(to_string(node.disk_state()));
+  if (options.verbose || !node.have_quorum()) {
+    out += std::string(" quorum:") + (node.have_quorum() ? "yes" : "no");
+  }
   if (options.statistics) {
     const NodeStatistics& statistics = node.statistics();
     out += " size:" + kib(config.volume_size_bytes) + " read:" + kib(statistics.read_bytes) +

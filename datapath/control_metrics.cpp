@@ -54,7 +54,7 @@ void resource_metrics(const ResourceRunner& runner, Exposition& out) {
                node.role() == role ? 1 : 0);
   }
   out.family("drbd_resource_suspended", "gauge", "Resource suspended");
-  out.sample("drbd_resource_suspended", name, 0);
+  out.sample("drbd_resource_suspended", name, node.io_suspended_for_quorum() ? 1 : 0);
   out.family("drbd_resource_maypromote", "gauge", "Resource may be promoted");
   out.sample("drbd_resource_maypromote", name, node.may_promote() ? 1 : 0);
   out.family("drbd_resource_promotionscore", "gauge", "Promotion score");
@@ -80,7 +80,7 @@ void device_metrics(const ResourceRunner& runner, Exposition& out) {
       {"drbd_device_client", "gauge", "Device is a diskless client", 0},
       {"drbd_device_unintentionaldiskless", "gauge", "Diskless without being a client",
        diskless ? 1u : 0u},
-      {"drbd_device_quorum", "gauge", "Device has quorum", 1},
+      {"drbd_device_quorum", "gauge", "Device has quorum", node.have_quorum() ? 1u : 0u},
       {"drbd_device_open", "gauge", "Device is open", runner.open_sessions() > 0 ? 1u : 0u},
       {"drbd_device_size_bytes", "gauge", "Device size", node.config().volume_size_bytes},
       {"drbd_device_upperpending", "gauge", "Requests from above in progress",

@@ -52,7 +52,9 @@ ResourceView resource_view(const ResourceRunner& runner) {
   view.role = node.role();
   view.may_promote = node.may_promote();
   view.promotion_score = node.promotion_score();
+  view.suspended = std::string(node.suspended_reason());
   DeviceView device;
+  device.quorum = node.have_quorum();
   device.minor = minor_of(runner);
   device.disk = node.disk_state();
   device.backing_device = runner.config().disk_path;
@@ -106,7 +108,7 @@ std::string status_json(const ResourceRunner& runner) {
                  {"disk-state", std::string(to_string(node.disk_state()))},
                  {"client", false},
                  {"open", runner.open_sessions() > 0},
-                 {"quorum", true},
+                 {"quorum", node.have_quorum()},
                  {"size", node.config().volume_size_bytes / 1024},
                  {"read", statistics.read_bytes / 1024},
                  {"written", statistics.written_bytes / 1024},
@@ -154,11 +156,11 @@ std::string status_json(const ResourceRunner& runner) {
   json resource = {{"name", node.config().resource_name},
                    {"node-id", node.config().node_id.value},
                    {"role", std::string(to_string(node.role()))},
-                   {"suspended", false},
+                   {"suspended", node.io_suspended_for_quorum()},
                    {"suspended-user", false},
                    {"suspended-no-data", false},
                    {"suspended-fencing", false},
-                   {"suspended-quorum", false},
+                   {"suspended-quorum", node.io_suspended_for_quorum()},
                    {"force-io-failures", false},
                    {"write-ordering", "flush"},
                    {"may_promote", node.may_promote()},

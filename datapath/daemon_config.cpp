@@ -218,6 +218,42 @@ Status apply_tls_and_reconnect(const config::Connection& connection, bool first,
   return Status::success();
 }
 
+// The resource's `options { quorum ...; quorum-minimum-redundancy ...; on-no-quorum ...;
+// on-suspended-primary-outdated ...; }` (drbd9-semantics.md §8). The parser checked the
+// keywords; the values are checked here, naming the option's location.
+Status apply_quorum_options(const config::Section& options, core::QuorumSettings& quorum) {
+  for (const char* key : {"quorum", "quorum-minimum-redundancy"}) {
+    const config::Option* option = options.find(key);
+    if (option == nullptr) continue;
+    const auto rule = core::parse_quorum_rule(option->value_text());
+    if (!rule) {
+      return Error{option->location.to_string() + ": " + key + " '" + option->value_text() +
+                   "' is not off, majority, all or a number 1..32"};
+    }
+    (std::string_view(key) == "quorum" ? quorum.quorum : quorum.minimum_redundancy) = *rule;
+  }
+  if (const config::Option* option = options.find("on-no-quorum")) {
+    const std::string value = option->value_text();
+    if (value != "io-error" && value != "suspend-io") {
+      return Error{option->location.to_string() + ": on-no-quorum '" + value +
+                   "' is not io-error or suspend-io"};
+    }
+    quorum.on_no_quorum =
+        value == "io-error" ? core::OnNoQuorum::io_error : core::OnNoQuorum::suspend_io;
+  }
+  if (const config::Option* option = options.find("on-suspended-primary-outdated")) {
+    const std::string value = option->value_text();
+    if (value != "disconnect" && value != "force-secondary") {
+      return Error{option->location.to_string() + ": on-suspended-primary-outdated '" + value +
+                   "' is not disconnect or force-secondary"};
+    }
+    quorum.on_suspended_primary_outdated =
+        value == "disconnect" ? core::OnSuspendedPrimaryOutdated::disconnect
+                              : core::OnSuspendedPrimaryOutdated::force_secondary;
+  }
+  return Status::success();
+}
+
 // Every path of `connection` to `remote`: the remote end to dial, the local end to listen on.
 void add_paths(const config::Connection& connection, const std::string& remote,
                TransportPeer& peer, TransportConfig& transport) {
@@ -286,6 +322,10 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
   result.node.node_id = result.self.node_id;
   result.node.node_name = result.self.name;
   result.node.protocol = result.resource.protocol();
+  if (Status status = apply_quorum_options(result.resource.options, result.node.quorum);
+      !status.ok()) {
+    return status.error();
+  }
   result.transport.self = result.self.node_id;
   result.transport.resource_name = result.resource.name;
   result.transport.listen_host = result.self.address;

@@ -183,6 +183,8 @@ struct CommonFlags {
   bool swarm = false;
   bool no_crash_primary = false;
   bool reference_workload = false;
+  std::string quorum;
+  std::string on_no_quorum;
 };
 
 void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
@@ -201,6 +203,9 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
                     "per seed: random node count, operation count, fault classes and weights");
   command->add_flag("--no-crash-primary", flags.no_crash_primary,
                     "do not crash the Primary halfway (the failover scenario)");
+  command->add_option("--quorum", flags.quorum, "quorum on every node: off, majority, all or N");
+  command->add_option("--on-no-quorum", flags.on_no_quorum,
+                      "with --quorum: io-error or suspend-io (default suspend-io)");
   command->add_flag("--reference-workload", flags.reference_workload,
                     "4 KiB random writes only, at queue depth 8 (the benchmark workload)");
 }
@@ -226,6 +231,22 @@ ditto::Status apply_common(SimOptions& options, const CommonFlags& flags, CLI::A
     }
   }
   if (flags.no_crash_primary) options.crash_primary = false;
+  if (!flags.quorum.empty()) {
+    const auto rule = ditto::core::parse_quorum_rule(flags.quorum);
+    if (!rule) {
+      return ditto::Error{"--quorum: '" + flags.quorum + "' is not off, majority, all or 1..32"};
+    }
+    options.quorum.quorum = *rule;
+  }
+  if (!flags.on_no_quorum.empty()) {
+    if (flags.on_no_quorum != "io-error" && flags.on_no_quorum != "suspend-io") {
+      return ditto::Error{"--on-no-quorum: '" + flags.on_no_quorum +
+                          "' is not io-error or suspend-io"};
+    }
+    options.quorum.on_no_quorum = flags.on_no_quorum == "io-error"
+                                      ? ditto::core::OnNoQuorum::io_error
+                                      : ditto::core::OnNoQuorum::suspend_io;
+  }
   if (flags.reference_workload) {
     options.workload.read_percent = 0;
     options.workload.flush_percent = 0;

@@ -85,11 +85,15 @@ std::string replay_command(const SimOptions& options) {
     }
     command += " --faults " + list;
   }
+  if (options.quorum.enabled()) {
+    command += " --quorum " + core::to_string(options.quorum.quorum) + " --on-no-quorum " +
+               std::string(core::to_string(options.quorum.on_no_quorum));
+  }
   return command;
 }
 
 SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
-                         const netem::FaultWeights& excluded) {
+                         const netem::FaultWeights& excluded, bool draw_quorum) {
   Prng prng = Prng::derive(seed, stream_swarm);
   SimOptions options;
   options.seed = seed;
@@ -105,6 +109,12 @@ SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
   }
   options.faults_per_1000_ops = static_cast<std::uint32_t>(prng.between(5, 50));
   options.crash_primary = prng.chance(1, 3);
+  Prng quorum = Prng::derive(seed, stream_swarm_quorum);
+  if (draw_quorum && options.nodes >= 3 && quorum.chance(1, 3)) {
+    options.quorum.quorum = core::QuorumRule{core::QuorumRule::Kind::majority, 0};
+    options.quorum.on_no_quorum =
+        quorum.chance(1, 2) ? core::OnNoQuorum::io_error : core::OnNoQuorum::suspend_io;
+  }
   return options;
 }
 

@@ -41,6 +41,8 @@ json options_json(const SimOptions& options) {
               {"reconnect_delay_ns", options.reconnect_delay.ns},
               {"detection_delay_max_ns", options.detection_delay_max.ns},
               {"crash_primary", options.crash_primary},
+              {"quorum", core::to_string(options.quorum.quorum)},
+              {"on_no_quorum", std::string(core::to_string(options.quorum.on_no_quorum))},
               {"faults", faults},
               {"faults_per_1000_ops", options.faults_per_1000_ops},
               {"stall_timeout_ns", options.stall_timeout.ns},
@@ -126,6 +128,29 @@ class Reader {
     if (Status status_ = (expression); !status_) return status_.error(); \
   } while (false)
 
+// "quorum" and "on_no_quorum" (optional: schedules written before quorum existed run without).
+Status quorum_from_json(const json& object, core::QuorumSettings& quorum) {
+  if (const auto found = object.find("quorum"); found != object.end()) {
+    const auto rule =
+        found->is_string() ? core::parse_quorum_rule(found->get<std::string>()) : std::nullopt;
+    if (!rule) {
+      return Error{"schedule options: field 'quorum' must be \"off\", \"majority\", \"all\" or "
+                   "\"1\"..\"32\""};
+    }
+    quorum.quorum = *rule;
+  }
+  if (const auto found = object.find("on_no_quorum"); found != object.end()) {
+    const std::string value = found->is_string() ? found->get<std::string>() : "";
+    if (value != "io-error" && value != "suspend-io") {
+      return Error{"schedule options: field 'on_no_quorum' must be \"io-error\" or "
+                   "\"suspend-io\""};
+    }
+    quorum.on_no_quorum =
+        value == "io-error" ? core::OnNoQuorum::io_error : core::OnNoQuorum::suspend_io;
+  }
+  return Status::success();
+}
+
 Result<SimOptions> options_from_json(const json& object) {
   if (!object.is_object()) return Error{"schedule: 'options' must be an object"};
   SimOptions options;
@@ -148,6 +173,7 @@ Result<SimOptions> options_from_json(const json& object) {
   DITTO_TRY(read.duration("detection_delay_max_ns", options.detection_delay_max));
   DITTO_TRY(read.boolean("crash_primary", options.crash_primary));
   DITTO_TRY(read.integer("faults_per_1000_ops", options.faults_per_1000_ops));
+  DITTO_TRY(quorum_from_json(object, options.quorum));
   DITTO_TRY(read.duration("stall_timeout_ns", options.stall_timeout));
   DITTO_TRY(read.duration("settle_time_ns", options.settle_time));
   DITTO_TRY(read.integer("liveness_bound_ns", options.liveness_bound.ns, false));

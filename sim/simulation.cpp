@@ -254,6 +254,7 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
           [&](const core::Event& event) {
             hash_.add_text(event.line);
             on_core_event(node, event.line);
+            check_event(node, event.line);
           },
           [&](const core::ArmTimer& arm) {
             // The deadline is on the node's own clock.

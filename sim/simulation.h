@@ -135,6 +135,7 @@ class Simulation {
   void execute(std::uint8_t node, core::Action& action);
   void after_step(std::uint8_t node);
   void check_cluster_step();
+  void check_event(std::uint8_t node, const std::string& line);  // simulation_checks.cpp
   void on_timer(const SimEvent& event);
 
   // Disk (simulation.cpp).

@@ -172,6 +172,9 @@ void Simulation::on_operator_check() {
     if (workload_.done()) workload_finished();
     return;
   }
+  // A promotion refused at once (no quorum, say) already scheduled the retry: one is enough,
+  // or every check would schedule more and the queue would grow without bound.
+  if (operator_busy_) return;
   operator_busy_ = true;
   schedule(operator_retry, make_event(EventKind::operator_check, 0));
 }

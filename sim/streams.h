@@ -17,5 +17,6 @@ inline constexpr std::uint64_t stream_fault_effects = 7;
 // Fault classes added after the classic ones (netem::classic_fault_class_count).
 inline constexpr std::uint64_t stream_swarm_added = 8;
 inline constexpr std::uint64_t stream_faults_added = 9;
+inline constexpr std::uint64_t stream_swarm_quorum = 10;
 
 }  // namespace ditto::sim

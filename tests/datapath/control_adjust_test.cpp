@@ -40,6 +40,31 @@ class PlanAdjust : public ::testing::Test {
   std::string directory_;
 };
 
+TEST_F(PlanAdjust, QuorumOptionsMapOntoTheNodesQuorumSettings) {
+  EXPECT_FALSE(load("").node.quorum.enabled());  // off unless configured
+  const DaemonConfig config = load(
+      "", "  options { quorum majority; on-no-quorum io-error; quorum-minimum-redundancy 2; }\n");
+  const core::QuorumSettings& quorum = config.node.quorum;
+  EXPECT_EQ(quorum.quorum.kind, core::QuorumRule::Kind::majority);
+  EXPECT_EQ(quorum.minimum_redundancy, (core::QuorumRule{core::QuorumRule::Kind::nodes, 2}));
+  EXPECT_EQ(quorum.on_no_quorum, core::OnNoQuorum::io_error);
+  EXPECT_EQ(quorum.on_suspended_primary_outdated, core::OnSuspendedPrimaryOutdated::disconnect);
+}
+
+TEST_F(PlanAdjust, AQuorumCountAboveThirtyTwoIsRejectedAtItsLocation) {
+  const std::string path = directory_ + "/bad.res";
+  std::ofstream(path, std::ios::trunc)
+      << "resource r0 {\n  options { quorum 40; }\n"
+      << "  on alpha { node-id 0; address 127.0.0.1:7000; device minor 1; disk /tmp/a.img;\n"
+      << "    meta-disk internal; }\n}\n";
+  auto config = load_daemon_config({path, "alpha", ""});
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.error().message.find("bad.res:2:"), std::string::npos)
+      << config.error().message;
+  EXPECT_NE(config.error().message.find("quorum '40'"), std::string::npos)
+      << config.error().message;
+}
+
 TEST_F(PlanAdjust, NetTimingsAndTheSecretAreLiveChanges) {
   const DaemonConfig running = load("");
   const DaemonConfig file = load(

@@ -1,0 +1,228 @@
+// Node: quorum (drbd9-semantics.md §8). The input of the pure computation (core/quorum.h) is
+// gathered at every committed state change; its consequences:
+// - promotion without quorum is refused (SS_NO_QUORUM, the rule in core/state.cpp);
+// - a Primary without quorum fails new writes and writes that complete (on-no-quorum io-error),
+//   or freezes them (suspend-io) until quorum returns, or fails them when it demotes; it starts
+//   no new data generation (the pending one is made when quorum returns), so a partition that
+//   promoted and moved on stays the newer side;
+// - a Primary frozen without quorum that meets a newer Primary demotes itself with
+//   on-suspended-primary-outdated force-secondary (else the connection is refused);
+// - the quorum state is visible: events2 `quorum:yes|no` and `suspended:quorum`, and every
+//   StateReport says whether the sender has quorum (a diskless node relies on that, and a split
+//   brain found at the handshake resolves toward the side with quorum);
+// - `down` leaves gracefully: the peers learn it first and stop counting this node (last man
+//   standing), where a crash or a partition leaves it counted.
+#include <utility>
+
+#include "core/assert.h"
+#include "core/node.h"
+
+namespace ditto::core {
+namespace {
+
+std::uint32_t bit(NodeId node) {
+  return 1u << node.value;
+}
+
+const char* yes_no(bool value) {
+  return value ? "yes" : "no";
+}
+
+}  // namespace
+
+QuorumInput Node::quorum_input() const {
+  QuorumInput input;
+  input.settings = config_.quorum;
+  input.disk = disk_state_;
+  input.intentional_diskless = config_.intentional_diskless;
+  input.had_quorum = have_quorum_;
+  for (const Peer& peer : peers_) {
+    if (!peer.configured) continue;
+    const NodeId id = peer.status.node_id;
+    input.peers_mask |= bit(id);
+    QuorumPeer& view = input.peers[id.value];
+    const bool connected = peer.status.connection == ConnectionState::connected;
+    view.connected = connected;
+    view.disk = connected ? peer.status.disk : peer.last_known_disk;
+    view.intentional_diskless = peer.intentional_diskless;
+    view.left_gracefully = !connected && peer.left_gracefully;
+    view.reports_quorum = connected && peer.reports_quorum;
+  }
+  return input;
+}
+
+bool Node::io_suspended_for_quorum() const {
+  return role_ == Role::primary && !have_quorum_ &&
+         config_.quorum.on_no_quorum == OnNoQuorum::suspend_io;
+}
+
+std::string_view Node::suspended_reason() const {
+  return io_suspended_for_quorum() ? "quorum" : "no";
+}
+
+bool Node::handshake_busy() const {
+  for (const Peer& peer : peers_) {
+    if (!peer.configured || !peer.transport_up) continue;
+    if (!peer.state_received) return true;
+    const ReplicationState state = peer.status.replication;
+    if (state == ReplicationState::wait_bitmap_source ||
+        state == ReplicationState::wait_bitmap_target) {
+      return true;
+    }
+  }
+  return false;
+}
+
+bool Node::quorum_suspends_io() const {
+  return io_suspended_for_quorum();
+}
+
+// Recomputes quorum (after every committed state change and every peer report). Only records
+// the outcome and reports it; apply_quorum_changes acts on it once the input is handled.
+void Node::update_quorum() {
+  const bool before = have_quorum_;
+  const bool suspended_before = io_suspended_for_quorum();
+  quorum_outcome_ = compute_quorum(quorum_input());
+  have_quorum_ = quorum_outcome_.have_quorum;
+  DITTO_ASSERT(have_quorum_ || config_.quorum.enabled());
+  if (have_quorum_ != before) {
+    quorum_changed_ = true;
+    actions_.push_back(Event{"change device name:" + config_.resource_name +
+                             " volume:0 minor:0 quorum:" + yes_no(have_quorum_)});
+  }
+  if (suspended_before != io_suspended_for_quorum()) {
+    actions_.push_back(Event{"change resource name:" + config_.resource_name +
+                             " suspended:" + std::string(suspended_reason())});
+  }
+}
+
+// Runs at the end of the inputs that can change quorum (messages, lost connections, admin).
+// A Primary that regained quorum through a connection resumes once that handshake is over: a
+// new generation in the middle of it would make the peer start over.
+void Node::apply_quorum_changes(Instant now) {
+  (void)now;
+  if (!quorum_changed_) return;
+  if (have_quorum_ && role_ == Role::primary && handshake_busy()) return;
+  quorum_changed_ = false;
+  // Our StateReports carry the quorum flag: the peers (a diskless one above all) learn it.
+  send_state_to_connected_peers();
+  if (!have_quorum_ || role_ != Role::primary) return;
+  // Quorum is back: the new generation that waited is made first, then frozen I/O resumes.
+  bump_generation_if_pending();
+  std::deque<SuspendedCompletion> completions;
+  completions.swap(quorum_suspended_completions_);
+  DITTO_ASSERT(statistics_.upper_pending >= completions.size());
+  statistics_.upper_pending -= static_cast<std::uint32_t>(completions.size());
+  for (const SuspendedCompletion& done : completions) {
+    actions_.push_back(CompleteClient{done.request, ClientStatus::ok, std::nullopt});
+    if (done.payload) actions_.push_back(ReleasePayload{*done.payload});
+  }
+  std::deque<HeldWrite> writes;
+  writes.swap(quorum_suspended_writes_);
+  DITTO_ASSERT(statistics_.upper_pending >= writes.size());
+  statistics_.upper_pending -= static_cast<std::uint32_t>(writes.size());
+  for (const HeldWrite& write : writes) {
+    if (auto refusal = write_refusal(write.sector, write.length_bytes)) {
+      actions_.push_back(CompleteClient{write.request, *refusal, std::nullopt});
+      actions_.push_back(ReleasePayload{write.payload});
+      continue;
+    }
+    admit_write(write.request, write.sector, write.length_bytes, write.payload, write.flags);
+  }
+}
+
+void Node::suspend_write_for_quorum(RequestId request, Sector sector, std::uint32_t length_bytes,
+                                    PayloadHandle payload, WriteFlags flags) {
+  DITTO_ASSERT(quorum_suspends_io());
+  quorum_suspended_writes_.push_back(HeldWrite{request, sector, length_bytes, payload, flags});
+  statistics_.upper_pending += 1;
+}
+
+// A write completing while the Primary has no quorum: with suspend-io its completion waits
+// (true); with io-error the caller reports it failed.
+bool Node::hold_completion_for_quorum(const CompleteClient& completion,
+                                      std::optional<PayloadHandle> payload) {
+  if (!quorum_suspends_io()) return false;
+  quorum_suspended_completions_.push_back(SuspendedCompletion{completion.request, payload});
+  return true;
+}
+
+// Demotion (or a forced one) fails everything frozen: the data may never reach a quorum.
+void Node::fail_suspended_io() {
+  const std::size_t count =
+      quorum_suspended_completions_.size() + quorum_suspended_writes_.size();
+  DITTO_ASSERT(statistics_.upper_pending >= count);
+  statistics_.upper_pending -= static_cast<std::uint32_t>(count);
+  for (const SuspendedCompletion& done : quorum_suspended_completions_) {
+    actions_.push_back(CompleteClient{done.request, ClientStatus::io_error, std::nullopt});
+    if (done.payload) actions_.push_back(ReleasePayload{*done.payload});
+  }
+  for (const HeldWrite& write : quorum_suspended_writes_) {
+    actions_.push_back(CompleteClient{write.request, ClientStatus::io_error, std::nullopt});
+    actions_.push_back(ReleasePayload{write.payload});
+  }
+  quorum_suspended_completions_.clear();
+  quorum_suspended_writes_.clear();
+}
+
+// Before a StateReport is applied: what it says about quorum and the sender's configuration.
+void Node::on_peer_quorum_flags(Peer& peer, const wire::StateReport& state) {
+  peer.last_known_disk = state.disk_state;
+  peer.intentional_diskless = (state.uuid_flags & quorum_flag::intentional_diskless) != 0;
+  peer.reports_quorum = (state.uuid_flags & quorum_flag::has_quorum) != 0;
+  peer.left_gracefully = (state.uuid_flags & quorum_flag::leaving) != 0;
+  if (peer.left_gracefully) peer.last_known_disk = DiskState::outdated;
+}
+
+// A Primary frozen without quorum meets another Primary: that partition had quorum, promoted
+// and moved on. With force-secondary we step down (failing the frozen I/O) so the connection
+// can go on and resync us; with disconnect (the default) the caller refuses it.
+bool Node::demote_for_newer_primary(const wire::StateReport& state) {
+  if (state.role != Role::primary || role_ != Role::primary || have_quorum_) return false;
+  if (config_.quorum.on_suspended_primary_outdated !=
+      OnSuspendedPrimaryOutdated::force_secondary) {
+    return false;
+  }
+  if (!requests_.empty()) return false;  // in-flight I/O keeps the device open
+  fail_suspended_io();
+  return demote().ok;
+}
+
+std::uint64_t Node::quorum_uuid_flags() const {
+  std::uint64_t flags = 0;
+  if (have_quorum_ && config_.quorum.enabled()) flags |= quorum_flag::has_quorum;
+  if (config_.intentional_diskless) flags |= quorum_flag::intentional_diskless;
+  if (down_) flags |= quorum_flag::leaving;
+  return flags;
+}
+
+AdminResult Node::down(Instant now) {
+  if (down_) return {};
+  if (promotion_) {
+    return {false, to_string(StateChangeCode::concurrent_state_change),
+            "a promotion is in progress"};
+  }
+  if (role_ == Role::primary) {
+    fail_suspended_io();
+    AdminResult demoted = demote();
+    if (!demoted.ok) return demoted;
+  }
+  down_ = true;
+  for (Peer& peer : peers_) {
+    if (!peer.configured) continue;
+    if (peer.status.connection == ConnectionState::connected) {
+      send_state(peer);  // carries quorum_flag::leaving
+      actions_.push_back(Disconnect{peer.status.node_id, "down: leaving the cluster"});
+    }
+    if (peer.transport_up) {
+      peer_lost(peer, ConnectionState::disconnecting);
+      twopc_peer_lost(now, peer);
+    } else if (peer.status.connection != ConnectionState::standalone) {
+      set_connection(peer, ConnectionState::disconnecting);
+      set_connection(peer, ConnectionState::standalone);
+    }
+  }
+  return {};
+}
+
+}  // namespace ditto::core

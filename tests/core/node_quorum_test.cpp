@@ -1,0 +1,331 @@
+// Quorum enforced by Node (drbd9-semantics.md §8): promotion refused without quorum, a Primary
+// that loses it fails (io-error) or freezes (suspend-io) writes, the majority side promotes and
+// the healed minority resyncs without a split brain, the diskless tiebreaker, the last man
+// standing, and the quorum state in events.
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/node.h"
+#include "core/status.h"
+#include "tests/core/node_harness.h"
+
+namespace ditto::core {
+namespace {
+
+using harness::Cluster;
+using harness::node_id;
+
+QuorumSettings majority(OnNoQuorum on_no_quorum) {
+  QuorumSettings settings;
+  settings.quorum = QuorumRule{QuorumRule::Kind::majority, 0};
+  settings.on_no_quorum = on_no_quorum;
+  return settings;
+}
+
+Cluster quorum_cluster(int count, OnNoQuorum on_no_quorum, int diskless_node = -1) {
+  return Cluster(count, [&](NodeConfig& config) {
+    config.quorum = majority(on_no_quorum);
+    config.intentional_diskless = config.node_id.value == diskless_node;
+  });
+}
+
+int count_events(const Cluster& cluster, int node, const std::string& text) {
+  int count = 0;
+  for (const auto& [index, line] : cluster.events) {
+    if (index == node && line.find(text) != std::string::npos) count += 1;
+  }
+  return count;
+}
+
+int split_brain_events(const Cluster& cluster) {
+  int count = 0;
+  for (const auto& [index, line] : cluster.events) {
+    if (line.rfind("split-brain", 0) == 0) count += 1;
+  }
+  return count;
+}
+
+// Node 0 is cut off from every peer, as by a partition (both sides notice).
+void isolate(Cluster& cluster, int node) {
+  for (int peer = 0; peer < static_cast<int>(cluster.nodes.size()); ++peer) {
+    if (peer != node) cluster.disconnect(node, peer);
+  }
+}
+
+// What a transport does with a connection that either side dropped (a node reconnects an
+// Outdated peer to resync it, for instance): close it on both sides and make it again.
+void keep_connected(Cluster& cluster, const std::vector<std::pair<int, int>>& links) {
+  for (int round = 0; round < 10; ++round) {
+    bool remade = false;
+    for (const auto& [a, b] : links) {
+      const bool up = cluster.nodes[a].peer(node_id(b))->connection ==
+                          ConnectionState::connected &&
+                      cluster.nodes[b].peer(node_id(a))->connection == ConnectionState::connected;
+      if (up) continue;
+      cluster.disconnect(a, b);
+      cluster.connect(a, b);
+      remade = true;
+    }
+    cluster.settle();
+    if (!remade) return;
+  }
+}
+
+void reconnect_all(Cluster& cluster) {
+  std::vector<std::pair<int, int>> links;
+  for (int first = 0; first < static_cast<int>(cluster.nodes.size()); ++first) {
+    for (int second = first + 1; second < static_cast<int>(cluster.nodes.size()); ++second) {
+      links.emplace_back(first, second);
+    }
+  }
+  keep_connected(cluster, links);
+}
+
+TEST(NodeQuorum, AFreshNodeAloneHasNoQuorumAndItsPromotionIsRefused) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+  EXPECT_FALSE(cluster.nodes[0].may_promote());
+  const AdminResult result = cluster.nodes[0].on_admin(cluster.now, Promote{});
+  EXPECT_FALSE(result.ok);
+  EXPECT_EQ(result.code, "SS_NO_QUORUM");
+  cluster.connect(0, 1);
+  cluster.settle();
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());
+  EXPECT_EQ(count_events(cluster, 0, "change device name:r0 volume:0 minor:0 quorum:yes"), 1);
+  cluster.promote(0);
+}
+
+TEST(NodeQuorum, WithQuorumOffALoneNodePromotesAsBefore) {
+  Cluster cluster(3);
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());
+  EXPECT_FALSE(cluster.nodes[0].quorum_outcome().computed);  // "would have lost quorum"
+  cluster.promote(0);
+}
+
+TEST(NodeQuorum, AnIsolatedPrimaryFailsWritesWithIoErrorAndTheMajorityPromotesWithoutSplitBrain) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+
+  isolate(cluster, 0);
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+  EXPECT_EQ(count_events(cluster, 0, "quorum:no"), 1);
+  EXPECT_NE(format_status(cluster.nodes[0]).find("quorum:no"), std::string::npos);
+  const std::uint64_t generation_before = cluster.nodes[0].generation();
+  cluster.write(0, 2, 8, 12);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::io_error);
+  EXPECT_TRUE(cluster.pending_writes(0).empty());  // nothing reached the minority's disk
+  EXPECT_EQ(cluster.nodes[0].generation(), generation_before);  // no new generation
+
+  // The majority side keeps quorum, promotes and writes. (Node 1, cut off first, learned
+  // through node 2 that the Primary went on without it and is Outdated: node 2 promotes.)
+  EXPECT_TRUE(cluster.nodes[1].have_quorum());
+  EXPECT_TRUE(cluster.nodes[2].have_quorum());
+  cluster.promote(2);
+  keep_connected(cluster, {{1, 2}});  // node 2 reconnects Outdated node 1 to resync it
+  cluster.write(2, 3, 8, 13);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(3), ClientStatus::ok);
+
+  // The operator demotes the old Primary; the partition heals: it resyncs from the majority.
+  ASSERT_TRUE(cluster.nodes[0].on_admin(cluster.now, Demote{}).ok);
+  reconnect_all(cluster);
+  EXPECT_EQ(split_brain_events(cluster), 0);
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[0].generation() & ~uuid_primary_bit,
+            cluster.nodes[2].generation() & ~uuid_primary_bit);
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());
+  for (int node : {0, 1}) {
+    EXPECT_EQ(cluster.nodes[node].disk_state(), DiskState::up_to_date) << node;
+    EXPECT_EQ(cluster.nodes[node].peer(node_id(2))->connection, ConnectionState::connected);
+    EXPECT_EQ(cluster.nodes[2].peer(node_id(node))->out_of_sync_bytes, 0u);
+  }
+}
+
+TEST(NodeQuorum, AWriteInFlightWhenThePrimaryLosesQuorumFailsWithIoError) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);  // on its local disk and sent, no ack yet
+  cluster.network.clear();     // the partition swallows the Data
+  isolate(cluster, 0);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::io_error);
+}
+
+TEST(NodeQuorum, AWriteCutOffByTheIsolationStartsNoGenerationSoTheHealFindsNoSplitBrain) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  cluster.write(0, 2, 8, 12);  // on node 0's disk, never on a peer's
+  cluster.network.clear();
+  isolate(cluster, 0);
+  cluster.settle();
+  // Losing node 1 (quorum kept) may start a generation; losing node 2 with the write unconfirmed
+  // must not (no quorum): otherwise both sides would have moved on from one ancestor.
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::io_error);
+  cluster.promote(2);
+  keep_connected(cluster, {{1, 2}});
+  cluster.write(2, 3, 16, 13);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  ASSERT_TRUE(cluster.nodes[0].on_admin(cluster.now, Demote{}).ok);
+  reconnect_all(cluster);
+  EXPECT_EQ(split_brain_events(cluster), 0);
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[0].generation() & ~uuid_primary_bit,
+            cluster.nodes[2].generation() & ~uuid_primary_bit);
+  EXPECT_EQ(cluster.nodes[2].peer(node_id(0))->out_of_sync_bytes, 0u);
+}
+
+TEST(NodeQuorum, SuspendIoFreezesWritesUntilQuorumReturns) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::suspend_io);
+  cluster.connect_all();
+  cluster.promote(0);
+  isolate(cluster, 0);
+  EXPECT_TRUE(cluster.nodes[0].io_suspended_for_quorum());
+  EXPECT_EQ(count_events(cluster, 0, "change resource name:r0 suspended:quorum"), 1);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  EXPECT_FALSE(cluster.completion_of(1).has_value());
+  EXPECT_EQ(cluster.nodes[0].statistics().upper_pending, 1u);
+
+  cluster.connect(0, 1);  // one peer back: 2 of 3
+  cluster.settle();
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  EXPECT_EQ(count_events(cluster, 0, "change resource name:r0 suspended:no"), 1);
+  EXPECT_EQ(cluster.nodes[0].statistics().upper_pending, 0u);
+  EXPECT_EQ(split_brain_events(cluster), 0);
+}
+
+TEST(NodeQuorum, SuspendedWritesFailWhenThePrimaryIsDemoted) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::suspend_io);
+  cluster.connect_all();
+  cluster.promote(0);
+  isolate(cluster, 0);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  ASSERT_FALSE(cluster.completion_of(1).has_value());
+  ASSERT_TRUE(cluster.nodes[0].on_admin(cluster.now, Demote{}).ok);
+  cluster.collect(0);
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::io_error);
+  EXPECT_EQ(cluster.nodes[0].statistics().upper_pending, 0u);
+}
+
+TEST(NodeQuorum, ASuspendedPrimaryMeetingANewerPrimaryStepsDownWithForceSecondary) {
+  Cluster cluster(3, [](NodeConfig& config) {
+    config.quorum = majority(OnNoQuorum::suspend_io);
+    config.quorum.on_suspended_primary_outdated = OnSuspendedPrimaryOutdated::force_secondary;
+  });
+  cluster.connect_all();
+  cluster.promote(0);
+  isolate(cluster, 0);
+  cluster.write(0, 1, 0, 11);
+  cluster.promote(2);
+  keep_connected(cluster, {{1, 2}});
+  cluster.write(2, 2, 0, 12);
+  cluster.settle();
+  reconnect_all(cluster);
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::io_error);
+  EXPECT_EQ(cluster.nodes[0].role(), Role::secondary);
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[0].peer(node_id(2))->connection, ConnectionState::connected);
+  EXPECT_EQ(split_brain_events(cluster), 0);
+}
+
+TEST(NodeQuorum, TiebreakerKeepsBothDiskfulNodesQuorateAndTheSecondaryOutdatesItself) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error, 2);
+  cluster.connect_all();
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::diskless);
+  cluster.promote(0);
+  cluster.disconnect(0, 1);  // the link between the diskful nodes
+  cluster.settle();
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());
+  EXPECT_TRUE(cluster.nodes[0].quorum_outcome().by_tiebreaker);
+  EXPECT_TRUE(cluster.nodes[1].have_quorum());
+  EXPECT_EQ(count_events(cluster, 0, "quorum:no"), 0);
+  // Node 1 learns through the tiebreaker of a Primary it cannot reach.
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  EXPECT_FALSE(cluster.nodes[1].on_admin(cluster.now, Promote{}).ok);
+
+  // The Primary also loses the tiebreaker: no quorum, writes fail.
+  cluster.disconnect(0, 2);
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+  cluster.write(0, 2, 8, 12);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::io_error);
+  // And it cannot regain quorum through the diskless node alone.
+  cluster.connect(0, 2);
+  cluster.settle();
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+}
+
+TEST(NodeQuorum, TheLastManStandingKeepsQuorumWhenPeersLeaveGracefully) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  for (int leaving : {2, 1}) {
+    ASSERT_TRUE(cluster.nodes[leaving].on_admin(cluster.now, Down{}).ok);
+    cluster.deliver_messages();  // the peers hear it before the connection closes
+    isolate(cluster, leaving);
+    cluster.settle();
+    EXPECT_TRUE(cluster.nodes[0].have_quorum()) << "after node " << leaving << " left";
+    EXPECT_EQ(cluster.nodes[leaving].peer(node_id(0))->connection, ConnectionState::standalone);
+  }
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  EXPECT_EQ(cluster.nodes[0].quorum_outcome().counts.voters, 1u);
+}
+
+TEST(NodeQuorum, TheLastNodeLosesQuorumWhenItsPeersCrashInstead) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  isolate(cluster, 2);  // crashed: no goodbye
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());
+  isolate(cluster, 1);
+  cluster.settle();
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::io_error);
+}
+
+TEST(NodeQuorum, OneGracefulLeaveAndOneCrashLoseQuorum) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  ASSERT_TRUE(cluster.nodes[2].on_admin(cluster.now, Down{}).ok);
+  cluster.deliver_messages();
+  isolate(cluster, 2);
+  isolate(cluster, 1);
+  cluster.settle();
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+}
+
+TEST(NodeQuorum, ADownNodeRefusesNewConnections) {
+  Cluster cluster = quorum_cluster(2, OnNoQuorum::io_error);
+  ASSERT_TRUE(cluster.nodes[1].on_admin(cluster.now, Down{}).ok);
+  cluster.connect(0, 1);
+  cluster.settle();
+  EXPECT_NE(cluster.nodes[0].peer(node_id(1))->connection, ConnectionState::connected);
+  ASSERT_FALSE(cluster.disconnects.empty());
+  EXPECT_EQ(cluster.disconnects.back().first, 1);
+}
+
+}  // namespace
+}  // namespace ditto::core

@@ -1,0 +1,185 @@
+// Quorum on the whole simulator (drbd9-semantics.md §8): real cores, simulated disks and
+// network. A Primary cut off from the majority fails (io-error) or freezes (suspend-io) its
+// writes; after the heal nobody detects a split brain and the replicas end identical. And a
+// property over many seeds: with quorum majority no node ever detects a split brain (the
+// oracle's check_event turns one into a violation), whatever the faults.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "sim/schedule.h"
+#include "sim/simulation.h"
+
+namespace ditto::sim {
+namespace {
+
+std::string describe(const RunResult& result) {
+  std::string text = "seed " + std::to_string(result.seed) + ": " +
+                     std::to_string(result.violation_count) + " violations";
+  for (const std::string& violation : result.violations) text += "\n  " + violation;
+  return text;
+}
+
+core::QuorumSettings majority(core::OnNoQuorum on_no_quorum) {
+  core::QuorumSettings settings;
+  settings.quorum = core::QuorumRule{core::QuorumRule::Kind::majority, 0};
+  settings.on_no_quorum = on_no_quorum;
+  return settings;
+}
+
+// Three nodes, node 0 Primary; after operation 100 node 0 is cut off from both peers for
+// 300 ms (a symmetric partition), then the network heals.
+Schedule isolated_primary(std::uint64_t seed, const core::QuorumSettings& quorum) {
+  SimOptions options;
+  options.seed = seed;
+  options.nodes = 3;
+  options.workload.operations = 400;
+  options.crash_primary = false;
+  options.quorum = quorum;
+  Schedule schedule = make_schedule(options, false);
+  FaultEvent partition;
+  partition.fault = netem::FaultClass::partition_isolate;
+  partition.after_op = 100;
+  partition.node = 0;
+  partition.peer = 1;
+  partition.parameter = 0;  // isolate node 0
+  partition.duration_ns = Duration::from_ms(300).ns;
+  schedule.faults = {partition};
+  return schedule;
+}
+
+TEST(QuorumScenario, AnIsolatedPrimaryWithIoErrorFailsWritesAndNoSplitBrainFollowsTheHeal) {
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    const RunResult result =
+        run_schedule(isolated_primary(seed, majority(core::OnNoQuorum::io_error)));
+    EXPECT_EQ(result.violation_count, 0u) << describe(result);  // includes split brain
+    EXPECT_EQ(result.faults_fired[netem::index(netem::FaultClass::partition_isolate)], 1u);
+    // The writes before the partition were acknowledged; during it they fail at once (so the
+    // workload runs through most of its remaining operations then).
+    EXPECT_GT(result.workload.writes_failed, 0u) << describe(result);
+    EXPECT_GT(result.workload.writes_acknowledged, 30u);
+    EXPECT_EQ(result.divergent_blocks, 0u);
+    EXPECT_GE(result.converged_after_ns, 0) << describe(result);
+  }
+}
+
+TEST(QuorumScenario, AnIsolatedPrimaryWithSuspendIoFreezesWritesUntilTheHealAndLosesNone) {
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    const RunResult result =
+        run_schedule(isolated_primary(seed, majority(core::OnNoQuorum::suspend_io)));
+    EXPECT_EQ(result.violation_count, 0u) << describe(result);
+    EXPECT_EQ(result.workload.writes_failed, 0u) << describe(result);
+    // Frozen for the partition: the slowest write waited about as long as it lasted.
+    EXPECT_GE(result.workload.write_latency_ns_max, Duration::from_ms(250).ns);
+    EXPECT_EQ(result.workload.writes_acknowledged + result.workload.writes_failed,
+              result.workload.writes_acknowledged);
+    EXPECT_EQ(result.divergent_blocks, 0u);
+  }
+}
+
+TEST(QuorumScenario, WithoutQuorumTheIsolatedPrimaryKeepsAcknowledgingWrites) {
+  // The control for the two scenarios above: the same partition, quorum off.
+  const RunResult result = run_schedule(isolated_primary(1, core::QuorumSettings{}));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  EXPECT_EQ(result.workload.writes_failed, 0u);
+  EXPECT_LT(result.workload.write_latency_ns_max, Duration::from_ms(250).ns);
+}
+
+TEST(QuorumScenario, AFailoverRefusedForLackOfQuorumIsRetriedOnceAtATime) {
+  // Regression: the Primary crashed while the survivors were cut off from each other, so every
+  // promotion was refused at once (SS_NO_QUORUM); each operator check then scheduled two
+  // retries, and the event queue grew until it overflowed. The run must end normally.
+  SimOptions options;
+  options.seed = 11;
+  options.nodes = 3;
+  options.workload.operations = 150;
+  options.faults = netem::parse_fault_list("all").value();
+  options.quorum = majority(core::OnNoQuorum::io_error);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  EXPECT_GT(result.promotions_refused, 0u);
+  EXPECT_TRUE(result.promoted);
+}
+
+TEST(QuorumProperty, WithQuorumMajorityNoSeedEverDetectsASplitBrain) {
+  // Three nodes, every fault class, quorum majority; io-error and suspend-io alternate. The
+  // oracle turns any split brain into a violation; lost acknowledged writes, stalls and
+  // liveness are checked as in every run.
+  std::uint64_t writes_failed = 0;
+  std::uint64_t promotions_refused = 0;
+  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+    SimOptions options;
+    options.seed = seed;
+    options.nodes = 3;
+    options.workload.operations = 100;
+    options.faults = netem::parse_fault_list("all").value();
+    options.quorum = majority(seed % 2 == 0 ? core::OnNoQuorum::io_error
+                                            : core::OnNoQuorum::suspend_io);
+    const RunResult result = run_simulation(options);
+    writes_failed += result.workload.writes_failed;
+    promotions_refused += result.promotions_refused;
+    EXPECT_EQ(result.violation_count, 0u) << replay_command(options) << "\n" << describe(result);
+  }
+  EXPECT_GT(writes_failed, 0u);       // some Primary lost quorum
+  EXPECT_GT(promotions_refused, 0u);  // some failover had to wait for quorum
+}
+
+// Found by the swarm with quorum drawn (not fixed yet, hence DISABLED_):
+// a 4-node cluster whose two Inconsistent nodes keep restarting a resync that one of them, a
+// paused SyncSource, cannot serve ("resync source node0 is no longer consistent"): the liveness
+// oracle reports that they never converge.
+TEST(QuorumRegression, DISABLED_FourNodesWithEveryFaultConvergeAfterTheFaultsStop) {
+  SimOptions options;
+  options.seed = 19;
+  options.nodes = 4;
+  options.workload.operations = 150;
+  options.faults = netem::parse_fault_list("all").value();
+  options.quorum = majority(core::OnNoQuorum::io_error);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+// Swarm seed 261 with quorum drawn: a node asserts in release_requests_from_non_targets
+// (Bitmap::set_sectors beyond the end of the volume) when a connection goes down.
+TEST(QuorumRegression, DISABLED_SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
+  const SimOptions options = swarm_options(261, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+TEST(QuorumOptions, SchedulesCarryTheQuorumSettingsAndTheReplayCommandNamesThem) {
+  const Schedule schedule = isolated_primary(7, majority(core::OnNoQuorum::io_error));
+  const auto parsed = schedule_from_json(to_json(schedule));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed.value().options.quorum, schedule.options.quorum);
+  EXPECT_NE(replay_command(schedule.options).find("--quorum majority --on-no-quorum io-error"),
+            std::string::npos);
+  std::string text = to_json(schedule);
+  const std::size_t at = text.find("\"majority\"");
+  ASSERT_NE(at, std::string::npos);
+  text.replace(at, 10, "\"most\"");
+  const auto rejected = schedule_from_json(text);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_NE(rejected.error().message.find("'quorum'"), std::string::npos);
+}
+
+TEST(QuorumOptions, TheSwarmDrawsQuorumForSomeClustersOfThreeOrMoreWhenAskedTo) {
+  int with_quorum = 0;
+  int without = 0;
+  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+    const SimOptions options = swarm_options(seed, 400, {}, true);
+    EXPECT_FALSE(swarm_options(seed, 400).quorum.enabled());  // campaigns: off for now
+    if (options.quorum.enabled()) {
+      EXPECT_GE(options.nodes, 3u);
+      with_quorum += 1;
+    } else {
+      without += 1;
+    }
+  }
+  EXPECT_GT(with_quorum, 5);
+  EXPECT_GT(without, 5);
+}
+
+}  // namespace
+}  // namespace ditto::sim
