@@ -107,7 +107,7 @@ TEST(QuorumProperty, WithQuorumMajorityNoSeedEverDetectsASplitBrain) {
   // liveness are checked as in every run.
   std::uint64_t writes_failed = 0;
   std::uint64_t promotions_refused = 0;
-  for (std::uint64_t seed = 1; seed <= 60; ++seed) {
+  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
     SimOptions options;
     options.seed = seed;
     options.nodes = 3;
