@@ -18,6 +18,10 @@
 #include "core/node.h"
 
 namespace ditto::core {
+
+// ditto's own UUID flags (bits 40 and up, clear of DRBD's) must not share a bit: the handshake
+// compares the flags without the quorum ones (a shared bit once kept restarted nodes Connecting).
+static_assert((quorum_flag::all & uuid_flag::restarted_behind) == 0);
 namespace {
 
 std::uint32_t bit(NodeId node) {

@@ -99,9 +99,9 @@ std::string describe(const QuorumCounts& counts);
 // has quorum; the sender is configured `disk none`; the sender is leaving gracefully (its next
 // disconnect is a clean one and it no longer votes).
 namespace quorum_flag {
-inline constexpr std::uint64_t has_quorum = std::uint64_t{1} << 40;
-inline constexpr std::uint64_t intentional_diskless = std::uint64_t{1} << 41;
-inline constexpr std::uint64_t leaving = std::uint64_t{1} << 42;
+inline constexpr std::uint64_t has_quorum = std::uint64_t{1} << 44;
+inline constexpr std::uint64_t intentional_diskless = std::uint64_t{1} << 45;
+inline constexpr std::uint64_t leaving = std::uint64_t{1} << 46;
 inline constexpr std::uint64_t all = has_quorum | intentional_diskless | leaving;
 }  // namespace quorum_flag
 

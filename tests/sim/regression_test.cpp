@@ -165,6 +165,14 @@ TEST(RegressionResync, ReleasingWritesFromALostNodeZeroTouchesOnlyConfiguredPeer
 
 // The shrinker itself, on a failure that does not depend on the core: the oracle self-test
 // drops an acknowledged block at the end, so every fault is removable.
+// Two of ditto's own UUID flags shared bit 40 after a merge (restarted_behind and the quorum
+// flag has_quorum): a node restarted after a crash read as "restarted behind" to its peer for
+// ever, so neither side became a resync source and both stayed Connecting (365 of 1000 swarm
+// seeds). Replay: ditto-sim run --seed 991 --swarm --ops 400 (shrinks to one crash, 2 operations)
+TEST(RegressionFlags, ARestartedNodeReconnectsWithQuorumOff) {
+  expect_swarm_seeds_pass({991, 988, 999});
+}
+
 TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
   SimOptions options;
   options.seed = 21;
