@@ -225,8 +225,23 @@ struct CancelTimer {
   TimerId timer;
 };
 
+// Run the resource's handler `helper` (fence-peer, unfence-peer, split-brain, pri-lost-after-sb,
+// ...) the way DRBD runs `drbdadm <helper> <resource>`: the command of the handlers{} section,
+// with DRBD_RESOURCE, DRBD_PEER_NODE_ID (when `peer` is set) and UP_TO_DATE_NODES (a hex mask
+// of node ids, `0x...`) in its environment. The driver reports the exit code with
+// Node::on_helper_done(call, exit_code); a helper with no command configured reports exit
+// code 0 without running anything (as drbdadm does), and a command that cannot be started or
+// is killed by a signal reports 127 / 128 + signal. The core does not wait for helpers it only
+// notifies (split-brain): their results are ignored.
+struct CallHelper {
+  HelperCallId call;
+  std::string helper;
+  std::optional<NodeId> peer;
+  std::uint32_t up_to_date_nodes_mask = 0;
+};
+
 using Action = std::variant<DiskWrite, DiskRead, DiskFlush, Send, CompleteClient, ReleasePayload,
-                            Disconnect, Event, ArmTimer, CancelTimer>;
+                            Disconnect, Event, ArmTimer, CancelTimer, CallHelper>;
 
 // ---- Admin ------------------------------------------------------------------------------------
 
@@ -322,6 +337,10 @@ class Node {
 
   // A timer armed with ArmTimer expired. Unknown or cancelled timers are ignored.
   void on_timer(Instant now, TimerId timer);
+
+  // A handler started by CallHelper exited with `exit_code` (see CallHelper). Calls the node
+  // does not wait for (notifications, or superseded by a state change) are ignored.
+  void on_helper_done(Instant now, HelperCallId call, int exit_code);
 
   // Moves the pending actions out; the driver executes them in order.
   std::vector<Action> take_actions();
@@ -555,7 +574,10 @@ class Node {
                                                       DiskState peer_disk) const;
   bool accept_handshake(Peer& peer, const HandshakeDecision& decision);
   void report_split_brain(const Peer& peer, const HandshakeDecision& decision);
-  void emit_helper_call(const Peer& peer, const std::string& helper, const std::string& extra);
+  // Reports `helper` as an events2 `call helper` line and starts it (CallHelper).
+  HelperCallId emit_helper_call(const Peer& peer, const std::string& helper,
+                                const std::string& extra);
+  std::uint32_t up_to_date_nodes_mask() const;
   AdminResult disconnect_peer(Instant now, const DisconnectPeer& command);
   AdminResult connect_peer(const ConnectPeer& command);
   std::uint64_t uuid_flags_toward(const Peer& peer) const;
@@ -675,6 +697,7 @@ class Node {
   std::uint8_t dagtag_node_ = wire::dagtag_node_none;
   std::uint64_t dagtag_ = 0;
   std::uint64_t next_io_ = 1;
+  std::uint64_t next_helper_call_ = 1;
   std::uint32_t current_epoch_ = 1;
   std::uint32_t current_epoch_writes_ = 0;
 

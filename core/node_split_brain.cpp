@@ -98,12 +98,27 @@ bool Node::accept_handshake(Peer& peer, const HandshakeDecision& decision) {
   return true;
 }
 
-void Node::emit_helper_call(const Peer& peer, const std::string& helper,
-                            const std::string& extra) {
+HelperCallId Node::emit_helper_call(const Peer& peer, const std::string& helper,
+                                    const std::string& extra) {
   actions_.push_back(Event{"call helper name:" + config_.resource_name +
                            " peer-node-id:" + std::to_string(peer.status.node_id.value) +
                            " conn-name:" + peer.status.name + " volume:0 helper:" + helper +
                            extra});
+  const HelperCallId call{next_helper_call_++};
+  actions_.push_back(CallHelper{call, helper, peer.status.node_id, up_to_date_nodes_mask()});
+  return call;
+}
+
+// UP_TO_DATE_NODES of a handler's environment: this node and the peers known UpToDate.
+std::uint32_t Node::up_to_date_nodes_mask() const {
+  std::uint32_t mask = 0;
+  if (disk_state_ == DiskState::up_to_date) mask |= 1u << config_.node_id.value;
+  for (const Peer& peer : peers_) {
+    if (peer.configured && peer.status.disk == DiskState::up_to_date) {
+      mask |= 1u << peer.status.node_id.value;
+    }
+  }
+  return mask;
 }
 
 void Node::report_split_brain(const Peer& peer, const HandshakeDecision& decision) {

@@ -402,6 +402,16 @@ void Node::on_twopc_decision(Peer& peer, NodeId initiator, std::uint64_t transac
   DITTO_ASSERT(result.ok());
 }
 
+// ---- Handlers ---------------------------------------------------------------------------------
+
+void Node::on_helper_done(Instant now, HelperCallId call, int exit_code) {
+  // No helper's outcome is awaited yet: split-brain helpers are notifications.
+  (void)now;
+  (void)call;
+  (void)exit_code;
+  invariants();
+}
+
 // ---- Timers -----------------------------------------------------------------------------------
 
 void Node::arm_timer(TimerId timer, Instant deadline) {

@@ -22,6 +22,7 @@ struct IoIdTag {};
 struct RequestIdTag {};
 struct PayloadHandleTag {};
 struct TimerIdTag {};
+struct HelperCallIdTag {};
 
 // DRBD node ids are 0..31.
 using NodeId = Strong<NodeIdTag, std::uint8_t>;
@@ -36,6 +37,8 @@ using RequestId = Strong<RequestIdTag, std::uint64_t>;
 // the simulator). Core never looks inside.
 using PayloadHandle = Strong<PayloadHandleTag, std::uint64_t>;
 using TimerId = Strong<TimerIdTag, std::uint64_t>;
+// Identifies one handler run (CallHelper); echoed back in Node::on_helper_done.
+using HelperCallId = Strong<HelperCallIdTag, std::uint64_t>;
 
 // 512-byte sectors, as in DRBD.
 inline constexpr std::uint32_t sector_size_bytes = 512;

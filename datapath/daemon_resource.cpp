@@ -253,6 +253,10 @@ void ResourceRunner::execute(core::Action& action) {
               found->second->cancel();
             }
           },
+          [&](const core::CallHelper& helper) {
+            // Handlers are not run yet; the core waits for none (split-brain notifications).
+            log("helper " + helper.helper + " not run: handlers are not supported yet");
+          },
           [&](const auto& disk_action) { execute_disk(disk_action); },
       },
       action);

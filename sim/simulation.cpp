@@ -263,6 +263,8 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
             schedule_timer(node, arm.timer.value, deadline);
           },
           [&](const core::CancelTimer& cancel) { sim_node.timers.erase(cancel.timer.value); },
+          // No simulated handler is configured yet: nothing waits for a helper's outcome.
+          [&](const core::CallHelper& helper) { hash_.add_text(helper.helper); },
       },
       action);
 }
