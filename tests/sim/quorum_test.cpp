@@ -9,16 +9,10 @@
 
 #include "sim/schedule.h"
 #include "sim/simulation.h"
+#include "tests/sim/run_description.h"
 
 namespace ditto::sim {
 namespace {
-
-std::string describe(const RunResult& result) {
-  std::string text = "seed " + std::to_string(result.seed) + ": " +
-                     std::to_string(result.violation_count) + " violations";
-  for (const std::string& violation : result.violations) text += "\n  " + violation;
-  return text;
-}
 
 core::QuorumSettings majority(core::OnNoQuorum on_no_quorum) {
   core::QuorumSettings settings;
@@ -113,8 +107,8 @@ TEST(QuorumProperty, WithQuorumMajorityNoSeedEverDetectsASplitBrain) {
     options.nodes = 3;
     options.workload.operations = 100;
     options.faults = netem::parse_fault_list("all").value();
-    options.quorum = majority(seed % 2 == 0 ? core::OnNoQuorum::io_error
-                                            : core::OnNoQuorum::suspend_io);
+    options.quorum =
+        majority(seed % 2 == 0 ? core::OnNoQuorum::io_error : core::OnNoQuorum::suspend_io);
     const RunResult result = run_simulation(options);
     writes_failed += result.workload.writes_failed;
     promotions_refused += result.promotions_refused;

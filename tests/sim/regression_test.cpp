@@ -11,17 +11,10 @@
 
 #include "sim/shrink.h"
 #include "sim/simulation.h"
+#include "tests/sim/run_description.h"
 
 namespace ditto::sim {
 namespace {
-
-std::string describe(const RunResult& result) {
-  std::string text = std::to_string(result.violation_count) + " violations";
-  for (std::size_t index = 0; index < result.violations.size() && index < 5; ++index) {
-    text += "\n  " + result.violations[index];
-  }
-  return text;
-}
 
 SimOptions swarm(std::uint64_t seed, std::uint64_t operations, const char* without = "none") {
   return swarm_options(seed, operations, netem::parse_fault_list(without).value());
@@ -35,7 +28,7 @@ SimOptions swarm(std::uint64_t seed, std::uint64_t operations, const char* witho
 // Replay: ditto-sim run --seed 2 --swarm --ops 1000   (shrinks to 1 fault, 19 operations)
 TEST(RegressionSeed2, WriteEioOnThePrimaryIsNotServedAsStaleDataAfterThePeerAcked) {
   const RunResult result = run_simulation(swarm(2, 1000));
-  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
 // Bug: a write that fails with EIO on a Secondary is answered with WriteAck{ok = false}, the
@@ -47,7 +40,7 @@ TEST(RegressionSeed2, WriteEioOnThePrimaryIsNotServedAsStaleDataAfterThePeerAcke
 // Replay: ditto-sim run --seed 3 --swarm --ops 1000   (shrinks to 2 faults, 20 operations)
 TEST(RegressionSeed3, WriteEioOnASecondaryDoesNotLeaveItUpToDateAndDivergent) {
   const RunResult result = run_simulation(swarm(3, 1000));
-  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
 // Bug: writes in flight when a connection drops complete without that peer (peer_lost), but
@@ -60,7 +53,7 @@ TEST(RegressionSeed3, WriteEioOnASecondaryDoesNotLeaveItUpToDateAndDivergent) {
 //         (shrinks to a pause of the Primary plus a partition, 34 operations)
 TEST(RegressionSeed186, AWriteCompletedWithoutALostPeerMakesThatPeerOutdated) {
   const RunResult result = run_simulation(swarm(186, 1000, "disk_write_error"));
-  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
 // Bug: core::Node::invariants() fails (node.cpp: a request waits for a peer that is no longer
@@ -78,7 +71,7 @@ TEST(RegressionSeed110, CrashesAndRestartsKeepThePendingPeerInvariant) {
                           "connection_reset,partition_halves,partition_isolate,partition_ring,"
                           "partition_one_way,link_flapping,disk_write_error,node_pause"),
                     true));
-  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
 // Bitmap resync (issue 4), `ditto-sim campaign --seeds 300 --swarm --ops 400` on wip/resync:
@@ -88,7 +81,7 @@ TEST(RegressionSeed110, CrashesAndRestartsKeepThePendingPeerInvariant) {
 void expect_swarm_seeds_pass(std::initializer_list<std::uint64_t> seeds) {
   for (const std::uint64_t seed : seeds) {
     const RunResult result = run_simulation(swarm(seed, 400));
-    EXPECT_EQ(result.violation_count, 0u) << "seed " << seed << ": " << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
   }
 }
 
@@ -196,7 +189,7 @@ TEST(Shrink, AnAbortingRunIsAFailureKindInAChildProcess) {
   options.seed = 1;
   options.workload.operations = 50;
   const RunResult passing = run_isolated(make_schedule(options, true));
-  EXPECT_EQ(passing.violation_count, 0u) << describe(passing);
+  EXPECT_EQ(passing.violation_count, 0u) << describe(passing, 5);
 }
 
 }  // namespace

@@ -7,16 +7,10 @@
 #include <string>
 
 #include "sim/simulation.h"
+#include "tests/sim/run_description.h"
 
 namespace ditto::sim {
 namespace {
-
-std::string describe(const RunResult& result) {
-  std::string text = "seed " + std::to_string(result.seed) + ": " +
-                     std::to_string(result.violation_count) + " violations";
-  for (const std::string& violation : result.violations) text += "\n  " + violation;
-  return text;
-}
 
 SimOptions resync_options(std::uint64_t seed, std::uint32_t nodes, const char* faults) {
   SimOptions options;
@@ -54,7 +48,8 @@ TEST(ResyncScenario, SecondaryAwayForAWhileThenBackOnlyTheBlocksWrittenMeanwhile
 TEST(ResyncScenario, ResyncInterruptedTwiceStillConverges) {
   std::uint64_t resynced = 0;
   for (std::uint64_t seed = 1; seed <= 6; ++seed) {
-    SimOptions options = resync_options(seed, 2, "partition_isolate,connection_reset,link_flapping");
+    SimOptions options =
+        resync_options(seed, 2, "partition_isolate,connection_reset,link_flapping");
     options.faults_per_1000_ops = 30;  // resets land while resyncs run
     const RunResult result = run_simulation(options);
     expect_converged_and_identical(result);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "sim/simulation.h"
+#include "tests/sim/run_description.h"
 
 namespace ditto::sim {
 namespace {
@@ -15,13 +16,6 @@ SimOptions options_for(std::uint64_t seed, std::uint32_t nodes, std::uint64_t op
   options.nodes = nodes;
   options.workload.operations = operations;
   return options;
-}
-
-std::string describe(const RunResult& result) {
-  std::string text = "seed " + std::to_string(result.seed) + ": " +
-                     std::to_string(result.violation_count) + " violations";
-  for (const std::string& violation : result.violations) text += "\n  " + violation;
-  return text;
 }
 
 TEST(Failover, EveryAcknowledgedWriteIsOnTheSurvivor) {

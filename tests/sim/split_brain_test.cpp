@@ -9,22 +9,21 @@
 #include <string>
 
 #include "sim/simulation.h"
+#include "tests/sim/run_description.h"
 
 namespace ditto::sim {
 namespace {
 
-std::string describe(const RunResult& result) {
-  std::string text = "seed " + std::to_string(result.seed) + ": " +
-                     std::to_string(result.violation_count) + " violations, " +
-                     std::to_string(result.split_brain_reports) + " split-brain reports, " +
+std::string report(const RunResult& result) {
+  std::string text = describe(result) + "\n  " + std::to_string(result.split_brain_reports) +
+                     " split-brain reports, " +
                      std::to_string(result.blocks_discarded_by_split_brain) + " discarded";
   for (std::size_t node = 0; node < result.final_nodes.size(); ++node) {
     const RunResult::NodeSummary& summary = result.final_nodes[node];
-    text += "\n  node" + std::to_string(node) + ": " + std::string(to_string(summary.role)) +
-            " " + std::string(to_string(summary.disk)) + " " +
+    text += "\n  node" + std::to_string(node) + ": " + std::string(to_string(summary.role)) + " " +
+            std::string(to_string(summary.disk)) + " " +
             std::string(to_string(summary.connections[1 - node]));
   }
-  for (const std::string& violation : result.violations) text += "\n  " + violation;
   return text;
 }
 
@@ -47,39 +46,39 @@ SimOptions split_options(std::uint64_t seed, std::uint32_t primaries_at_heal,
 // Both detected it, the victim is Connected, UpToDate and byte-identical to the survivor, and
 // the only loss is the victim's writes since the split.
 void expect_resolved(const RunResult& result, std::uint32_t victim) {
-  ASSERT_EQ(result.final_nodes.size(), 2u) << describe(result);
-  EXPECT_EQ(result.violation_count, 0u) << describe(result);
-  EXPECT_EQ(result.split_brain_reports, 2u) << describe(result);
-  EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
-  EXPECT_GT(result.blocks_discarded_by_split_brain, 0u) << describe(result);
+  ASSERT_EQ(result.final_nodes.size(), 2u) << report(result);
+  EXPECT_EQ(result.violation_count, 0u) << report(result);
+  EXPECT_EQ(result.split_brain_reports, 2u) << report(result);
+  EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << report(result);
+  EXPECT_GT(result.blocks_discarded_by_split_brain, 0u) << report(result);
   const RunResult::NodeSummary& kept = result.final_nodes[1 - victim];
   const RunResult::NodeSummary& discarded = result.final_nodes[victim];
   for (const RunResult::NodeSummary* summary : {&kept, &discarded}) {
-    EXPECT_EQ(summary->disk, DiskState::up_to_date) << describe(result);
+    EXPECT_EQ(summary->disk, DiskState::up_to_date) << report(result);
   }
-  EXPECT_EQ(kept.connections[victim], ConnectionState::connected) << describe(result);
-  EXPECT_EQ(discarded.connections[1 - victim], ConnectionState::connected) << describe(result);
-  EXPECT_EQ(discarded.disk_digest, kept.disk_digest) << describe(result);
+  EXPECT_EQ(kept.connections[victim], ConnectionState::connected) << report(result);
+  EXPECT_EQ(discarded.connections[1 - victim], ConnectionState::connected) << report(result);
+  EXPECT_EQ(discarded.disk_digest, kept.disk_digest) << report(result);
   EXPECT_EQ(kept.disk_digest, kept.disk_digest_at_heal) << "the survivor's data changed";
   EXPECT_NE(discarded.disk_digest, discarded.disk_digest_at_heal) << "the victim kept its data";
-  EXPECT_EQ(result.divergent_blocks, 0u) << describe(result);
+  EXPECT_EQ(result.divergent_blocks, 0u) << report(result);
 }
 
 // Both detected it and stayed StandAlone with their data exactly as it was at the heal.
 void expect_standalone_untouched(const RunResult& result) {
-  ASSERT_EQ(result.final_nodes.size(), 2u) << describe(result);
-  EXPECT_EQ(result.violation_count, 0u) << describe(result);
-  EXPECT_EQ(result.split_brain_reports, 2u) << describe(result);
-  EXPECT_EQ(result.split_brain_unresolved_reports, 2u) << describe(result);
-  EXPECT_EQ(result.blocks_discarded_by_split_brain, 0u) << describe(result);
+  ASSERT_EQ(result.final_nodes.size(), 2u) << report(result);
+  EXPECT_EQ(result.violation_count, 0u) << report(result);
+  EXPECT_EQ(result.split_brain_reports, 2u) << report(result);
+  EXPECT_EQ(result.split_brain_unresolved_reports, 2u) << report(result);
+  EXPECT_EQ(result.blocks_discarded_by_split_brain, 0u) << report(result);
   for (std::uint32_t node = 0; node < 2; ++node) {
     const RunResult::NodeSummary& summary = result.final_nodes[node];
-    EXPECT_EQ(summary.connections[1 - node], ConnectionState::standalone) << describe(result);
-    EXPECT_EQ(summary.disk, DiskState::up_to_date) << describe(result);
-    EXPECT_EQ(summary.disk_digest, summary.disk_digest_at_heal) << describe(result);
+    EXPECT_EQ(summary.connections[1 - node], ConnectionState::standalone) << report(result);
+    EXPECT_EQ(summary.disk, DiskState::up_to_date) << report(result);
+    EXPECT_EQ(summary.disk_digest, summary.disk_digest_at_heal) << report(result);
   }
   EXPECT_NE(result.final_nodes[0].disk_digest, result.final_nodes[1].disk_digest);
-  EXPECT_GT(result.divergent_blocks, 0u) << describe(result);
+  EXPECT_GT(result.divergent_blocks, 0u) << report(result);
 }
 
 TEST(SplitBrain, BothSecondaryAtTheHealWithDefaultPoliciesBothStayStandAloneAndUntouched) {
@@ -148,17 +147,17 @@ TEST(SplitBrain, OnePrimaryViolentlyAs0pWouldDiscardThePrimaryAndRrConflictDisco
   options.split_brain_policy.after_sb_0pri = AfterSplitBrain0::discard_least_changes;
   options.split_brain_policy.after_sb_1pri = AfterSplitBrain1::violently_as0p;
   const RunResult result = run_simulation(options);
-  ASSERT_EQ(result.final_nodes.size(), 2u) << describe(result);
-  EXPECT_EQ(result.violation_count, 0u) << describe(result);
-  EXPECT_EQ(result.split_brain_reports, 2u) << describe(result);
-  EXPECT_EQ(result.blocks_discarded_by_split_brain, 0u) << describe(result);
+  ASSERT_EQ(result.final_nodes.size(), 2u) << report(result);
+  EXPECT_EQ(result.violation_count, 0u) << report(result);
+  EXPECT_EQ(result.split_brain_reports, 2u) << report(result);
+  EXPECT_EQ(result.blocks_discarded_by_split_brain, 0u) << report(result);
   // rr-conflict (default disconnect) is the would-be SyncTarget's decision: the Primary drops
   // the connection and stays StandAlone; the Secondary is left trying to connect.
   EXPECT_EQ(result.final_nodes[0].role, Role::primary);
   EXPECT_EQ(result.final_nodes[0].connections[1], ConnectionState::standalone);
   EXPECT_EQ(result.final_nodes[1].connections[0], ConnectionState::connecting);
   for (const RunResult::NodeSummary& summary : result.final_nodes) {
-    EXPECT_EQ(summary.disk_digest, summary.disk_digest_at_heal) << describe(result);
+    EXPECT_EQ(summary.disk_digest, summary.disk_digest_at_heal) << report(result);
   }
 }
 
@@ -176,11 +175,11 @@ TEST(SplitBrain, ConnectWithDiscardMyDataOnTheVictimResolvesAStandAloneSplitBrai
   SimOptions options = split_options(12, 0, 50);
   options.split_brain.manual_recovery = true;
   const RunResult result = run_simulation(options);
-  ASSERT_EQ(result.final_nodes.size(), 2u) << describe(result);
-  EXPECT_EQ(result.violation_count, 0u) << describe(result);
-  EXPECT_EQ(result.split_brain_unresolved_reports, 2u) << describe(result);
-  EXPECT_EQ(result.split_brain_reports, 4u) << describe(result);  // detected again on connect
-  EXPECT_GT(result.blocks_discarded_by_split_brain, 0u) << describe(result);
+  ASSERT_EQ(result.final_nodes.size(), 2u) << report(result);
+  EXPECT_EQ(result.violation_count, 0u) << report(result);
+  EXPECT_EQ(result.split_brain_unresolved_reports, 2u) << report(result);
+  EXPECT_EQ(result.split_brain_reports, 4u) << report(result);  // detected again on connect
+  EXPECT_GT(result.blocks_discarded_by_split_brain, 0u) << report(result);
   EXPECT_EQ(result.final_nodes[1].disk_digest, result.final_nodes[0].disk_digest);
   EXPECT_EQ(result.final_nodes[0].disk_digest, result.final_nodes[0].disk_digest_at_heal);
   EXPECT_EQ(result.final_nodes[0].connections[1], ConnectionState::connected);
