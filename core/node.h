@@ -584,6 +584,7 @@ class Node {
 
   // Generations, bitmaps and resync (node_resync.cpp).
   void sync_handshake_with(Peer& peer, const HandshakeDecision& decision);
+  void start_resync_unless_deferred(Peer& peer, bool source);
   void resync_same_generation(Peer& peer);
   void defer_resync(Peer& peer, const char* reason);
   void refuse_connection(Peer& peer, const HandshakeDecision& decision);

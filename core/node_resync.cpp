@@ -290,7 +290,7 @@ void Node::resync_same_generation(Peer& peer) {
                     comparable_current(peer.uuids.current);
   if (!same) return;
   if (disk_state_ != peer.status.disk) {
-    return start_bitmap_exchange(peer, disk_state_ > peer.status.disk);
+    return start_resync_unless_deferred(peer, disk_state_ > peer.status.disk);
   }
   // Reconcile (§3.5 step 3): same generation, both UpToDate, but writes that may not have
   // arrived are marked (a connection broke with writes in flight and no later write
@@ -309,11 +309,20 @@ void Node::resync_same_generation(Peer& peer) {
                dagtag_ != peer.dagtag) {
       source = dagtag_ > peer.dagtag;
     }
-    return start_bitmap_exchange(peer, source);
+    return start_resync_unless_deferred(peer, source);
   }
   // In sync: a bitmap UUID left toward this peer is stale (history keeps it), so the next
   // outage rotates the current generation into the slot again.
   set_bitmap_uuid(generations_.uuids, peer.status.node_id.value, 0);
+}
+
+// Same generation: a resync between two nodes that are both Inconsistent (each a SyncTarget of
+// an UpToDate node after a crash) waits like any other (resync_not_now): the chosen source has
+// nothing to serve until its own resync ends (swarm seed 19 with quorum, 4 nodes: the target
+// dropped the paused source as "no longer consistent" on every reconnect, forever).
+void Node::start_resync_unless_deferred(Peer& peer, bool source) {
+  if (const char* reason = resync_not_now(peer, source)) return defer_resync(peer, reason);
+  start_bitmap_exchange(peer, source);
 }
 
 // A resync the handshake decided must wait. While one side is a SyncTarget of another node the

@@ -108,8 +108,14 @@ void print(const RunResult& result, bool json) {
   }
 }
 
-int run_command(const SimOptions& options, bool json, std::string schedule_out) {
-  const RunResult result = ditto::sim::run_simulation(options);
+// --trace: the run's story on stderr, one line per event (see ditto::sim::TraceSink).
+ditto::sim::TraceSink trace_sink(bool trace) {
+  if (!trace) return {};
+  return [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+}
+
+int run_command(const SimOptions& options, bool json, std::string schedule_out, bool trace) {
+  const RunResult result = ditto::sim::run_simulation(options, trace_sink(trace));
   print(result, json);
   if (result.violation_count == 0) return 0;
   if (schedule_out.empty())
@@ -135,13 +141,13 @@ ditto::Result<Schedule> load_schedule(const std::string& path) {
   return schedule;
 }
 
-int replay_command(const std::string& path, bool json) {
+int replay_command(const std::string& path, bool json, bool trace) {
   ditto::Result<Schedule> schedule = load_schedule(path);
   if (!schedule) {
     std::fprintf(stderr, "ditto-sim: %s\n", schedule.error().message.c_str());
     return exit_usage;
   }
-  const RunResult result = ditto::sim::run_schedule(schedule.value());
+  const RunResult result = ditto::sim::run_schedule(schedule.value(), trace_sink(trace));
   print(result, json);
   return result.violation_count == 0 ? 0 : exit_violations;
 }
@@ -181,6 +187,7 @@ struct CommonFlags {
   std::string faults;
   std::string without;
   bool swarm = false;
+  bool swarm_quorum = false;
   bool no_crash_primary = false;
   bool reference_workload = false;
   std::string quorum;
@@ -201,6 +208,8 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
                       "fault classes to leave out (with --swarm or --faults), a comma list");
   command->add_flag("--swarm", flags.swarm,
                     "per seed: random node count, operation count, fault classes and weights");
+  command->add_flag("--swarm-quorum", flags.swarm_quorum,
+                    "with --swarm: one in three clusters of 3+ nodes runs with quorum majority");
   command->add_flag("--no-crash-primary", flags.no_crash_primary,
                     "do not crash the Primary halfway (the failover scenario)");
   command->add_option("--quorum", flags.quorum, "quorum on every node: off, majority, all or N");
@@ -262,6 +271,7 @@ struct Cli {
   SimOptions options;
   CommonFlags flags;
   bool json = false;
+  bool trace = false;
   std::string schedule_out;
   std::string path;
   double shrink_seconds = 20;
@@ -280,10 +290,14 @@ void define_run_replay_shrink(CLI::App& app, Cli& cli) {
   cli.run->add_option("--schedule-out", cli.schedule_out,
                       "where a failing run writes its schedule");
   cli.run->add_flag("--json", cli.json, "print one JSON object");
+  cli.run->add_flag("--trace", cli.trace,
+                    "print every node event, fault, crash and connection change on stderr");
 
   cli.replay = app.add_subcommand("replay", "run a schedule file");
   cli.replay->add_option("file", cli.path, "schedule file (JSON)")->required();
   cli.replay->add_flag("--json", cli.json, "print one JSON object");
+  cli.replay->add_flag("--trace", cli.trace,
+                       "print every node event, fault, crash and connection change on stderr");
 
   cli.shrink = app.add_subcommand("shrink", "minimise a failing schedule file");
   cli.shrink->add_option("file", cli.path, "schedule file (JSON)")->required();
@@ -320,6 +334,7 @@ void define_campaign(CLI::App& app, Cli& cli) {
 int campaign_command(Cli& cli) {
   cli.campaign_options.base = cli.options;
   cli.campaign_options.swarm = cli.flags.swarm;
+  cli.campaign_options.swarm_quorum = cli.flags.swarm_quorum;
   cli.campaign_options.progress = !cli.json && isatty(STDERR_FILENO) != 0;
   const ditto::sim::CampaignSummary summary = ditto::sim::run_campaign(cli.campaign_options);
   if (cli.json) {
@@ -351,7 +366,7 @@ int main(int argc, char** argv) {
     (void)app.exit(error);
     return exit_usage;
   }
-  if (cli.replay->parsed()) return replay_command(cli.path, cli.json);
+  if (cli.replay->parsed()) return replay_command(cli.path, cli.json, cli.trace);
   if (cli.shrink->parsed()) return shrink_command(cli.path, cli.schedule_out, cli.shrink_seconds);
   SimOptions& options = cli.options;
   CLI::App* command = cli.run->parsed() ? cli.run : cli.campaign;
@@ -363,10 +378,10 @@ int main(int argc, char** argv) {
   if (cli.flags.swarm) {
     const ditto::sim::WorkloadOptions workload = options.workload;
     options = ditto::sim::swarm_options(options.seed, options.workload.operations,
-                                        options.swarm_excluded);
+                                        options.swarm_excluded, cli.flags.swarm_quorum);
     const std::uint64_t operations = options.workload.operations;
     options.workload = workload;  // the workload's shape stays the caller's
     options.workload.operations = operations;
   }
-  return run_command(options, cli.json, cli.schedule_out);
+  return run_command(options, cli.json, cli.schedule_out, cli.trace);
 }

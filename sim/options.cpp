@@ -64,6 +64,9 @@ std::string replay_command(const SimOptions& options) {
   std::string command = "ditto-sim run --seed " + std::to_string(options.seed);
   if (options.swarm_operations_max != 0) {
     command += " --swarm --ops " + std::to_string(options.swarm_operations_max);
+    // The quorum draw comes from a stream of its own: a drawn quorum replays with the flag, an
+    // undrawn one the same with or without it.
+    if (options.quorum.enabled()) command += " --swarm-quorum";
     std::string list;
     for (std::size_t position = 0; position < netem::fault_class_count; ++position) {
       if (options.swarm_excluded[position] == 0) continue;

@@ -92,8 +92,8 @@ std::string replay_command(const SimOptions& options);
 // operations in [ops_max / 4, ops_max], random fault classes with random weights (never one of
 // `excluded`). With `draw_quorum`, one in three clusters of 3 or more nodes runs with quorum
 // majority (io-error or suspend-io, from a stream of its own so the other draws stay as they
-// were). Campaigns leave it off until the bugs it exposes are fixed (tests/sim/quorum_test.cpp,
-// the DISABLED_ regressions).
+// were). `ditto-sim run|campaign --swarm --swarm-quorum` turns it on; CI campaigns leave it off
+// until the bugs it exposes are fixed (tests/sim/quorum_test.cpp, the DISABLED_ regressions).
 SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
                          const netem::FaultWeights& excluded = {}, bool draw_quorum = false);
 

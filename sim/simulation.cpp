@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <numeric>
 #include <utility>
 
@@ -18,16 +19,16 @@ constexpr std::uint8_t disk_error_bit = 0x80;
 
 }  // namespace
 
-RunResult run_simulation(const SimOptions& options) {
-  return run_schedule(make_schedule(options, false));
+RunResult run_simulation(const SimOptions& options, const TraceSink& trace) {
+  return run_schedule(make_schedule(options, false), trace);
 }
 
-RunResult run_schedule(const Schedule& schedule) {
-  Simulation simulation(schedule);
+RunResult run_schedule(const Schedule& schedule, const TraceSink& trace) {
+  Simulation simulation(schedule, trace);
   return simulation.run();
 }
 
-Simulation::Simulation(const Schedule& schedule)
+Simulation::Simulation(const Schedule& schedule, TraceSink trace)
     : options_(schedule.options),
       faults_(schedule.faults),
       operations_(schedule.operations),
@@ -35,7 +36,8 @@ Simulation::Simulation(const Schedule& schedule)
       disk_prng_(Prng::derive(options_.seed, stream_disk)),
       workload_prng_(Prng::derive(options_.seed, stream_workload)),
       effect_prng_(Prng::derive(options_.seed, stream_fault_effects)),
-      workload_(options_, operations_ ? &*operations_ : nullptr) {
+      workload_(options_, operations_ ? &*operations_ : nullptr),
+      trace_(std::move(trace)) {
   DITTO_ASSERT(validate(options_).ok());
   for (std::uint32_t node = 0; node < options_.nodes; ++node) {
     nodes_.push_back(std::make_unique<SimNode>(options_, node));
@@ -52,6 +54,13 @@ Simulation::Simulation(const Schedule& schedule)
 }
 
 Simulation::~Simulation() = default;
+
+void Simulation::trace(std::uint8_t node, const std::string& what) const {
+  if (!trace_) return;
+  char time[32];
+  std::snprintf(time, sizeof time, "%10.3f", static_cast<double>(now_.ns) / 1e6);
+  trace_(std::string(time) + " " + node_name(node) + " " + what);
+}
 
 bool Simulation::alive(std::uint8_t node) const {
   return nodes_[node]->alive;
@@ -253,6 +262,7 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
           },
           [&](const core::Event& event) {
             hash_.add_text(event.line);
+            trace(node, event.line);
             on_core_event(node, event.line);
             check_event(node, event.line);
           },

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,14 +86,19 @@ struct RunResult {
   std::vector<std::string> violations;
 };
 
+// Receives the run's story as it happens, one line per entry: simulated time in ms, the node,
+// and what happened (a core's events2 line, a fault fired, a crash or restart, a connection
+// coming up or going down). For `ditto-sim run|replay --trace`; it does not change the run.
+using TraceSink = std::function<void(const std::string& line)>;
+
 // Runs the scenario `options` generates (options must be valid).
-RunResult run_simulation(const SimOptions& options);
+RunResult run_simulation(const SimOptions& options, const TraceSink& trace = {});
 // Runs a schedule (its options must be valid).
-RunResult run_schedule(const Schedule& schedule);
+RunResult run_schedule(const Schedule& schedule, const TraceSink& trace = {});
 
 class Simulation {
  public:
-  explicit Simulation(const Schedule& schedule);
+  explicit Simulation(const Schedule& schedule, TraceSink trace = {});
   ~Simulation();
   Simulation(const Simulation&) = delete;
   Simulation& operator=(const Simulation&) = delete;
@@ -171,6 +177,8 @@ class Simulation {
   // Node clocks (simulation_faults_added.cpp): the local time of `node` now, and re-scheduling
   // its armed timers after its clock changed.
   Instant clock_of(std::uint8_t node) const;
+  // Hands "<ms> node<k> <what>" to the trace sink, if there is one.
+  void trace(std::uint8_t node, const std::string& what) const;
   void reschedule_timers(std::uint8_t node);
   void schedule_timer(std::uint8_t node, std::uint64_t timer, std::int64_t deadline_ns);
   void duplicate_message(const SimEvent& delivery);
@@ -234,6 +242,7 @@ class Simulation {
   TraceHash hash_;
   Violations violations_;
   Workload workload_;
+  TraceSink trace_;
   std::vector<std::unique_ptr<SimNode>> nodes_;
   std::array<std::array<Connection, sim_nodes_max>, sim_nodes_max> connections_{};
   std::array<std::array<Link, sim_nodes_max>, sim_nodes_max> links_{};

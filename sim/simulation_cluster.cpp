@@ -230,7 +230,15 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
         return;
       }
       result_.promoted = true;
-      result_.blocks_lost_at_failover += workload_.oracle().failover(node);
+      if (const std::uint64_t lost = workload_.oracle().failover(node); lost > 0) {
+        result_.blocks_lost_at_failover += lost;
+        // Quorum promises that a node that may be promoted holds every acknowledged write.
+        if (options_.quorum.enabled()) {
+          violations_.add("promoting " + node_name(node) + " with quorum " +
+                          core::to_string(options_.quorum.quorum) + " lost " +
+                          std::to_string(lost) + " acknowledged blocks");
+        }
+      }
       break;
   }
   primary_ = node;

@@ -54,6 +54,11 @@ void Simulation::on_fault(const SimEvent& event) {
   const bool applied = fire_network_fault(fault, index) || fire_disk_fault(fault) ||
                        fire_node_fault(fault) || fire_added_fault(fault);
   if (applied && !counted_per_effect(fault.fault)) count_fired(fault.fault);
+  if (applied && trace_) {
+    trace(fault.node, "fault " + std::string(netem::name(fault.fault)) + " peer:node" +
+                          std::to_string(fault.peer) + " duration:" +
+                          std::to_string(fault.duration_ns / 1'000'000) + "ms");
+  }
   if (!applied && fault.fault == FaultClass::promote_outdated && event.second < 200) {
     // No node is Outdated yet: the operator tries again a little later (for up to 2 s).
     SimEvent retry = event;
@@ -281,6 +286,7 @@ void Simulation::on_resume(const SimEvent& event) {
 void Simulation::on_crash(std::uint8_t node) {
   SimNode& sim_node = *nodes_[node];
   DITTO_ASSERT(sim_node.alive);
+  trace(node, "crash");
   result_.crashed = true;
   sim_node.alive = false;
   sim_node.paused = false;
@@ -323,6 +329,7 @@ void Simulation::on_crash(std::uint8_t node) {
 void Simulation::on_restart(std::uint8_t node) {
   SimNode& sim_node = *nodes_[node];
   if (sim_node.alive) return;
+  trace(node, "restart");
   core::NodeConfig config = node_config(options_, node);
   config.initial_disk_state =
       sim_node.disk.metadata_consistent() ? DiskState::outdated : DiskState::inconsistent;

@@ -68,6 +68,7 @@ void Simulation::on_connection_up(const SimEvent& event) {
       drain(node);
     }
     side_up_[node][peer] = true;
+    trace(node, "transport up peer:" + node_name(peer));
     side_epoch_[node][peer] = entry.epoch;
     links_[node][peer].last_delivery = now_;
     nodes_[node]->core->on_connection_up(clock_of(node), NodeId{peer});
@@ -112,6 +113,7 @@ void Simulation::on_connection_down(const SimEvent& event) {
   // A newer connection may already be up again: this down is for older epochs only.
   if (side_epoch_[event.node][event.peer] >= event.epoch) return;
   side_up_[event.node][event.peer] = false;
+  trace(event.node, "transport down peer:" + node_name(event.peer));
   nodes_[event.node]->core->on_connection_down(clock_of(event.node), NodeId{event.peer});
   drain(event.node);
 }

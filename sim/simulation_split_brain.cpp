@@ -138,8 +138,12 @@ void Simulation::on_core_event(std::uint8_t node, const std::string& line) {
   if (line.find(" helper:initial-split-brain ") != std::string::npos) {
     result_.split_brain_reports += 1;
     if (line.find(" resolution:discard-local") != std::string::npos) {
-      result_.blocks_discarded_by_split_brain +=
-          workload_.oracle().split_brain_discard(node, *peer);
+      // With quorum nothing acknowledged may be discarded: the oracle keeps every promise and
+      // checks the victim against it once it has resynced (no documented loss).
+      if (!options_.quorum.enabled()) {
+        result_.blocks_discarded_by_split_brain +=
+            workload_.oracle().split_brain_discard(node, *peer);
+      }
       split_brain_open_ = false;
     } else if (line.find(" resolution:disconnect") != std::string::npos) {
       split_brain_open_ = true;

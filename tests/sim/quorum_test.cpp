@@ -46,7 +46,8 @@ TEST(QuorumScenario, AnIsolatedPrimaryWithIoErrorFailsWritesAndNoSplitBrainFollo
   for (std::uint64_t seed = 1; seed <= 3; ++seed) {
     const RunResult result =
         run_schedule(isolated_primary(seed, majority(core::OnNoQuorum::io_error)));
-    EXPECT_EQ(result.violation_count, 0u) << describe(result);  // includes split brain
+    EXPECT_EQ(result.violation_count, 0u) << describe(result);
+    EXPECT_EQ(result.split_brain_reports, 0u) << describe(result);
     EXPECT_EQ(result.faults_fired[netem::index(netem::FaultClass::partition_isolate)], 1u);
     // The writes before the partition were acknowledged; during it they fail at once (so the
     // workload runs through most of its remaining operations then).
@@ -62,6 +63,7 @@ TEST(QuorumScenario, AnIsolatedPrimaryWithSuspendIoFreezesWritesUntilTheHealAndL
     const RunResult result =
         run_schedule(isolated_primary(seed, majority(core::OnNoQuorum::suspend_io)));
     EXPECT_EQ(result.violation_count, 0u) << describe(result);
+    EXPECT_EQ(result.split_brain_reports, 0u) << describe(result);
     EXPECT_EQ(result.workload.writes_failed, 0u) << describe(result);
     // Frozen for the partition: the slowest write waited about as long as it lasted.
     EXPECT_GE(result.workload.write_latency_ns_max, Duration::from_ms(250).ns);
@@ -95,10 +97,11 @@ TEST(QuorumScenario, AFailoverRefusedForLackOfQuorumIsRetriedOnceAtATime) {
   EXPECT_TRUE(result.promoted);
 }
 
-TEST(QuorumProperty, WithQuorumMajorityNoSeedEverDetectsASplitBrain) {
-  // Three nodes, every fault class, quorum majority; io-error and suspend-io alternate. The
-  // oracle turns any split brain into a violation; lost acknowledged writes, stalls and
-  // liveness are checked as in every run.
+TEST(QuorumProperty, WithQuorumMajorityNoAcknowledgedWriteIsLostAndNoSplitBrainStaysUnresolved) {
+  // Three nodes, every fault class, quorum majority; io-error and suspend-io alternate. With
+  // quorum the simulator turns into violations: a promotion that loses an acknowledged write, a
+  // split brain left unresolved (the side with quorum must win, §3.5 step 6), and a discarded
+  // acknowledged write (no documented loss); stalls and liveness are checked as in every run.
   std::uint64_t writes_failed = 0;
   std::uint64_t promotions_refused = 0;
   for (std::uint64_t seed = 1; seed <= 40; ++seed) {
@@ -118,11 +121,12 @@ TEST(QuorumProperty, WithQuorumMajorityNoSeedEverDetectsASplitBrain) {
   EXPECT_GT(promotions_refused, 0u);  // some failover had to wait for quorum
 }
 
-// Found by the swarm with quorum drawn (not fixed yet, hence DISABLED_):
-// a 4-node cluster whose two Inconsistent nodes keep restarting a resync that one of them, a
-// paused SyncSource, cannot serve ("resync source node0 is no longer consistent"): the liveness
-// oracle reports that they never converge.
-TEST(QuorumRegression, DISABLED_FourNodesWithEveryFaultConvergeAfterTheFaultsStop) {
+// Found by the swarm with quorum drawn: in a 4-node cluster two nodes crash and restart, both
+// Outdated with the same generation; the handshake between them made one the source of a
+// resync although it then became (and stayed) Inconsistent as a SyncTarget of an UpToDate node,
+// and its target dropped it as "no longer consistent" on every reconnect: the cluster never
+// converged. A same-generation resync now waits like any other (core: resync_not_now).
+TEST(QuorumRegression, FourNodesWithEveryFaultConvergeAfterTheFaultsStop) {
   SimOptions options;
   options.seed = 19;
   options.nodes = 4;
@@ -133,13 +137,41 @@ TEST(QuorumRegression, DISABLED_FourNodesWithEveryFaultConvergeAfterTheFaultsSto
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
-// Swarm seed 261 with quorum drawn: a node asserts in release_requests_from_non_targets
-// (Bitmap::set_sectors beyond the end of the volume) when a connection goes down.
-TEST(QuorumRegression, DISABLED_SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
+// Swarm seed 261 with quorum drawn: a node asserted in release_requests_from_non_targets
+// (Bitmap::set_sectors beyond the end of the volume) when a connection went down. Passes since
+// the session-4 merges (unconfigured peer slots, seed 1590); kept as a regression test.
+TEST(QuorumRegression, SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
   const SimOptions options = swarm_options(261, 400, {}, true);
   ASSERT_TRUE(options.quorum.enabled());
   const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+// Found by `ditto-sim campaign --seeds 1000 --swarm --swarm-quorum --ops 400` once the oracle
+// judged quorum runs by what quorum promises (no acknowledged write lost, no split brain left
+// unresolved) instead of forbidding every split-brain report. Not fixed yet, hence DISABLED_;
+// replay one with `ditto-sim run --seed S --swarm --ops 400 --swarm-quorum --trace`.
+// A promotion with quorum loses acknowledged writes: 160 (26 blocks), 856 (78), 909 (9).
+TEST(QuorumRegression, DISABLED_APromotionWithQuorumLosesNoAcknowledgedWrite) {
+  for (const std::uint64_t seed : {160u, 856u, 909u}) {
+    const SimOptions options = swarm_options(seed, 400, {}, true);
+    ASSERT_TRUE(options.quorum.enabled());
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.blocks_lost_at_failover, 0u) << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  }
+}
+
+// A split brain between a restarted node and the quorum side stays unresolved (both sides
+// report resolution:disconnect; the side with quorum should become the source).
+TEST(QuorumRegression, DISABLED_TheSideWithQuorumResolvesASplitBrain) {
+  for (const std::uint64_t seed : {62u, 146u, 173u, 232u, 435u, 574u, 759u, 882u}) {
+    const SimOptions options = swarm_options(seed, 400, {}, true);
+    ASSERT_TRUE(options.quorum.enabled());
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  }
 }
 
 TEST(QuorumOptions, SchedulesCarryTheQuorumSettingsAndTheReplayCommandNamesThem) {
@@ -163,7 +195,7 @@ TEST(QuorumOptions, TheSwarmDrawsQuorumForSomeClustersOfThreeOrMoreWhenAskedTo) 
   int without = 0;
   for (std::uint64_t seed = 1; seed <= 60; ++seed) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
-    EXPECT_FALSE(swarm_options(seed, 400).quorum.enabled());  // campaigns: off for now
+    EXPECT_FALSE(swarm_options(seed, 400).quorum.enabled());  // only with --swarm-quorum
     if (options.quorum.enabled()) {
       EXPECT_GE(options.nodes, 3u);
       with_quorum += 1;
