@@ -50,6 +50,10 @@
 //   unacked write toward all when its Primary vanishes. Secondaries forward the Primary's weak
 //   nodes; a weak Secondary that reaches no Primary outdates itself (§1.7 invariant 2), and an
 //   UpToDate Primary reconnects an Outdated established peer to resync it;
+// - fencing (node_fencing.cpp, §7; NodeConfig::fencing): a Primary that loses a peer with data
+//   runs fence-peer (CallHelper; the exit code comes back through on_helper_done), freezing
+//   client I/O until it succeeds with resource-and-stonith (`suspended:fencing`, ResumeIo); a
+//   promotion with unknown, not Outdated peers runs fence-peer for them first;
 // - backpressure: at most requests_in_flight_max client requests, and at most that many writes
 //   per connection not yet covered by a BarrierAck; beyond either, ClientStatus::busy.
 #pragma once

@@ -53,7 +53,9 @@ TEST(FencePeerOutcome, EachExitCodeMeansWhatTheTableSays) {
     EXPECT_TRUE(outcome.broken) << broken;
     EXPECT_FALSE(outcome.success || outcome.outdate_self || outcome.peer_disk) << broken;
   }
-  for (int success : {3, 4, 7}) EXPECT_TRUE(fence_peer_outcome(success, DiskState::up_to_date).success);
+  for (int success : {3, 4, 7}) {
+    EXPECT_TRUE(fence_peer_outcome(success, DiskState::up_to_date).success) << success;
+  }
 }
 
 TEST(FencingPolicyName, ParsesTheThreeDrbdNamesAndNothingElse) {
