@@ -50,6 +50,10 @@
 //   unacked write toward all when its Primary vanishes. Secondaries forward the Primary's weak
 //   nodes; a weak Secondary that reaches no Primary outdates itself (§1.7 invariant 2), and an
 //   UpToDate Primary reconnects an Outdated established peer to resync it;
+// - fencing (node_fencing.cpp, §7; NodeConfig::fencing): a Primary that loses a peer with data
+//   runs fence-peer (CallHelper; the exit code comes back through on_helper_done), freezing
+//   client I/O until it succeeds with resource-and-stonith (`suspended:fencing`, ResumeIo); a
+//   promotion with unknown, not Outdated peers runs fence-peer for them first;
 // - backpressure: at most requests_in_flight_max client requests, and at most that many writes
 //   per connection not yet covered by a BarrierAck; beyond either, ClientStatus::busy.
 #pragma once
@@ -64,6 +68,7 @@
 #include <vector>
 
 #include "core/bitmap.h"
+#include "core/fencing.h"
 #include "core/generation.h"
 #include "core/prng.h"
 #include "core/quorum.h"
@@ -124,6 +129,8 @@ struct NodeConfig {
   // Quorum (§8, node_quorum.cpp): quorum, quorum-minimum-redundancy, on-no-quorum,
   // on-suspended-primary-outdated. Off by default: the node always has quorum.
   QuorumSettings quorum;
+  // Fencing (§7, node_fencing.cpp; DRBD's net option `fencing`, default dont-care).
+  FencingPolicy fencing = FencingPolicy::dont_care;
   // `disk none`: an intentionally diskless node (a client or a quorum tiebreaker). It starts
   // Diskless and its peers count it as a diskless tiebreaker, not as a voter.
   bool intentional_diskless = false;
@@ -264,7 +271,11 @@ struct ConnectPeer {
 // it first (so they stop counting this node for quorum: the last man standing keeps it), then
 // every connection goes StandAlone. A Primary demotes first.
 struct Down {};
-using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, Down>;
+// drbdsetup resume-io: thaws I/O frozen by fencing (resource-and-stonith) after a handler that
+// failed or has not answered; the node then writes without the peer, in a new data generation.
+// I/O frozen for lack of quorum stays frozen (it resumes with quorum).
+struct ResumeIo {};
+using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, Down, ResumeIo>;
 
 // The outcome of an admin request; refusals carry DRBD's SS_* name and a sentence.
 //
@@ -371,8 +382,11 @@ class Node {
   bool have_quorum() const { return have_quorum_; }
   const QuorumOutcome& quorum_outcome() const { return quorum_outcome_; }
   bool io_suspended_for_quorum() const;
-  // drbdsetup's `suspended:` value: "no" or "quorum".
+  // drbdsetup's `suspended:` value: "no", "fencing", "quorum" or "fencing,quorum".
   std::string_view suspended_reason() const;
+  // Fencing (node_fencing.cpp): client I/O is frozen until fence-peer succeeds, the
+  // connection returns or the administrator resumes it (resource-and-stonith).
+  bool io_suspended_for_fencing() const { return role_ == Role::primary && fencing_suspended_; }
 
   // Checks every invariant; called on exit from every on_*. Public for tests.
   void invariants() const;
@@ -467,6 +481,11 @@ class Node {
     bool intentional_diskless = false;
     bool reports_quorum = false;
     bool left_gracefully = false;  // it announced a graceful leave (quorum_flag::leaving)
+    // Fencing (node_fencing.cpp): the fence-peer call whose result is awaited (reset when the
+    // connection returns: a late result is discarded), and whether a fence-peer succeeded
+    // since the peer was last UpToDate with us (unfence-peer runs when it is again).
+    std::optional<HelperCallId> fence_call;
+    bool fenced = false;
   };
 
   // Peer-acks, sending side (this node is Primary): an epoch's writes were sent to the peers in
@@ -525,6 +544,10 @@ class Node {
     bool backing_off = false;             // between an aborted attempt and its retry
     Instant give_up_at;
     bool announced = false;  // on_admin returned pending; report the outcome
+    // Fencing: the unknown peers whose fence-peer must answer before the attempt (once).
+    std::uint32_t fencing_mask = 0;
+    bool fencing_tried = false;
+    bool fencing_wait = false;  // the attempt waits for those handlers
   };
 
   struct Prepared {
@@ -669,6 +692,18 @@ class Node {
   bool demote_for_newer_primary(const wire::StateReport& state);
   std::uint64_t quorum_uuid_flags() const;
   AdminResult down(Instant now);
+  void resume_frozen_io();
+
+  // Fencing (node_fencing.cpp).
+  bool fencing_enabled() const { return config_.fencing != FencingPolicy::dont_care; }
+  void fencing_after_commit(const ClusterState& old, const ClusterState& next);
+  HelperCallId start_fence_peer(Peer& peer);
+  bool fence_for_promotion(const StateChangeResult& check);
+  bool on_fence_peer_done(HelperCallId call, int exit_code);
+  void apply_fence_outcome(Peer& peer, const FenceOutcome& outcome);
+  bool fencing_resolved() const;
+  void resume_after_fencing(Instant now);
+  AdminResult resume_io();
 
   void emit_resource_event();
   void emit_device_event();
@@ -720,6 +755,9 @@ class Node {
   };
   std::deque<HeldWrite> quorum_suspended_writes_;
   std::deque<SuspendedCompletion> quorum_suspended_completions_;
+  // Fencing (resource-and-stonith): DRBD's susp_fen. Frozen writes and completions wait in the
+  // two queues above, beside those frozen for quorum.
+  bool fencing_suspended_ = false;
 
   NodeStatistics statistics_;
   std::vector<Action> actions_;

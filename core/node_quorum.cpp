@@ -61,7 +61,9 @@ bool Node::io_suspended_for_quorum() const {
 }
 
 std::string_view Node::suspended_reason() const {
-  return io_suspended_for_quorum() ? "quorum" : "no";
+  const bool quorum = io_suspended_for_quorum();
+  if (io_suspended_for_fencing()) return quorum ? "fencing,quorum" : "fencing";
+  return quorum ? "quorum" : "no";
 }
 
 bool Node::handshake_busy() const {
@@ -77,8 +79,9 @@ bool Node::handshake_busy() const {
   return false;
 }
 
+// Frozen I/O, for lack of quorum or for fencing (node_fencing.cpp): both wait in the same queues.
 bool Node::quorum_suspends_io() const {
-  return io_suspended_for_quorum();
+  return io_suspended_for_quorum() || io_suspended_for_fencing();
 }
 
 // Recomputes quorum (after every committed state change and every peer report). Only records
@@ -105,13 +108,21 @@ void Node::update_quorum() {
 // new generation in the middle of it would make the peer start over.
 void Node::apply_quorum_changes(Instant now) {
   (void)now;
+  resume_after_fencing(now);
   if (!quorum_changed_) return;
   if (have_quorum_ && role_ == Role::primary && handshake_busy()) return;
   quorum_changed_ = false;
   // Our StateReports carry the quorum flag: the peers (a diskless one above all) learn it.
   send_state_to_connected_peers();
   if (!have_quorum_ || role_ != Role::primary) return;
-  // Quorum is back: the new generation that waited is made first, then frozen I/O resumes.
+  if (io_suspended_for_fencing()) return;  // resume_after_fencing resumes it later
+  resume_frozen_io();
+}
+
+// Quorum is back or fencing is over: the new generation that waited is made first, then
+// frozen I/O resumes.
+void Node::resume_frozen_io() {
+  DITTO_ASSERT(role_ == Role::primary && !quorum_suspends_io());
   bump_generation_if_pending();
   std::deque<SuspendedCompletion> completions;
   completions.swap(quorum_suspended_completions_);
@@ -137,7 +148,7 @@ void Node::apply_quorum_changes(Instant now) {
 
 void Node::suspend_write_for_quorum(RequestId request, Sector sector, std::uint32_t length_bytes,
                                     PayloadHandle payload, WriteFlags flags) {
-  DITTO_ASSERT(quorum_suspends_io());
+  DITTO_ASSERT(quorum_suspends_io());  // for quorum or for fencing
   quorum_suspended_writes_.push_back(HeldWrite{request, sector, length_bytes, payload, flags});
   statistics_.upper_pending += 1;
 }
@@ -151,8 +162,14 @@ bool Node::hold_completion_for_quorum(const CompleteClient& completion,
   return true;
 }
 
-// Demotion (or a forced one) fails everything frozen: the data may never reach a quorum.
+// Demotion (or a forced one) fails everything frozen: the data may never reach a quorum. A
+// Secondary has no I/O to freeze for fencing either.
 void Node::fail_suspended_io() {
+  if (fencing_suspended_) {
+    fencing_suspended_ = false;
+    actions_.push_back(Event{"change resource name:" + config_.resource_name + " suspended:" +
+                             std::string(suspended_reason())});
+  }
   const std::size_t count =
       quorum_suspended_completions_.size() + quorum_suspended_writes_.size();
   DITTO_ASSERT(statistics_.upper_pending >= count);

@@ -29,6 +29,7 @@ ClusterState Node::cluster_state() const {
   state.disk = disk_state_;
   state.open_for_writing = !requests_.empty();
   state.have_quorum = have_quorum_;
+  state.fencing = fencing_enabled();
   for (const Peer& peer : peers_) {
     if (!peer.configured) continue;
     if (peer.transport_up && !peer.state_received) state.handshake_in_flight = true;
@@ -86,6 +87,7 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
       score_before != promotion_score()) {
     emit_resource_event();
   }
+  fencing_after_commit(old, next);  // before lost peers release requests: they may freeze
   release_requests_from_non_targets();
   // A Primary tells its peers when the set of nodes it replicates to changes (weak_nodes).
   if (role_ == Role::primary && targets_before != replication_targets_mask()) {
@@ -139,6 +141,7 @@ AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
                                         return connect_peer(request);
                                       },
                                       [&](const Down&) { return down(now); },
+                                      [&](const ResumeIo&) { return resume_io(); },
                                   },
                                   command);
   apply_quorum_changes(now);
@@ -164,7 +167,10 @@ AdminResult Node::promote(Instant now, const Promote& request) {
   promotion_outcome_.reset();
   ClusterState proposed;
   const StateChangeResult check = check_promotion(request.force, proposed);
-  if (!check.ok() && check.code != StateChangeCode::in_transient_state) {
+  // With fencing, SS_PRIMARY_NOP sends the attempt to fence-peer first (node_fencing.cpp).
+  const bool fencing_may_help =
+      fencing_enabled() && check.code == StateChangeCode::primary_nop;
+  if (!check.ok() && check.code != StateChangeCode::in_transient_state && !fencing_may_help) {
     return admin_result(check);
   }
   promotion_ = Promotion{};
@@ -177,6 +183,12 @@ AdminResult Node::promote(Instant now, const Promote& request) {
     return *promotion_outcome_;
   }
   promotion_->announced = true;
+  if (promotion_->fencing_wait) {
+    return {true, "",
+            "promotion in progress: fence-peer runs for " +
+                std::to_string(std::popcount(promotion_->fencing_mask)) + " peers",
+            true};
+  }
   return {true, "",
           "promotion in progress: waiting for " +
               std::to_string(std::popcount(promotion_->waiting_mask)) + " peers",
@@ -214,6 +226,7 @@ void Node::start_promotion_attempt(Instant now) {
   const StateChangeResult check = check_promotion(promotion.force, proposed);
   if (!check.ok()) {
     if (check.code == StateChangeCode::in_transient_state) return back_off(now);
+    if (fence_for_promotion(check)) return;  // tried again when the handlers answered
     return finish_promotion(check);
   }
   const std::uint32_t peers = handshaken_peers_mask();
@@ -405,10 +418,9 @@ void Node::on_twopc_decision(Peer& peer, NodeId initiator, std::uint64_t transac
 // ---- Handlers ---------------------------------------------------------------------------------
 
 void Node::on_helper_done(Instant now, HelperCallId call, int exit_code) {
-  // No helper's outcome is awaited yet: split-brain helpers are notifications.
-  (void)now;
-  (void)call;
-  (void)exit_code;
+  // Only fence-peer results are awaited (node_fencing.cpp); split-brain and unfence-peer
+  // helpers are notifications.
+  if (on_fence_peer_done(call, exit_code)) apply_quorum_changes(now);
   invariants();
 }
 

@@ -54,7 +54,7 @@ void resource_metrics(const ResourceRunner& runner, Exposition& out) {
                node.role() == role ? 1 : 0);
   }
   out.family("drbd_resource_suspended", "gauge", "Resource suspended");
-  out.sample("drbd_resource_suspended", name, node.io_suspended_for_quorum() ? 1 : 0);
+  out.sample("drbd_resource_suspended", name, node.suspended_reason() != "no" ? 1 : 0);
   out.family("drbd_resource_maypromote", "gauge", "Resource may be promoted");
   out.sample("drbd_resource_maypromote", name, node.may_promote() ? 1 : 0);
   out.family("drbd_resource_promotionscore", "gauge", "Promotion score");

@@ -168,6 +168,23 @@ Status apply_split_brain_options(const config::Connection& connection, bool firs
                  "must be the same for every connection of this node"};
   }
   node.split_brain = policy;
+  // fencing (§7): a net option in DRBD 9, one policy per node here like the ones above. The
+  // parser already checked the value against its keyword list.
+  const std::string fencing_text = net_value(connection.net, "fencing");
+  core::FencingPolicy fencing = core::FencingPolicy::dont_care;
+  if (!fencing_text.empty()) {
+    const std::optional<core::FencingPolicy> parsed = core::parse_fencing_policy(fencing_text);
+    if (!parsed) {
+      return Error{connection.location.to_string() + ": invalid fencing '" + fencing_text +
+                   "' (expected dont-care | resource-only | resource-and-stonith)"};
+    }
+    fencing = *parsed;
+  }
+  if (!first && fencing != node.fencing) {
+    return Error{connection.location.to_string() +
+                 ": fencing must be the same for every connection of this node"};
+  }
+  node.fencing = fencing;
   return Status::success();
 }
 

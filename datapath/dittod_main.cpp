@@ -77,6 +77,12 @@ ControlReply handle_command(ditto::datapath::ResourceRunner& runner,
     return std::find(words.begin() + 2, words.end(), flag) != words.end();
   };
   if (verb == "show") return {0, ditto::datapath::show_text(runner)};
+  if (verb == "resume-io") {
+    // Thaws I/O frozen by fencing (core::ResumeIo); I/O frozen for quorum stays frozen.
+    const ditto::core::AdminResult result = runner.admin(ditto::core::ResumeIo{});
+    if (result.ok) return {0, ""};
+    return {11, resource + ": resume-io failed: (" + result.code + ") " + result.message + "\n"};
+  }
   if (verb == "primary" || verb == "secondary") {
     ditto::core::AdminCommand command = ditto::core::Demote{};
     if (verb == "primary") command = ditto::core::Promote{has("--force")};

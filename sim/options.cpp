@@ -48,6 +48,14 @@ Status validate(const SimOptions& options) {
   if (options.liveness_bound < Duration::from_ms(1)) {
     return Error{"the liveness bound must be at least 1 ms"};
   }
+  for (const HelperScript& script : options.helper_scripts) {
+    if (script.node >= options.nodes || script.helper.empty() || script.exit_code < 0 ||
+        script.exit_code > 255) {
+      return Error{"a helper script needs a node of the cluster, a helper name and an exit code "
+                   "in 0..255"};
+    }
+  }
+  if (options.helper_delay.ns < 0) return Error{"the helper delay must not be negative"};
   const SplitBrainScenario& split = options.split_brain;
   bool any_fault = false;
   for (const std::uint32_t weight : options.faults) any_fault = any_fault || weight != 0;

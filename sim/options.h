@@ -3,7 +3,9 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "core/fencing.h"
 #include "core/generation.h"
 #include "core/quorum.h"
 #include "core/result.h"
@@ -41,6 +43,13 @@ struct SplitBrainScenario {
   std::uint32_t primaries_at_heal = 0;
   std::uint32_t share_second_percent = 50;
   bool manual_recovery = false;
+};
+
+// A simulated handler (core::CallHelper): when `node` runs `helper` it exits with `exit_code`.
+struct HelperScript {
+  std::uint8_t node = 0;
+  std::string helper;  // fence-peer, unfence-peer, split-brain, ...
+  int exit_code = 0;
 };
 
 struct SimOptions {
@@ -81,6 +90,13 @@ struct SimOptions {
   // Every node's split-brain policies (after-sb-*, rr-conflict) and the scripted scenario.
   SplitBrainPolicy split_brain_policy;
   SplitBrainScenario split_brain;
+  // Every node's fencing policy (§7) and its simulated handlers: each helper a node runs exits
+  // with the code its script names, helper_delay after the call (through the event queue, so
+  // deterministic). No script: exit code 0, as drbdadm reports for a handler with no command
+  // (which fence-peer treats as broken).
+  core::FencingPolicy fencing = core::FencingPolicy::dont_care;
+  std::vector<HelperScript> helper_scripts;
+  Duration helper_delay = Duration::from_ms(50);
 };
 
 [[nodiscard]] Status validate(const SimOptions& options);

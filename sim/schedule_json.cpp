@@ -17,6 +17,15 @@ json model_json(const netem::LatencyModel& model) {
       {model.base_ns, model.jitter_ns_max, model.tail_per_million, model.tail_ns_max});
 }
 
+json helper_scripts_json(const std::vector<HelperScript>& scripts) {
+  json array = json::array();
+  for (const HelperScript& script : scripts) {
+    array.push_back({{"node", script.node}, {"helper", script.helper},
+                     {"exit_code", script.exit_code}});
+  }
+  return array;
+}
+
 json options_json(const SimOptions& options) {
   json faults = json::object();
   for (std::size_t position = 0; position < netem::fault_class_count; ++position) {
@@ -48,7 +57,10 @@ json options_json(const SimOptions& options) {
               {"stall_timeout_ns", options.stall_timeout.ns},
               {"settle_time_ns", options.settle_time.ns},
               {"liveness_bound_ns", options.liveness_bound.ns},
-              {"swarm_operations_max", options.swarm_operations_max}};
+              {"swarm_operations_max", options.swarm_operations_max},
+              {"fencing", core::to_string(options.fencing)},
+              {"helper_delay_ns", options.helper_delay.ns},
+              {"helper_scripts", helper_scripts_json(options.helper_scripts)}};
 }
 
 // Field readers: each checks presence and type and names the field on error.
@@ -128,6 +140,44 @@ class Reader {
     if (Status status_ = (expression); !status_) return status_.error(); \
   } while (false)
 
+// "fencing", "helper_delay_ns" and "helper_scripts" (optional: schedules written before fencing
+// existed run without).
+Status fencing_from_json(const json& object, SimOptions& options) {
+  if (const auto found = object.find("fencing"); found != object.end()) {
+    const auto policy = found->is_string() ? core::parse_fencing_policy(found->get<std::string>())
+                                           : std::nullopt;
+    if (!policy) {
+      return Error{"schedule options: field 'fencing' must be \"dont-care\", \"resource-only\" "
+                   "or \"resource-and-stonith\""};
+    }
+    options.fencing = *policy;
+  }
+  Reader read(object, "schedule options");
+  DITTO_TRY(read.integer("helper_delay_ns", options.helper_delay.ns, false));
+  const auto scripts = object.find("helper_scripts");
+  if (scripts == object.end()) return Status::success();
+  if (!scripts->is_array()) return Error{"schedule options: 'helper_scripts' must be an array"};
+  for (std::size_t position = 0; position < scripts->size(); ++position) {
+    const json& entry = (*scripts)[position];
+    const std::string where = "schedule options: helper_scripts[" + std::to_string(position) + "]";
+    if (!entry.is_object()) return Error{where + " must be an object"};
+    HelperScript script;
+    Reader fields(entry, where);
+    DITTO_TRY(fields.integer("node", script.node));
+    std::int64_t exit_code = 0;
+    DITTO_TRY(fields.integer("exit_code", exit_code));
+    if (exit_code > 255) return Error{where + ": field 'exit_code' must be 0..255"};
+    script.exit_code = static_cast<int>(exit_code);
+    const auto helper = entry.find("helper");
+    if (helper == entry.end() || !helper->is_string()) {
+      return Error{where + ": field 'helper' must be a string"};
+    }
+    script.helper = helper->get<std::string>();
+    options.helper_scripts.push_back(std::move(script));
+  }
+  return Status::success();
+}
+
 // "quorum" and "on_no_quorum" (optional: schedules written before quorum existed run without).
 Status quorum_from_json(const json& object, core::QuorumSettings& quorum) {
   if (const auto found = object.find("quorum"); found != object.end()) {
@@ -174,6 +224,7 @@ Result<SimOptions> options_from_json(const json& object) {
   DITTO_TRY(read.boolean("crash_primary", options.crash_primary));
   DITTO_TRY(read.integer("faults_per_1000_ops", options.faults_per_1000_ops));
   DITTO_TRY(quorum_from_json(object, options.quorum));
+  DITTO_TRY(fencing_from_json(object, options));
   DITTO_TRY(read.duration("stall_timeout_ns", options.stall_timeout));
   DITTO_TRY(read.duration("settle_time_ns", options.settle_time));
   DITTO_TRY(read.integer("liveness_bound_ns", options.liveness_bound.ns, false));

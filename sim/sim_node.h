@@ -27,6 +27,7 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
   config.volume_size_bytes = options.volume_size_bytes;
   config.split_brain = options.split_brain_policy;
   config.quorum = options.quorum;
+  config.fencing = options.fencing;
   return config;
 }
 

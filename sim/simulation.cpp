@@ -156,6 +156,7 @@ bool Simulation::defer_if_paused(const SimEvent& event) {
     case EventKind::connection_down:
     case EventKind::timer:
     case EventKind::promote:
+    case EventKind::helper_done:
       break;
     case EventKind::connection_up:
       if (!paused(target) && paused(event.peer)) target = event.peer;
@@ -206,6 +207,8 @@ void Simulation::dispatch(const SimEvent& event) {
       return on_split_brain_step(event);
     case EventKind::graceful_close:
       return on_graceful_close(event);
+    case EventKind::helper_done:
+      return on_helper_done(event);
   }
   DITTO_ASSERT(false);  // every kind is handled above
 }
@@ -273,8 +276,7 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
             schedule_timer(node, arm.timer.value, deadline);
           },
           [&](const core::CancelTimer& cancel) { sim_node.timers.erase(cancel.timer.value); },
-          // No simulated handler is configured yet: nothing waits for a helper's outcome.
-          [&](const core::CallHelper& helper) { hash_.add_text(helper.helper); },
+          [&](const core::CallHelper& helper) { call_helper(node, helper); },
       },
       action);
 }
@@ -294,6 +296,31 @@ void Simulation::on_timer(const SimEvent& event) {
   }
   node.timers.erase(armed);
   node.core->on_timer(local, TimerId{event.first});
+  drain(event.node);
+}
+
+// The simulated handler: its scripted exit code (0 without a script), after helper_delay.
+void Simulation::call_helper(std::uint8_t node, const core::CallHelper& call) {
+  hash_.add_text(call.helper);
+  if (call.helper == "fence-peer") result_.fence_peer_calls += 1;
+  if (call.helper == "unfence-peer") result_.unfence_peer_calls += 1;
+  int exit_code = 0;
+  for (const HelperScript& script : options_.helper_scripts) {
+    if (script.node == node && script.helper == call.helper) exit_code = script.exit_code;
+  }
+  SimEvent done = make_event(EventKind::helper_done, node);
+  done.epoch = nodes_[node]->incarnation;
+  done.first = call.call.value;
+  done.second = static_cast<std::uint64_t>(exit_code);
+  schedule(options_.helper_delay, done);
+}
+
+void Simulation::on_helper_done(const SimEvent& event) {
+  SimNode& node = *nodes_[event.node];
+  if (!node.alive || node.incarnation != event.epoch) return;  // died with its node
+  result_.helper_results_delivered += 1;
+  node.core->on_helper_done(clock_of(event.node), HelperCallId{event.first},
+                            static_cast<int>(event.second));
   drain(event.node);
 }
 

@@ -72,6 +72,11 @@ struct RunResult {
   std::uint32_t split_brain_reports = 0;
   std::uint32_t split_brain_unresolved_reports = 0;
   std::uint64_t blocks_discarded_by_split_brain = 0;
+  // Fencing: fence-peer and unfence-peer calls (all nodes), and fence-peer results a node
+  // applied or discarded (a late result after the connection came back, or a crash).
+  std::uint32_t fence_peer_calls = 0;
+  std::uint32_t unfence_peer_calls = 0;
+  std::uint32_t helper_results_delivered = 0;
   // Per node at the end: role, disk, connection to each node (own index: StandAlone), and a
   // digest of the disk's visible contents now and when the split-brain scenario healed.
   struct NodeSummary {
@@ -143,6 +148,8 @@ class Simulation {
   void check_cluster_step();
   void check_event(std::uint8_t node, const std::string& line);  // simulation_checks.cpp
   void on_timer(const SimEvent& event);
+  void call_helper(std::uint8_t node, const core::CallHelper& call);
+  void on_helper_done(const SimEvent& event);
 
   // Disk (simulation.cpp).
   void on_disk_completed(const SimEvent& event);

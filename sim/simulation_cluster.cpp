@@ -200,6 +200,13 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
   hash_.add(result.ok ? 0x900d : 0xbad);
   switch (sim_node.promotion_reason) {
     case Reason::split_brain:
+      if (!result.ok && options_.fencing != core::FencingPolicy::dont_care) {
+        // Fencing refused it (the handler did not fence node 0): node 0 stays the only
+        // Primary, so no split brain follows (tests/sim/fencing_test.cpp).
+        result_.promotions_refused += 1;
+        split_waiting_ = false;
+        return schedule_tick(Duration{0});
+      }
       if (!result.ok) {
         violations_.add("split-brain scenario: promoting " + node_name(node) +
                         " during the partition was refused: " + result.code);

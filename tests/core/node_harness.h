@@ -38,6 +38,7 @@ struct Cluster {
   std::vector<std::pair<int, Disconnect>> disconnects;
   std::vector<std::pair<int, Send>> sent;  // every Send, in order
   std::map<int, int> released;
+  std::vector<std::pair<int, CallHelper>> helpers;  // every CallHelper, in order
   // Called for every action as it is collected, before the harness executes it.
   std::function<void(int, const Action&)> observer;
 
@@ -106,6 +107,8 @@ struct Cluster {
         timers[{index, arm->timer.value}] = arm->deadline;
       } else if (auto* cancel = std::get_if<CancelTimer>(&action)) {
         timers.erase({index, cancel->timer.value});
+      } else if (auto* helper = std::get_if<CallHelper>(&action)) {
+        helpers.emplace_back(index, *helper);
       }
     }
   }
