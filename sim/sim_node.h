@@ -27,6 +27,9 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
   config.volume_size_bytes = options.volume_size_bytes;
   config.split_brain = options.split_brain_policy;
   config.quorum = options.quorum;
+  // The activity log and persisted bitmaps, on every node (node_activity_log.cpp).
+  config.al_updates = true;
+  config.al_extents = options.al_extents;
   return config;
 }
 
