@@ -106,7 +106,11 @@ TEST(ActivityLog, AnExtentLeavesTheLogOnlyAfterThePeerAckedItsBarrierAndItsPages
   cluster.write(0, 1, 0, 7);
   cluster.complete_disk(0);  // the transaction
   cluster.complete_disk(0);  // the data
-  cluster.deliver_one();     // the Data reaches node 1; its WriteAck and the barrier still out
+  cluster.deliver_messages();  // the Data reaches node 1
+  cluster.complete_disk(1);    // node 1 wrote it: WriteAck
+  cluster.deliver_messages();  // write 1 completes; node 1 flushes for the Barrier: no ack yet
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  ASSERT_EQ(cluster.count_sent(1, MessageType::barrier_ack), 0);
   order.clear();
   cluster.write(0, 2, 5 * extent_sectors, 8);
   // The one slot is still referenced by write 1 (no BarrierAck yet): nothing can move.
