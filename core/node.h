@@ -104,7 +104,8 @@ struct NodeConfig {
   // default here, so hand-driven unit tests need not complete metadata writes; DRBD's default
   // is on): no metadata writes, and a restart behind falls back to a full resync.
   bool al_updates = false;
-  std::uint32_t al_extents = 1237;  // DRBD's default (67..65534 in drbdsetup; >= 1 here)
+  // DRBD's default; 67..65534 in drbdsetup, ActivityLog::node_al_extents_min..65534 here.
+  std::uint32_t al_extents = 1237;
   std::uint32_t al_stripes = 1;     // ring placement of transactions (superblock al_stripes)
   std::uint32_t al_stripe_size_4k = 8;
   std::uint32_t al_first_transaction_number = 0;  // newest on disk + 1: continue the ring

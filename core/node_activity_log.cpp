@@ -160,22 +160,28 @@ void Node::pump_activity_log() {
         });
     writes_wait_for_bitmap_ = page_pending && activity_log_active();
   }
+  // Take the references of every waiting write in order (so one transaction names the
+  // extents of many), stopping at the first that cannot get its slots now.
+  if (activity_log_active() && !writes_wait_for_bitmap_) {
+    for (AlWaitingWrite& waiting : al_waiting_) {
+      if (waiting.referenced) continue;
+      const ActivityLog::BeginResult begin = activity_log_->begin_io(
+          waiting.write.sector.value, waiting.write.length_bytes / sector_size_bytes);
+      if (begin.status == ActivityLog::BeginStatus::busy) break;
+      for (const ActivityLog::Update& update : begin.updates) {
+        if (update.evicted_extent == metadata::al_free_extent) continue;
+        queue_bitmap_pages(std::uint64_t{update.evicted_extent} * bits_per_extent,
+                           bits_per_extent);
+      }
+      waiting.referenced = true;
+    }
+  }
   while (!al_waiting_.empty() && !writes_wait_for_bitmap_) {
-    AlWaitingWrite& front = al_waiting_.front();
+    const AlWaitingWrite& front = al_waiting_.front();
     const std::uint64_t first = front.write.sector.value;
     const std::uint64_t count = front.write.length_bytes / sector_size_bytes;
     if (activity_log_active()) {
-      if (!front.referenced) {
-        const ActivityLog::BeginResult begin = activity_log_->begin_io(first, count);
-        if (begin.status == ActivityLog::BeginStatus::busy) break;
-        for (const ActivityLog::Update& update : begin.updates) {
-          if (update.evicted_extent == metadata::al_free_extent) continue;
-          queue_bitmap_pages(std::uint64_t{update.evicted_extent} * bits_per_extent,
-                             bits_per_extent);
-        }
-        front.referenced = true;
-      }
-      if (!activity_log_->range_committed(first, count)) break;
+      if (!front.referenced || !activity_log_->range_committed(first, count)) break;
     }
     const AlWaitingWrite entry = front;
     al_waiting_.pop_front();
@@ -253,7 +259,8 @@ void Node::apply_initial_metadata() {
     }
   }
   if (!config_.al_updates || config_.intentional_diskless || config_.peers.empty()) return;
-  DITTO_ASSERT(config_.al_extents >= 1 && config_.al_extents <= ActivityLog::al_extents_max);
+  DITTO_ASSERT(config_.al_extents >= ActivityLog::node_al_extents_min &&
+               config_.al_extents <= ActivityLog::al_extents_max);
   DITTO_ASSERT(config_.al_stripes >= 1 && config_.al_stripe_size_4k >= 1);
   activity_log_.emplace(config_.al_extents, config_.al_first_transaction_number);
   // The extents apply-al marked must reach the on-disk bitmap before a new transaction can

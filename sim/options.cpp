@@ -47,8 +47,10 @@ Status validate(const SimOptions& options) {
   if (options.stall_timeout < Duration::from_ms(100) || options.settle_time.ns < 0) {
     return Error{"the stall timeout must be at least 100 ms and the settle time not negative"};
   }
-  if (options.al_extents < 1 || options.al_extents > ActivityLog::al_extents_max) {
-    return Error{"al-extents must be 1.." + std::to_string(ActivityLog::al_extents_max)};
+  if (options.al_extents < ActivityLog::node_al_extents_min ||
+      options.al_extents > ActivityLog::al_extents_max) {
+    return Error{"al-extents must be " + std::to_string(ActivityLog::node_al_extents_min) + ".." +
+                 std::to_string(ActivityLog::al_extents_max)};
   }
   if (options.liveness_bound < Duration::from_ms(1)) {
     return Error{"the liveness bound must be at least 1 ms"};
@@ -116,7 +118,8 @@ SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
   options.crash_primary = prng.chance(1, 3);
   Prng activity_log = Prng::derive(seed, stream_swarm_activity_log);
   if (activity_log.chance(1, 3)) {
-    options.al_extents = static_cast<std::uint32_t>(activity_log.between(1, 8));
+    options.al_extents = static_cast<std::uint32_t>(
+        activity_log.between(ActivityLog::node_al_extents_min, 16));
   }
   Prng quorum = Prng::derive(seed, stream_swarm_quorum);
   if (draw_quorum && options.nodes >= 3 && quorum.chance(1, 3)) {

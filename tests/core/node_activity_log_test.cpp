@@ -16,7 +16,8 @@ namespace {
 using harness::Cluster;
 using wire::MessageType;
 
-constexpr std::uint64_t volume_bytes = 32ull * 1024 * 1024;  // 8 extents of 4 MiB
+constexpr std::uint64_t volume_bytes = 64ull * 1024 * 1024;  // 16 extents of 4 MiB
+constexpr std::uint32_t few_slots = ActivityLog::node_al_extents_min;  // 9
 constexpr std::uint64_t extent_sectors = ActivityLog::extent_sectors;
 
 void with_activity_log(NodeConfig& config, std::uint32_t al_extents) {
@@ -94,7 +95,7 @@ TEST(ActivityLog, AWriteToAnExtentAlreadyInTheLogNeedsNoTransaction) {
 }
 
 TEST(ActivityLog, AnExtentLeavesTheLogOnlyAfterThePeerAckedItsBarrierAndItsPagesGoFirst) {
-  Cluster cluster = primary_with_log(2, 1);
+  Cluster cluster = primary_with_log(2, few_slots);
   std::vector<std::string> order;
   cluster.observer = [&](int index, const Action& action) {
     if (index != 0) return;
@@ -103,33 +104,43 @@ TEST(ActivityLog, AnExtentLeavesTheLogOnlyAfterThePeerAckedItsBarrierAndItsPages
       order.push_back(write->area == MetadataArea::bitmap ? "bitmap" : "log");
     }
   };
-  cluster.write(0, 1, 0, 7);
-  cluster.complete_disk(0);  // the transaction
-  cluster.complete_disk(0);  // the data
+  for (std::uint64_t extent = 0; extent < few_slots; ++extent) {
+    cluster.write(0, extent + 1, extent * extent_sectors, extent + 1);  // one per slot
+  }
+  // The first write's transaction, then one for the other eight, then their data.
+  for (int round = 0; round < 3; ++round) cluster.complete_disk(0);
   cluster.deliver_messages();  // the Data reaches node 1
-  cluster.complete_disk(1);    // node 1 wrote it: WriteAck
-  cluster.deliver_messages();  // write 1 completes; node 1 flushes for the Barrier: no ack yet
-  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  cluster.complete_disk(1);    // node 1 wrote it: WriteAcks
+  cluster.deliver_messages();  // the writes complete; node 1 flushes for the Barrier: no ack yet
+  for (std::uint64_t request = 1; request <= few_slots; ++request) {
+    ASSERT_EQ(cluster.completion_of(request), ClientStatus::ok) << "request " << request;
+  }
   ASSERT_EQ(cluster.count_sent(1, MessageType::barrier_ack), 0);
   order.clear();
-  cluster.write(0, 2, 5 * extent_sectors, 8);
-  // The one slot is still referenced by write 1 (no BarrierAck yet): nothing can move.
+  cluster.write(0, 100, 12 * extent_sectors, 8);
+  // Every slot is still referenced (no BarrierAck yet): nothing can move.
   EXPECT_TRUE(order.empty());
   EXPECT_TRUE(cluster.pending_writes(0).empty());
   cluster.drain();
-  EXPECT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  EXPECT_EQ(cluster.completion_of(100), ClientStatus::ok);
   EXPECT_EQ((std::vector<std::string>{"flush", "bitmap", "log"}), order);
-  EXPECT_EQ(cluster.nodes[0].hot_extents(), std::vector<std::uint32_t>{5});
+  const std::vector<std::uint32_t> hot = cluster.nodes[0].hot_extents();
+  EXPECT_EQ(hot.size(), few_slots);
+  EXPECT_EQ(hot.back(), 12u);
+  EXPECT_EQ(hot.front(), 1u);  // extent 0, the least recently used, left
 }
 
 TEST(ActivityLog, EvictionWritesTheBitsOfTheEvictedExtentIntoTheBitmapPage) {
-  Cluster cluster = primary_with_log(3, 1);
+  Cluster cluster = primary_with_log(3, few_slots);
   cluster.disconnect(0, 2);
   cluster.write(0, 1, 16, 7);  // block 2, not on node 2
   cluster.drain();
-  cluster.write(0, 2, 2 * extent_sectors, 8);  // evicts extent 0
-  cluster.drain();
-  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  for (std::uint64_t extent = 1; extent <= few_slots; ++extent) {
+    cluster.write(0, extent + 1, extent * extent_sectors, 8);  // the last one evicts extent 0
+    cluster.drain();
+    ASSERT_EQ(cluster.completion_of(extent + 1), ClientStatus::ok);
+  }
+  ASSERT_EQ(cluster.nodes[0].hot_extents().front(), 1u);
   const std::vector<std::uint8_t> area = bitmap_area(cluster, 0);
   ASSERT_FALSE(area.empty());
   // Slots follow the order of NodeConfig::peers: node 1 in slot 0, node 2 in slot 1.
