@@ -20,6 +20,9 @@ class ActivityLog {
  public:
   static constexpr std::uint64_t extent_sectors = 8192;  // 4 MiB (AL_EXTENT_SHIFT 22)
   static constexpr std::uint32_t al_extents_max = 65534;
+  // A Node's log must hold every extent of one write: a write of wire::payload_size_max_bytes
+  // (32 MiB) at any offset spans at most 9 extents (DRBD: al-extents >= 67, bios <= 1 MiB).
+  static constexpr std::uint32_t node_al_extents_min = 9;
 
   static constexpr std::uint32_t extent_of(std::uint64_t sector) {
     return static_cast<std::uint32_t>(sector / extent_sectors);

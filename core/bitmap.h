@@ -49,6 +49,11 @@ class Bitmap {
   // nothing: the caller decides how many words the disk holds for this size.
   std::vector<std::uint32_t> export_words() const;
   void import_words(std::span<const std::uint32_t> words);
+  // Word `index` of export_words() without building the vector (0 beyond the end).
+  std::uint32_t word(std::uint64_t index) const {
+    if (index >= (bit_count_ + 31) / 32) return 0;
+    return static_cast<std::uint32_t>(words_[index / 2] >> (32 * (index % 2)));
+  }
 
   friend bool operator==(const Bitmap&, const Bitmap&) = default;
 

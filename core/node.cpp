@@ -61,13 +61,8 @@ Node::Node(NodeConfig config)
     peer.status.node_id = peer_config.node_id;
     peer.status.name = peer_config.name;
     peer.bitmap.emplace(volume_sectors);
-    // A disk that starts below UpToDate (a restart after a crash) cannot tell which of its
-    // blocks are stale: everything is out of sync toward every peer until a resync. This is
-    // the conservative stand-in for persisted bitmaps plus apply-al (§4.2): the activity log,
-    // which would narrow it to the hot extents, is not wired in yet. (With DRBD's default
-    // al-extents, 1237 x 4 MiB, a volume below ~4.8 GiB is all hot after a busy crash anyway.)
-    if (config_.initial_disk_state != DiskState::up_to_date) peer.bitmap->set_all();
   }
+  apply_initial_metadata();  // persisted bitmaps, apply-al, the activity log
   // A node starts alone: with quorum on, it has none until enough peers connect.
   have_quorum_ = !config_.quorum.enabled();
   quorum_outcome_ = compute_quorum(quorum_input());
@@ -78,7 +73,7 @@ Node::Node(NodeConfig config)
 // ---- Client I/O -------------------------------------------------------------------------------
 
 std::uint32_t Node::client_requests() const {
-  return static_cast<std::uint32_t>(requests_.size() + held_writes_.size() +
+  return static_cast<std::uint32_t>(requests_.size() + held_writes_.size() + al_waiting_.size() +
                                     quorum_suspended_writes_.size() +
                                     quorum_suspended_completions_.size());
 }
@@ -122,9 +117,20 @@ void Node::on_client_write(Instant now, RequestId request, Sector sector,
   invariants();
 }
 
+// A write to the local disk first waits for its activity-log extents (node_activity_log.cpp).
 void Node::admit_write(RequestId request, Sector sector, std::uint32_t length_bytes,
                        PayloadHandle payload, WriteFlags flags) {
   DITTO_ASSERT(role_ == Role::primary);
+  if (!activity_log_active() && al_waiting_.empty()) {
+    return admit_write_now(request, sector, length_bytes, payload, flags, false);
+  }
+  admit_through_activity_log(HeldWrite{request, sector, length_bytes, payload, flags});
+}
+
+void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t length_bytes,
+                           PayloadHandle payload, WriteFlags flags, bool al_referenced) {
+  DITTO_ASSERT(role_ == Role::primary);
+  DITTO_ASSERT(!al_referenced || activity_log_active());
   // A Primary whose disk detached writes through its UpToDate peers only; with none left there
   // is nowhere to store the data.
   const bool writes_locally = disk_state_ == DiskState::up_to_date;
@@ -156,9 +162,13 @@ void Node::admit_write(RequestId request, Sector sector, std::uint32_t length_by
   std::uint32_t flags_wire = flags.fua ? wire::data_flag_fua : 0u;
   if (config_.protocol == Protocol::b) flags_wire |= wire::data_flag_send_receive_ack;
   if (config_.protocol == Protocol::c) flags_wire |= wire::data_flag_send_write_ack;
+  std::uint32_t peers_sent = 0;
   for (Peer& peer : peers_) {
-    if (peer_replicating(peer)) send_data(peer, sequence, entry, flags_wire);
+    if (!peer_replicating(peer)) continue;
+    send_data(peer, sequence, entry, flags_wire);
+    peers_sent += 1;
   }
+  if (al_referenced) hold_extents(sequence, peers_sent);
   DITTO_ASSERT(entry.local_pending || entry.peers_pending_mask != 0 || entry.peers_ok_mask != 0);
   statistics_.written_bytes += length_bytes;
   statistics_.upper_pending += 1;
@@ -175,7 +185,7 @@ void Node::send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::ui
                           wire::Data{sequence, entry.sector, entry.length_bytes, flags},
                           entry.payload});
   peer.status.sent_bytes += entry.length_bytes;
-  peer.unconfirmed_writes.push_back(WriteRange{entry.sector, entry.length_bytes});
+  peer.unconfirmed_writes.push_back(WriteRange{entry.sector, entry.length_bytes, sequence});
   peer.epoch_writes_sent += 1;
   peer.writes_awaiting_barrier_ack += 1;
   if (config_.protocol == Protocol::a) {
@@ -291,6 +301,7 @@ bool Node::in_range(Sector sector, std::uint32_t length_bytes) const {
 
 void Node::on_disk_completed(Instant now, IoId io, IoStatus status, PayloadHandle payload) {
   (void)now;
+  if (on_metadata_completed(io, status)) return invariants();
   if (on_resync_io_completed(io, status, payload)) return invariants();
   if (auto peer_io = peer_ios_.find(io.value); peer_io != peer_ios_.end()) {
     const PeerIo entry = peer_io->second;
@@ -311,6 +322,7 @@ void Node::on_disk_completed(Instant now, IoId io, IoStatus status, PayloadHandl
   if (status != IoStatus::ok && !local_disk_detached()) detach_local_disk();
   if (requests_.count(sequence) == 1) maybe_complete(sequence);
   retry_deferred_reads();  // a resync read may have waited for this write
+  pump_activity_log();     // a write finished: its extents may be free for waiting ones
   invariants();
 }
 
@@ -330,6 +342,7 @@ void Node::complete(std::uint64_t sequence, ClientStatus status) {
   DITTO_ASSERT(found != requests_.end());
   const Request entry = found->second;
   requests_.erase(found);
+  if (entry.kind == RequestKind::write) settle_write(sequence);
   DITTO_ASSERT(statistics_.upper_pending > 0);
   std::optional<IoId> read_io;
   if (entry.kind == RequestKind::read && status == ClientStatus::ok) read_io = entry.io;
@@ -491,6 +504,8 @@ void Node::invariants() const {
     DITTO_ASSERT(entry.local_pending ==
                  (entry.io.has_value() && requests_by_io_.count(entry.io->value) == 1));
   }
+  DITTO_ASSERT(al_holds_.empty() || activity_log_.has_value());
+  DITTO_ASSERT(al_holds_.size() <= requests_.size() + 2 * std::size_t{config_.requests_in_flight_max});
   for (const Peer& peer : peers_) {
     if (!peer.configured) continue;
     const bool connected = peer.status.connection == ConnectionState::connected;

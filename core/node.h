@@ -67,6 +67,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/activity_log.h"
 #include "core/bitmap.h"
 #include "core/fencing.h"
 #include "core/generation.h"
@@ -98,9 +99,34 @@ struct NodeConfig {
   // The current UUID at start (what the metadata says; 0 or 1 mean "just created").
   std::uint64_t initial_generation = 1;
   // Every generation identifier the metadata holds (current, bitmap UUIDs, history), for a
-  // restart; when set it replaces initial_generation. The bitmaps are not persisted: a node that
-  // starts below UpToDate marks every block out of sync toward every peer (see Node::Node).
+  // restart; when set it replaces initial_generation. Without PeerConfig::initial_bitmap_words a
+  // node that starts below UpToDate marks every block out of sync toward that peer (Node::Node).
   std::optional<Generations> initial_generations;
+  // The activity log and the persisted bitmaps (node_activity_log.cpp, §4). With al_updates a
+  // node with a local disk keeps an activity log of al_extents 4 MiB extents: a client write
+  // waits until its extents are in the log on disk (a MetadataWrite of a transaction), bitmap
+  // pages are written back when an extent leaves the log, on promotion and on Down. Off (the
+  // default here, so hand-driven unit tests need not complete metadata writes; DRBD's default
+  // is on): no metadata writes, and a restart behind falls back to a full resync.
+  bool al_updates = false;
+  // DRBD's default; 67..65534 in drbdsetup, ActivityLog::node_al_extents_min..65534 here.
+  std::uint32_t al_extents = 1237;
+  std::uint32_t al_stripes = 1;     // ring placement of transactions (superblock al_stripes)
+  std::uint32_t al_stripe_size_4k = 8;
+  std::uint32_t al_first_transaction_number = 0;  // newest on disk + 1: continue the ring
+  // Bitmap slots on disk (superblock bm_max_peers); 0: one per configured peer.
+  std::uint32_t bitmap_max_peers = 0;
+  // The on-disk bitmap slot of a peer, by node id (superblock peers[node].bitmap_index); a
+  // peer not named here uses its position in `peers`.
+  std::map<std::uint32_t, std::uint32_t> bitmap_slots;
+  // The bitmap toward a peer as the metadata holds it (Bitmap::export_words form), by node id,
+  // for a restart. A peer not named here: a node that starts below UpToDate marks every block
+  // out of sync toward it.
+  std::map<std::uint32_t, std::vector<std::uint32_t>> initial_bitmap_words;
+  // apply-al: the extents the on-disk log names as hot after a Primary crash (the driver
+  // replays the log with replay_activity_log and passes them only when the metadata says the
+  // node was Primary and did not stop cleanly). Marked out of sync toward every peer at start.
+  std::vector<std::uint32_t> initial_hot_extents;
   // DRBD max-epoch-size: writes in one epoch before a new one starts (1..20000).
   std::uint32_t max_epoch_size = 2048;
   // DRBD disk-flushes: a Secondary flushes its disk before acknowledging a barrier. Without it
@@ -247,8 +273,24 @@ struct CallHelper {
   std::uint32_t up_to_date_nodes_mask = 0;
 };
 
+// Where a MetadataWrite goes: the activity-log ring or the on-disk bitmap (§12.1).
+enum class MetadataArea : std::uint8_t { activity_log, bitmap };
+
+// Write one 4 KiB metadata block durably (FUA, or write + flush) and report it with
+// on_disk_completed(io). `block` is the 4 KiB block index inside `area` (an AL transaction is
+// already placed in the ring; bitmap page n holds 32-bit words [1024 n, 1024 n + 1024) of the
+// slot-interleaved bitmap); `bytes` are core's encoding (encode_al_transaction, or the bitmap
+// page with every slot's words). The node has at most one MetadataWrite or its DiskFlush in
+// flight, so the driver need not order them.
+struct MetadataWrite {
+  IoId io;
+  MetadataArea area = MetadataArea::activity_log;
+  std::uint64_t block = 0;
+  std::vector<std::uint8_t> bytes;
+};
+
 using Action = std::variant<DiskWrite, DiskRead, DiskFlush, Send, CompleteClient, ReleasePayload,
-                            Disconnect, Event, ArmTimer, CancelTimer, CallHelper>;
+                            Disconnect, Event, ArmTimer, CancelTimer, CallHelper, MetadataWrite>;
 
 // ---- Admin ------------------------------------------------------------------------------------
 
@@ -388,6 +430,13 @@ class Node {
   // connection returns or the administrator resumes it (resource-and-stonith).
   bool io_suspended_for_fencing() const { return role_ == Role::primary && fencing_suspended_; }
 
+  // The activity log (node_activity_log.cpp): the extents it holds now (what apply-al would
+  // mark after a crash), and whether metadata writes are queued or in flight (a driver stopping
+  // after Down waits until this is false).
+  std::vector<std::uint32_t> hot_extents() const;
+  bool metadata_writes_pending() const;
+  std::uint32_t bitmap_slot_count() const;
+
   // Checks every invariant; called on exit from every on_*. Public for tests.
   void invariants() const;
 
@@ -425,6 +474,7 @@ class Node {
   struct WriteRange {
     Sector sector;
     std::uint32_t length_bytes = 0;
+    std::uint64_t sequence = 0;  // the client write's (Primary side), for the activity log
   };
 
   struct Peer {
@@ -567,6 +617,9 @@ class Node {
   std::optional<ClientStatus> write_refusal(Sector sector, std::uint32_t length_bytes) const;
   void admit_write(RequestId request, Sector sector, std::uint32_t length_bytes,
                    PayloadHandle payload, WriteFlags flags);
+  // `al_referenced`: the write holds references on its activity-log extents.
+  void admit_write_now(RequestId request, Sector sector, std::uint32_t length_bytes,
+                       PayloadHandle payload, WriteFlags flags, bool al_referenced);
   void send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::uint32_t flags);
   void close_epoch();
   void release_held_writes(bool promoted);
@@ -653,6 +706,22 @@ class Node {
   void complete(std::uint64_t sequence, ClientStatus status);
   void send_state_to_connected_peers();
   void send_state(const Peer& peer, std::uint64_t extra_flags = 0, std::uint32_t weak_nodes = 0);
+
+  // Activity log and bitmap write-back (node_activity_log.cpp).
+  bool activity_log_active() const;
+  void admit_through_activity_log(const HeldWrite& write);
+  void pump_activity_log();
+  void admit_after_activity_log(const HeldWrite& write, bool referenced);
+  void hold_extents(std::uint64_t sequence, std::uint32_t peers_sent);
+  void settle_write(std::uint64_t sequence);
+  void queue_bitmap_pages(std::uint64_t first_bit, std::uint64_t bit_count);
+  void queue_all_bitmap_pages();
+  void issue_metadata_write();
+  bool on_metadata_completed(IoId io, IoStatus status);
+  void reset_activity_log();
+  void apply_initial_metadata();
+  std::vector<std::uint8_t> encode_bitmap_page(std::uint64_t page) const;
+  std::uint64_t bitmap_page_count() const;
 
   // State changes and promotion (node_state.cpp).
   StateChangeResult change_state(ClusterState proposed, bool hard, bool force = false);
@@ -758,6 +827,32 @@ class Node {
   // Fencing (resource-and-stonith): DRBD's susp_fen. Frozen writes and completions wait in the
   // two queues above, beside those frozen for quorum.
   bool fencing_suspended_ = false;
+
+  // Activity log (node_activity_log.cpp). Writes wait in al_waiting_ (FIFO) until their
+  // extents are committed; al_holds_ keeps the extents of an admitted write referenced until it
+  // completed and every peer it went to acknowledged its barrier (or was lost).
+  struct AlWaitingWrite {
+    HeldWrite write;
+    bool referenced = false;
+  };
+  struct AlHold {
+    WriteRange range;
+    std::uint32_t outstanding = 0;  // 1 for the request + 1 per peer sent
+  };
+  struct MetadataJob {
+    enum class Kind : std::uint8_t { flush, bitmap_page, al_transaction };
+    Kind kind = Kind::flush;
+    std::uint64_t page = 0;
+    std::uint32_t tr_number = 0;
+    std::vector<std::uint8_t> bytes;  // the encoded transaction
+  };
+  std::optional<ActivityLog> activity_log_;
+  std::deque<AlWaitingWrite> al_waiting_;
+  std::map<std::uint64_t, AlHold> al_holds_;  // by request sequence
+  std::deque<MetadataJob> metadata_queue_;
+  std::optional<std::pair<IoId, MetadataJob::Kind>> metadata_in_flight_;
+  // After promotion: writes wait until the bitmap pages queued then are on disk.
+  bool writes_wait_for_bitmap_ = false;
 
   NodeStatistics statistics_;
   std::vector<Action> actions_;

@@ -54,6 +54,7 @@ void Node::on_connection_down(Instant now, NodeId peer_id) {
   peer_lost(peer, ConnectionState::network_failure);
   twopc_peer_lost(now, peer);
   apply_quorum_changes(now);
+  pump_activity_log();
   invariants();
 }
 
@@ -77,6 +78,7 @@ void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
     protocol_error(peer, expected + std::string(wire::to_string(wire::type_of(message))));
     if (promotion_) twopc_peer_lost(now, peer);
     apply_quorum_changes(now);
+    pump_activity_log();
     return invariants();
   }
   dispatch(now, peer, message, payload);
@@ -84,6 +86,7 @@ void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
   // waiting for that peer.
   if (!peer.transport_up && promotion_) twopc_peer_lost(now, peer);
   apply_quorum_changes(now);
+  pump_activity_log();  // acks and barrier acks free extents that waiting writes may need
   invariants();
 }
 
@@ -247,6 +250,9 @@ void Node::on_barrier_ack(Peer& peer, const wire::BarrierAck& ack) {
     epoch->second.acked_mask |= bit(peer.status.node_id);
   }
   DITTO_ASSERT(peer.unconfirmed_writes.size() >= oldest.set_size);
+  for (std::uint32_t index = 0; index < oldest.set_size; ++index) {
+    settle_write(peer.unconfirmed_writes[index].sequence);  // on this peer's disk now
+  }
   peer.unconfirmed_writes.erase(peer.unconfirmed_writes.begin(),
                                 peer.unconfirmed_writes.begin() + oldest.set_size);
   DITTO_ASSERT(peer.writes_awaiting_barrier_ack >= oldest.set_size);
@@ -496,6 +502,8 @@ void Node::clear_peer_streams(Peer& peer) {
     }
   }
   const bool marked = !peer.unconfirmed_writes.empty();
+  // Marked out of sync above: the activity log need not cover them for this peer any more.
+  for (const WriteRange& range : peer.unconfirmed_writes) settle_write(range.sequence);
   peer.unconfirmed_writes.clear();
   peer.deferred_reads.clear();
   if (marked && role_ == Role::primary) request_new_current_uuid(generations_);

@@ -229,6 +229,8 @@ AdminResult Node::down(Instant now) {
     if (!demoted.ok) return demoted;
   }
   down_ = true;
+  queue_all_bitmap_pages();  // a clean stop leaves the bitmaps on disk (§4.1)
+  issue_metadata_write();
   for (Peer& peer : peers_) {
     if (!peer.configured) continue;
     if (peer.status.connection == ConnectionState::connected) {

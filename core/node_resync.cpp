@@ -431,6 +431,8 @@ void Node::on_bitmap(Instant now, Peer& peer, const wire::BitmapTransfer& messag
   received.import_words(message.words);
   peer.bitmap->merge(received);
   peer.bitmap_received = true;
+  // A Primary's activity log does not cover the merged bits: persist them now.
+  if (role_ == Role::primary) queue_all_bitmap_pages();
   ClusterState proposed = cluster_state();
   if (!source) {
     std::uint32_t absent = 0;

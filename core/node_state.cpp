@@ -59,6 +59,11 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
   const std::uint32_t score_before = promotion_score();
   role_ = next.role;
   disk_state_ = next.disk;
+  if (old.role != Role::primary && role_ == Role::primary && activity_log_) {
+    // Bits set while Secondary are in no activity log: on disk before the first write.
+    queue_all_bitmap_pages();
+    writes_wait_for_bitmap_ = true;
+  }
   if (disk_state_ == DiskState::up_to_date) restarted_behind_ = false;
   for (Peer& peer : peers_) {
     if (!peer.configured) continue;
@@ -115,6 +120,7 @@ void Node::detach_local_disk() {
     DITTO_ASSERT(result.ok());  // no hard rule keeps a disk from failing
   }
   DITTO_ASSERT(disk_state_ == DiskState::diskless);
+  reset_activity_log();
   // A local disk failure while Primary flags a new data generation (§3.2), lazily: the next
   // write starts it and carries it to the peers (a diskless Primary's P_CURRENT_UUID).
   if (role_ == Role::primary) request_new_current_uuid(generations_);
@@ -145,6 +151,7 @@ AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
                                   },
                                   command);
   apply_quorum_changes(now);
+  pump_activity_log();
   invariants();
   return result;
 }
@@ -454,6 +461,7 @@ void Node::on_timer(Instant now, TimerId timer) {
           {StateChangeCode::timeout, "peers did not answer the promotion within twopc-timeout"});
     }
   }
+  pump_activity_log();
   invariants();
 }
 

@@ -47,6 +47,10 @@ Result<std::unique_ptr<ResourceRunner>> ResourceRunner::create(boost::asio::io_c
   config.node.volume_size_bytes = metadata.value()->data_size_bytes();
   config.node.initial_disk_state = attach.value().initial_disk;
   config.node.initial_generations = attach.value().initial_generations;
+  if (Status status = configure_activity_log(config, *metadata.value(), attach.value());
+      !status.ok()) {
+    return Error{config.resource.name + ": " + status.error().message};
+  }
   DITTO_ASSERT(config.node.volume_size_bytes < disk.value()->size_bytes());
   return std::unique_ptr<ResourceRunner>(
       new ResourceRunner(io, std::move(config), std::move(options), std::move(disk).value(),
@@ -303,6 +307,8 @@ void ResourceRunner::execute_disk(const core::Action& action) {
   } else if (const auto* flush = std::get_if<core::DiskFlush>(&action)) {
     io = flush->io;
     status = disk_->submit_flush(io.value);
+  } else if (const auto* metadata = std::get_if<core::MetadataWrite>(&action)) {
+    return execute_metadata_write(*metadata);
   } else {
     DITTO_ASSERT(false);
   }

@@ -148,6 +148,11 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   void execute_disk(const core::Action& action);
   void arm_timer(const core::ArmTimer& arm);
   void fail_disk_io_later(IoId io);
+  // Activity log and bitmap pages (daemon_resource_metadata.cpp).
+  static Status configure_activity_log(DaemonConfig& config, MetadataStore& metadata,
+                                       const AttachPlan& attach);
+  void execute_metadata_write(const core::MetadataWrite& write);
+  void write_back_bitmaps();
   void on_disk_completion(std::uint64_t cookie, int result);
   void log(const std::string& line) const;
 
@@ -186,6 +191,8 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::uint64_t zero_slot_ = 0;
   std::uint32_t zero_operations_ = 0;
   std::deque<IoId> failed_ios_;
+  std::deque<std::pair<IoId, core::IoStatus>> metadata_completions_;
+  bool bitmaps_written_ = false;  // by a clean stop: no PEER_FULL_SYNC needed
   // Reads the core asked a buffer for (DiskRead::allocate_payload, resync replies): IoId → slot.
   std::unordered_map<std::uint64_t, std::uint64_t> payload_reads_;
   bool pumping_ = false;

@@ -41,6 +41,68 @@ Status ResourceRunner::attach_metadata() {
   return Status::success();
 }
 
+// The core's activity log and persisted bitmaps (NodeConfig::al_updates): the ring geometry
+// and bitmap slots of this device, the bitmaps attach trusts, and apply-al's hot extents.
+Status ResourceRunner::configure_activity_log(DaemonConfig& config, MetadataStore& metadata,
+                                              const AttachPlan& attach) {
+  core::NodeConfig& node = config.node;
+  const metadata::Superblock& superblock = attach.superblock;
+  node.al_updates = true;
+  node.al_stripes = superblock.al_stripes;
+  node.al_stripe_size_4k = superblock.al_stripe_size_4k;
+  node.al_first_transaction_number = attach.al_next_transaction;
+  node.bitmap_max_peers = superblock.max_peers;
+  node.initial_hot_extents = attach.hot_extents;
+  for (const core::PeerConfig& peer : node.peers) {
+    const std::int32_t slot = superblock.peers[peer.node_id.value].bitmap_index;
+    DITTO_ASSERT(slot >= 0 && static_cast<std::uint32_t>(slot) < superblock.max_peers);
+    node.bitmap_slots[peer.node_id.value] = static_cast<std::uint32_t>(slot);
+    if ((attach.trusted_bitmaps & (1u << peer.node_id.value)) == 0) continue;
+    auto words = metadata.read_bitmap_slot(static_cast<std::uint32_t>(slot));
+    if (!words.ok()) return words.error();
+    node.initial_bitmap_words[peer.node_id.value] = std::move(words).value();
+  }
+  return Status::success();
+}
+
+// Synchronous pwrite + fdatasync on the shard's thread (a transaction per newly hot extent, a
+// page per evicted one): simple, and the core already waits for it. The completion is an input
+// on the next loop turn (inputs never re-enter the core).
+void ResourceRunner::execute_metadata_write(const core::MetadataWrite& write) {
+  const Status status = write.area == core::MetadataArea::activity_log
+                            ? metadata_->write_activity_log_block(write.block, write.bytes)
+                            : metadata_->write_bitmap_page(write.block, write.bytes);
+  if (!status.ok()) log("metadata write failed: " + status.error().message);
+  metadata_completions_.emplace_back(write.io,
+                                     status.ok() ? core::IoStatus::ok : core::IoStatus::io_error);
+  if (metadata_completions_.size() > 1) return;  // a post is already pending
+  boost::asio::post(io_, [this] {
+    if (stopped_) return;
+    while (!metadata_completions_.empty()) {
+      const auto [io, result] = metadata_completions_.front();
+      metadata_completions_.pop_front();
+      node_.on_disk_completed(now(), io, result);
+    }
+    pump();
+  });
+}
+
+// A clean stop writes every bitmap (the on-disk bitmap is then complete: no PEER_FULL_SYNC).
+void ResourceRunner::write_back_bitmaps() {
+  bitmaps_written_ = false;
+  for (const core::PeerConfig& peer : config_.node.peers) {
+    const auto slot = config_.node.bitmap_slots.find(peer.node_id.value);
+    if (slot == config_.node.bitmap_slots.end()) return;
+    std::vector<std::uint32_t> words = node_.bitmap_toward(peer.node_id).export_words();
+    words.resize(metadata_->bitmap_words_per_slot(), 0);
+    if (Status status = metadata_->write_bitmap_slot(slot->second, words); !status.ok()) {
+      log("clean shutdown could not write the bitmap: " + status.error().message);
+      return;
+    }
+  }
+  bitmaps_written_ = true;
+}
+
 MetadataState ResourceRunner::metadata_state(bool clean) const {
   MetadataState state;
   state.disk = node_.disk_state();
@@ -49,8 +111,10 @@ MetadataState ResourceRunner::metadata_state(bool clean) const {
     if (peer.connection == ConnectionState::connected && peer.role == Role::primary) {
       state.primary_known = true;
     }
-    // Bitmaps live in memory only: a clean shutdown records which ones had bits.
-    if (clean && peer.out_of_sync_bytes > 0) state.full_sync_peers |= 1u << peer.node_id.value;
+    // Bitmaps the clean shutdown could not write: PEER_FULL_SYNC records which had bits.
+    if (clean && !bitmaps_written_ && peer.out_of_sync_bytes > 0) {
+      state.full_sync_peers |= 1u << peer.node_id.value;
+    }
   }
   state.crashed_primary = crashed_primary_;
   state.clean = clean;
@@ -91,6 +155,7 @@ void ResourceRunner::write_clean_metadata() {
     log(config_.disk_path + ": disk detached, metadata left marked in use");
     return;
   }
+  write_back_bitmaps();  // before the superblock that says the shutdown was clean
   const Status status = metadata_->write_superblock(superblock_for_state(
       with_generations(metadata_->superblock(), node_.generations()), metadata_state(true)));
   if (!status.ok()) {

@@ -1,8 +1,11 @@
 // The rules for attaching DRBD v09 metadata and for leaving it clean (metadata_store.h): pure
 // functions of the superblock, the activity log and this node's configuration.
 #include <array>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "core/activity_log.h"
 #include "core/assert.h"
 #include "datapath/metadata_store.h"
 
@@ -17,21 +20,6 @@ Error field_error(const std::string& field, const std::string& problem) {
 
 std::string peer_field(std::uint32_t node, const char* name) {
   return "peer[" + std::to_string(node) + "] " + name;
-}
-
-// Extents an `apply-al` would mark out of sync: every extent an update transaction names.
-std::uint32_t hot_extent_entries(std::span<const md::AlTransaction> activity_log) {
-  std::uint32_t hot = 0;
-  for (const md::AlTransaction& transaction : activity_log) {
-    if (transaction.transaction_type != md::al_type_update) continue;
-    for (std::uint16_t update = 0; update < transaction.n_updates; ++update) {
-      if (transaction.update_extents[update] != md::al_free_extent) ++hot;
-    }
-    for (std::uint32_t extent : transaction.context) {
-      if (extent != md::al_free_extent) ++hot;
-    }
-  }
-  return hot;
 }
 
 // node-id and the bitmap slots as they are on disk: the kernel's attach checks (§12.4).
@@ -92,6 +80,37 @@ Status assign_bitmap_slots(md::Superblock& superblock, std::span<const NodeId> p
   return Status::success();
 }
 
+// apply-al (§4.3) for metadata left in use: with PRIMARY_IND and extents in the log, the core
+// marks them out of sync toward every peer (AttachPlan::hot_extents) and the ring continues
+// after its newest transaction; otherwise there is nothing to apply and the ring is reset.
+void apply_activity_log(const md::Superblock& on_disk,
+                        std::span<const md::AlTransaction> activity_log,
+                        std::span<const NodeId> peers, AttachPlan& plan) {
+  const std::vector<std::optional<md::AlTransaction>> ring(activity_log.begin(),
+                                                           activity_log.end());
+  std::vector<std::uint32_t> hot = replay_activity_log(ring);
+  if ((on_disk.flags & md::md_flag::primary_ind) == 0 || hot.empty() || peers.empty()) {
+    plan.initialize_activity_log = true;
+    plan.note = "metadata was left in use (no clean shutdown); the activity log holds nothing to "
+                "apply, reinitializing it";
+    return;
+  }
+  bool any = false;
+  std::uint32_t newest = 0;
+  for (const md::AlTransaction& transaction : activity_log) {
+    if (transaction.transaction_type != md::al_type_update) continue;
+    if (!any || static_cast<std::int32_t>(transaction.tr_number - newest) > 0) {
+      newest = transaction.tr_number;
+    }
+    any = true;
+  }
+  plan.al_next_transaction = newest + 1;
+  plan.note = "metadata was left in use by a Primary (no clean shutdown); apply-al: " +
+              std::to_string(hot.size()) + " extents of the activity log (" +
+              std::to_string(hot.size() * 4) + " MiB) marked out of sync toward every peer";
+  plan.hot_extents = std::move(hot);
+}
+
 }  // namespace
 
 Result<AttachPlan> plan_attach(const md::Superblock& on_disk, const md::Layout& layout,
@@ -106,17 +125,7 @@ Result<AttachPlan> plan_attach(const md::Superblock& on_disk, const md::Layout& 
     return status.error();
   }
   if ((on_disk.flags & md::md_flag::al_clean) == 0) {
-    const std::uint32_t hot = hot_extent_entries(activity_log);
-    if ((on_disk.flags & md::md_flag::primary_ind) != 0 && hot > 0) {
-      return field_error("flags", "has AL_CLEAN clear and PRIMARY_IND set (a Primary stopped "
-                                  "without a clean shutdown) and the activity log names " +
-                                      std::to_string(hot) +
-                                      " extents that must be marked out of sync first; run "
-                                      "`drbdmeta --force 0 v09 DISK internal apply-al`");
-    }
-    plan.initialize_activity_log = true;
-    plan.note = "metadata was left in use (no clean shutdown); the activity log holds nothing to "
-                "apply, reinitializing it";
+    apply_activity_log(on_disk, activity_log, peers, plan);
   }
   plan.initial_disk = attach_disk_state(on_disk, !peers.empty(), plan.disk_reason);
   plan.initial_generations = generations_of(on_disk);
@@ -138,6 +147,14 @@ Result<AttachPlan> plan_attach(const md::Superblock& on_disk, const md::Layout& 
   plan.crashed_primary =
       (on_disk.flags & md::md_flag::crashed_primary) != 0 || (left_in_use && was_primary);
   if (plan.crashed_primary) plan.superblock.flags |= md::md_flag::crashed_primary;
+  // ditto writes every bitmap at a clean shutdown; after a crash as Primary the on-disk bitmap
+  // plus the activity log (applied above) cover every block that may differ.
+  if (!left_in_use || (was_primary && !plan.hot_extents.empty())) {
+    for (const NodeId peer : peers) {
+      if ((on_disk.peers[peer.value].flags & md::peer_flag::full_sync) != 0) continue;
+      plan.trusted_bitmaps |= 1u << peer.value;
+    }
+  }
   for (md::PeerSlot& slot : plan.superblock.peers) slot.flags &= ~md::peer_flag::full_sync;
   plan.superblock.flags &= ~md::md_flag::al_clean;  // in use until the clean shutdown
   plan.superblock.node_id = self.value;

@@ -254,4 +254,29 @@ Status MetadataStore::write_bitmap_slot(std::uint32_t slot, std::span<const std:
   return sync("the bitmap");
 }
 
+Status MetadataStore::write_activity_log_block(std::uint64_t block,
+                                               std::span<const std::uint8_t> bytes) {
+  const std::uint64_t blocks = std::uint64_t{superblock_.al_stripes} * superblock_.al_stripe_size_4k;
+  if (bytes.size() != md::block_size_bytes || block >= blocks) {
+    return Error{path_ + ": activity-log block " + std::to_string(block) + " of " +
+                 std::to_string(bytes.size()) + " bytes is outside the ring of " +
+                 std::to_string(blocks) + " blocks"};
+  }
+  const std::uint64_t offset = layout_.al_offset_bytes + block * md::block_size_bytes;
+  if (Status status = write_at(bytes, offset, "the activity log"); !status.ok()) return status;
+  return sync("the activity log");
+}
+
+Status MetadataStore::write_bitmap_page(std::uint64_t page, std::span<const std::uint8_t> bytes) {
+  if (bytes.size() != md::block_size_bytes ||
+      (page + 1) * md::block_size_bytes > layout_.bitmap_bytes) {
+    return Error{path_ + ": bitmap page " + std::to_string(page) + " of " +
+                 std::to_string(bytes.size()) + " bytes is outside the bitmap area of " +
+                 std::to_string(layout_.bitmap_bytes) + " bytes"};
+  }
+  const std::uint64_t offset = layout_.bm_offset_bytes + page * md::block_size_bytes;
+  if (Status status = write_at(bytes, offset, "the bitmap"); !status.ok()) return status;
+  return sync("the bitmap");
+}
+
 }  // namespace ditto::datapath

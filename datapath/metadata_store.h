@@ -74,6 +74,11 @@ class MetadataStore {
   std::size_t bitmap_words_per_slot() const;
   [[nodiscard]] Result<std::vector<std::uint32_t>> read_bitmap_slot(std::uint32_t slot);
   [[nodiscard]] Status write_bitmap_slot(std::uint32_t slot, std::span<const std::uint32_t> words);
+  // One 4 KiB block of core's encoding, made durable (fdatasync): block `block` of the AL ring,
+  // or page `block` of the interleaved bitmap area. Refused beyond the area (names the block).
+  [[nodiscard]] Status write_activity_log_block(std::uint64_t block,
+                                                std::span<const std::uint8_t> bytes);
+  [[nodiscard]] Status write_bitmap_page(std::uint64_t page, std::span<const std::uint8_t> bytes);
 
  private:
   MetadataStore(std::string path, int fd, metadata::Superblock superblock,
@@ -107,6 +112,15 @@ struct AttachPlan {
   // The metadata was left by a Primary without a clean shutdown (PRIMARY_IND set, AL_CLEAN
   // clear): CRASHED_PRIMARY is set (§4.3) and stays until the data generation moves on.
   bool crashed_primary = false;
+  // apply-al, done by the core (NodeConfig::initial_hot_extents): the extents the activity log
+  // names after a stop without a clean shutdown with PRIMARY_IND set; the ring is kept and
+  // continues at al_next_transaction (the core writes the marked bitmap pages first).
+  std::vector<std::uint32_t> hot_extents;
+  std::uint32_t al_next_transaction = 0;
+  // Peers (bit = node id) whose on-disk bitmap holds every block out of sync toward them
+  // (NodeConfig::initial_bitmap_words): after a clean shutdown (ditto writes every bitmap then),
+  // or after a crash of this node as Primary (bitmap ∪ activity log), unless PEER_FULL_SYNC.
+  std::uint32_t trusted_bitmaps = 0;
 };
 
 // The disk state a node starts with, from the metadata as found on the device (§1.6), with one

@@ -1,5 +1,7 @@
 #include "sim/options.h"
 
+#include "core/activity_log.h"
+
 #include "core/prng.h"
 #include "sim/sim_disk.h"
 #include "sim/streams.h"
@@ -44,6 +46,11 @@ Status validate(const SimOptions& options) {
   }
   if (options.stall_timeout < Duration::from_ms(100) || options.settle_time.ns < 0) {
     return Error{"the stall timeout must be at least 100 ms and the settle time not negative"};
+  }
+  if (options.al_extents < ActivityLog::node_al_extents_min ||
+      options.al_extents > ActivityLog::al_extents_max) {
+    return Error{"al-extents must be " + std::to_string(ActivityLog::node_al_extents_min) + ".." +
+                 std::to_string(ActivityLog::al_extents_max)};
   }
   if (options.liveness_bound < Duration::from_ms(1)) {
     return Error{"the liveness bound must be at least 1 ms"};
@@ -120,6 +127,11 @@ SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
   }
   options.faults_per_1000_ops = static_cast<std::uint32_t>(prng.between(5, 50));
   options.crash_primary = prng.chance(1, 3);
+  Prng activity_log = Prng::derive(seed, stream_swarm_activity_log);
+  if (activity_log.chance(1, 3)) {
+    options.al_extents = static_cast<std::uint32_t>(
+        activity_log.between(ActivityLog::node_al_extents_min, 16));
+  }
   Prng quorum = Prng::derive(seed, stream_swarm_quorum);
   if (draw_quorum && options.nodes >= 3 && quorum.chance(1, 3)) {
     options.quorum.quorum = core::QuorumRule{core::QuorumRule::Kind::majority, 0};

@@ -56,6 +56,10 @@ struct SimOptions {
   std::uint64_t seed = 1;
   std::uint32_t nodes = 3;
   std::uint64_t volume_size_bytes = 64ull * 1024 * 1024;
+  // Activity-log slots of every node (NodeConfig::al_extents; DRBD's default 1237). Fewer slots
+  // than the volume has extents make extents leave the log, so their bitmap pages are written
+  // back during the run.
+  std::uint32_t al_extents = 1237;
   WorkloadOptions workload;
   netem::LatencyModel network = netem::lan_link();
   netem::LatencyModel disk = netem::nvme_disk();

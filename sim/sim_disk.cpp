@@ -163,6 +163,8 @@ CrashReport SimDisk::crash(Prng& prng, CrashModel model) {
     report.writes_kept += 1;
   }
   report.writes_lost = static_cast<std::uint32_t>(total) - report.writes_kept - report.writes_torn;
+  // Metadata writes are not counted in the report: it describes the data the oracles check.
+  crash_metadata(prng, model);
   unflushed_.clear();
   in_flight_.clear();
   flushes_.clear();
@@ -186,6 +188,38 @@ void SimDisk::tear(Prng& prng, const Write& write) {
     }
     durable_completion_[block] = completions_;
   }
+}
+
+void SimDisk::submit_metadata_write(IoId io, core::MetadataArea area, std::uint64_t block,
+                                    std::vector<std::uint8_t> bytes) {
+  DITTO_ASSERT(bytes.size() == block_size_bytes);
+  DITTO_ASSERT(metadata_in_flight_.count(io.value) == 0);
+  metadata_in_flight_[io.value] = MetadataBlockWrite{area, block, std::move(bytes)};
+}
+
+void SimDisk::complete_metadata_write(IoId io) {
+  auto found = metadata_in_flight_.find(io.value);
+  DITTO_ASSERT(found != metadata_in_flight_.end());
+  area_blocks(found->second.area)[found->second.block] = std::move(found->second.bytes);
+  metadata_in_flight_.erase(found);
+}
+
+// A metadata write in flight at a crash (std::map: in io order, so the draws are deterministic).
+void SimDisk::crash_metadata(Prng& prng, CrashModel model) {
+  for (auto& [io, write] : metadata_in_flight_) {
+    std::vector<std::uint8_t>& block = area_blocks(write.area)[write.block];
+    if (block.empty()) block.assign(block_size_bytes, 0);
+    if (model.tear && prng.chance(1, 3)) {
+      for (std::uint32_t sector = 0; sector < sectors_per_block; ++sector) {
+        if (!prng.chance(1, 2)) continue;
+        const auto offset = static_cast<std::ptrdiff_t>(sector * sector_size_bytes);
+        std::copy_n(write.bytes.begin() + offset, sector_size_bytes, block.begin() + offset);
+      }
+      continue;
+    }
+    if (prng.chance(1, 2)) block = write.bytes;
+  }
+  metadata_in_flight_.clear();
 }
 
 void SimDisk::corrupt_for_test(std::uint64_t block, std::uint64_t tag) {

@@ -14,11 +14,13 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <span>
 #include <utility>
 #include <vector>
 
 #include "core/generation.h"
+#include "core/node.h"
 #include "core/prng.h"
 #include "core/types.h"
 
@@ -98,6 +100,23 @@ class SimDisk {
     metadata_consistent_ = consistent;
   }
 
+  // PRIMARY_IND: the node was Primary (set before its first write as Primary, cleared when it
+  // is Secondary again). A restart after a crash applies the activity log only when it is set.
+  bool metadata_primary() const { return metadata_primary_; }
+  void write_metadata_primary(bool primary) { metadata_primary_ = primary; }
+
+  // The activity-log ring and the bitmap pages: real 4 KiB blocks of core's encoding, apart
+  // from the data blocks. A MetadataWrite is FUA: durable when it completes. At a crash each
+  // one in flight is kept or lost (one PRNG draw each, in io order) or, with tearing, lands in
+  // part (each 512-byte sector old or new). Blocks never written read as zeros (absent).
+  void submit_metadata_write(IoId io, core::MetadataArea area, std::uint64_t block,
+                             std::vector<std::uint8_t> bytes);
+  void complete_metadata_write(IoId io);
+  const std::map<std::uint64_t, std::vector<std::uint8_t>>& metadata_blocks(
+      core::MetadataArea area) const {
+    return area == core::MetadataArea::activity_log ? al_blocks_ : bitmap_pages_;
+  }
+
   // Test hook for oracle self-tests: overwrite a block behind everyone's back.
   void corrupt_for_test(std::uint64_t block, std::uint64_t tag);
 
@@ -125,6 +144,7 @@ class SimDisk {
   void make_durable(const Write& write, std::uint64_t completion);
   // A write in flight at a crash lands in part: whole blocks or, in one block, some sectors.
   void tear(Prng& prng, const Write& write);
+  void crash_metadata(Prng& prng, CrashModel model);
 
   std::vector<std::uint64_t> visible_;
   std::vector<std::uint64_t> durable_;
@@ -138,6 +158,18 @@ class SimDisk {
   std::uint64_t last_written_block_ = 0;
   Generations metadata_{1, {}, {}};
   bool metadata_consistent_ = true;
+  bool metadata_primary_ = false;
+  struct MetadataBlockWrite {
+    core::MetadataArea area = core::MetadataArea::activity_log;
+    std::uint64_t block = 0;
+    std::vector<std::uint8_t> bytes;
+  };
+  std::map<std::uint64_t, std::vector<std::uint8_t>>& area_blocks(core::MetadataArea area) {
+    return area == core::MetadataArea::activity_log ? al_blocks_ : bitmap_pages_;
+  }
+  std::map<std::uint64_t, MetadataBlockWrite> metadata_in_flight_;  // by IoId
+  std::map<std::uint64_t, std::vector<std::uint8_t>> al_blocks_;
+  std::map<std::uint64_t, std::vector<std::uint8_t>> bitmap_pages_;
 };
 
 }  // namespace ditto::sim

@@ -28,6 +28,9 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
   config.split_brain = options.split_brain_policy;
   config.quorum = options.quorum;
   config.fencing = options.fencing;
+  // The activity log and persisted bitmaps, on every node (node_activity_log.cpp).
+  config.al_updates = true;
+  config.al_extents = options.al_extents;
   return config;
 }
 

@@ -14,7 +14,7 @@
 namespace ditto::sim {
 namespace {
 
-enum class DiskOperation : std::uint8_t { write = 0, read = 1, flush = 2 };
+enum class DiskOperation : std::uint8_t { write = 0, read = 1, flush = 2, metadata_write = 3 };
 constexpr std::uint8_t disk_error_bit = 0x80;
 
 }  // namespace
@@ -277,6 +277,12 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
           },
           [&](const core::CancelTimer& cancel) { sim_node.timers.erase(cancel.timer.value); },
           [&](const core::CallHelper& helper) { call_helper(node, helper); },
+          [&](core::MetadataWrite& write) {
+            hash_.add((static_cast<std::uint64_t>(write.area) << 48) ^ write.block);
+            sim_node.disk.submit_metadata_write(write.io, write.area, write.block,
+                                                std::move(write.bytes));
+            submit_disk(node, 3, write.io, Sector{0}, 0);
+          },
       },
       action);
 }
@@ -338,6 +344,11 @@ void Simulation::after_step(std::uint8_t node) {
   if (attached && (core.generations() != sim_node.disk.metadata_generations() ||
                    consistent != sim_node.disk.metadata_consistent())) {
     sim_node.disk.write_metadata(core.generations(), consistent);
+  }
+  // PRIMARY_IND, durable before the first write as Primary leaves this step.
+  const bool primary = core.role() == Role::primary;
+  if (attached && primary != sim_node.disk.metadata_primary()) {
+    sim_node.disk.write_metadata_primary(primary);
   }
   if (sim_node.promotion_requested && !core.promotion_pending()) {
     sim_node.promotion_requested = false;
@@ -430,6 +441,9 @@ void Simulation::on_disk_completed(const SimEvent& event) {
     }
     case DiskOperation::flush:
       node.disk.complete_flush(io);
+      break;
+    case DiskOperation::metadata_write:
+      node.disk.complete_metadata_write(io);
       break;
     case DiskOperation::read:
       if (failed) {

@@ -118,6 +118,9 @@ void Simulation::write_completed(std::uint8_t node, const ClientOperation& opera
   holders = trace.holders;
   if (!ok) return;
   std::uint32_t required = trace.expected & ~trace.failed;
+  // A write that waited for the activity log while the Primary's disk detached was never
+  // submitted locally: it went to the peers only.
+  if (nodes_[node]->core->disk_state() <= DiskState::failed) required &= ~(1u << node);
   for (std::uint8_t peer = 0; peer < options_.nodes; ++peer) {
     if (peer == node) continue;
     const Connection& entry = connection(node, peer);

@@ -3,13 +3,57 @@
 // effect (RunResult::faults_fired). When the workload is done (or stalls) every fault heals.
 #include <algorithm>
 
+#include "core/activity_log.h"
 #include "core/assert.h"
+#include "core/metadata.h"
 #include "sim/sim_node.h"
 #include "sim/simulation.h"
 
 namespace ditto::sim {
 namespace {
 using netem::FaultClass;
+
+// What drbdadm's apply-al does before an attach after a Primary crash, for a simulated disk:
+// replay the activity-log ring (torn or never-written blocks are invalid), and hand the hot
+// extents and the on-disk bitmaps to the new core, which marks the extents out of sync toward
+// every peer. The ring continues after its newest transaction.
+void apply_activity_log(const SimDisk& disk, core::NodeConfig& config) {
+  std::vector<std::optional<metadata::AlTransaction>> ring;
+  std::uint32_t newest = 0;
+  bool any = false;
+  for (const auto& [block, bytes] : disk.metadata_blocks(core::MetadataArea::activity_log)) {
+    Result<metadata::AlTransaction> decoded = metadata::decode_al_transaction(bytes);
+    if (!decoded) {
+      ring.emplace_back(std::nullopt);
+      continue;
+    }
+    const metadata::AlTransaction& transaction = decoded.value();
+    if (transaction.transaction_type == metadata::al_type_update &&
+        (!any || static_cast<std::int32_t>(transaction.tr_number - newest) > 0)) {
+      newest = transaction.tr_number;
+      any = true;
+    }
+    ring.emplace_back(transaction);
+  }
+  config.initial_hot_extents = replay_activity_log(ring);
+  config.al_first_transaction_number = any ? newest + 1 : 0;
+  // The bitmap area as far as it was written (pages never written hold zeros: in sync).
+  const auto& pages = disk.metadata_blocks(core::MetadataArea::bitmap);
+  const std::uint64_t page_count = pages.empty() ? 0 : pages.rbegin()->first + 1;
+  std::vector<std::uint8_t> area(page_count * block_size_bytes, 0);
+  for (const auto& [page, bytes] : pages) {
+    std::copy(bytes.begin(), bytes.end(),
+              area.begin() + static_cast<std::ptrdiff_t>(page * block_size_bytes));
+  }
+  const std::uint32_t slots = static_cast<std::uint32_t>(config.peers.size());
+  const std::uint64_t bits = config.volume_size_bytes / Bitmap::bytes_per_bit;
+  const std::size_t words = static_cast<std::size_t>((bits + 31) / 32);
+  for (std::uint32_t slot = 0; slot < slots; ++slot) {
+    // Beyond the pages written the area reads as zeros (unpack_bitmap_slot pads).
+    std::vector<std::uint32_t> slot_words = metadata::unpack_bitmap_slot(area, slots, slot, words);
+    config.initial_bitmap_words[config.peers[slot].node_id.value] = std::move(slot_words);
+  }
+}
 
 // Classes whose fired counter counts their effects (slowed messages, failed I/Os, ...) rather
 // than the event itself.
@@ -334,6 +378,7 @@ void Simulation::on_restart(std::uint8_t node) {
   config.initial_disk_state =
       sim_node.disk.metadata_consistent() ? DiskState::outdated : DiskState::inconsistent;
   config.initial_generations = sim_node.disk.metadata_generations();
+  if (sim_node.disk.metadata_primary()) apply_activity_log(sim_node.disk, config);
   sim_node.core = std::make_unique<core::Node>(config);
   sim_node.alive = true;
   sim_node.payloads_held = 0;

@@ -32,6 +32,7 @@ struct Cluster {
   std::deque<InFlight> network;  // in-order delivery for the whole cluster
   std::map<std::pair<int, std::uint64_t>, DiskWrite> disk_writes;  // (node, io) → pending
   std::map<std::pair<int, std::uint64_t>, bool> disk_other;        // pending reads/flushes
+  std::vector<std::pair<int, MetadataWrite>> metadata_writes;       // every one, in order
   std::map<std::pair<int, std::uint64_t>, Instant> timers;         // (node, timer) → deadline
   std::vector<std::pair<int, CompleteClient>> completions;
   std::vector<std::pair<int, std::string>> events;
@@ -95,6 +96,9 @@ struct Cluster {
         disk_other[{index, read->io.value}] = true;
       } else if (auto* flush = std::get_if<DiskFlush>(&action)) {
         disk_other[{index, flush->io.value}] = true;
+      } else if (auto* metadata = std::get_if<MetadataWrite>(&action)) {
+        disk_other[{index, metadata->io.value}] = true;
+        metadata_writes.emplace_back(index, *metadata);
       } else if (auto* done = std::get_if<CompleteClient>(&action)) {
         completions.emplace_back(index, *done);
       } else if (auto* event = std::get_if<Event>(&action)) {
