@@ -32,6 +32,7 @@ enum class EventKind : std::uint8_t {
   liveness_check = 16,    // the liveness oracle looks whether the healed cluster converged
   split_brain_step = 17,  // the split-brain scenario's script: step (first)
   graceful_close = 18,    // node closed its connection to peer (epoch) after what it had sent
+  admin_step = 19,        // the admin scenario's script: step (first)
 };
 
 // Plain data, no pointers: what the event means is in the integer fields (and, for messages, in
