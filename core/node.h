@@ -50,6 +50,8 @@
 //   unacked write toward all when its Primary vanishes. Secondaries forward the Primary's weak
 //   nodes; a weak Secondary that reaches no Primary outdates itself (§1.7 invariant 2), and an
 //   UpToDate Primary reconnects an Outdated established peer to resync it;
+// - online verify (VerifyS/VerifyT, digests computed by the driver: DiskRead::digest),
+//   invalidate and invalidate-remote (node_verify.cpp, §5.3);
 // - backpressure: at most requests_in_flight_max client requests, and at most that many writes
 //   per connection not yet covered by a BarrierAck; beyond either, ClientStatus::busy.
 #pragma once
@@ -272,10 +274,8 @@ struct ConnectPeer {
 // it first (so they stop counting this node for quorum: the last man standing keeps it), then
 // every connection goes StandAlone. A Primary demotes first.
 struct Down {};
-// drbdsetup verify [--start SECTOR]: online verify with `peer` (node_verify.cpp); this node is
-// VerifyS, the peer VerifyT. Blocks whose digests differ are marked out of sync in both nodes'
-// bitmaps and counted (a `verify-finished` event line reports them); as in DRBD they are
-// repaired by the next resync (disconnect/connect, or invalidate/invalidate-remote).
+// drbdsetup verify [--start SECTOR]: online verify with `peer`, this node VerifyS (see
+// node_verify.cpp: what is marked, counted and reported, and when it is repaired).
 struct Verify {
   NodeId peer;
   Sector start_sector;  // rounded down to a bitmap block
