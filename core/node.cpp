@@ -299,10 +299,12 @@ bool Node::in_range(Sector sector, std::uint32_t length_bytes) const {
 
 // ---- Completion -------------------------------------------------------------------------------
 
-void Node::on_disk_completed(Instant now, IoId io, IoStatus status, PayloadHandle payload) {
+void Node::on_disk_completed(Instant now, IoId io, IoStatus status, PayloadHandle payload,
+                             std::uint64_t digest) {
   (void)now;
   if (on_metadata_completed(io, status)) return invariants();
   if (on_resync_io_completed(io, status, payload)) return invariants();
+  if (on_verify_io_completed(io, status, digest)) return invariants();
   if (auto peer_io = peer_ios_.find(io.value); peer_io != peer_ios_.end()) {
     const PeerIo entry = peer_io->second;
     peer_ios_.erase(peer_io);
@@ -465,6 +467,12 @@ const Bitmap& Node::bitmap_toward(NodeId peer_id) const {
 }
 
 double PeerStatus::resync_percent_done() const {
+  if (replication == ReplicationState::verify_source ||
+      replication == ReplicationState::verify_target) {
+    if (verify_total_blocks == 0) return 100.0;
+    return 100.0 * static_cast<double>(verify_done_blocks) /
+           static_cast<double>(verify_total_blocks);
+  }
   if (resync_total_blocks == 0 || !is_syncing(replication)) return 100.0;
   return 100.0 * static_cast<double>(resync_done_blocks) /
          static_cast<double>(resync_total_blocks);

@@ -54,6 +54,8 @@
 //   runs fence-peer (CallHelper; the exit code comes back through on_helper_done), freezing
 //   client I/O until it succeeds with resource-and-stonith (`suspended:fencing`, ResumeIo); a
 //   promotion with unknown, not Outdated peers runs fence-peer for them first;
+// - online verify (VerifyS/VerifyT, digests computed by the driver: DiskRead::digest),
+//   invalidate and invalidate-remote (node_verify.cpp, §5.3);
 // - backpressure: at most requests_in_flight_max client requests, and at most that many writes
 //   per connection not yet covered by a BarrierAck; beyond either, ClientStatus::busy.
 #pragma once
@@ -160,6 +162,10 @@ struct NodeConfig {
   // `disk none`: an intentionally diskless node (a client or a quorum tiebreaker). It starts
   // Diskless and its peers count it as a diskless tiebreaker, not as a voter.
   bool intentional_diskless = false;
+  // DRBD's verify-alg (net section): online verify is refused (SS_NO_VERIFY_ALG) without one.
+  // The core never computes digests: the driver does, with this algorithm (see DiskRead::digest;
+  // the daemon accepts only crc32c, the simulator digests its block tags).
+  std::string verify_algorithm;
 };
 
 // Timers a Node arms (ArmTimer) and expects back through on_timer.
@@ -207,6 +213,10 @@ struct DiskRead {
   // on_disk_completed (a resync reply's payload); the core releases it with ReleasePayload. On
   // an I/O error the driver frees it itself and passes no payload.
   bool allocate_payload = false;
+  // Online verify: the driver reads the block into a scratch buffer of its own, computes its
+  // digest with NodeConfig::verify_algorithm, frees the buffer and reports the digest with
+  // on_disk_completed(..., digest) (no payload). Never combined with buffer/allocate_payload.
+  bool digest = false;
 };
 
 struct DiskFlush {
@@ -317,7 +327,28 @@ struct Down {};
 // failed or has not answered; the node then writes without the peer, in a new data generation.
 // I/O frozen for lack of quorum stays frozen (it resumes with quorum).
 struct ResumeIo {};
-using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, Down, ResumeIo>;
+// drbdsetup verify [--start SECTOR]: online verify with `peer`, this node VerifyS (see
+// node_verify.cpp: what is marked, counted and reported, and when it is repaired).
+struct Verify {
+  NodeId peer;
+  Sector start_sector;  // rounded down to a bitmap block
+};
+// drbdsetup verify --stop, on either side of a running verify.
+struct StopVerify {
+  NodeId peer;
+};
+// drbdsetup invalidate: every block of this node is out of sync toward an UpToDate peer (`peer`,
+// or the lowest connected UpToDate one), the disk goes Inconsistent and a full resync from that
+// peer follows.
+struct Invalidate {
+  std::optional<NodeId> peer;
+};
+// drbdsetup invalidate-remote: the same, with `peer` as the SyncTarget of this node.
+struct InvalidateRemote {
+  NodeId peer;
+};
+using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, Down, ResumeIo,
+                                  Verify, StopVerify, Invalidate, InvalidateRemote>;
 
 // The outcome of an admin request; refusals carry DRBD's SS_* name and a sentence.
 //
@@ -353,7 +384,12 @@ struct PeerStatus {
   // started (after the bitmap exchange) and blocks written so far.
   std::uint64_t resync_total_blocks = 0;
   std::uint64_t resync_done_blocks = 0;
-  // drbdsetup's `done:` percentage of the running resync (100 when none runs).
+  // The current or last online verify with the peer (either side): blocks to compare, blocks
+  // compared so far, and of those the blocks found out of sync.
+  std::uint64_t verify_total_blocks = 0;
+  std::uint64_t verify_done_blocks = 0;
+  std::uint64_t verify_out_of_sync_blocks = 0;
+  // drbdsetup's `done:` percentage of the running resync or verify (100 when none runs).
   double resync_percent_done() const;
 };
 
@@ -382,9 +418,10 @@ class Node {
   // the received bytes); otherwise it is ignored.
   void on_message(Instant now, NodeId peer, const wire::Message& message, PayloadHandle payload);
 
-  // `payload` is the buffer of a DiskRead with allocate_payload (ignored otherwise).
+  // `payload` is the buffer of a DiskRead with allocate_payload (ignored otherwise); `digest`
+  // the digest of a DiskRead with `digest` (ignored otherwise, and on an I/O error).
   void on_disk_completed(Instant now, IoId io, IoStatus status,
-                         PayloadHandle payload = PayloadHandle{});
+                         PayloadHandle payload = PayloadHandle{}, std::uint64_t digest = 0);
 
   [[nodiscard]] AdminResult on_admin(Instant now, const AdminCommand& command);
 
@@ -536,6 +573,21 @@ class Node {
     // since the peer was last UpToDate with us (unfence-peer runs when it is again).
     std::optional<HelperCallId> fence_call;
     bool fenced = false;
+    // Online verify (node_verify.cpp). VerifyS: the next block to read, the end, and the blocks
+    // read or asked for whose reply has not arrived.
+    std::uint64_t verify_cursor = 0;
+    std::uint64_t verify_end = 0;
+    std::uint64_t verify_in_flight = 0;
+  };
+
+  // A digest read of online verify: on VerifyS the source's block, on VerifyT the target's
+  // (with the source's digest to compare against).
+  struct VerifyIo {
+    NodeId peer;
+    std::uint64_t block = 0;
+    std::uint32_t connection_epoch = 0;
+    bool source = false;
+    std::uint64_t peer_digest = 0;
   };
 
   // Peer-acks, sending side (this node is Primary): an epoch's writes were sent to the peers in
@@ -722,6 +774,24 @@ class Node {
   void apply_initial_metadata();
   std::vector<std::uint8_t> encode_bitmap_page(std::uint64_t page) const;
   std::uint64_t bitmap_page_count() const;
+  // Online verify, invalidate, invalidate-remote (node_verify.cpp).
+  AdminResult start_verify(Instant now, const Verify& command);
+  AdminResult stop_verify(const StopVerify& command);
+  AdminResult invalidate(const Invalidate& command);
+  AdminResult invalidate_remote(const InvalidateRemote& command);
+  StateChangeResult invalidate_toward(Peer& peer);
+  AdminResult admin_peer_check(NodeId peer_id, const char* what) const;
+  void on_sync_control(Instant now, Peer& peer, const wire::SyncControl& control);
+  void on_verify_start(Instant now, Peer& peer, Sector start);
+  void on_verify_step(Instant now, Peer& peer);
+  void pump_verify(Peer& peer);
+  void on_verify_request(Peer& peer, const wire::VerifyRequest& request);
+  void on_verify_reply(Peer& peer, const wire::VerifyReply& reply);
+  bool on_verify_io_completed(IoId io, IoStatus status, std::uint64_t digest);
+  void verify_block_out_of_sync(Peer& peer, std::uint64_t block);
+  void finish_verify(Peer& peer, bool notify_peer, const char* outcome);
+  bool verify_block_message_valid(Peer& peer, Sector sector, std::uint32_t length_bytes,
+                                  const char* what);
 
   // State changes and promotion (node_state.cpp).
   StateChangeResult change_state(ClusterState proposed, bool hard, bool force = false);
@@ -792,6 +862,7 @@ class Node {
   std::map<std::uint64_t, PeerIo> peer_ios_;               // IoId → peer write/flush
   std::map<std::uint64_t, ResyncIo> resync_reads_;         // IoId → source-side read
   std::map<std::uint64_t, ResyncIo> resync_writes_;        // IoId → target-side write
+  std::map<std::uint64_t, VerifyIo> verify_reads_;         // IoId → online verify digest read
   // While this node is a SyncTarget: per block, the newest application write received for it
   // (writer node id << 56 | its Data.sequence). A resync reply whose fence is older is stale.
   std::map<std::uint64_t, std::uint64_t> resync_write_fences_;

@@ -118,6 +118,9 @@ void Node::dispatch(Instant now, Peer& peer, const wire::Message& message, Paylo
                  [&](const wire::ResyncRequest& request) { on_resync_request(peer, request); },
                  [&](const wire::ResyncAck& ack) { on_resync_ack(peer, ack); },
                  [&](const wire::PeerAck& ack) { on_peer_ack(peer, ack); },
+                 [&](const wire::SyncControl& control) { on_sync_control(now, peer, control); },
+                 [&](const wire::VerifyRequest& request) { on_verify_request(peer, request); },
+                 [&](const wire::VerifyReply& reply) { on_verify_reply(peer, reply); },
                  // Auth and keepalive belong to the transport, which never passes them on.
                  [&](const auto& transport_message) {
                    protocol_error(peer, std::string("transport message ") +

@@ -30,6 +30,7 @@ ClusterState Node::cluster_state() const {
   state.open_for_writing = !requests_.empty();
   state.have_quorum = have_quorum_;
   state.fencing = fencing_enabled();
+  state.verify_algorithm_configured = !config_.verify_algorithm.empty();
   for (const Peer& peer : peers_) {
     if (!peer.configured) continue;
     if (peer.transport_up && !peer.state_received) state.handshake_in_flight = true;
@@ -148,6 +149,18 @@ AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
                                       },
                                       [&](const Down&) { return down(now); },
                                       [&](const ResumeIo&) { return resume_io(); },
+                                      [&](const Verify& request) {
+                                        return start_verify(now, request);
+                                      },
+                                      [&](const StopVerify& request) {
+                                        return stop_verify(request);
+                                      },
+                                      [&](const Invalidate& request) {
+                                        return invalidate(request);
+                                      },
+                                      [&](const InvalidateRemote& request) {
+                                        return invalidate_remote(request);
+                                      },
                                   },
                                   command);
   apply_quorum_changes(now);
@@ -449,7 +462,13 @@ void Node::on_timer(Instant now, TimerId timer) {
   timers_armed_.erase(found);
   if (timer.value >= timer_resync_step_base &&
       timer.value <= timer_resync_step_base + node_id_max) {
-    on_resync_step(now, NodeId{static_cast<std::uint8_t>(timer.value - timer_resync_step_base)});
+    // One step timer per peer: a resync as SyncTarget or an online verify as VerifyS.
+    const NodeId peer{static_cast<std::uint8_t>(timer.value - timer_resync_step_base)};
+    if (peers_[peer.value].status.replication == ReplicationState::verify_source) {
+      on_verify_step(now, peers_[peer.value]);
+    } else {
+      on_resync_step(now, peer);
+    }
   } else if (timer == timer_twopc_participant) {
     prepared_.reset();  // the initiator never decided; stop blocking other changes
   } else if (timer == timer_twopc_initiator && promotion_) {

@@ -25,7 +25,9 @@ void append_peer(std::string& out, const PeerStatus& peer, StatusOptions options
       options.verbose) {
     device_line += " peer-disk:" + std::string(to_string(peer.disk));
   }
-  if (is_syncing(peer.replication)) {
+  const bool verifying = peer.replication == ReplicationState::verify_source ||
+                         peer.replication == ReplicationState::verify_target;
+  if (is_syncing(peer.replication) || verifying) {
     const auto hundredths = static_cast<std::uint64_t>(peer.resync_percent_done() * 100 + 0.5);
     const std::uint64_t fraction = hundredths % 100;
     device_line += " done:" + std::to_string(hundredths / 100) + (fraction < 10 ? ".0" : ".") +

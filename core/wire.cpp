@@ -38,6 +38,9 @@ std::size_t fields_size_bytes(const Message& message) {
           [](const ResyncRequest&) -> std::size_t { return 8 + 4; },
           [](const ResyncAck&) -> std::size_t { return 8 + 4 + 1; },
           [](const PeerAck&) -> std::size_t { return 4 + 4; },
+          [](const SyncControl&) -> std::size_t { return 1 + 8; },
+          [](const VerifyRequest&) -> std::size_t { return 8 + 4 + 8; },
+          [](const VerifyReply&) -> std::size_t { return 8 + 4 + 1; },
       },
       message);
 }
@@ -139,6 +142,20 @@ void write_fields(const Message& message, ByteWriter& writer) {
                  [&](const PeerAck& ack) {
                    writer.u32(ack.barrier);
                    writer.u32(ack.node_mask);
+                 },
+                 [&](const SyncControl& control) {
+                   writer.u8(static_cast<std::uint8_t>(control.command));
+                   writer.u64(control.sector.value);
+                 },
+                 [&](const VerifyRequest& request) {
+                   writer.u64(request.sector.value);
+                   writer.u32(request.length_bytes);
+                   writer.u64(request.digest);
+                 },
+                 [&](const VerifyReply& reply) {
+                   writer.u64(reply.sector.value);
+                   writer.u32(reply.length_bytes);
+                   writer.u8(reply.in_sync ? 1 : 0);
                  },
                  [&](const auto& twopc) { write_twopc(twopc, writer); },
              },
@@ -358,6 +375,38 @@ std::variant<Message, WireError> parse_resync(ByteReader& reader, MessageType ty
   return Message{ResyncAck{Sector{sector}, length_bytes, ok}};
 }
 
+std::variant<Message, WireError> parse_sync_control(ByteReader& reader) {
+  constexpr MessageType type = MessageType::sync_control;
+  std::uint8_t command = 0;
+  std::uint64_t sector = 0;
+  if (!reader.u8(command) || !reader.u64(sector)) return malformed(type, "truncated fields");
+  if (command < static_cast<std::uint8_t>(SyncCommand::verify_start) ||
+      command > static_cast<std::uint8_t>(SyncCommand::become_sync_target)) {
+    return malformed(type, "unknown command");
+  }
+  return Message{SyncControl{static_cast<SyncCommand>(command), Sector{sector}}};
+}
+
+std::variant<Message, WireError> parse_verify(ByteReader& reader, MessageType type) {
+  std::uint64_t sector = 0;
+  std::uint32_t length_bytes = 0;
+  if (!reader.u64(sector) || !reader.u32(length_bytes)) return malformed(type, "truncated fields");
+  if (length_bytes == 0 || length_bytes % sector_size_bytes != 0 ||
+      length_bytes > payload_size_max_bytes) {
+    return malformed(type, "length is zero, not a multiple of 512 or above 32 MiB");
+  }
+  if (type == MessageType::verify_request) {
+    std::uint64_t digest = 0;
+    if (!reader.u64(digest)) return malformed(type, "truncated fields");
+    return Message{VerifyRequest{Sector{sector}, length_bytes, digest}};
+  }
+  std::uint8_t in_sync_byte = 0;
+  bool in_sync = false;
+  if (!reader.u8(in_sync_byte)) return malformed(type, "truncated fields");
+  if (!parse_bool(in_sync_byte, in_sync)) return malformed(type, "in-sync byte is not 0 or 1");
+  return Message{VerifyReply{Sector{sector}, length_bytes, in_sync}};
+}
+
 std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader) {
   switch (type) {
     case MessageType::hello: return parse_hello(reader);
@@ -400,13 +449,16 @@ std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader
       }
       return Message{ack};
     }
+    case MessageType::sync_control: return parse_sync_control(reader);
+    case MessageType::verify_request:
+    case MessageType::verify_reply: return parse_verify(reader, type);
   }
   return WireError{WireErrorCode::unknown_type, "unknown message type"};
 }
 
 bool known_type(std::uint16_t type) {
   return type >= static_cast<std::uint16_t>(MessageType::hello) &&
-         type <= static_cast<std::uint16_t>(MessageType::peer_ack);
+         type <= static_cast<std::uint16_t>(MessageType::verify_reply);
 }
 
 }  // namespace
@@ -434,6 +486,9 @@ MessageType type_of(const Message& message) {
                         [](const ResyncRequest&) { return MessageType::resync_request; },
                         [](const ResyncAck&) { return MessageType::resync_ack; },
                         [](const PeerAck&) { return MessageType::peer_ack; },
+                        [](const SyncControl&) { return MessageType::sync_control; },
+                        [](const VerifyRequest&) { return MessageType::verify_request; },
+                        [](const VerifyReply&) { return MessageType::verify_reply; },
                     },
                     message);
 }
@@ -461,6 +516,9 @@ const char* to_string(MessageType type) {
     case MessageType::resync_request: return "ResyncRequest";
     case MessageType::resync_ack: return "ResyncAck";
     case MessageType::peer_ack: return "PeerAck";
+    case MessageType::sync_control: return "SyncControl";
+    case MessageType::verify_request: return "VerifyRequest";
+    case MessageType::verify_reply: return "VerifyReply";
   }
   return "Unknown";
 }

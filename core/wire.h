@@ -50,6 +50,9 @@ enum class MessageType : std::uint16_t {
   resync_request = 19,
   resync_ack = 20,
   peer_ack = 21,
+  sync_control = 22,
+  verify_request = 23,
+  verify_reply = 24,
 };
 
 // First message on every connection, in both directions.
@@ -209,6 +212,43 @@ struct PeerAck {
   friend bool operator==(const PeerAck&, const PeerAck&) = default;
 };
 
+// Online verify and full resyncs started by an administrator (DRBD's state-change requests
+// toward VerifyS/T and StartingSyncS/T), sent on an established connection:
+// - verify_start: the sender is VerifyS from `sector` (a bitmap block boundary) to the end; the
+//   receiver becomes VerifyT (or answers verify_end if it cannot);
+// - verify_end: the verify ended (finished, stopped, or refused): the receiver leaves VerifyS/T;
+// - become_sync_source: the sender invalidated itself (every block out of sync, disk
+//   Inconsistent) and sent its bitmap next: the receiver becomes its SyncSource;
+// - become_sync_target: invalidate-remote: the receiver invalidates itself toward the sender.
+enum class SyncCommand : std::uint8_t {
+  verify_start = 1,
+  verify_end = 2,
+  become_sync_source = 3,
+  become_sync_target = 4,
+};
+struct SyncControl {
+  SyncCommand command = SyncCommand::verify_start;
+  Sector sector;  // verify_start: where the verify starts; 0 otherwise
+  friend bool operator==(const SyncControl&, const SyncControl&) = default;
+};
+
+// VerifyS to VerifyT (DRBD's P_OV_REQUEST, carrying the source's digest): the digest of the
+// source's copy of one bitmap block, computed by the driver with the verify-alg.
+struct VerifyRequest {
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  std::uint64_t digest = 0;
+  friend bool operator==(const VerifyRequest&, const VerifyRequest&) = default;
+};
+
+// VerifyT's answer (DRBD's P_OV_RESULT): whether its copy of the block has the same digest.
+struct VerifyReply {
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  bool in_sync = true;
+  friend bool operator==(const VerifyReply&, const VerifyReply&) = default;
+};
+
 // Cluster-wide state changes run as two-phase commits keyed by (initiator, transaction_id).
 enum class TwoPcChange : std::uint8_t { promote = 1 };
 enum class TwoPcVote : std::uint8_t { yes = 0, no = 1, retry = 2 };
@@ -243,7 +283,8 @@ struct TwoPcAbort {
 using Message = std::variant<Hello, StateReport, Data, WriteAck, FlushRequest, FlushAck,
                              AuthChallenge, AuthResponse, Ping, PingAck, RecvAck, Barrier,
                              BarrierAck, TwoPcPrepare, TwoPcReply, TwoPcCommit, TwoPcAbort,
-                             BitmapTransfer, ResyncRequest, ResyncAck, PeerAck>;
+                             BitmapTransfer, ResyncRequest, ResyncAck, PeerAck, SyncControl,
+                             VerifyRequest, VerifyReply>;
 
 MessageType type_of(const Message& message);
 const char* to_string(MessageType type);

@@ -22,5 +22,7 @@ struct DaemonCommands {
   std::string line;  // the command line to send, filled after parsing
 };
 void register_daemon_commands(CLI::App& app, DaemonCommands& commands);
+// verify, invalidate, invalidate-remote (control_client_sync.cpp).
+void register_sync_commands(CLI::App& app, DaemonCommands& commands);
 
 }  // namespace ditto::datapath

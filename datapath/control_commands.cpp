@@ -6,6 +6,7 @@
 
 #include "datapath/control_adjust.h"
 #include "datapath/control_status.h"
+#include "datapath/control_sync.h"
 #include "datapath/control_views.h"
 
 namespace ditto::datapath {
@@ -107,6 +108,7 @@ ControlReply adjust_command(ResourceRunner& runner) {
 std::optional<ControlReply> handle_control_verb(ResourceRunner& runner,
                                                 const std::vector<std::string>& words) {
   if (words.size() < 2) return std::nullopt;
+  if (auto reply = handle_sync_verb(runner, words)) return reply;
   const std::string& verb = words[0];
   std::string unknown;
   if (verb == "status") {

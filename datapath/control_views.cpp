@@ -81,6 +81,11 @@ ResourceView resource_view(const ResourceRunner& runner) {
     peer_device.received_kib = peer.received_bytes / 1024;
     peer_device.sent_kib = peer.sent_bytes / 1024;
     peer_device.pending = peer.pending_writes;
+    const bool verifying = peer.replication == ReplicationState::verify_source ||
+                           peer.replication == ReplicationState::verify_target;
+    if (is_syncing(peer.replication) || verifying) {
+      peer_device.done_percent = peer.resync_percent_done();
+    }
     connection.peer_devices.push_back(peer_device);
     view.connections.push_back(std::move(connection));
   }
@@ -140,7 +145,9 @@ std::string status_json(const ResourceRunner& runner) {
                         {"pending", peer.pending_writes},
                         {"unacked", 0},
                         {"has-sync-details", is_syncing(peer.replication)},
-                        {"has-online-verify-details", false},
+                        {"has-online-verify-details",
+                         peer.replication == ReplicationState::verify_source ||
+                             peer.replication == ReplicationState::verify_target},
                         {"percent-in-sync", percent_in_sync}};
     connections.push_back({{"peer-node-id", peer.node_id.value},
                            {"name", peer.name},

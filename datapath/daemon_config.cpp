@@ -130,6 +130,24 @@ Status apply_net_options(const config::Connection& connection, bool first,
   return Status::success();
 }
 
+// verify-alg (online verify): the daemon computes CRC32C digests (core/crc32c), so crc32c is
+// the one algorithm accepted; every connection of this node must agree (the core has one).
+Status apply_verify_algorithm(const config::Connection& connection, bool first,
+                              core::NodeConfig& node) {
+  const config::Option* option = connection.net.find("verify-alg");
+  const std::string algorithm = option == nullptr ? std::string() : option->value_text();
+  if (!algorithm.empty() && algorithm != "crc32c") {
+    return Error{option->location.to_string() + ": verify-alg '" + algorithm +
+                 "' is not supported; ditto implements crc32c"};
+  }
+  if (!first && algorithm != node.verify_algorithm) {
+    return Error{connection.location.to_string() +
+                 ": verify-alg must be the same for every connection of this node"};
+  }
+  node.verify_algorithm = algorithm;
+  return Status::success();
+}
+
 // The split-brain policies (after-sb-0pri/1pri/2pri, rr-conflict, always-asbp) from one
 // connection's net section; the core has one policy for all peers, so every connection of this
 // node must agree. The parser already checked each value against its keyword list.
@@ -373,6 +391,10 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
       return status.error();
     }
     if (Status status = apply_split_brain_options(connection, first_connection, result.node);
+        !status.ok()) {
+      return status.error();
+    }
+    if (Status status = apply_verify_algorithm(connection, first_connection, result.node);
         !status.ok()) {
       return status.error();
     }

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/assert.h"
+#include "core/crc32c.h"
 #include "core/overloaded.h"
 
 namespace ditto::datapath {
@@ -288,7 +289,16 @@ void ResourceRunner::execute_disk(const core::Action& action) {
                                  slot_buffer(write->payload, write->length_bytes), write->fua);
   } else if (const auto* read = std::get_if<core::DiskRead>(&action)) {
     io = read->io;
-    if (read->allocate_payload) {
+    if (read->digest) {
+      std::span<std::uint8_t> buffer = pool_.allocate(read->length_bytes);
+      if (buffer.empty()) {
+        log("out of buffers for a verify read");
+        return fail_disk_io_later(io);
+      }
+      buffer = buffer.subspan(0, read->length_bytes);
+      digest_reads_[io.value] = buffer;
+      status = disk_->submit_read(io.value, read->sector.bytes(), buffer);
+    } else if (read->allocate_payload) {
       // A resync read: the buffer becomes the payload of the reply the core sends.
       std::span<std::uint8_t> buffer = pool_.allocate(read->length_bytes);
       if (buffer.empty()) {
@@ -318,6 +328,13 @@ void ResourceRunner::execute_disk(const core::Action& action) {
   }
 }
 
+void ResourceRunner::release_digest_read(std::uint64_t io) {
+  auto read = digest_reads_.find(io);
+  if (read == digest_reads_.end()) return;
+  pool_.release(read->second);
+  digest_reads_.erase(read);
+}
+
 // A request the disk refused never completes by itself; report it as an I/O error on the next
 // loop turn (inputs never re-enter the core).
 void ResourceRunner::fail_disk_io_later(IoId io) {
@@ -330,6 +347,7 @@ void ResourceRunner::fail_disk_io_later(IoId io) {
         unreference(read->second);
         payload_reads_.erase(read);
       }
+      release_digest_read(failed.value);
       node_.on_disk_completed(now(), failed, core::IoStatus::io_error);
     }
     pump();
@@ -351,8 +369,14 @@ void ResourceRunner::on_disk_completion(std::uint64_t cookie, int result) {
     }
     payload_reads_.erase(read);
   }
+  std::uint64_t digest = 0;
+  if (auto read = digest_reads_.find(cookie); read != digest_reads_.end()) {
+    if (result == 0) digest = crc32c(read->second);  // verify-alg crc32c
+    release_digest_read(cookie);
+  }
   node_.on_disk_completed(now(), IoId{cookie},
-                          result == 0 ? core::IoStatus::ok : core::IoStatus::io_error, payload);
+                          result == 0 ? core::IoStatus::ok : core::IoStatus::io_error, payload,
+                          digest);
   pump();
 }
 

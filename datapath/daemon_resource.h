@@ -195,6 +195,10 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   bool bitmaps_written_ = false;  // by a clean stop: no PEER_FULL_SYNC needed
   // Reads the core asked a buffer for (DiskRead::allocate_payload, resync replies): IoId → slot.
   std::unordered_map<std::uint64_t, std::uint64_t> payload_reads_;
+  // Online verify's digest reads (DiskRead::digest): IoId → scratch buffer, freed once the
+  // CRC32C digest of the block is computed.
+  std::unordered_map<std::uint64_t, std::span<std::uint8_t>> digest_reads_;
+  void release_digest_read(std::uint64_t io);
   bool pumping_ = false;
   bool stopped_ = false;
   std::function<void(const std::string& line)> event_sink_;

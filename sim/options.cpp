@@ -72,6 +72,10 @@ Status validate(const SimOptions& options) {
     return Error{"the split-brain scenario needs 2 nodes, no crash, no faults, no reads, at "
                  "least 6 operations, 0..2 Primaries at the heal and a share of 0..100 %"};
   }
+  if (options.admin.kind != AdminScenario::Kind::none &&
+      (options.crash_primary || any_fault || split.enabled)) {
+    return Error{"the admin scenario needs no crash, no faults and no split-brain scenario"};
+  }
   return Status::success();
 }
 

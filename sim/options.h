@@ -52,6 +52,20 @@ struct HelperScript {
   int exit_code = 0;
 };
 
+// The scripted admin scenario (sim/simulation_admin.cpp), run once the workload is done on a
+// cluster with node 0 Primary: `verify` first corrupts `corrupt_blocks` acknowledged blocks on
+// node 1 silently (a disk without checksums: a block holding another block's data, as a
+// misdirected write or bit rot leaves it), then runs online verify from node 0 toward node 1,
+// and when it finishes disconnects and reconnects node 0 from node 1 (the resync of the marked
+// blocks, as DRBD does it); `invalidate` runs invalidate on node 1, `invalidate_remote` runs
+// invalidate-remote on node 0 toward node 1. Needs no crash and no faults; settle_time must
+// leave time for the full resync.
+struct AdminScenario {
+  enum class Kind : std::uint8_t { none, verify, invalidate, invalidate_remote };
+  Kind kind = Kind::none;
+  std::uint32_t corrupt_blocks = 0;
+};
+
 struct SimOptions {
   std::uint64_t seed = 1;
   std::uint32_t nodes = 3;
@@ -101,6 +115,7 @@ struct SimOptions {
   core::FencingPolicy fencing = core::FencingPolicy::dont_care;
   std::vector<HelperScript> helper_scripts;
   Duration helper_delay = Duration::from_ms(50);
+  AdminScenario admin;
 };
 
 [[nodiscard]] Status validate(const SimOptions& options);

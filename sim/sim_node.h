@@ -2,6 +2,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <memory>
 #include <string>
 #include <vector>
@@ -31,6 +32,7 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
   // The activity log and persisted bitmaps, on every node (node_activity_log.cpp).
   config.al_updates = true;
   config.al_extents = options.al_extents;
+  config.verify_algorithm = "crc32c";  // the simulator digests block tags in its place
   return config;
 }
 
@@ -48,6 +50,8 @@ struct Simulation::SimNode {
   std::map<std::uint64_t, std::uint64_t> write_tags;                 // IoId → tag written
   // Reads whose buffer becomes a core payload (DiskRead::allocate_payload): IoId → incarnation.
   std::map<std::uint64_t, std::uint32_t> payload_reads;
+  // Online verify's digest reads (DiskRead::digest): their tags become a digest.
+  std::set<std::uint64_t> digest_reads;
   // Payload handles core holds: +1 per client write and received Data, -1 per ReleasePayload.
   std::int64_t payloads_held = 0;
   std::map<std::uint64_t, std::int64_t> timers;  // TimerId → armed deadline (ns)

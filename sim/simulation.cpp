@@ -209,6 +209,8 @@ void Simulation::dispatch(const SimEvent& event) {
       return on_graceful_close(event);
     case EventKind::helper_done:
       return on_helper_done(event);
+    case EventKind::admin_step:
+      return on_admin_step(event);
   }
   DITTO_ASSERT(false);  // every kind is handled above
 }
@@ -238,6 +240,7 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
           },
           [&](const core::DiskRead& read) {
             if (read.allocate_payload) sim_node.payload_reads[read.io.value] = sim_node.incarnation;
+            if (read.digest) sim_node.digest_reads.insert(read.io.value);
             submit_disk(node, 1, read.io, read.sector, read.length_bytes);
           },
           [&](const core::DiskFlush& flush) {
@@ -471,8 +474,19 @@ void Simulation::on_disk_completed(const SimEvent& event) {
       node.payloads_held += 1;
     }
   }
+  std::uint64_t digest = 0;
+  if (node.digest_reads.erase(io.value) == 1) {
+    // Online verify: the digest of the blocks' tags stands in for the verify-alg's.
+    digest = 0xcbf29ce484222325ull;  // FNV-1a
+    for (const std::uint64_t tag : node.read_buffers[io.value]) {
+      digest = (digest ^ tag) * 0x100000001b3ull;
+    }
+    node.read_buffers.erase(io.value);
+    hash_.add(digest);
+  }
   node.core->on_disk_completed(clock_of(event.node), io,
-                               failed ? core::IoStatus::io_error : core::IoStatus::ok, payload);
+                               failed ? core::IoStatus::io_error : core::IoStatus::ok, payload,
+                               digest);
   drain(event.node);
 }
 

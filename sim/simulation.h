@@ -87,6 +87,11 @@ struct RunResult {
     std::uint64_t disk_digest_at_heal = 0;
   };
   std::vector<NodeSummary> final_nodes;
+  // The admin scenario: blocks corrupted on node 1, `verify-finished` lines of the VerifyS
+  // (node 0) and the out-of-sync blocks the last one counted.
+  std::uint64_t blocks_corrupted = 0;
+  std::uint32_t verify_runs = 0;
+  std::uint64_t verify_out_of_sync_blocks = 0;
   std::uint64_t violation_count = 0;
   std::vector<std::string> violations;
 };
@@ -203,6 +208,12 @@ class Simulation {
   void split_brain_heal();
   void on_split_brain_step(const SimEvent& event);
   void on_core_event(std::uint8_t node, const std::string& line);
+  // The admin scenario (simulation_admin.cpp).
+  void admin_scenario_start();
+  void on_admin_step(const SimEvent& event);
+  void on_admin_event(std::uint8_t node, const std::string& line);
+  void admin_command(std::uint8_t node, const core::AdminCommand& command);
+  void corrupt_acknowledged_blocks(std::uint8_t node, std::uint32_t count);
   std::uint64_t disk_digest(std::uint8_t node) const;
   void summarize_nodes(RunResult& result) const;
   void on_flap(const SimEvent& event);

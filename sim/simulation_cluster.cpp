@@ -260,6 +260,7 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
 
 void Simulation::workload_finished() {
   if (stop_at_) return;
+  admin_scenario_start();
   split_brain_heal();
   heal_all();
   stop_at_ = now_ + options_.settle_time;
