@@ -22,5 +22,8 @@ struct DaemonCommands {
   std::string line;  // the command line to send, filled after parsing
 };
 void register_daemon_commands(CLI::App& app, DaemonCommands& commands);
+// Registers connect [--discard-my-data] and disconnect (control_client_connection.cpp): their
+// argument is RES or RES:PEER, sent to the daemon as "RES PEER".
+void register_connection_commands(CLI::App& app, DaemonCommands& commands);
 
 }  // namespace ditto::datapath

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
                  "dittod control socket (default /run/ditto/RESOURCE.sock)")
       ->envname("DITTO_CONTROL");
   ditto::datapath::register_daemon_commands(app, daemon_commands);
+  ditto::datapath::register_connection_commands(app, daemon_commands);
   int metadata_exit_status = -1;  // set by create-md / dump-md (run offline, no daemon)
   ditto::datapath::register_metadata_commands(app, metadata_exit_status);
   try {
