@@ -428,6 +428,10 @@ class Node {
   // A timer armed with ArmTimer expired. Unknown or cancelled timers are ignored.
   void on_timer(Instant now, TimerId timer);
 
+  // The driver found the local disk unusable outside a disk request of ours (its metadata could
+  // not be written): on-io-error detach, as after a failed DiskWrite. Nothing if detached.
+  void on_local_disk_failed(Instant now);
+
   // A handler started by CallHelper exited with `exit_code` (see CallHelper). Calls the node
   // does not wait for (notifications, or superseded by a state change) are ignored.
   void on_helper_done(Instant now, HelperCallId call, int exit_code);

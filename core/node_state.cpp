@@ -128,6 +128,12 @@ void Node::detach_local_disk() {
   send_state_to_connected_peers();
 }
 
+void Node::on_local_disk_failed(Instant now) {
+  (void)now;
+  if (!local_disk_detached()) detach_local_disk();
+  invariants();
+}
+
 void Node::set_connection(Peer& peer, ConnectionState state) {
   ClusterState proposed = cluster_state();
   proposed.peers[peer.status.node_id.value].connection = state;

@@ -24,5 +24,8 @@ struct DaemonCommands {
 void register_daemon_commands(CLI::App& app, DaemonCommands& commands);
 // verify, invalidate, invalidate-remote (control_client_sync.cpp).
 void register_sync_commands(CLI::App& app, DaemonCommands& commands);
+// Registers connect [--discard-my-data] and disconnect (control_client_connection.cpp): their
+// argument is RES or RES:PEER, sent to the daemon as "RES PEER".
+void register_connection_commands(CLI::App& app, DaemonCommands& commands);
 
 }  // namespace ditto::datapath

@@ -96,8 +96,8 @@ Status apply_net_options(const config::Connection& connection, bool first,
   const Duration ping_interval = Duration::from_ms(ping_int_seconds.value() * 1000LL);
   const Duration ping_timeout = Duration::from_ms(ping_timeout_tenths.value() * 100LL);
   // DRBD's timeout (tenths of a second): how long an expected answer may take; here the
-  // deadlines of a dial and of the handshake up to the peer's Hello. ko-count: stored (shown,
-  // adjustable) for the request-timeout expulsion that the transport does not do yet.
+  // deadlines of a dial and of the handshake up to the peer's Hello, and with ko-count the
+  // request timeout (a peer that answers nothing for ko-count × timeout is disconnected).
   auto timeout_tenths = net_number(connection, "timeout", 1, 600, 0);
   if (!timeout_tenths.ok()) return timeout_tenths.error();
   auto ko_count = net_number(connection, "ko-count", 0, 200, 7);
@@ -123,6 +123,9 @@ Status apply_net_options(const config::Connection& connection, bool first,
   transport.connect_timeout = timeout;
   transport.hello_timeout = hello_timeout;
   transport.ko_count = ko_count.value();
+  transport.request_timeout = timeout_tenths.value() == 0
+                                  ? defaults.request_timeout
+                                  : Duration::from_ms(timeout_tenths.value() * 100LL);
   if (!secret.empty()) {
     auto key = AuthKey::create(algorithm, secret);
     if (!key.ok()) return Error{connection.location.to_string() + ": " + key.error().message};

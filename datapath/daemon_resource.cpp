@@ -71,7 +71,9 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
                     ? nullptr
                     : std::make_unique<AlignedBufferPool>(options_.buffer_slab_bytes)),
       pool_(options_.shard_pool != nullptr ? *options_.shard_pool : *own_pool_),
-      node_(config_.node) {
+      node_(config_.node),
+      helpers_(io),
+      ko_timer_(io) {
   transport_ = std::make_unique<TcpTransport>(io_, config_.transport, *this);
   NbdServerOptions nbd_options;
   nbd_options.block_size_minimum_bytes = disk_->alignment_bytes();
@@ -98,6 +100,7 @@ ResourceRunner::~ResourceRunner() {
 Status ResourceRunner::start() {
   if (Status status = attach_metadata(); !status.ok()) return status;
   if (Status status = transport_->start(); !status.ok()) return status;
+  arm_ko_timer();
   if (!options_.nbd_host.empty()) {
     if (Status status = nbd_->listen_tcp(options_.nbd_host, options_.nbd_port); !status.ok()) {
       return status;
@@ -124,6 +127,8 @@ void ResourceRunner::stop() {
   for (HeldIo& entry : held) entry.done(nbd::error_shutdown);
   if (nbd_) nbd_->stop();
   if (transport_) transport_->stop();
+  helpers_.stop();
+  ko_timer_.cancel();
   if (disk_) disk_->shutdown();
   write_clean_metadata();  // after the disk is idle
 }
@@ -147,6 +152,7 @@ core::AdminResult ResourceRunner::admin(const core::AdminCommand& command) {
   }
   core::AdminResult result = node_.on_admin(now(), command);
   pump();
+  admin_done(command, result);
   return result;
 }
 
@@ -208,9 +214,18 @@ void ResourceRunner::pump() {
     while (node_.has_actions()) {
       std::vector<core::Action> actions = node_.take_actions();
       // Before any of the actions acts on a change of generations or state.
-      write_metadata_if_changed(std::any_of(actions.begin(), actions.end(), [](const auto& a) {
-        return std::holds_alternative<core::Event>(a);
-      }));
+      const bool metadata_written =
+          write_metadata_if_changed(std::any_of(actions.begin(), actions.end(), [](const auto& a) {
+            return std::holds_alternative<core::Event>(a);
+          }));
+      if (!metadata_written && !metadata_failed_) {
+        // DRBD detaches a disk whose metadata cannot be written (a meta-data I/O error is a
+        // disk error, on-io-error detach). The disk I/O of this batch would act on a state
+        // the superblock does not record: it fails instead (execute_disk).
+        metadata_failed_ = true;
+        log("detaching the disk: its metadata cannot be written (on-io-error detach)");
+        node_.on_local_disk_failed(now());
+      }
       for (core::Action& action : actions) execute(action);
     }
     // An input may have decided a promotion that NBD commands wait for.
@@ -243,11 +258,7 @@ void ResourceRunner::execute(core::Action& action) {
             callback(nbd_error_of(done.status));
           },
           [&](const core::ReleasePayload& release) { unreference(release.payload.value); },
-          [&](const core::Disconnect& disconnect) {
-            log("disconnecting peer " + std::to_string(disconnect.peer.value) + ": " +
-                disconnect.reason);
-            transport_->disconnect(disconnect.peer, disconnect.reason);
-          },
+          [&](const core::Disconnect& disconnect) { execute_disconnect(disconnect); },
           [&](const core::Event& event) {
             log(event.line);
             if (event_sink_) event_sink_(event.line);
@@ -258,10 +269,7 @@ void ResourceRunner::execute(core::Action& action) {
               found->second->cancel();
             }
           },
-          [&](const core::CallHelper& helper) {
-            // Handlers are not run yet; the core waits for none (split-brain notifications).
-            log("helper " + helper.helper + " not run: handlers are not supported yet");
-          },
+          [&](const core::CallHelper& helper) { run_helper(helper); },
           [&](const auto& disk_action) { execute_disk(disk_action); },
       },
       action);
@@ -281,6 +289,15 @@ void ResourceRunner::arm_timer(const core::ArmTimer& arm) {
 }
 
 void ResourceRunner::execute_disk(const core::Action& action) {
+  if (metadata_failed_) {
+    // The disk is being detached (its metadata failed): nothing reaches it any more.
+    std::visit(Overloaded{[&](const core::DiskWrite& write) { fail_disk_io_later(write.io); },
+                          [&](const core::DiskRead& read) { fail_disk_io_later(read.io); },
+                          [&](const core::DiskFlush& flush) { fail_disk_io_later(flush.io); },
+                          [](const auto&) { DITTO_ASSERT(false); }},
+               action);
+    return;
+  }
   Status status;
   IoId io;
   if (const auto* write = std::get_if<core::DiskWrite>(&action)) {
@@ -396,6 +413,7 @@ void ResourceRunner::on_peer_disconnected(NodeId peer, std::string_view reason) 
 
 void ResourceRunner::on_peer_message(NodeId peer, const wire::Message& message,
                                      std::span<const std::uint8_t> payload) {
+  ko_watch_[peer.value].messages += 1;
   PayloadHandle handle{};
   if (const auto* data = std::get_if<wire::Data>(&message)) {
     if (payload.size() != data->length_bytes) {

@@ -3,6 +3,7 @@
 // completions back as inputs — all on one io_context thread (one shard), no locks.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <deque>
@@ -19,6 +20,7 @@
 #include "core/node.h"
 #include "core/status.h"
 #include "datapath/daemon_config.h"
+#include "datapath/daemon_helpers.h"
 #include "datapath/metadata_store.h"
 #include "datapath/nbd_server.h"
 #include "datapath/transport_tcp.h"
@@ -124,7 +126,8 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   static Result<AttachPlan> check_metadata(const DaemonConfig& config, MetadataStore& metadata);
   [[nodiscard]] Status attach_metadata();
   MetadataState metadata_state(bool clean) const;
-  void write_metadata_if_changed(bool state_changed);
+  // False when the superblock could not be written: the disk must be detached.
+  [[nodiscard]] bool write_metadata_if_changed(bool state_changed);
   void write_clean_metadata();
 
   // NBD backend internals (daemon_resource_nbd.cpp).
@@ -137,6 +140,15 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   void auto_demote();
   void start_write_zeroes(const NbdIo& io, std::function<void(std::uint32_t nbd_error)> done);
   void continue_write_zeroes(const std::shared_ptr<ZeroOperation>& operation);
+
+  // Handlers, StandAlone and ko-count (daemon_resource_peers.cpp).
+  void run_helper(const core::CallHelper& call);
+  std::vector<std::string> helper_environment(const core::CallHelper& call) const;
+  void helper_finished(const core::CallHelper& call, int exit_code);
+  void execute_disconnect(const core::Disconnect& disconnect);
+  void admin_done(const core::AdminCommand& command, const core::AdminResult& result);
+  void arm_ko_timer();
+  void check_ko_count();
 
   Instant now() const;
   std::uint64_t allocate_slot(std::span<std::uint8_t> buffer, std::uint32_t references);
@@ -203,6 +215,19 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   bool stopped_ = false;
   std::function<void(const std::string& line)> event_sink_;
   std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::steady_timer>> timers_;
+  // Handlers (core::CallHelper) run as child processes.
+  HelperRunner helpers_;
+  // ko-count: per peer, messages received, the count at the last check, and how many checks
+  // in a row found writes pending and no message from it.
+  struct KoWatch {
+    std::uint64_t messages = 0;
+    std::uint64_t messages_at_check = 0;
+    std::uint32_t stalled_checks = 0;
+  };
+  std::array<KoWatch, nodes_max> ko_watch_{};
+  boost::asio::steady_timer ko_timer_;
+  // A metadata write failed: the disk is being detached, and no data I/O reaches it any more.
+  bool metadata_failed_ = false;
   std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();
 };
 

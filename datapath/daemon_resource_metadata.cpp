@@ -37,7 +37,11 @@ Status ResourceRunner::attach_metadata() {
   metadata_attached_ = true;
   log(config_.disk_path + ": " + attach_.disk_reason +
       (crashed_primary_ ? "; CRASHED_PRIMARY (left Primary without a clean shutdown)" : ""));
-  write_metadata_if_changed(true);  // the flags of the state the core starts in
+  // The flags of the state the core starts in.
+  if (!write_metadata_if_changed(true)) {
+    return Error{config_.resource.name + ": " + config_.disk_path +
+                 ": cannot write the metadata at attach"};
+  }
   return Status::success();
 }
 
@@ -128,9 +132,9 @@ MetadataState ResourceRunner::metadata_state(bool clean) const {
 // superblock that says so is durable.
 // `state_changed`: the actions carry an Event (every state change emits one); otherwise only
 // the generations can have changed, and comparing them is all a data I/O costs here.
-void ResourceRunner::write_metadata_if_changed(bool state_changed) {
-  if (!metadata_attached_ || node_.disk_state() <= DiskState::failed) return;
-  if (!state_changed && node_.generations() == metadata_generations_) return;
+bool ResourceRunner::write_metadata_if_changed(bool state_changed) {
+  if (!metadata_attached_ || node_.disk_state() <= DiskState::failed) return true;
+  if (!state_changed && node_.generations() == metadata_generations_) return true;
   metadata_generations_ = node_.generations();
   if (crashed_primary_ &&
       comparable_current(node_.generations().current) != crashed_generation_) {
@@ -138,12 +142,12 @@ void ResourceRunner::write_metadata_if_changed(bool state_changed) {
   }
   const metadata::Superblock wanted = superblock_for_state(
       with_generations(metadata_->superblock(), node_.generations()), metadata_state(false));
-  if (wanted == metadata_->superblock()) return;
+  if (wanted == metadata_->superblock()) return true;
   if (Status status = metadata_->write_superblock(wanted); !status.ok()) {
-    // DRBD detaches a disk whose metadata cannot be written; the core has no detach input
-    // yet, so this is logged and retried at the next change.
     log("metadata write failed: " + status.error().message);
+    return false;  // pump() detaches the disk
   }
+  return true;
 }
 
 void ResourceRunner::write_clean_metadata() {

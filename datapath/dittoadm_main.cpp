@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
       ->envname("DITTO_CONTROL");
   ditto::datapath::register_daemon_commands(app, daemon_commands);
   ditto::datapath::register_sync_commands(app, daemon_commands);
+  ditto::datapath::register_connection_commands(app, daemon_commands);
   int metadata_exit_status = -1;  // set by create-md / dump-md (run offline, no daemon)
   ditto::datapath::register_metadata_commands(app, metadata_exit_status);
   try {

@@ -19,6 +19,7 @@
 
 #include "core/assert.h"
 #include "datapath/control_commands.h"
+#include "datapath/control_connection.h"
 #include "datapath/control_metrics.h"
 #include "datapath/control_server.h"
 #include "datapath/control_views.h"
@@ -73,6 +74,7 @@ ControlReply handle_command(ditto::datapath::ResourceRunner& runner,
                     "', not '" + resource + "'\n"};
   }
   if (auto reply = ditto::datapath::handle_control_verb(runner, words)) return *reply;
+  if (auto reply = ditto::datapath::handle_connection_verb(runner, words)) return *reply;
   auto has = [&](const char* flag) {
     return std::find(words.begin() + 2, words.end(), flag) != words.end();
   };

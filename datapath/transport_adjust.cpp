@@ -147,4 +147,35 @@ void TcpTransport::adjust_paths(PeerSlot& slot, const TransportPeer& updated) {
   disconnect(slot.config.node_id, "its path was removed by adjust");
 }
 
+// ---- StandAlone ----
+
+void TcpTransport::set_standalone(NodeId peer, bool standalone, std::string_view reason) {
+  PeerSlot* slot = slot_of(peer);
+  DITTO_ASSERT(slot != nullptr);
+  const bool changed = slot->standalone != standalone;
+  slot->standalone = standalone;
+  if (standalone) {
+    // Also when it already was: a connection that got in anyway (the core refused it) goes.
+    slot->redial_timer->cancel();
+    disconnect(peer, reason);  // schedules no redial: the slot is StandAlone
+    if (changed) {
+      log("node " + std::to_string(unsigned{peer.value}) + " is StandAlone: " +
+          std::string(reason));
+    }
+    return;
+  }
+  if (!changed) return;
+  log("node " + std::to_string(unsigned{peer.value}) + " may connect again");
+  slot->redial_delay = config_.reconnect_delay_min;
+  if (started_ && !stopped_ && is_dialer_for(peer) && slot->connection == nullptr &&
+      slot->config.port != 0) {
+    dial(*slot);
+  }
+}
+
+bool TcpTransport::is_standalone(NodeId peer) const {
+  const PeerSlot* slot = slot_of(peer);
+  return slot != nullptr && slot->standalone;
+}
+
 }  // namespace ditto::datapath

@@ -164,7 +164,9 @@ Status TcpTransport::start() {
   started_ = true;
   for (std::size_t index = 0; index < acceptors_.size(); ++index) accept_next(index);
   for (PeerSlot& slot : peers_) {
-    if (is_dialer_for(slot.config.node_id) && slot.config.port != 0) dial(slot);
+    if (is_dialer_for(slot.config.node_id) && slot.config.port != 0 && !slot.standalone) {
+      dial(slot);
+    }
   }
   return Status::success();
 }
@@ -195,7 +197,7 @@ void TcpTransport::set_peer_port(NodeId peer, std::uint16_t port) {
   DITTO_ASSERT(slot != nullptr);
   slot->config.port = port;
   if (!started_ || stopped_ || !is_dialer_for(peer) || port == 0) return;
-  if (slot->connection == nullptr) {
+  if (slot->connection == nullptr && !slot->standalone) {
     slot->redial_timer->cancel();
     dial(*slot);
   }
@@ -345,7 +347,7 @@ void TcpTransport::on_dialed_ready(const std::shared_ptr<Connection>& connection
 
 void TcpTransport::schedule_redial(PeerSlot& slot) {
   DITTO_ASSERT(is_dialer_for(slot.config.node_id));
-  if (stopped_) return;
+  if (stopped_ || slot.standalone) return;
   const Duration delay = slot.redial_delay;
   slot.redial_delay = std::min(Duration{delay.ns * 2}, config_.reconnect_delay_max);
   slot.redial_timer->expires_after(to_chrono(delay));
@@ -354,7 +356,9 @@ void TcpTransport::schedule_redial(PeerSlot& slot) {
         if (!lifetime->alive || error) return;
         PeerSlot& waiting = *slot_of(peer);
         // A stale wake-up (the timer was re-armed after it fired) finds a connection: no-op.
-        if (waiting.connection == nullptr && waiting.config.port != 0) dial(waiting);
+        if (waiting.connection == nullptr && waiting.config.port != 0 && !waiting.standalone) {
+          dial(waiting);
+        }
       });
 }
 
@@ -530,6 +534,10 @@ bool TcpTransport::adopt(const std::shared_ptr<Connection>& connection, NodeId p
   DITTO_ASSERT(!connection->dialed && !connection->has_peer);
   PeerSlot* slot = slot_of(peer);
   DITTO_ASSERT(slot != nullptr && !is_dialer_for(peer));
+  if (slot->standalone) {
+    fail(connection, "node " + node_text(peer) + " is StandAlone here (until dittoadm connect)");
+    return false;
+  }
   if (!certificate_names_peer(connection, peer)) return false;  // a TLS peer's name
   std::erase(anonymous_, connection);
   connection->has_peer = true;

@@ -31,6 +31,9 @@
 //   ping_timeout after it is disconnected. Ping/PingAck never reach the handler.
 // - Multi-path: a peer may have several addresses (paths). A dial that fails moves to the next
 //   path; the acceptor listens on its own address and on every path's local address.
+// - StandAlone (set_standalone; drbdsetup disconnect, a split brain left to the administrator):
+//   the connection to that peer is dropped and stays down: no dial, and an inbound connection
+//   that identifies itself as that peer is closed, until set_standalone(peer, false).
 //
 // Threading: everything runs on the io_context's single thread; no locks. Callbacks are never
 // made from inside send() or disconnect() (no re-entry into the daemon); they come from
@@ -96,8 +99,11 @@ struct TransportConfig {
   // Keepalive (DRBD ping-int / ping-timeout).
   Duration ping_interval = Duration::from_ms(10'000);
   Duration ping_timeout = Duration::from_ms(500);
-  // DRBD ko-count (0 = off). Stored and adjustable; not enforced by the transport yet.
+  // DRBD ko-count (0 = off) and timeout: a peer that answers none of the requests it has
+  // pending for ko_count × request_timeout is disconnected. Enforced by the daemon, which knows
+  // what is pending (ResourceRunner::check_ko_count); stored and adjusted here with the rest.
   std::uint32_t ko_count = 7;
+  Duration request_timeout = Duration::from_ms(6'000);
   // TLS 1.3 with mutual certificates: all empty = off; otherwise all three required.
   TlsFiles tls;
 };
@@ -147,6 +153,11 @@ class TcpTransport {
   // been told the peer was connected, on_peer_disconnected(peer, reason) follows from the
   // io_context, not from inside this call.
   void disconnect(NodeId peer, std::string_view reason);
+  // StandAlone on (drbdsetup disconnect, core::Disconnect without reconnect): drops the
+  // connection as disconnect() does and keeps the peer away until it is turned off again, which
+  // dials at once if this node is the dialer (transport_adjust.cpp).
+  void set_standalone(NodeId peer, bool standalone, std::string_view reason = "StandAlone");
+  bool is_standalone(NodeId peer) const;
   bool is_connected(NodeId peer) const;
   // The index of the path (0 = host:port, then more_paths) the peer is connected over, or -1.
   int connected_path(NodeId peer) const;
@@ -162,6 +173,7 @@ class TcpTransport {
     std::shared_ptr<Connection> connection;  // dialing, or known to be this peer
     std::unique_ptr<boost::asio::steady_timer> redial_timer;
     Duration redial_delay;
+    bool standalone = false;  // set_standalone: no dial, inbound connections refused
     // disconnect() defers on_peer_disconnected; it is delivered before any later callback.
     bool disconnect_notice_pending = false;
     std::string disconnect_notice_reason;

@@ -31,6 +31,8 @@ class LocalCluster {
   bool start(int index, std::string& error);
   void kill(int index, int signal_number);  // and reap it
   bool running(int index) const;
+  // The daemon's process id (-1 when not running), e.g. to SIGSTOP it without reaping it.
+  pid_t pid(int index) const { return pids_[index]; }
 
   ControlResult control(int index, const std::string& line) const;
   // Waits until node `index` reports every peer Connected (or `peers` of them).
