@@ -705,6 +705,7 @@ class Node {
   std::optional<HandshakeDecision> handshake_decision(const Peer& peer, Role peer_role,
                                                       DiskState peer_disk) const;
   bool accept_handshake(Peer& peer, const HandshakeDecision& decision);
+  std::string quorum_evidence(const Peer& peer) const;
   void report_split_brain(const Peer& peer, const HandshakeDecision& decision);
   // Reports `helper` as an events2 `call helper` line and starts it (CallHelper).
   HelperCallId emit_helper_call(const Peer& peer, const std::string& helper,

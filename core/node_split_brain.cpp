@@ -10,8 +10,9 @@
 //       rule:bitmap-both local-generations:<gi> peer-generations:<gi> local-changed-blocks:3
 //       peer-changed-blocks:5 resolution:discard-local|discard-remote|disconnect
 //   (one line; <gi> as generations_text; changed blocks are the 4 KiB bitmap bits each side set
-//   toward the other since they split; resolution: this node's data is discarded, the peer's
-//   is, or neither). An unresolved one adds `call helper ... helper:split-brain` and the
+//   toward the other since they split; with quorum on, `local-quorum:yes|no peer-quorum:yes|no`
+//   before resolution: what each side's quorum was when it decided; resolution: this node's
+//   data is discarded, the peer's is, or neither). An unresolved one adds `call helper ... helper:split-brain` and the
 //   connection goes StandAlone on both sides, data untouched;
 // - the victim becomes SyncTarget of the survivor: with rule 17 a bitmap resync of the union
 //   of both sides' changed blocks, with rule 18 (always-asbp) a full sync;
@@ -121,6 +122,13 @@ std::uint32_t Node::up_to_date_nodes_mask() const {
   return mask;
 }
 
+// With quorum on, which side had quorum when they decided (§3.5 step 6: that side wins).
+std::string Node::quorum_evidence(const Peer& peer) const {
+  if (!config_.quorum.enabled()) return "";
+  return std::string(" local-quorum:") + (have_quorum_ ? "yes" : "no") +
+         " peer-quorum:" + (peer.reports_quorum ? "yes" : "no");
+}
+
 void Node::report_split_brain(const Peer& peer, const HandshakeDecision& decision) {
   DITTO_ASSERT(is_split_brain(decision.compare.strategy));
   const char* resolution = decision.outcome == HandshakeOutcome::become_target   ? "discard-local"
@@ -132,7 +140,7 @@ void Node::report_split_brain(const Peer& peer, const HandshakeDecision& decisio
                        " peer-generations:" + generations_text(peer.uuids) +
                        " local-changed-blocks:" + std::to_string(peer.bitmap->count_set()) +
                        " peer-changed-blocks:" + std::to_string(peer.peer_dirty_bits) +
-                       " resolution:" + resolution);
+                       quorum_evidence(peer) + " resolution:" + resolution);
 }
 
 // ---- Admin: disconnect / connect --------------------------------------------------------------

@@ -47,11 +47,23 @@ void BlockOracle::write_acknowledged(std::uint64_t tag, std::uint32_t holders) {
   }
 }
 
-std::uint64_t BlockOracle::failover(std::uint32_t node) {
+std::uint64_t BlockOracle::failover(std::uint32_t node, std::span<const std::uint64_t> image) {
   DITTO_ASSERT(node < nodes_.size());
+  DITTO_ASSERT(image.size() == lineage_.size());
   std::uint64_t lost = 0;
   for (std::uint64_t block = 0; block < lineage_.size(); ++block) {
-    if (lineage_[block] != nodes_[node][block]) lost += 1;
+    // On the disk: the last acknowledged write itself, or a later write to the block (issued
+    // after it was acknowledged). Torn or unreadable blocks do not count as held.
+    const std::uint64_t stored = image[block];
+    const bool clean = (stored & (torn_tag_bit | unreadable_tag_bit)) == 0;
+    const bool on_disk = clean && lineage_[block] != 0 &&
+                         (stored == lineage_[block] ||
+                          (stored > lineage_[block] && covers(stored, block)));
+    if (lineage_[block] == nodes_[node][block] || on_disk) {
+      nodes_[node][block] = lineage_[block];
+      continue;
+    }
+    lost += 1;
     lineage_[block] = nodes_[node][block];
   }
   return lost;

@@ -51,9 +51,12 @@ class BlockOracle {
   void write_acknowledged(std::uint64_t tag, std::uint32_t holders);
   // A failed write changes nothing: it stays possible until a later write is acknowledged.
 
-  // The lineage continues on `node` (it was promoted after the Primary was lost). Returns the
-  // number of blocks whose last acknowledged write `node` did not hold.
-  std::uint64_t failover(std::uint32_t node);
+  // The lineage continues on `node` (it was promoted after the Primary was lost); `image` is
+  // what its disk shows now. Returns the number of blocks whose last acknowledged write `node`
+  // holds neither by the record of acknowledgements nor on its disk: a node also gets writes
+  // after they were acknowledged (a resync from the Primary that held them), which the record
+  // of holders at acknowledgement does not see.
+  std::uint64_t failover(std::uint32_t node, std::span<const std::uint64_t> image);
 
   // Split brain: the nodes stop replicating to each other and both take writes. split_started
   // remembers what each node held then. When a policy (or the operator) discards the victim's

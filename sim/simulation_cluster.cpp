@@ -240,7 +240,8 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
         return;
       }
       result_.promoted = true;
-      if (const std::uint64_t lost = workload_.oracle().failover(node); lost > 0) {
+      if (const std::uint64_t lost = workload_.oracle().failover(node, sim_node.disk.visible());
+          lost > 0) {
         result_.blocks_lost_at_failover += lost;
         // Quorum promises that a node that may be promoted holds every acknowledged write.
         if (options_.quorum.enabled()) {

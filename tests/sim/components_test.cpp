@@ -148,10 +148,31 @@ TEST(BlockOracle, AFailoverContinuesTheLineageFromTheNewPrimaryAndCountsWhatIsLo
   oracle.write_acknowledged(3, 0b11);
   oracle.write_issued(2, 1, 4);
   oracle.write_acknowledged(4, 0b01);  // node 1 never had it
-  EXPECT_EQ(oracle.failover(1), 1u);
+  const std::vector<std::uint64_t> image{3, 3, 0, 0};  // what node 1's disk shows
+  EXPECT_EQ(oracle.failover(1, image), 1u);
   EXPECT_TRUE(oracle.allowed(2, 0));
   EXPECT_TRUE(oracle.allowed(0, 3));
   EXPECT_FALSE(oracle.allowed(0, 0));
+}
+
+// Seeds 856 and 909 with quorum: a write acknowledged while a node was cut off reached it
+// later through a resync; promoting that node lost nothing.
+TEST(BlockOracle, AFailoverCountsWhatTheNewPrimaryGotAfterTheAcknowledgementAsHeld) {
+  sim::BlockOracle oracle(4, 2);
+  oracle.write_issued(0, 1, 3);
+  oracle.write_acknowledged(3, 0b01);  // node 1 was cut off
+  oracle.write_issued(1, 1, 4);
+  oracle.write_acknowledged(4, 0b01);
+  oracle.write_issued(2, 1, 5);
+  oracle.write_acknowledged(5, 0b01);
+  oracle.write_issued(2, 1, 6);       // issued after 5 was acknowledged, never acknowledged
+  const std::vector<std::uint64_t> image{3, 0, 6, 0};  // a resync brought 3; 6 overwrote 5
+  EXPECT_EQ(oracle.failover(1, image), 1u);           // only block 1 (tag 4) is lost
+  EXPECT_TRUE(oracle.allowed(0, 3));
+  EXPECT_FALSE(oracle.allowed(0, 0));
+  EXPECT_TRUE(oracle.allowed(1, 0));
+  EXPECT_TRUE(oracle.allowed_on(1, 0, 3));
+  EXPECT_FALSE(oracle.allowed_on(1, 0, 0));  // node 1 holds tag 3 now and must keep it
 }
 
 TEST(BlockOracle, ATornBlockIsAllowedOnlyIfItsWriteIs) {

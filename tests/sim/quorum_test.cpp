@@ -151,9 +151,14 @@ TEST(QuorumRegression, SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
 // judged quorum runs by what quorum promises (no acknowledged write lost, no split brain left
 // unresolved) instead of forbidding every split-brain report. Not fixed yet, hence DISABLED_;
 // replay one with `ditto-sim run --seed S --swarm --ops 400 --swarm-quorum --trace`.
-// A promotion with quorum loses acknowledged writes: 160 (26 blocks), 856 (78), 909 (9).
+// A promotion with quorum loses acknowledged writes: 160 (26 blocks). Seeds 856 and 909 were
+// the oracle's mistake (the new Primary had the writes through a resync after they were
+// acknowledged; BlockOracle::failover now looks at its disk). Seed 160 is real: node2 is cut
+// off, node0 (Primary) keeps quorum through node1, Diskless after an EIO and itself cut off
+// but not yet detected; node0 acknowledges writes on its own disk only, then its disk fails
+// and it crashes; node2, still seeing node1 present, has quorum and is promoted without them.
 TEST(QuorumRegression, DISABLED_APromotionWithQuorumLosesNoAcknowledgedWrite) {
-  for (const std::uint64_t seed : {160u, 856u, 909u}) {
+  for (const std::uint64_t seed : {160u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
     const RunResult result = run_simulation(options);
@@ -163,7 +168,10 @@ TEST(QuorumRegression, DISABLED_APromotionWithQuorumLosesNoAcknowledgedWrite) {
 }
 
 // A split brain between a restarted node and the quorum side stays unresolved (both sides
-// report resolution:disconnect; the side with quorum should become the source).
+// report resolution:disconnect; the side with quorum should become the source). The reports
+// now name both sides' quorum: in most of these neither side had quorum when they decided
+// (local-quorum:no peer-quorum:no), and several are rule history-both, which §3.5 step 6
+// resolves only with always-asbp; see the session report before changing core or oracle.
 TEST(QuorumRegression, DISABLED_TheSideWithQuorumResolvesASplitBrain) {
   for (const std::uint64_t seed : {62u, 146u, 173u, 232u, 435u, 574u, 759u, 882u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
