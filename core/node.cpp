@@ -41,10 +41,10 @@ Node::Node(NodeConfig config)
   disk_state_ = config_.intentional_diskless ? DiskState::diskless : config_.initial_disk_state;
   restarted_behind_ = !config_.intentional_diskless && disk_state_ != DiskState::up_to_date;
   // 0 and 1 (the old default) read as "just created"; store them as DRBD does (4).
-  generations_.uuids.current = comparable_current(config_.initial_generation) ==
-                                       uuid_just_created_value
-                                   ? uuid_just_created_value
-                                   : config_.initial_generation;
+  generations_.uuids.current =
+      comparable_current(config_.initial_generation) == uuid_just_created_value
+          ? uuid_just_created_value
+          : config_.initial_generation;
   if (config_.initial_generations) {
     generations_.uuids = *config_.initial_generations;
     if (comparable_current(generations_.uuids.current) == uuid_just_created_value) {
@@ -474,8 +474,7 @@ double PeerStatus::resync_percent_done() const {
            static_cast<double>(verify_total_blocks);
   }
   if (resync_total_blocks == 0 || !is_syncing(replication)) return 100.0;
-  return 100.0 * static_cast<double>(resync_done_blocks) /
-         static_cast<double>(resync_total_blocks);
+  return 100.0 * static_cast<double>(resync_done_blocks) / static_cast<double>(resync_total_blocks);
 }
 
 bool Node::may_promote() const {
@@ -513,7 +512,8 @@ void Node::invariants() const {
                  (entry.io.has_value() && requests_by_io_.count(entry.io->value) == 1));
   }
   DITTO_ASSERT(al_holds_.empty() || activity_log_.has_value());
-  DITTO_ASSERT(al_holds_.size() <= requests_.size() + 2 * std::size_t{config_.requests_in_flight_max});
+  DITTO_ASSERT(al_holds_.size() <=
+               requests_.size() + 2 * std::size_t{config_.requests_in_flight_max});
   for (const Peer& peer : peers_) {
     if (!peer.configured) continue;
     const bool connected = peer.status.connection == ConnectionState::connected;

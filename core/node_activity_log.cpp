@@ -59,9 +59,8 @@ std::vector<std::uint8_t> Node::encode_bitmap_page(std::uint64_t page) const {
   for (std::size_t index = 0; index < config_.peers.size(); ++index) {
     const PeerConfig& peer = config_.peers[index];
     const auto named = config_.bitmap_slots.find(peer.node_id.value);
-    const std::uint32_t slot = named != config_.bitmap_slots.end()
-                                   ? named->second
-                                   : static_cast<std::uint32_t>(index);
+    const std::uint32_t slot =
+        named != config_.bitmap_slots.end() ? named->second : static_cast<std::uint32_t>(index);
     if (slot < slots) bitmap_of_slot[slot] = &*peers_[peer.node_id.value].bitmap;
   }
   for (std::uint64_t index = 0; index < words_per_page; ++index) {
@@ -89,7 +88,8 @@ void Node::queue_bitmap_pages(std::uint64_t first_bit, std::uint64_t bit_count) 
     const bool queued = std::any_of(metadata_queue_.begin(), metadata_queue_.end(), [&](auto& job) {
       return job.kind == MetadataJob::Kind::bitmap_page && job.page == page;
     });
-    if (!queued) metadata_queue_.push_back(MetadataJob{MetadataJob::Kind::bitmap_page, page, 0, {}});
+    if (!queued)
+      metadata_queue_.push_back(MetadataJob{MetadataJob::Kind::bitmap_page, page, 0, {}});
   }
 }
 
@@ -113,8 +113,8 @@ void Node::issue_metadata_write() {
           MetadataWrite{io, MetadataArea::bitmap, job.page, encode_bitmap_page(job.page)});
       break;
     case MetadataJob::Kind::al_transaction: {
-      const std::uint32_t block = metadata::al_block_index(job.tr_number, config_.al_stripes,
-                                                           config_.al_stripe_size_4k);
+      const std::uint32_t block =
+          metadata::al_block_index(job.tr_number, config_.al_stripes, config_.al_stripe_size_4k);
       actions_.push_back(
           MetadataWrite{io, MetadataArea::activity_log, block, std::move(job.bytes)});
       break;
@@ -170,8 +170,7 @@ void Node::pump_activity_log() {
       if (begin.status == ActivityLog::BeginStatus::busy) break;
       for (const ActivityLog::Update& update : begin.updates) {
         if (update.evicted_extent == metadata::al_free_extent) continue;
-        queue_bitmap_pages(std::uint64_t{update.evicted_extent} * bits_per_extent,
-                           bits_per_extent);
+        queue_bitmap_pages(std::uint64_t{update.evicted_extent} * bits_per_extent, bits_per_extent);
       }
       waiting.referenced = true;
     }
@@ -193,8 +192,8 @@ void Node::pump_activity_log() {
       !activity_log_->transaction_in_flight()) {
     const metadata::AlTransaction transaction = activity_log_->take_transaction();
     const auto bytes = metadata::encode_al_transaction(transaction);
-    metadata_queue_.push_back(MetadataJob{MetadataJob::Kind::al_transaction, 0,
-                                          transaction.tr_number, {bytes.begin(), bytes.end()}});
+    metadata_queue_.push_back(MetadataJob{
+        MetadataJob::Kind::al_transaction, 0, transaction.tr_number, {bytes.begin(), bytes.end()}});
   }
   issue_metadata_write();
 }
@@ -212,19 +211,19 @@ void Node::admit_after_activity_log(const HeldWrite& write, bool referenced) {
     activity_log_->complete_io(write.sector.value, write.length_bytes / sector_size_bytes);
   }
   if (role_ == Role::primary && quorum_suspends_io()) {
-    return suspend_write_for_quorum(write.request, write.sector, write.length_bytes,
-                                    write.payload, write.flags);
+    return suspend_write_for_quorum(write.request, write.sector, write.length_bytes, write.payload,
+                                    write.flags);
   }
-  const ClientStatus status = role_ != Role::primary ? ClientStatus::not_primary
-                                                     : ClientStatus::io_error;
+  const ClientStatus status =
+      role_ != Role::primary ? ClientStatus::not_primary : ClientStatus::io_error;
   actions_.push_back(CompleteClient{write.request, status, std::nullopt});
   actions_.push_back(ReleasePayload{write.payload});
 }
 
 void Node::hold_extents(std::uint64_t sequence, std::uint32_t peers_sent) {
   const Request& entry = requests_.at(sequence);
-  al_holds_[sequence] = AlHold{WriteRange{entry.sector, entry.length_bytes, sequence},
-                               1 + peers_sent};
+  al_holds_[sequence] =
+      AlHold{WriteRange{entry.sector, entry.length_bytes, sequence}, 1 + peers_sent};
 }
 
 // One of the things a write's extents wait for happened (the request completed, or a peer

@@ -12,8 +12,8 @@
 //   (one line; <gi> as generations_text; changed blocks are the 4 KiB bitmap bits each side set
 //   toward the other since they split; with quorum on, `local-quorum:yes|no peer-quorum:yes|no`
 //   before resolution: what each side's quorum was when it decided; resolution: this node's
-//   data is discarded, the peer's is, or neither). An unresolved one adds `call helper ... helper:split-brain` and the
-//   connection goes StandAlone on both sides, data untouched;
+//   data is discarded, the peer's is, or neither). An unresolved one adds `call helper ...
+//   helper:split-brain` and the connection goes StandAlone on both sides, data untouched;
 // - the victim becomes SyncTarget of the survivor: with rule 17 a bitmap resync of the union
 //   of both sides' changed blocks, with rule 18 (always-asbp) a full sync;
 // - call-pri-lost-after-sb: a losing Primary demotes first; if it cannot, the

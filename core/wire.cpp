@@ -13,7 +13,9 @@ namespace {
 std::size_t fields_size_bytes(const Message& message) {
   return std::visit(
       Overloaded{
-          [](const Hello& hello) -> std::size_t { return 2 + 2 + 1 + 1 + 8 + 1 + hello.resource_name.size(); },
+          [](const Hello& hello) -> std::size_t {
+            return 2 + 2 + 1 + 1 + 8 + 1 + hello.resource_name.size();
+          },
           [](const StateReport&) -> std::size_t {
             return 1 + 1 + 8 + 8 + 4 + 8 + 1 + 8 + 8 * 2 * std::size_t{generation_node_slots};
           },

@@ -43,8 +43,8 @@ Result<md::Superblock> validate_superblock(const std::string& path,
   if (magic != md::superblock_magic_v09) {
     return Error{"no DRBD v09 metadata (magic " + hex32(magic) + " at byte offset " +
                  std::to_string(md_offset_bytes + magic_offset_bytes) + ", expected " +
-                 hex32(md::superblock_magic_v09) + "); create it with `dittoadm create-md " +
-                 path + " --max-peers N` (N: the resource's peer count)"};
+                 hex32(md::superblock_magic_v09) + "); create it with `dittoadm create-md " + path +
+                 " --max-peers N` (N: the resource's peer count)"};
   }
   Result<md::Superblock> superblock = md::decode_superblock(block);
   if (!superblock.ok()) return Error{superblock.error().message + where};
@@ -71,8 +71,8 @@ Result<std::uint64_t> backing_bytes_for_data(std::uint64_t data_bytes,
   // Grow the device by the missing data bytes until the data area is exactly data_bytes. Adding
   // d bytes grows the data area by at most d (the metadata never shrinks), so this never
   // overshoots, and it ends because the metadata's growth is bounded.
-  std::uint64_t device_bytes = std::max<std::uint64_t>(data_bytes + 2 * md::block_size_bytes,
-                                                       md::device_bytes_min);
+  std::uint64_t device_bytes =
+      std::max<std::uint64_t>(data_bytes + 2 * md::block_size_bytes, md::device_bytes_min);
   for (int step = 0; step < 64; ++step) {
     Result<md::Layout> layout = md::internal_layout(device_bytes, options);
     if (!layout.ok()) return layout.error();
@@ -93,8 +93,8 @@ Result<std::uint64_t> backing_bytes_for_data(std::uint64_t data_bytes,
 Status read_exact_at(int fd, std::span<std::uint8_t> out, std::uint64_t offset_bytes) {
   std::size_t done = 0;
   while (done < out.size()) {
-    const ssize_t got = ::pread(fd, out.data() + done, out.size() - done,
-                                static_cast<off_t>(offset_bytes + done));
+    const ssize_t got =
+        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset_bytes + done));
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
       const std::string reason = got == 0 ? "unexpected end of device" : std::strerror(errno);
@@ -128,8 +128,7 @@ Result<std::uint64_t> device_size(int fd) {
 
 // ---- MetadataStore ----------------------------------------------------------------------------
 
-MetadataStore::MetadataStore(std::string path, int fd, md::Superblock superblock,
-                             md::Layout layout)
+MetadataStore::MetadataStore(std::string path, int fd, md::Superblock superblock, md::Layout layout)
     : path_(std::move(path)), fd_(fd), superblock_(superblock), layout_(layout) {}
 
 MetadataStore::~MetadataStore() {
@@ -256,7 +255,8 @@ Status MetadataStore::write_bitmap_slot(std::uint32_t slot, std::span<const std:
 
 Status MetadataStore::write_activity_log_block(std::uint64_t block,
                                                std::span<const std::uint8_t> bytes) {
-  const std::uint64_t blocks = std::uint64_t{superblock_.al_stripes} * superblock_.al_stripe_size_4k;
+  const std::uint64_t blocks =
+      std::uint64_t{superblock_.al_stripes} * superblock_.al_stripe_size_4k;
   if (bytes.size() != md::block_size_bytes || block >= blocks) {
     return Error{path_ + ": activity-log block " + std::to_string(block) + " of " +
                  std::to_string(bytes.size()) + " bytes is outside the ring of " +

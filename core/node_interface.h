@@ -1,0 +1,342 @@
+// The values a core::Node is configured with and exchanges with its driver: NodeConfig, the
+// Actions it emits, the admin commands it accepts and the status it reports. The Node itself,
+// and what each of these means in its life, is in core/node.h.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "core/fencing.h"
+#include "core/generation.h"
+#include "core/quorum.h"
+#include "core/state.h"
+#include "core/types.h"
+#include "core/wire.h"
+
+namespace ditto::core {
+
+struct PeerConfig {
+  NodeId node_id;
+  std::string name;
+};
+
+struct NodeConfig {
+  std::string resource_name;
+  NodeId node_id;
+  std::string node_name;
+  std::vector<PeerConfig> peers;
+  Protocol protocol = Protocol::c;
+  std::uint64_t volume_size_bytes = 0;
+  // Bound on client requests (writes, reads, flushes) in progress; beyond it a request is
+  // refused with ClientStatus::busy (backpressure as a value).
+  std::uint32_t requests_in_flight_max = 4096;
+  // Disk state at start. The skeleton has no metadata yet: a fresh cluster starts UpToDate.
+  DiskState initial_disk_state = DiskState::up_to_date;
+  // The current UUID at start (what the metadata says; 0 or 1 mean "just created").
+  std::uint64_t initial_generation = 1;
+  // Every generation identifier the metadata holds (current, bitmap UUIDs, history), for a
+  // restart; when set it replaces initial_generation. Without PeerConfig::initial_bitmap_words a
+  // node that starts below UpToDate marks every block out of sync toward that peer (Node::Node).
+  std::optional<Generations> initial_generations;
+  // The activity log and the persisted bitmaps (node_activity_log.cpp, §4). With al_updates a
+  // node with a local disk keeps an activity log of al_extents 4 MiB extents: a client write
+  // waits until its extents are in the log on disk (a MetadataWrite of a transaction), bitmap
+  // pages are written back when an extent leaves the log, on promotion and on Down. Off (the
+  // default here, so hand-driven unit tests need not complete metadata writes; DRBD's default
+  // is on): no metadata writes, and a restart behind falls back to a full resync.
+  bool al_updates = false;
+  // DRBD's default; 67..65534 in drbdsetup, ActivityLog::node_al_extents_min..65534 here.
+  std::uint32_t al_extents = 1237;
+  std::uint32_t al_stripes = 1;     // ring placement of transactions (superblock al_stripes)
+  std::uint32_t al_stripe_size_4k = 8;
+  std::uint32_t al_first_transaction_number = 0;  // newest on disk + 1: continue the ring
+  // Bitmap slots on disk (superblock bm_max_peers); 0: one per configured peer.
+  std::uint32_t bitmap_max_peers = 0;
+  // The on-disk bitmap slot of a peer, by node id (superblock peers[node].bitmap_index); a
+  // peer not named here uses its position in `peers`.
+  std::map<std::uint32_t, std::uint32_t> bitmap_slots;
+  // The bitmap toward a peer as the metadata holds it (Bitmap::export_words form), by node id,
+  // for a restart. A peer not named here: a node that starts below UpToDate marks every block
+  // out of sync toward it.
+  std::map<std::uint32_t, std::vector<std::uint32_t>> initial_bitmap_words;
+  // apply-al: the extents the on-disk log names as hot after a Primary crash (the driver
+  // replays the log with replay_activity_log and passes them only when the metadata says the
+  // node was Primary and did not stop cleanly). Marked out of sync toward every peer at start.
+  std::vector<std::uint32_t> initial_hot_extents;
+  // DRBD max-epoch-size: writes in one epoch before a new one starts (1..20000).
+  std::uint32_t max_epoch_size = 2048;
+  // DRBD disk-flushes: a Secondary flushes its disk before acknowledging a barrier. Without it
+  // the write ordering is `drain` (wait for the epoch's writes, no flush).
+  bool disk_flushes = true;
+  // Two-phase commits: an attempt whose replies do not all arrive within twopc_timeout fails
+  // (SS_TIMEOUT); a participant forgets a prepared transaction after twopc_timeout. An attempt
+  // refused as busy is retried after a random delay in [twopc_retry_timeout / 2,
+  // twopc_retry_timeout], for at most twice twopc_timeout in all.
+  Duration twopc_timeout = Duration::from_ms(30'000);
+  Duration twopc_retry_timeout = Duration::from_ms(100);
+  // Seeds the node's random choices (transaction ids, retry delays, UUIDs); mixed with node_id.
+  std::uint64_t seed = 0;
+  // Resync rate control (DRBD disk options, §5.4, DRBD defaults). Every 100 ms step allows
+  // c_max_rate_kib / 10 KiB of requests (c_max_rate_kib 0: no cap), with at most
+  // c_fill_target_sectors of resync data in flight (at least one block). With
+  // c_plan_ahead_deciseconds 0 the step allowance is resync_rate_kib / 10 KiB instead.
+  // c_min_rate_kib is accepted for compatibility: resync is not throttled by application I/O.
+  std::uint32_t resync_rate_kib = 250;
+  std::uint32_t c_plan_ahead_deciseconds = 20;
+  std::uint32_t c_fill_target_sectors = 100;
+  std::uint32_t c_max_rate_kib = 102400;
+  std::uint32_t c_min_rate_kib = 250;
+  // Split-brain recovery policies (DRBD net options; DRBD defaults: all `disconnect`).
+  SplitBrainPolicy split_brain;
+  // Quorum (§8, node_quorum.cpp): quorum, quorum-minimum-redundancy, on-no-quorum,
+  // on-suspended-primary-outdated. Off by default: the node always has quorum.
+  QuorumSettings quorum;
+  // Fencing (§7, node_fencing.cpp; DRBD's net option `fencing`, default dont-care).
+  FencingPolicy fencing = FencingPolicy::dont_care;
+  // `disk none`: an intentionally diskless node (a client or a quorum tiebreaker). It starts
+  // Diskless and its peers count it as a diskless tiebreaker, not as a voter.
+  bool intentional_diskless = false;
+  // DRBD's verify-alg (net section): online verify is refused (SS_NO_VERIFY_ALG) without one.
+  // The core never computes digests: the driver does, with this algorithm (see DiskRead::digest;
+  // the daemon accepts only crc32c, the simulator digests its block tags).
+  std::string verify_algorithm;
+};
+
+// Timers a Node arms (ArmTimer) and expects back through on_timer.
+inline constexpr TimerId timer_twopc_initiator{1};    // own promotion: timeout or retry
+inline constexpr TimerId timer_twopc_participant{2};  // a prepared foreign transaction
+// The resync step (100 ms) toward peer n as SyncTarget is timer_resync_step_base + n.
+inline constexpr std::uint64_t timer_resync_step_base = 64;
+inline constexpr Duration resync_step = Duration::from_ms(100);
+
+enum class IoStatus : std::uint8_t { ok, io_error };
+
+enum class ClientStatus : std::uint8_t {
+  ok,
+  io_error,     // neither the local disk nor any peer stored the data
+  not_primary,  // writes need the Primary role
+  no_data,      // no usable local disk for a read
+  out_of_range,
+  busy,
+};
+
+const char* to_string(ClientStatus status);
+
+struct WriteFlags {
+  bool fua = false;
+};
+
+// ---- Actions ----------------------------------------------------------------------------------
+
+struct DiskWrite {
+  IoId io;
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  PayloadHandle payload;
+  bool fua = false;
+};
+
+struct DiskRead {
+  IoId io;
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  // Where the data goes, when the client supplied a destination buffer (the daemon does; the
+  // simulator reads tags and needs none).
+  std::optional<PayloadHandle> buffer;
+  // The driver allocates a buffer of length_bytes for this read and hands it to the core with
+  // on_disk_completed (a resync reply's payload); the core releases it with ReleasePayload. On
+  // an I/O error the driver frees it itself and passes no payload.
+  bool allocate_payload = false;
+  // Online verify: the driver reads the block into a scratch buffer of its own, computes its
+  // digest with NodeConfig::verify_algorithm, frees the buffer and reports the digest with
+  // on_disk_completed(..., digest) (no payload). Never combined with buffer/allocate_payload.
+  bool digest = false;
+};
+
+struct DiskFlush {
+  IoId io;
+};
+
+// Send `message` to `peer`. For wire::Data the payload bytes of `payload` follow the message;
+// the driver copies them while executing the Send (a ReleasePayload may follow at once).
+struct Send {
+  NodeId peer;
+  wire::Message message;
+  std::optional<PayloadHandle> payload;
+};
+
+// A client request finished. For a successful read, the data is in the buffer of `read_io`.
+struct CompleteClient {
+  RequestId request;
+  ClientStatus status = ClientStatus::ok;
+  std::optional<IoId> read_io;
+};
+
+// Core no longer refers to this payload; the driver may free it.
+struct ReleasePayload {
+  PayloadHandle payload;
+};
+
+// Drop the connection to `peer` (a protocol error or a refused handshake). With `reconnect` the
+// transport may reconnect later; without it the connection is StandAlone (a split brain left to
+// the administrator, unrelated data, DisconnectPeer): no attempt until ConnectPeer.
+struct Disconnect {
+  NodeId peer;
+  std::string reason;
+  bool reconnect = true;
+};
+
+// A state change, formatted as a drbdsetup events2 line (without timestamp).
+struct Event {
+  std::string line;
+};
+
+// Call on_timer(timer) at `deadline` (or later). Arming an armed timer moves its deadline.
+struct ArmTimer {
+  TimerId timer;
+  Instant deadline;
+};
+
+// The timer need not fire any more (firing anyway is harmless: the node ignores it).
+struct CancelTimer {
+  TimerId timer;
+};
+
+// Run the resource's handler `helper` (fence-peer, unfence-peer, split-brain, pri-lost-after-sb,
+// ...) the way DRBD runs `drbdadm <helper> <resource>`: the command of the handlers{} section,
+// with DRBD_RESOURCE, DRBD_PEER_NODE_ID (when `peer` is set) and UP_TO_DATE_NODES (a hex mask
+// of node ids, `0x...`) in its environment. The driver reports the exit code with
+// Node::on_helper_done(call, exit_code); a helper with no command configured reports exit
+// code 0 without running anything (as drbdadm does), and a command that cannot be started or
+// is killed by a signal reports 127 / 128 + signal. The core does not wait for helpers it only
+// notifies (split-brain): their results are ignored.
+struct CallHelper {
+  HelperCallId call;
+  std::string helper;
+  std::optional<NodeId> peer;
+  std::uint32_t up_to_date_nodes_mask = 0;
+};
+
+// Where a MetadataWrite goes: the activity-log ring or the on-disk bitmap (§12.1).
+enum class MetadataArea : std::uint8_t { activity_log, bitmap };
+
+// Write one 4 KiB metadata block durably (FUA, or write + flush) and report it with
+// on_disk_completed(io). `block` is the 4 KiB block index inside `area` (an AL transaction is
+// already placed in the ring; bitmap page n holds 32-bit words [1024 n, 1024 n + 1024) of the
+// slot-interleaved bitmap); `bytes` are core's encoding (encode_al_transaction, or the bitmap
+// page with every slot's words). The node has at most one MetadataWrite or its DiskFlush in
+// flight, so the driver need not order them.
+struct MetadataWrite {
+  IoId io;
+  MetadataArea area = MetadataArea::activity_log;
+  std::uint64_t block = 0;
+  std::vector<std::uint8_t> bytes;
+};
+
+using Action = std::variant<DiskWrite, DiskRead, DiskFlush, Send, CompleteClient, ReleasePayload,
+                            Disconnect, Event, ArmTimer, CancelTimer, CallHelper, MetadataWrite>;
+
+// ---- Admin ------------------------------------------------------------------------------------
+
+struct Promote {
+  bool force = false;
+};
+struct Demote {};
+// drbdsetup disconnect: the connection to `peer` goes StandAlone and stays so.
+struct DisconnectPeer {
+  NodeId peer;
+};
+// drbdsetup connect [--discard-my-data]: a StandAlone connection starts connecting again (the
+// driver then connects the transport). With discard_my_data this node offers itself as the
+// victim of a split brain found at the next handshake (it becomes SyncTarget).
+struct ConnectPeer {
+  NodeId peer;
+  bool discard_my_data = false;
+};
+// `drbdsetup down` / `disconnect` of every peer: leave the cluster gracefully. The peers learn
+// it first (so they stop counting this node for quorum: the last man standing keeps it), then
+// every connection goes StandAlone. A Primary demotes first.
+struct Down {};
+// drbdsetup resume-io: thaws I/O frozen by fencing (resource-and-stonith) after a handler that
+// failed or has not answered; the node then writes without the peer, in a new data generation.
+// I/O frozen for lack of quorum stays frozen (it resumes with quorum).
+struct ResumeIo {};
+// drbdsetup verify [--start SECTOR]: online verify with `peer`, this node VerifyS (see
+// node_verify.cpp: what is marked, counted and reported, and when it is repaired).
+struct Verify {
+  NodeId peer;
+  Sector start_sector;  // rounded down to a bitmap block
+};
+// drbdsetup verify --stop, on either side of a running verify.
+struct StopVerify {
+  NodeId peer;
+};
+// drbdsetup invalidate: every block of this node is out of sync toward an UpToDate peer (`peer`,
+// or the lowest connected UpToDate one), the disk goes Inconsistent and a full resync from that
+// peer follows.
+struct Invalidate {
+  std::optional<NodeId> peer;
+};
+// drbdsetup invalidate-remote: the same, with `peer` as the SyncTarget of this node.
+struct InvalidateRemote {
+  NodeId peer;
+};
+using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, Down, ResumeIo,
+                                  Verify, StopVerify, Invalidate, InvalidateRemote>;
+
+// The outcome of an admin request; refusals carry DRBD's SS_* name and a sentence.
+//
+// A promotion with connected peers is a two-phase commit and cannot finish inside on_admin: it
+// returns {ok = true, pending = true}. The final outcome comes later: promotion_pending() turns
+// false, promotion_outcome() holds the result, and an Event line
+// `response primary name:<res> result:<SS_*> [message:"..."]` reports it. Client writes that
+// arrive while the promotion is pending wait for it (as DRBD's auto-promote blocks the opener)
+// and are refused with not_primary if it fails. Callers that only look at `ok` keep working.
+struct AdminResult {
+  bool ok = true;
+  std::string code;  // e.g. "SS_NO_UP_TO_DATE_DISK"; empty on success
+  std::string message;
+  bool pending = false;  // accepted, outcome reported later (see above)
+};
+
+// ---- Observable state -------------------------------------------------------------------------
+
+struct PeerStatus {
+  NodeId node_id;
+  std::string name;
+  ConnectionState connection = ConnectionState::connecting;
+  Role role = Role::unknown;
+  DiskState disk = DiskState::dunknown;
+  ReplicationState replication = ReplicationState::off;
+  std::uint64_t generation = 0;  // the peer's current UUID, from its last StateReport
+  std::uint64_t sent_bytes = 0;
+  std::uint64_t received_bytes = 0;
+  std::uint32_t pending_writes = 0;  // writes sent and not yet acknowledged
+  // Blocks (4 KiB) this node's bitmap marks out of sync toward the peer, in bytes.
+  std::uint64_t out_of_sync_bytes = 0;
+  // The current or last resync with this peer as SyncTarget: blocks to transfer when it
+  // started (after the bitmap exchange) and blocks written so far.
+  std::uint64_t resync_total_blocks = 0;
+  std::uint64_t resync_done_blocks = 0;
+  // The current or last online verify with the peer (either side): blocks to compare, blocks
+  // compared so far, and of those the blocks found out of sync.
+  std::uint64_t verify_total_blocks = 0;
+  std::uint64_t verify_done_blocks = 0;
+  std::uint64_t verify_out_of_sync_blocks = 0;
+  // drbdsetup's `done:` percentage of the running resync or verify (100 when none runs).
+  double resync_percent_done() const;
+};
+
+struct NodeStatistics {
+  std::uint64_t read_bytes = 0;
+  std::uint64_t written_bytes = 0;
+  std::uint32_t upper_pending = 0;  // client requests in progress
+  std::uint32_t lower_pending = 0;  // local disk operations in progress
+};
+
+}  // namespace ditto::core
