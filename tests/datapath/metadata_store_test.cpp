@@ -288,22 +288,34 @@ TEST(PlanAttach, UncleanMetadataWithNothingToApplyIsAttachedAndItsLogReset) {
   EXPECT_TRUE(fixture.plan().ok());
 }
 
-TEST(PlanAttach, AnUncleanPrimaryWithHotExtentsIsRefusedUntilApplyAl) {
+TEST(PlanAttach, AnUncleanPrimaryWithHotExtentsHasItsLogAppliedByTheCoreAndKeepsTheRing) {
   AttachFixture fixture;
   fixture.superblock.flags = md::md_flag::primary_ind | md::md_flag::crashed_primary;
+  fixture.superblock.current_uuid = 0x1235;  // the Primary bit: this node was the Primary
   md::AlTransaction update;
+  update.tr_number = 41;
   update.context.fill(md::al_free_extent);
+  update.update_slots.fill(md::al_free_slot);
   update.update_extents.fill(md::al_free_extent);
   update.n_updates = 2;
+  update.update_slots[0] = 0;
+  update.update_slots[1] = 1;
   update.update_extents[0] = 3;
   update.update_extents[1] = 7;
   fixture.activity_log[0] = update;
-  const std::string error = plan_error(fixture);
-  EXPECT_NE(error.find("superblock field flags has AL_CLEAN clear and PRIMARY_IND set"),
-            std::string::npos)
-      << error;
-  EXPECT_NE(error.find("names 2 extents"), std::string::npos) << error;
-  EXPECT_NE(error.find("apply-al"), std::string::npos) << error;
+  auto plan = fixture.plan();
+  ASSERT_TRUE(plan.ok()) << plan.error().message;
+  EXPECT_EQ(plan.value().hot_extents, (std::vector<std::uint32_t>{3, 7}));
+  EXPECT_EQ(plan.value().al_next_transaction, 42u);
+  EXPECT_FALSE(plan.value().initialize_activity_log);  // the core writes the pages first
+  EXPECT_NE(plan.value().note.find("apply-al: 2 extents"), std::string::npos)
+      << plan.value().note;
+  // A crash as Primary: the on-disk bitmaps plus the log are complete for both peers.
+  EXPECT_EQ(plan.value().trusted_bitmaps, (1u << 0) | (1u << 2));
+  // Left in use by a Secondary: nothing trusted (the core marks every block out of sync).
+  fixture.superblock.current_uuid = 0x1234;
+  fixture.superblock.flags = md::md_flag::primary_ind;
+  EXPECT_EQ(fixture.plan().value().trusted_bitmaps, 0u);
 }
 
 TEST(CleanShutdownSuperblock, SetsAlCleanAndDerivesTheDiskAndPrimaryFlags) {
