@@ -157,7 +157,8 @@ void TcpTransport::set_standalone(NodeId peer, bool standalone, std::string_view
   if (standalone) {
     // Also when it already was: a connection that got in anyway (the core refused it) goes.
     slot->redial_timer->cancel();
-    disconnect(peer, reason);  // schedules no redial: the slot is StandAlone
+    // Schedules no redial (the slot is StandAlone); queued frames still go out.
+    drop_connection(peer, reason, true);
     if (changed) {
       log("node " + std::to_string(unsigned{peer.value}) + " is StandAlone: " +
           std::string(reason));

@@ -43,6 +43,7 @@ struct TcpTransport::Connection {
   bool announced = false;  // on_peer_connected was called for it
   bool hello_received = false;
   bool closed = false;
+  bool draining = false;  // dropped; closes once its queued frames are written
   bool tcp_connected = false;  // a dial that never connected moves on to the next path
   bool tls_done = false;       // the TLS handshake completed (only with TLS configured)
   std::size_t path_index = 0;

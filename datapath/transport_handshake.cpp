@@ -147,7 +147,7 @@ void TcpTransport::arm_keepalive(const std::shared_ptr<Connection>& connection, 
   connection->keepalive.expires_after(std::chrono::nanoseconds(delay.ns));
   connection->keepalive.async_wait(
       [this, lifetime = lifetime_, connection, generation](const boost::system::error_code& e) {
-        if (!lifetime->alive || e || connection->closed) return;
+        if (!lifetime->alive || e || connection->closed || connection->draining) return;
         if (generation != connection->keepalive_generation) return;
         on_keepalive_timer(connection);
       });

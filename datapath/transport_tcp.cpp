@@ -401,6 +401,7 @@ void TcpTransport::read_next(const std::shared_ptr<Connection>& connection) {
 
 void TcpTransport::on_read(const std::shared_ptr<Connection>& connection, const error_code& error,
                            std::size_t size_bytes) {
+  if (connection->draining) return;  // dropped: only its queued frames still go out
   if (error) {
     if (error == asio::error::eof && authenticating(*connection)) {
       fail(connection, "connection closed by the peer before it proved the shared secret");
@@ -633,6 +634,7 @@ void TcpTransport::on_written(const std::shared_ptr<Connection>& connection,
     connection->send_queue.pop_front();
   }
   connection->frames_in_flight = 0;
+  if (connection->draining && connection->send_queue.empty()) return connection->close();
   if (connection->tls_write_batch.capacity() > receive_buffer_size_keep_bytes) {
     connection->tls_write_batch = {};  // give a large batch's memory back
   }
@@ -642,10 +644,22 @@ void TcpTransport::on_written(const std::shared_ptr<Connection>& connection,
 // ---- Closing ----
 
 void TcpTransport::disconnect(NodeId peer, std::string_view reason) {
+  drop_connection(peer, reason, false);
+}
+
+void TcpTransport::drop_connection(NodeId peer, std::string_view reason, bool drain) {
   PeerSlot* slot = slot_of(peer);
   if (slot == nullptr || slot->connection == nullptr || stopped_) return;
   const std::shared_ptr<Connection> connection = std::move(slot->connection);
-  connection->close();
+  if (drain && connection->announced && !connection->send_queue.empty()) {
+    // What is queued still goes out (the peer learns why, e.g. the StateReport that shows it
+    // the split brain too); nothing more is read. Closed when the queue is empty, or after
+    // the timeout at the latest.
+    connection->draining = true;
+    arm_deadline(connection, config_.connect_timeout);
+  } else {
+    connection->close();
+  }
   if (is_dialer_for(peer)) schedule_redial(*slot);
   if (!connection->announced) return;
   // Only one announced connection per peer exists, and announcing flushes the notice first.
@@ -667,6 +681,7 @@ void TcpTransport::deliver_disconnect_notice(PeerSlot& slot) {
 void TcpTransport::fail(const std::shared_ptr<Connection>& connection, std::string_view reason) {
   if (connection->closed) return;
   connection->close();
+  if (connection->draining) return;  // already taken from its slot, the handler was told
   if (!connection->has_peer) {
     std::erase(anonymous_, connection);
     log("refused connection from " + connection->remote + ": " + std::string(reason));

@@ -247,6 +247,8 @@ class TcpTransport {
   void fail(const std::shared_ptr<Connection>& connection, std::string_view reason);
   void refuse_anonymous(const std::shared_ptr<Connection>& connection, std::string_view reason);
   void deliver_disconnect_notice(PeerSlot& slot);
+  // disconnect(), optionally letting the queued frames go out first (drain).
+  void drop_connection(NodeId peer, std::string_view reason, bool drain);
   void log(std::string_view text) const;
 
   boost::asio::io_context& io_;
