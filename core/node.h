@@ -49,7 +49,9 @@
 //   a Secondary marks a write out of sync toward the nodes a PeerAck does not name, and every
 //   unacked write toward all when its Primary vanishes. Secondaries forward the Primary's weak
 //   nodes; a weak Secondary that reaches no Primary outdates itself (§1.7 invariant 2), and an
-//   UpToDate Primary reconnects an Outdated established peer to resync it;
+//   UpToDate Primary reconnects an Outdated established peer to resync it; an Outdated or
+//   Inconsistent node that no UpToDate Primary serves (a diskless Primary, a source that lost
+//   its disk, no Primary) reruns the handshake with an UpToDate peer, once per connection;
 // - fencing (node_fencing.cpp, §7; NodeConfig::fencing): a Primary that loses a peer with data
 //   runs fence-peer (CallHelper; the exit code comes back through on_helper_done), freezing
 //   client I/O until it succeeds with resource-and-stonith (`suspended:fencing`, ResumeIo); a
@@ -240,6 +242,9 @@ class Node {
     // node): the connection stays up without it, and the node that was busy reconnects when
     // its resync ends, so the handshake runs again (DRBD pauses it: PausedSyncT/S).
     bool resync_deferred = false;
+    // This Outdated node already reran the handshake on this connection to get its resync
+    // from the peer (resync_from_up_to_date_peer): once per connection, never a loop.
+    bool outdated_handshake_rerun = false;
     // ConnectPeer{discard_my_data}: sent as uuid_flag::discard_my_data until a handshake passes.
     bool discard_my_data = false;
     // What our first StateReport on this connection said (the peer's handshake used it).
@@ -425,11 +430,12 @@ class Node {
   void on_peer_generations(Peer& peer, const wire::StateReport& state);
   bool peer_finished_resync(const Peer& peer, const wire::StateReport& state) const;
   const char* resync_not_now(const Peer& peer, bool source) const;
-  void check_resync_source(Peer& peer);
+  void check_resync_source(Peer& peer, bool was_target);
   void resume_deferred_resyncs();
   std::uint32_t followed_primary_weak_nodes() const;
   void outdate_if_weak();
   void resync_outdated_peers();
+  void resync_from_up_to_date_peer();
   void mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes, NodeId except);
   void mark_unconfirmed_writes(Peer& peer);
   std::uint32_t nodes_without_data() const;

@@ -161,6 +161,7 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   (void)now;
   const bool first = !peer.state_received;
   const bool finished = !first && peer_finished_resync(peer, state);
+  const bool was_target = receives_resync(peer.status.replication);
   on_peer_quorum_flags(peer, state);
   demote_for_newer_primary(state);
   on_peer_generations(peer, state);
@@ -199,10 +200,11 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
     // --discard-my-data is used up once a handshake got through with it.
     if (peer.status.connection == ConnectionState::connected) peer.discard_my_data = false;
   } else {
-    check_resync_source(peer);
+    check_resync_source(peer, was_target && !finished);
   }
   if (peer.status.connection == ConnectionState::connected) outdate_if_weak();
   resync_outdated_peers();
+  resync_from_up_to_date_peer();
 }
 
 // ---- Primary side: acks -----------------------------------------------------------------------
@@ -527,15 +529,13 @@ void Node::clear_peer_streams(Peer& peer) {
 // back to Connecting (the transport reconnects); Disconnecting leads to StandAlone.
 void Node::peer_lost(Peer& peer, ConnectionState failure) {
   const std::uint32_t peer_bit = bit(peer.status.node_id);
-  const ReplicationState replication = peer.status.replication;
-  const bool was_target = replication == ReplicationState::sync_target ||
-                          replication == ReplicationState::paused_sync_target ||
-                          replication == ReplicationState::wait_bitmap_target;
+  const bool was_target = receives_resync(peer.status.replication);
   const bool was_replicating = peer_replicating(peer);
   const bool was_our_primary = role_ == Role::secondary && peer.state_received &&
                                peer.status.role == Role::primary;
   peer.forwarded_weak_nodes = 0;
   peer.resync_deferred = false;
+  peer.outdated_handshake_rerun = false;
   // Bump the epoch so acks for I/O from the old connection are never sent on a new one.
   connection_epochs_[peer.status.node_id.value] += 1;
   peer.hello_received = false;

@@ -30,10 +30,6 @@ bool is_target(ReplicationState state) {
 
 constexpr std::uint64_t fence_mask = (std::uint64_t{1} << 56) - 1;
 
-bool receives_resync(ReplicationState state) {
-  return is_target(state) || state == ReplicationState::wait_bitmap_target;
-}
-
 constexpr const char* state_changed_reason = "our state changed during the handshake";
 
 bool is_source(ReplicationState state) {
@@ -100,14 +96,19 @@ const char* Node::resync_not_now(const Peer& peer, bool source) const {
 
 // As SyncTarget: a source that stops being a usable one (it became a target itself) is left;
 // the reconnect's handshake starts over.
-void Node::check_resync_source(Peer& peer) {
-  if (!receives_resync(peer.status.replication)) return;
-  // (A source whose disk detached has nothing to send any more.)
-  if (peer.status.disk > DiskState::inconsistent &&
+// `was_target`: we were its SyncTarget before this report, and it did not say the resync
+// finished. A source whose disk detached has nothing to send any more; its report may already
+// have ended the resync (the state rules take a Diskless peer out of SyncSource), and the
+// connection is dropped all the same, so the resyncs deferred behind this one run again.
+void Node::check_resync_source(Peer& peer, bool was_target) {
+  const bool target = receives_resync(peer.status.replication);
+  if (!target && !was_target) return;
+  if (target && peer.status.disk > DiskState::inconsistent &&
       (peer.uuid_flags & uuid_flag::sync_target) == 0) {
     return;
   }
   protocol_error(peer, "resync source " + peer.status.name + " is no longer consistent");
+  if (!target) resume_deferred_resyncs();  // peer_lost saw no resync any more
 }
 
 void Node::bump_generation_if_pending() {
@@ -203,6 +204,39 @@ void Node::resync_outdated_peers() {
     actions_.push_back(Disconnect{peer.status.node_id, "reconnecting to resync Outdated peer " +
                                                            peer.status.name});
     peer_lost(peer, ConnectionState::protocol_error);
+  }
+}
+
+// As an Outdated or Inconsistent node that no resync is bringing up: when no UpToDate Primary
+// will resync us (we follow a Primary without a disk, which writes through its UpToDate peers,
+// or its disk failed during our resync, or there is no Primary), the lowest UpToDate
+// established peer is asked through a new handshake, once per connection. Not while a Primary
+// we cannot reach writes without us (outdate_if_weak would take us Outdated again).
+void Node::resync_from_up_to_date_peer() {
+  if (disk_state_ != DiskState::outdated && disk_state_ != DiskState::inconsistent) return;
+  if (role_ != Role::secondary) return;
+  bool primary_connected = false;
+  bool weak = false;
+  for (const Peer& peer : peers_) {
+    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (receives_resync(peer.status.replication) || peer.resync_deferred) return;
+    if (peer.status.role == Role::primary) {
+      if (peer.status.disk == DiskState::up_to_date) return;
+      primary_connected = true;
+    }
+    weak = weak || (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
+  }
+  if (weak && !primary_connected) return;
+  for (Peer& peer : peers_) {
+    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (!peer.state_received || peer.resync_deferred || peer.outdated_handshake_rerun) continue;
+    if (peer.status.replication != ReplicationState::established) continue;
+    if (peer.status.disk != DiskState::up_to_date) continue;
+    actions_.push_back(Disconnect{peer.status.node_id,
+                                  "reconnecting to resync from UpToDate peer " + peer.status.name});
+    peer_lost(peer, ConnectionState::protocol_error);
+    peer.outdated_handshake_rerun = true;
+    return;
   }
 }
 
@@ -360,7 +394,7 @@ void Node::refuse_connection(Peer& peer, const HandshakeDecision& decision) {
                              " name:" + config_.resource_name + " peer-node-id:" +
                              std::to_string(peer.status.node_id.value) + " conn-name:" +
                              peer.status.name + " local-generations:" + mine +
-                             " peer-generations:" + theirs});
+                             " peer-generations:" + theirs + " reason:\"" + what + "\""});
   }
   const bool retry = decision.outcome == HandshakeOutcome::retry_connect;
   actions_.push_back(Disconnect{peer.status.node_id, reason, retry});

@@ -542,4 +542,10 @@ std::span<const StateRuleInfo> state_rules() {
   return infos;
 }
 
+bool receives_resync(ReplicationState state) {
+  return state == ReplicationState::sync_target ||
+         state == ReplicationState::paused_sync_target ||
+         state == ReplicationState::wait_bitmap_target;
+}
+
 }  // namespace ditto::core

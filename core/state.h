@@ -108,4 +108,7 @@ std::span<const StateRuleInfo> state_rules();
 // UpToDate peer we replicate with (§1.7 invariant 1).
 bool has_accessible_up_to_date_data(const ClusterState& state);
 
+// This side of a peer device receives a resync: SyncTarget, PausedSyncT or WFBitMapT.
+bool receives_resync(ReplicationState state);
+
 }  // namespace ditto::core

@@ -162,6 +162,34 @@ TEST(RegressionResync, ReleasingWritesFromALostNodeZeroTouchesOnlyConfiguredPeer
 // flag has_quorum): a node restarted after a crash read as "restarted behind" to its peer for
 // ever, so neither side became a resync source and both stayed Connecting (365 of 1000 swarm
 // seeds). Replay: ditto-sim run --seed 991 --swarm --ops 400 (shrinks to one crash, 2 operations)
+// Found when the liveness oracle began to require every node with a disk to end UpToDate (not
+// only Connected). Bug: an Outdated Secondary whose Primary had lost its disk (a diskless
+// Primary writes through its UpToDate peers) stayed Outdated for good: only an UpToDate
+// Primary resynced an Outdated peer. Fixed: an Outdated node that no UpToDate Primary will
+// resync reruns the handshake with its lowest UpToDate peer, once per connection, unless a
+// Primary it cannot reach writes without it (resync_from_up_to_date_peer).
+// Replay: ditto-sim run --seed 113 --swarm --ops 400
+TEST(RegressionLiveness, AnOutdatedNodeResyncsFromAnUpToDateSecondaryWhenThePrimaryHasNoDisk) {
+  expect_swarm_seeds_pass({113, 152, 211});
+}
+
+// Bug: a SyncTarget whose source detached its disk mid-resync (EIO) stayed Inconsistent,
+// connected to UpToDate Secondaries that never offered a resync. Fixed: the same rule covers
+// an Inconsistent node that no resync is bringing up.
+// Replay: ditto-sim run --seed 286 --swarm --ops 400
+TEST(RegressionLiveness, AnInconsistentNodeWhoseSourceLostItsDiskResyncsFromAnotherNode) {
+  expect_swarm_seeds_pass({28, 286});
+}
+
+// Bug: the source's report that its disk was gone already ended the resync (the state rules
+// take a Diskless peer out of SyncSource), so the target never ran the resyncs deferred behind
+// it and stayed Inconsistent. Fixed: check_resync_source drops that connection all the same
+// and reruns the deferred handshakes.
+// Replay: ditto-sim run --seed 92 --swarm --ops 400
+TEST(RegressionLiveness, ResyncsDeferredBehindASourceThatLostItsDiskRunAgain) {
+  expect_swarm_seeds_pass({92, 187});
+}
+
 TEST(RegressionFlags, ARestartedNodeReconnectsWithQuorumOff) {
   expect_swarm_seeds_pass({991, 988, 999});
 }
