@@ -192,6 +192,8 @@ struct CommonFlags {
   bool reference_workload = false;
   std::string quorum;
   std::string on_no_quorum;
+  std::int64_t liveness_bound_ms = 0;  // 0: keep the default
+  std::int64_t resync_bound_ms = 0;
 };
 
 void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
@@ -215,6 +217,14 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
   command->add_option("--quorum", flags.quorum, "quorum on every node: off, majority, all or N");
   command->add_option("--on-no-quorum", flags.on_no_quorum,
                       "with --quorum: io-error or suspend-io (default suspend-io)");
+  command->add_option("--liveness-bound-ms", flags.liveness_bound_ms,
+                      "simulated ms after the faults stop by which every live pair must be "
+                      "Connected (default 5000)")
+      ->check(CLI::PositiveNumber);
+  command->add_option("--resync-bound-ms", flags.resync_bound_ms,
+                      "simulated ms after the faults stop by which every live node with a disk "
+                      "must be UpToDate (default 30000)")
+      ->check(CLI::PositiveNumber);
   command->add_flag("--reference-workload", flags.reference_workload,
                     "4 KiB random writes only, at queue depth 8 (the benchmark workload)");
 }
@@ -256,6 +266,10 @@ ditto::Status apply_common(SimOptions& options, const CommonFlags& flags, CLI::A
                                       ? ditto::core::OnNoQuorum::io_error
                                       : ditto::core::OnNoQuorum::suspend_io;
   }
+  if (flags.liveness_bound_ms > 0) {
+    options.liveness_bound = ditto::Duration::from_ms(flags.liveness_bound_ms);
+  }
+  if (flags.resync_bound_ms > 0) options.resync_bound = ditto::Duration::from_ms(flags.resync_bound_ms);
   if (flags.reference_workload) {
     options.workload.read_percent = 0;
     options.workload.flush_percent = 0;

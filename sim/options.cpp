@@ -55,6 +55,9 @@ Status validate(const SimOptions& options) {
   if (options.liveness_bound < Duration::from_ms(1)) {
     return Error{"the liveness bound must be at least 1 ms"};
   }
+  if (options.resync_bound < options.liveness_bound) {
+    return Error{"the resync bound must be at least the liveness bound"};
+  }
   for (const HelperScript& script : options.helper_scripts) {
     if (script.node >= options.nodes || script.helper.empty() || script.exit_code < 0 ||
         script.exit_code > 255) {
@@ -79,6 +82,21 @@ Status validate(const SimOptions& options) {
   return Status::success();
 }
 
+namespace {
+// The liveness flags, when they differ from the defaults.
+std::string bound_flags(const SimOptions& options) {
+  const SimOptions defaults;
+  std::string flags;
+  if (options.liveness_bound != defaults.liveness_bound) {
+    flags += " --liveness-bound-ms " + std::to_string(options.liveness_bound.ns / 1'000'000);
+  }
+  if (options.resync_bound != defaults.resync_bound) {
+    flags += " --resync-bound-ms " + std::to_string(options.resync_bound.ns / 1'000'000);
+  }
+  return flags;
+}
+}  // namespace
+
 std::string replay_command(const SimOptions& options) {
   std::string command = "ditto-sim run --seed " + std::to_string(options.seed);
   if (options.swarm_operations_max != 0) {
@@ -92,7 +110,7 @@ std::string replay_command(const SimOptions& options) {
       if (!list.empty()) list += ",";
       list += netem::name(static_cast<netem::FaultClass>(position));
     }
-    return list.empty() ? command : command + " --without " + list;
+    return (list.empty() ? command : command + " --without " + list) + bound_flags(options);
   }
   command += " --nodes " + std::to_string(options.nodes) + " --ops " +
              std::to_string(options.workload.operations);
@@ -111,7 +129,7 @@ std::string replay_command(const SimOptions& options) {
     command += " --quorum " + core::to_string(options.quorum.quorum) + " --on-no-quorum " +
                std::string(core::to_string(options.quorum.on_no_quorum));
   }
-  return command;
+  return command + bound_flags(options);
 }
 
 SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,

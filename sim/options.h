@@ -99,8 +99,11 @@ struct SimOptions {
   // After the workload is done every fault is healed and the cluster runs this much longer.
   Duration settle_time = Duration::from_ms(500);
   // Liveness oracle: after the faults stop, every live node must be connected to every live
-  // peer within this much simulated time.
+  // peer within liveness_bound of simulated time, and every live node with a disk UpToDate
+  // (its resync finished) within resync_bound. A full resync over the slowest links the sim
+  // draws takes several seconds, so the second bound is the longer one.
   Duration liveness_bound = Duration::from_ms(5'000);
+  Duration resync_bound = Duration::from_ms(30'000);
   // Set by swarm_options: the --ops bound the swarm drew from (for the replay command).
   std::uint64_t swarm_operations_max = 0;
   // Fault classes the swarm must leave out (--without), non-zero entries.

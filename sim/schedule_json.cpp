@@ -58,6 +58,7 @@ json options_json(const SimOptions& options) {
               {"stall_timeout_ns", options.stall_timeout.ns},
               {"settle_time_ns", options.settle_time.ns},
               {"liveness_bound_ns", options.liveness_bound.ns},
+              {"resync_bound_ns", options.resync_bound.ns},
               {"swarm_operations_max", options.swarm_operations_max},
               {"fencing", core::to_string(options.fencing)},
               {"helper_delay_ns", options.helper_delay.ns},
@@ -230,6 +231,7 @@ Result<SimOptions> options_from_json(const json& object) {
   DITTO_TRY(read.duration("stall_timeout_ns", options.stall_timeout));
   DITTO_TRY(read.duration("settle_time_ns", options.settle_time));
   DITTO_TRY(read.integer("liveness_bound_ns", options.liveness_bound.ns, false));
+  DITTO_TRY(read.integer("resync_bound_ns", options.resync_bound.ns, false));
   DITTO_TRY(read.integer("swarm_operations_max", options.swarm_operations_max, false));
   const auto faults = object.find("faults");
   if (faults == object.end() || !faults->is_object()) {

@@ -197,7 +197,9 @@ class Simulation {
   // Liveness oracle (simulation_liveness.cpp).
   void start_liveness_checks();
   void on_liveness_check();
-  std::optional<std::string> liveness_unmet() const;
+  bool left_to_operator(std::uint8_t first, std::uint8_t second) const;
+  std::optional<std::string> connection_unmet() const;
+  std::optional<std::string> resync_unfinished() const;
   void set_partition(const FaultEvent& fault, bool on);
   // The split-brain scenario and StandAlone (simulation_split_brain.cpp).
   bool standalone(std::uint8_t node, std::uint8_t peer) const;
@@ -267,6 +269,7 @@ class Simulation {
   std::array<NodeClock, sim_nodes_max> clocks_{};
   std::optional<Instant> healed_at_;  // when the faults stopped (liveness oracle)
   bool liveness_checked_ = false;
+  bool connected_since_heal_ = false;  // the liveness oracle saw every pair Connected
   // dropped_by_core_[node][peer]: node's core disconnected from peer itself (a refused
   // handshake, a protocol error) in its current incarnation.
   std::array<std::array<bool, sim_nodes_max>, sim_nodes_max> dropped_by_core_{};

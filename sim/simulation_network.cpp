@@ -245,6 +245,11 @@ void Simulation::deliver(const SimEvent& event) {
     nodes_[event.node]->payloads_held += 1;
   }
   result_.messages_delivered += 1;
+  if (trace_) {
+    trace(event.node, "recv " +
+                          std::string(wire::to_string(wire::type_of(decoded_frame->message))) +
+                          " from " + node_name(event.peer));
+  }
   nodes_[event.node]->core->on_message(clock_of(event.node), NodeId{event.peer},
                                        decoded_frame->message, payload);
   drain(event.node);
