@@ -243,6 +243,45 @@ TEST(NodeQuorum, ASuspendedPrimaryMeetingANewerPrimaryStepsDownWithForceSecondar
   EXPECT_EQ(split_brain_events(cluster), 0);
 }
 
+// Swarm seed 564 with quorum: the Primary (node 0) lost node 1 while node 1 did not notice
+// (it still saw node 0 as its connected Primary), kept quorum through node 2 and acknowledged
+// writes on nodes 0 and 2 only. Node 2 forwarded that node 1 was weak, but node 1 ignored it
+// because it believed it was connected to the Primary; then node 0 died, node 2 stopped
+// forwarding, and node 1, UpToDate in its own view and quorate with node 2, was promoted
+// without the writes. What a peer forwards of the Primary's own view wins: node 1 outdates
+// itself as soon as it learns that the Primary writes without it.
+TEST(NodeQuorum, ASecondaryThatMissedLosingThePrimaryOutdatesItselfWhenToldItIsWeak) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+
+  // Node 0 notices that its link to node 1 is gone; node 1 does not yet.
+  cluster.cut_links = {{0, 1}, {1, 0}};
+  cluster.nodes[0].on_connection_down(cluster.now, node_id(1));
+  cluster.settle();
+  // Node 2 forwards that node 1 is weak: node 1 drops the dead connection and outdates itself.
+  EXPECT_NE(cluster.nodes[1].peer(node_id(0))->connection, ConnectionState::connected);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());
+  cluster.write(0, 2, 8, 12);  // on nodes 0 and 2 only
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+
+  // Node 0 dies; node 2 notices first, then node 1 (if it had not dropped the link itself).
+  cluster.disconnect(0, 2);
+  cluster.nodes[1].on_connection_down(cluster.now, node_id(0));
+  cluster.settle();
+  EXPECT_TRUE(cluster.nodes[1].have_quorum());
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+  const AdminResult refused = cluster.nodes[1].on_admin(cluster.now, Promote{});
+  EXPECT_FALSE(refused.ok) << "node 1 lacks write 2 but was promoted";
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  cluster.promote(2);  // the node that has every acknowledged write
+}
+
 TEST(NodeQuorum, TiebreakerKeepsBothDiskfulNodesQuorateAndTheSecondaryOutdatesItself) {
   Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error, 2);
   cluster.connect_all();
