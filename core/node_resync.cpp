@@ -115,6 +115,8 @@ void Node::bump_generation_if_pending() {
   // Without quorum a Primary starts no generation: the partition with quorum may move on, and
   // ours must stay its ancestor (made when quorum returns, node_quorum.cpp).
   if (!have_quorum_) return;
+  // Nor before the peers it still sees confirmed a lost one (node_quorum.cpp).
+  if (confirming_lost_peer()) return;
   // Nor while its I/O is frozen for fencing: the handler may yet say the peer is Primary (§7).
   if (io_suspended_for_fencing()) return;
   // An UpToDate diskful node starts a generation; so does a diskless Primary (§3.2: it
