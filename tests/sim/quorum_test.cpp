@@ -172,18 +172,35 @@ TEST(QuorumRegression, APromotionWithQuorumLosesNoAcknowledgedWrite) {
   }
 }
 
-// A split brain between a restarted node and the quorum side stays unresolved (both sides
-// report resolution:disconnect; the side with quorum should become the source). The reports
-// now name both sides' quorum: in most of these neither side had quorum when they decided
-// (local-quorum:no peer-quorum:no), and several are rule history-both, which §3.5 step 6
-// resolves only with always-asbp; see the session report before changing core or oracle.
-TEST(QuorumRegression, DISABLED_TheSideWithQuorumResolvesASplitBrain) {
-  for (const std::uint64_t seed : {62u, 146u, 173u, 232u, 435u, 574u, 759u, 882u}) {
+// Split brains with quorum on, left unresolved (both sides report resolution:disconnect, mostly
+// neither with quorum). Root cause of these seeds: a Primary that lost a peer kept counting
+// another whose link had already gone silent (undetected), so with "quorum" it started a new
+// generation with its next write, a write that could never be acknowledged; then it noticed the
+// silent peer was gone, lost quorum, and the reachable majority promoted and started its own
+// generation from the same ancestor. A Primary now confirms a lost peer with the peers it still
+// sees before it starts a generation or acknowledges a write (core: confirm_lost_peer,
+// NodeQuorum.APrimaryStartsNoGenerationWithQuorumThroughAPeerWhoseLinkWentSilent).
+TEST(QuorumRegression, TheSideWithQuorumResolvesASplitBrain) {
+  for (const std::uint64_t seed : {62u, 173u, 232u, 435u, 574u, 759u, 882u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
     const RunResult result = run_simulation(options);
-    EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
-    EXPECT_EQ(result.violation_count, 0u) << describe(result);
+    EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << seed << "\n" << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << seed << "\n" << describe(result);
+  }
+}
+
+// Not fixed yet, hence DISABLED_. 912 (4 nodes) ends with a history-both split brain where each
+// side has the other's current UUID in its history (node1 moved from 6D0A.. back to 6795..): a
+// resync or adoption that took an older generation, not yet analysed. 856 is bitmap-both after
+// a restart, 146 history-both with both sides claiming quorum; see the session report.
+TEST(QuorumRegression, DISABLED_TheSideWithQuorumResolvesASplitBrainInTheRemainingSeeds) {
+  for (const std::uint64_t seed : {146u, 856u, 912u}) {
+    const SimOptions options = swarm_options(seed, 400, {}, true);
+    ASSERT_TRUE(options.quorum.enabled());
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << seed << "\n" << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << seed << "\n" << describe(result);
   }
 }
 
