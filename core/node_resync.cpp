@@ -186,11 +186,22 @@ std::uint32_t Node::followed_primary_weak_nodes() const {
 void Node::outdate_if_weak() {
   if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
   bool weak = false;
+  bool weak_and_behind = false;  // and the peer that says so has a generation we lack
+  bool following_primary = false;
   for (const Peer& peer : peers_) {
     if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
-    weak = weak || (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
+    following_primary = following_primary || peer.status.role == Role::primary;
+    const bool says_weak = (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
+    weak = weak || says_weak;
+    weak_and_behind = weak_and_behind ||
+                      (says_weak && comparable_current(peer.status.generation) !=
+                                        comparable_current(generations_.uuids.current));
   }
   if (!weak) return;
+  // Still connected to a Primary: a forwarded mask may be older than our connection (it named
+  // us before that Primary resynced us); only a peer in a generation we lack proves that the
+  // Primary went on without us.
+  if (!weak_and_behind && following_primary) return;
   for (Peer& peer : peers_) {
     if (!peer.configured || peer.status.connection != ConnectionState::connected ||
         peer.status.role != Role::primary) {
@@ -256,6 +267,14 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   }
   receive_new_current_uuid(generations_.uuids, state.uuids.current, weak, tracked & ~weak,
                            disk_state_ == DiskState::up_to_date);
+  // Forwarded to our other peers (§3.2): a weak one learns that the Primary moved on without
+  // it even if its own link to the Primary has not failed yet (outdate_if_weak).
+  for (const Peer& other : peers_) {
+    if (&other != &peer && other.configured &&
+        other.status.connection == ConnectionState::connected) {
+      send_state(other);
+    }
+  }
 }
 
 // The SyncTarget reports UpToDate with our current UUID: its resync from us is complete.

@@ -262,13 +262,14 @@ TEST(NodeQuorum, ASecondaryThatMissedLosingThePrimaryOutdatesItselfWhenToldItIsW
   cluster.cut_links = {{0, 1}, {1, 0}};
   cluster.nodes[0].on_connection_down(cluster.now, node_id(1));
   cluster.settle();
-  // Node 2 forwards that node 1 is weak: node 1 drops the dead connection and outdates itself.
-  EXPECT_NE(cluster.nodes[1].peer(node_id(0))->connection, ConnectionState::connected);
-  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
   EXPECT_TRUE(cluster.nodes[0].have_quorum());
-  cluster.write(0, 2, 8, 12);  // on nodes 0 and 2 only
+  cluster.write(0, 2, 8, 12);  // on nodes 0 and 2 only, in a new generation
   cluster.settle();
   ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  // Node 2 forwards that node 1 is weak, in a generation node 1 lacks: node 1 drops the dead
+  // connection and outdates itself.
+  EXPECT_NE(cluster.nodes[1].peer(node_id(0))->connection, ConnectionState::connected);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
 
   // Node 0 dies; node 2 notices first, then node 1 (if it had not dropped the link itself).
   cluster.disconnect(0, 2);

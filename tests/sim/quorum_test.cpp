@@ -172,6 +172,18 @@ TEST(QuorumRegression, APromotionWithQuorumLosesNoAcknowledgedWrite) {
   }
 }
 
+// Swarm quorum seed 842, a livelock the fix for seed 564 first caused: node3 finished its
+// resync from the Primary and at once dropped it again, because another Secondary still
+// forwarded the Primary's older weak mask naming node3; Outdated, it reconnected, resynced and
+// dropped again until the liveness bound. A Secondary connected to a Primary now acts on a
+// forwarded mask only when the forwarding peer is in a generation it lacks.
+TEST(QuorumRegression, AResyncedSecondaryIsNotDroppedForAWeakMaskOlderThanItsResync) {
+  const SimOptions options = swarm_options(842, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 // Split brains with quorum on, left unresolved (both sides report resolution:disconnect, mostly
 // neither with quorum). Root cause of these seeds: a Primary that lost a peer kept counting
 // another whose link had already gone silent (undetected), so with "quorum" it started a new
@@ -181,7 +193,7 @@ TEST(QuorumRegression, APromotionWithQuorumLosesNoAcknowledgedWrite) {
 // sees before it starts a generation or acknowledges a write (core: confirm_lost_peer,
 // NodeQuorum.APrimaryStartsNoGenerationWithQuorumThroughAPeerWhoseLinkWentSilent).
 TEST(QuorumRegression, TheSideWithQuorumResolvesASplitBrain) {
-  for (const std::uint64_t seed : {62u, 173u, 232u, 435u, 574u, 759u, 882u}) {
+  for (const std::uint64_t seed : {62u, 173u, 232u, 435u, 574u, 759u, 882u, 912u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
     const RunResult result = run_simulation(options);
@@ -190,12 +202,14 @@ TEST(QuorumRegression, TheSideWithQuorumResolvesASplitBrain) {
   }
 }
 
-// Not fixed yet, hence DISABLED_. 912 (4 nodes) ends with a history-both split brain where each
-// side has the other's current UUID in its history (node1 moved from 6D0A.. back to 6795..): a
-// resync or adoption that took an older generation, not yet analysed. 856 is bitmap-both after
-// a restart, 146 history-both with both sides claiming quorum; see the session report.
+// 912 (4 nodes: each side ended with the other's current UUID in its history) passes since a
+// Secondary forwards a generation it adopted from its Primary to its other peers.
+// Not fixed yet, hence DISABLED_: 856 bitmap-both after a restart, 146 history-both with both
+// sides claiming quorum, and 583 (3 nodes, history-both) and 783 (4 nodes, bitmap-both around a
+// Primary whose disk failed: Diskless-Primary generations), which failed only after the fixes
+// above changed their timing; see the session report.
 TEST(QuorumRegression, DISABLED_TheSideWithQuorumResolvesASplitBrainInTheRemainingSeeds) {
-  for (const std::uint64_t seed : {146u, 856u, 912u}) {
+  for (const std::uint64_t seed : {146u, 583u, 783u, 856u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
     const RunResult result = run_simulation(options);
