@@ -172,52 +172,6 @@ std::uint32_t Node::followed_primary_weak_nodes() const {
   return 0;
 }
 
-// A Secondary peer forwarded the weak nodes of its Primary. If we are one of them, a Primary
-// writes without us: our data is behind, so we outdate ourselves (§1.7 invariant 2: "a
-// Secondary that learns of a Primary it is not directly connected to outdates itself").
-// That holds even while our own connection to that Primary still looks up: the Primary
-// already dropped it and we have not noticed yet, so we drop it too (as DRBD's cluster-wide
-// "lost peer" change would) and reconnect; the new handshake resyncs us. Swarm seed 564:
-// waiting for our side to notice let the forwarding peer lose the Primary first, and we
-// stayed UpToDate, quorate and promotable without the writes it acknowledged meanwhile.
-// Checked when such a report arrives and when we lose our own Primary (the report may have
-// come first). The resync comes when we reach that Primary, or an UpToDate node that becomes
-// Primary (resync_outdated_peers).
-void Node::outdate_if_weak() {
-  if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
-  bool weak = false;
-  bool weak_and_behind = false;  // and the peer that says so has a generation we lack
-  bool following_primary = false;
-  for (const Peer& peer : peers_) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
-    following_primary = following_primary || peer.status.role == Role::primary;
-    const bool says_weak = (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
-    weak = weak || says_weak;
-    weak_and_behind = weak_and_behind ||
-                      (says_weak && comparable_current(peer.status.generation) !=
-                                        comparable_current(generations_.uuids.current));
-  }
-  if (!weak) return;
-  // Still connected to a Primary: a forwarded mask may be older than our connection (it named
-  // us before that Primary resynced us); only a peer in a generation we lack proves that the
-  // Primary went on without us.
-  if (!weak_and_behind && following_primary) return;
-  for (Peer& peer : peers_) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected ||
-        peer.status.role != Role::primary) {
-      continue;
-    }
-    actions_.push_back(Disconnect{peer.status.node_id, "Primary " + peer.status.name +
-                                                           " writes without us (a peer says)"});
-    peer_lost(peer, ConnectionState::network_failure);  // its end outdates us (we are weak)
-  }
-  if (disk_state_ != DiskState::up_to_date) return;
-  ClusterState proposed = cluster_state();
-  proposed.disk = DiskState::outdated;
-  if (!change_state(proposed, false).ok()) return;
-  send_state_to_connected_peers();
-}
-
 // As an UpToDate Primary: an established peer that is Outdated (it outdated itself while we
 // could not reach it, or it restarted) gets its resync through a new handshake.
 void Node::resync_outdated_peers() {
