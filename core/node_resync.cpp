@@ -116,6 +116,8 @@ void Node::bump_generation_if_pending() {
   // Without quorum a Primary starts no generation: the partition with quorum may move on, and
   // ours must stay its ancestor (made when quorum returns, node_quorum.cpp).
   if (!have_quorum_) return;
+  // Nor before the peers it still sees confirmed a lost one (node_quorum.cpp).
+  if (confirming_lost_peer()) return;
   // Nor while its I/O is frozen for fencing: the handler may yet say the peer is Primary (§7).
   if (io_suspended_for_fencing()) return;
   // An UpToDate diskful node starts a generation; so does a diskless Primary (§3.2: it
@@ -169,27 +171,6 @@ std::uint32_t Node::followed_primary_weak_nodes() const {
     }
   }
   return 0;
-}
-
-// A Secondary peer forwarded the weak nodes of its Primary. If we are one of them and reach no
-// Primary ourselves, a Primary writes without us: our data is behind, so we outdate ourselves
-// (§1.7 invariant 2: "a Secondary that learns of a Primary it is not directly connected to
-// outdates itself"). Checked when such a report arrives and when we lose our own Primary (the
-// report may have come first). The resync comes when we reach that Primary, or an UpToDate
-// node that becomes Primary (resync_outdated_peers).
-void Node::outdate_if_weak() {
-  if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
-  bool weak = false;
-  for (const Peer& peer : peers_) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
-    if (peer.status.role == Role::primary) return;
-    weak = weak || (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
-  }
-  if (!weak) return;
-  ClusterState proposed = cluster_state();
-  proposed.disk = DiskState::outdated;
-  if (!change_state(proposed, false).ok()) return;
-  send_state_to_connected_peers();
 }
 
 // As an UpToDate Primary: an established peer that is Outdated (it outdated itself while we
@@ -274,6 +255,14 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   }
   receive_new_current_uuid(generations_.uuids, state.uuids.current, weak, tracked & ~weak,
                            disk_state_ == DiskState::up_to_date);
+  // Forwarded to our other peers (§3.2): a weak one learns that the Primary moved on without
+  // it even if its own link to the Primary has not failed yet (outdate_if_weak).
+  for (const Peer& other : peers_) {
+    if (&other != &peer && other.configured &&
+        other.status.connection == ConnectionState::connected) {
+      send_state(other);
+    }
+  }
 }
 
 // The SyncTarget reports UpToDate with our current UUID: its resync from us is complete.

@@ -243,6 +243,105 @@ TEST(NodeQuorum, ASuspendedPrimaryMeetingANewerPrimaryStepsDownWithForceSecondar
   EXPECT_EQ(split_brain_events(cluster), 0);
 }
 
+// Swarm seed 564 with quorum: the Primary (node 0) lost node 1 while node 1 did not notice
+// (it still saw node 0 as its connected Primary), kept quorum through node 2 and acknowledged
+// writes on nodes 0 and 2 only. Node 2 forwarded that node 1 was weak, but node 1 ignored it
+// because it believed it was connected to the Primary; then node 0 died, node 2 stopped
+// forwarding, and node 1, UpToDate in its own view and quorate with node 2, was promoted
+// without the writes. What a peer forwards of the Primary's own view wins: node 1 outdates
+// itself as soon as it learns that the Primary writes without it.
+TEST(NodeQuorum, ASecondaryThatMissedLosingThePrimaryOutdatesItselfWhenToldItIsWeak) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+
+  // Node 0 notices that its link to node 1 is gone; node 1 does not yet.
+  cluster.cut_links = {{0, 1}, {1, 0}};
+  cluster.nodes[0].on_connection_down(cluster.now, node_id(1));
+  cluster.settle();
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());
+  cluster.write(0, 2, 8, 12);  // on nodes 0 and 2 only, in a new generation
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  // Node 2 forwards that node 1 is weak, in a generation node 1 lacks: node 1 drops the dead
+  // connection and outdates itself.
+  EXPECT_NE(cluster.nodes[1].peer(node_id(0))->connection, ConnectionState::connected);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+
+  // Node 0 dies; node 2 notices first, then node 1 (if it had not dropped the link itself).
+  cluster.disconnect(0, 2);
+  cluster.nodes[1].on_connection_down(cluster.now, node_id(0));
+  cluster.settle();
+  EXPECT_TRUE(cluster.nodes[1].have_quorum());
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+  const AdminResult refused = cluster.nodes[1].on_admin(cluster.now, Promote{});
+  EXPECT_FALSE(refused.ok) << "node 1 lacks write 2 but was promoted";
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  cluster.promote(2);  // the node that has every acknowledged write
+}
+
+// Swarm quorum seeds 759 and 62: the Primary (node 0) lost node 1 while its link to node 2 had
+// already gone silent, undetected. Counting node 2, it kept quorum and started a new generation
+// with the next write (which could never be acknowledged: node 2 did not answer); then it
+// noticed node 2 was gone too and lost quorum. Nodes 1 and 2 promoted and started their own
+// generation from the old one: when node 0 came back, both sides had moved on from a common
+// ancestor, an unresolvable split brain. Now node 0 freezes its I/O until the peers it still
+// sees confirm the loss; node 2 never does, so no generation starts on node 0's side.
+TEST(NodeQuorum, APrimaryStartsNoGenerationWithQuorumThroughAPeerWhoseLinkWentSilent) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  const std::uint64_t generation_before = cluster.nodes[0].generation();
+
+  cluster.cut_links = {{0, 2}, {2, 0}};  // silent: neither side notices yet
+  cluster.disconnect(0, 1);
+  cluster.write(0, 2, 8, 12);
+  cluster.settle();
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());  // node 2 still counts
+  EXPECT_FALSE(cluster.completion_of(2).has_value()) << "acknowledged without node 2";
+  EXPECT_EQ(cluster.nodes[0].generation(), generation_before);
+
+  // Node 0's transport notices node 2 is gone: no quorum, the frozen write fails.
+  cluster.nodes[0].on_connection_down(cluster.now, node_id(2));
+  cluster.nodes[2].on_connection_down(cluster.now, node_id(0));
+  cluster.cut_links.clear();
+  cluster.settle();
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::io_error);
+  EXPECT_EQ(cluster.nodes[0].generation(), generation_before);
+
+  // The majority promotes and moves on; the healed node 0 resyncs from it.
+  cluster.promote(1);
+  cluster.write(1, 3, 16, 13);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  ASSERT_TRUE(cluster.nodes[0].on_admin(cluster.now, Demote{}).ok);
+  reconnect_all(cluster);
+  EXPECT_EQ(split_brain_events(cluster), 0);
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[0].generation() & ~uuid_primary_bit,
+            cluster.nodes[1].generation() & ~uuid_primary_bit);
+}
+
+TEST(NodeQuorum, APrimaryThatLostAPeerResumesWritesOnceTheOthersConfirm) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  const std::uint64_t generation_before = cluster.nodes[0].generation();
+  cluster.disconnect(0, 1);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  EXPECT_NE(cluster.nodes[0].generation(), generation_before);  // node 1 missed it
+  EXPECT_GE(cluster.count_sent(0, wire::MessageType::twopc_prepare), 1);
+}
+
 TEST(NodeQuorum, TiebreakerKeepsBothDiskfulNodesQuorateAndTheSecondaryOutdatesItself) {
   Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error, 2);
   cluster.connect_all();
