@@ -35,6 +35,10 @@ inline constexpr std::uint64_t sync_target = 1u << 11;
 // may have lost writes it had acknowledged (lost unflushed writes): its newer generation does
 // not make it a source toward an UpToDate peer.
 inline constexpr std::uint64_t restarted_behind = 1ull << 40;
+// ditto's own (DRBD sends its user_isp in P_STATE): the sender's user paused the resync with
+// the receiver (pause-sync), which shows it as resync-suspended:peer. Not part of the
+// handshake's decision (a peer that does not know the bit ignores it: no version change).
+inline constexpr std::uint64_t resync_paused_by_user = 1ull << 41;
 }  // namespace uuid_flag
 
 struct Generations {

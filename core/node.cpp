@@ -419,7 +419,8 @@ void Node::send_state(const Peer& peer, std::uint64_t extra_flags, std::uint32_t
   report.role = role_;
   report.disk_state = disk_state_;
   report.uuids = generations_.uuids;
-  report.uuid_flags = uuid_flags_toward(peer) | quorum_uuid_flags() | extra_flags;
+  report.uuid_flags = uuid_flags_toward(peer) | quorum_uuid_flags() | extra_flags |
+                      (peer.status.resync_suspended_user ? uuid_flag::resync_paused_by_user : 0);
   // A Primary always names the nodes it does not replicate to: its Secondaries mark the writes
   // they receive out of sync toward those nodes too (they may resync them later).
   // A Secondary forwards its Primary's: a node the Primary cannot reach learns it is behind.
@@ -465,6 +466,12 @@ std::optional<PeerStatus> Node::peer(NodeId peer_id) const {
 const Bitmap& Node::bitmap_toward(NodeId peer_id) const {
   DITTO_ASSERT(peer_id.value <= node_id_max && peers_[peer_id.value].configured);
   return *peers_[peer_id.value].bitmap;
+}
+
+std::string PeerStatus::resync_suspended_text() const {
+  if (resync_suspended_user && resync_suspended_peer) return "user,peer";
+  if (resync_suspended_user) return "user";
+  return resync_suspended_peer ? "peer" : "no";
 }
 
 double PeerStatus::resync_percent_done() const {

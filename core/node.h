@@ -486,9 +486,20 @@ class Node {
   bool verify_block_message_valid(Peer& peer, Sector sector, std::uint32_t length_bytes,
                                   const char* what);
 
+  // pause-sync, resume-sync, new-current-uuid, detach (node_sync_admin.cpp).
+  AdminResult pause_sync(const PauseSync& command);
+  AdminResult resume_sync(const ResumeSync& command);
+  void apply_resync_suspension(Peer& peer);
+  void on_peer_pause_flag(Peer& peer, const wire::StateReport& state);
+  AdminResult new_current_uuid(const NewCurrentUuid& command);
+  bool may_skip_initial_sync(const Peer& peer) const;
+  void skip_initial_sync(bool just_created, std::uint32_t peers_mask);
+  void on_peer_skipped_initial_sync(Peer& peer, const wire::StateReport& state);
+  AdminResult detach();
+
   // State changes and promotion (node_state.cpp).
   StateChangeResult change_state(ClusterState proposed, bool hard, bool force = false);
-  void detach_local_disk();
+  void detach_local_disk(DiskState first_step = DiskState::failed);
   bool local_disk_detached() const { return disk_state_ <= DiskState::failed; }
   void commit_state(const ClusterState& old, const ClusterState& next);
   void set_connection(Peer& peer, ConnectionState state);
@@ -545,7 +556,8 @@ class Node {
   void emit_resource_event();
   void emit_device_event();
   void emit_connection_event(const Peer& peer);
-  void emit_peer_device_event(const Peer& peer);
+  // `show_suspension`: name resync-suspended even when it is `no` (it just changed to that).
+  void emit_peer_device_event(const Peer& peer, bool show_suspension = false);
 
   NodeConfig config_;
   Role role_ = Role::secondary;

@@ -286,8 +286,32 @@ struct Invalidate {
 struct InvalidateRemote {
   NodeId peer;
 };
+// drbdsetup pause-sync / resume-sync: the user's resync-suspend flag toward `peer`
+// (node_sync_admin.cpp). A resync with the peer runs only while neither side has it set; a paused
+// SyncSource / SyncTarget is PausedSyncS / PausedSyncT, and status shows resync-suspended:user
+// here and resync-suspended:peer on the peer. The flag outlives the resync and the connection:
+// a resync that starts later starts paused.
+struct PauseSync {
+  NodeId peer;
+};
+struct ResumeSync {
+  NodeId peer;
+};
+// drbdsetup new-current-uuid [--clear-bitmap]: a new current UUID (the bitmap UUIDs go to the
+// history). Without clear_bitmap only while no peer is connected. With clear_bitmap on a node
+// that was just created (current UUID 4) and whose connected peers are Established (skip the
+// initial sync, §3.2): every bitmap is cleared, this node and those peers become UpToDate, and
+// the peers adopt the new UUID (uuid_flag::skip_initial_sync in the StateReport).
+struct NewCurrentUuid {
+  bool clear_bitmap = false;
+};
+// drbdsetup detach: the local disk goes Detaching, then Diskless, and the peers learn it. A
+// Primary keeps serving writes through its UpToDate peers (as after on-io-error detach); a
+// Primary without one is refused (SS_NO_UP_TO_DATE_DISK): it would lose its data.
+struct Detach {};
 using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, Down, ResumeIo,
-                                  Verify, StopVerify, Invalidate, InvalidateRemote>;
+                                  Verify, StopVerify, Invalidate, InvalidateRemote, PauseSync,
+                                  ResumeSync, NewCurrentUuid, Detach>;
 
 // The outcome of an admin request; refusals carry DRBD's SS_* name and a sentence.
 //
@@ -328,6 +352,11 @@ struct PeerStatus {
   std::uint64_t verify_total_blocks = 0;
   std::uint64_t verify_done_blocks = 0;
   std::uint64_t verify_out_of_sync_blocks = 0;
+  // Why a resync with the peer is suspended: this node's pause-sync, the peer's.
+  bool resync_suspended_user = false;
+  bool resync_suspended_peer = false;
+  // drbdsetup's `resync-suspended:` value: "no", "user", "peer" or "user,peer".
+  std::string resync_suspended_text() const;
   // drbdsetup's `done:` percentage of the running resync or verify (100 when none runs).
   double resync_percent_done() const;
 };

@@ -189,6 +189,7 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
     return protocol_error(peer, std::string(to_string(result.code)) + ": " + result.message);
   }
   peer.state_received = true;
+  on_peer_pause_flag(peer, state);
   update_quorum();  // the report may change only what quorum counts (its flags)
   if (finished) {
     // The target adopted our generation: its slot and its bits are done with (§3.2).
@@ -200,6 +201,7 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
     // --discard-my-data is used up once a handshake got through with it.
     if (peer.status.connection == ConnectionState::connected) peer.discard_my_data = false;
   } else {
+    on_peer_skipped_initial_sync(peer, state);
     check_resync_source(peer, was_target && !finished);
   }
   if (peer.status.connection == ConnectionState::connected) outdate_if_weak();
@@ -537,6 +539,7 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   peer.forwarded_weak_nodes = 0;
   peer.resync_deferred = false;
   peer.outdated_handshake_rerun = false;
+  peer.status.resync_suspended_peer = false;  // its next StateReport says it again
   // Bump the epoch so acks for I/O from the old connection are never sent on a new one.
   connection_epochs_[peer.status.node_id.value] += 1;
   peer.hello_received = false;

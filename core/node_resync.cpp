@@ -80,8 +80,9 @@ std::uint64_t Node::local_uuid_flags() const {
 // state changed since its report retries (rule 0, initial-handshake-changed).
 const char* Node::resync_not_now(const Peer& peer, bool source) const {
   const wire::StateReport& sent = *peer.first_report_sent;
-  // The quorum flags are no part of the handshake's decision: quorum changes with it.
-  const std::uint64_t sent_flags = sent.uuid_flags & ~quorum_flag::all;
+  // The quorum and pause flags are no part of the handshake's decision: they change with it.
+  const std::uint64_t sent_flags =
+      sent.uuid_flags & ~quorum_flag::all & ~uuid_flag::resync_paused_by_user;
   if (sent.disk_state != disk_state_ || sent_flags != uuid_flags_toward(peer) ||
       comparable_current(sent.uuids.current) != comparable_current(generations_.uuids.current)) {
     return state_changed_reason;

@@ -40,6 +40,7 @@ ClusterState Node::cluster_state() const {
     view.role = peer.status.role;
     view.replication = peer.status.replication;
     view.disk = peer.status.disk;
+    view.resync_suspended = peer.status.resync_suspended_user || peer.status.resync_suspended_peer;
   }
   return state;
 }
@@ -105,9 +106,11 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
 // it from our StateReport. A Primary stays Primary and writes through its UpToDate peers; with
 // none, its writes fail (io_error), and reads are refused (no_data) either way. The node never
 // claims UpToDate again without a resync: it restarts Outdated (the driver's choice).
-void Node::detach_local_disk() {
+// A graceful detach (Detach, node_sync_admin.cpp) takes the same path through Detaching.
+void Node::detach_local_disk(DiskState first_step) {
   DITTO_ASSERT(!local_disk_detached());
-  for (const DiskState step : {DiskState::failed, DiskState::diskless}) {
+  DITTO_ASSERT(first_step == DiskState::failed || first_step == DiskState::detaching);
+  for (const DiskState step : {first_step, DiskState::diskless}) {
     ClusterState proposed = cluster_state();
     proposed.disk = step;
     // Resyncs end with the disk (a SyncSource or SyncTarget keeps its disk at least
@@ -167,6 +170,16 @@ AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
                                       [&](const InvalidateRemote& request) {
                                         return invalidate_remote(request);
                                       },
+                                      [&](const PauseSync& request) {
+                                        return pause_sync(request);
+                                      },
+                                      [&](const ResumeSync& request) {
+                                        return resume_sync(request);
+                                      },
+                                      [&](const NewCurrentUuid& request) {
+                                        return new_current_uuid(request);
+                                      },
+                                      [&](const Detach&) { return detach(); },
                                   },
                                   command);
   apply_quorum_changes(now);
@@ -520,12 +533,16 @@ void Node::emit_connection_event(const Peer& peer) {
                            " role:" + std::string(to_string(peer.status.role))});
 }
 
-void Node::emit_peer_device_event(const Peer& peer) {
+void Node::emit_peer_device_event(const Peer& peer, bool show_suspension) {
+  const std::string suspended = peer.status.resync_suspended_text();
   actions_.push_back(Event{"change peer-device name:" + config_.resource_name +
                            " peer-node-id:" + std::to_string(peer.status.node_id.value) +
                            " conn-name:" + peer.status.name + " volume:0 replication:" +
                            std::string(to_string(peer.status.replication)) +
-                           " peer-disk:" + std::string(to_string(peer.status.disk))});
+                           " peer-disk:" + std::string(to_string(peer.status.disk)) +
+                           (show_suspension || suspended != "no"
+                                ? " resync-suspended:" + suspended
+                                : std::string())});
 }
 
 }  // namespace ditto::core

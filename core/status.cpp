@@ -33,6 +33,9 @@ void append_peer(std::string& out, const PeerStatus& peer, StatusOptions options
     device_line += " done:" + std::to_string(hundredths / 100) + (fraction < 10 ? ".0" : ".") +
                    std::to_string(fraction);
   }
+  if (peer.resync_suspended_text() != "no" || options.verbose) {
+    device_line += " resync-suspended:" + peer.resync_suspended_text();
+  }
   if (options.statistics) {
     device_line += " received:" + kib(peer.received_bytes) + " sent:" + kib(peer.sent_bytes) +
                    " pending:" + std::to_string(peer.pending_writes);

@@ -22,7 +22,8 @@ struct DaemonCommands {
   std::string line;  // the command line to send, filled after parsing
 };
 void register_daemon_commands(CLI::App& app, DaemonCommands& commands);
-// verify, invalidate, invalidate-remote (control_client_sync.cpp).
+// verify, invalidate, invalidate-remote, pause-sync, resume-sync, new-current-uuid, detach,
+// attach (control_client_sync.cpp).
 void register_sync_commands(CLI::App& app, DaemonCommands& commands);
 // Registers connect [--discard-my-data] and disconnect (control_client_connection.cpp): their
 // argument is RES or RES:PEER, sent to the daemon as "RES PEER".

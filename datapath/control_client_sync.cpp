@@ -1,5 +1,6 @@
-// dittoadm verify / invalidate / invalidate-remote: drbdadm's argument forms (RES[:PEER]),
-// sent to the daemon as "<verb> RES [PEER] [--start S] [--stop]" (control_sync.h).
+// dittoadm verify / invalidate / invalidate-remote / pause-sync / resume-sync /
+// new-current-uuid / detach / attach: drbdadm's argument forms (RES[:PEER], or RES for the
+// volume's verbs), sent to the daemon as "<verb> RES [PEER] [options]" (control_sync.h).
 #include <unistd.h>
 
 #include <memory>
@@ -13,6 +14,7 @@ struct SyncFlags {
   std::string target;  // RES or RES:PEER
   std::uint64_t start_sector = 0;
   bool stop = false;
+  bool clear_bitmap = false;
 };
 
 // "RES:PEER" → "RES PEER"; the control path defaults as for the other commands.
@@ -28,6 +30,39 @@ std::string resource_words(const std::string& target, DaemonCommands& commands) 
   }
   if (colon == std::string::npos) return resource;
   return resource + " " + target.substr(colon + 1);
+}
+
+// A verb whose only argument is RES or RES:PEER.
+void add_target_verb(CLI::App& app, DaemonCommands& commands,
+                     const std::shared_ptr<SyncFlags>& flags, const std::string& verb,
+                     const std::string& description, const std::string& target_help) {
+  auto* command = app.add_subcommand(verb, description);
+  command->add_option("resource", flags->target, target_help)->required();
+  command->callback([flags, verb, &commands] {
+    commands.line = verb + " " + resource_words(flags->target, commands);
+  });
+}
+
+void register_volume_commands(CLI::App& app, DaemonCommands& commands,
+                              const std::shared_ptr<SyncFlags>& flags) {
+  add_target_verb(app, commands, flags, "pause-sync",
+                  "Pause the resync with a peer (resync-suspended:user) until resume-sync",
+                  "RES or RES:PEER");
+  add_target_verb(app, commands, flags, "resume-sync", "Resume a resync paused by pause-sync",
+                  "RES or RES:PEER");
+  auto* uuid = app.add_subcommand(
+      "new-current-uuid", "Start a new data generation (--clear-bitmap: skip the initial sync)");
+  uuid->add_option("resource", flags->target, "RES")->required();
+  uuid->add_flag("--clear-bitmap", flags->clear_bitmap,
+                 "Clear the bitmaps; on a just-created resource both sides become UpToDate");
+  uuid->callback([flags, &commands] {
+    commands.line = "new-current-uuid " + resource_words(flags->target, commands);
+    if (flags->clear_bitmap) commands.line += " --clear-bitmap";
+  });
+  add_target_verb(app, commands, flags, "detach",
+                  "Detach the local disk: Diskless, the peers serve the data", "RES");
+  add_target_verb(app, commands, flags, "attach", "Attach the local disk again (not supported yet)",
+                  "RES");
 }
 
 }  // namespace
@@ -58,6 +93,7 @@ void register_sync_commands(CLI::App& app, DaemonCommands& commands) {
   remote->callback([flags, &commands] {
     commands.line = "invalidate-remote " + resource_words(flags->target, commands);
   });
+  register_volume_commands(app, commands, flags);
 }
 
 }  // namespace ditto::datapath

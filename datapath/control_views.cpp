@@ -78,6 +78,7 @@ ResourceView resource_view(const ResourceRunner& runner) {
     PeerDeviceView peer_device;
     peer_device.replication = peer.replication;
     peer_device.peer_disk = peer.disk;
+    peer_device.resync_suspended = peer.resync_suspended_text();
     peer_device.received_kib = peer.received_bytes / 1024;
     peer_device.sent_kib = peer.sent_bytes / 1024;
     peer_device.pending = peer.pending_writes;
@@ -138,7 +139,7 @@ std::string status_json(const ResourceRunner& runner) {
                         {"replication-state", std::string(to_string(peer.replication))},
                         {"peer-disk-state", std::string(to_string(peer.disk))},
                         {"peer-client", false},
-                        {"resync-suspended", "no"},
+                        {"resync-suspended", peer.resync_suspended_text()},
                         {"received", peer.received_bytes / 1024},
                         {"sent", peer.sent_bytes / 1024},
                         {"out-of-sync", peer.out_of_sync_bytes / 1024},

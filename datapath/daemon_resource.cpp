@@ -130,7 +130,8 @@ void ResourceRunner::stop() {
   helpers_.stop();
   ko_timer_.cancel();
   if (disk_) disk_->shutdown();
-  write_clean_metadata();  // after the disk is idle
+  write_detached_metadata(true);  // after a detach: its state, not Diskless
+  write_clean_metadata();         // after the disk is idle
 }
 
 Instant ResourceRunner::now() const {
@@ -150,7 +151,12 @@ core::AdminResult ResourceRunner::admin(const core::AdminCommand& command) {
     return {false, "SS_DEVICE_IN_USE",
             std::to_string(open_sessions()) + " NBD connections have the volume open"};
   }
+  const DiskState disk_before = node_.disk_state();
+  const Generations generations_before = node_.generations();
   core::AdminResult result = node_.on_admin(now(), command);
+  if (std::holds_alternative<core::Detach>(command) && result.ok) {
+    disk_detached(disk_before, generations_before);
+  }
   pump();
   admin_done(command, result);
   return result;
@@ -231,6 +237,7 @@ void ResourceRunner::pump() {
     // An input may have decided a promotion that NBD commands wait for.
     if (!held_for_promotion_.empty() && !node_.promotion_pending()) resolve_held_ios();
   } while (node_.has_actions());
+  write_detached_metadata(false);  // after a detach, once the local I/O is done
   pumping_ = false;
 }
 

@@ -9,6 +9,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <unordered_map>
@@ -129,6 +130,15 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   // False when the superblock could not be written: the disk must be detached.
   [[nodiscard]] bool write_metadata_if_changed(bool state_changed);
   void write_clean_metadata();
+  // dittoadm detach (daemon_resource_metadata.cpp): the disk's state and generations when the
+  // core detached it; its metadata is written back clean once no local I/O is in flight.
+  struct DetachedDisk {
+    DiskState disk = DiskState::diskless;
+    Generations generations;
+  };
+  void disk_detached(DiskState disk_before, const Generations& generations);
+  void write_detached_metadata(bool stopping);
+  std::optional<DetachedDisk> detached_disk_;
 
   // NBD backend internals (daemon_resource_nbd.cpp).
   void submit_write_class(std::uint64_t session, const NbdIo& io, const NbdBuffer& buffer,

@@ -169,4 +169,32 @@ void ResourceRunner::write_clean_metadata() {
   log(config_.disk_path + ": metadata written back clean");
 }
 
+// dittoadm detach: the core detached the disk gracefully (Detaching → Diskless). The disk keeps
+// the generations and the flags it had when it was detached (a diskless Primary's later
+// generations are not this disk's data), written back as at a clean stop once the local I/O in
+// flight has completed (pump() and stop() call write_detached_metadata).
+void ResourceRunner::disk_detached(DiskState disk_before, const Generations& generations) {
+  DITTO_ASSERT(!detached_disk_);
+  detached_disk_ = DetachedDisk{disk_before, generations};
+  log(config_.disk_path + ": detached (" + std::string(to_string(disk_before)) +
+      "); no I/O reaches it any more");
+  write_detached_metadata(false);
+}
+
+void ResourceRunner::write_detached_metadata(bool stopping) {
+  if (!detached_disk_ || !metadata_attached_) return;
+  if (!stopping && node_.statistics().lower_pending > 0) return;
+  metadata_attached_ = false;
+  write_back_bitmaps();  // before the superblock that says the shutdown was clean
+  MetadataState state = metadata_state(true);
+  state.disk = detached_disk_->disk;
+  const Status status = metadata_->write_superblock(superblock_for_state(
+      with_generations(metadata_->superblock(), detached_disk_->generations), state));
+  if (!status.ok()) {
+    log("detach could not write the metadata: " + status.error().message);
+    return;
+  }
+  log(config_.disk_path + ": metadata written back clean after detach");
+}
+
 }  // namespace ditto::datapath

@@ -1,0 +1,188 @@
+// dittoadm new-current-uuid --clear-bitmap, pause-sync / resume-sync and detach with real dittod
+// processes: a just-created pair skips its initial sync, a paused resync makes no progress until
+// it is resumed, and a detached Primary keeps writing through its peer.
+#include <gtest/gtest.h>
+#include <libnbd.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cluster_harness.h"
+#include "core/metadata.h"
+
+namespace ditto::testing {
+namespace {
+
+namespace md = ditto::metadata;
+
+CommandOutcome dittoadm(const LocalCluster& cluster, int index, const std::string& arguments) {
+  return run_command(build_program("datapath/dittoadm") + " --control " +
+                     cluster.control_socket(index) + " " + arguments + " 2>&1");
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+std::string status_of(const LocalCluster& cluster, int index) {
+  return cluster.control(index, "status r0").text;
+}
+
+bool wait_for(const LocalCluster& cluster, int index, const std::string& text) {
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    if (status_of(cluster, index).find(text) != std::string::npos) return true;
+    ::usleep(20'000);
+  }
+  return false;
+}
+
+// The superblock sits in the last 4 KiB block of the file.
+std::uint64_t superblock_offset(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  return (static_cast<std::uint64_t>(in.tellg()) - 4096) & ~std::uint64_t{4095};
+}
+
+// What DRBD's create-md followed by an attach leaves: the node's id recorded, CONSISTENT clear
+// (Inconsistent), current UUID still 4 (just created).
+void make_created_and_inconsistent(const std::string& path, std::int32_t node_id) {
+  const std::uint64_t offset = superblock_offset(path);
+  std::vector<std::uint8_t> block(4096);
+  {
+    std::ifstream in(path, std::ios::binary);
+    in.seekg(static_cast<std::streamoff>(offset));
+    in.read(reinterpret_cast<char*>(block.data()), 4096);
+  }
+  auto decoded = md::decode_superblock(block);
+  ASSERT_TRUE(decoded.ok()) << decoded.error().message;
+  md::Superblock superblock = decoded.value();
+  superblock.node_id = node_id;
+  superblock.flags &= ~(md::md_flag::consistent | md::md_flag::was_up_to_date);
+  const auto bytes = md::encode_superblock(superblock);
+  std::fstream out(path, std::ios::binary | std::ios::in | std::ios::out);
+  out.seekp(static_cast<std::streamoff>(offset));
+  out.write(reinterpret_cast<const char*>(bytes.data()), 4096);
+  ASSERT_TRUE(out.good()) << path;
+}
+
+// "current-uuid 0x…" from `dittoadm get-gi`: the first line.
+std::string current_uuid_line(const LocalCluster& cluster, int index) {
+  const CommandOutcome gi = dittoadm(cluster, index, "get-gi r0");
+  EXPECT_EQ(gi.exit_status, 0) << gi.output;
+  return gi.output.substr(0, gi.output.find('\n'));
+}
+
+// The `done:` value of the first peer device in `status`, or "" when none is shown.
+std::string done_of(const std::string& status) {
+  const std::size_t at = status.find(" done:");
+  if (at == std::string::npos) return {};
+  return status.substr(at + 6, status.find_first_of(" \n", at + 6) - at - 6);
+}
+
+TEST(SyncAdmin, NewCurrentUuidClearBitmapMakesAFreshInconsistentPairUpToDateWithoutAResync) {
+  LocalCluster cluster(2, 8u << 20);
+  make_created_and_inconsistent(cluster.disk_path(0), 0);
+  make_created_and_inconsistent(cluster.disk_path(1), 1);
+  std::string error;
+  ASSERT_TRUE(cluster.start_all_connected(error)) << error;
+  ASSERT_NE(status_of(cluster, 0).find("disk:Inconsistent"), std::string::npos)
+      << status_of(cluster, 0);
+  ASSERT_NE(status_of(cluster, 1).find("disk:Inconsistent"), std::string::npos)
+      << status_of(cluster, 1);
+  const CommandOutcome refused = dittoadm(cluster, 0, "new-current-uuid r0");
+  EXPECT_EQ(refused.exit_status, 11) << refused.output;
+  EXPECT_NE(refused.output.find("ERR_CONNECTED"), std::string::npos) << refused.output;
+
+  const CommandOutcome done = dittoadm(cluster, 0, "new-current-uuid --clear-bitmap r0");
+  ASSERT_EQ(done.exit_status, 0) << done.output;
+  EXPECT_TRUE(wait_for(cluster, 1, "disk:UpToDate")) << status_of(cluster, 1);
+  EXPECT_TRUE(wait_for(cluster, 0, "peer-disk:UpToDate")) << status_of(cluster, 0);
+  EXPECT_NE(status_of(cluster, 0).find("  disk:UpToDate"), std::string::npos);
+  const std::string current = current_uuid_line(cluster, 0);
+  EXPECT_NE(current, "current-uuid 0x0000000000000004");
+  EXPECT_EQ(current_uuid_line(cluster, 1), current);
+  for (int index = 0; index < 2; ++index) {
+    const std::string log = file_text(cluster.log_path(index));
+    EXPECT_EQ(log.find("replication:SyncTarget"), std::string::npos) << log;
+    EXPECT_EQ(log.find("replication:SyncSource"), std::string::npos) << log;
+  }
+}
+
+TEST(SyncAdmin, APausedResyncShowsResyncSuspendedAndMakesNoProgressUntilResumeSync) {
+  LocalCluster cluster(2, 64u << 20);
+  std::string error;
+  ASSERT_TRUE(cluster.start_all_connected(error)) << error;
+  const CommandOutcome refused = dittoadm(cluster, 0, "resume-sync r0:beta");
+  EXPECT_EQ(refused.exit_status, 11) << refused.output;
+  EXPECT_NE(refused.output.find("ERR_PAUSE_IS_CLEAR"), std::string::npos) << refused.output;
+  ASSERT_EQ(dittoadm(cluster, 0, "invalidate-remote r0:beta").exit_status, 0);
+  const CommandOutcome paused = dittoadm(cluster, 0, "pause-sync r0:beta");
+  ASSERT_EQ(paused.exit_status, 0) << paused.output;
+  EXPECT_TRUE(wait_for(cluster, 1, "resync-suspended:peer")) << status_of(cluster, 1);
+  const std::string source = status_of(cluster, 0);
+  EXPECT_NE(source.find("replication:PausedSyncS"), std::string::npos) << source;
+  EXPECT_NE(source.find("resync-suspended:user"), std::string::npos) << source;
+  ::usleep(200'000);  // the requests already in flight are answered
+  const std::string before = done_of(status_of(cluster, 1));
+  ::usleep(500'000);
+  const std::string target = status_of(cluster, 1);
+  EXPECT_NE(target.find("replication:PausedSyncT"), std::string::npos) << target;
+  EXPECT_FALSE(before.empty()) << target;
+  EXPECT_EQ(done_of(target), before) << target;
+  EXPECT_NE(before, "100.00");
+
+  ASSERT_EQ(dittoadm(cluster, 0, "resume-sync r0:beta").exit_status, 0);
+  for (int attempt = 0; attempt < 500; ++attempt) {
+    if (file_text(cluster.log_path(1)).find("resync-finished name:r0") != std::string::npos) {
+      break;
+    }
+    ::usleep(20'000);
+  }
+  EXPECT_TRUE(wait_for(cluster, 1, "r0 role:Secondary\n  disk:UpToDate")) << status_of(cluster, 1);
+  EXPECT_EQ(status_of(cluster, 1).find("resync-suspended"), std::string::npos);
+}
+
+bool nbd_write(const std::string& uri, const std::vector<std::uint8_t>& bytes,
+               std::uint64_t offset) {
+  nbd_handle* handle = nbd_create();
+  const bool ok = nbd_connect_uri(handle, uri.c_str()) == 0 &&
+                  nbd_pwrite(handle, bytes.data(), bytes.size(), offset, 0) == 0 &&
+                  nbd_flush(handle, 0) == 0;
+  if (!ok) ADD_FAILURE() << "NBD write to " << uri << ": " << nbd_get_error();
+  nbd_shutdown(handle, 0);
+  nbd_close(handle);
+  return ok;
+}
+
+TEST(SyncAdmin, ADetachedPrimaryIsDisklessAndItsWritesStillReachThePeer) {
+  LocalCluster cluster(2, 8u << 20);
+  std::string error;
+  ASSERT_TRUE(cluster.start_all_connected(error)) << error;
+  ASSERT_TRUE(cluster.promote(0, error)) << error;
+  const CommandOutcome detached = dittoadm(cluster, 0, "detach r0");
+  ASSERT_EQ(detached.exit_status, 0) << detached.output;
+  EXPECT_NE(status_of(cluster, 0).find("disk:Diskless"), std::string::npos)
+      << status_of(cluster, 0);
+  EXPECT_TRUE(wait_for(cluster, 1, "peer-disk:Diskless")) << status_of(cluster, 1);
+  const std::string log = file_text(cluster.log_path(0));
+  EXPECT_NE(log.find("disk:Detaching"), std::string::npos) << log;
+  EXPECT_NE(log.find("metadata written back clean after detach"), std::string::npos) << log;
+
+  const std::vector<std::uint8_t> bytes(8192, 0x5a);
+  ASSERT_TRUE(nbd_write(cluster.nbd_uri(0), bytes, 1 << 20));
+  // The write is on beta's disk, at the same offset of its data area.
+  std::vector<std::uint8_t> stored(bytes.size());
+  std::ifstream in(cluster.disk_path(1), std::ios::binary);
+  in.seekg(1 << 20);
+  in.read(reinterpret_cast<char*>(stored.data()), static_cast<std::streamsize>(stored.size()));
+  EXPECT_EQ(stored, bytes);
+  const CommandOutcome attach = dittoadm(cluster, 0, "attach r0");
+  EXPECT_EQ(attach.exit_status, 10) << attach.output;
+  EXPECT_NE(attach.output.find("not supported yet"), std::string::npos) << attach.output;
+}
+
+}  // namespace
+}  // namespace ditto::testing
