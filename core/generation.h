@@ -35,6 +35,9 @@ inline constexpr std::uint64_t sync_target = 1u << 11;
 // may have lost writes it had acknowledged (lost unflushed writes): its newer generation does
 // not make it a source toward an UpToDate peer.
 inline constexpr std::uint64_t restarted_behind = 1ull << 40;
+// ditto's own: the node started after a Primary crash (apply-al marked its hot extents; DRBD's
+// CRASHED_PRIMARY as far as csums-after-crash-only is concerned). No handshake rule reads it.
+inline constexpr std::uint64_t after_primary_crash = 1ull << 41;
 }  // namespace uuid_flag
 
 struct Generations {
