@@ -192,6 +192,8 @@ struct CommonFlags {
   bool reference_workload = false;
   std::string quorum;
   std::string on_no_quorum;
+  std::string csums_algorithm;
+  bool csums_after_crash_only = false;
 };
 
 void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
@@ -215,6 +217,11 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
   command->add_option("--quorum", flags.quorum, "quorum on every node: off, majority, all or N");
   command->add_option("--on-no-quorum", flags.on_no_quorum,
                       "with --quorum: io-error or suspend-io (default suspend-io)");
+  command->add_option("--csums-alg", flags.csums_algorithm,
+                      "checksum-based resync on every node: crc32c (the simulator digests block "
+                      "tags)");
+  command->add_flag("--csums-after-crash-only", flags.csums_after_crash_only,
+                    "with --csums-alg: checksums only for the resync after a Primary crash");
   command->add_flag("--reference-workload", flags.reference_workload,
                     "4 KiB random writes only, at queue depth 8 (the benchmark workload)");
 }
@@ -256,6 +263,11 @@ ditto::Status apply_common(SimOptions& options, const CommonFlags& flags, CLI::A
                                       ? ditto::core::OnNoQuorum::io_error
                                       : ditto::core::OnNoQuorum::suspend_io;
   }
+  if (!flags.csums_algorithm.empty() && flags.csums_algorithm != "crc32c") {
+    return ditto::Error{"--csums-alg: '" + flags.csums_algorithm + "' is not crc32c"};
+  }
+  options.csums = !flags.csums_algorithm.empty();
+  options.csums_after_crash_only = flags.csums_after_crash_only;
   if (flags.reference_workload) {
     options.workload.read_percent = 0;
     options.workload.flush_percent = 0;
@@ -382,6 +394,8 @@ int main(int argc, char** argv) {
     const std::uint64_t operations = options.workload.operations;
     options.workload = workload;  // the workload's shape stays the caller's
     options.workload.operations = operations;
+    options.csums = !cli.flags.csums_algorithm.empty();
+    options.csums_after_crash_only = cli.flags.csums_after_crash_only;
   }
   return run_command(options, cli.json, cli.schedule_out, cli.trace);
 }
