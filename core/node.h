@@ -56,6 +56,8 @@
 //   promotion with unknown, not Outdated peers runs fence-peer for them first;
 // - online verify (VerifyS/VerifyT, digests computed by the driver: DiskRead::digest),
 //   invalidate and invalidate-remote (node_verify.cpp, §5.3);
+// - checksum-based resync (NodeConfig::csums_algorithm, csums-after-crash-only; §5.2,
+//   node_resync_checksum.cpp): the target asks by digest, equal blocks move no data;
 // - backpressure: at most requests_in_flight_max client requests, and at most that many writes
 //   per connection not yet covered by a BarrierAck; beyond either, ClientStatus::busy.
 #pragma once
