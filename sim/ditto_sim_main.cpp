@@ -56,6 +56,9 @@ nlohmann::json to_json(const RunResult& result) {
                         {"promoted", result.promoted},
                         {"blocks_lost_at_failover", result.blocks_lost_at_failover},
                         {"divergent_blocks", result.divergent_blocks},
+                        {"resync_blocks", result.resync_blocks},
+                        {"resync_data_messages", result.resync_data_messages},
+                        {"resync_in_sync_messages", result.resync_in_sync_messages},
                         {"converged_after_ns", result.converged_after_ns},
                         {"violation_count", result.violation_count},
                         {"violations", result.violations}};
