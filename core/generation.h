@@ -39,6 +39,9 @@ inline constexpr std::uint64_t restarted_behind = 1ull << 40;
 // the receiver (pause-sync), which shows it as resync-suspended:peer. Not part of the
 // handshake's decision (a peer that does not know the bit ignores it: no version change).
 inline constexpr std::uint64_t resync_paused_by_user = 1ull << 41;
+// ditto's own: the node started after a Primary crash (apply-al marked its hot extents; DRBD's
+// CRASHED_PRIMARY as far as csums-after-crash-only is concerned). No handshake rule reads it.
+inline constexpr std::uint64_t after_primary_crash = 1ull << 42;
 }  // namespace uuid_flag
 
 struct Generations {

@@ -40,6 +40,7 @@ Node::Node(NodeConfig config)
   DITTO_ASSERT(config_.max_epoch_size >= 1 && config_.requests_in_flight_max >= 1);
   disk_state_ = config_.intentional_diskless ? DiskState::diskless : config_.initial_disk_state;
   restarted_behind_ = !config_.intentional_diskless && disk_state_ != DiskState::up_to_date;
+  after_primary_crash_ = !config_.initial_hot_extents.empty();
   // 0 and 1 (the old default) read as "just created"; store them as DRBD does (4).
   generations_.uuids.current =
       comparable_current(config_.initial_generation) == uuid_just_created_value
@@ -304,6 +305,7 @@ void Node::on_disk_completed(Instant now, IoId io, IoStatus status, PayloadHandl
   (void)now;
   if (on_metadata_completed(io, status)) return invariants();
   if (on_resync_io_completed(io, status, payload)) return invariants();
+  if (on_checksum_io_completed(io, status, digest)) return invariants();
   if (on_verify_io_completed(io, status, digest)) return invariants();
   if (auto peer_io = peer_ios_.find(io.value); peer_io != peer_ios_.end()) {
     const PeerIo entry = peer_io->second;

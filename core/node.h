@@ -58,6 +58,8 @@
 //   promotion with unknown, not Outdated peers runs fence-peer for them first;
 // - online verify (VerifyS/VerifyT, digests computed by the driver: DiskRead::digest),
 //   invalidate and invalidate-remote (node_verify.cpp, §5.3);
+// - checksum-based resync (NodeConfig::csums_algorithm, csums-after-crash-only; §5.2,
+//   node_resync_checksum.cpp): the target asks by digest, equal blocks move no data;
 // - backpressure: at most requests_in_flight_max client requests, and at most that many writes
 //   per connection not yet covered by a BarrierAck; beyond either, ClientStatus::busy.
 #pragma once
@@ -185,6 +187,7 @@ class Node {
   struct ResyncBlock {
     bool stale = false;  // an application write overtook it: discard, ask again later
     std::optional<IoId> write_io;
+    std::optional<IoId> digest_io;  // checksum resync: our own copy's digest read, in flight
   };
 
   // A resync read on the SyncSource, or a resync write on the SyncTarget.
@@ -194,6 +197,15 @@ class Node {
     std::uint32_t connection_epoch = 0;
     std::optional<PayloadHandle> payload;  // the block being written (target side)
     std::uint64_t fence = 0;               // source side: resync_fence() at the read
+    // Checksum resync, source side: the target's digest of its copy (a digest read).
+    std::optional<std::uint64_t> peer_digest = std::nullopt;
+  };
+
+  // A resync read the SyncSource deferred behind a write to the same block (with the target's
+  // digest when it came from a ChecksumResyncRequest).
+  struct DeferredRead {
+    std::uint64_t block = 0;
+    std::optional<std::uint64_t> peer_digest;
   };
 
   struct WriteRange {
@@ -233,8 +245,12 @@ class Node {
     std::uint64_t resync_cursor = 0;           // next bit to look at
     std::map<std::uint64_t, ResyncBlock> resync_blocks;  // by bit
     std::uint64_t step_allowance_blocks = 0;   // requests still allowed in this 100 ms step
+    // Checksum-based resync (node_resync_checksum.cpp): this resync asks by digest; and the
+    // handshake chose a reconciliation resync (csums-after-crash-only still uses digests).
+    bool resync_checksums = false;
+    bool reconcile_resync = false;
     // SyncSource side: requests waiting for an overlapping local write to finish.
-    std::deque<std::uint64_t> deferred_reads;  // bits
+    std::deque<DeferredRead> deferred_reads;
     std::uint64_t last_data_sequence = 0;      // the newest application Data it sent us
     std::uint32_t weak_nodes = 0;  // a Primary peer: the nodes it does not replicate to
     std::uint32_t forwarded_weak_nodes = 0;  // a Secondary peer: its Primary's weak_nodes
@@ -415,7 +431,17 @@ class Node {
   void maybe_finish_resync(Peer& peer);
   void on_resync_step(Instant now, NodeId peer);
   void on_resync_request(Peer& peer, const wire::ResyncRequest& request);
-  void issue_resync_read(Peer& peer, std::uint64_t block);
+  void issue_resync_read(Peer& peer, std::uint64_t block,
+                         std::optional<std::uint64_t> peer_digest = std::nullopt);
+  bool resync_reply_fenced_out(std::uint64_t block, std::uint64_t reply_fence) const;
+  // Checksum-based resync (node_resync_checksum.cpp).
+  bool use_checksum_resync(const Peer& peer) const;
+  void request_resync_block(Peer& peer, std::uint64_t block);
+  void on_checksum_resync_request(Peer& peer, const wire::ChecksumResyncRequest& request);
+  void on_resync_in_sync(Peer& peer, const wire::ResyncInSync& in_sync);
+  bool on_checksum_io_completed(IoId io, IoStatus status, std::uint64_t digest);
+  void target_digest_read_done(const ResyncIo& entry, IoId io, std::uint64_t digest);
+  void source_digest_read_done(const ResyncIo& entry, std::uint64_t digest);
   void retry_deferred_reads();
   void on_resync_data(Peer& peer, const wire::Data& data, PayloadHandle payload);
   void on_resync_ack(Peer& peer, const wire::ResyncAck& ack);
@@ -483,7 +509,7 @@ class Node {
   bool on_verify_io_completed(IoId io, IoStatus status, std::uint64_t digest);
   void verify_block_out_of_sync(Peer& peer, std::uint64_t block);
   void finish_verify(Peer& peer, bool notify_peer, const char* outcome);
-  bool verify_block_message_valid(Peer& peer, Sector sector, std::uint32_t length_bytes,
+  bool block_message_valid(Peer& peer, Sector sector, std::uint32_t length_bytes,
                                   const char* what);
 
   // pause-sync, resume-sync, new-current-uuid, detach (node_sync_admin.cpp).
@@ -563,6 +589,9 @@ class Node {
   Role role_ = Role::secondary;
   DiskState disk_state_ = DiskState::up_to_date;
   bool restarted_behind_ = false;  // uuid_flag::restarted_behind
+  // Started after a Primary crash (apply-al marked its hot extents): uuid_flag::after_primary_crash
+  // for this incarnation, so csums-after-crash-only resyncs with it use checksums.
+  bool after_primary_crash_ = false;
   GenerationState generations_;
   std::array<Peer, nodes_max> peers_{};
   std::array<std::uint32_t, nodes_max> connection_epochs_{};
@@ -573,6 +602,7 @@ class Node {
   std::map<std::uint64_t, ResyncIo> resync_reads_;         // IoId → source-side read
   std::map<std::uint64_t, ResyncIo> resync_writes_;        // IoId → target-side write
   std::map<std::uint64_t, VerifyIo> verify_reads_;         // IoId → online verify digest read
+  std::map<std::uint64_t, ResyncIo> checksum_reads_;       // IoId → checksum resync digest read
   // While this node is a SyncTarget: per block, the newest application write received for it
   // (writer node id << 56 | its Data.sequence). A resync reply whose fence is older is stale.
   std::map<std::uint64_t, std::uint64_t> resync_write_fences_;

@@ -105,6 +105,15 @@ struct NodeConfig {
   // The core never computes digests: the driver does, with this algorithm (see DiskRead::digest;
   // the daemon accepts only crc32c, the simulator digests its block tags).
   std::string verify_algorithm;
+  // DRBD's csums-alg and csums-after-crash-only (net section, §5.2): with an algorithm, the
+  // SyncTarget asks for each block with the digest of its own copy (ChecksumResyncRequest) and
+  // the SyncSource sends the data only if its copy's digest differs (else ResyncInSync). With
+  // csums_after_crash_only, only resyncs after a Primary crash (this node or the peer started
+  // with apply-al's hot extents) and reconciliation resyncs use digests. The driver computes
+  // them (DiskRead::digest; the daemon accepts only crc32c, the simulator digests tags). A
+  // SyncSource answers checksum requests whatever its own setting.
+  std::string csums_algorithm;
+  bool csums_after_crash_only = false;
 };
 
 // Timers a Node arms (ArmTimer) and expects back through on_timer.
@@ -155,6 +164,7 @@ struct DiskRead {
   // Online verify: the driver reads the block into a scratch buffer of its own, computes its
   // digest with NodeConfig::verify_algorithm, frees the buffer and reports the digest with
   // on_disk_completed(..., digest) (no payload). Never combined with buffer/allocate_payload.
+  // A checksum resync (NodeConfig::csums_algorithm) reads digests the same way.
   bool digest = false;
 };
 
@@ -347,6 +357,9 @@ struct PeerStatus {
   // started (after the bitmap exchange) and blocks written so far.
   std::uint64_t resync_total_blocks = 0;
   std::uint64_t resync_done_blocks = 0;
+  // Of those, on either side of a checksum resync: blocks whose digests matched, so no data
+  // moved (DRBD's rs-same-csum, in blocks).
+  std::uint64_t resync_same_checksum_blocks = 0;
   // The current or last online verify with the peer (either side): blocks to compare, blocks
   // compared so far, and of those the blocks found out of sync.
   std::uint64_t verify_total_blocks = 0;

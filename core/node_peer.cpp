@@ -121,6 +121,10 @@ void Node::dispatch(Instant now, Peer& peer, const wire::Message& message, Paylo
                  [&](const wire::SyncControl& control) { on_sync_control(now, peer, control); },
                  [&](const wire::VerifyRequest& request) { on_verify_request(peer, request); },
                  [&](const wire::VerifyReply& reply) { on_verify_reply(peer, reply); },
+                 [&](const wire::ChecksumResyncRequest& request) {
+                   on_checksum_resync_request(peer, request);
+                 },
+                 [&](const wire::ResyncInSync& in_sync) { on_resync_in_sync(peer, in_sync); },
                  // Auth and keepalive belong to the transport, which never passes them on.
                  [&](const auto& transport_message) {
                    protocol_error(peer, std::string("transport message ") +

@@ -67,6 +67,7 @@ std::uint64_t Node::local_uuid_flags() const {
   std::uint64_t flags = uuid_flag::stable;
   if (disk_state_ == DiskState::inconsistent) flags |= uuid_flag::inconsistent;
   if (restarted_behind_) flags |= uuid_flag::restarted_behind;
+  if (after_primary_crash_) flags |= uuid_flag::after_primary_crash;
   for (const Peer& peer : peers_) {
     if (peer.configured && receives_resync(peer.status.replication)) {
       flags |= uuid_flag::sync_target;
@@ -277,6 +278,7 @@ bool Node::peer_finished_resync(const Peer& peer, const wire::StateReport& state
 
 // Applies the decision accept_handshake let through (the connection is Connected now).
 void Node::sync_handshake_with(Peer& peer, const HandshakeDecision& decision) {
+  peer.reconcile_resync = false;
   switch (decision.outcome) {
     case HandshakeOutcome::established:
       return resync_same_generation(peer);
@@ -335,6 +337,7 @@ void Node::resync_same_generation(Peer& peer) {
                dagtag_ != peer.dagtag) {
       source = dagtag_ > peer.dagtag;
     }
+    peer.reconcile_resync = true;
     return start_resync_unless_deferred(peer, source);
   }
   // In sync: a bitmap UUID left toward this peer is stale (history keeps it), so the next
@@ -458,7 +461,9 @@ void Node::on_bitmap(Instant now, Peer& peer, const wire::BitmapTransfer& messag
   // A Primary's activity log does not cover the merged bits: persist them now.
   if (role_ == Role::primary) queue_all_bitmap_pages();
   ClusterState proposed = cluster_state();
+  peer.status.resync_same_checksum_blocks = 0;
   if (!source) {
+    peer.resync_checksums = use_checksum_resync(peer);
     std::uint32_t absent = 0;
     for (const Peer& other : peers_) {
       if (other.configured && other.status.connection != ConnectionState::connected) {
@@ -470,6 +475,7 @@ void Node::on_bitmap(Instant now, Peer& peer, const wire::BitmapTransfer& messag
     peer.status.resync_done_blocks = 0;
     peer.resync_cursor = 0;
   }
+  peer.reconcile_resync = false;
   proposed.peers[peer.status.node_id.value].replication =
       source ? ReplicationState::sync_source : ReplicationState::sync_target;
   const StateChangeResult result = change_state(proposed, true);
@@ -521,9 +527,7 @@ void Node::pump_resync(Peer& peer) {
     if (peer.resync_blocks.count(*next) == 1) continue;  // already requested
     peer.resync_blocks[*next] = ResyncBlock{};
     peer.step_allowance_blocks -= 1;
-    actions_.push_back(Send{peer.status.node_id,
-                            wire::ResyncRequest{Sector{block_sector(*next)}, block_length(*next)},
-                            std::nullopt});
+    request_resync_block(peer, *next);
   }
 }
 
@@ -566,6 +570,7 @@ void Node::stop_resync(Peer& peer) {
   }
   if (!target) resync_write_fences_.clear();
   peer.step_allowance_blocks = 0;
+  peer.reconcile_resync = false;
   cancel_timer(TimerId{timer_resync_step_base + peer.status.node_id.value});
 }
 
@@ -583,14 +588,7 @@ void Node::on_resync_data(Peer& peer, const wire::Data& data, PayloadHandle payl
                                     " that was not requested");
   }
   peer.status.received_bytes += data.length_bytes;
-  // The reply must reflect the newest application write this node received for the block
-  // (the source may be a Secondary that has not received it yet).
-  if (auto fence = resync_write_fences_.find(block); fence != resync_write_fences_.end()) {
-    const bool same_writer = (fence->second >> 56) == (data.sequence >> 56);
-    if (!same_writer || (data.sequence & fence_mask) < (fence->second & fence_mask)) {
-      found->second.stale = true;
-    }
-  }
+  if (resync_reply_fenced_out(block, data.sequence)) found->second.stale = true;
   if (found->second.stale) {
     actions_.push_back(ReleasePayload{payload});
     peer.resync_blocks.erase(found);
@@ -602,6 +600,15 @@ void Node::on_resync_data(Peer& peer, const wire::Data& data, PayloadHandle payl
   resync_writes_[io.value] = ResyncIo{peer.status.node_id, block,
                                       connection_epochs_[peer.status.node_id.value], payload};
   actions_.push_back(DiskWrite{io, data.sector, data.length_bytes, payload, true});
+}
+
+// A resync reply (Data or ResyncInSync) must reflect the newest application write this node
+// received for the block (the source may be a Secondary that has not received it yet).
+bool Node::resync_reply_fenced_out(std::uint64_t block, std::uint64_t reply_fence) const {
+  const auto fence = resync_write_fences_.find(block);
+  if (fence == resync_write_fences_.end()) return false;
+  const bool same_writer = (fence->second >> 56) == (reply_fence >> 56);
+  return !same_writer || (reply_fence & fence_mask) < (fence->second & fence_mask);
 }
 
 // An application write reached this node (from `writer`, a Primary): resync blocks in flight
@@ -653,35 +660,37 @@ void Node::application_write_done(Sector sector, std::uint32_t length_bytes, boo
 void Node::on_resync_request(Peer& peer, const wire::ResyncRequest& request) {
   // Late (we stopped being the source): the target learns why from our StateReport.
   if (!is_source(peer.status.replication) || disk_state_ < DiskState::outdated) return;
-  const std::uint64_t block = request.sector.value / Bitmap::sectors_per_bit;
-  if (!in_range(request.sector, request.length_bytes) ||
-      request.sector.value != block_sector(block) || request.length_bytes != block_length(block)) {
-    return protocol_error(peer, "ResyncRequest for sector " +
-                                    std::to_string(request.sector.value) + " of " +
-                                    std::to_string(request.length_bytes) +
-                                    " bytes is not one bitmap block of the volume");
-  }
-  issue_resync_read(peer, block);
+  if (!block_message_valid(peer, request.sector, request.length_bytes, "ResyncRequest")) return;
+  issue_resync_read(peer, request.sector.value / Bitmap::sectors_per_bit);
 }
 
 // A read waits while a local application write to the same block is in flight, so the reply
-// never carries data older than a write the target may already have received.
-void Node::issue_resync_read(Peer& peer, std::uint64_t block) {
+// never carries data older than a write the target may already have received. With the
+// target's digest (a ChecksumResyncRequest) it reads a digest instead of the data.
+void Node::issue_resync_read(Peer& peer, std::uint64_t block,
+                             std::optional<std::uint64_t> peer_digest) {
   const std::uint64_t first = block_sector(block);
   const std::uint64_t end = first + block_length(block) / sector_size_bytes;
   if (peer_write_pending(Sector{first}, block_length(block))) {
-    peer.deferred_reads.push_back(block);
+    peer.deferred_reads.push_back(DeferredRead{block, peer_digest});
     return;
   }
   for (const auto& [sequence, entry] : requests_) {
     if (entry.kind != RequestKind::write || !entry.local_pending) continue;
     const std::uint64_t write_end = entry.sector.value + entry.length_bytes / sector_size_bytes;
     if (entry.sector.value < end && first < write_end) {
-      peer.deferred_reads.push_back(block);
+      peer.deferred_reads.push_back(DeferredRead{block, peer_digest});
       return;
     }
   }
   const IoId io = next_io();
+  if (peer_digest) {
+    ResyncIo read{peer.status.node_id, block, connection_epochs_[peer.status.node_id.value], {},
+                  resync_fence(), peer_digest};
+    checksum_reads_[io.value] = read;
+    actions_.push_back(DiskRead{io, Sector{first}, block_length(block), std::nullopt, false, true});
+    return;
+  }
   resync_reads_[io.value] =
       ResyncIo{peer.status.node_id, block, connection_epochs_[peer.status.node_id.value], {}};
   actions_.push_back(DiskRead{io, Sector{first}, block_length(block), std::nullopt, true});
@@ -727,9 +736,9 @@ std::uint64_t Node::resync_fence() const {
 void Node::retry_deferred_reads() {
   for (Peer& peer : peers_) {
     if (peer.deferred_reads.empty()) continue;
-    std::deque<std::uint64_t> waiting;
+    std::deque<DeferredRead> waiting;
     waiting.swap(peer.deferred_reads);
-    for (const std::uint64_t block : waiting) issue_resync_read(peer, block);
+    for (const DeferredRead& read : waiting) issue_resync_read(peer, read.block, read.peer_digest);
   }
 }
 

@@ -275,7 +275,7 @@ void Node::pump_verify(Peer& peer) {
 
 void Node::on_verify_reply(Peer& peer, const wire::VerifyReply& reply) {
   if (peer.status.replication != ReplicationState::verify_source) return;  // late
-  if (!verify_block_message_valid(peer, reply.sector, reply.length_bytes, "VerifyReply")) return;
+  if (!block_message_valid(peer, reply.sector, reply.length_bytes, "VerifyReply")) return;
   if (peer.verify_in_flight == 0) return protocol_error(peer, "VerifyReply nobody asked for");
   peer.verify_in_flight -= 1;
   peer.status.verify_done_blocks += 1;
@@ -287,7 +287,7 @@ void Node::on_verify_reply(Peer& peer, const wire::VerifyReply& reply) {
 
 void Node::on_verify_request(Peer& peer, const wire::VerifyRequest& request) {
   if (peer.status.replication != ReplicationState::verify_target) return;  // late
-  if (!verify_block_message_valid(peer, request.sector, request.length_bytes, "VerifyRequest")) {
+  if (!block_message_valid(peer, request.sector, request.length_bytes, "VerifyRequest")) {
     return;
   }
   const std::uint64_t block = request.sector.value / Bitmap::sectors_per_bit;
@@ -300,7 +300,7 @@ void Node::on_verify_request(Peer& peer, const wire::VerifyRequest& request) {
 }
 
 // Network input: one whole bitmap block of the volume, else a protocol error.
-bool Node::verify_block_message_valid(Peer& peer, Sector sector, std::uint32_t length_bytes,
+bool Node::block_message_valid(Peer& peer, Sector sector, std::uint32_t length_bytes,
                                       const char* what) {
   const std::uint64_t block = sector.value / Bitmap::sectors_per_bit;
   if (in_range(sector, length_bytes) && block < peer.bitmap->bit_count() &&

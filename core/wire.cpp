@@ -1,5 +1,6 @@
 #include "core/wire.h"
 
+#include <optional>
 #include <type_traits>
 
 #include "core/assert.h"
@@ -43,6 +44,8 @@ std::size_t fields_size_bytes(const Message& message) {
           [](const SyncControl&) -> std::size_t { return 1 + 8; },
           [](const VerifyRequest&) -> std::size_t { return 8 + 4 + 8; },
           [](const VerifyReply&) -> std::size_t { return 8 + 4 + 1; },
+          [](const ChecksumResyncRequest&) -> std::size_t { return 8 + 4 + 8; },
+          [](const ResyncInSync&) -> std::size_t { return 8 + 4 + 8; },
       },
       message);
 }
@@ -159,6 +162,16 @@ void write_fields(const Message& message, ByteWriter& writer) {
                    writer.u32(reply.length_bytes);
                    writer.u8(reply.in_sync ? 1 : 0);
                  },
+                 [&](const ChecksumResyncRequest& request) {
+                   writer.u64(request.sector.value);
+                   writer.u32(request.length_bytes);
+                   writer.u64(request.digest);
+                 },
+                 [&](const ResyncInSync& in_sync) {
+                   writer.u64(in_sync.sector.value);
+                   writer.u32(in_sync.length_bytes);
+                   writer.u64(in_sync.sequence);
+                 },
                  [&](const auto& twopc) { write_twopc(twopc, writer); },
              },
              message);
@@ -181,6 +194,25 @@ bool parse_bool(std::uint8_t byte, bool& value) {
   if (byte > 1) return false;
   value = byte == 1;
   return true;
+}
+
+// A payload or block length: not zero, a multiple of 512, at most 32 MiB.
+bool length_valid(std::uint32_t length_bytes) {
+  return length_bytes != 0 && length_bytes % sector_size_bytes == 0 &&
+         length_bytes <= payload_size_max_bytes;
+}
+
+constexpr const char* length_invalid_text =
+    "length is zero, not a multiple of 512 or above 32 MiB";
+
+// The sector and length every block message (resync, verify, checksum resync) starts with.
+std::optional<WireError> parse_block_range(ByteReader& reader, MessageType type, Sector& sector,
+                                           std::uint32_t& length_bytes) {
+  if (!reader.u64(sector.value) || !reader.u32(length_bytes)) {
+    return malformed(type, "truncated fields");
+  }
+  if (!length_valid(length_bytes)) return malformed(type, length_invalid_text);
+  return std::nullopt;
 }
 
 std::variant<Message, WireError> parse_hello(ByteReader& reader) {
@@ -247,10 +279,7 @@ std::variant<Message, WireError> parse_data(ByteReader& reader) {
       !reader.u32(data.flags)) {
     return malformed(MessageType::data, "truncated fields");
   }
-  if (data.length_bytes == 0 || data.length_bytes % sector_size_bytes != 0 ||
-      data.length_bytes > payload_size_max_bytes) {
-    return malformed(MessageType::data, "length is zero, not a multiple of 512 or above 32 MiB");
-  }
+  if (!length_valid(data.length_bytes)) return malformed(MessageType::data, length_invalid_text);
   if ((data.flags & ~data_flags_known) != 0) {
     return malformed(MessageType::data, "unknown flag bits");
   }
@@ -361,21 +390,23 @@ std::variant<Message, WireError> parse_bitmap(ByteReader& reader) {
 }
 
 std::variant<Message, WireError> parse_resync(ByteReader& reader, MessageType type) {
-  std::uint64_t sector = 0;
+  Sector sector;
   std::uint32_t length_bytes = 0;
-  if (!reader.u64(sector) || !reader.u32(length_bytes)) return malformed(type, "truncated fields");
-  if (length_bytes == 0 || length_bytes % sector_size_bytes != 0 ||
-      length_bytes > payload_size_max_bytes) {
-    return malformed(type, "length is zero, not a multiple of 512 or above 32 MiB");
-  }
-  if (type == MessageType::resync_request) {
-    return Message{ResyncRequest{Sector{sector}, length_bytes}};
+  if (auto error = parse_block_range(reader, type, sector, length_bytes)) return *error;
+  if (type == MessageType::resync_request) return Message{ResyncRequest{sector, length_bytes}};
+  if (type == MessageType::checksum_resync_request || type == MessageType::resync_in_sync) {
+    std::uint64_t value = 0;
+    if (!reader.u64(value)) return malformed(type, "truncated fields");
+    if (type == MessageType::resync_in_sync) {
+      return Message{ResyncInSync{sector, length_bytes, value}};
+    }
+    return Message{ChecksumResyncRequest{sector, length_bytes, value}};
   }
   std::uint8_t ok_byte = 0;
   bool ok = false;
   if (!reader.u8(ok_byte)) return malformed(type, "truncated fields");
   if (!parse_bool(ok_byte, ok)) return malformed(type, "status byte is not 0 or 1");
-  return Message{ResyncAck{Sector{sector}, length_bytes, ok}};
+  return Message{ResyncAck{sector, length_bytes, ok}};
 }
 
 std::variant<Message, WireError> parse_sync_control(ByteReader& reader) {
@@ -391,23 +422,19 @@ std::variant<Message, WireError> parse_sync_control(ByteReader& reader) {
 }
 
 std::variant<Message, WireError> parse_verify(ByteReader& reader, MessageType type) {
-  std::uint64_t sector = 0;
+  Sector sector;
   std::uint32_t length_bytes = 0;
-  if (!reader.u64(sector) || !reader.u32(length_bytes)) return malformed(type, "truncated fields");
-  if (length_bytes == 0 || length_bytes % sector_size_bytes != 0 ||
-      length_bytes > payload_size_max_bytes) {
-    return malformed(type, "length is zero, not a multiple of 512 or above 32 MiB");
-  }
+  if (auto error = parse_block_range(reader, type, sector, length_bytes)) return *error;
   if (type == MessageType::verify_request) {
     std::uint64_t digest = 0;
     if (!reader.u64(digest)) return malformed(type, "truncated fields");
-    return Message{VerifyRequest{Sector{sector}, length_bytes, digest}};
+    return Message{VerifyRequest{sector, length_bytes, digest}};
   }
   std::uint8_t in_sync_byte = 0;
   bool in_sync = false;
   if (!reader.u8(in_sync_byte)) return malformed(type, "truncated fields");
   if (!parse_bool(in_sync_byte, in_sync)) return malformed(type, "in-sync byte is not 0 or 1");
-  return Message{VerifyReply{Sector{sector}, length_bytes, in_sync}};
+  return Message{VerifyReply{sector, length_bytes, in_sync}};
 }
 
 std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader) {
@@ -455,13 +482,15 @@ std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader
     case MessageType::sync_control: return parse_sync_control(reader);
     case MessageType::verify_request:
     case MessageType::verify_reply: return parse_verify(reader, type);
+    case MessageType::checksum_resync_request:
+    case MessageType::resync_in_sync: return parse_resync(reader, type);
   }
   return WireError{WireErrorCode::unknown_type, "unknown message type"};
 }
 
 bool known_type(std::uint16_t type) {
   return type >= static_cast<std::uint16_t>(MessageType::hello) &&
-         type <= static_cast<std::uint16_t>(MessageType::verify_reply);
+         type <= static_cast<std::uint16_t>(MessageType::resync_in_sync);
 }
 
 }  // namespace
@@ -492,6 +521,10 @@ MessageType type_of(const Message& message) {
                         [](const SyncControl&) { return MessageType::sync_control; },
                         [](const VerifyRequest&) { return MessageType::verify_request; },
                         [](const VerifyReply&) { return MessageType::verify_reply; },
+                        [](const ChecksumResyncRequest&) {
+                          return MessageType::checksum_resync_request;
+                        },
+                        [](const ResyncInSync&) { return MessageType::resync_in_sync; },
                     },
                     message);
 }
@@ -522,6 +555,8 @@ const char* to_string(MessageType type) {
     case MessageType::sync_control: return "SyncControl";
     case MessageType::verify_request: return "VerifyRequest";
     case MessageType::verify_reply: return "VerifyReply";
+    case MessageType::checksum_resync_request: return "ChecksumResyncRequest";
+    case MessageType::resync_in_sync: return "ResyncInSync";
   }
   return "Unknown";
 }

@@ -53,6 +53,8 @@ enum class MessageType : std::uint16_t {
   sync_control = 22,
   verify_request = 23,
   verify_reply = 24,
+  checksum_resync_request = 25,
+  resync_in_sync = 26,
 };
 
 // First message on every connection, in both directions.
@@ -115,6 +117,26 @@ struct ResyncRequest {
   Sector sector;
   std::uint32_t length_bytes = 0;
   friend bool operator==(const ResyncRequest&, const ResyncRequest&) = default;
+};
+
+// Checksum-based resync (csums-alg, §5.2): the SyncTarget asks for one block with the digest of
+// its own copy (DRBD's P_CSUM_RS_REQUEST), computed by the driver (DiskRead::digest). The source
+// answers Data{data_flag_resync} when its copy's digest differs, else ResyncInSync.
+struct ChecksumResyncRequest {
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  std::uint64_t digest = 0;
+  friend bool operator==(const ChecksumResyncRequest&, const ChecksumResyncRequest&) = default;
+};
+
+// The SyncSource's copy of the block has the digest the target sent (DRBD's P_RS_IS_IN_SYNC): no
+// payload; both sides clear the block's bit. `sequence` is the source's fence at its read, as in
+// a resync Data (the target discards the answer if a newer application write reached it).
+struct ResyncInSync {
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  std::uint64_t sequence = 0;
+  friend bool operator==(const ResyncInSync&, const ResyncInSync&) = default;
 };
 
 // The SyncTarget wrote (ok) or could not write a resync block (P_RS_WRITE_ACK / P_NEG_ACK); the
@@ -286,7 +308,7 @@ using Message = std::variant<Hello, StateReport, Data, WriteAck, FlushRequest, F
                              AuthChallenge, AuthResponse, Ping, PingAck, RecvAck, Barrier,
                              BarrierAck, TwoPcPrepare, TwoPcReply, TwoPcCommit, TwoPcAbort,
                              BitmapTransfer, ResyncRequest, ResyncAck, PeerAck, SyncControl,
-                             VerifyRequest, VerifyReply>;
+                             VerifyRequest, VerifyReply, ChecksumResyncRequest, ResyncInSync>;
 
 MessageType type_of(const Message& message);
 const char* to_string(MessageType type);

@@ -133,21 +133,39 @@ Status apply_net_options(const config::Connection& connection, bool first,
   return Status::success();
 }
 
-// verify-alg (online verify): the daemon computes CRC32C digests (core/crc32c), so crc32c is
-// the one algorithm accepted; every connection of this node must agree (the core has one).
-Status apply_verify_algorithm(const config::Connection& connection, bool first,
-                              core::NodeConfig& node) {
-  const config::Option* option = connection.net.find("verify-alg");
+// verify-alg (online verify) and csums-alg (checksum-based resync): the daemon computes CRC32C
+// digests (core/crc32c), so crc32c is the one algorithm accepted for either; every connection of
+// this node must agree (the core has one setting), as for csums-after-crash-only.
+Status apply_digest_algorithm(const config::Connection& connection, bool first,
+                              std::string_view key, std::string& algorithm_out) {
+  const config::Option* option = connection.net.find(key);
   const std::string algorithm = option == nullptr ? std::string() : option->value_text();
   if (!algorithm.empty() && algorithm != "crc32c") {
-    return Error{option->location.to_string() + ": verify-alg '" + algorithm +
+    return Error{option->location.to_string() + ": " + std::string(key) + " '" + algorithm +
                  "' is not supported; ditto implements crc32c"};
   }
-  if (!first && algorithm != node.verify_algorithm) {
-    return Error{connection.location.to_string() +
-                 ": verify-alg must be the same for every connection of this node"};
+  if (!first && algorithm != algorithm_out) {
+    return Error{connection.location.to_string() + ": " + std::string(key) +
+                 " must be the same for every connection of this node"};
   }
-  node.verify_algorithm = algorithm;
+  algorithm_out = algorithm;
+  return Status::success();
+}
+
+Status apply_digest_algorithms(const config::Connection& connection, bool first,
+                               core::NodeConfig& node) {
+  for (auto [key, algorithm] : {std::pair{"verify-alg", &node.verify_algorithm},
+                                 std::pair{"csums-alg", &node.csums_algorithm}}) {
+    if (Status status = apply_digest_algorithm(connection, first, key, *algorithm); !status.ok()) {
+      return status;
+    }
+  }
+  const bool after_crash_only = net_value(connection.net, "csums-after-crash-only") == "yes";
+  if (!first && after_crash_only != node.csums_after_crash_only) {
+    return Error{connection.location.to_string() +
+                 ": csums-after-crash-only must be the same for every connection of this node"};
+  }
+  node.csums_after_crash_only = after_crash_only;
   return Status::success();
 }
 
@@ -397,7 +415,7 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
         !status.ok()) {
       return status.error();
     }
-    if (Status status = apply_verify_algorithm(connection, first_connection, result.node);
+    if (Status status = apply_digest_algorithms(connection, first_connection, result.node);
         !status.ok()) {
       return status.error();
     }

@@ -37,6 +37,8 @@ SimOptions seed_options(const CampaignOptions& options, std::uint64_t seed) {
     const std::uint64_t operations = swarm.workload.operations;
     swarm.workload = options.base.workload;  // the workload's shape stays the caller's
     swarm.workload.operations = operations;
+    swarm.csums = options.base.csums;  // not drawn: the caller's choice
+    swarm.csums_after_crash_only = options.base.csums_after_crash_only;
     return swarm;
   }
   SimOptions seeded = options.base;

@@ -56,6 +56,9 @@ nlohmann::json to_json(const RunResult& result) {
                         {"promoted", result.promoted},
                         {"blocks_lost_at_failover", result.blocks_lost_at_failover},
                         {"divergent_blocks", result.divergent_blocks},
+                        {"resync_blocks", result.resync_blocks},
+                        {"resync_data_messages", result.resync_data_messages},
+                        {"resync_in_sync_messages", result.resync_in_sync_messages},
                         {"converged_after_ns", result.converged_after_ns},
                         {"violation_count", result.violation_count},
                         {"violations", result.violations}};
@@ -194,6 +197,8 @@ struct CommonFlags {
   std::string on_no_quorum;
   std::int64_t liveness_bound_ms = 0;  // 0: keep the default
   std::int64_t resync_bound_ms = 0;
+  std::string csums_algorithm;
+  bool csums_after_crash_only = false;
 };
 
 void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
@@ -225,6 +230,11 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
                       "simulated ms after the faults stop by which every live node with a disk "
                       "must be UpToDate (default 30000)")
       ->check(CLI::PositiveNumber);
+  command->add_option("--csums-alg", flags.csums_algorithm,
+                      "checksum-based resync on every node: crc32c (the simulator digests block "
+                      "tags)");
+  command->add_flag("--csums-after-crash-only", flags.csums_after_crash_only,
+                    "with --csums-alg: checksums only for the resync after a Primary crash");
   command->add_flag("--reference-workload", flags.reference_workload,
                     "4 KiB random writes only, at queue depth 8 (the benchmark workload)");
 }
@@ -269,7 +279,14 @@ ditto::Status apply_common(SimOptions& options, const CommonFlags& flags, CLI::A
   if (flags.liveness_bound_ms > 0) {
     options.liveness_bound = ditto::Duration::from_ms(flags.liveness_bound_ms);
   }
-  if (flags.resync_bound_ms > 0) options.resync_bound = ditto::Duration::from_ms(flags.resync_bound_ms);
+  if (flags.resync_bound_ms > 0) {
+    options.resync_bound = ditto::Duration::from_ms(flags.resync_bound_ms);
+  }
+  if (!flags.csums_algorithm.empty() && flags.csums_algorithm != "crc32c") {
+    return ditto::Error{"--csums-alg: '" + flags.csums_algorithm + "' is not crc32c"};
+  }
+  options.csums = !flags.csums_algorithm.empty();
+  options.csums_after_crash_only = flags.csums_after_crash_only;
   if (flags.reference_workload) {
     options.workload.read_percent = 0;
     options.workload.flush_percent = 0;
@@ -396,6 +413,8 @@ int main(int argc, char** argv) {
     const std::uint64_t operations = options.workload.operations;
     options.workload = workload;  // the workload's shape stays the caller's
     options.workload.operations = operations;
+    options.csums = !cli.flags.csums_algorithm.empty();
+    options.csums_after_crash_only = cli.flags.csums_after_crash_only;
   }
   return run_command(options, cli.json, cli.schedule_out, cli.trace);
 }

@@ -99,6 +99,8 @@ std::string bound_flags(const SimOptions& options) {
 
 std::string replay_command(const SimOptions& options) {
   std::string command = "ditto-sim run --seed " + std::to_string(options.seed);
+  if (options.csums) command += " --csums-alg crc32c";
+  if (options.csums_after_crash_only) command += " --csums-after-crash-only";
   if (options.swarm_operations_max != 0) {
     command += " --swarm --ops " + std::to_string(options.swarm_operations_max);
     // The quorum draw comes from a stream of its own: a drawn quorum replays with the flag, an

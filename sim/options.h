@@ -58,7 +58,8 @@ struct HelperScript {
 // misdirected write or bit rot leaves it), then runs online verify from node 0 toward node 1,
 // and when it finishes disconnects and reconnects node 0 from node 1 (the resync of the marked
 // blocks, as DRBD does it); `invalidate` runs invalidate on node 1, `invalidate_remote` runs
-// invalidate-remote on node 0 toward node 1. Needs no crash and no faults; settle_time must
+// invalidate-remote on node 0 toward node 1 (both after corrupting `corrupt_blocks` blocks of
+// node 1 the same way, so a checksum resync has exactly those to move). Needs no crash and no faults; settle_time must
 // leave time for the full resync.
 struct AdminScenario {
   enum class Kind : std::uint8_t { none, verify, invalidate, invalidate_remote };
@@ -119,6 +120,10 @@ struct SimOptions {
   std::vector<HelperScript> helper_scripts;
   Duration helper_delay = Duration::from_ms(50);
   AdminScenario admin;
+  // Checksum-based resync on every node (csums-alg crc32c: the simulator digests block tags in
+  // its place) and csums-after-crash-only (§5.2).
+  bool csums = false;
+  bool csums_after_crash_only = false;
 };
 
 [[nodiscard]] Status validate(const SimOptions& options);

@@ -62,7 +62,9 @@ json options_json(const SimOptions& options) {
               {"swarm_operations_max", options.swarm_operations_max},
               {"fencing", core::to_string(options.fencing)},
               {"helper_delay_ns", options.helper_delay.ns},
-              {"helper_scripts", helper_scripts_json(options.helper_scripts)}};
+              {"helper_scripts", helper_scripts_json(options.helper_scripts)},
+              {"csums_alg", options.csums ? "crc32c" : ""},
+              {"csums_after_crash_only", options.csums_after_crash_only}};
 }
 
 // Field readers: each checks presence and type and names the field on error.
@@ -203,6 +205,20 @@ Status quorum_from_json(const json& object, core::QuorumSettings& quorum) {
   return Status::success();
 }
 
+// "csums_alg" ("" or "crc32c") and "csums_after_crash_only" (optional: schedules written before
+// checksum resync existed run without).
+Status csums_from_json(const json& object, SimOptions& options) {
+  if (const auto found = object.find("csums_alg"); found != object.end()) {
+    const bool known = found->is_string() && (found->get<std::string>().empty() ||
+                                              found->get<std::string>() == "crc32c");
+    if (!known) return Error{"schedule options: field 'csums_alg' must be \"\" or \"crc32c\""};
+    options.csums = !found->get<std::string>().empty();
+  }
+  if (object.find("csums_after_crash_only") == object.end()) return Status::success();
+  Reader read(object, "schedule options");
+  return read.boolean("csums_after_crash_only", options.csums_after_crash_only);
+}
+
 Result<SimOptions> options_from_json(const json& object) {
   if (!object.is_object()) return Error{"schedule: 'options' must be an object"};
   SimOptions options;
@@ -228,6 +244,7 @@ Result<SimOptions> options_from_json(const json& object) {
   DITTO_TRY(read.integer("faults_per_1000_ops", options.faults_per_1000_ops));
   DITTO_TRY(quorum_from_json(object, options.quorum));
   DITTO_TRY(fencing_from_json(object, options));
+  DITTO_TRY(csums_from_json(object, options));
   DITTO_TRY(read.duration("stall_timeout_ns", options.stall_timeout));
   DITTO_TRY(read.duration("settle_time_ns", options.settle_time));
   DITTO_TRY(read.integer("liveness_bound_ns", options.liveness_bound.ns, false));

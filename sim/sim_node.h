@@ -33,6 +33,8 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
   config.al_updates = true;
   config.al_extents = options.al_extents;
   config.verify_algorithm = "crc32c";  // the simulator digests block tags in its place
+  if (options.csums) config.csums_algorithm = "crc32c";
+  config.csums_after_crash_only = options.csums_after_crash_only;
   return config;
 }
 

@@ -63,6 +63,10 @@ struct RunResult {
   std::uint64_t divergent_blocks = 0;
   // Blocks written by resyncs (summed over the live nodes' SyncTarget counters at the end).
   std::uint64_t resync_blocks = 0;
+  // Resync traffic as the network saw it: Data frames with data_flag_resync and ResyncInSync
+  // frames (checksum resync: blocks that matched and moved no data) handed to a live link.
+  std::uint64_t resync_data_messages = 0;
+  std::uint64_t resync_in_sync_messages = 0;
   // Liveness oracle: simulated time from the end of the faults until every live node was
   // connected to every live peer (-1: the run ended first or the faults never ended).
   std::int64_t converged_after_ns = -1;

@@ -7,7 +7,9 @@
 // `verify-finished` the operator disconnects and reconnects node 0 from node 1, so the next
 // handshake resyncs the blocks the verify marked. The end-of-run oracles then demand identical
 // replicas: a corrupted block the verify missed stays a silent divergence.
-// invalidate / invalidate_remote: node 1 becomes SyncTarget of node 0 for every block.
+// invalidate / invalidate_remote: `corrupt_blocks` blocks of node 1 are corrupted the same way,
+// then node 1 becomes SyncTarget of node 0 for every block (with csums, only the corrupted
+// blocks differ, so only they move as data).
 #include <string>
 
 #include "core/assert.h"
@@ -61,6 +63,7 @@ void Simulation::on_admin_step(const SimEvent& event) {
         corrupt_acknowledged_blocks(1, options_.admin.corrupt_blocks);
         return admin_command(0, core::Verify{second, Sector{0}});
       }
+      corrupt_acknowledged_blocks(1, options_.admin.corrupt_blocks);
       if (options_.admin.kind == Kind::invalidate) return admin_command(1, core::Invalidate{});
       return admin_command(0, core::InvalidateRemote{second});
     case step_disconnect: {

@@ -150,6 +150,13 @@ void Simulation::send(std::uint8_t from, const core::Send& message) {
     result_.messages_dropped += 1;  // written to a dead socket
     return;
   }
+  if (const auto* data = std::get_if<wire::Data>(&message.message);
+      data != nullptr && (data->flags & wire::data_flag_resync) != 0) {
+    result_.resync_data_messages += 1;
+  }
+  if (std::holds_alternative<wire::ResyncInSync>(message.message)) {
+    result_.resync_in_sync_messages += 1;
+  }
   std::uint8_t payload[tag_size_bytes] = {};
   std::span<const std::uint8_t> payload_bytes;
   if (message.payload) {

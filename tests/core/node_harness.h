@@ -46,6 +46,9 @@ struct Cluster {
   std::vector<std::pair<int, CallHelper>> helpers;  // every CallHelper, in order
   // Called for every action as it is collected, before the harness executes it.
   std::function<void(int, const Action&)> observer;
+  // The digest a node's digest read (DiskRead::digest) reports; without it, 0.
+  std::function<std::uint64_t(int, const DiskRead&)> digest_of;
+  std::map<std::pair<int, std::uint64_t>, DiskRead> digest_reads;  // pending, (node, io)
 
   explicit Cluster(int count, const std::function<void(NodeConfig&)>& adjust = {}) {
     for (int i = 0; i < count; ++i) {
@@ -98,6 +101,7 @@ struct Cluster {
         disk_writes[{index, write->io.value}] = *write;
       } else if (auto* read = std::get_if<DiskRead>(&action)) {
         disk_other[{index, read->io.value}] = true;
+        if (read->digest) digest_reads[{index, read->io.value}] = *read;
       } else if (auto* flush = std::get_if<DiskFlush>(&action)) {
         disk_other[{index, flush->io.value}] = true;
       } else if (auto* metadata = std::get_if<MetadataWrite>(&action)) {
@@ -149,7 +153,12 @@ struct Cluster {
   void complete_io(int index, std::uint64_t io, IoStatus status = IoStatus::ok) {
     const bool known = disk_writes.erase({index, io}) + disk_other.erase({index, io}) == 1;
     ASSERT_TRUE(known) << "node " << index << " has no pending io " << io;
-    nodes[index].on_disk_completed(now, IoId{io}, status);
+    std::uint64_t digest = 0;
+    if (auto read = digest_reads.find({index, io}); read != digest_reads.end()) {
+      if (digest_of) digest = digest_of(index, read->second);
+      digest_reads.erase(read);
+    }
+    nodes[index].on_disk_completed(now, IoId{io}, status, PayloadHandle{}, digest);
     collect(index);
   }
 

@@ -148,6 +148,48 @@ TEST(Wire, DataWithALengthThatIsNotWholeSectorsIsMalformed) {
   EXPECT_EQ(std::get<WireError>(result).code, WireErrorCode::malformed_body);
 }
 
+TEST(Wire, ChecksumResyncMessagesSurviveARoundTrip) {
+  const ChecksumResyncRequest request{Sector{4096}, 4096, 0xdeadbeefcafef00dull};
+  EXPECT_EQ(round_trip<ChecksumResyncRequest>(request), request);
+  const ResyncInSync in_sync{Sector{8}, 2048, (std::uint64_t{2} << 56) | 77};
+  EXPECT_EQ(round_trip<ResyncInSync>(in_sync), in_sync);
+}
+
+// Writes `value` big-endian at `offset` of `frame` and recomputes the frame's CRC.
+void patch_u32(std::vector<std::uint8_t>& frame, std::size_t offset, std::uint32_t value) {
+  for (std::size_t i = 0; i < 4; ++i) {
+    frame[offset + i] = static_cast<std::uint8_t>(value >> (24 - 8 * i));
+  }
+  std::uint32_t crc = crc32c_extend(0, std::span(frame).subspan(0, 12));
+  crc = crc32c_extend(crc, std::span(frame).subspan(header_size_bytes));
+  for (std::size_t i = 0; i < 4; ++i) {
+    frame[12 + i] = static_cast<std::uint8_t>(crc >> (24 - 8 * i));
+  }
+}
+
+TEST(Wire, ChecksumResyncMessagesWithABadLengthOrTruncatedAreMalformed) {
+  const std::vector<Message> messages = {
+      ChecksumResyncRequest{Sector{8}, 4096, 1}, ResyncInSync{Sector{8}, 4096, 1},
+      ResyncRequest{Sector{8}, 4096}, VerifyRequest{Sector{8}, 4096, 1}};
+  for (const Message& message : messages) {
+    for (const std::uint32_t length : {0u, 4097u, payload_size_max_bytes + 512}) {
+      auto frame = encode(message);
+      patch_u32(frame, header_size_bytes + 8, length);  // the length after the u64 sector
+      const auto result = decode(frame);
+      ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
+      EXPECT_NE(std::get<WireError>(result).message.find("length is zero"), std::string::npos)
+          << std::get<WireError>(result).message;
+    }
+    // A body one byte short of the fields (the digest or sequence cut off).
+    auto frame = encode(message);
+    frame.pop_back();
+    patch_u32(frame, 8, static_cast<std::uint32_t>(frame.size() - header_size_bytes));
+    const auto result = decode(frame);
+    ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
+    EXPECT_NE(std::get<WireError>(result).message.find("truncated"), std::string::npos);
+  }
+}
+
 TEST(Wire, AStateReportNamingANodeIdBeyondTheLastAsItsDagtagNodeIsMalformed) {
   StateReport state;
   state.dagtag_node = 40;  // neither a node id (0..31) nor dagtag_node_none

@@ -51,6 +51,31 @@ TEST_F(PlanAdjust, QuorumOptionsMapOntoTheNodesQuorumSettings) {
   EXPECT_EQ(quorum.on_suspended_primary_outdated, core::OnSuspendedPrimaryOutdated::disconnect);
 }
 
+TEST_F(PlanAdjust, CsumsAlgAndCsumsAfterCrashOnlyMapOntoTheNodeConfig) {
+  const DaemonConfig plain = load("");
+  EXPECT_EQ(plain.node.csums_algorithm, "");  // bitmap-based resync unless configured
+  EXPECT_FALSE(plain.node.csums_after_crash_only);
+  const DaemonConfig config = load(" csums-alg crc32c; csums-after-crash-only yes;");
+  EXPECT_EQ(config.node.csums_algorithm, "crc32c");
+  EXPECT_TRUE(config.node.csums_after_crash_only);
+}
+
+TEST_F(PlanAdjust, ACsumsAlgOtherThanCrc32cIsRejectedAtItsLocation) {
+  const std::string path = directory_ + "/csums.res";
+  std::ofstream(path, std::ios::trunc)
+      << "resource r0 {\n  net { protocol C; csums-alg md5; }\n"
+      << "  on alpha { node-id 0; address 127.0.0.1:7000; device minor 1; disk /tmp/a.img;\n"
+      << "    meta-disk internal; }\n"
+      << "  on beta { node-id 1; address 127.0.0.1:7001; device minor 1; disk /tmp/b.img;\n"
+      << "    meta-disk internal; }\n}\n";
+  auto config = load_daemon_config({path, "alpha", ""});
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.error().message.find("csums.res:2:"), std::string::npos)
+      << config.error().message;
+  EXPECT_NE(config.error().message.find("csums-alg 'md5' is not supported"), std::string::npos)
+      << config.error().message;
+}
+
 TEST_F(PlanAdjust, AQuorumCountAboveThirtyTwoIsRejectedAtItsLocation) {
   const std::string path = directory_ + "/bad.res";
   std::ofstream(path, std::ios::trunc)

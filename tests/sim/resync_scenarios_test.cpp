@@ -103,5 +103,66 @@ TEST(ResyncScenario, APrimaryCrashResyncsOnlyTheHotExtentsAndTheWritesMadeSinceA
   }
 }
 
+// Checksum-based resync (csums-alg): node 1 is invalidated (a full resync) after `corrupt`
+// acknowledged blocks of it were silently overwritten with other blocks' data, so exactly those
+// differ from node 0. The network counts what moved: resync Data frames and ResyncInSync frames.
+SimOptions invalidate_options(std::uint64_t seed, std::uint32_t corrupt, bool csums) {
+  SimOptions options;
+  options.seed = seed;
+  options.nodes = 2;
+  options.crash_primary = false;
+  options.volume_size_bytes = 2048ull * 4096;
+  options.workload.operations = 300;
+  options.workload.read_percent = 20;
+  options.settle_time = Duration::from_ms(4'000);
+  options.admin.kind = AdminScenario::Kind::invalidate;
+  options.admin.corrupt_blocks = corrupt;
+  options.csums = csums;
+  return options;
+}
+
+void expect_identical_up_to_date_pair(const RunResult& result) {
+  expect_converged_and_identical(result);
+  ASSERT_EQ(result.final_nodes.size(), 2u);
+  EXPECT_EQ(result.final_nodes[0].disk, DiskState::up_to_date) << describe(result);
+  EXPECT_EQ(result.final_nodes[1].disk, DiskState::up_to_date) << describe(result);
+  EXPECT_EQ(result.final_nodes[0].disk_digest, result.final_nodes[1].disk_digest)
+      << describe(result);
+}
+
+TEST(ResyncScenario, ChecksumResyncMovesOnlyTheDifferingBlocks) {
+  for (std::uint64_t seed = 1; seed <= 2; ++seed) {
+    const RunResult result = run_simulation(invalidate_options(seed, 9, true));
+    EXPECT_EQ(result.blocks_corrupted, 9u) << describe(result);
+    EXPECT_EQ(result.resync_blocks, 2048u) << describe(result);
+    EXPECT_EQ(result.resync_data_messages, result.blocks_corrupted) << describe(result);
+    EXPECT_EQ(result.resync_in_sync_messages, 2048u - result.blocks_corrupted)
+        << describe(result);
+    expect_identical_up_to_date_pair(result);
+  }
+}
+
+TEST(ResyncScenario, WithoutCsumsAlgTheSameFullResyncMovesEveryBlock) {
+  const RunResult result = run_simulation(invalidate_options(1, 9, false));
+  EXPECT_EQ(result.blocks_corrupted, 9u) << describe(result);
+  EXPECT_EQ(result.resync_data_messages, 2048u) << describe(result);
+  EXPECT_EQ(result.resync_in_sync_messages, 0u) << describe(result);
+  expect_identical_up_to_date_pair(result);
+}
+
+TEST(ResyncScenario, CsumsAfterCrashOnlyTheResyncAfterAPrimaryCrashMovesOnlyChangedBlocks) {
+  for (std::uint64_t seed = 1; seed <= 2; ++seed) {
+    SimOptions options = primary_crash_options(seed, 9);
+    options.csums = true;
+    options.csums_after_crash_only = true;
+    const RunResult result = run_simulation(options);
+    expect_converged_and_identical(result);
+    EXPECT_TRUE(result.crashed);
+    // The hot extents hold far more blocks than the crash and the failover changed.
+    EXPECT_GT(result.resync_in_sync_messages, 0u) << describe(result);
+    EXPECT_LT(result.resync_data_messages, result.resync_in_sync_messages) << describe(result);
+  }
+}
+
 }  // namespace
 }  // namespace ditto::sim
