@@ -8,6 +8,9 @@
 //
 // The marks are set lazily, as DRBD does: a Secondary that crashes before they are set comes
 // back marking every block out of sync (Node::Node), which covers them.
+//
+// Also here: the weak nodes a Secondary forwards, and how a node that fell behind (Outdated,
+// or Inconsistent with no resync running) gets its resync back.
 #include "core/assert.h"
 #include "core/node.h"
 
@@ -74,6 +77,68 @@ void Node::mark_unacked_peer_writes(Peer& peer) {
   }
   peer.unacked_epochs.clear();
   peer.open_epoch_writes.clear();
+}
+
+// ---- Weak and outdated nodes ------------------------------------------------------------------
+
+// The weak nodes of the Primary this Secondary follows (connected to it), else none.
+std::uint32_t Node::followed_primary_weak_nodes() const {
+  if (role_ == Role::primary) return 0;
+  for (const Peer& peer : peers_) {
+    if (peer.configured && peer.status.connection == ConnectionState::connected &&
+        peer.status.role == Role::primary) {
+      return peer.weak_nodes & ~bit(peer.status.node_id);
+    }
+  }
+  return 0;
+}
+
+// As an UpToDate Primary: an established peer that is Outdated (it outdated itself while we
+// could not reach it, or it restarted) gets its resync through a new handshake.
+void Node::resync_outdated_peers() {
+  if (role_ != Role::primary || disk_state_ != DiskState::up_to_date) return;
+  for (Peer& peer : peers_) {
+    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (!peer.state_received || peer.resync_deferred) continue;
+    if (peer.status.replication != ReplicationState::established) continue;
+    if (peer.status.disk != DiskState::outdated) continue;
+    actions_.push_back(Disconnect{peer.status.node_id, "reconnecting to resync Outdated peer " +
+                                                           peer.status.name});
+    peer_lost(peer, ConnectionState::protocol_error);
+  }
+}
+
+// As an Outdated or Inconsistent node that no resync is bringing up: when no UpToDate Primary
+// will resync us (we follow a Primary without a disk, which writes through its UpToDate peers,
+// or its disk failed during our resync, or there is no Primary), the lowest UpToDate
+// established peer is asked through a new handshake, once per connection. Not while a Primary
+// we cannot reach writes without us (outdate_if_weak would take us Outdated again).
+void Node::resync_from_up_to_date_peer() {
+  if (disk_state_ != DiskState::outdated && disk_state_ != DiskState::inconsistent) return;
+  if (role_ != Role::secondary) return;
+  bool primary_connected = false;
+  bool weak = false;
+  for (const Peer& peer : peers_) {
+    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (receives_resync(peer.status.replication) || peer.resync_deferred) return;
+    if (peer.status.role == Role::primary) {
+      if (peer.status.disk == DiskState::up_to_date) return;
+      primary_connected = true;
+    }
+    weak = weak || (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
+  }
+  if (weak && !primary_connected) return;
+  for (Peer& peer : peers_) {
+    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (!peer.state_received || peer.resync_deferred || peer.outdated_handshake_rerun) continue;
+    if (peer.status.replication != ReplicationState::established) continue;
+    if (peer.status.disk != DiskState::up_to_date) continue;
+    actions_.push_back(Disconnect{peer.status.node_id,
+                                  "reconnecting to resync from UpToDate peer " + peer.status.name});
+    peer_lost(peer, ConnectionState::protocol_error);
+    peer.outdated_handshake_rerun = true;
+    return;
+  }
 }
 
 }  // namespace ditto::core
