@@ -104,7 +104,7 @@ void Node::on_client_write(Instant now, RequestId request, Sector sector,
   if (auto refusal = write_refusal(sector, length_bytes)) return refuse(*refusal), invariants();
   // A Primary without quorum (§8.2): io-error fails the write, suspend-io freezes it; so does
   // fencing with resource-and-stonith until fence-peer succeeds (§7).
-  if (role_ == Role::primary && (!have_quorum_ || fencing_suspended_ || confirming_lost_peer())) {
+  if (role_ == Role::primary && (!have_quorum_ || fencing_suspended_)) {
     if (!quorum_suspends_io()) return refuse(ClientStatus::io_error), invariants();
     suspend_write_for_quorum(request, sector, length_bytes, payload, flags);
     return invariants();
@@ -352,9 +352,8 @@ void Node::complete(std::uint64_t sequence, ClientStatus status) {
   if (entry.kind == RequestKind::read && status == ClientStatus::ok) read_io = entry.io;
   // A write that completes while the Primary has no quorum may never reach a quorum: it fails
   // (io-error) or its completion waits (suspend-io) for quorum or demotion (node_quorum.cpp).
-  const bool quorum_lost =
-      entry.kind == RequestKind::write && status == ClientStatus::ok && role_ == Role::primary &&
-      (!have_quorum_ || fencing_suspended_ || confirming_lost_peer());
+  const bool quorum_lost = entry.kind == RequestKind::write && status == ClientStatus::ok &&
+                           role_ == Role::primary && (!have_quorum_ || fencing_suspended_);
   if (quorum_lost && hold_completion_for_quorum({entry.client, status, read_io}, entry.payload)) {
     // Still counted in upper_pending (client_requests() includes it).
   } else {

@@ -562,11 +562,6 @@ class Node {
   std::uint64_t quorum_uuid_flags() const;
   AdminResult down(Instant now);
   void resume_frozen_io();
-  bool confirming_lost_peer() const;
-  void freeze_for_lost_peer();
-  void confirm_lost_peer();
-  void on_lost_peer_reply(Peer& peer, const wire::TwoPcReply& reply);
-  void resume_after_lost_peer_confirmed();
 
   // Fencing (node_fencing.cpp).
   bool fencing_enabled() const { return config_.fencing != FencingPolicy::dont_care; }
@@ -638,18 +633,6 @@ class Node {
   // Fencing (resource-and-stonith): DRBD's susp_fen. Frozen writes and completions wait in the
   // two queues above, beside those frozen for quorum.
   bool fencing_suspended_ = false;
-  // A Primary (quorum on) that lost a peer freezes its I/O and starts no new generation until
-  // every peer it still sees confirmed it is there (wire::TwoPcChange::lost_peer): a peer whose
-  // link is silently gone must not count for the quorum a new generation is started with.
-  struct LostPeerConfirmation {
-    std::uint64_t transaction_id = 0;
-    std::uint32_t waiting_mask = 0;
-  };
-  // Set in the transaction ids of these confirmations, clear in those of promotions.
-  static constexpr std::uint64_t lost_peer_transaction_bit = std::uint64_t{1} << 63;
-  std::optional<LostPeerConfirmation> lost_peer_confirmation_;
-  std::uint64_t lost_peer_transactions_ = 0;
-  bool lost_peer_resume_pending_ = false;  // confirmation over: frozen I/O not yet released
 
   // Activity log (node_activity_log.cpp). Writes wait in al_waiting_ (FIFO) until their
   // extents are committed; al_holds_ keeps the extents of an admitted write referenced until it

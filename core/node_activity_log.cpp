@@ -201,7 +201,7 @@ void Node::pump_activity_log() {
 // A write whose extents are committed: the checks of on_client_write again, since the role or
 // quorum may have changed while it waited.
 void Node::admit_after_activity_log(const HeldWrite& write, bool referenced) {
-  if (role_ == Role::primary && have_quorum_ && !confirming_lost_peer()) {
+  if (role_ == Role::primary && have_quorum_) {
     return admit_write_now(write.request, write.sector, write.length_bytes, write.payload,
                            write.flags, referenced);
   }

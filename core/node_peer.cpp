@@ -537,7 +537,6 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   const std::uint32_t peer_bit = bit(peer.status.node_id);
   const bool was_target = receives_resync(peer.status.replication);
   const bool was_replicating = peer_replicating(peer);
-  const bool was_connected = peer.status.connection == ConnectionState::connected;
   const bool was_our_primary = role_ == Role::secondary && peer.state_received &&
                                peer.status.role == Role::primary;
   peer.forwarded_weak_nodes = 0;
@@ -557,7 +556,6 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
     prepared_.reset();
     cancel_timer(timer_twopc_participant);
   }
-  if (was_connected) freeze_for_lost_peer();
   set_connection(peer, failure);
   if (failure == ConnectionState::disconnecting) {
     set_connection(peer, ConnectionState::standalone);
@@ -565,8 +563,6 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
     set_connection(peer, ConnectionState::unconnected);
     set_connection(peer, ConnectionState::connecting);
   }
-  // With quorum on, the peers we still see confirm first that they are there (node_quorum.cpp).
-  confirm_lost_peer();
   // Writes the peer may have missed are in its bitmap: a new generation records that our data
   // moved on, before the peer can reconnect (§3.2).
   if (role_ == Role::primary) bump_generation_if_pending();

@@ -93,6 +93,27 @@ std::uint32_t Node::followed_primary_weak_nodes() const {
   return 0;
 }
 
+// A Secondary peer forwarded the weak nodes of its Primary. If we are one of them and reach no
+// Primary ourselves, a Primary writes without us: our data is behind, so we outdate ourselves
+// (§1.7 invariant 2: "a Secondary that learns of a Primary it is not directly connected to
+// outdates itself"). Checked when such a report arrives and when we lose our own Primary (the
+// report may have come first). The resync comes when we reach that Primary, or an UpToDate
+// node that becomes Primary (resync_outdated_peers).
+void Node::outdate_if_weak() {
+  if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
+  bool weak = false;
+  for (const Peer& peer : peers_) {
+    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (peer.status.role == Role::primary) return;
+    weak = weak || (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
+  }
+  if (!weak) return;
+  ClusterState proposed = cluster_state();
+  proposed.disk = DiskState::outdated;
+  if (!change_state(proposed, false).ok()) return;
+  send_state_to_connected_peers();
+}
+
 // As an UpToDate Primary: an established peer that is Outdated (it outdated itself while we
 // could not reach it, or it restarted) gets its resync through a new handshake.
 void Node::resync_outdated_peers() {

@@ -79,10 +79,9 @@ bool Node::handshake_busy() const {
   return false;
 }
 
-// Frozen I/O, for lack of quorum, for fencing (node_fencing.cpp) or while the peers confirm a
-// lost one: all wait in the same queues.
+// Frozen I/O, for lack of quorum or for fencing (node_fencing.cpp): both wait in the same queues.
 bool Node::quorum_suspends_io() const {
-  return io_suspended_for_quorum() || io_suspended_for_fencing() || confirming_lost_peer();
+  return io_suspended_for_quorum() || io_suspended_for_fencing();
 }
 
 // Recomputes quorum (after every committed state change and every peer report). Only records
@@ -110,144 +109,14 @@ void Node::update_quorum() {
 void Node::apply_quorum_changes(Instant now) {
   (void)now;
   resume_after_fencing(now);
-  resume_after_lost_peer_confirmed();
   if (!quorum_changed_) return;
   if (have_quorum_ && role_ == Role::primary && handshake_busy()) return;
   quorum_changed_ = false;
   // Our StateReports carry the quorum flag: the peers (a diskless one above all) learn it.
   send_state_to_connected_peers();
   if (!have_quorum_ || role_ != Role::primary) return;
-  // resume_after_fencing or resume_after_lost_peer_confirmed resumes it later.
-  if (quorum_suspends_io()) return;
+  if (io_suspended_for_fencing()) return;  // resume_after_fencing resumes it later
   resume_frozen_io();
-}
-
-// ---- Weak Secondaries ------------------------------------------------------------------------
-
-// A Secondary peer forwarded the weak nodes of its Primary. If we are one of them, a Primary
-// writes without us: our data is behind, so we outdate ourselves (§1.7 invariant 2: "a
-// Secondary that learns of a Primary it is not directly connected to outdates itself").
-// That holds even while our own connection to that Primary still looks up: the Primary
-// already dropped it and we have not noticed yet, so we drop it too (as DRBD's cluster-wide
-// "lost peer" change would) and reconnect; the new handshake resyncs us. Swarm seed 564:
-// waiting for our side to notice let the forwarding peer lose the Primary first, and we
-// stayed UpToDate, quorate and promotable without the writes it acknowledged meanwhile.
-// Checked when such a report arrives and when we lose our own Primary (the report may have
-// come first). The resync comes when we reach that Primary, or an UpToDate node that becomes
-// Primary (resync_outdated_peers).
-void Node::outdate_if_weak() {
-  if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
-  bool weak = false;
-  bool weak_and_behind = false;  // and the peer that says so has a generation we lack
-  bool following_primary = false;
-  for (const Peer& peer : peers_) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
-    following_primary = following_primary || peer.status.role == Role::primary;
-    const bool says_weak = (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
-    weak = weak || says_weak;
-    weak_and_behind = weak_and_behind ||
-                      (says_weak && comparable_current(peer.status.generation) !=
-                                        comparable_current(generations_.uuids.current));
-  }
-  if (!weak) return;
-  // Still connected to a Primary: a forwarded mask may be older than our connection (it named
-  // us before that Primary resynced us); only a peer in a generation we lack proves that the
-  // Primary went on without us.
-  if (!weak_and_behind && following_primary) return;
-  for (Peer& peer : peers_) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected ||
-        peer.status.role != Role::primary) {
-      continue;
-    }
-    actions_.push_back(Disconnect{peer.status.node_id, "Primary " + peer.status.name +
-                                                           " writes without us (a peer says)"});
-    peer_lost(peer, ConnectionState::network_failure);  // its end outdates us (we are weak)
-  }
-  if (disk_state_ != DiskState::up_to_date) return;
-  ClusterState proposed = cluster_state();
-  proposed.disk = DiskState::outdated;
-  if (!change_state(proposed, false).ok()) return;
-  send_state_to_connected_peers();
-}
-
-// ---- Losing a peer as Primary -----------------------------------------------------------------
-// A Primary counts a peer as connected until its transport reports the link down, which may be
-// long after the link went silent. Quorum through such a peer is not quorum: a new generation
-// started with it (the first write after losing another peer) lives on this side only, while
-// the nodes really reachable promote and start their own, and the two meet as a split brain
-// (swarm quorum seeds 62, 759, ...). So, like DRBD's cluster-wide "lost peer" state change, a
-// Primary that lost a peer freezes its I/O (new writes and completions, which could otherwise
-// acknowledge a write some peer missed in the old generation) and starts no generation until
-// every peer it still sees answered (TwoPcChange::lost_peer). A peer that never answers is
-// lost in turn: then the quorum decides, as for any loss.
-
-bool Node::confirming_lost_peer() const {
-  return role_ == Role::primary && lost_peer_confirmation_.has_value();
-}
-
-// peer_lost, before the connection leaves Connected (which may complete writes and request a
-// new generation): from here on both wait.
-void Node::freeze_for_lost_peer() {
-  if (role_ == Role::primary && config_.quorum.enabled()) {
-    lost_peer_confirmation_ = LostPeerConfirmation{};
-  }
-}
-
-// peer_lost, with the connection states and quorum updated: ask the peers still connected.
-void Node::confirm_lost_peer() {
-  // Only a freshly frozen one (transaction 0); one already asked keeps waiting.
-  if (!confirming_lost_peer() || lost_peer_confirmation_->transaction_id != 0) return;
-  std::uint32_t waiting = 0;
-  for (const Peer& peer : peers_) {
-    if (peer.configured && peer.status.connection == ConnectionState::connected) {
-      waiting |= bit(peer.status.node_id);
-    }
-  }
-  if (!have_quorum_ || waiting == 0) {
-    // Nothing to confirm: without quorum no generation starts, and the frozen I/O follows
-    // on-no-quorum (resume_after_lost_peer_confirmed).
-    lost_peer_confirmation_.reset();
-    lost_peer_resume_pending_ = true;
-    return;
-  }
-  lost_peer_transactions_ += 1;
-  const std::uint64_t transaction_id = lost_peer_transaction_bit | lost_peer_transactions_;
-  lost_peer_confirmation_ = LostPeerConfirmation{transaction_id, waiting};
-  for (const Peer& peer : peers_) {
-    if ((waiting & bit(peer.status.node_id)) == 0) continue;
-    actions_.push_back(Send{peer.status.node_id,
-                            wire::TwoPcPrepare{config_.node_id, transaction_id,
-                                               wire::TwoPcChange::lost_peer},
-                            std::nullopt});
-  }
-  DITTO_ASSERT(confirming_lost_peer());
-}
-
-void Node::on_lost_peer_reply(Peer& peer, const wire::TwoPcReply& reply) {
-  DITTO_ASSERT((reply.transaction_id & lost_peer_transaction_bit) != 0);
-  if (!lost_peer_confirmation_ || lost_peer_confirmation_->transaction_id != reply.transaction_id) {
-    return;  // a late reply to a confirmation a newer loss replaced
-  }
-  lost_peer_confirmation_->waiting_mask &= ~bit(peer.status.node_id);
-  if (lost_peer_confirmation_->waiting_mask != 0) return;
-  lost_peer_confirmation_.reset();
-  lost_peer_resume_pending_ = true;
-}
-
-// At the end of every input (apply_quorum_changes): the confirmation is over. With quorum the
-// new generation is made and the frozen I/O resumes; without it, suspend-io keeps it frozen
-// and io-error fails it, as it would have without the confirmation.
-void Node::resume_after_lost_peer_confirmed() {
-  if (role_ != Role::primary) {
-    lost_peer_confirmation_.reset();
-    lost_peer_resume_pending_ = false;
-    return;
-  }
-  if (!lost_peer_resume_pending_ || confirming_lost_peer()) return;
-  lost_peer_resume_pending_ = false;
-  if (quorum_suspends_io()) return;  // for quorum or fencing: resumed when that is over
-  if (have_quorum_) return resume_frozen_io();
-  fail_suspended_io();
 }
 
 // Quorum is back or fencing is over: the new generation that waited is made first, then

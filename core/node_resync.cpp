@@ -118,8 +118,6 @@ void Node::bump_generation_if_pending() {
   // Without quorum a Primary starts no generation: the partition with quorum may move on, and
   // ours must stay its ancestor (made when quorum returns, node_quorum.cpp).
   if (!have_quorum_) return;
-  // Nor before the peers it still sees confirmed a lost one (node_quorum.cpp).
-  if (confirming_lost_peer()) return;
   // Nor while its I/O is frozen for fencing: the handler may yet say the peer is Primary (§7).
   if (io_suspended_for_fencing()) return;
   // An UpToDate diskful node starts a generation; so does a diskless Primary (§3.2: it
@@ -197,14 +195,6 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   }
   receive_new_current_uuid(generations_.uuids, state.uuids.current, weak, tracked & ~weak,
                            disk_state_ == DiskState::up_to_date);
-  // Forwarded to our other peers (§3.2): a weak one learns that the Primary moved on without
-  // it even if its own link to the Primary has not failed yet (outdate_if_weak).
-  for (const Peer& other : peers_) {
-    if (&other != &peer && other.configured &&
-        other.status.connection == ConnectionState::connected) {
-      send_state(other);
-    }
-  }
 }
 
 // The SyncTarget reports UpToDate with our current UUID: its resync from us is complete.

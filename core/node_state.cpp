@@ -274,7 +274,7 @@ void Node::start_promotion_attempt(Instant now) {
     DITTO_ASSERT(committed);
     return finish_promotion({});
   }
-  promotion.transaction_id = prng_.next_u64() & ~lost_peer_transaction_bit;
+  promotion.transaction_id = prng_.next_u64();
   promotion.participants_mask = peers;
   promotion.waiting_mask = peers;
   for (const Peer& peer : peers_) {
@@ -291,9 +291,6 @@ void Node::on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply
   if (reply.initiator != config_.node_id) {
     return protocol_error(
         peer, "TwoPcReply for a transaction of node " + std::to_string(reply.initiator.value));
-  }
-  if ((reply.transaction_id & lost_peer_transaction_bit) != 0) {
-    return on_lost_peer_reply(peer, reply);
   }
   const std::uint32_t peer_bit = bit(peer.status.node_id);
   if (!promotion_ || promotion_->backing_off ||
@@ -419,11 +416,6 @@ void Node::on_twopc_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& p
   }
   wire::TwoPcReply reply{prepare.initiator, prepare.transaction_id, wire::TwoPcVote::yes,
                          static_cast<std::int8_t>(StateChangeCode::success)};
-  if (prepare.change == wire::TwoPcChange::lost_peer) {
-    // The Primary lost a peer and asks whether we are still here: we are (node_quorum.cpp).
-    actions_.push_back(Send{peer.status.node_id, reply, std::nullopt});
-    return;
-  }
   const bool same = prepared_ && prepared_->initiator == prepare.initiator &&
                     prepared_->transaction_id == prepare.transaction_id;
   const bool busy = (promotion_ && !promotion_->backing_off) || (prepared_ && !same);

@@ -360,11 +360,10 @@ std::variant<Message, WireError> parse_twopc(ByteReader& reader, MessageType typ
   std::uint8_t first = 0;
   if (!reader.u8(first)) return malformed(type, "truncated fields");
   if (type == MessageType::twopc_prepare) {
-    if (first != static_cast<std::uint8_t>(TwoPcChange::promote) &&
-        first != static_cast<std::uint8_t>(TwoPcChange::lost_peer)) {
+    if (first != static_cast<std::uint8_t>(TwoPcChange::promote)) {
       return malformed(type, "unknown state change");
     }
-    return Message{TwoPcPrepare{node, transaction_id, static_cast<TwoPcChange>(first)}};
+    return Message{TwoPcPrepare{node, transaction_id, TwoPcChange::promote}};
   }
   std::uint8_t code = 0;
   if (!reader.u8(code)) return malformed(type, "truncated fields");

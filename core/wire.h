@@ -272,9 +272,7 @@ struct VerifyReply {
 };
 
 // Cluster-wide state changes run as two-phase commits keyed by (initiator, transaction_id).
-// lost_peer: a Primary that lost a peer asks the peers it still sees to confirm they are there
-// (DRBD's "lost peer" state change); a participant replies at once and nothing is committed.
-enum class TwoPcChange : std::uint8_t { promote = 1, lost_peer = 2 };
+enum class TwoPcChange : std::uint8_t { promote = 1 };
 enum class TwoPcVote : std::uint8_t { yes = 0, no = 1, retry = 2 };
 
 struct TwoPcPrepare {

@@ -9,7 +9,6 @@
 #include <deque>
 #include <functional>
 #include <map>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -31,9 +30,6 @@ struct Cluster {
   std::vector<Node> nodes;
   Instant now;
   std::deque<InFlight> network;  // in-order delivery for the whole cluster
-  // (from, to): messages on these directions are lost, as on a link one side has not yet
-  // noticed is gone.
-  std::set<std::pair<int, int>> cut_links;
   std::map<std::pair<int, std::uint64_t>, DiskWrite> disk_writes;  // (node, io) → pending
   std::map<std::pair<int, std::uint64_t>, bool> disk_other;        // pending reads/flushes
   std::vector<std::pair<int, MetadataWrite>> metadata_writes;       // every one, in order
@@ -135,7 +131,6 @@ struct Cluster {
     if (network.empty()) return false;
     InFlight message = network.front();
     network.pop_front();
-    if (cut_links.contains({message.from.value, message.to.value})) return true;
     const auto decoded = wire::decode(message.frame);
     const auto& frame = std::get<wire::Frame>(decoded);
     PayloadHandle handle{frame.payload.empty() ? 0u : std::uint64_t{frame.payload[0]}};

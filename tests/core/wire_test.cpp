@@ -61,8 +61,6 @@ TEST(Wire, WritePathAndTwoPhaseCommitMessagesSurviveARoundTrip) {
   EXPECT_EQ(round_trip<PeerAck>(PeerAck{9, 0b1010}), (PeerAck{9, 0b1010}));
   const TwoPcPrepare prepare{NodeId{3}, 0xfeedface12345678ull, TwoPcChange::promote};
   EXPECT_EQ(round_trip<TwoPcPrepare>(prepare), prepare);
-  const TwoPcPrepare lost_peer{NodeId{1}, (1ull << 63) | 4, TwoPcChange::lost_peer};
-  EXPECT_EQ(round_trip<TwoPcPrepare>(lost_peer), lost_peer);
   const TwoPcReply reply{NodeId{3}, 99, TwoPcVote::no, -1};
   EXPECT_EQ(round_trip<TwoPcReply>(reply), reply);
   EXPECT_EQ(round_trip<TwoPcCommit>(TwoPcCommit{NodeId{31}, 5}), (TwoPcCommit{NodeId{31}, 5}));
