@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cluster_harness.h"
+#include "nbd_test_client.h"
 
 namespace ditto::testing {
 namespace {
@@ -24,19 +25,6 @@ std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
   std::vector<std::uint8_t> bytes(size);
   for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<std::uint8_t>(seed + i * 7);
   return bytes;
-}
-
-// One NBD connection: auto-promote, write, flush, close (auto-demote).
-bool nbd_write(const std::string& uri, const std::vector<std::uint8_t>& bytes,
-               std::uint64_t offset) {
-  nbd_handle* handle = nbd_create();
-  const bool ok = nbd_connect_uri(handle, uri.c_str()) == 0 &&
-                  nbd_pwrite(handle, bytes.data(), bytes.size(), offset, 0) == 0 &&
-                  nbd_flush(handle, 0) == 0;
-  if (!ok) ADD_FAILURE() << "NBD write to " << uri << ": " << nbd_get_error();
-  nbd_shutdown(handle, 0);
-  nbd_close(handle);
-  return ok;
 }
 
 std::string file_text(const std::string& path) {

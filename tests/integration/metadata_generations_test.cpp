@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cluster_harness.h"
+#include "nbd_test_client.h"
 #include "core/metadata.h"
 
 namespace ditto::testing {
@@ -26,20 +27,6 @@ std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
   std::vector<std::uint8_t> bytes(size);
   for (std::size_t i = 0; i < size; ++i) bytes[i] = static_cast<std::uint8_t>(seed + i * 13);
   return bytes;
-}
-
-// Writes `bytes` at `offset` through a fresh NBD connection (auto-promote, then auto-demote
-// when the connection closes), with a flush.
-bool nbd_write(const std::string& uri, const std::vector<std::uint8_t>& bytes,
-               std::uint64_t offset) {
-  nbd_handle* handle = nbd_create();
-  bool ok = nbd_connect_uri(handle, uri.c_str()) == 0 &&
-            nbd_pwrite(handle, bytes.data(), bytes.size(), offset, 0) == 0 &&
-            nbd_flush(handle, 0) == 0;
-  if (!ok) ADD_FAILURE() << "NBD write to " << uri << ": " << nbd_get_error();
-  nbd_shutdown(handle, 0);
-  nbd_close(handle);
-  return ok;
 }
 
 std::string file_text(const std::string& path) {

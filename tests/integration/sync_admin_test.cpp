@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cluster_harness.h"
+#include "nbd_test_client.h"
 #include "core/metadata.h"
 
 namespace ditto::testing {
@@ -143,18 +144,6 @@ TEST(SyncAdmin, APausedResyncShowsResyncSuspendedAndMakesNoProgressUntilResumeSy
   }
   EXPECT_TRUE(wait_for(cluster, 1, "r0 role:Secondary\n  disk:UpToDate")) << status_of(cluster, 1);
   EXPECT_EQ(status_of(cluster, 1).find("resync-suspended"), std::string::npos);
-}
-
-bool nbd_write(const std::string& uri, const std::vector<std::uint8_t>& bytes,
-               std::uint64_t offset) {
-  nbd_handle* handle = nbd_create();
-  const bool ok = nbd_connect_uri(handle, uri.c_str()) == 0 &&
-                  nbd_pwrite(handle, bytes.data(), bytes.size(), offset, 0) == 0 &&
-                  nbd_flush(handle, 0) == 0;
-  if (!ok) ADD_FAILURE() << "NBD write to " << uri << ": " << nbd_get_error();
-  nbd_shutdown(handle, 0);
-  nbd_close(handle);
-  return ok;
 }
 
 TEST(SyncAdmin, ADetachedPrimaryIsDisklessAndItsWritesStillReachThePeer) {
