@@ -50,8 +50,8 @@
 //   unacked write toward all when its Primary vanishes. Secondaries forward the Primary's weak
 //   nodes; a weak Secondary that reaches no Primary outdates itself (§1.7 invariant 2), and an
 //   UpToDate Primary reconnects an Outdated established peer to resync it; an Outdated or
-//   Inconsistent node that no UpToDate Primary serves (a diskless Primary, a source that lost
-//   its disk, no Primary) reruns the handshake with an UpToDate peer, once per connection;
+//   Inconsistent node that follows a Primary without an UpToDate disk reruns the handshake
+//   with an UpToDate peer, once per connection;
 // - fencing (node_fencing.cpp, §7; NodeConfig::fencing): a Primary that loses a peer with data
 //   runs fence-peer (CallHelper; the exit code comes back through on_helper_done), freezing
 //   client I/O until it succeeds with resource-and-stonith (`suspended:fencing`, ResumeIo); a

@@ -129,16 +129,16 @@ void Node::resync_outdated_peers() {
   }
 }
 
-// As an Outdated or Inconsistent node that no resync is bringing up: when no UpToDate Primary
-// will resync us (we follow a Primary without a disk, which writes through its UpToDate peers,
-// or its disk failed during our resync, or there is no Primary), the lowest UpToDate
-// established peer is asked through a new handshake, once per connection. Not while a Primary
-// we cannot reach writes without us (outdate_if_weak would take us Outdated again).
+// As an Outdated or Inconsistent node that no resync is bringing up, following a Primary without
+// an UpToDate disk (a diskless Primary writes through its UpToDate peers; its disk may have
+// failed during our resync): the lowest UpToDate established peer is asked through a new
+// handshake, once per connection. Without a Primary the cluster is not writing and the next
+// connect's handshake will do; a rerun would only cost the peers a connection (and perhaps
+// their quorum).
 void Node::resync_from_up_to_date_peer() {
   if (disk_state_ != DiskState::outdated && disk_state_ != DiskState::inconsistent) return;
   if (role_ != Role::secondary) return;
   bool primary_connected = false;
-  bool weak = false;
   for (const Peer& peer : peers_) {
     if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
     if (receives_resync(peer.status.replication) || peer.resync_deferred) return;
@@ -146,9 +146,8 @@ void Node::resync_from_up_to_date_peer() {
       if (peer.status.disk == DiskState::up_to_date) return;
       primary_connected = true;
     }
-    weak = weak || (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
   }
-  if (weak && !primary_connected) return;
+  if (!primary_connected) return;
   for (Peer& peer : peers_) {
     if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
     if (!peer.state_received || peer.resync_deferred || peer.outdated_handshake_rerun) continue;
