@@ -12,14 +12,6 @@
 namespace ditto::datapath {
 namespace {
 
-// Named fields: ControlReply grows members other verbs use.
-ControlReply reply_of(int exit_status, std::string text) {
-  ControlReply reply;
-  reply.exit_status = exit_status;
-  reply.text = std::move(text);
-  return reply;
-}
-
 bool has_flag(const std::vector<std::string>& words, const char* flag) {
   return std::find(words.begin() + 2, words.end(), flag) != words.end();
 }

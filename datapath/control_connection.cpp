@@ -5,13 +5,6 @@
 namespace ditto::datapath {
 namespace {
 
-ControlReply reply_of(int exit_status, std::string text) {
-  ControlReply reply;
-  reply.exit_status = exit_status;
-  reply.text = std::move(text);
-  return reply;
-}
-
 // The peer named `which` (host name or node id) among the resource's peers.
 std::optional<core::PeerConfig> find_peer(const ResourceRunner& runner, const std::string& which) {
   for (const core::PeerConfig& peer : runner.node().config().peers) {

@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio.hpp>
@@ -38,6 +39,14 @@ struct ControlReply {
   // The callee bounds the wait (it answers with a timeout error itself).
   std::function<std::optional<ControlReply>()> wait = nullptr;
 };
+
+// A plain reply: an exit status and its text (the other fields left as they are by default).
+inline ControlReply reply_of(int exit_status, std::string text) {
+  ControlReply reply;
+  reply.exit_status = exit_status;
+  reply.text = std::move(text);
+  return reply;
+}
 
 class ControlServer {
  public:

@@ -9,13 +9,6 @@
 namespace ditto::datapath {
 namespace {
 
-ControlReply reply_of(int exit_status, std::string text) {
-  ControlReply reply;
-  reply.exit_status = exit_status;
-  reply.text = std::move(text);
-  return reply;
-}
-
 struct SyncRequest {
   std::optional<NodeId> peer;
   std::optional<std::uint64_t> start_sector;
