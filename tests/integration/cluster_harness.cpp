@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <thread>
 
@@ -275,6 +276,20 @@ bool LocalCluster::start_with(int index, const std::vector<std::string>& extra_a
     std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
   error = "dittod " + names_[index] + " did not open its control socket";
+  return false;
+}
+
+std::string file_text(const std::string& path) {
+  std::ifstream in(path);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+bool wait_for_status(const LocalCluster& cluster, int index, const std::string& text,
+                     int timeout_ms) {
+  for (int waited = 0; waited < timeout_ms; waited += 20) {
+    if (cluster.control(index, "status r0").text.find(text) != std::string::npos) return true;
+    ::usleep(20'000);
+  }
   return false;
 }
 

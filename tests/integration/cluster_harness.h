@@ -86,4 +86,11 @@ std::uint16_t free_port();
 bool create_backing_disk(const std::string& path, std::uint64_t data_size_bytes, int max_peers,
                          std::string& error);
 
+// The whole text of a file (a daemon's log), empty if it cannot be read.
+std::string file_text(const std::string& path);
+
+// Polls `status r0` on node `index` every 20 ms until it contains `text`.
+bool wait_for_status(const LocalCluster& cluster, int index, const std::string& text,
+                     int timeout_ms = 15'000);
+
 }  // namespace ditto::testing

@@ -27,20 +27,6 @@ std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
   return bytes;
 }
 
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-bool wait_for_status(const LocalCluster& cluster, int index, const std::string& text,
-                     int timeout_ms = 15'000) {
-  for (int waited = 0; waited < timeout_ms; waited += 20) {
-    if (cluster.control(index, "status r0").text.find(text) != std::string::npos) return true;
-    ::usleep(20'000);
-  }
-  return false;
-}
-
 bool wait_for_log(const LocalCluster& cluster, int index, const std::string& text) {
   for (int attempt = 0; attempt < 750; ++attempt) {
     if (file_text(cluster.log_path(index)).find(text) != std::string::npos) return true;

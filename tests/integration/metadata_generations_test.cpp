@@ -29,11 +29,6 @@ std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
   return bytes;
 }
 
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
 md::Superblock superblock_of(const std::string& path) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   const auto size = static_cast<std::uint64_t>(in.tellg());

@@ -28,20 +28,6 @@ std::vector<std::uint8_t> pattern(std::size_t size, std::uint8_t seed) {
   return bytes;
 }
 
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
-bool wait_for_status(const LocalCluster& cluster, int index, const std::string& text,
-                     int timeout_ms = 15'000) {
-  for (int waited = 0; waited < timeout_ms; waited += 20) {
-    if (cluster.control(index, "status r0").text.find(text) != std::string::npos) return true;
-    ::usleep(20'000);
-  }
-  return false;
-}
-
 TEST(PeerFaults, APeerThatAnswersNothingForKoCountTimesTimeoutIsDisconnectedAndWritesGoOn) {
   LocalCluster cluster(2, data_size_bytes);
   // timeout 0.3 s, ko-count 2: expelled after 0.6 to 0.9 s of silence. Pings (every 60 s)

@@ -24,21 +24,8 @@ CommandOutcome dittoadm(const LocalCluster& cluster, int index, const std::strin
                      cluster.control_socket(index) + " " + arguments + " 2>&1");
 }
 
-std::string file_text(const std::string& path) {
-  std::ifstream in(path);
-  return {std::istreambuf_iterator<char>(in), {}};
-}
-
 std::string status_of(const LocalCluster& cluster, int index) {
   return cluster.control(index, "status r0").text;
-}
-
-bool wait_for(const LocalCluster& cluster, int index, const std::string& text) {
-  for (int attempt = 0; attempt < 500; ++attempt) {
-    if (status_of(cluster, index).find(text) != std::string::npos) return true;
-    ::usleep(20'000);
-  }
-  return false;
 }
 
 // The superblock sits in the last 4 KiB block of the file.
@@ -99,8 +86,8 @@ TEST(SyncAdmin, NewCurrentUuidClearBitmapMakesAFreshInconsistentPairUpToDateWith
 
   const CommandOutcome done = dittoadm(cluster, 0, "new-current-uuid --clear-bitmap r0");
   ASSERT_EQ(done.exit_status, 0) << done.output;
-  EXPECT_TRUE(wait_for(cluster, 1, "disk:UpToDate")) << status_of(cluster, 1);
-  EXPECT_TRUE(wait_for(cluster, 0, "peer-disk:UpToDate")) << status_of(cluster, 0);
+  EXPECT_TRUE(wait_for_status(cluster, 1, "disk:UpToDate", 10'000)) << status_of(cluster, 1);
+  EXPECT_TRUE(wait_for_status(cluster, 0, "peer-disk:UpToDate", 10'000)) << status_of(cluster, 0);
   EXPECT_NE(status_of(cluster, 0).find("  disk:UpToDate"), std::string::npos);
   const std::string current = current_uuid_line(cluster, 0);
   EXPECT_NE(current, "current-uuid 0x0000000000000004");
@@ -122,7 +109,8 @@ TEST(SyncAdmin, APausedResyncShowsResyncSuspendedAndMakesNoProgressUntilResumeSy
   ASSERT_EQ(dittoadm(cluster, 0, "invalidate-remote r0:beta").exit_status, 0);
   const CommandOutcome paused = dittoadm(cluster, 0, "pause-sync r0:beta");
   ASSERT_EQ(paused.exit_status, 0) << paused.output;
-  EXPECT_TRUE(wait_for(cluster, 1, "resync-suspended:peer")) << status_of(cluster, 1);
+  EXPECT_TRUE(wait_for_status(cluster, 1, "resync-suspended:peer", 10'000))
+      << status_of(cluster, 1);
   const std::string source = status_of(cluster, 0);
   EXPECT_NE(source.find("replication:PausedSyncS"), std::string::npos) << source;
   EXPECT_NE(source.find("resync-suspended:user"), std::string::npos) << source;
@@ -142,7 +130,8 @@ TEST(SyncAdmin, APausedResyncShowsResyncSuspendedAndMakesNoProgressUntilResumeSy
     }
     ::usleep(20'000);
   }
-  EXPECT_TRUE(wait_for(cluster, 1, "r0 role:Secondary\n  disk:UpToDate")) << status_of(cluster, 1);
+  EXPECT_TRUE(wait_for_status(cluster, 1, "r0 role:Secondary\n  disk:UpToDate", 10'000))
+      << status_of(cluster, 1);
   EXPECT_EQ(status_of(cluster, 1).find("resync-suspended"), std::string::npos);
 }
 
@@ -155,7 +144,7 @@ TEST(SyncAdmin, ADetachedPrimaryIsDisklessAndItsWritesStillReachThePeer) {
   ASSERT_EQ(detached.exit_status, 0) << detached.output;
   EXPECT_NE(status_of(cluster, 0).find("disk:Diskless"), std::string::npos)
       << status_of(cluster, 0);
-  EXPECT_TRUE(wait_for(cluster, 1, "peer-disk:Diskless")) << status_of(cluster, 1);
+  EXPECT_TRUE(wait_for_status(cluster, 1, "peer-disk:Diskless", 10'000)) << status_of(cluster, 1);
   const std::string log = file_text(cluster.log_path(0));
   EXPECT_NE(log.find("disk:Detaching"), std::string::npos) << log;
   EXPECT_NE(log.find("metadata written back clean after detach"), std::string::npos) << log;
