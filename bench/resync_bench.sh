@@ -9,11 +9,13 @@
 #       fio 4 KiB random write QD 32 through NBD on alpha without a resync, then again while a
 #       full resync runs (the resync must outlast fio: the report says if it did not).
 # Goals (issue 7): resync >= 0.8 x min(raw read, raw write, TCP stream); QD 32 IOPS during the
-# resync >= 0.7 x without. The load average is reported next to every figure.
+# resync >= 0.7 x without. The load average is reported next to every figure, and for the
+# resync the daemons' CPU time, the time their threads waited for a CPU (the machine's other
+# load) and the backing device's I/O rate and size. The work directory is under /var/tmp.
 # Usage: bench/resync_bench.sh [--size-mib N] [--fio-seconds S] [--build DIR]
-#                              [--disk-options 'c-max-rate 0;'] [--out FILE]
+#                              [--disk-options 'c-max-rate 4G; c-fill-target 1M;'] [--out FILE]
 #   --size-mib N: volume (backing file) size, default 4096
-#   --fio-seconds S: length of each fio run, default 15
+#   --fio-seconds S: length of each fio run, default 20
 #   --build DIR: a configured build directory (release, benchmarks on) to build dittod, dittoadm
 #     and ditto-bench-tcp-rtt in (default: the release preset, build/release)
 #   --disk-options TEXT: put into the resource's `disk { }` section (default: empty)
@@ -23,11 +25,11 @@ cd "$(dirname "$0")/.."
 root=$(pwd)
 
 size_mib=4096
-fio_seconds=15
+fio_seconds=20
 build=""
 disk_options=""
 out=""
-usage() { sed -n '2,21p' "$0"; }
+usage() { sed -n '2,22p' "$0"; }
 while (($#)); do
   case "$1" in
     --size-mib) size_mib="$2"; shift ;;
@@ -56,7 +58,7 @@ if ! cmake --build "$build" --target dittod dittoadm ditto-bench-tcp-rtt \
 fi
 dittod="$build/datapath/dittod"
 dittoadm="$build/datapath/dittoadm"
-work=/var/tmp/ditto-resync-bench
+work=/var/tmp/ditto-resync-bench  # fixed: disk_counters reads the device of /var/tmp
 nbd_port=20909
 rm -rf "$work"; mkdir -p "$work"
 ticks=$(getconf CLK_TCK)
@@ -69,8 +71,23 @@ cleanup() {
 trap 'cleanup; rm -f "$work"/*.img' EXIT
 
 load() { cut -d' ' -f1 /proc/loadavg; }
+# The backing device's /sys/class/block/*/stat (reads, sectors read, writes, sectors written), to
+# show what the resync asks of the disk; "0 0 0 0" when the work directory is on no such device.
+block_stat="/sys/class/block/$(basename "$(df --output=source /var/tmp | tail -1)")/stat"
+disk_counters() {
+  if [[ -r "$block_stat" ]]; then awk '{print $1, $3, $5, $7}' "$block_stat"; else echo 0 0 0 0; fi
+}
 now_ns() { date +%s%N; }
 seconds_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN {printf "%.2f", (b - a) / 1e9}'; }
+run_delay_ns() {  # time the daemons' threads waited for a CPU (schedstat), machine load shows here
+  local total=0 file
+  for pid in "${pids[@]}"; do
+    for file in /proc/"$pid"/task/*/schedstat; do
+      total=$((total + $(cut -d' ' -f2 "$file" 2>/dev/null || echo 0)))
+    done
+  done
+  echo "$total"
+}
 cpu_ticks() {  # utime + stime of both daemons
   local total=0 pid
   for pid in "${pids[@]}"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done
@@ -138,8 +155,11 @@ tcp_mibs=$(sed -n 's/.*tcp_stream_mib_per_s=\([0-9]*\).*/\1/p' <<<"$tcp_line")
   echo "resource r0 {"
   echo "  net { protocol C; }"
   echo "  disk { $disk_options }"
-  echo "  on alpha { node-id 0; address 127.0.0.1:17889; device /dev/drbd210; disk $work/alpha.img; meta-disk internal; }"
-  echo "  on beta { node-id 1; address 127.0.0.1:17890; device /dev/drbd211; disk $work/beta.img; meta-disk internal; }"
+  for node in 0 1; do
+    name=$([[ $node == 0 ]] && echo alpha || echo beta)
+    echo "  on $name { node-id $node; address 127.0.0.1:$((17889 + node));" \
+      "device /dev/drbd$((210 + node)); disk $work/$name.img; meta-disk internal; }"
+  done
   echo "}"
 } >"$work/r0.res"
 for node in alpha beta; do
@@ -168,11 +188,21 @@ iops_idle=${iops_idle% *}
 # (c) the full resync alone, timed from invalidate until both nodes report UpToDate.
 load_resync=$(load)
 cpu_before=$(cpu_ticks)
+run_delay_before=$(run_delay_ns)
+disk_before=$(disk_counters)
 start_ns=$(now_ns)
 adm beta invalidate r0
 wait_up_to_date 3600
 resync_s=$(seconds_since "$start_ns")
-resync_cpu_s=$(awk -v t="$(($(cpu_ticks) - cpu_before))" -v hz="$ticks" 'BEGIN {printf "%.1f", t / hz}')
+# shellcheck disable=SC2086
+disk_line=$(awk -v s="$resync_s" 'BEGIN {split(ARGV[1], a, " "); split(ARGV[2], b, " ");
+  ios = b[1] - a[1] + b[3] - a[3]; sectors = b[2] - a[2] + b[4] - a[4]; ARGC = 1
+  printf "%.0f I/Os per s (%.0f reads, %.0f writes), %.0f KiB per I/O", ios / s,
+    (b[1] - a[1]) / s, (b[3] - a[3]) / s, (ios > 0 ? sectors / 2 / ios : 0)}' \
+  "$disk_before" "$(disk_counters)")
+resync_cpu_s=$(awk -v t="$(($(cpu_ticks) - cpu_before))" -v hz="$ticks" \
+  'BEGIN {printf "%.1f", t / hz}')
+run_delay_s=$(awk -v t="$(($(run_delay_ns) - run_delay_before))" 'BEGIN {printf "%.1f", t / 1e9}')
 resync_mibs=$(awk -v m="$volume_mib" -v s="$resync_s" 'BEGIN {printf "%.0f", m / s}')
 
 # (d) QD 32 during a full resync (started 1 s before fio, so the controller has ramped up).
@@ -192,11 +222,17 @@ ceiling_mibs=$(printf '%s\n' "$raw_read_mibs" "$raw_write_mibs" "$tcp_mibs" | so
 report=$(
   echo "| measurement | figure | load average |"
   echo "|---|---:|---:|"
-  echo "| raw sequential read, 1 MiB QD 8 (fio io_uring O_DIRECT) | $raw_read_mibs MiB/s | $load_raw |"
+  echo "| raw sequential read, 1 MiB QD 8 (io_uring, O_DIRECT) | $raw_read_mibs MiB/s |" \
+    "$load_raw |"
   echo "| raw sequential write, 1 MiB QD 8 | $raw_write_mibs MiB/s | (same) |"
   echo "| loopback TCP stream, 1 MiB writes | $tcp_mibs MiB/s | (same) |"
-  echo "| full resync of $volume_mib MiB (invalidate → UpToDate) | $resync_mibs MiB/s ($resync_s s, daemons' CPU $resync_cpu_s s) | $load_resync |"
-  echo "| resync / min(raw read, raw write, TCP) (goal ≥ 0.8) | $(ratio "$resync_mibs" "$ceiling_mibs") | |"
+  echo "| full resync of $volume_mib MiB (invalidate → UpToDate) | $resync_mibs MiB/s" \
+    "($resync_s s; daemons' CPU $resync_cpu_s s, waiting for a CPU $run_delay_s s) |" \
+    "$load_resync |"
+  echo "| backing disk during the resync ($(basename "$(dirname "$block_stat")")," \
+    "both replicas) | $disk_line | |"
+  echo "| resync / min(raw read, raw write, TCP) (goal ≥ 0.8) |" \
+    "$(ratio "$resync_mibs" "$ceiling_mibs") | |"
   echo "| QD 32 4 KiB random write through NBD, no resync | $iops_idle IOPS | $load_idle |"
   echo "| QD 32 4 KiB random write during a full resync | $iops_resync IOPS | $load_both |"
   echo "| during / without (goal ≥ 0.7) | $(ratio "$iops_resync" "$iops_idle") | |"
