@@ -194,7 +194,6 @@ start_ns=$(now_ns)
 adm beta invalidate r0
 wait_up_to_date 3600
 resync_s=$(seconds_since "$start_ns")
-# shellcheck disable=SC2086
 disk_line=$(awk -v s="$resync_s" 'BEGIN {split(ARGV[1], a, " "); split(ARGV[2], b, " ");
   ios = b[1] - a[1] + b[3] - a[3]; sectors = b[2] - a[2] + b[4] - a[4]; ARGC = 1
   printf "%.0f I/Os per s (%.0f reads, %.0f writes), %.0f KiB per I/O", ios / s,
@@ -241,6 +240,7 @@ report=$(
   echo "resync outlasted the ${fio_seconds} s fio run: $outlasted"
   echo "disk options: '${disk_options}' (empty: the defaults, c-max-rate 102400 KiB/s," \
     "c-fill-target 100 sectors, c-plan-ahead 20)"
+  # shellcheck disable=SC2016  # the single quotes are literal text around the expansion
   echo "command: bench/resync_bench.sh --size-mib $size_mib --fio-seconds $fio_seconds" \
     "${disk_options:+--disk-options '$disk_options'}"
 )
