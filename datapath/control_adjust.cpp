@@ -94,6 +94,16 @@ class Planner {
         refuse(new_size != nullptr ? new_size->location : new_volume.location,
                "size " + from + " -> " + to);
       }
+      const core::NodeConfig& was = running_.node;
+      const core::NodeConfig& wanted = file_.node;
+      if (was.resync_rate_kib != wanted.resync_rate_kib ||
+          was.c_plan_ahead_deciseconds != wanted.c_plan_ahead_deciseconds ||
+          was.c_fill_target_sectors != wanted.c_fill_target_sectors ||
+          was.c_max_rate_kib != wanted.c_max_rate_kib ||
+          was.c_min_rate_kib != wanted.c_min_rate_kib) {
+        refuse(new_volume.location,
+               "a change of resync-rate, c-plan-ahead, c-fill-target, c-max-rate or c-min-rate");
+      }
     }
   }
 

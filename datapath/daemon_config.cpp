@@ -79,6 +79,69 @@ Result<std::uint32_t> net_number(const config::Connection& connection, std::stri
   return static_cast<std::uint32_t>(value);
 }
 
+// A disk option of the resync controller: a whole number in `unit` (KiB/s for rates, sectors
+// for c-fill-target, tenths of a second for c-plan-ahead), or with a k/M/G suffix a size in KiB,
+// MiB or GiB (drbdsetup's convention: `c-max-rate 100M` is 102400 KiB/s, `c-fill-target 1M`
+// 2048 sectors), within [minimum, maximum] of the unit (drbd_limits.h); `fallback` when unset.
+Result<std::uint32_t> resync_number(const config::Section& disk, std::string_view key,
+                                    std::uint32_t sectors_per_unit, std::uint32_t minimum,
+                                    std::uint32_t maximum, std::uint32_t fallback) {
+  const config::Option* option = disk.find(key);
+  if (option == nullptr) return fallback;
+  const std::string text = option->value_text();
+  const std::size_t digits = text.find_first_not_of("0123456789");
+  std::uint64_t value = 0;
+  bool valid = digits != 0 && text.size() <= 10 &&
+               (digits == std::string::npos || digits + 1 == text.size());
+  if (valid) {
+    value = std::stoull(text.substr(0, digits));
+    const char suffix = digits == std::string::npos ? '\0' : text[digits];
+    const std::uint64_t kib = suffix == 'k' || suffix == 'K'   ? 1
+                              : suffix == 'm' || suffix == 'M' ? 1024
+                              : suffix == 'g' || suffix == 'G' ? 1024 * 1024
+                                                               : 0;
+    valid = suffix == '\0' || (kib != 0 && sectors_per_unit != 0);
+    if (suffix != '\0' && valid) value = value * kib * 2 / sectors_per_unit;
+  }
+  if (!valid || value < minimum || value > maximum) {
+    return Error{option->location.to_string() + ": " + std::string(key) + " '" + text +
+                 "' must be a number from " + std::to_string(minimum) + " to " +
+                 std::to_string(maximum) + (sectors_per_unit == 2 ? " (KiB/s)" : "") +
+                 (sectors_per_unit == 1 ? " (sectors)" : "") +
+                 (sectors_per_unit != 0 ? ", or with a k, M or G suffix" : "")};
+  }
+  return static_cast<std::uint32_t>(value);
+}
+
+// The resync controller's disk options (DRBD peer-device options, written in `disk { }`), from
+// the volume's effective disk section; unset ones keep core's defaults, which are DRBD's.
+// c-delay-target (c-fill-target 0) is not implemented, so c-fill-target must be at least one
+// bitmap block (8 sectors).
+Status apply_resync_options(const config::Section& disk, core::NodeConfig& node) {
+  constexpr std::uint32_t kib_per_second = 2;  // sectors per unit
+  constexpr std::uint32_t rate_max_kib = 4 * 1024 * 1024;
+  auto resync_rate = resync_number(disk, "resync-rate", kib_per_second, 1, rate_max_kib,
+                                   node.resync_rate_kib);
+  if (!resync_rate.ok()) return resync_rate.error();
+  auto plan_ahead = resync_number(disk, "c-plan-ahead", 0, 0, 300, node.c_plan_ahead_deciseconds);
+  if (!plan_ahead.ok()) return plan_ahead.error();
+  auto fill_target = resync_number(disk, "c-fill-target", 1, 8, 1u << 20,
+                                   node.c_fill_target_sectors);
+  if (!fill_target.ok()) return fill_target.error();
+  auto max_rate = resync_number(disk, "c-max-rate", kib_per_second, 250, rate_max_kib,
+                                node.c_max_rate_kib);
+  if (!max_rate.ok()) return max_rate.error();
+  auto min_rate = resync_number(disk, "c-min-rate", kib_per_second, 0, rate_max_kib,
+                                node.c_min_rate_kib);
+  if (!min_rate.ok()) return min_rate.error();
+  node.resync_rate_kib = resync_rate.value();
+  node.c_plan_ahead_deciseconds = plan_ahead.value();
+  node.c_fill_target_sectors = fill_target.value();
+  node.c_max_rate_kib = max_rate.value();
+  node.c_min_rate_kib = min_rate.value();
+  return Status::success();
+}
+
 // The transport's net options (authentication, keepalive) from one connection's effective net
 // section. The transport has one setting for all peers, so every connection must agree.
 Status apply_net_options(const config::Connection& connection, bool first,
@@ -379,6 +442,10 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
   result.node.node_name = result.self.name;
   result.node.protocol = result.resource.protocol();
   if (Status status = apply_quorum_options(result.resource.options, result.node.quorum);
+      !status.ok()) {
+    return status.error();
+  }
+  if (Status status = apply_resync_options(result.self.volumes.front().disk_options, result.node);
       !status.ok()) {
     return status.error();
   }

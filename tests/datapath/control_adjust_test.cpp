@@ -90,6 +90,37 @@ TEST_F(PlanAdjust, AQuorumCountAboveThirtyTwoIsRejectedAtItsLocation) {
       << config.error().message;
 }
 
+TEST_F(PlanAdjust, ResyncControllerDiskOptionsMapOntoTheNodeConfigWithDrbdUnits) {
+  const DaemonConfig plain = load("");
+  EXPECT_EQ(plain.node.c_max_rate_kib, 102400u);  // DRBD's defaults unless configured
+  EXPECT_EQ(plain.node.c_fill_target_sectors, 100u);
+  EXPECT_EQ(plain.node.c_plan_ahead_deciseconds, 20u);
+  const DaemonConfig config = load(
+      "", "  disk { c-max-rate 2G; c-fill-target 1M; c-plan-ahead 10; resync-rate 400;"
+          " c-min-rate 0; }\n");
+  EXPECT_EQ(config.node.c_max_rate_kib, 2u * 1024 * 1024);
+  EXPECT_EQ(config.node.c_fill_target_sectors, 2048u);
+  EXPECT_EQ(config.node.c_plan_ahead_deciseconds, 10u);
+  EXPECT_EQ(config.node.resync_rate_kib, 400u);
+  EXPECT_EQ(config.node.c_min_rate_kib, 0u);
+}
+
+TEST_F(PlanAdjust, AResyncRateOutsideDrbdsLimitsIsRejectedAtItsLocation) {
+  for (const std::string disk : {"c-max-rate 8G;", "c-fill-target 0;", "c-plan-ahead 5k;"}) {
+    const std::string path = directory_ + "/rate.res";
+    std::ofstream(path, std::ios::trunc)
+        << "resource r0 {\n  disk { " << disk << " }\n"
+        << "  on alpha { node-id 0; address 127.0.0.1:7000; device minor 1; disk /tmp/a.img;\n"
+        << "    meta-disk internal; }\n}\n";
+    auto config = load_daemon_config({path, "alpha", ""});
+    ASSERT_FALSE(config.ok()) << disk;
+    EXPECT_NE(config.error().message.find("rate.res:2:"), std::string::npos)
+        << config.error().message;
+    EXPECT_NE(config.error().message.find("' must be a number from "), std::string::npos)
+        << config.error().message;
+  }
+}
+
 TEST_F(PlanAdjust, NetTimingsAndTheSecretAreLiveChanges) {
   const DaemonConfig running = load("");
   const DaemonConfig file = load(
