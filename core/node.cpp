@@ -2,6 +2,7 @@
 // Peer messages are in node_peer.cpp, state changes and promotion in node_state.cpp.
 #include "core/node.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "core/assert.h"
@@ -476,14 +477,57 @@ std::string PeerStatus::resync_suspended_text() const {
 }
 
 double PeerStatus::resync_percent_done() const {
-  if (replication == ReplicationState::verify_source ||
-      replication == ReplicationState::verify_target) {
-    if (verify_total_blocks == 0) return 100.0;
-    return 100.0 * static_cast<double>(verify_done_blocks) /
-           static_cast<double>(verify_total_blocks);
+  const std::uint64_t total = sync_total_blocks();
+  if (total == 0) return 100.0;
+  const std::uint64_t left = std::min(sync_blocks_left(), total);
+  return 100.0 * static_cast<double>(total - left) / static_cast<double>(total);
+}
+
+std::uint64_t PeerStatus::sync_total_blocks() const {
+  if (is_verifying(replication)) return verify_total_blocks;
+  return is_syncing(replication) ? resync_total_blocks : 0;
+}
+
+std::uint64_t PeerStatus::sync_blocks_left() const {
+  if (is_verifying(replication)) {
+    return verify_total_blocks - std::min(verify_done_blocks, verify_total_blocks);
   }
-  if (resync_total_blocks == 0 || !is_syncing(replication)) return 100.0;
-  return 100.0 * static_cast<double>(resync_done_blocks) / static_cast<double>(resync_total_blocks);
+  if (replication == ReplicationState::sync_source ||
+      replication == ReplicationState::paused_sync_source) {
+    return out_of_sync_bytes / Bitmap::bytes_per_bit;
+  }
+  if (!is_syncing(replication)) return 0;
+  return resync_total_blocks - std::min(resync_done_blocks, resync_total_blocks);
+}
+
+void Node::note_sync_progress(Instant now, Peer& peer) {
+  SyncProgress& progress = peer.status.sync_progress;
+  if (!is_syncing(peer.status.replication)) {
+    progress.running = false;
+    return;
+  }
+  const bool paused = peer.status.replication == ReplicationState::paused_sync_source ||
+                      peer.status.replication == ReplicationState::paused_sync_target;
+  if (!progress.running) {
+    const SyncMark start{now, sync_blocks_left(peer)};
+    progress = SyncProgress{true, start, start, start, now, Duration{}, paused};
+    return;
+  }
+  if (progress.was_paused) {
+    progress.paused = Duration{progress.paused.ns + (now - progress.noted).ns};
+  }
+  progress.noted = now;
+  progress.was_paused = paused;
+  if (now - progress.mark.at < sync_mark_step) return;
+  progress.previous_mark = progress.mark;
+  progress.mark = SyncMark{now, sync_blocks_left(peer)};
+}
+
+// Counting a SyncSource's bits costs a walk over the bitmap: only at marks.
+std::uint64_t Node::sync_blocks_left(const Peer& peer) const {
+  PeerStatus status = peer.status;
+  status.out_of_sync_bytes = peer.bitmap->count_set() * Bitmap::bytes_per_bit;
+  return status.sync_blocks_left();
 }
 
 bool Node::may_promote() const {

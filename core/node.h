@@ -430,6 +430,9 @@ class Node {
   void pump_resync(Peer& peer);
   void maybe_finish_resync(Peer& peer);
   void on_resync_step(Instant now, NodeId peer);
+  // Notes the progress of a running resync or verify with the peer (PeerStatus::sync_progress).
+  void note_sync_progress(Instant now, Peer& peer);
+  std::uint64_t sync_blocks_left(const Peer& peer) const;
   void on_resync_request(Peer& peer, const wire::ResyncRequest& request);
   void issue_resync_read(Peer& peer, std::uint64_t block,
                          std::optional<std::uint64_t> peer_digest = std::nullopt);
@@ -513,8 +516,8 @@ class Node {
                                   const char* what);
 
   // pause-sync, resume-sync, new-current-uuid, detach (node_sync_admin.cpp).
-  AdminResult pause_sync(const PauseSync& command);
-  AdminResult resume_sync(const ResumeSync& command);
+  AdminResult pause_sync(Instant now, const PauseSync& command);
+  AdminResult resume_sync(Instant now, const ResumeSync& command);
   void apply_resync_suspension(Peer& peer);
   void on_peer_pause_flag(Peer& peer, const wire::StateReport& state);
   AdminResult new_current_uuid(const NewCurrentUuid& command);

@@ -122,6 +122,9 @@ inline constexpr TimerId timer_twopc_participant{2};  // a prepared foreign tran
 // The resync step (100 ms) toward peer n as SyncTarget is timer_resync_step_base + n.
 inline constexpr std::uint64_t timer_resync_step_base = 64;
 inline constexpr Duration resync_step = Duration::from_ms(100);
+// Progress marks of a resync or verify (status's dbdt1 and eta) are at least this far apart,
+// as DRBD's sync marks (DRBD_SYNC_MARK_STEP).
+inline constexpr Duration sync_mark_step = Duration::from_ms(3000);
 
 enum class IoStatus : std::uint8_t { ok, io_error };
 
@@ -340,6 +343,26 @@ struct AdminResult {
 
 // ---- Observable state -------------------------------------------------------------------------
 
+// A point of a resync's or verify's progress: when, and the blocks it still had to move.
+struct SyncMark {
+  Instant at;
+  std::uint64_t blocks_left = 0;
+};
+
+// Progress of the running resync or verify with a peer, for status's rates and ETA (drbdsetup's
+// rs-dt-start-ms, rs-paused-ms, dbdt0, dbdt1 and eta). Noted whenever a message of the peer
+// arrives while one runs (both sides exchange messages all the time then); reset when one
+// starts. Read it only while the peer's replication state says one runs.
+struct SyncProgress {
+  bool running = false;
+  SyncMark started;        // when it started (the first message after it did)
+  SyncMark mark;           // the newest mark, at least sync_mark_step after the previous one
+  SyncMark previous_mark;  // the one before: dbdt1 and eta are measured since it
+  Instant noted;           // when progress was last noted
+  Duration paused;         // time spent in PausedSyncS/T since it started
+  bool was_paused = false;  // paused when progress was last noted
+};
+
 struct PeerStatus {
   NodeId node_id;
   std::string name;
@@ -365,6 +388,7 @@ struct PeerStatus {
   std::uint64_t verify_total_blocks = 0;
   std::uint64_t verify_done_blocks = 0;
   std::uint64_t verify_out_of_sync_blocks = 0;
+  SyncProgress sync_progress;
   // Why a resync with the peer is suspended: this node's pause-sync, the peer's.
   bool resync_suspended_user = false;
   bool resync_suspended_peer = false;
@@ -372,6 +396,10 @@ struct PeerStatus {
   std::string resync_suspended_text() const;
   // drbdsetup's `done:` percentage of the running resync or verify (100 when none runs).
   double resync_percent_done() const;
+  // The running resync's or verify's size and the blocks it has still to move (0 when none
+  // runs). A SyncSource counts what its bitmap toward the peer still marks.
+  std::uint64_t sync_total_blocks() const;
+  std::uint64_t sync_blocks_left() const;
 };
 
 struct NodeStatistics {

@@ -82,6 +82,7 @@ void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
     return invariants();
   }
   dispatch(now, peer, message, payload);
+  note_sync_progress(now, peer);
   // Any message may have dropped the connection (a protocol error): the promotion stops
   // waiting for that peer.
   if (!peer.transport_up && promotion_) twopc_peer_lost(now, peer);

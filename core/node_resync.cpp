@@ -401,10 +401,11 @@ void Node::on_bitmap(Instant now, Peer& peer, const wire::BitmapTransfer& messag
       }
     }
     peer.rs_start_uuid = resync_target_started(generations_.uuids, absent);
-    peer.status.resync_total_blocks = peer.bitmap->count_set();
-    peer.status.resync_done_blocks = 0;
     peer.resync_cursor = 0;
   }
+  peer.status.resync_total_blocks = peer.bitmap->count_set();
+  peer.status.resync_done_blocks = 0;
+  peer.status.sync_progress = SyncProgress{};  // noted from the end of this input on
   peer.reconcile_resync = false;
   proposed.peers[peer.status.node_id.value].replication =
       source ? ReplicationState::sync_source : ReplicationState::sync_target;

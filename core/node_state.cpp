@@ -171,10 +171,10 @@ AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
                                         return invalidate_remote(request);
                                       },
                                       [&](const PauseSync& request) {
-                                        return pause_sync(request);
+                                        return pause_sync(now, request);
                                       },
                                       [&](const ResumeSync& request) {
-                                        return resume_sync(request);
+                                        return resume_sync(now, request);
                                       },
                                       [&](const NewCurrentUuid& request) {
                                         return new_current_uuid(request);

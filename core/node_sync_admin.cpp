@@ -22,7 +22,7 @@ std::uint32_t bit(NodeId node) {
 
 // ---- pause-sync / resume-sync -----------------------------------------------------------------
 
-AdminResult Node::pause_sync(const PauseSync& command) {
+AdminResult Node::pause_sync(Instant now, const PauseSync& command) {
   if (command.peer.value > node_id_max || !peers_[command.peer.value].configured) {
     return {false, "SS_NEED_CONNECTION",
             "pause-sync: node " + std::to_string(command.peer.value) +
@@ -36,11 +36,12 @@ AdminResult Node::pause_sync(const PauseSync& command) {
   }
   peer.status.resync_suspended_user = true;
   apply_resync_suspension(peer);
+  note_sync_progress(now, peer);  // the time until now ran unpaused (paused for resume-sync)
   if (peer.status.connection == ConnectionState::connected) send_state(peer);
   return {};
 }
 
-AdminResult Node::resume_sync(const ResumeSync& command) {
+AdminResult Node::resume_sync(Instant now, const ResumeSync& command) {
   if (command.peer.value > node_id_max || !peers_[command.peer.value].configured) {
     return {false, "SS_NEED_CONNECTION",
             "resume-sync: node " + std::to_string(command.peer.value) +
@@ -56,6 +57,7 @@ AdminResult Node::resume_sync(const ResumeSync& command) {
   }
   peer.status.resync_suspended_user = false;
   apply_resync_suspension(peer);
+  note_sync_progress(now, peer);  // the time until now ran unpaused (paused for resume-sync)
   if (peer.status.connection == ConnectionState::connected) send_state(peer);
   return {};
 }

@@ -38,10 +38,6 @@ std::string text(Value value) {
   return std::string(to_string(value));
 }
 
-bool is_verify(ReplicationState state) {
-  return state == ReplicationState::verify_source || state == ReplicationState::verify_target;
-}
-
 }  // namespace
 
 // ---- Admin commands ---------------------------------------------------------------------------
@@ -91,6 +87,7 @@ AdminResult Node::start_verify(Instant now, const Verify& command) {
   peer.status.verify_total_blocks = blocks - start;
   peer.status.verify_done_blocks = 0;
   peer.status.verify_out_of_sync_blocks = 0;
+  peer.status.sync_progress = SyncProgress{};  // noted from the next message
   actions_.push_back(Send{peer.status.node_id,
                           wire::SyncControl{wire::SyncCommand::verify_start,
                                             Sector{block_sector(start)}},
@@ -105,7 +102,7 @@ AdminResult Node::stop_verify(const StopVerify& command) {
             "verify --stop: node " + std::to_string(command.peer.value) + " is not a peer"};
   }
   Peer& peer = peers_[command.peer.value];
-  if (!is_verify(peer.status.replication)) {
+  if (!is_verifying(peer.status.replication)) {
     return {true, "", "no online verify is running with " + peer.status.name};
   }
   finish_verify(peer, true, "stopped");
@@ -189,7 +186,7 @@ void Node::on_sync_control(Instant now, Peer& peer, const wire::SyncControl& con
     case wire::SyncCommand::verify_start:
       return on_verify_start(now, peer, control.sector);
     case wire::SyncCommand::verify_end:
-      if (!is_verify(peer.status.replication)) return;  // we stopped it first
+      if (!is_verifying(peer.status.replication)) return;  // we stopped it first
       return finish_verify(peer, false,
                            peer.status.verify_done_blocks == peer.status.verify_total_blocks
                                ? "finished"
@@ -243,6 +240,7 @@ void Node::on_verify_start(Instant now, Peer& peer, Sector start) {
   peer.status.verify_total_blocks = blocks - start_block;
   peer.status.verify_done_blocks = 0;
   peer.status.verify_out_of_sync_blocks = 0;
+  peer.status.sync_progress = SyncProgress{};
 }
 
 // ---- VerifyS ----------------------------------------------------------------------------------
@@ -353,7 +351,7 @@ void Node::verify_block_out_of_sync(Peer& peer, std::uint64_t block) {
 
 void Node::finish_verify(Peer& peer, bool notify_peer, const char* outcome) {
   const ReplicationState role = peer.status.replication;
-  DITTO_ASSERT(is_verify(role));
+  DITTO_ASSERT(is_verifying(role));
   if (notify_peer) {
     actions_.push_back(Send{peer.status.node_id,
                             wire::SyncControl{wire::SyncCommand::verify_end, Sector{0}},

@@ -27,10 +27,6 @@ bool becomes_primary(const ClusterState& old, const ClusterState& next) {
   return old.role != Role::primary && next.role == Role::primary;
 }
 
-bool is_verify(ReplicationState state) {
-  return state == ReplicationState::verify_source || state == ReplicationState::verify_target;
-}
-
 bool is_starting_sync(ReplicationState state) {
   return state == ReplicationState::starting_sync_source ||
          state == ReplicationState::starting_sync_target;
@@ -221,7 +217,7 @@ Verdict replicating_without_peer_disk(const ClusterState& old, const ClusterStat
 Verdict verify_without_algorithm(const ClusterState& old, const ClusterState& next, bool) {
   if (next.verify_algorithm_configured) return std::nullopt;
   for (std::size_t i = 0; i < nodes_max; ++i) {
-    if (is_verify(next.peers[i].replication) && !is_verify(old.peers[i].replication)) {
+    if (is_verifying(next.peers[i].replication) && !is_verifying(old.peers[i].replication)) {
       return "online verify toward " + peer_text(i) + " needs verify-alg in the net section";
     }
   }
@@ -232,8 +228,8 @@ Verdict sync_while_syncing(const ClusterState& old, const ClusterState& next, bo
   for (std::size_t i = 0; i < nodes_max; ++i) {
     const ReplicationState was = old.peers[i].replication;
     const ReplicationState will = next.peers[i].replication;
-    const bool starts = is_starting_sync(will) || is_verify(will);
-    if (starts && was != will && (is_syncing(was) || is_verify(was))) {
+    const bool starts = is_starting_sync(will) || is_verifying(will);
+    if (starts && was != will && (is_syncing(was) || is_verifying(was))) {
       return "a resync or verify with " + peer_text(i) + " is already running (" +
              std::string(to_string(was)) + ")";
     }
@@ -244,7 +240,7 @@ Verdict sync_while_syncing(const ClusterState& old, const ClusterState& next, bo
 Verdict sync_without_connection(const ClusterState&, const ClusterState& next, bool) {
   for (std::size_t i = 0; i < nodes_max; ++i) {
     const PeerState& peer = next.peers[i];
-    const bool needs = is_verify(peer.replication) || is_starting_sync(peer.replication) ||
+    const bool needs = is_verifying(peer.replication) || is_starting_sync(peer.replication) ||
                        peer.replication == ReplicationState::sync_source ||
                        peer.replication == ReplicationState::sync_target;
     if (needs && peer.connection != ConnectionState::connected) {
@@ -370,7 +366,7 @@ void peer_disk_unknown_without_replication(ClusterState& state) {
 
 void resync_aborts_on_failed_disk(ClusterState& state) {
   for (PeerState& peer : state.peers) {
-    if (!is_syncing(peer.replication) && !is_verify(peer.replication)) continue;
+    if (!is_syncing(peer.replication) && !is_verifying(peer.replication)) continue;
     if (state.disk <= DiskState::failed || peer.disk <= DiskState::failed) {
       peer.replication = ReplicationState::established;
     }

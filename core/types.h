@@ -123,6 +123,11 @@ constexpr bool is_syncing(ReplicationState state) {
   return state >= ReplicationState::sync_source && state <= ReplicationState::paused_sync_target;
 }
 
+// Online verify, from either side (VerifyS, VerifyT): "syncing" too, but nothing is resynced.
+constexpr bool is_verifying(ReplicationState state) {
+  return state == ReplicationState::verify_source || state == ReplicationState::verify_target;
+}
+
 enum class Protocol : std::uint8_t { a = 1, b = 2, c = 3 };
 
 // Display names exactly as drbdsetup prints them.

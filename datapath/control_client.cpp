@@ -151,9 +151,11 @@ void register_daemon_commands(CLI::App& app, DaemonCommands& commands) {
   events2->add_flag("--now", flags->now, "Print the current state (exists ...) and exit");
   events2->add_flag("--timestamps", flags->timestamps, "Prefix each line with the local time");
   events2->add_flag("--statistics", flags->statistics, "Add the I/O statistics to each object");
+  events2->add_flag("--verbose", flags->verbose, "With --statistics: the resync details too");
   events2->callback([flags, &commands] {
     commands.line = "events2 " + flags->resource + (flags->now ? " --now" : "") +
                     (flags->statistics ? " --statistics" : "") +
+                    (flags->verbose ? " --verbose" : "") +
                     (flags->timestamps ? " --timestamps" : "");
   });
 

@@ -36,7 +36,8 @@ ControlReply status_command(const ResourceRunner& runner, const std::vector<std:
 
 ControlReply events2_command(const ResourceRunner& runner, const std::vector<std::string>& words) {
   // The exists dump, then (without --now) every change as it happens.
-  ControlReply reply = reply_of(0, events2_exists(runner, has_flag(words, "--statistics")));
+  const StatusFlags flags{has_flag(words, "--verbose"), has_flag(words, "--statistics")};
+  ControlReply reply = reply_of(0, events2_exists(runner, flags));
   reply.events_resource = runner.config().resource.name;
   reply.subscribe = !has_flag(words, "--now");
   reply.timestamps = has_flag(words, "--timestamps");

@@ -1,11 +1,13 @@
 #include "datapath/control_status.h"
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <string_view>
 
 #include "core/assert.h"
+#include "core/bitmap.h"
 
 namespace ditto::datapath {
 namespace {
@@ -14,6 +16,12 @@ constexpr int columns = 80;  // drbdsetup's width when stdout is not a terminal
 
 std::string yes_no(bool value) {
   return value ? "yes" : "no";
+}
+
+// drbdsetup's rates: sectors per millisecond as MiB/s, a zero time counting as 1 ms.
+double mib_per_second(std::int64_t sectors, std::int64_t milliseconds) {
+  return static_cast<double>(sectors) / static_cast<double>(milliseconds == 0 ? 1 : milliseconds) *
+         1000.0 / 2048.0;
 }
 
 std::string percent_text(double value) {
@@ -54,6 +62,37 @@ class WrapPrinter {
   std::string out_;
   int column_ = 0;
 };
+
+std::string decimal_text(const char* format, double value) {
+  char text[48];
+  std::snprintf(text, sizeof(text), format, value);
+  return text;
+}
+
+// What `status --verbose --statistics` and `events2 --statistics` print of a running resync or
+// verify (drbd-utils' print_peer_device_statistics at verbosity 1): the recent rate and the ETA.
+std::vector<std::string> sync_rate_tokens(const SyncDetailsView& details) {
+  return {" dbdt1:" + decimal_text("%.2f", details.recent_mib_per_second()),
+          " eta:" + decimal_text("%.0f", details.eta_seconds())};
+}
+
+// At verbosity 2 (`events2 --statistics --verbose`), everything before them.
+std::string sync_details_text(const SyncDetailsView& details) {
+  std::string text = " rs-total:" + std::to_string(details.total_sectors) +
+                     " rs-dt-start-ms:" + std::to_string(details.since_start_ms) +
+                     " rs-paused-ms:" + std::to_string(details.paused_ms) +
+                     " rs-dt0-ms:" + std::to_string(details.dt0_ms) +
+                     " rs-db0-sectors:" + std::to_string(details.db0_sectors) +
+                     " rs-dt1-ms:" + std::to_string(details.dt1_ms) +
+                     " rs-db1-sectors:" + std::to_string(details.db1_sectors);
+  if (details.verify) {
+    text += " ov-left:" + std::to_string(details.left_sectors);
+  } else {
+    text += " rs-failed:0 rs-same-csum:" + std::to_string(details.same_checksum_sectors);
+  }
+  return text + " dbdt:" + decimal_text("%.2f", details.average_mib_per_second()) +
+         " dbdt0:" + decimal_text("%.2f", details.start_mib_per_second());
+}
 
 std::string blocked_text(const DeviceView& device) {
   if (device.upper_blocked && device.lower_blocked) return "upper,lower";
@@ -146,6 +185,11 @@ void print_peer_device(WrapPrinter& out, const PeerDeviceView& peer_device, bool
       if (flags.verbose) {
         out.print(indent, " pending:" + std::to_string(peer_device.pending));
         out.print(indent, " unacked:" + std::to_string(peer_device.unacked));
+        if (peer_device.sync_details) {
+          for (const std::string& token : sync_rate_tokens(*peer_device.sync_details)) {
+            out.print(indent, token);
+          }
+        }
       }
     }
   }
@@ -191,7 +235,8 @@ std::string device_statistics(const DeviceView& device) {
 }
 
 std::string peer_device_line(const ResourceView& resource, const ConnectionView& connection,
-                             const PeerDeviceView& peer_device, bool statistics) {
+                             const PeerDeviceView& peer_device, StatusFlags flags) {
+  const bool statistics = flags.statistics;
   std::string line = "exists peer-device " + peer_prefix(resource, connection) +
                      " volume:" + std::to_string(peer_device.volume) +
                      " replication:" + std::string(to_string(peer_device.replication)) +
@@ -205,11 +250,59 @@ std::string peer_device_line(const ResourceView& resource, const ConnectionView&
             " out-of-sync:" + std::to_string(peer_device.out_of_sync_kib) +
             " pending:" + std::to_string(peer_device.pending) +
             " unacked:" + std::to_string(peer_device.unacked);
+    if (peer_device.sync_details) {
+      if (flags.verbose) line += sync_details_text(*peer_device.sync_details);
+      for (const std::string& token : sync_rate_tokens(*peer_device.sync_details)) line += token;
+    }
   }
   return line + "\n";
 }
 
 }  // namespace
+
+double SyncDetailsView::recent_mib_per_second() const {
+  return mib_per_second(db1_sectors, dt1_ms);
+}
+
+double SyncDetailsView::start_mib_per_second() const {
+  return mib_per_second(db0_sectors, dt0_ms);
+}
+
+double SyncDetailsView::average_mib_per_second() const {
+  return mib_per_second(static_cast<std::int64_t>(total_sectors - left_sectors),
+                        since_start_ms - paused_ms);
+}
+
+double SyncDetailsView::eta_seconds() const {
+  if (db1_sectors <= 0) return std::nan("");
+  return static_cast<double>(dt1_ms == 0 ? 1 : dt1_ms) * 1e-3 *
+         static_cast<double>(left_sectors) / static_cast<double>(db1_sectors);
+}
+
+std::optional<SyncDetailsView> sync_details(const core::PeerStatus& peer, Instant now) {
+  const core::SyncProgress& progress = peer.sync_progress;
+  if (!is_syncing(peer.replication) || !progress.running) return std::nullopt;
+  constexpr std::uint64_t sectors_per_block = Bitmap::sectors_per_bit;
+  const auto milliseconds = [](Duration duration) { return duration.ns / 1'000'000; };
+  const std::uint64_t left = peer.sync_blocks_left();
+  SyncDetailsView details;
+  details.verify = is_verifying(peer.replication);
+  details.total_sectors = peer.sync_total_blocks() * sectors_per_block;
+  details.left_sectors = left * sectors_per_block;
+  details.since_start_ms = milliseconds(now - progress.started.at);
+  // A pause still running counts up to now.
+  details.paused_ms = milliseconds(progress.paused) +
+                      (progress.was_paused ? milliseconds(now - progress.noted) : 0);
+  details.dt0_ms = details.since_start_ms - details.paused_ms;
+  details.db0_sectors = static_cast<std::int64_t>(progress.started.blocks_left * sectors_per_block) -
+                        static_cast<std::int64_t>(details.left_sectors);
+  details.dt1_ms = milliseconds(now - progress.previous_mark.at);
+  details.db1_sectors =
+      static_cast<std::int64_t>(progress.previous_mark.blocks_left * sectors_per_block) -
+      static_cast<std::int64_t>(details.left_sectors);
+  details.same_checksum_sectors = peer.resync_same_checksum_blocks * sectors_per_block;
+  return details;
+}
 
 std::string format_status_text(const ResourceView& resource, StatusFlags flags) {
   DITTO_ASSERT(!resource.name.empty());
@@ -227,7 +320,8 @@ std::string format_status_text(const ResourceView& resource, StatusFlags flags) 
   return text;
 }
 
-std::string format_events2_exists(const ResourceView& resource, bool statistics) {
+std::string format_events2_exists(const ResourceView& resource, StatusFlags flags) {
+  const bool statistics = flags.statistics;
   std::string out = "exists resource name:" + resource.name +
                     " role:" + std::string(to_string(resource.role)) +
                     " suspended:" + resource.suspended +
@@ -255,7 +349,7 @@ std::string format_events2_exists(const ResourceView& resource, bool statistics)
   }
   for (const ConnectionView& connection : resource.connections) {
     for (const PeerDeviceView& peer_device : connection.peer_devices) {
-      out += peer_device_line(resource, connection, peer_device, statistics);
+      out += peer_device_line(resource, connection, peer_device, flags);
     }
   }
   for (const ConnectionView& connection : resource.connections) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/node_interface.h"
 #include "core/types.h"
 
 namespace ditto::datapath {
@@ -41,6 +42,28 @@ struct DeviceView {
   bool lower_blocked = false;
 };
 
+// drbdsetup's details of a running resync or verify (the kernel's statistics: sectors of 512
+// bytes, milliseconds). "0" marks the start, "1" the progress mark 3 to 6 seconds ago.
+struct SyncDetailsView {
+  bool verify = false;
+  std::uint64_t total_sectors = 0;   // rs-total
+  std::uint64_t left_sectors = 0;    // still to move (ov-left for a verify)
+  std::int64_t since_start_ms = 0;   // rs-dt-start-ms
+  std::int64_t paused_ms = 0;        // rs-paused-ms
+  std::int64_t dt0_ms = 0;           // since the start, pauses excluded
+  std::int64_t db0_sectors = 0;      // moved since the start
+  std::int64_t dt1_ms = 0;           // since the previous mark
+  std::int64_t db1_sectors = 0;      // moved since the previous mark
+  std::uint64_t same_checksum_sectors = 0;  // rs-same-csum
+  // MiB/s since the previous mark (dbdt1), since the start from the marks (dbdt0) and from the
+  // total (dbdt), and seconds to go at the recent rate (eta; NaN when nothing moved since the
+  // mark), as drbdsetup computes them.
+  double recent_mib_per_second() const;
+  double start_mib_per_second() const;
+  double average_mib_per_second() const;
+  double eta_seconds() const;
+};
+
 struct PeerDeviceView {
   std::uint32_t volume = 0;
   ReplicationState replication = ReplicationState::off;
@@ -48,6 +71,7 @@ struct PeerDeviceView {
   bool peer_client = false;
   std::string resync_suspended = "no";  // no, or user,peer,dependency joined by commas
   std::optional<double> done_percent;   // while a resync runs
+  std::optional<SyncDetailsView> sync_details;  // while a resync or verify runs
   std::uint64_t received_kib = 0;
   std::uint64_t sent_kib = 0;
   std::uint64_t out_of_sync_kib = 0;
@@ -90,9 +114,13 @@ struct StatusFlags {
 // (80 columns; a token that would pass column 80 starts a new line at its object's indent).
 std::string format_status_text(const ResourceView& resource, StatusFlags flags);
 
-// The `exists ...` lines of `drbdsetup events2 --now [--statistics]` (resource, connections,
-// devices, peer devices, paths), each ending in a newline, then "exists -\n".
-std::string format_events2_exists(const ResourceView& resource, bool statistics);
+// The `exists ...` lines of `drbdsetup events2 --now [--statistics] [--verbose]` (resource,
+// connections, devices, peer devices, paths), each ending in a newline, then "exists -\n".
+// --verbose adds the resync details to --statistics.
+std::string format_events2_exists(const ResourceView& resource, StatusFlags flags);
+
+// The details of the running resync or verify with `peer` at `now` (none when none runs).
+std::optional<SyncDetailsView> sync_details(const core::PeerStatus& peer, Instant now);
 
 // drbdsetup's --timestamps prefix for a moment given as seconds and microseconds since the
 // epoch and the local offset from UTC: "2024-05-06T07:08:09.012345+02:00".

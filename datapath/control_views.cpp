@@ -1,5 +1,7 @@
 #include "datapath/control_views.h"
 
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
 #include "core/assert.h"
@@ -16,6 +18,35 @@ std::string endpoint_text(const config::Endpoint& endpoint) {
 std::uint32_t minor_of(const ResourceRunner& runner) {
   const config::Volume& volume = runner.config().self.volumes.front();
   return volume.minor.value_or(0);
+}
+
+// drbdsetup status --json's resync or verify details (drbd-utils' peer_device_status_json).
+void add_sync_details(nlohmann::json& peer_device, const std::optional<SyncDetailsView>& details) {
+  peer_device["has-sync-details"] = details.has_value();
+  peer_device["has-online-verify-details"] = details && details->verify;
+  if (!details) return;
+  peer_device["rs-total"] = details->total_sectors;
+  peer_device["rs-dt-start-ms"] = details->since_start_ms;
+  peer_device["rs-paused-ms"] = details->paused_ms;
+  peer_device["rs-dt0-ms"] = details->dt0_ms;
+  peer_device["rs-db0-sectors"] = details->db0_sectors;
+  peer_device["rs-dt1-ms"] = details->dt1_ms;
+  peer_device["rs-db1-sectors"] = details->db1_sectors;
+  if (details->verify) {
+    peer_device["ov-left"] = details->left_sectors;
+  } else {
+    peer_device["rs-failed"] = 0;
+    peer_device["rs-same-csum"] = details->same_checksum_sectors;
+  }
+  peer_device["want"] = 0.0;
+  peer_device["db0/dt0 [MiB/s]"] = details->start_mib_per_second();
+  peer_device["db1/dt1 [MiB/s]"] = details->recent_mib_per_second();
+  const double eta = details->eta_seconds();
+  peer_device["estimated-seconds-to-finish"] = std::isnan(eta) ? 987654321.0 : std::round(eta);
+  peer_device["db/dt [MiB/s]"] = details->average_mib_per_second();
+  const double total = static_cast<double>(details->total_sectors);
+  peer_device["percent-resync-done"] =
+      total == 0 ? 0.0 : 100.0 * (total - static_cast<double>(details->left_sectors)) / total;
 }
 
 }  // namespace
@@ -81,20 +112,18 @@ ResourceView resource_view(const ResourceRunner& runner) {
     peer_device.resync_suspended = peer.resync_suspended_text();
     peer_device.received_kib = peer.received_bytes / 1024;
     peer_device.sent_kib = peer.sent_bytes / 1024;
+    peer_device.out_of_sync_kib = peer.out_of_sync_bytes / 1024;
     peer_device.pending = peer.pending_writes;
-    const bool verifying = peer.replication == ReplicationState::verify_source ||
-                           peer.replication == ReplicationState::verify_target;
-    if (is_syncing(peer.replication) || verifying) {
-      peer_device.done_percent = peer.resync_percent_done();
-    }
+    if (is_syncing(peer.replication)) peer_device.done_percent = peer.resync_percent_done();
+    peer_device.sync_details = sync_details(peer, runner.now());
     connection.peer_devices.push_back(peer_device);
     view.connections.push_back(std::move(connection));
   }
   return view;
 }
 
-std::string events2_exists(const ResourceRunner& runner, bool statistics) {
-  return format_events2_exists(resource_view(runner), statistics);
+std::string events2_exists(const ResourceRunner& runner, StatusFlags flags) {
+  return format_events2_exists(resource_view(runner), flags);
 }
 
 bool is_events2_line(std::string_view line) {
@@ -145,11 +174,8 @@ std::string status_json(const ResourceRunner& runner) {
                         {"out-of-sync", peer.out_of_sync_bytes / 1024},
                         {"pending", peer.pending_writes},
                         {"unacked", 0},
-                        {"has-sync-details", is_syncing(peer.replication)},
-                        {"has-online-verify-details",
-                         peer.replication == ReplicationState::verify_source ||
-                             peer.replication == ReplicationState::verify_target},
                         {"percent-in-sync", percent_in_sync}};
+    add_sync_details(peer_device, sync_details(peer, runner.now()));
     connections.push_back({{"peer-node-id", peer.node_id.value},
                            {"name", peer.name},
                            {"connection-state", std::string(to_string(peer.connection))},

@@ -13,9 +13,9 @@ namespace ditto::datapath {
 
 // The running resource as status and events2 show it (control_status.h formats it).
 ResourceView resource_view(const ResourceRunner& runner);
-// The `exists ...` lines of `drbdsetup events2 --now [--statistics]` (resource, connections,
-// device, peer-devices, paths), each ending in a newline, then "exists -\n".
-std::string events2_exists(const ResourceRunner& runner, bool statistics = false);
+// The `exists ...` lines of `drbdsetup events2 --now [--statistics] [--verbose]` (resource,
+// connections, device, peer-devices, paths), each ending in a newline, then "exists -\n".
+std::string events2_exists(const ResourceRunner& runner, StatusFlags flags = {});
 // True for a core Event line that is an events2 line (create/change/destroy/call/response/...),
 // false for the daemon's other notices (split-brain, protocol-error).
 bool is_events2_line(std::string_view line);

@@ -66,6 +66,8 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   // configuration. On error nothing changed.
   [[nodiscard]] Status adjust(DaemonConfig updated);
   const core::Node& node() const { return node_; }
+  // The core's clock: steady time since the runner was made.
+  Instant now() const;
   std::uint16_t nbd_port() const { return nbd_ ? nbd_->tcp_port() : 0; }
   // A client the daemon-wide NBD listener handed over (daemon_nbd.h).
   void adopt_nbd(NbdHandOff hand_off) { nbd_->adopt(std::move(hand_off)); }
@@ -160,7 +162,6 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   void arm_ko_timer();
   void check_ko_count();
 
-  Instant now() const;
   std::uint64_t allocate_slot(std::span<std::uint8_t> buffer, std::uint32_t references);
   void unreference(std::uint64_t handle);
   std::span<std::uint8_t> slot_buffer(PayloadHandle handle, std::uint32_t length_bytes);

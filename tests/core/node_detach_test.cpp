@@ -163,8 +163,9 @@ TEST(Detach, SecondariesThatLostThePrimaryReconcileFromTheOneThatReceivedMore) {
   cluster.connect(1, 2);
   cluster.settle();
   EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->replication, ReplicationState::established);
-  EXPECT_GE(cluster.nodes[1].peer(NodeId{2})->resync_total_blocks, 1u);
-  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->resync_total_blocks, 0u);
+  // Node 1 was the SyncTarget: it wrote the blocks; its source wrote none.
+  EXPECT_GE(cluster.nodes[1].peer(NodeId{2})->resync_done_blocks, 1u);
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->resync_done_blocks, 0u);
 }
 
 }  // namespace

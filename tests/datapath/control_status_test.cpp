@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 namespace ditto::datapath {
 namespace {
 
@@ -170,7 +172,7 @@ ResourceView events2_example() {
 }
 
 TEST(Events2, TheExistsDumpIsTheReferenceSampleLineForLine) {
-  EXPECT_EQ(format_events2_exists(events2_example(), false),
+  EXPECT_EQ(format_events2_exists(events2_example(), {}),
             "exists resource name:r0 role:Secondary suspended:no force-io-failures:no "
             "may_promote:yes promotion_score:10102\n"
             "exists connection name:r0 peer-node-id:1 conn-name:beta connection:Connected "
@@ -190,7 +192,7 @@ TEST(Events2, StatisticsAppendEachObjectsCountersInDrbdsetupsOrder) {
   view.devices[0].read_kib = 8;
   view.devices[0].written_kib = 16;
   view.connections[0].peer_devices[0].sent_kib = 16;
-  EXPECT_EQ(format_events2_exists(view, true),
+  EXPECT_EQ(format_events2_exists(view, {.statistics = true}),
             "exists resource name:r0 role:Secondary suspended:no force-io-failures:no "
             "write-ordering:flush may_promote:yes promotion_score:10102\n"
             "exists connection name:r0 peer-node-id:1 conn-name:beta connection:Connected "
@@ -204,6 +206,111 @@ TEST(Events2, StatisticsAppendEachObjectsCountersInDrbdsetupsOrder) {
             "exists path name:r0 peer-node-id:1 conn-name:beta local:ipv4:10.0.0.1:7789 "
             "peer:ipv4:10.0.0.2:7789 established:yes\n"
             "exists -\n");
+}
+
+// A resync of 80000 sectors, 40000 to go, 20 s after it started (2 s of them paused); 2048
+// sectors (1 MiB) moved in the 2 s since the previous mark.
+SyncDetailsView resync_halfway() {
+  SyncDetailsView details;
+  details.total_sectors = 80000;
+  details.left_sectors = 40000;
+  details.since_start_ms = 20000;
+  details.paused_ms = 2000;
+  details.dt0_ms = 18000;
+  details.db0_sectors = 40000;
+  details.dt1_ms = 2000;
+  details.db1_sectors = 2048;
+  details.same_checksum_sectors = 800;
+  return details;
+}
+
+TEST(SyncDetails, RatesAndEtaAreComputedAsDrbdsetupDoes) {
+  const SyncDetailsView details = resync_halfway();
+  EXPECT_DOUBLE_EQ(details.recent_mib_per_second(), 0.5);  // 1 MiB in 2 s
+  EXPECT_DOUBLE_EQ(details.average_mib_per_second(), 40000.0 / 18000 * 1000 / 2048);
+  EXPECT_DOUBLE_EQ(details.start_mib_per_second(), 40000.0 / 18000 * 1000 / 2048);
+  EXPECT_DOUBLE_EQ(details.eta_seconds(), 2.0 * 40000 / 2048);  // 39.06 s at the recent rate
+  SyncDetailsView stalled = details;
+  stalled.db1_sectors = 0;
+  EXPECT_TRUE(std::isnan(stalled.eta_seconds()));
+}
+
+ResourceView syncing_example() {
+  ResourceView view = events2_example();
+  PeerDeviceView& peer = view.connections[0].peer_devices[0];
+  peer.replication = ReplicationState::sync_source;
+  peer.peer_disk = DiskState::inconsistent;
+  peer.done_percent = 50.0;
+  peer.out_of_sync_kib = 20000;
+  peer.sync_details = resync_halfway();
+  return view;
+}
+
+TEST(StatusText, VerboseStatisticsShowTheRecentResyncRateAndTheEta) {
+  const std::string text =
+      format_status_text(syncing_example(), {.verbose = true, .statistics = true});
+  EXPECT_NE(text.find("        received:0 sent:0 out-of-sync:20000 pending:0 unacked:0 dbdt1:0.50\n"
+                      "        eta:39\n"),
+            std::string::npos)
+      << text;
+  const std::string plain = format_status_text(syncing_example(), {.statistics = true});
+  EXPECT_NE(plain.find("done:50.00"), std::string::npos) << plain;
+  EXPECT_NE(plain.find(" out-of-sync:20000\n"), std::string::npos) << plain;
+  EXPECT_EQ(plain.find("dbdt1"), std::string::npos) << plain;
+}
+
+TEST(Events2, StatisticsOfAResyncEndInTheRateAndEtaAndVerboseAddsTheDetails) {
+  const std::string line_start = "exists peer-device name:r0 peer-node-id:1 conn-name:beta "
+                                 "volume:0 replication:SyncSource peer-disk:Inconsistent "
+                                 "peer-client:no resync-suspended:no done:50.00 received:0 "
+                                 "sent:0 out-of-sync:20000 pending:0 unacked:0";
+  EXPECT_NE(format_events2_exists(syncing_example(), {.statistics = true})
+                .find(line_start + " dbdt1:0.50 eta:39\n"),
+            std::string::npos);
+  EXPECT_NE(format_events2_exists(syncing_example(), {.verbose = true, .statistics = true})
+                .find(line_start +
+                      " rs-total:80000 rs-dt-start-ms:20000 rs-paused-ms:2000 rs-dt0-ms:18000"
+                      " rs-db0-sectors:40000 rs-dt1-ms:2000 rs-db1-sectors:2048 rs-failed:0"
+                      " rs-same-csum:800 dbdt:1.09 dbdt0:1.09 dbdt1:0.50 eta:39\n"),
+            std::string::npos);
+  EXPECT_EQ(format_events2_exists(syncing_example(), {}).find("dbdt1"), std::string::npos);
+}
+
+TEST(SyncDetails, AreTakenFromTheCoresProgressMarksInSectorsAndMilliseconds) {
+  core::PeerStatus peer;
+  peer.replication = ReplicationState::sync_target;
+  peer.resync_total_blocks = 10000;
+  peer.resync_done_blocks = 5000;
+  peer.resync_same_checksum_blocks = 100;
+  core::SyncProgress& progress = peer.sync_progress;
+  progress.running = true;
+  progress.started = {Instant{1'000'000'000}, 10000};
+  progress.previous_mark = {Instant{19'000'000'000}, 5256};
+  progress.mark = {Instant{20'000'000'000}, 5100};
+  progress.paused = Duration::from_ms(2000);
+  const std::optional<SyncDetailsView> details = sync_details(peer, Instant{21'000'000'000});
+  ASSERT_TRUE(details);
+  EXPECT_FALSE(details->verify);
+  EXPECT_EQ(details->total_sectors, 80000u);
+  EXPECT_EQ(details->left_sectors, 40000u);
+  EXPECT_EQ(details->since_start_ms, 20000);
+  EXPECT_EQ(details->paused_ms, 2000);
+  EXPECT_EQ(details->dt0_ms, 18000);
+  EXPECT_EQ(details->db0_sectors, 40000);
+  EXPECT_EQ(details->dt1_ms, 2000);
+  EXPECT_EQ(details->db1_sectors, 2048);
+  EXPECT_EQ(details->same_checksum_sectors, 800u);
+
+  // Paused since 20.5 s: the pause so far counts.
+  progress.was_paused = true;
+  progress.noted = Instant{20'500'000'000};
+  EXPECT_EQ(sync_details(peer, Instant{21'000'000'000})->paused_ms, 2500);
+
+  peer.replication = ReplicationState::established;
+  EXPECT_FALSE(sync_details(peer, Instant{21'000'000'000}));
+  peer.replication = ReplicationState::sync_target;
+  progress.running = false;  // not noted yet: no details rather than made-up ones
+  EXPECT_FALSE(sync_details(peer, Instant{21'000'000'000}));
 }
 
 TEST(Events2, TimestampsAreIsoLocalTimeWithMicrosecondsAndTheUtcOffset) {

@@ -3,6 +3,7 @@
 // it is resumed, and a detached Primary keeps writing through its peer.
 #include <gtest/gtest.h>
 #include <libnbd.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <fstream>
@@ -122,6 +123,20 @@ TEST(SyncAdmin, APausedResyncShowsResyncSuspendedAndMakesNoProgressUntilResumeSy
   EXPECT_FALSE(before.empty()) << target;
   EXPECT_EQ(done_of(target), before) << target;
   EXPECT_NE(before, "100.00");
+  // What status --json and --verbose --statistics show of the paused resync: its size in
+  // sectors, the time paused so far, the rate since the last mark and the ETA.
+  const auto json = nlohmann::json::parse(cluster.control(1, "status r0 --json").text, nullptr,
+                                          false);
+  ASSERT_FALSE(json.is_discarded());
+  const nlohmann::json& details = json[0]["connections"][0]["peer_devices"][0];
+  EXPECT_TRUE(details["has-sync-details"].get<bool>()) << details;
+  EXPECT_EQ(details["rs-total"].get<std::uint64_t>(), (64u << 20) / 512) << details;
+  EXPECT_GE(details["rs-paused-ms"].get<std::int64_t>(), 500) << details;
+  EXPECT_GT(details["percent-resync-done"].get<double>(), 0.0) << details;
+  EXPECT_LT(details["percent-resync-done"].get<double>(), 100.0) << details;
+  const std::string verbose = cluster.control(1, "status r0 --verbose --statistics").text;
+  EXPECT_NE(verbose.find(" dbdt1:"), std::string::npos) << verbose;
+  EXPECT_NE(verbose.find(" eta:"), std::string::npos) << verbose;
 
   ASSERT_EQ(dittoadm(cluster, 0, "resume-sync r0:beta").exit_status, 0);
   for (int attempt = 0; attempt < 500; ++attempt) {
