@@ -216,10 +216,15 @@ void Simulation::dispatch(const SimEvent& event) {
 }
 
 void Simulation::drain(std::uint8_t node) {
-  // Executing an action never calls into a node, so one pass takes everything.
-  std::vector<core::Action> actions = nodes_[node]->core->take_actions();
+  // Executing an action never calls into a node, so one pass takes everything. The vector is
+  // the one of the previous step (moved out and back, so even a re-entry would be safe): the
+  // node's and ours swap capacity and a step allocates no action vector.
+  std::vector<core::Action> actions = std::move(action_buffer_);
+  nodes_[node]->core->take_actions(actions);
   for (core::Action& action : actions) execute(node, action);
   DITTO_ASSERT(!nodes_[node]->core->has_actions());
+  actions.clear();
+  action_buffer_ = std::move(actions);
   after_step(node);
 }
 
