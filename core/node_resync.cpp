@@ -549,7 +549,9 @@ void Node::resync_overtaken(Peer& writer, const wire::Data& data) {
   const std::uint64_t last =
       (data.sector.value + data.length_bytes / sector_size_bytes - 1) / Bitmap::sectors_per_bit;
   bool target = false;
-  for (const Peer& peer : configured_peers()) target = target || receives_resync(peer.status.replication);
+  for (const Peer& peer : configured_peers()) {
+    target = target || receives_resync(peer.status.replication);
+  }
   if (target) {
     const std::uint64_t fence =
         (std::uint64_t{writer.status.node_id.value} << 56) | (data.sequence & fence_mask);
