@@ -1,6 +1,12 @@
 #include "core/crc32c.h"
 
 #include <array>
+#include <cstring>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <nmmintrin.h>
+#define DITTO_CRC32C_HARDWARE 1
+#endif
 
 namespace ditto {
 namespace {
@@ -27,9 +33,59 @@ constexpr std::array<std::array<std::uint32_t, 256>, 8> make_tables() {
 
 constexpr auto tables = make_tables();
 
+#ifdef DITTO_CRC32C_HARDWARE
+// SSE 4.2's crc32 instruction computes exactly this polynomial, 8 bytes per instruction. Only
+// this function is compiled for SSE 4.2; crc32c_extend calls it after asking the CPU.
+__attribute__((target("sse4.2"))) std::uint32_t extend_sse42(std::uint32_t crc,
+                                                             std::span<const std::uint8_t> bytes) {
+  std::uint64_t state = ~crc;
+  const std::uint8_t* data = bytes.data();
+  std::size_t remaining = bytes.size();
+  while (remaining >= 8) {
+    std::uint64_t word = 0;
+    std::memcpy(&word, data, sizeof word);  // x86 is little-endian, as the CRC's byte order
+    state = _mm_crc32_u64(state, word);
+    data += 8;
+    remaining -= 8;
+  }
+  auto state_low = static_cast<std::uint32_t>(state);
+  if (remaining >= 4) {  // frame headers are 12 bytes
+    std::uint32_t word = 0;
+    std::memcpy(&word, data, sizeof word);
+    state_low = _mm_crc32_u32(state_low, word);
+    data += 4;
+    remaining -= 4;
+  }
+  while (remaining > 0) {
+    state_low = _mm_crc32_u8(state_low, *data);
+    ++data;
+    --remaining;
+  }
+  return ~state_low;
+}
+
+bool sse42_available() {
+  // Asking the CPU is not I/O: cpuid is an instruction, and the answer never changes.
+  static const bool available = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("sse4.2") != 0;
+  }();
+  return available;
+}
+#endif
+
 }  // namespace
 
+// The hardware instruction where the CPU has it (frame CRCs were 5 % of the simulator's time
+// with the tables), the tables otherwise. Both give the same value: tests/core/crc32c_test.cpp.
 std::uint32_t crc32c_extend(std::uint32_t crc, std::span<const std::uint8_t> bytes) {
+#ifdef DITTO_CRC32C_HARDWARE
+  if (sse42_available()) return extend_sse42(crc, bytes);
+#endif
+  return crc32c_extend_portable(crc, bytes);
+}
+
+std::uint32_t crc32c_extend_portable(std::uint32_t crc, std::span<const std::uint8_t> bytes) {
   std::uint32_t state = ~crc;
   const std::uint8_t* data = bytes.data();
   std::size_t remaining = bytes.size();

@@ -56,6 +56,11 @@ Node::Node(NodeConfig config)
   const std::uint64_t volume_sectors = config_.volume_size_bytes / sector_size_bytes;
   for (const PeerConfig& peer_config : config_.peers) {
     DITTO_ASSERT(peer_config.node_id.value <= node_id_max);
+    configured_ids_[configured_count_++] = static_cast<std::uint8_t>(peer_config.node_id.value);
+  }
+  std::sort(configured_ids_.begin(), configured_ids_.begin() + configured_count_);
+  for (const PeerConfig& peer_config : config_.peers) {
+    DITTO_ASSERT(peer_config.node_id.value <= node_id_max);
     DITTO_ASSERT(peer_config.node_id != config_.node_id);
     Peer& peer = peers_[peer_config.node_id.value];
     DITTO_ASSERT(!peer.configured);
@@ -83,7 +88,7 @@ std::uint32_t Node::client_requests() const {
 std::optional<ClientStatus> Node::write_refusal(Sector sector, std::uint32_t length_bytes) const {
   if (!in_range(sector, length_bytes)) return ClientStatus::out_of_range;
   if (client_requests() >= config_.requests_in_flight_max) return ClientStatus::busy;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     // A peer that falls behind acknowledging barriers holds our epochs: stop before the
     // record of them grows without bound.
     if (peer_replicating(peer) &&
@@ -165,7 +170,7 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
   if (config_.protocol == Protocol::b) flags_wire |= wire::data_flag_send_receive_ack;
   if (config_.protocol == Protocol::c) flags_wire |= wire::data_flag_send_write_ack;
   std::uint32_t peers_sent = 0;
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (!peer_replicating(peer)) continue;
     send_data(peer, sequence, entry, flags_wire);
     peers_sent += 1;
@@ -202,7 +207,7 @@ void Node::send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::ui
 // Starts a new epoch; every connection that carried writes of the old one gets its Barrier.
 void Node::close_epoch() {
   PeerAckEpoch record;
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (peer.epoch_writes_sent == 0) continue;
     DITTO_ASSERT(peer.status.connection == ConnectionState::connected);
     actions_.push_back(Send{peer.status.node_id, wire::Barrier{current_epoch_}, std::nullopt});
@@ -281,7 +286,7 @@ void Node::on_client_flush(Instant now, RequestId request) {
     requests_by_io_[entry.io->value] = sequence;
     actions_.push_back(DiskFlush{*entry.io});
   }
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (!peer_replicating(peer)) continue;
     entry.peers_pending_mask |= bit(peer.status.node_id);
     actions_.push_back(Send{peer.status.node_id, wire::FlushRequest{sequence}, std::nullopt});
@@ -400,7 +405,7 @@ bool Node::peer_replicating(const Peer& peer) const {
 
 std::uint32_t Node::replication_targets_mask() const {
   std::uint32_t mask = 0;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer_replicating(peer)) mask |= bit(peer.status.node_id);
   }
   return mask;
@@ -408,7 +413,7 @@ std::uint32_t Node::replication_targets_mask() const {
 
 std::uint32_t Node::handshaken_peers_mask() const {
   std::uint32_t mask = 0;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured && peer.status.connection == ConnectionState::connected) {
       mask |= bit(peer.status.node_id);
     }
@@ -438,7 +443,7 @@ void Node::send_state(const Peer& peer, std::uint64_t extra_flags, std::uint32_t
 }
 
 void Node::send_state_to_connected_peers() {
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured && peer.status.connection == ConnectionState::connected) send_state(peer);
   }
 }
@@ -449,9 +454,15 @@ std::vector<Action> Node::take_actions() {
   return taken;
 }
 
+void Node::take_actions(std::vector<Action>& into) {
+  into.clear();
+  into.swap(actions_);
+  DITTO_ASSERT(actions_.empty());
+}
+
 std::vector<PeerStatus> Node::peers() const {
   std::vector<PeerStatus> result;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured) result.push_back(*this->peer(peer.status.node_id));
   }
   return result;
@@ -532,7 +543,7 @@ std::uint64_t Node::sync_blocks_left(const Peer& peer) const {
 
 bool Node::may_promote() const {
   if (role_ == Role::primary) return false;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured && peer.status.role == Role::primary) return false;
   }
   return disk_state_ == DiskState::up_to_date && have_quorum_;
@@ -543,31 +554,39 @@ std::uint32_t Node::promotion_score() const {
   const bool has_disk = disk_state_ != DiskState::diskless;
   const std::uint32_t local_up_to_date = disk_state_ == DiskState::up_to_date ? 1 : 0;
   std::uint32_t replicas = local_up_to_date;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured && peer.status.disk == DiskState::up_to_date) replicas += 1;
   }
   return (has_disk ? 10000u : 0u) + 100u * local_up_to_date + (replicas > 99 ? 99 : replicas);
 }
 
 void Node::invariants() const {
-  DITTO_ASSERT(client_requests() <= config_.requests_in_flight_max);
-  DITTO_ASSERT(statistics_.upper_pending == client_requests());
+  const std::uint32_t requests = client_requests();
+  DITTO_ASSERT(requests <= config_.requests_in_flight_max);
+  DITTO_ASSERT(statistics_.upper_pending == requests);
   DITTO_ASSERT(held_writes_.empty() || promotion_.has_value());
   DITTO_ASSERT(!(promotion_ && prepared_ && !promotion_->backing_off));
   const std::uint32_t targets = replication_targets_mask();
+  // requests_by_io_ holds exactly the requests waiting for their local I/O. A request gets its
+  // IoId right after its sequence and both only grow, so both maps list those requests in the
+  // same order: one merged walk checks it, without a map lookup per request on every input.
+  auto by_io = requests_by_io_.begin();
   for (const auto& [sequence, entry] : requests_) {
     DITTO_ASSERT(sequence < next_sequence_);
     DITTO_ASSERT(entry.epoch <= current_epoch_);
     // A pending peer is always one we are still replicating to: any state change that stops
     // replication to it clears the bit (release_requests_from_non_targets).
     DITTO_ASSERT((entry.peers_pending_mask & ~targets) == 0);
-    DITTO_ASSERT(entry.local_pending ==
-                 (entry.io.has_value() && requests_by_io_.count(entry.io->value) == 1));
+    if (!entry.local_pending) continue;
+    DITTO_ASSERT(entry.io.has_value() && by_io != requests_by_io_.end());
+    DITTO_ASSERT(by_io->first == entry.io->value && by_io->second == sequence);
+    ++by_io;
   }
+  DITTO_ASSERT(by_io == requests_by_io_.end());
   DITTO_ASSERT(al_holds_.empty() || activity_log_.has_value());
   DITTO_ASSERT(al_holds_.size() <=
                requests_.size() + 2 * std::size_t{config_.requests_in_flight_max});
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (!peer.configured) continue;
     const bool connected = peer.status.connection == ConnectionState::connected;
     if (connected && role_ == Role::primary) DITTO_ASSERT(peer.status.role != Role::primary);

@@ -69,6 +69,8 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <ranges>
+#include <span>
 #include <string>
 #include <variant>
 #include <vector>
@@ -124,6 +126,9 @@ class Node {
 
   // Moves the pending actions out; the driver executes them in order.
   std::vector<Action> take_actions();
+  // The same into a vector the driver keeps between steps: `into` is cleared and swapped with
+  // the pending actions, so both vectors keep their capacity and a step allocates nothing.
+  void take_actions(std::vector<Action>& into);
   bool has_actions() const { return !actions_.empty(); }
 
   const NodeConfig& config() const { return config_; }
@@ -364,6 +369,17 @@ class Node {
     std::uint64_t transaction_id = 0;
   };
 
+  // The configured peers in node-id order. peers_ has a slot for every node id, and the slots
+  // of unconfigured ones are never touched: loops walk only these (a Peer is large, and most
+  // inputs walk the peers several times).
+  auto configured_peers() {
+    return std::span(configured_ids_.data(), configured_count_) |
+           std::views::transform([this](std::uint8_t id) -> Peer& { return peers_[id]; });
+  }
+  auto configured_peers() const {
+    return std::span(configured_ids_.data(), configured_count_) |
+           std::views::transform([this](std::uint8_t id) -> const Peer& { return peers_[id]; });
+  }
   bool in_range(Sector sector, std::uint32_t length_bytes) const;
   IoId next_io() { return IoId{next_io_++}; }
   Peer& peer_ref(NodeId peer);
@@ -592,6 +608,8 @@ class Node {
   bool after_primary_crash_ = false;
   GenerationState generations_;
   std::array<Peer, nodes_max> peers_{};
+  std::array<std::uint8_t, nodes_max> configured_ids_{};  // see configured_peers()
+  std::uint8_t configured_count_ = 0;
   std::array<std::uint32_t, nodes_max> connection_epochs_{};
 
   std::map<std::uint64_t, Request> requests_;              // by sequence

@@ -32,7 +32,7 @@ std::uint32_t bit(NodeId node) {
 // Called by commit_state with the committed change, before requests waiting for lost peers are
 // released: with resource-and-stonith their completions must already be frozen.
 void Node::fencing_after_commit(const ClusterState& old, const ClusterState& next) {
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (!peer.configured) continue;
     const std::uint32_t peer_bit = bit(peer.status.node_id);
     const PeerState& was = old.peers[peer.status.node_id.value];
@@ -76,7 +76,7 @@ bool Node::fence_for_promotion(const StateChangeResult& check) {
   if (!fencing_enabled() || check.code != StateChangeCode::primary_nop) return false;
   if (promotion_->fencing_tried) return false;
   promotion_->fencing_tried = true;
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (!peer.configured || peer.status.connection == ConnectionState::connected) continue;
     if (peer.status.disk <= DiskState::outdated) continue;
     if (!peer.fence_call) start_fence_peer(peer);
@@ -90,7 +90,7 @@ bool Node::fence_for_promotion(const StateChangeResult& check) {
 // a result discarded because the connection came back).
 bool Node::on_fence_peer_done(HelperCallId call, int exit_code) {
   Peer* fenced = nullptr;
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (peer.configured && peer.fence_call == call) fenced = &peer;
   }
   if (fenced == nullptr) return false;
@@ -132,7 +132,7 @@ void Node::apply_fence_outcome(Peer& peer, const FenceOutcome& outcome) {
 
 // Every peer is connected, or known Outdated or worse: frozen I/O may resume.
 bool Node::fencing_resolved() const {
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (!peer.configured || peer.status.connection == ConnectionState::connected) continue;
     if (peer.fence_call || peer.status.disk > DiskState::outdated) return false;
   }

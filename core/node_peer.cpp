@@ -465,7 +465,7 @@ void Node::release_requests_from_non_targets() {
     const std::uint32_t released = entry.peers_pending_mask & ~targets;
     if (released == 0) continue;
     entry.peers_pending_mask &= ~released;
-    for (Peer& peer : peers_) {
+    for (Peer& peer : configured_peers()) {
       // (Unconfigured slots have node id 0 and no bitmap.)
       if (!peer.configured || (released & bit(peer.status.node_id)) == 0 || !entry.payload) {
         continue;
@@ -476,7 +476,7 @@ void Node::release_requests_from_non_targets() {
     touched.push_back(sequence);
   }
   if (touched.empty()) return;
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if ((targets & bit(peer.status.node_id)) == 0) peer.status.pending_writes = 0;
   }
   if (write_released && role_ == Role::primary) start_new_generation();

@@ -31,7 +31,7 @@ void Node::send_peer_acks() {
     const PeerAckEpoch& epoch = oldest->second;
     if ((epoch.sent_mask & ~epoch.acked_mask) != 0) return;  // a BarrierAck is still due
     const std::uint32_t stored = epoch.acked_mask & ~epoch.partial_mask;
-    for (const Peer& peer : peers_) {
+    for (const Peer& peer : configured_peers()) {
       if (!peer.configured || (epoch.acked_mask & bit(peer.status.node_id)) == 0) continue;
       if (peer.status.connection != ConnectionState::connected) continue;
       actions_.push_back(
@@ -44,7 +44,7 @@ void Node::send_peer_acks() {
 // ---- Secondary side ---------------------------------------------------------------------------
 
 void Node::mark_for_others(const WriteRange& range, std::uint32_t stored_mask, NodeId primary) {
-  for (Peer& other : peers_) {
+  for (Peer& other : configured_peers()) {
     if (!other.configured || other.status.node_id == primary) continue;
     if ((stored_mask & bit(other.status.node_id)) != 0) continue;
     other.bitmap->set_sectors(range.sector.value, range.length_bytes / sector_size_bytes);
@@ -84,7 +84,7 @@ void Node::mark_unacked_peer_writes(Peer& peer) {
 // The weak nodes of the Primary this Secondary follows (connected to it), else none.
 std::uint32_t Node::followed_primary_weak_nodes() const {
   if (role_ == Role::primary) return 0;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured && peer.status.connection == ConnectionState::connected &&
         peer.status.role == Role::primary) {
       return peer.weak_nodes & ~bit(peer.status.node_id);
@@ -102,7 +102,7 @@ std::uint32_t Node::followed_primary_weak_nodes() const {
 void Node::outdate_if_weak() {
   if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
   bool weak = false;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
     if (peer.status.role == Role::primary) return;
     weak = weak || (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
@@ -118,7 +118,7 @@ void Node::outdate_if_weak() {
 // could not reach it, or it restarted) gets its resync through a new handshake.
 void Node::resync_outdated_peers() {
   if (role_ != Role::primary || disk_state_ != DiskState::up_to_date) return;
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
     if (!peer.state_received || peer.resync_deferred) continue;
     if (peer.status.replication != ReplicationState::established) continue;
@@ -139,7 +139,7 @@ void Node::resync_from_up_to_date_peer() {
   if (disk_state_ != DiskState::outdated && disk_state_ != DiskState::inconsistent) return;
   if (role_ != Role::secondary) return;
   bool primary_connected = false;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
     if (receives_resync(peer.status.replication) || peer.resync_deferred) return;
     if (peer.status.role == Role::primary) {
@@ -148,7 +148,7 @@ void Node::resync_from_up_to_date_peer() {
     }
   }
   if (!primary_connected) return;
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
     if (!peer.state_received || peer.resync_deferred || peer.outdated_handshake_rerun) continue;
     if (peer.status.replication != ReplicationState::established) continue;

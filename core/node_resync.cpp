@@ -55,7 +55,7 @@ std::uint32_t Node::block_length(std::uint64_t block) const {
 // Peers that will not get the next write: their bitmap slots take the old generation (§3.2).
 std::uint32_t Node::nodes_without_data() const {
   std::uint32_t mask = 0;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured && !peer_replicating(peer)) mask |= bit(peer.status.node_id);
   }
   return mask;
@@ -68,7 +68,7 @@ std::uint64_t Node::local_uuid_flags() const {
   if (disk_state_ == DiskState::inconsistent) flags |= uuid_flag::inconsistent;
   if (restarted_behind_) flags |= uuid_flag::restarted_behind;
   if (after_primary_crash_) flags |= uuid_flag::after_primary_crash;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured && receives_resync(peer.status.replication)) {
       flags |= uuid_flag::sync_target;
     }
@@ -137,7 +137,7 @@ void Node::bump_generation_if_pending() {
   const std::uint64_t old = generations_.uuids.current;
   if (!before_application_write(generations_, input, prng_.next_u64())) return;
   DITTO_ASSERT(generations_.uuids.current != old);
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured && peer.status.connection == ConnectionState::connected) {
       send_state(peer, uuid_flag::new_datagen, input.rotate_into_nodes);
     }
@@ -154,7 +154,7 @@ void Node::start_new_generation() {
 
 void Node::mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes, NodeId except) {
   const std::uint32_t weak = except == config_.node_id ? 0 : peers_[except.value].weak_nodes;
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (!peer.configured || peer.status.node_id == except) continue;
     if (peer_replicating(peer) && (weak & bit(peer.status.node_id)) == 0) continue;
     peer.bitmap->set_sectors(sector.value, length_bytes / sector_size_bytes);
@@ -174,7 +174,7 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   if (state.role == Role::primary && peer.state_received && weak_before != peer.weak_nodes &&
       role_ == Role::secondary) {
     // Forward the change to the other peers (send_state adds it).
-    for (const Peer& other : peers_) {
+    for (const Peer& other : configured_peers()) {
       if (&other != &peer && other.configured &&
           other.status.connection == ConnectionState::connected) {
         send_state(other);
@@ -395,7 +395,7 @@ void Node::on_bitmap(Instant now, Peer& peer, const wire::BitmapTransfer& messag
   if (!source) {
     peer.resync_checksums = use_checksum_resync(peer);
     std::uint32_t absent = 0;
-    for (const Peer& other : peers_) {
+    for (const Peer& other : configured_peers()) {
       if (other.configured && other.status.connection != ConnectionState::connected) {
         absent |= bit(other.status.node_id);
       }
@@ -484,7 +484,7 @@ void Node::maybe_finish_resync(Peer& peer) {
 // Our resync as SyncTarget ended (finished, or its source was lost): connections whose resync
 // was deferred meanwhile run the handshake again.
 void Node::resume_deferred_resyncs() {
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (!peer.configured || !peer.resync_deferred) continue;
     if (peer.status.connection != ConnectionState::connected) continue;
     actions_.push_back(
@@ -496,7 +496,7 @@ void Node::resume_deferred_resyncs() {
 void Node::stop_resync(Peer& peer) {
   peer.resync_blocks.clear();
   bool target = false;
-  for (const Peer& other : peers_) {
+  for (const Peer& other : configured_peers()) {
     target = target || (&other != &peer && receives_resync(other.status.replication));
   }
   if (!target) resync_write_fences_.clear();
@@ -550,13 +550,15 @@ void Node::resync_overtaken(Peer& writer, const wire::Data& data) {
   const std::uint64_t last =
       (data.sector.value + data.length_bytes / sector_size_bytes - 1) / Bitmap::sectors_per_bit;
   bool target = false;
-  for (const Peer& peer : peers_) target = target || receives_resync(peer.status.replication);
+  for (const Peer& peer : configured_peers()) {
+    target = target || receives_resync(peer.status.replication);
+  }
   if (target) {
     const std::uint64_t fence =
         (std::uint64_t{writer.status.node_id.value} << 56) | (data.sequence & fence_mask);
     for (std::uint64_t block = first; block <= last; ++block) resync_write_fences_[block] = fence;
   }
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (peer.resync_blocks.empty()) continue;
     for (auto it = peer.resync_blocks.lower_bound(first);
          it != peer.resync_blocks.end() && it->first <= last; ++it) {
@@ -575,7 +577,7 @@ void Node::application_write_done(Sector sector, std::uint32_t length_bytes, boo
   const std::uint64_t last_end = end / Bitmap::sectors_per_bit;  // blocks fully covered
   for (std::uint64_t block = first; block < last_end && ok; ++block) {
     resync_write_fences_.erase(block);
-    for (Peer& peer : peers_) {
+    for (Peer& peer : configured_peers()) {
       if (!is_target(peer.status.replication) || peer.resync_blocks.count(block) == 1) continue;
       if (peer.bitmap->test(block)) {
         peer.bitmap->clear_bits(block, 1);
@@ -583,7 +585,7 @@ void Node::application_write_done(Sector sector, std::uint32_t length_bytes, boo
       }
     }
   }
-  for (Peer& peer : peers_) maybe_finish_resync(peer);
+  for (Peer& peer : configured_peers()) maybe_finish_resync(peer);
 }
 
 // ---- SyncSource -------------------------------------------------------------------------------
@@ -637,7 +639,7 @@ bool Node::peer_write_pending(Sector sector, std::uint32_t length_bytes) const {
   for (const auto& [io, entry] : peer_ios_) {
     if (!entry.is_flush && overlaps(entry.sector, entry.length_bytes)) return true;
   }
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     for (const InboxItem& item : peer.inbox) {
       if (item.kind == InboxItem::Kind::data &&
           overlaps(item.data.sector, item.data.length_bytes)) {
@@ -654,7 +656,7 @@ std::uint64_t Node::resync_fence() const {
   if (role_ == Role::primary) {
     return (std::uint64_t{config_.node_id.value} << 56) | ((next_sequence_ - 1) & fence_mask);
   }
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured && peer.status.connection == ConnectionState::connected &&
         peer.status.role == Role::primary) {
       return (std::uint64_t{peer.status.node_id.value} << 56) |
@@ -665,7 +667,7 @@ std::uint64_t Node::resync_fence() const {
 }
 
 void Node::retry_deferred_reads() {
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (peer.deferred_reads.empty()) continue;
     std::deque<DeferredRead> waiting;
     waiting.swap(peer.deferred_reads);
@@ -727,7 +729,7 @@ bool Node::on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payloa
       peer.status.resync_done_blocks += 1;
       // The block now holds the source's version, which other nodes may lack (they were
       // cut off from it like us): out of sync toward them until a resync says otherwise.
-      for (Peer& other : peers_) {
+      for (Peer& other : configured_peers()) {
         if (other.configured && &other != &peer) other.bitmap->set_bits(entry.block, 1);
       }
     }

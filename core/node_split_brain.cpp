@@ -114,7 +114,7 @@ HelperCallId Node::emit_helper_call(const Peer& peer, const std::string& helper,
 std::uint32_t Node::up_to_date_nodes_mask() const {
   std::uint32_t mask = 0;
   if (disk_state_ == DiskState::up_to_date) mask |= 1u << config_.node_id.value;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (peer.configured && peer.status.disk == DiskState::up_to_date) {
       mask |= 1u << peer.status.node_id.value;
     }

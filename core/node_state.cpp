@@ -31,7 +31,7 @@ ClusterState Node::cluster_state() const {
   state.have_quorum = have_quorum_;
   state.fencing = fencing_enabled();
   state.verify_algorithm_configured = !config_.verify_algorithm.empty();
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (!peer.configured) continue;
     if (peer.transport_up && !peer.state_received) state.handshake_in_flight = true;
     PeerState& view = state.peers[peer.status.node_id.value];
@@ -67,7 +67,7 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
     writes_wait_for_bitmap_ = true;
   }
   if (disk_state_ == DiskState::up_to_date) restarted_behind_ = false;
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (!peer.configured) continue;
     const PeerState& view = next.peers[peer.status.node_id.value];
     peer.status.connection = view.connection;
@@ -81,7 +81,7 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
   // Quorum first: requests completed below (released from lost peers) must see it (§8.2).
   update_quorum();
   if (old.disk != next.disk) emit_device_event();
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (!peer.configured) continue;
     const PeerState& was = old.peers[peer.status.node_id.value];
     const PeerState& now = next.peers[peer.status.node_id.value];
@@ -277,7 +277,7 @@ void Node::start_promotion_attempt(Instant now) {
   promotion.transaction_id = prng_.next_u64();
   promotion.participants_mask = peers;
   promotion.waiting_mask = peers;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if ((peers & bit(peer.status.node_id)) == 0 || !peer.configured) continue;
     actions_.push_back(Send{
         peer.status.node_id,
@@ -325,7 +325,7 @@ void Node::decide_promotion(Instant now) {
     if (check.code == StateChangeCode::in_transient_state) return back_off(now);
     return finish_promotion(check);
   }
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if ((promotion_->participants_mask & bit(peer.status.node_id)) == 0 || !peer.configured) {
       continue;
     }
@@ -356,7 +356,7 @@ void Node::back_off(Instant now) {
 
 void Node::abort_participants() {
   DITTO_ASSERT(promotion_.has_value());
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if ((promotion_->participants_mask & bit(peer.status.node_id)) == 0 || !peer.configured) {
       continue;
     }

@@ -104,7 +104,7 @@ AdminResult Node::new_current_uuid(const NewCurrentUuid& command) {
   const bool just_created =
       comparable_current(generations_.uuids.current) == uuid_just_created_value;
   std::uint32_t skipping = 0;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
     if (command.clear_bitmap && may_skip_initial_sync(peer)) {
       skipping |= bit(peer.status.node_id);
@@ -131,13 +131,13 @@ AdminResult Node::new_current_uuid(const NewCurrentUuid& command) {
 // node becomes UpToDate, and so do the peers in `peers_mask`, which adopt our new current UUID
 // when our StateReport with SKIP_INITIAL_SYNC arrives (on_peer_skipped_initial_sync).
 void Node::skip_initial_sync(bool just_created, std::uint32_t peers_mask) {
-  for (Peer& peer : peers_) {
+  for (Peer& peer : configured_peers()) {
     if (peer.configured) peer.bitmap->clear_all();
   }
   if (activity_log_) queue_all_bitmap_pages();
   ClusterState proposed = cluster_state();
   if (just_created) proposed.disk = DiskState::up_to_date;
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (!peer.configured || (peers_mask & bit(peer.status.node_id)) == 0) continue;
     PeerState& view = proposed.peers[peer.status.node_id.value];
     if (view.disk >= DiskState::inconsistent && view.disk != DiskState::dunknown) {
@@ -146,7 +146,7 @@ void Node::skip_initial_sync(bool just_created, std::uint32_t peers_mask) {
   }
   const StateChangeResult result = change_state(proposed, true);
   DITTO_ASSERT(result.ok());
-  for (const Peer& peer : peers_) {
+  for (const Peer& peer : configured_peers()) {
     if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
     const bool skip = (peers_mask & bit(peer.status.node_id)) != 0;
     send_state(peer, skip ? uuid_flag::skip_initial_sync : 0);
@@ -169,7 +169,7 @@ void Node::on_peer_skipped_initial_sync(Peer& peer, const wire::StateReport& sta
   for (std::uint32_t node = 0; node < generation_node_slots; ++node) {
     set_bitmap_uuid(generations_.uuids, node, 0);
   }
-  for (Peer& other : peers_) {
+  for (Peer& other : configured_peers()) {
     if (other.configured) other.bitmap->clear_all();
   }
   if (activity_log_) queue_all_bitmap_pages();
@@ -191,7 +191,7 @@ AdminResult Node::detach() {
   }
   if (role_ == Role::primary) {
     bool up_to_date_peer = false;
-    for (const Peer& peer : peers_) {
+    for (const Peer& peer : configured_peers()) {
       up_to_date_peer = up_to_date_peer ||
                         (peer.configured && peer.state_received &&
                          peer.status.connection == ConnectionState::connected &&

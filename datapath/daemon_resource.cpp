@@ -218,7 +218,10 @@ void ResourceRunner::pump() {
   pumping_ = true;
   do {
     while (node_.has_actions()) {
-      std::vector<core::Action> actions = node_.take_actions();
+      // The vector of the previous batch keeps its capacity (moved back below); a re-entered
+      // pump returns at once (pumping_), so it is never in use twice.
+      std::vector<core::Action> actions = std::move(action_buffer_);
+      node_.take_actions(actions);
       // Before any of the actions acts on a change of generations or state.
       const bool metadata_written =
           write_metadata_if_changed(std::any_of(actions.begin(), actions.end(), [](const auto& a) {
@@ -233,6 +236,8 @@ void ResourceRunner::pump() {
         node_.on_local_disk_failed(now());
       }
       for (core::Action& action : actions) execute(action);
+      actions.clear();
+      action_buffer_ = std::move(actions);
     }
     // An input may have decided a promotion that NBD commands wait for.
     if (!held_for_promotion_.empty() && !node_.promotion_pending()) resolve_held_ios();

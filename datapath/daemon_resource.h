@@ -223,6 +223,7 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::unordered_map<std::uint64_t, std::span<std::uint8_t>> digest_reads_;
   void release_digest_read(std::uint64_t io);
   bool pumping_ = false;
+  std::vector<core::Action> action_buffer_;  // pump's, kept between batches (its capacity)
   bool stopped_ = false;
   std::function<void(const std::string& line)> event_sink_;
   std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::steady_timer>> timers_;

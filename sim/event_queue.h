@@ -60,7 +60,9 @@ inline SimEvent make_event(EventKind kind, std::uint8_t node, std::uint8_t peer 
 
 // The heap holds 16-byte keys (time; sequence and slot packed in one word) and the events sit
 // in a slab with a free list: a pop moves keys, not 48-byte events (a tenth of the simulator's
-// time went to heap moves with events in the heap).
+// time went to heap moves with events in the heap). The heap is 4-ary (half the levels of a
+// binary heap, and a node's children share a cache line) with an inlined comparison. Keys are
+// unique, so the pop order, (time, sequence), does not depend on the heap's shape.
 class EventQueue {
  public:
   // Schedules `event` at `event.at`; assigns its sequence number.
@@ -78,14 +80,15 @@ class EventQueue {
       slots_.push_back(event);
     }
     heap_.push_back(Key{event.at.ns, (event.sequence << slot_bits) | slot});
-    std::push_heap(heap_.begin(), heap_.end(), later);
+    sift_up(heap_.size() - 1);
   }
 
   SimEvent pop() {
     DITTO_ASSERT(!heap_.empty());
-    std::pop_heap(heap_.begin(), heap_.end(), later);
-    const auto slot = static_cast<std::uint32_t>(heap_.back().order & slot_mask);
+    const auto slot = static_cast<std::uint32_t>(heap_.front().order & slot_mask);
+    const Key last = heap_.back();
     heap_.pop_back();
+    if (!heap_.empty()) sift_down(last);
     free_slots_.push_back(slot);
     return slots_[slot];
   }
@@ -100,14 +103,45 @@ class EventQueue {
  private:
   static constexpr unsigned slot_bits = 24;
   static constexpr std::uint64_t slot_mask = (1ull << slot_bits) - 1;
+  static constexpr std::size_t arity = 4;
   struct Key {
     std::int64_t at_ns = 0;
     std::uint64_t order = 0;  // sequence << slot_bits | slot: sequences are unique
   };
-  // Heap comparator: true when `left` runs after `right`.
-  static bool later(const Key& left, const Key& right) {
-    if (left.at_ns != right.at_ns) return left.at_ns > right.at_ns;
-    return left.order > right.order;
+  static bool earlier(const Key& left, const Key& right) {
+    if (left.at_ns != right.at_ns) return left.at_ns < right.at_ns;
+    return left.order < right.order;
+  }
+
+  // Moves the key at `index` up until its parent is earlier.
+  void sift_up(std::size_t index) {
+    const Key key = heap_[index];
+    while (index > 0) {
+      const std::size_t parent = (index - 1) / arity;
+      if (!earlier(key, heap_[parent])) break;
+      heap_[index] = heap_[parent];
+      index = parent;
+    }
+    heap_[index] = key;
+  }
+
+  // Puts `key` in the hole at the root and moves it down below every earlier child.
+  void sift_down(const Key& key) {
+    const std::size_t size = heap_.size();
+    std::size_t index = 0;
+    for (;;) {
+      const std::size_t first_child = index * arity + 1;
+      if (first_child >= size) break;
+      const std::size_t end_child = std::min(first_child + arity, size);
+      std::size_t earliest = first_child;
+      for (std::size_t child = first_child + 1; child < end_child; ++child) {
+        if (earlier(heap_[child], heap_[earliest])) earliest = child;
+      }
+      if (!earlier(heap_[earliest], key)) break;
+      heap_[index] = heap_[earliest];
+      index = earliest;
+    }
+    heap_[index] = key;
   }
 
   std::vector<Key> heap_;

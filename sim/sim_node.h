@@ -4,7 +4,9 @@
 #include <map>
 #include <set>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/simulation.h"
@@ -38,6 +40,39 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
   return config;
 }
 
+// What the driver remembers per I/O in flight on one node, by IoId. Only put, taken or cleared,
+// never iterated: a flat vector (unordered, swap-removed) answers as a map would, without an
+// allocation per I/O. Few I/Os are in flight at a time.
+template <typename Value>
+class IoTable {
+ public:
+  // Like map[io] = value.
+  void put(std::uint64_t io, Value value) {
+    for (auto& [key, stored] : entries_) {
+      if (key == io) {
+        stored = std::move(value);
+        return;
+      }
+    }
+    entries_.emplace_back(io, std::move(value));
+  }
+  // Removes and returns the entry of `io`, if any.
+  std::optional<Value> take(std::uint64_t io) {
+    for (std::size_t index = 0; index < entries_.size(); ++index) {
+      if (entries_[index].first != io) continue;
+      std::optional<Value> value = std::move(entries_[index].second);
+      if (index + 1 != entries_.size()) entries_[index] = std::move(entries_.back());
+      entries_.pop_back();
+      return value;
+    }
+    return std::nullopt;
+  }
+  void clear() { entries_.clear(); }
+
+ private:
+  std::vector<std::pair<std::uint64_t, Value>> entries_;
+};
+
 struct Simulation::SimNode {
   SimNode(const SimOptions& options, std::uint32_t node)
       : core(std::make_unique<core::Node>(node_config(options, node))),
@@ -49,9 +84,9 @@ struct Simulation::SimNode {
   bool alive = true;
   std::uint32_t incarnation = 0;
   std::map<std::uint64_t, std::vector<std::uint64_t>> read_buffers;  // IoId → tags read
-  std::map<std::uint64_t, std::uint64_t> write_tags;                 // IoId → tag written
+  IoTable<std::uint64_t> write_tags;  // IoId → tag written
   // Reads whose buffer becomes a core payload (DiskRead::allocate_payload): IoId → incarnation.
-  std::map<std::uint64_t, std::uint32_t> payload_reads;
+  IoTable<std::uint32_t> payload_reads;
   // Online verify's digest reads (DiskRead::digest): their tags become a digest.
   std::set<std::uint64_t> digest_reads;
   // Payload handles core holds: +1 per client write and received Data, -1 per ReleasePayload.

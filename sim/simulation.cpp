@@ -216,10 +216,15 @@ void Simulation::dispatch(const SimEvent& event) {
 }
 
 void Simulation::drain(std::uint8_t node) {
-  // Executing an action never calls into a node, so one pass takes everything.
-  std::vector<core::Action> actions = nodes_[node]->core->take_actions();
+  // Executing an action never calls into a node, so one pass takes everything. The vector is
+  // the one of the previous step (moved out and back, so even a re-entry would be safe): the
+  // node's and ours swap capacity and a step allocates no action vector.
+  std::vector<core::Action> actions = std::move(action_buffer_);
+  nodes_[node]->core->take_actions(actions);
   for (core::Action& action : actions) execute(node, action);
   DITTO_ASSERT(!nodes_[node]->core->has_actions());
+  actions.clear();
+  action_buffer_ = std::move(actions);
   after_step(node);
 }
 
@@ -235,11 +240,13 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
             sim_node.disk.submit_write(write.io, write.sector, write.length_bytes,
                                        write.payload.value, write.fua);
             if (misdirect) count_fired(netem::FaultClass::disk_misdirected_write);
-            sim_node.write_tags[write.io.value] = write.payload.value;
+            sim_node.write_tags.put(write.io.value, write.payload.value);
             submit_disk(node, 0, write.io, write.sector, write.length_bytes);
           },
           [&](const core::DiskRead& read) {
-            if (read.allocate_payload) sim_node.payload_reads[read.io.value] = sim_node.incarnation;
+            if (read.allocate_payload) {
+              sim_node.payload_reads.put(read.io.value, sim_node.incarnation);
+            }
             if (read.digest) sim_node.digest_reads.insert(read.io.value);
             submit_disk(node, 1, read.io, read.sector, read.length_bytes);
           },
@@ -430,15 +437,15 @@ void Simulation::on_disk_completed(const SimEvent& event) {
   if (!node.alive || node.incarnation != event.epoch) return;  // lost with the crash
   const IoId io{event.first};
   bool failed = (event.peer & disk_error_bit) != 0;
+  bool tags_read = false;  // a read succeeded: read_tags_ holds its blocks' tags
   switch (static_cast<DiskOperation>(event.peer & ~disk_error_bit)) {
     case DiskOperation::write: {
       node.disk.complete_write(io, !failed);
-      const auto tag = node.write_tags.find(io.value);
-      DITTO_ASSERT(tag != node.write_tags.end());
-      if (auto trace = write_traces_.find(tag->second); trace != write_traces_.end()) {
+      const std::optional<std::uint64_t> tag = node.write_tags.take(io.value);
+      DITTO_ASSERT(tag.has_value());
+      if (auto trace = write_traces_.find(*tag); trace != write_traces_.end()) {
         (failed ? trace->second.failed : trace->second.holders) |= 1u << event.node;
       }
-      node.write_tags.erase(tag);
       if (failed) count_fired(netem::FaultClass::disk_write_error);
       break;
     }
@@ -452,25 +459,25 @@ void Simulation::on_disk_completed(const SimEvent& event) {
       if (failed) {
         node.read_errors_unexplained += 1;
         count_fired(netem::FaultClass::disk_read_error);
-      } else if (!node.disk.read(Sector{event.second}, event.size, node.read_buffers[io.value])) {
+      } else if (node.disk.read(Sector{event.second}, event.size, read_tags_)) {
+        tags_read = true;
+      } else {
         // A block failed its checksum (bit rot, misdirected write): EIO, as an injected one.
-        node.read_buffers.erase(io.value);
         node.read_errors_unexplained += 1;
         failed = true;
         hash_.add(0xc5e7ull);
       }
       break;
   }
+  // The tags read (read_tags_, kept between reads for its capacity) become a payload, else a
+  // digest, else the client's read buffer.
   PayloadHandle payload{0};
-  if (auto read = node.payload_reads.find(io.value); read != node.payload_reads.end()) {
-    const bool current = read->second == node.incarnation;
-    node.payload_reads.erase(read);
-    if (current && !failed) {
+  if (const std::optional<std::uint32_t> read = node.payload_reads.take(io.value)) {
+    if (*read == node.incarnation && !failed) {
       // A one-block resync read: its tag is the payload (the disk keeps one tag per block).
-      std::vector<std::uint64_t>& tags = node.read_buffers[io.value];
-      DITTO_ASSERT(tags.size() == 1);
-      payload = PayloadHandle{tags.front()};
-      node.read_buffers.erase(io.value);
+      DITTO_ASSERT(tags_read && read_tags_.size() == 1);
+      payload = PayloadHandle{read_tags_.front()};
+      tags_read = false;
       node.payloads_held += 1;
     }
   }
@@ -478,12 +485,13 @@ void Simulation::on_disk_completed(const SimEvent& event) {
   if (node.digest_reads.erase(io.value) == 1) {
     // Online verify: the digest of the blocks' tags stands in for the verify-alg's.
     digest = 0xcbf29ce484222325ull;  // FNV-1a
-    for (const std::uint64_t tag : node.read_buffers[io.value]) {
-      digest = (digest ^ tag) * 0x100000001b3ull;
+    if (tags_read) {
+      for (const std::uint64_t tag : read_tags_) digest = (digest ^ tag) * 0x100000001b3ull;
     }
-    node.read_buffers.erase(io.value);
+    tags_read = false;
     hash_.add(digest);
   }
+  if (tags_read) node.read_buffers[io.value] = read_tags_;
   node.core->on_disk_completed(clock_of(event.node), io,
                                failed ? core::IoStatus::io_error : core::IoStatus::ok, payload,
                                digest);

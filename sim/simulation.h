@@ -282,6 +282,8 @@ class Simulation {
   // side_epoch_[node][peer]: the connection epoch node was told about (a down for an older
   // epoch that arrives after a reconnect is stale).
   std::array<std::array<std::uint32_t, sim_nodes_max>, sim_nodes_max> side_epoch_{};
+  std::vector<core::Action> action_buffer_;  // drain's, kept between steps (its capacity)
+  std::vector<std::uint64_t> read_tags_;      // on_disk_completed's, kept between reads
   std::vector<std::vector<std::uint8_t>> frames_;
   std::vector<std::uint32_t> free_frames_;
   std::unordered_map<std::uint64_t, WriteTrace> write_traces_;  // by tag

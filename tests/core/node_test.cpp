@@ -39,6 +39,42 @@ TEST(Node, ProtocolCWriteCompletesOnlyAfterLocalWriteAndPeerAck) {
   EXPECT_EQ(cluster.released[1], 1);  // the received payload on the secondary
 }
 
+TEST(Node, TakingActionsIntoAKeptVectorReplacesWhatItHeldAndLeavesNothingBehind) {
+  Cluster cluster(2);
+  cluster.connect(0, 1);
+  ASSERT_TRUE(cluster.nodes[0].on_admin(Instant{}, Promote{}).ok);
+  cluster.deliver_messages();
+  ASSERT_FALSE(cluster.nodes[0].has_actions());
+  // A driver's vector still holding an action of its previous step.
+  std::vector<Action> kept{Action{ReleasePayload{PayloadHandle{99}}}};
+  cluster.nodes[0].on_client_write(Instant{}, RequestId{7}, Sector{8}, 4096, PayloadHandle{1}, {});
+  cluster.nodes[0].take_actions(kept);
+  EXPECT_FALSE(cluster.nodes[0].has_actions());
+  ASSERT_FALSE(kept.empty());
+  for (const Action& action : kept) {
+    const auto* release = std::get_if<ReleasePayload>(&action);
+    EXPECT_TRUE(release == nullptr || release->payload.value != 99);
+  }
+  cluster.nodes[0].take_actions(kept);  // no input since: nothing to hand over
+  EXPECT_TRUE(kept.empty());
+}
+
+TEST(Node, PeersAreWalkedInNodeIdOrderWhateverOrderTheConfigurationNamesThem) {
+  NodeConfig config;
+  config.resource_name = "r0";
+  config.node_id = NodeId{3};
+  config.node_name = "node3";
+  config.volume_size_bytes = 1024 * 1024;
+  config.peers = {{NodeId{7}, "node7"}, {NodeId{0}, "node0"}, {NodeId{5}, "node5"}};
+  const Node node(config);
+  const std::vector<PeerStatus> peers = node.peers();
+  ASSERT_EQ(peers.size(), 3u);
+  EXPECT_EQ(peers[0].node_id, NodeId{0});
+  EXPECT_EQ(peers[1].node_id, NodeId{5});
+  EXPECT_EQ(peers[2].node_id, NodeId{7});
+  EXPECT_FALSE(node.peer(NodeId{1}).has_value());  // an unconfigured slot is no peer
+}
+
 TEST(Node, WriteOnASecondaryIsRefusedAsNotPrimary) {
   Cluster cluster(2);
   cluster.connect(0, 1);
