@@ -125,6 +125,7 @@ void Node::dispatch(Instant now, Peer& peer, const wire::Message& message, Paylo
                    on_checksum_resync_request(peer, request);
                  },
                  [&](const wire::ResyncInSync& in_sync) { on_resync_in_sync(peer, in_sync); },
+                 [&](const wire::PeersInSync& in_sync) { on_peers_in_sync(peer, in_sync); },
                  // Auth and keepalive belong to the transport, which never passes them on.
                  [&](const auto& transport_message) {
                    protocol_error(peer, std::string("transport message ") +
@@ -237,7 +238,7 @@ void Node::on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::Messa
   // The peer failed to store it (and detaches, its StateReport follows): our data moves on
   // without it, which its bitmap and a new generation record.
   if (!ok) {
-    peer.bitmap->set_sectors(entry.sector.value, entry.length_bytes / sector_size_bytes);
+    mark_out_of_sync(peer, entry.sector, entry.length_bytes);
     if (role_ == Role::primary) start_new_generation();
   }
   maybe_complete(sequence);
@@ -469,7 +470,7 @@ void Node::release_requests_from_non_targets() {
       if (!peer.configured || (released & bit(peer.status.node_id)) == 0 || !entry.payload) {
         continue;
       }
-      peer.bitmap->set_sectors(entry.sector.value, entry.length_bytes / sector_size_bytes);
+      mark_out_of_sync(peer, entry.sector, entry.length_bytes);
     }
     write_released = write_released || entry.kind == RequestKind::write;
     touched.push_back(sequence);
@@ -498,7 +499,7 @@ void Node::protocol_error(Peer& peer, std::string reason) {
 // Writes sent to `peer` that no BarrierAck confirmed may be missing on its disk.
 void Node::mark_unconfirmed_writes(Peer& peer) {
   for (const WriteRange& range : peer.unconfirmed_writes) {
-    peer.bitmap->set_sectors(range.sector.value, range.length_bytes / sector_size_bytes);
+    mark_out_of_sync(peer, range.sector, range.length_bytes);
   }
 }
 
