@@ -7,13 +7,13 @@
 // both at the same generation with the whole volume marked, and moves it again.
 //
 // So the source says, just before each answer, toward which other nodes that block is in sync
-// on its side (PeersInSync): its bit toward the node is clear, its bitmap UUID toward the node
-// is 0 (both track the same generation), and no write to the block is pending toward the node
-// (a write sent to it and not yet confirmed by a BarrierAck, or a write received from a Primary
-// that no PeerAck has confirmed yet: either may still be marked out of sync toward it). The
-// target, once its copy equals the source's, clears its bits toward those nodes instead of
-// setting them, unless it marked the block toward one of them itself while the block was in
-// flight (its own view of a newer write wins).
+// on its side (PeersInSync): the node is connected, Established and UpToDate, the source's bit
+// toward it is clear, its bitmap UUID toward it is 0 (both track the same generation), and no
+// write to the block is pending toward it (a write sent to it and not yet confirmed by a
+// BarrierAck, or a write received from a Primary that no PeerAck has confirmed yet: either may
+// still be marked out of sync toward it). The target, once its copy equals the source's,
+// clears its bits toward those nodes instead of setting them, unless it marked the block toward
+// one of them itself while the block was in flight (its own view of a newer write wins).
 #include "core/assert.h"
 #include "core/node.h"
 
@@ -66,6 +66,13 @@ std::uint32_t Node::peers_in_sync_mask(const Peer& target, std::uint64_t block) 
   std::uint32_t mask = 0;
   for (const Peer& other : peers_) {
     if (!other.configured || &other == &target) continue;
+    // Only a node we replicate to with an UpToDate disk: an Inconsistent one (a SyncTarget
+    // elsewhere, its resync with us deferred) may hold anything where our bit is clear.
+    if (other.status.connection != ConnectionState::connected ||
+        other.status.replication != ReplicationState::established ||
+        other.status.disk != DiskState::up_to_date) {
+      continue;
+    }
     if (generations_.uuids.bitmap[other.status.node_id.value] != 0) continue;
     if (other.bitmap->test(block)) continue;
     bool pending = false;
