@@ -196,10 +196,14 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   peer.state_received = true;
   on_peer_pause_flag(peer, state);
   update_quorum();  // the report may change only what quorum counts (its flags)
+  bool leftover = false;
   if (finished) {
-    // The target adopted our generation: its slot and its bits are done with (§3.2).
+    // The target adopted our generation: its slot and its bits are done with (§3.2), except
+    // blocks marked toward it after the bitmap exchange (a write it missed while we got it),
+    // which it never asked for: they stay, and a new handshake resyncs them.
+    leftover = peer.bitmap->count_set() != 0;
     const std::uint32_t done = source_detect_finished_resyncs(generations_.uuids, peer.uuids);
-    if ((done & bit(peer.status.node_id)) != 0) peer.bitmap->clear_all();
+    if ((done & bit(peer.status.node_id)) != 0 && !leftover) peer.bitmap->clear_all();
   }
   if (first) {
     if (decision) sync_handshake_with(peer, *decision);
@@ -208,6 +212,12 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   } else {
     on_peer_skipped_initial_sync(peer, state);
     check_resync_source(peer, was_target && !finished);
+  }
+  if (leftover && peer.status.connection == ConnectionState::connected) {
+    actions_.push_back(Disconnect{peer.status.node_id, "reconnecting to resync blocks marked "
+                                                       "during the resync"});
+    peer_lost(peer, ConnectionState::protocol_error);
+    return;
   }
   if (peer.status.connection == ConnectionState::connected) outdate_if_weak();
   resync_outdated_peers();
