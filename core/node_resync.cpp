@@ -152,11 +152,21 @@ void Node::start_new_generation() {
   bump_generation_if_pending();
 }
 
+// A write from `except` (ourselves as Primary, or the Primary we received it from) is out of
+// sync toward the nodes that miss it: those not replicating, those the Primary calls weak, and
+// a Primary without a disk of its own (DRBD: its PeerAck names itself only if its local write
+// succeeded). Without that last mark a diskless Primary that crashes and comes back with its
+// old disk resyncs from us without the blocks it wrote while diskless, and turns UpToDate.
 void Node::mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes, NodeId except) {
   const std::uint32_t weak = except == config_.node_id ? 0 : peers_[except.value].weak_nodes;
   for (Peer& peer : peers_) {
-    if (!peer.configured || peer.status.node_id == except) continue;
-    if (peer_replicating(peer) && (weak & bit(peer.status.node_id)) == 0) continue;
+    if (!peer.configured) continue;
+    if (peer.status.node_id == except) {
+      const bool without_disk = peer.status.disk <= DiskState::failed;
+      if (!without_disk || peer.intentional_diskless) continue;
+    } else if (peer_replicating(peer) && (weak & bit(peer.status.node_id)) == 0) {
+      continue;
+    }
     mark_out_of_sync(peer, sector, length_bytes);
   }
 }
