@@ -44,7 +44,9 @@
 //   c-fill-target in flight); application writes during a resync are replicated to the target,
 //   and a resync block overtaken by such a write is discarded and requested again; a resync
 //   that must wait for another one (one source at a time) is deferred on a live connection
-//   and rerun when the other ends; a resynced block is marked toward the other peers;
+//   and rerun when the other ends; a resynced block is marked toward the other peers, except
+//   those the source says it is in sync with (PeersInSync, node_peers_in_sync.cpp), so a
+//   restarted node is resynced once, not once per peer;
 // - multi-secondary consistency (node_peer_ack.cpp, §2.3): per-epoch PeerAck from the Primary;
 //   a Secondary marks a write out of sync toward the nodes a PeerAck does not name, and every
 //   unacked write toward all when its Primary vanishes. Secondaries forward the Primary's weak
@@ -193,6 +195,10 @@ class Node {
     bool stale = false;  // an application write overtook it: discard, ask again later
     std::optional<IoId> write_io;
     std::optional<IoId> digest_io;  // checksum resync: our own copy's digest read, in flight
+    // node_peers_in_sync.cpp: the nodes the source named in its PeersInSync for the block, and
+    // the nodes this node marked the block toward while it was in flight.
+    std::uint32_t peers_in_sync = 0;
+    std::uint32_t marked_nodes = 0;
   };
 
   // A resync read on the SyncSource, or a resync write on the SyncTarget.
@@ -482,6 +488,13 @@ class Node {
   void resync_outdated_peers();
   void resync_from_up_to_date_peer();
   void mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes, NodeId except);
+  // What a resynced block means toward the other peers (node_peers_in_sync.cpp).
+  void mark_out_of_sync(Peer& toward, Sector sector, std::uint32_t length_bytes);
+  std::uint32_t peers_in_sync_mask(const Peer& target, std::uint64_t block) const;
+  void send_peers_in_sync(const Peer& target, std::uint64_t block);
+  void on_peers_in_sync(Peer& peer, const wire::PeersInSync& in_sync);
+  void resynced_block_toward_others(const Peer& source, std::uint64_t block,
+                                    const ResyncBlock& entry, bool replaced);
   void mark_unconfirmed_writes(Peer& peer);
   std::uint32_t nodes_without_data() const;
   std::uint64_t local_uuid_flags() const;

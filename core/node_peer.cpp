@@ -126,6 +126,7 @@ void Node::dispatch(Instant now, Peer& peer, const wire::Message& message, Paylo
                    on_checksum_resync_request(peer, request);
                  },
                  [&](const wire::ResyncInSync& in_sync) { on_resync_in_sync(peer, in_sync); },
+                 [&](const wire::PeersInSync& in_sync) { on_peers_in_sync(peer, in_sync); },
                  // Auth and keepalive belong to the transport, which never passes them on.
                  [&](const auto& transport_message) {
                    protocol_error(peer, std::string("transport message ") +
@@ -196,10 +197,14 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   peer.state_received = true;
   on_peer_pause_flag(peer, state);
   update_quorum();  // the report may change only what quorum counts (its flags)
+  bool leftover = false;
   if (finished) {
-    // The target adopted our generation: its slot and its bits are done with (§3.2).
+    // The target adopted our generation: its slot and its bits are done with (§3.2), except
+    // blocks marked toward it after the bitmap exchange (a write it missed while we got it),
+    // which it never asked for: they stay, and a new handshake resyncs them.
+    leftover = peer.bitmap->count_set() != 0;
     const std::uint32_t done = source_detect_finished_resyncs(generations_.uuids, peer.uuids);
-    if ((done & bit(peer.status.node_id)) != 0) peer.bitmap->clear_all();
+    if ((done & bit(peer.status.node_id)) != 0 && !leftover) peer.bitmap->clear_all();
   }
   if (first) {
     if (decision) sync_handshake_with(peer, *decision);
@@ -208,6 +213,12 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   } else {
     on_peer_skipped_initial_sync(peer, state);
     check_resync_source(peer, was_target && !finished);
+  }
+  if (leftover && peer.status.connection == ConnectionState::connected) {
+    actions_.push_back(Disconnect{peer.status.node_id, "reconnecting to resync blocks marked "
+                                                       "during the resync"});
+    peer_lost(peer, ConnectionState::protocol_error);
+    return;
   }
   if (peer.status.connection == ConnectionState::connected) outdate_if_weak();
   resync_outdated_peers();
@@ -238,7 +249,7 @@ void Node::on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::Messa
   // The peer failed to store it (and detaches, its StateReport follows): our data moves on
   // without it, which its bitmap and a new generation record.
   if (!ok) {
-    peer.bitmap->set_sectors(entry.sector.value, entry.length_bytes / sector_size_bytes);
+    mark_out_of_sync(peer, entry.sector, entry.length_bytes);
     if (role_ == Role::primary) start_new_generation();
   }
   maybe_complete(sequence);
@@ -470,7 +481,7 @@ void Node::release_requests_from_non_targets() {
       if (!peer.configured || (released & bit(peer.status.node_id)) == 0 || !entry.payload) {
         continue;
       }
-      peer.bitmap->set_sectors(entry.sector.value, entry.length_bytes / sector_size_bytes);
+      mark_out_of_sync(peer, entry.sector, entry.length_bytes);
     }
     write_released = write_released || entry.kind == RequestKind::write;
     touched.push_back(sequence);
@@ -499,7 +510,7 @@ void Node::protocol_error(Peer& peer, std::string reason) {
 // Writes sent to `peer` that no BarrierAck confirmed may be missing on its disk.
 void Node::mark_unconfirmed_writes(Peer& peer) {
   for (const WriteRange& range : peer.unconfirmed_writes) {
-    peer.bitmap->set_sectors(range.sector.value, range.length_bytes / sector_size_bytes);
+    mark_out_of_sync(peer, range.sector, range.length_bytes);
   }
 }
 

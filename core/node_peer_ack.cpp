@@ -47,7 +47,7 @@ void Node::mark_for_others(const WriteRange& range, std::uint32_t stored_mask, N
   for (Peer& other : configured_peers()) {
     if (!other.configured || other.status.node_id == primary) continue;
     if ((stored_mask & bit(other.status.node_id)) != 0) continue;
-    other.bitmap->set_sectors(range.sector.value, range.length_bytes / sector_size_bytes);
+    mark_out_of_sync(other, range.sector, range.length_bytes);
   }
 }
 

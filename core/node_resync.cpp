@@ -152,12 +152,21 @@ void Node::start_new_generation() {
   bump_generation_if_pending();
 }
 
+// A write from `except` (ourselves as Primary, or the Primary we received it from) is out of
+// sync toward the nodes that miss it: those not replicating, those the Primary calls weak, and
+// a Primary without a disk of its own (DRBD: its PeerAck names itself only if its local write
+// succeeded). Without that last mark a diskless Primary that crashes and comes back with its
+// old disk resyncs from us without the blocks it wrote while diskless, and turns UpToDate.
 void Node::mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes, NodeId except) {
   const std::uint32_t weak = except == config_.node_id ? 0 : peers_[except.value].weak_nodes;
   for (Peer& peer : configured_peers()) {
-    if (!peer.configured || peer.status.node_id == except) continue;
-    if (peer_replicating(peer) && (weak & bit(peer.status.node_id)) == 0) continue;
-    peer.bitmap->set_sectors(sector.value, length_bytes / sector_size_bytes);
+    if (peer.status.node_id == except) {
+      const bool without_disk = peer.status.disk <= DiskState::failed;
+      if (!without_disk || peer.intentional_diskless) continue;
+    } else if (peer_replicating(peer) && (weak & bit(peer.status.node_id)) == 0) {
+      continue;
+    }
+    mark_out_of_sync(peer, sector, length_bytes);
   }
 }
 
@@ -702,6 +711,7 @@ bool Node::on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payloa
     }
     const std::uint32_t length = block_length(entry.block);
     peer.status.sent_bytes += length;
+    send_peers_in_sync(peer, entry.block);
     actions_.push_back(Send{entry.peer,
                             wire::Data{entry.fence, Sector{block_sector(entry.block)}, length,
                                        wire::data_flag_resync},
@@ -721,17 +731,16 @@ bool Node::on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payloa
   auto block = peer.resync_blocks.find(entry.block);
   const bool ours = same && block != peer.resync_blocks.end() && block->second.write_io == io;
   if (ours) {
-    const bool stale = block->second.stale;
+    const ResyncBlock done = block->second;
+    const bool stale = done.stale;
     peer.resync_blocks.erase(block);
     const bool ok = status == IoStatus::ok;
     if (ok && !stale) {
       peer.bitmap->clear_bits(entry.block, 1);
       peer.status.resync_done_blocks += 1;
       // The block now holds the source's version, which other nodes may lack (they were
-      // cut off from it like us): out of sync toward them until a resync says otherwise.
-      for (Peer& other : configured_peers()) {
-        if (other.configured && &other != &peer) other.bitmap->set_bits(entry.block, 1);
-      }
+      // cut off from it like us): out of sync toward them unless the source said otherwise.
+      resynced_block_toward_others(peer, entry.block, done, true);
     }
     if (!stale) {
       actions_.push_back(Send{entry.peer,

@@ -95,11 +95,13 @@ void Node::on_resync_in_sync(Peer& peer, const wire::ResyncInSync& in_sync) {
                                     std::to_string(in_sync.length_bytes) +
                                     " bytes that was not requested");
   }
-  const bool stale = found->second.stale || resync_reply_fenced_out(block, in_sync.sequence);
+  const ResyncBlock done = found->second;
+  const bool stale = done.stale || resync_reply_fenced_out(block, in_sync.sequence);
   peer.resync_blocks.erase(found);
   if (!stale) {
     DITTO_ASSERT(block < peer.bitmap->bit_count());
     peer.bitmap->clear_bits(block, 1);
+    resynced_block_toward_others(peer, block, done, false);
     peer.status.resync_done_blocks += 1;
     peer.status.resync_same_checksum_blocks += 1;
   }
@@ -128,6 +130,7 @@ void Node::source_digest_read_done(const ResyncIo& entry, std::uint64_t digest) 
   if (digest != *entry.peer_digest) return issue_resync_read(peer, entry.block);
   peer.bitmap->clear_bits(entry.block, 1);
   peer.status.resync_same_checksum_blocks += 1;
+  send_peers_in_sync(peer, entry.block);
   actions_.push_back(Send{entry.peer,
                           wire::ResyncInSync{Sector{block_sector(entry.block)},
                                              block_length(entry.block), entry.fence},

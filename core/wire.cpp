@@ -46,6 +46,7 @@ std::size_t fields_size_bytes(const Message& message) {
           [](const VerifyReply&) -> std::size_t { return 8 + 4 + 1; },
           [](const ChecksumResyncRequest&) -> std::size_t { return 8 + 4 + 8; },
           [](const ResyncInSync&) -> std::size_t { return 8 + 4 + 8; },
+          [](const PeersInSync&) -> std::size_t { return 8 + 4 + 4; },
       },
       message);
 }
@@ -171,6 +172,11 @@ void write_fields(const Message& message, ByteWriter& writer) {
                    writer.u64(in_sync.sector.value);
                    writer.u32(in_sync.length_bytes);
                    writer.u64(in_sync.sequence);
+                 },
+                 [&](const PeersInSync& in_sync) {
+                   writer.u64(in_sync.sector.value);
+                   writer.u32(in_sync.length_bytes);
+                   writer.u32(in_sync.node_mask);
                  },
                  [&](const auto& twopc) { write_twopc(twopc, writer); },
              },
@@ -393,6 +399,11 @@ std::variant<Message, WireError> parse_resync(ByteReader& reader, MessageType ty
   std::uint32_t length_bytes = 0;
   if (auto error = parse_block_range(reader, type, sector, length_bytes)) return *error;
   if (type == MessageType::resync_request) return Message{ResyncRequest{sector, length_bytes}};
+  if (type == MessageType::peers_in_sync) {
+    std::uint32_t node_mask = 0;
+    if (!reader.u32(node_mask)) return malformed(type, "truncated fields");
+    return Message{PeersInSync{sector, length_bytes, node_mask}};
+  }
   if (type == MessageType::checksum_resync_request || type == MessageType::resync_in_sync) {
     std::uint64_t value = 0;
     if (!reader.u64(value)) return malformed(type, "truncated fields");
@@ -482,14 +493,15 @@ std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader
     case MessageType::verify_request:
     case MessageType::verify_reply: return parse_verify(reader, type);
     case MessageType::checksum_resync_request:
-    case MessageType::resync_in_sync: return parse_resync(reader, type);
+    case MessageType::resync_in_sync:
+    case MessageType::peers_in_sync: return parse_resync(reader, type);
   }
   return WireError{WireErrorCode::unknown_type, "unknown message type"};
 }
 
 bool known_type(std::uint16_t type) {
   return type >= static_cast<std::uint16_t>(MessageType::hello) &&
-         type <= static_cast<std::uint16_t>(MessageType::resync_in_sync);
+         type <= static_cast<std::uint16_t>(MessageType::peers_in_sync);
 }
 
 }  // namespace
@@ -524,6 +536,7 @@ MessageType type_of(const Message& message) {
                           return MessageType::checksum_resync_request;
                         },
                         [](const ResyncInSync&) { return MessageType::resync_in_sync; },
+                        [](const PeersInSync&) { return MessageType::peers_in_sync; },
                     },
                     message);
 }
@@ -556,6 +569,7 @@ const char* to_string(MessageType type) {
     case MessageType::verify_reply: return "VerifyReply";
     case MessageType::checksum_resync_request: return "ChecksumResyncRequest";
     case MessageType::resync_in_sync: return "ResyncInSync";
+    case MessageType::peers_in_sync: return "PeersInSync";
   }
   return "Unknown";
 }

@@ -55,6 +55,7 @@ enum class MessageType : std::uint16_t {
   verify_reply = 24,
   checksum_resync_request = 25,
   resync_in_sync = 26,
+  peers_in_sync = 27,
 };
 
 // First message on every connection, in both directions.
@@ -137,6 +138,18 @@ struct ResyncInSync {
   std::uint32_t length_bytes = 0;
   std::uint64_t sequence = 0;
   friend bool operator==(const ResyncInSync&, const ResyncInSync&) = default;
+};
+
+// Sent by the SyncSource just before its answer (resync Data or ResyncInSync) for one block
+// (DRBD's P_PEERS_IN_SYNC): the other nodes (`node_mask`, node ids) toward which that block is
+// in sync on the source, with no write to it pending toward them. The target, which then holds
+// the source's version, clears its bits toward them rather than setting them, so a restarted
+// node is not resynced once per peer.
+struct PeersInSync {
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  std::uint32_t node_mask = 0;
+  friend bool operator==(const PeersInSync&, const PeersInSync&) = default;
 };
 
 // The SyncTarget wrote (ok) or could not write a resync block (P_RS_WRITE_ACK / P_NEG_ACK); the
@@ -306,7 +319,8 @@ using Message = std::variant<Hello, StateReport, Data, WriteAck, FlushRequest, F
                              AuthChallenge, AuthResponse, Ping, PingAck, RecvAck, Barrier,
                              BarrierAck, TwoPcPrepare, TwoPcReply, TwoPcCommit, TwoPcAbort,
                              BitmapTransfer, ResyncRequest, ResyncAck, PeerAck, SyncControl,
-                             VerifyRequest, VerifyReply, ChecksumResyncRequest, ResyncInSync>;
+                             VerifyRequest, VerifyReply, ChecksumResyncRequest, ResyncInSync,
+                             PeersInSync>;
 
 MessageType type_of(const Message& message);
 const char* to_string(MessageType type);

@@ -70,6 +70,26 @@ TEST(PeerAck, WritesNotYetPeerAckedAreMarkedTowardEveryoneWhenThePrimaryVanishes
   EXPECT_FALSE(marked(cluster, 1, 2, 1));
 }
 
+// Swarm seeds 99 and 237: the Primary's disk detached (EIO); the writes it made afterwards
+// exist only on its Secondaries, which must track them toward the Primary's own disk, or a
+// Primary restarted with that disk resyncs without them and turns UpToDate.
+TEST(PeerAck, AWriteFromADisklessPrimaryIsMarkedOutOfSyncTowardThatPrimary) {
+  Cluster cluster = three_in_sync();
+  cluster.write(0, 2, 3 * sectors_per_block, 2);
+  cluster.deliver_messages();
+  cluster.complete_disk(0, IoStatus::io_error);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  ASSERT_EQ(cluster.nodes[1].peer(NodeId{0})->disk, DiskState::diskless);
+  cluster.write(0, 3, 4 * sectors_per_block, 3);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  EXPECT_TRUE(marked(cluster, 1, 0, 4));
+  EXPECT_TRUE(marked(cluster, 2, 0, 4));
+  EXPECT_FALSE(marked(cluster, 1, 2, 4));  // both Secondaries stored it
+  EXPECT_FALSE(marked(cluster, 1, 0, 1));  // written while the Primary had its disk
+}
+
 // Seeds 211, 95 and 198: node 2 lost the Primary but stayed connected to node 1, UpToDate and
 // connected while it missed every later write.
 TEST(WeakNodes, ASecondaryCutOffFromThePrimaryOutdatesItselfThroughTheOtherSecondary) {

@@ -172,6 +172,57 @@ TEST(Resync, ThreeGenerationsAndAChainOfNodesResyncInTheRightDirectionEveryTime)
   }
 }
 
+// Node 2 misses two writes of node 0 while node 1 gets them; node 2 comes back to node 0 first.
+// `node1_away_too`: node 1 misses them as well.
+Cluster third_node_behind(bool node1_away_too) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  cluster.disconnect(0, 2);
+  cluster.disconnect(1, 2);
+  if (node1_away_too) cluster.disconnect(0, 1);
+  cluster.write(0, 2, block_sector(2), 2);
+  cluster.write(0, 3, block_sector(3), 3);
+  cluster.settle();
+  cluster.connect(0, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{0})->resync_done_blocks, 2u);
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  return cluster;
+}
+
+TEST(Resync, BlocksResyncedFromASourceInSyncWithAThirdNodeStayInSyncTowardIt) {
+  Cluster cluster = third_node_behind(false);
+  // Node 0 named node 1 in a PeersInSync before each block: node 1 has them too.
+  EXPECT_EQ(cluster.count_sent(0, wire::MessageType::peers_in_sync), 2);
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->out_of_sync_bytes, 0u);
+  // The handshake with node 1 finds the same generation: it moves at most the blocks node 1
+  // marked for node 2 when the PeerAcks did not name it (the two it missed), nothing more.
+  const std::uint64_t marked_by_node1 = cluster.nodes[1].peer(NodeId{2})->out_of_sync_bytes;
+  EXPECT_LE(marked_by_node1, 2u * 4096);
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->replication, ReplicationState::established);
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->out_of_sync_bytes, 0u);
+  EXPECT_EQ(cluster.count_sent(1, wire::MessageType::resync_request), 0);
+  EXPECT_EQ(cluster.count_sent(2, wire::MessageType::resync_request),
+            static_cast<int>(2 + marked_by_node1 / 4096));
+}
+
+TEST(Resync, BlocksResyncedFromASourceThatTracksAThirdNodeAreMarkedTowardIt) {
+  Cluster cluster = third_node_behind(true);
+  // Node 0's bitmap UUID toward node 1 is set (node 1 missed the generation): no PeersInSync,
+  // and node 2, now holding the new blocks, marks them toward node 1.
+  EXPECT_EQ(cluster.count_sent(0, wire::MessageType::peers_in_sync), 0);
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->out_of_sync_bytes, 2u * 4096);
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{2})->resync_done_blocks, 2u);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+}
+
 TEST(Resync, ASplitBrainRefusesTheConnectionWithBothGenerationsInTheReason) {
   Cluster cluster(2);
   cluster.connect(0, 1);

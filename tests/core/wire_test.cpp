@@ -151,6 +151,8 @@ TEST(Wire, ChecksumResyncMessagesSurviveARoundTrip) {
   EXPECT_EQ(round_trip<ChecksumResyncRequest>(request), request);
   const ResyncInSync in_sync{Sector{8}, 2048, (std::uint64_t{2} << 56) | 77};
   EXPECT_EQ(round_trip<ResyncInSync>(in_sync), in_sync);
+  const PeersInSync peers_in_sync{Sector{16}, 4096, 0b1010};
+  EXPECT_EQ(round_trip<PeersInSync>(peers_in_sync), peers_in_sync);
 }
 
 // Writes `value` big-endian at `offset` of `frame` and recomputes the frame's CRC.
@@ -168,7 +170,8 @@ void patch_u32(std::vector<std::uint8_t>& frame, std::size_t offset, std::uint32
 TEST(Wire, ChecksumResyncMessagesWithABadLengthOrTruncatedAreMalformed) {
   const std::vector<Message> messages = {
       ChecksumResyncRequest{Sector{8}, 4096, 1}, ResyncInSync{Sector{8}, 4096, 1},
-      ResyncRequest{Sector{8}, 4096}, VerifyRequest{Sector{8}, 4096, 1}};
+      ResyncRequest{Sector{8}, 4096}, VerifyRequest{Sector{8}, 4096, 1},
+      PeersInSync{Sector{8}, 4096, 1}};
   for (const Message& message : messages) {
     for (const std::uint32_t length : {0u, 4097u, payload_size_max_bytes + 512}) {
       auto frame = encode(message);

@@ -151,9 +151,24 @@ TEST(RegressionResync, AnOutdatedSecondaryWithTheNewerGenerationIsTheSourceForAS
 
 // Bug: releasing a write from a lost peer marked the bitmaps of every unconfigured peer slot
 // whose (default) node id 0 matched the lost peer: a bitmap that does not exist (assertion).
+// Also (branch dblresync, PeersInSync): a SyncSource cleared the bits it had marked toward its
+// target during the resync (a Primary's write the target missed) when the target finished.
+// Fixed: the source keeps them and reconnects so they are resynced.
 // Replay: ditto-sim run --seed 1590 --swarm --ops 400
 TEST(RegressionResync, ReleasingWritesFromALostNodeZeroTouchesOnlyConfiguredPeers) {
   expect_swarm_seeds_pass({1590});
+}
+
+// Bug (found with PeersInSync, branch dblresync): a Secondary that received a write from a
+// diskless Primary (its disk detached after EIO) marked it out of sync toward every node that
+// missed it but the Primary itself, whose own disk missed it too. The Primary crashed and came
+// back with its old disk; its resync from that Secondary skipped those blocks and it ended
+// UpToDate without them, then was the source for nodes that had them (acknowledged writes lost).
+// Fixed as DRBD does (a Primary's PeerAck names itself only when its local write succeeded):
+// a write from a Primary without a disk is marked out of sync toward that Primary.
+// Replay: ditto-sim run --seed 99 --swarm --ops 400  (and --seed 237)
+TEST(RegressionResync, AWriteFromADisklessPrimaryIsOutOfSyncTowardThatPrimary) {
+  expect_swarm_seeds_pass({99, 237});
 }
 
 // The shrinker itself, on a failure that does not depend on the core: the oracle self-test

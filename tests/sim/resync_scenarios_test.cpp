@@ -103,6 +103,24 @@ TEST(ResyncScenario, APrimaryCrashResyncsOnlyTheHotExtentsAndTheWritesMadeSinceA
   }
 }
 
+// Three nodes: the crashed Primary comes back to the new Primary and to the other Secondary.
+// It becomes SyncTarget of the first peer it reaches; when that resync ends it holds the new
+// Primary's generation, as the other Secondary does, and the blocks it received were in sync
+// with that Secondary on the source (PeersInSync): the deferred handshake with it moves only
+// what still differs, not the volume once more (and the other Secondary is not resynced at all).
+TEST(ResyncScenario, ARestartedPrimaryIsResyncedOnceNotOncePerPeer) {
+  for (std::uint64_t seed = 1; seed <= 3; ++seed) {
+    SimOptions options = primary_crash_options(seed, 9);
+    options.nodes = 3;
+    const RunResult result = run_simulation(options);
+    expect_converged_and_identical(result);
+    EXPECT_TRUE(result.crashed);
+    EXPECT_GT(result.resync_data_messages, 0u) << describe(result);
+    // Once: at most nine hot extents (9216 blocks) and what the survivors wrote meanwhile.
+    EXPECT_LT(result.resync_data_messages, 9216u + 1200u) << describe(result);
+  }
+}
+
 // Checksum-based resync (csums-alg): node 1 is invalidated (a full resync) after `corrupt`
 // acknowledged blocks of it were silently overwritten with other blocks' data, so exactly those
 // differ from node 0. The network counts what moved: resync Data frames and ResyncInSync frames.
