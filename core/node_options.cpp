@@ -76,13 +76,12 @@ std::vector<std::string> structural_option_differences(const NodeConfig& running
   check(running.peers == wanted.peers, "peers");
   check(running.protocol == wanted.protocol, "protocol");
   check(running.volume_size_bytes == wanted.volume_size_bytes, "volume size");
-  check(running.requests_in_flight_max == wanted.requests_in_flight_max,
-        "requests-in-flight-max");
+  check(running.requests_in_flight_max == wanted.requests_in_flight_max, "requests-in-flight-max");
   check(running.intentional_diskless == wanted.intentional_diskless, "disk none");
   check(running.al_updates == wanted.al_updates, "al-updates");
   check(running.al_extents == wanted.al_extents, "al-extents");
-  check(running.al_stripes == wanted.al_stripes && running.al_stripe_size_4k ==
-                                                       wanted.al_stripe_size_4k,
+  check(running.al_stripes == wanted.al_stripes &&
+            running.al_stripe_size_4k == wanted.al_stripe_size_4k,
         "activity log layout");
   check(running.bitmap_max_peers == wanted.bitmap_max_peers &&
             running.bitmap_slots == wanted.bitmap_slots,

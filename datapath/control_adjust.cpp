@@ -237,9 +237,8 @@ class Planner {
            text(new_quorum.minimum_redundancy));
     listed("on-no-quorum", text(old_quorum.on_no_quorum), text(new_quorum.on_no_quorum));
     const auto outdated = [](core::OnSuspendedPrimaryOutdated value) {
-      return std::string(value == core::OnSuspendedPrimaryOutdated::disconnect
-                             ? "disconnect"
-                             : "force-secondary");
+      return std::string(value == core::OnSuspendedPrimaryOutdated::disconnect ? "disconnect"
+                                                                               : "force-secondary");
     };
     listed("on-suspended-primary-outdated", outdated(old_quorum.on_suspended_primary_outdated),
            outdated(new_quorum.on_suspended_primary_outdated));

@@ -117,8 +117,8 @@ TEST(ChangeOptions, TurningQuorumOffThawsWritesFrozenForLackOfIt) {
   cluster.settle();
   ASSERT_FALSE(cluster.completion_of(1).has_value());  // frozen: suspended:quorum
 
-  const AdminResult changed = change_options(
-      cluster, 0, [](NodeConfig& options) { options.quorum = QuorumSettings{}; });
+  const AdminResult changed =
+      change_options(cluster, 0, [](NodeConfig& options) { options.quorum = QuorumSettings{}; });
   ASSERT_TRUE(changed.ok) << changed.code << ": " << changed.message;
   cluster.settle();
   EXPECT_TRUE(cluster.nodes[0].have_quorum());

@@ -139,9 +139,10 @@ TEST_F(PlanAdjust, NetTimingsAndTheSecretAreLiveChanges) {
 
 TEST_F(PlanAdjust, ResyncControllerOptionsAreLiveChangesListedWithTheirUnits) {
   const DaemonConfig running = load("");
-  const DaemonConfig file = load(
-      "", "  disk { resync-rate 400; c-plan-ahead 10; c-fill-target 1M; c-max-rate 50M;"
-          " c-min-rate 0; }\n");
+  const DaemonConfig file =
+      load("",
+           "  disk { resync-rate 400; c-plan-ahead 10; c-fill-target 1M; c-max-rate 50M;"
+           " c-min-rate 0; }\n");
   const AdjustPlan plan = plan_adjust(running, file);
   EXPECT_TRUE(plan.needs_down_up.empty()) << ::testing::PrintToString(plan.needs_down_up);
   const std::vector<std::string> expected = {
@@ -159,16 +160,15 @@ TEST_F(PlanAdjust, SplitBrainFencingAndDigestOptionsAreLiveChanges) {
       " fencing resource-only; verify-alg crc32c; csums-alg crc32c; csums-after-crash-only yes;");
   const AdjustPlan plan = plan_adjust(running, file);
   EXPECT_TRUE(plan.needs_down_up.empty()) << ::testing::PrintToString(plan.needs_down_up);
-  const std::vector<std::string> expected = {
-      "after-sb-0pri disconnect -> discard-zero-changes",
-      "after-sb-1pri disconnect -> consensus",
-      "after-sb-2pri disconnect -> call-pri-lost-after-sb",
-      "rr-conflict disconnect -> retry-connect",
-      "always-asbp no -> yes",
-      "fencing dont-care -> resource-only",
-      "verify-alg (none) -> crc32c",
-      "csums-alg (none) -> crc32c",
-      "csums-after-crash-only no -> yes"};
+  const std::vector<std::string> expected = {"after-sb-0pri disconnect -> discard-zero-changes",
+                                             "after-sb-1pri disconnect -> consensus",
+                                             "after-sb-2pri disconnect -> call-pri-lost-after-sb",
+                                             "rr-conflict disconnect -> retry-connect",
+                                             "always-asbp no -> yes",
+                                             "fencing dont-care -> resource-only",
+                                             "verify-alg (none) -> crc32c",
+                                             "csums-alg (none) -> crc32c",
+                                             "csums-after-crash-only no -> yes"};
   EXPECT_EQ(plan.changes, expected);
   // And back: the file without them returns every one to DRBD's default.
   EXPECT_EQ(plan_adjust(file, running).changes.size(), expected.size());
@@ -176,9 +176,10 @@ TEST_F(PlanAdjust, SplitBrainFencingAndDigestOptionsAreLiveChanges) {
 
 TEST_F(PlanAdjust, QuorumOptionsAreLiveChanges) {
   const DaemonConfig running = load("");
-  const DaemonConfig file = load(
-      "", "  options { quorum majority; on-no-quorum io-error; quorum-minimum-redundancy 2;"
-          " on-suspended-primary-outdated force-secondary; }\n");
+  const DaemonConfig file =
+      load("",
+           "  options { quorum majority; on-no-quorum io-error; quorum-minimum-redundancy 2;"
+           " on-suspended-primary-outdated force-secondary; }\n");
   const AdjustPlan plan = plan_adjust(running, file);
   EXPECT_TRUE(plan.needs_down_up.empty()) << ::testing::PrintToString(plan.needs_down_up);
   const std::vector<std::string> expected = {
