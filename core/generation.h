@@ -207,6 +207,16 @@ enum class AfterSplitBrain1 {
 };
 enum class AfterSplitBrain2 { disconnect, violently_as0p, call_pri_lost_after_sb };
 enum class RrConflict { disconnect, retry_connect, call_pri_lost, violently, auto_discard };
+// The drbd.conf names ("discard-zero-changes", "call-pri-lost-after-sb", ...); the *_count
+// constants are the number of values of each, for parsing by name.
+std::string_view to_string(AfterSplitBrain0 policy);
+std::string_view to_string(AfterSplitBrain1 policy);
+std::string_view to_string(AfterSplitBrain2 policy);
+std::string_view to_string(RrConflict policy);
+inline constexpr std::size_t after_split_brain_0_count = 7;
+inline constexpr std::size_t after_split_brain_1_count = 5;
+inline constexpr std::size_t after_split_brain_2_count = 3;
+inline constexpr std::size_t rr_conflict_count = 5;
 
 // The net options that decide a split brain (drbd.conf `net { after-sb-0pri ...; }`, §6).
 // discard-node-NAME is resolved by the configuration into discard_local / discard_remote.

@@ -231,4 +231,30 @@ std::string_view to_string(SyncStrategy strategy) {
   return names[static_cast<std::size_t>(strategy)];
 }
 
+std::string_view to_string(AfterSplitBrain0 policy) {
+  static constexpr std::array<std::string_view, after_split_brain_0_count> names{
+      "disconnect",           "discard-younger-primary", "discard-older-primary",
+      "discard-zero-changes", "discard-least-changes",   "discard-local",
+      "discard-remote"};
+  return names[static_cast<std::size_t>(policy)];
+}
+
+std::string_view to_string(AfterSplitBrain1 policy) {
+  static constexpr std::array<std::string_view, after_split_brain_1_count> names{
+      "disconnect", "consensus", "violently-as0p", "discard-secondary", "call-pri-lost-after-sb"};
+  return names[static_cast<std::size_t>(policy)];
+}
+
+std::string_view to_string(AfterSplitBrain2 policy) {
+  static constexpr std::array<std::string_view, after_split_brain_2_count> names{
+      "disconnect", "violently-as0p", "call-pri-lost-after-sb"};
+  return names[static_cast<std::size_t>(policy)];
+}
+
+std::string_view to_string(RrConflict policy) {
+  static constexpr std::array<std::string_view, rr_conflict_count> names{
+      "disconnect", "retry-connect", "call-pri-lost", "violently", "auto-discard"};
+  return names[static_cast<std::size_t>(policy)];
+}
+
 }  // namespace ditto

@@ -555,6 +555,9 @@ class Node {
   void on_peer_skipped_initial_sync(Peer& peer, const wire::StateReport& state);
   AdminResult detach();
 
+  // ChangeOptions (node_options.cpp).
+  AdminResult change_options(const ChangeOptions& command);
+
   // State changes and promotion (node_state.cpp).
   StateChangeResult change_state(ClusterState proposed, bool hard, bool force = false);
   void detach_local_disk(DiskState first_step = DiskState::failed);

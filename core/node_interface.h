@@ -23,6 +23,7 @@ namespace ditto::core {
 struct PeerConfig {
   NodeId node_id;
   std::string name;
+  friend bool operator==(const PeerConfig&, const PeerConfig&) = default;
 };
 
 struct NodeConfig {
@@ -322,9 +323,31 @@ struct NewCurrentUuid {
 // Primary keeps serving writes through its UpToDate peers (as after on-io-error detach); a
 // Primary without one is refused (SS_NO_UP_TO_DATE_DISK): it would lose its data.
 struct Detach {};
+// drbdsetup net-options / disk-options / peer-device-options / resource-options (what drbdadm
+// adjust issues): the running node takes the live options of `options` (copy_live_options) and
+// acts on them where DRBD does (node_options.cpp): a quorum change re-evaluates quorum at once,
+// a resync rate applies from the next resync step, the split-brain, fencing, verify and csums
+// settings from the next handshake, verify or resync. Every other field of `options` must equal
+// the running configuration (structural_option_differences), except the ones read only at start
+// (initial_*, al_first_transaction_number, seed), which are ignored; else the change is refused
+// (ERR_INVALID_REQUEST naming the fields) and nothing changes. Out-of-range values are refused
+// the same way.
+struct ChangeOptions {
+  NodeConfig options;
+};
 using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, Down, ResumeIo,
                                   Verify, StopVerify, Invalidate, InvalidateRemote, PauseSync,
-                                  ResumeSync, NewCurrentUuid, Detach>;
+                                  ResumeSync, NewCurrentUuid, Detach, ChangeOptions>;
+
+// The live options (ChangeOptions) of `from` copied into `to`: resync_rate_kib, c_plan_ahead_-
+// deciseconds, c_fill_target_sectors, c_max_rate_kib, c_min_rate_kib, split_brain, quorum,
+// fencing, verify_algorithm, csums_algorithm, csums_after_crash_only, max_epoch_size,
+// disk_flushes, twopc_timeout, twopc_retry_timeout. The one list of them.
+void copy_live_options(const NodeConfig& from, NodeConfig& to);
+// The fields that cannot change on a running node and differ between the two, by name
+// ("node-id", "peers", "protocol", "volume size", "al-extents", ...); empty if none.
+std::vector<std::string> structural_option_differences(const NodeConfig& running,
+                                                       const NodeConfig& wanted);
 
 // The outcome of an admin request; refusals carry DRBD's SS_* name and a sentence.
 //

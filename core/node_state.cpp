@@ -180,6 +180,9 @@ AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
                                         return new_current_uuid(request);
                                       },
                                       [&](const Detach&) { return detach(); },
+                                      [&](const ChangeOptions& request) {
+                                        return change_options(request);
+                                      },
                                   },
                                   command);
   apply_quorum_changes(now);

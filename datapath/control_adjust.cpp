@@ -1,6 +1,8 @@
 #include "datapath/control_adjust.h"
 
 #include <algorithm>
+#include <array>
+#include <string_view>
 
 namespace ditto::datapath {
 namespace {
@@ -23,6 +25,7 @@ class Planner {
     compare_volumes();
     compare_peers();
     compare_transport();
+    compare_core_options();
     return std::move(plan_);
   }
 
@@ -50,18 +53,37 @@ class Planner {
     if (!(running_.transport.tls == file_.transport.tls)) {
       refuse(file_.resource.location, "tls and its certificate files");
     }
-    const auto written = [](const config::Section& section) {
-      std::vector<std::pair<std::string, std::string>> options;
-      for (const config::Option& option : section.options) {
-        if (!option.inherited) options.emplace_back(option.key, option.value_text());
-      }
-      return options;
+    compare_options_section();
+  }
+
+  // The resource's options section: the quorum options are core options (compare_core_options
+  // lists them); any other one written differently needs down/up.
+  void compare_options_section() {
+    static constexpr std::array<std::string_view, 4> live{
+        "quorum", "quorum-minimum-redundancy", "on-no-quorum", "on-suspended-primary-outdated"};
+    const config::Section& before = running_.resource.options;
+    const config::Section& after = file_.resource.options;
+    const auto written = [](const config::Section& section, const std::string& key) {
+      const config::Option* option = section.find(key);
+      return option != nullptr && !option->inherited ? option : nullptr;
     };
-    if (written(running_.resource.options) != written(file_.resource.options)) {
-      const config::Option* first = file_.resource.options.options.empty()
-                                        ? nullptr
-                                        : &file_.resource.options.options.front();
-      refuse(first != nullptr ? first->location : file_.resource.location, "options section");
+    std::vector<std::string> keys;
+    for (const config::Section* section : {&before, &after}) {
+      for (const config::Option& option : section->options) {
+        if (std::find(keys.begin(), keys.end(), option.key) == keys.end()) {
+          keys.push_back(option.key);
+        }
+      }
+    }
+    for (const std::string& key : keys) {
+      if (std::find(live.begin(), live.end(), key) != live.end()) continue;
+      const config::Option* old_option = written(before, key);
+      const config::Option* new_option = written(after, key);
+      const std::string from = old_option != nullptr ? old_option->value_text() : "(unset)";
+      const std::string to = new_option != nullptr ? new_option->value_text() : "(unset)";
+      if (from == to) continue;
+      refuse(new_option != nullptr ? new_option->location : file_.resource.location,
+             "options " + key + " " + from + " -> " + to);
     }
   }
 
@@ -93,16 +115,6 @@ class Planner {
       if (from != to) {
         refuse(new_size != nullptr ? new_size->location : new_volume.location,
                "size " + from + " -> " + to);
-      }
-      const core::NodeConfig& was = running_.node;
-      const core::NodeConfig& wanted = file_.node;
-      if (was.resync_rate_kib != wanted.resync_rate_kib ||
-          was.c_plan_ahead_deciseconds != wanted.c_plan_ahead_deciseconds ||
-          was.c_fill_target_sectors != wanted.c_fill_target_sectors ||
-          was.c_max_rate_kib != wanted.c_max_rate_kib ||
-          was.c_min_rate_kib != wanted.c_min_rate_kib) {
-        refuse(new_volume.location,
-               "a change of resync-rate, c-plan-ahead, c-fill-target, c-max-rate or c-min-rate");
       }
     }
   }
@@ -176,6 +188,60 @@ class Planner {
         before.shared_secret != after.shared_secret) {
       change("cram-hmac-alg/shared-secret changed (for connections made from now on)");
     }
+  }
+
+  // The core's live options (core::copy_live_options), each change listed with DRBD's keyword;
+  // ResourceRunner::adjust hands them to the running node (core::ChangeOptions).
+  void compare_core_options() {
+    const core::NodeConfig& before = running_.node;
+    const core::NodeConfig& after = file_.node;
+    const auto listed = [&](std::string_view keyword, const std::string& from,
+                            const std::string& to) {
+      if (from != to) change(std::string(keyword) + " " + from + " -> " + to);
+    };
+    const auto rate = [](std::uint32_t kib) { return std::to_string(kib) + " KiB/s"; };
+    listed("resync-rate", rate(before.resync_rate_kib), rate(after.resync_rate_kib));
+    listed("c-plan-ahead", milliseconds(Duration::from_ms(before.c_plan_ahead_deciseconds * 100)),
+           milliseconds(Duration::from_ms(after.c_plan_ahead_deciseconds * 100)));
+    listed("c-fill-target", std::to_string(before.c_fill_target_sectors) + " sectors",
+           std::to_string(after.c_fill_target_sectors) + " sectors");
+    listed("c-max-rate", rate(before.c_max_rate_kib), rate(after.c_max_rate_kib));
+    listed("c-min-rate", rate(before.c_min_rate_kib), rate(after.c_min_rate_kib));
+    compare_policies(before, after, listed);
+  }
+
+  template <typename Listed>
+  static void compare_policies(const core::NodeConfig& before, const core::NodeConfig& after,
+                               const Listed& listed) {
+    const auto text = [](auto value) { return std::string(to_string(value)); };
+    const auto yes_no = [](bool value) { return std::string(value ? "yes" : "no"); };
+    const auto algorithm = [](const std::string& name) {
+      return name.empty() ? std::string("(none)") : name;
+    };
+    const SplitBrainPolicy& old_policy = before.split_brain;
+    const SplitBrainPolicy& new_policy = after.split_brain;
+    listed("after-sb-0pri", text(old_policy.after_sb_0pri), text(new_policy.after_sb_0pri));
+    listed("after-sb-1pri", text(old_policy.after_sb_1pri), text(new_policy.after_sb_1pri));
+    listed("after-sb-2pri", text(old_policy.after_sb_2pri), text(new_policy.after_sb_2pri));
+    listed("rr-conflict", text(old_policy.rr_conflict), text(new_policy.rr_conflict));
+    listed("always-asbp", yes_no(old_policy.always_asbp), yes_no(new_policy.always_asbp));
+    listed("fencing", text(before.fencing), text(after.fencing));
+    listed("verify-alg", algorithm(before.verify_algorithm), algorithm(after.verify_algorithm));
+    listed("csums-alg", algorithm(before.csums_algorithm), algorithm(after.csums_algorithm));
+    listed("csums-after-crash-only", yes_no(before.csums_after_crash_only),
+           yes_no(after.csums_after_crash_only));
+    const core::QuorumSettings& old_quorum = before.quorum;
+    const core::QuorumSettings& new_quorum = after.quorum;
+    listed("quorum", text(old_quorum.quorum), text(new_quorum.quorum));
+    listed("quorum-minimum-redundancy", text(old_quorum.minimum_redundancy),
+           text(new_quorum.minimum_redundancy));
+    listed("on-no-quorum", text(old_quorum.on_no_quorum), text(new_quorum.on_no_quorum));
+    const auto outdated = [](core::OnSuspendedPrimaryOutdated value) {
+      return std::string(value == core::OnSuspendedPrimaryOutdated::disconnect ? "disconnect"
+                                                                               : "force-secondary");
+    };
+    listed("on-suspended-primary-outdated", outdated(old_quorum.on_suspended_primary_outdated),
+           outdated(new_quorum.on_suspended_primary_outdated));
   }
 
   const DaemonConfig& running_;

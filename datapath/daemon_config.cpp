@@ -237,32 +237,25 @@ Status apply_digest_algorithms(const config::Connection& connection, bool first,
 // node must agree. The parser already checked each value against its keyword list.
 Status apply_split_brain_options(const config::Connection& connection, bool first,
                                  core::NodeConfig& node) {
-  auto pick = [&](std::string_view key, std::initializer_list<std::string_view> names,
-                  auto fallback) {
+  // The value named in the net section, else `fallback`: each enum's names are core's
+  // to_string (core/generation.h).
+  auto pick = [&](std::string_view key, std::size_t count, auto fallback) {
     const std::string text = net_value(connection.net, key);
     auto value = fallback;
-    for (std::size_t index = 0; index < names.size(); ++index) {
-      if (text == names.begin()[index]) value = static_cast<decltype(fallback)>(index);
+    for (std::size_t index = 0; index < count; ++index) {
+      const auto candidate = static_cast<decltype(fallback)>(index);
+      if (text == to_string(candidate)) value = candidate;
     }
     return value;
   };
   SplitBrainPolicy policy;
-  policy.after_sb_0pri = pick("after-sb-0pri",
-                              {"disconnect", "discard-younger-primary", "discard-older-primary",
-                               "discard-zero-changes", "discard-least-changes", "discard-local",
-                               "discard-remote"},
-                              AfterSplitBrain0::disconnect);
-  policy.after_sb_1pri = pick("after-sb-1pri",
-                              {"disconnect", "consensus", "violently-as0p", "discard-secondary",
-                               "call-pri-lost-after-sb"},
-                              AfterSplitBrain1::disconnect);
-  policy.after_sb_2pri = pick("after-sb-2pri",
-                              {"disconnect", "violently-as0p", "call-pri-lost-after-sb"},
-                              AfterSplitBrain2::disconnect);
-  policy.rr_conflict = pick("rr-conflict",
-                            {"disconnect", "retry-connect", "call-pri-lost", "violently",
-                             "auto-discard"},
-                            RrConflict::disconnect);
+  policy.after_sb_0pri =
+      pick("after-sb-0pri", after_split_brain_0_count, AfterSplitBrain0::disconnect);
+  policy.after_sb_1pri =
+      pick("after-sb-1pri", after_split_brain_1_count, AfterSplitBrain1::disconnect);
+  policy.after_sb_2pri =
+      pick("after-sb-2pri", after_split_brain_2_count, AfterSplitBrain2::disconnect);
+  policy.rr_conflict = pick("rr-conflict", rr_conflict_count, RrConflict::disconnect);
   policy.always_asbp = net_value(connection.net, "always-asbp") == "yes";
   if (!first && policy != node.split_brain) {
     return Error{connection.location.to_string() +

@@ -163,8 +163,18 @@ core::AdminResult ResourceRunner::admin(const core::AdminCommand& command) {
 }
 
 Status ResourceRunner::adjust(DaemonConfig updated) {
-  updated.node.volume_size_bytes = config_.node.volume_size_bytes;  // set once the disk opened
+  // The node keeps what was set up at start (the volume size, the activity log and bitmap
+  // layout of its metadata, its generations); the file brings only the live options.
+  core::NodeConfig options = config_.node;
+  core::copy_live_options(updated.node, options);
   if (Status status = transport_->adjust(updated.transport); !status.ok()) return status;
+  // Built from the running configuration, so nothing structural differs, and the file's values
+  // were range-checked when it was loaded: the core does not refuse these.
+  const core::AdminResult changed = admin(core::ChangeOptions{options});
+  if (!changed.ok) {
+    return Error{"the node refused the new options (" + changed.code + "): " + changed.message};
+  }
+  updated.node = std::move(options);
   config_ = std::move(updated);
   log("adjusted to the configuration in " + config_.options.config_path);
   return Status::success();

@@ -137,6 +137,69 @@ TEST_F(PlanAdjust, NetTimingsAndTheSecretAreLiveChanges) {
   EXPECT_TRUE(plan_adjust(running, running).changes.empty());
 }
 
+TEST_F(PlanAdjust, ResyncControllerOptionsAreLiveChangesListedWithTheirUnits) {
+  const DaemonConfig running = load("");
+  const DaemonConfig file =
+      load("",
+           "  disk { resync-rate 400; c-plan-ahead 10; c-fill-target 1M; c-max-rate 50M;"
+           " c-min-rate 0; }\n");
+  const AdjustPlan plan = plan_adjust(running, file);
+  EXPECT_TRUE(plan.needs_down_up.empty()) << ::testing::PrintToString(plan.needs_down_up);
+  const std::vector<std::string> expected = {
+      "resync-rate 250 KiB/s -> 400 KiB/s", "c-plan-ahead 2000 ms -> 1000 ms",
+      "c-fill-target 100 sectors -> 2048 sectors", "c-max-rate 102400 KiB/s -> 51200 KiB/s",
+      "c-min-rate 250 KiB/s -> 0 KiB/s"};
+  EXPECT_EQ(plan.changes, expected);
+}
+
+TEST_F(PlanAdjust, SplitBrainFencingAndDigestOptionsAreLiveChanges) {
+  const DaemonConfig running = load("");
+  const DaemonConfig file = load(
+      " after-sb-0pri discard-zero-changes; after-sb-1pri consensus;"
+      " after-sb-2pri call-pri-lost-after-sb; rr-conflict retry-connect; always-asbp yes;"
+      " fencing resource-only; verify-alg crc32c; csums-alg crc32c; csums-after-crash-only yes;");
+  const AdjustPlan plan = plan_adjust(running, file);
+  EXPECT_TRUE(plan.needs_down_up.empty()) << ::testing::PrintToString(plan.needs_down_up);
+  const std::vector<std::string> expected = {"after-sb-0pri disconnect -> discard-zero-changes",
+                                             "after-sb-1pri disconnect -> consensus",
+                                             "after-sb-2pri disconnect -> call-pri-lost-after-sb",
+                                             "rr-conflict disconnect -> retry-connect",
+                                             "always-asbp no -> yes",
+                                             "fencing dont-care -> resource-only",
+                                             "verify-alg (none) -> crc32c",
+                                             "csums-alg (none) -> crc32c",
+                                             "csums-after-crash-only no -> yes"};
+  EXPECT_EQ(plan.changes, expected);
+  // And back: the file without them returns every one to DRBD's default.
+  EXPECT_EQ(plan_adjust(file, running).changes.size(), expected.size());
+}
+
+TEST_F(PlanAdjust, QuorumOptionsAreLiveChanges) {
+  const DaemonConfig running = load("");
+  const DaemonConfig file =
+      load("",
+           "  options { quorum majority; on-no-quorum io-error; quorum-minimum-redundancy 2;"
+           " on-suspended-primary-outdated force-secondary; }\n");
+  const AdjustPlan plan = plan_adjust(running, file);
+  EXPECT_TRUE(plan.needs_down_up.empty()) << ::testing::PrintToString(plan.needs_down_up);
+  const std::vector<std::string> expected = {
+      "quorum off -> majority", "quorum-minimum-redundancy off -> 2",
+      "on-no-quorum suspend-io -> io-error",
+      "on-suspended-primary-outdated disconnect -> force-secondary"};
+  EXPECT_EQ(plan.changes, expected);
+}
+
+TEST_F(PlanAdjust, AnotherKeyOfTheOptionsSectionStillNeedsDownUpAtItsLocation) {
+  const DaemonConfig running = load("", "  options { quorum majority; }\n");
+  const DaemonConfig file = load("", "  options { quorum all; auto-promote no; }\n");
+  const AdjustPlan plan = plan_adjust(running, file);
+  ASSERT_EQ(plan.needs_down_up.size(), 1u) << ::testing::PrintToString(plan.needs_down_up);
+  EXPECT_NE(plan.needs_down_up[0].find("r0.res:3:"), std::string::npos) << plan.needs_down_up[0];
+  EXPECT_NE(plan.needs_down_up[0].find("options auto-promote (unset) -> no needs down/up"),
+            std::string::npos)
+      << plan.needs_down_up[0];
+}
+
 TEST_F(PlanAdjust, TheDiskAndItsSizeNeedDownUpAtTheirLocation) {
   const DaemonConfig running = load("");
   DaemonConfig file = load("", "  disk { size 1M; }\n");

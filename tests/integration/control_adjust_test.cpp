@@ -1,6 +1,7 @@
 // dittoadm adjust on real daemons: the configuration file is re-read and its live-changeable
-// differences (ping-int, a new path) are applied without restarting the resource, as `show`,
-// events2 and a new listening port prove; a change that needs down/up (node-id) is refused
+// differences (ping-int, a new path; verify-alg and c-max-rate, core options) are applied
+// without restarting the resource, as `show`, events2, a new listening port and a verify that
+// was refused before prove; a change that needs down/up (node-id) is refused
 // with the keyword and its file:line, and nothing at all is changed. Also the status/events2
 // views of a running cluster keep may_promote/promotion_score right.
 #include <gtest/gtest.h>
@@ -101,6 +102,43 @@ TEST(Adjust, ANodeIdChangeIsRefusedWithItsLocationAndNothingChanges) {
   EXPECT_EQ(cluster.control(0, "show r0").text, show_before);
   EXPECT_NE(cluster.control(0, "status r0 --verbose").text.find("r0 node-id:0 role:"),
             std::string::npos);
+  EXPECT_TRUE(cluster.wait_connected(0, 1, 1000));
+}
+
+TEST(Adjust, VerifyAlgAndCMaxRateAddedToTheFileReachTheRunningNodeSoARefusedVerifyRuns) {
+  LocalCluster cluster(2, 4u << 20);
+  const auto config = [&](const std::string& net, const std::string& disk) {
+    return "resource r0 {\n  net { protocol C;" + net + " }\n  disk {" + disk + " }\n" +
+           cluster.host_block(0) + cluster.host_block(1) + "}\n";
+  };
+  cluster.write_config(config("", ""));
+  std::string error;
+  ASSERT_TRUE(cluster.start_all_connected(error)) << error;
+  const ControlResult refused = cluster.control(0, "verify r0 beta");
+  EXPECT_NE(refused.exit_status, 0) << refused.text;
+  EXPECT_NE(refused.text.find("SS_NO_VERIFY_ALG"), std::string::npos) << refused.text;
+
+  cluster.write_config(config(" verify-alg crc32c;", " c-max-rate 50M;"));
+  for (int node : {0, 1}) {
+    const ControlResult adjusted = cluster.control(node, "adjust r0");
+    EXPECT_EQ(adjusted.exit_status, 0) << adjusted.text;
+    EXPECT_NE(adjusted.text.find("r0: verify-alg (none) -> crc32c\n"), std::string::npos)
+        << adjusted.text;
+    EXPECT_NE(adjusted.text.find("r0: c-max-rate 102400 KiB/s -> 51200 KiB/s\n"), std::string::npos)
+        << adjusted.text;
+  }
+  // The core runs with the new verify-alg: the verify it refused now starts and finishes.
+  const ControlResult started = cluster.control(0, "verify r0 beta");
+  EXPECT_EQ(started.exit_status, 0) << started.text;
+  EXPECT_TRUE(wait_for_log(cluster.log_path(0), "verify-finished name:r0"))
+      << read_file(cluster.log_path(0));
+  EXPECT_NE(read_file(cluster.log_path(0)).find("out-of-sync-blocks:0"), std::string::npos);
+  const ControlResult show = cluster.control(0, "show r0");
+  EXPECT_NE(show.text.find("c-max-rate"), std::string::npos) << show.text;
+  // Adjusted again with the same file: nothing left to change.
+  const ControlResult again = cluster.control(0, "adjust r0");
+  EXPECT_EQ(again.exit_status, 0) << again.text;
+  EXPECT_EQ(again.text, "") << again.text;
   EXPECT_TRUE(cluster.wait_connected(0, 1, 1000));
 }
 
