@@ -19,7 +19,6 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "core/node.h"
-#include "core/status.h"
 #include "datapath/daemon_config.h"
 #include "datapath/daemon_helpers.h"
 #include "datapath/metadata_store.h"
