@@ -56,11 +56,6 @@ Node::Node(NodeConfig config)
   const std::uint64_t volume_sectors = config_.volume_size_bytes / sector_size_bytes;
   for (const PeerConfig& peer_config : config_.peers) {
     DITTO_ASSERT(peer_config.node_id.value <= node_id_max);
-    configured_ids_[configured_count_++] = static_cast<std::uint8_t>(peer_config.node_id.value);
-  }
-  std::sort(configured_ids_.begin(), configured_ids_.begin() + configured_count_);
-  for (const PeerConfig& peer_config : config_.peers) {
-    DITTO_ASSERT(peer_config.node_id.value <= node_id_max);
     DITTO_ASSERT(peer_config.node_id != config_.node_id);
     Peer& peer = peers_[peer_config.node_id.value];
     DITTO_ASSERT(!peer.configured);
@@ -68,7 +63,9 @@ Node::Node(NodeConfig config)
     peer.status.node_id = peer_config.node_id;
     peer.status.name = peer_config.name;
     peer.bitmap.emplace(volume_sectors);
+    configured_ids_[configured_count_++] = static_cast<std::uint8_t>(peer_config.node_id.value);
   }
+  std::sort(configured_ids_.begin(), configured_ids_.begin() + configured_count_);
   apply_initial_metadata();  // persisted bitmaps, apply-al, the activity log
   // A node starts alone: with quorum on, it has none until enough peers connect.
   have_quorum_ = !config_.quorum.enabled();
@@ -414,7 +411,7 @@ std::uint32_t Node::replication_targets_mask() const {
 std::uint32_t Node::handshaken_peers_mask() const {
   std::uint32_t mask = 0;
   for (const Peer& peer : configured_peers()) {
-    if (peer.configured && peer.status.connection == ConnectionState::connected) {
+    if (peer.status.connection == ConnectionState::connected) {
       mask |= bit(peer.status.node_id);
     }
   }
@@ -444,7 +441,7 @@ void Node::send_state(const Peer& peer, std::uint64_t extra_flags, std::uint32_t
 
 void Node::send_state_to_connected_peers() {
   for (const Peer& peer : configured_peers()) {
-    if (peer.configured && peer.status.connection == ConnectionState::connected) send_state(peer);
+    if (peer.status.connection == ConnectionState::connected) send_state(peer);
   }
 }
 
@@ -544,7 +541,7 @@ std::uint64_t Node::sync_blocks_left(const Peer& peer) const {
 bool Node::may_promote() const {
   if (role_ == Role::primary) return false;
   for (const Peer& peer : configured_peers()) {
-    if (peer.configured && peer.status.role == Role::primary) return false;
+    if (peer.status.role == Role::primary) return false;
   }
   return disk_state_ == DiskState::up_to_date && have_quorum_;
 }
@@ -555,7 +552,7 @@ std::uint32_t Node::promotion_score() const {
   const std::uint32_t local_up_to_date = disk_state_ == DiskState::up_to_date ? 1 : 0;
   std::uint32_t replicas = local_up_to_date;
   for (const Peer& peer : configured_peers()) {
-    if (peer.configured && peer.status.disk == DiskState::up_to_date) replicas += 1;
+    if (peer.status.disk == DiskState::up_to_date) replicas += 1;
   }
   return (has_disk ? 10000u : 0u) + 100u * local_up_to_date + (replicas > 99 ? 99 : replicas);
 }
@@ -587,7 +584,6 @@ void Node::invariants() const {
   DITTO_ASSERT(al_holds_.size() <=
                requests_.size() + 2 * std::size_t{config_.requests_in_flight_max});
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured) continue;
     const bool connected = peer.status.connection == ConnectionState::connected;
     if (connected && role_ == Role::primary) DITTO_ASSERT(peer.status.role != Role::primary);
     if (!connected) {

@@ -33,7 +33,6 @@ std::uint32_t bit(NodeId node) {
 // released: with resource-and-stonith their completions must already be frozen.
 void Node::fencing_after_commit(const ClusterState& old, const ClusterState& next) {
   for (Peer& peer : configured_peers()) {
-    if (!peer.configured) continue;
     const std::uint32_t peer_bit = bit(peer.status.node_id);
     const PeerState& was = old.peers[peer.status.node_id.value];
     const PeerState& now = next.peers[peer.status.node_id.value];
@@ -77,7 +76,7 @@ bool Node::fence_for_promotion(const StateChangeResult& check) {
   if (promotion_->fencing_tried) return false;
   promotion_->fencing_tried = true;
   for (Peer& peer : configured_peers()) {
-    if (!peer.configured || peer.status.connection == ConnectionState::connected) continue;
+    if (peer.status.connection == ConnectionState::connected) continue;
     if (peer.status.disk <= DiskState::outdated) continue;
     if (!peer.fence_call) start_fence_peer(peer);
     promotion_->fencing_mask |= bit(peer.status.node_id);
@@ -91,7 +90,7 @@ bool Node::fence_for_promotion(const StateChangeResult& check) {
 bool Node::on_fence_peer_done(HelperCallId call, int exit_code) {
   Peer* fenced = nullptr;
   for (Peer& peer : configured_peers()) {
-    if (peer.configured && peer.fence_call == call) fenced = &peer;
+    if (peer.fence_call == call) fenced = &peer;
   }
   if (fenced == nullptr) return false;
   Peer& peer = *fenced;
@@ -133,7 +132,7 @@ void Node::apply_fence_outcome(Peer& peer, const FenceOutcome& outcome) {
 // Every peer is connected, or known Outdated or worse: frozen I/O may resume.
 bool Node::fencing_resolved() const {
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured || peer.status.connection == ConnectionState::connected) continue;
+    if (peer.status.connection == ConnectionState::connected) continue;
     if (peer.fence_call || peer.status.disk > DiskState::outdated) return false;
   }
   return true;

@@ -477,8 +477,7 @@ void Node::release_requests_from_non_targets() {
     if (released == 0) continue;
     entry.peers_pending_mask &= ~released;
     for (Peer& peer : configured_peers()) {
-      // (Unconfigured slots have node id 0 and no bitmap.)
-      if (!peer.configured || (released & bit(peer.status.node_id)) == 0 || !entry.payload) {
+      if ((released & bit(peer.status.node_id)) == 0 || !entry.payload) {
         continue;
       }
       mark_out_of_sync(peer, entry.sector, entry.length_bytes);

@@ -32,7 +32,7 @@ void Node::send_peer_acks() {
     if ((epoch.sent_mask & ~epoch.acked_mask) != 0) return;  // a BarrierAck is still due
     const std::uint32_t stored = epoch.acked_mask & ~epoch.partial_mask;
     for (const Peer& peer : configured_peers()) {
-      if (!peer.configured || (epoch.acked_mask & bit(peer.status.node_id)) == 0) continue;
+      if ((epoch.acked_mask & bit(peer.status.node_id)) == 0) continue;
       if (peer.status.connection != ConnectionState::connected) continue;
       actions_.push_back(
           Send{peer.status.node_id, wire::PeerAck{oldest->first, stored}, std::nullopt});
@@ -45,7 +45,7 @@ void Node::send_peer_acks() {
 
 void Node::mark_for_others(const WriteRange& range, std::uint32_t stored_mask, NodeId primary) {
   for (Peer& other : configured_peers()) {
-    if (!other.configured || other.status.node_id == primary) continue;
+    if (other.status.node_id == primary) continue;
     if ((stored_mask & bit(other.status.node_id)) != 0) continue;
     mark_out_of_sync(other, range.sector, range.length_bytes);
   }
@@ -85,7 +85,7 @@ void Node::mark_unacked_peer_writes(Peer& peer) {
 std::uint32_t Node::followed_primary_weak_nodes() const {
   if (role_ == Role::primary) return 0;
   for (const Peer& peer : configured_peers()) {
-    if (peer.configured && peer.status.connection == ConnectionState::connected &&
+    if (peer.status.connection == ConnectionState::connected &&
         peer.status.role == Role::primary) {
       return peer.weak_nodes & ~bit(peer.status.node_id);
     }
@@ -103,7 +103,7 @@ void Node::outdate_if_weak() {
   if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
   bool weak = false;
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (peer.status.connection != ConnectionState::connected) continue;
     if (peer.status.role == Role::primary) return;
     weak = weak || (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
   }
@@ -119,7 +119,7 @@ void Node::outdate_if_weak() {
 void Node::resync_outdated_peers() {
   if (role_ != Role::primary || disk_state_ != DiskState::up_to_date) return;
   for (Peer& peer : configured_peers()) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (peer.status.connection != ConnectionState::connected) continue;
     if (!peer.state_received || peer.resync_deferred) continue;
     if (peer.status.replication != ReplicationState::established) continue;
     if (peer.status.disk != DiskState::outdated) continue;
@@ -140,7 +140,7 @@ void Node::resync_from_up_to_date_peer() {
   if (role_ != Role::secondary) return;
   bool primary_connected = false;
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (peer.status.connection != ConnectionState::connected) continue;
     if (receives_resync(peer.status.replication) || peer.resync_deferred) return;
     if (peer.status.role == Role::primary) {
       if (peer.status.disk == DiskState::up_to_date) return;
@@ -149,7 +149,7 @@ void Node::resync_from_up_to_date_peer() {
   }
   if (!primary_connected) return;
   for (Peer& peer : configured_peers()) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (peer.status.connection != ConnectionState::connected) continue;
     if (!peer.state_received || peer.resync_deferred || peer.outdated_handshake_rerun) continue;
     if (peer.status.replication != ReplicationState::established) continue;
     if (peer.status.disk != DiskState::up_to_date) continue;

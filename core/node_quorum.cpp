@@ -41,7 +41,6 @@ QuorumInput Node::quorum_input() const {
   input.intentional_diskless = config_.intentional_diskless;
   input.had_quorum = have_quorum_;
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured) continue;
     const NodeId id = peer.status.node_id;
     input.peers_mask |= bit(id);
     QuorumPeer& view = input.peers[id.value];
@@ -68,7 +67,7 @@ std::string_view Node::suspended_reason() const {
 
 bool Node::handshake_busy() const {
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured || !peer.transport_up) continue;
+    if (!peer.transport_up) continue;
     if (!peer.state_received) return true;
     const ReplicationState state = peer.status.replication;
     if (state == ReplicationState::wait_bitmap_source ||
@@ -232,7 +231,6 @@ AdminResult Node::down(Instant now) {
   queue_all_bitmap_pages();  // a clean stop leaves the bitmaps on disk (§4.1)
   issue_metadata_write();
   for (Peer& peer : configured_peers()) {
-    if (!peer.configured) continue;
     if (peer.status.connection == ConnectionState::connected) {
       send_state(peer);  // carries quorum_flag::leaving
       actions_.push_back(Disconnect{peer.status.node_id, "down: leaving the cluster"});

@@ -56,7 +56,7 @@ std::uint32_t Node::block_length(std::uint64_t block) const {
 std::uint32_t Node::nodes_without_data() const {
   std::uint32_t mask = 0;
   for (const Peer& peer : configured_peers()) {
-    if (peer.configured && !peer_replicating(peer)) mask |= bit(peer.status.node_id);
+    if (!peer_replicating(peer)) mask |= bit(peer.status.node_id);
   }
   return mask;
 }
@@ -69,7 +69,7 @@ std::uint64_t Node::local_uuid_flags() const {
   if (restarted_behind_) flags |= uuid_flag::restarted_behind;
   if (after_primary_crash_) flags |= uuid_flag::after_primary_crash;
   for (const Peer& peer : configured_peers()) {
-    if (peer.configured && receives_resync(peer.status.replication)) {
+    if (receives_resync(peer.status.replication)) {
       flags |= uuid_flag::sync_target;
     }
   }
@@ -138,7 +138,7 @@ void Node::bump_generation_if_pending() {
   if (!before_application_write(generations_, input, prng_.next_u64())) return;
   DITTO_ASSERT(generations_.uuids.current != old);
   for (const Peer& peer : configured_peers()) {
-    if (peer.configured && peer.status.connection == ConnectionState::connected) {
+    if (peer.status.connection == ConnectionState::connected) {
       send_state(peer, uuid_flag::new_datagen, input.rotate_into_nodes);
     }
   }
@@ -405,7 +405,7 @@ void Node::on_bitmap(Instant now, Peer& peer, const wire::BitmapTransfer& messag
     peer.resync_checksums = use_checksum_resync(peer);
     std::uint32_t absent = 0;
     for (const Peer& other : configured_peers()) {
-      if (other.configured && other.status.connection != ConnectionState::connected) {
+      if (other.status.connection != ConnectionState::connected) {
         absent |= bit(other.status.node_id);
       }
     }
@@ -494,7 +494,7 @@ void Node::maybe_finish_resync(Peer& peer) {
 // was deferred meanwhile run the handshake again.
 void Node::resume_deferred_resyncs() {
   for (Peer& peer : configured_peers()) {
-    if (!peer.configured || !peer.resync_deferred) continue;
+    if (!peer.resync_deferred) continue;
     if (peer.status.connection != ConnectionState::connected) continue;
     actions_.push_back(
         Disconnect{peer.status.node_id, "reconnecting to run the resync that was deferred"});
@@ -666,7 +666,7 @@ std::uint64_t Node::resync_fence() const {
     return (std::uint64_t{config_.node_id.value} << 56) | ((next_sequence_ - 1) & fence_mask);
   }
   for (const Peer& peer : configured_peers()) {
-    if (peer.configured && peer.status.connection == ConnectionState::connected &&
+    if (peer.status.connection == ConnectionState::connected &&
         peer.status.role == Role::primary) {
       return (std::uint64_t{peer.status.node_id.value} << 56) |
              (peer.last_data_sequence & fence_mask);

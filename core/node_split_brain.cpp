@@ -115,7 +115,7 @@ std::uint32_t Node::up_to_date_nodes_mask() const {
   std::uint32_t mask = 0;
   if (disk_state_ == DiskState::up_to_date) mask |= 1u << config_.node_id.value;
   for (const Peer& peer : configured_peers()) {
-    if (peer.configured && peer.status.disk == DiskState::up_to_date) {
+    if (peer.status.disk == DiskState::up_to_date) {
       mask |= 1u << peer.status.node_id.value;
     }
   }

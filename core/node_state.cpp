@@ -32,7 +32,6 @@ ClusterState Node::cluster_state() const {
   state.fencing = fencing_enabled();
   state.verify_algorithm_configured = !config_.verify_algorithm.empty();
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured) continue;
     if (peer.transport_up && !peer.state_received) state.handshake_in_flight = true;
     PeerState& view = state.peers[peer.status.node_id.value];
     view.configured = true;
@@ -68,7 +67,6 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
   }
   if (disk_state_ == DiskState::up_to_date) restarted_behind_ = false;
   for (Peer& peer : configured_peers()) {
-    if (!peer.configured) continue;
     const PeerState& view = next.peers[peer.status.node_id.value];
     peer.status.connection = view.connection;
     peer.status.role = view.role;
@@ -82,7 +80,6 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
   update_quorum();
   if (old.disk != next.disk) emit_device_event();
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured) continue;
     const PeerState& was = old.peers[peer.status.node_id.value];
     const PeerState& now = next.peers[peer.status.node_id.value];
     if (was.connection != now.connection || was.role != now.role) emit_connection_event(peer);

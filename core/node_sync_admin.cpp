@@ -105,7 +105,7 @@ AdminResult Node::new_current_uuid(const NewCurrentUuid& command) {
       comparable_current(generations_.uuids.current) == uuid_just_created_value;
   std::uint32_t skipping = 0;
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (peer.status.connection != ConnectionState::connected) continue;
     if (command.clear_bitmap && may_skip_initial_sync(peer)) {
       skipping |= bit(peer.status.node_id);
       continue;
@@ -138,7 +138,7 @@ void Node::skip_initial_sync(bool just_created, std::uint32_t peers_mask) {
   ClusterState proposed = cluster_state();
   if (just_created) proposed.disk = DiskState::up_to_date;
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured || (peers_mask & bit(peer.status.node_id)) == 0) continue;
+    if ((peers_mask & bit(peer.status.node_id)) == 0) continue;
     PeerState& view = proposed.peers[peer.status.node_id.value];
     if (view.disk >= DiskState::inconsistent && view.disk != DiskState::dunknown) {
       view.disk = DiskState::up_to_date;
@@ -147,7 +147,7 @@ void Node::skip_initial_sync(bool just_created, std::uint32_t peers_mask) {
   const StateChangeResult result = change_state(proposed, true);
   DITTO_ASSERT(result.ok());
   for (const Peer& peer : configured_peers()) {
-    if (!peer.configured || peer.status.connection != ConnectionState::connected) continue;
+    if (peer.status.connection != ConnectionState::connected) continue;
     const bool skip = (peers_mask & bit(peer.status.node_id)) != 0;
     send_state(peer, skip ? uuid_flag::skip_initial_sync : 0);
   }
@@ -193,7 +193,7 @@ AdminResult Node::detach() {
     bool up_to_date_peer = false;
     for (const Peer& peer : configured_peers()) {
       up_to_date_peer = up_to_date_peer ||
-                        (peer.configured && peer.state_received &&
+                        (peer.state_received &&
                          peer.status.connection == ConnectionState::connected &&
                          peer.status.disk == DiskState::up_to_date);
     }

@@ -118,7 +118,7 @@ AdminResult Node::invalidate(const Invalidate& command) {
     source = &peers_[command.peer->value];
   } else {
     for (Peer& peer : configured_peers()) {
-      if (!peer.configured || !admin_peer_check(peer.status.node_id, "").ok) continue;
+      if (!admin_peer_check(peer.status.node_id, "").ok) continue;
       if (peer.status.disk != DiskState::up_to_date) continue;
       source = &peer;
       break;
@@ -161,7 +161,7 @@ AdminResult Node::invalidate_remote(const InvalidateRemote& command) {
 // Every block out of sync toward `peer`, the disk Inconsistent, `peer` asked to be the source.
 StateChangeResult Node::invalidate_toward(Peer& peer) {
   for (const Peer& other : configured_peers()) {
-    if (other.configured && other.status.replication > ReplicationState::established) {
+    if (other.status.replication > ReplicationState::established) {
       return {StateChangeCode::resync_running,
               "invalidate: replication with " + other.status.name + " is " +
                   text(other.status.replication)};
