@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <string_view>
+#include <utility>
 
 namespace ditto::datapath {
 namespace {
@@ -56,11 +57,15 @@ class Planner {
     compare_options_section();
   }
 
-  // The resource's options section: the quorum options are core options (compare_core_options
-  // lists them); any other one written differently needs down/up.
+  // The resource's options section: the quorum options and the twopc timeouts are core options
+  // (compare_core_options lists them); any other one written differently needs down/up.
   void compare_options_section() {
-    static constexpr std::array<std::string_view, 4> live{
-        "quorum", "quorum-minimum-redundancy", "on-no-quorum", "on-suspended-primary-outdated"};
+    static constexpr std::array<std::string_view, 6> live{"quorum",
+                                                          "quorum-minimum-redundancy",
+                                                          "on-no-quorum",
+                                                          "on-suspended-primary-outdated",
+                                                          "twopc-timeout",
+                                                          "twopc-retry-timeout"};
     const config::Section& before = running_.resource.options;
     const config::Section& after = file_.resource.options;
     const auto written = [](const config::Section& section, const std::string& key) {
@@ -108,13 +113,17 @@ class Planner {
       check("device", old_volume.device, new_volume.device);
       check("disk", old_volume.disk, new_volume.disk);
       check("meta-disk", old_volume.meta_disk, new_volume.meta_disk);
-      const config::Option* old_size = old_volume.disk_options.find("size");
-      const config::Option* new_size = new_volume.disk_options.find("size");
-      const std::string from = old_size != nullptr ? old_size->value_text() : "(whole disk)";
-      const std::string to = new_size != nullptr ? new_size->value_text() : "(whole disk)";
-      if (from != to) {
-        refuse(new_size != nullptr ? new_size->location : new_volume.location,
-               "size " + from + " -> " + to);
+      // The size, and al-extents (the activity log's slots, sized at attach), need down/up.
+      for (const auto& [key, unset] : {std::pair<std::string, std::string>{"size", "(whole disk)"},
+                                       std::pair<std::string, std::string>{"al-extents", "1237"}}) {
+        const config::Option* old_option = old_volume.disk_options.find(key);
+        const config::Option* new_option = new_volume.disk_options.find(key);
+        const std::string from = old_option != nullptr ? old_option->value_text() : unset;
+        const std::string to = new_option != nullptr ? new_option->value_text() : unset;
+        if (from != to) {
+          refuse(new_option != nullptr ? new_option->location : new_volume.location,
+                 key + " " + from + " -> " + to);
+        }
       }
     }
   }
@@ -207,6 +216,12 @@ class Planner {
            std::to_string(after.c_fill_target_sectors) + " sectors");
     listed("c-max-rate", rate(before.c_max_rate_kib), rate(after.c_max_rate_kib));
     listed("c-min-rate", rate(before.c_min_rate_kib), rate(after.c_min_rate_kib));
+    listed("max-epoch-size", std::to_string(before.max_epoch_size),
+           std::to_string(after.max_epoch_size));
+    listed("disk-flushes", before.disk_flushes ? "yes" : "no", after.disk_flushes ? "yes" : "no");
+    listed("twopc-timeout", milliseconds(before.twopc_timeout), milliseconds(after.twopc_timeout));
+    listed("twopc-retry-timeout", milliseconds(before.twopc_retry_timeout),
+           milliseconds(after.twopc_retry_timeout));
     compare_policies(before, after, listed);
   }
 

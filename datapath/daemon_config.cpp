@@ -60,33 +60,15 @@ std::string net_value(const config::Section& net, std::string_view key) {
   return option == nullptr ? std::string() : option->value_text();
 }
 
-// A numeric net option within [minimum, maximum], or `fallback` when it is not set.
-Result<std::uint32_t> net_number(const config::Connection& connection, std::string_view key,
-                                 std::uint32_t minimum, std::uint32_t maximum,
-                                 std::uint32_t fallback) {
-  const config::Option* option = connection.net.find(key);
-  if (option == nullptr) return fallback;
-  const std::string text = option->value_text();
-  std::uint64_t value = 0;
-  const bool digits = !text.empty() && text.size() <= 9 &&
-                      text.find_first_not_of("0123456789") == std::string::npos;
-  if (digits) value = std::stoull(text);
-  if (!digits || value < minimum || value > maximum) {
-    return Error{option->location.to_string() + ": " + std::string(key) + " '" + text +
-                 "' must be a number from " + std::to_string(minimum) + " to " +
-                 std::to_string(maximum)};
-  }
-  return static_cast<std::uint32_t>(value);
-}
-
-// A disk option of the resync controller: a whole number in `unit` (KiB/s for rates, sectors
-// for c-fill-target, tenths of a second for c-plan-ahead), or with a k/M/G suffix a size in KiB,
-// MiB or GiB (drbdsetup's convention: `c-max-rate 100M` is 102400 KiB/s, `c-fill-target 1M`
-// 2048 sectors), within [minimum, maximum] of the unit (drbd_limits.h); `fallback` when unset.
-Result<std::uint32_t> resync_number(const config::Section& disk, std::string_view key,
+// A numeric option of `section`: a whole number in `unit` (KiB/s for rates, sectors for
+// c-fill-target, tenths of a second for c-plan-ahead and the twopc timeouts), or, where
+// sectors_per_unit is not 0, with a k/M/G suffix a size in KiB, MiB or GiB (drbdsetup's
+// convention: `c-max-rate 100M` is 102400 KiB/s, `c-fill-target 1M` 2048 sectors), within
+// [minimum, maximum] of the unit (drbd_limits.h); `fallback` when unset.
+Result<std::uint32_t> option_number(const config::Section& section, std::string_view key,
                                     std::uint32_t sectors_per_unit, std::uint32_t minimum,
                                     std::uint32_t maximum, std::uint32_t fallback) {
-  const config::Option* option = disk.find(key);
+  const config::Option* option = section.find(key);
   if (option == nullptr) return fallback;
   const std::string text = option->value_text();
   const std::size_t digits = text.find_first_not_of("0123456789");
@@ -113,6 +95,13 @@ Result<std::uint32_t> resync_number(const config::Section& disk, std::string_vie
   return static_cast<std::uint32_t>(value);
 }
 
+// A numeric net option of one connection (a plain number, no suffix).
+Result<std::uint32_t> net_number(const config::Connection& connection, std::string_view key,
+                                 std::uint32_t minimum, std::uint32_t maximum,
+                                 std::uint32_t fallback) {
+  return option_number(connection.net, key, 0, minimum, maximum, fallback);
+}
+
 // The resync controller's disk options (DRBD peer-device options, written in `disk { }`), from
 // the volume's effective disk section; unset ones keep core's defaults, which are DRBD's.
 // c-delay-target (c-fill-target 0) is not implemented, so c-fill-target must be at least one
@@ -120,18 +109,18 @@ Result<std::uint32_t> resync_number(const config::Section& disk, std::string_vie
 Status apply_resync_options(const config::Section& disk, core::NodeConfig& node) {
   constexpr std::uint32_t kib_per_second = 2;  // sectors per unit
   constexpr std::uint32_t rate_max_kib = 4 * 1024 * 1024;
-  auto resync_rate = resync_number(disk, "resync-rate", kib_per_second, 1, rate_max_kib,
+  auto resync_rate = option_number(disk, "resync-rate", kib_per_second, 1, rate_max_kib,
                                    node.resync_rate_kib);
   if (!resync_rate.ok()) return resync_rate.error();
-  auto plan_ahead = resync_number(disk, "c-plan-ahead", 0, 0, 300, node.c_plan_ahead_deciseconds);
+  auto plan_ahead = option_number(disk, "c-plan-ahead", 0, 0, 300, node.c_plan_ahead_deciseconds);
   if (!plan_ahead.ok()) return plan_ahead.error();
-  auto fill_target = resync_number(disk, "c-fill-target", 1, 8, 1u << 20,
+  auto fill_target = option_number(disk, "c-fill-target", 1, 8, 1u << 20,
                                    node.c_fill_target_sectors);
   if (!fill_target.ok()) return fill_target.error();
-  auto max_rate = resync_number(disk, "c-max-rate", kib_per_second, 250, rate_max_kib,
+  auto max_rate = option_number(disk, "c-max-rate", kib_per_second, 250, rate_max_kib,
                                 node.c_max_rate_kib);
   if (!max_rate.ok()) return max_rate.error();
-  auto min_rate = resync_number(disk, "c-min-rate", kib_per_second, 0, rate_max_kib,
+  auto min_rate = option_number(disk, "c-min-rate", kib_per_second, 0, rate_max_kib,
                                 node.c_min_rate_kib);
   if (!min_rate.ok()) return min_rate.error();
   node.resync_rate_kib = resync_rate.value();
@@ -139,6 +128,51 @@ Status apply_resync_options(const config::Section& disk, core::NodeConfig& node)
   node.c_fill_target_sectors = fill_target.value();
   node.c_max_rate_kib = max_rate.value();
   node.c_min_rate_kib = min_rate.value();
+  return Status::success();
+}
+
+// The local disk's write-path options from the volume's disk section: disk-flushes (a
+// Secondary flushes before it acknowledges a barrier; DRBD's default yes) and al-extents
+// (DRBD's limits 67..65534; the attach lowers it to what the metadata's activity log can hold,
+// ResourceRunner::configure_activity_log). And the resource's options section: twopc-timeout
+// and twopc-retry-timeout in tenths of a second (DRBD's limits 50..600 and 1..50).
+Status apply_write_path_options(const config::Section& disk, const config::Section& options,
+                                core::NodeConfig& node) {
+  auto al_extents = option_number(disk, "al-extents", 0, 67, 65534, node.al_extents);
+  if (!al_extents.ok()) return al_extents.error();
+  const auto tenths = [](Duration duration) {
+    return static_cast<std::uint32_t>(duration.ns / 100'000'000);
+  };
+  auto twopc_timeout =
+      option_number(options, "twopc-timeout", 0, 50, 600, tenths(node.twopc_timeout));
+  if (!twopc_timeout.ok()) return twopc_timeout.error();
+  auto twopc_retry =
+      option_number(options, "twopc-retry-timeout", 0, 1, 50, tenths(node.twopc_retry_timeout));
+  if (!twopc_retry.ok()) return twopc_retry.error();
+  if (const config::Option* flushes = disk.find("disk-flushes")) {
+    node.disk_flushes = flushes->value_text() != "no";
+  }
+  node.al_extents = al_extents.value();
+  node.twopc_timeout = Duration::from_ms(std::int64_t{twopc_timeout.value()} * 100);
+  node.twopc_retry_timeout = Duration::from_ms(std::int64_t{twopc_retry.value()} * 100);
+  return Status::success();
+}
+
+// The replication protocol (A, B or C) and max-epoch-size (DRBD's limits 1..20000) from one
+// connection's net section. The core runs one protocol for all its peers, so every connection
+// must agree.
+Status apply_protocol_options(const config::Connection& connection, bool first,
+                              core::NodeConfig& node) {
+  auto epoch_size = net_number(connection, "max-epoch-size", 1, 20000, node.max_epoch_size);
+  if (!epoch_size.ok()) return epoch_size.error();
+  const Protocol protocol = connection.protocol();
+  if (!first && (protocol != node.protocol || epoch_size.value() != node.max_epoch_size)) {
+    return Error{connection.location.to_string() +
+                 ": protocol and max-epoch-size must be the same for every connection of this "
+                 "node"};
+  }
+  node.protocol = protocol;
+  node.max_epoch_size = epoch_size.value();
   return Status::success();
 }
 
@@ -442,6 +476,11 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
       !status.ok()) {
     return status.error();
   }
+  if (Status status = apply_write_path_options(result.self.volumes.front().disk_options,
+                                               result.resource.options, result.node);
+      !status.ok()) {
+    return status.error();
+  }
   result.transport.self = result.self.node_id;
   result.transport.resource_name = result.resource.name;
   result.transport.listen_host = result.self.address;
@@ -458,10 +497,9 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
       return Error{connection.location.to_string() + ": connection names unknown host '" +
                    remote.host + "'"};
     }
-    if (connection.protocol() != Protocol::c) {
-      return Error{connection.location.to_string() + ": protocol " +
-                   std::string(to_string(connection.protocol())) +
-                   " is not supported yet; use protocol C"};
+    if (Status status = apply_protocol_options(connection, first_connection, result.node);
+        !status.ok()) {
+      return status.error();
     }
     if (Status status = apply_net_options(connection, first_connection, result.transport);
         !status.ok()) {

@@ -172,7 +172,7 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   void fail_disk_io_later(IoId io);
   // Activity log and bitmap pages (daemon_resource_metadata.cpp).
   static Status configure_activity_log(DaemonConfig& config, MetadataStore& metadata,
-                                       const AttachPlan& attach);
+                                       AttachPlan& attach);
   void execute_metadata_write(const core::MetadataWrite& write);
   void write_back_bitmaps();
   void on_disk_completion(std::uint64_t cookie, int result);

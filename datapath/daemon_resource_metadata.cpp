@@ -2,9 +2,11 @@
 // start() before any data I/O, written through whenever the core's generations or the flags
 // derived from its state change (before the actions that follow the change run), and written
 // back by a clean stop() (metadata_store.h has the rules).
+#include <algorithm>
 #include <string>
 #include <vector>
 
+#include "core/activity_log.h"
 #include "core/assert.h"
 #include "datapath/daemon_resource.h"
 
@@ -48,12 +50,27 @@ Status ResourceRunner::attach_metadata() {
 // The core's activity log and persisted bitmaps (NodeConfig::al_updates): the ring geometry
 // and bitmap slots of this device, the bitmaps attach trusts, and apply-al's hot extents.
 Status ResourceRunner::configure_activity_log(DaemonConfig& config, MetadataStore& metadata,
-                                              const AttachPlan& attach) {
+                                              AttachPlan& attach) {
   core::NodeConfig& node = config.node;
-  const metadata::Superblock& superblock = attach.superblock;
+  metadata::Superblock& superblock = attach.superblock;
   node.al_updates = true;
   node.al_stripes = superblock.al_stripes;
   node.al_stripe_size_4k = superblock.al_stripe_size_4k;
+  // DRBD's drbd_al_extents_max: the ring of transactions (919 slot numbers each) must name
+  // every slot twice, so that the newest transactions always say which extents are hot.
+  const std::uint64_t al_extents_max =
+      std::min<std::uint64_t>(ActivityLog::al_extents_max,
+                              std::uint64_t{superblock.al_stripes} * superblock.al_stripe_size_4k *
+                                  metadata::al_context_per_transaction / 2);
+  if (node.al_extents > al_extents_max) {
+    attach.note += std::string(attach.note.empty() ? "" : "; ") + "al-extents " +
+                   std::to_string(node.al_extents) + " lowered to " +
+                   std::to_string(al_extents_max) + ", what its activity log of " +
+                   std::to_string(superblock.al_stripes * superblock.al_stripe_size_4k * 4) +
+                   " KiB holds";
+    node.al_extents = static_cast<std::uint32_t>(al_extents_max);
+  }
+  superblock.al_extents = node.al_extents;
   node.al_first_transaction_number = attach.al_next_transaction;
   node.bitmap_max_peers = superblock.max_peers;
   node.initial_hot_extents = attach.hot_extents;

@@ -37,6 +37,18 @@ class PlanAdjust : public ::testing::Test {
     EXPECT_TRUE(config.ok()) << (config.ok() ? "" : config.error().message);
     return config.ok() ? std::move(config).value() : DaemonConfig{};
   }
+  // Writes `text` to `name` in the test's directory and loads it as alpha.
+  Result<DaemonConfig> load_file(const std::string& name, const std::string& text) {
+    const std::string path = directory_ + "/" + name;
+    std::ofstream(path, std::ios::trunc) << text;
+    return load_daemon_config({path, "alpha", ""});
+  }
+  // alpha and beta, each on two lines, for a file written in a test.
+  static constexpr const char* two_hosts =
+      "  on alpha { node-id 0; address 127.0.0.1:7000; device minor 1; disk /tmp/a.img;\n"
+      "    meta-disk internal; }\n"
+      "  on beta { node-id 1; address 127.0.0.1:7001; device minor 1; disk /tmp/b.img;\n"
+      "    meta-disk internal; }\n";
   std::string directory_;
 };
 
@@ -107,18 +119,88 @@ TEST_F(PlanAdjust, ResyncControllerDiskOptionsMapOntoTheNodeConfigWithDrbdUnits)
 
 TEST_F(PlanAdjust, AResyncRateOutsideDrbdsLimitsIsRejectedAtItsLocation) {
   for (const std::string disk : {"c-max-rate 8G;", "c-fill-target 0;", "c-plan-ahead 5k;"}) {
-    const std::string path = directory_ + "/rate.res";
-    std::ofstream(path, std::ios::trunc)
-        << "resource r0 {\n  disk { " << disk << " }\n"
-        << "  on alpha { node-id 0; address 127.0.0.1:7000; device minor 1; disk /tmp/a.img;\n"
-        << "    meta-disk internal; }\n}\n";
-    auto config = load_daemon_config({path, "alpha", ""});
+    auto config = load_file("rate.res", "resource r0 {\n  disk { " + disk + " }\n" +
+                                            "  on alpha { node-id 0; address 127.0.0.1:7000; "
+                                            "device minor 1; disk /tmp/a.img;\n"
+                                            "    meta-disk internal; }\n}\n");
     ASSERT_FALSE(config.ok()) << disk;
     EXPECT_NE(config.error().message.find("rate.res:2:"), std::string::npos)
         << config.error().message;
     EXPECT_NE(config.error().message.find("' must be a number from "), std::string::npos)
         << config.error().message;
   }
+}
+
+TEST_F(PlanAdjust, WritePathOptionsMapOntoTheNodeConfigWithDrbdUnits) {
+  const DaemonConfig plain = load("");
+  EXPECT_EQ(plain.node.max_epoch_size, 2048u);  // DRBD's defaults unless configured
+  EXPECT_TRUE(plain.node.disk_flushes);
+  EXPECT_EQ(plain.node.al_extents, 1237u);
+  EXPECT_EQ(plain.node.twopc_timeout, Duration::from_ms(30'000));
+  EXPECT_EQ(plain.node.twopc_retry_timeout, Duration::from_ms(100));
+  const DaemonConfig config =
+      load(" max-epoch-size 100;",
+           "  disk { disk-flushes no; al-extents 6001; }\n"
+           "  options { twopc-timeout 50; twopc-retry-timeout 5; }\n");
+  EXPECT_EQ(config.node.max_epoch_size, 100u);
+  EXPECT_FALSE(config.node.disk_flushes);
+  EXPECT_EQ(config.node.al_extents, 6001u);  // lowered at attach to what the AL holds
+  EXPECT_EQ(config.node.twopc_timeout, Duration::from_ms(5'000));
+  EXPECT_EQ(config.node.twopc_retry_timeout, Duration::from_ms(500));
+}
+
+TEST_F(PlanAdjust, WritePathOptionsOutsideDrbdsLimitsAreRejectedAtTheirLocation) {
+  for (const std::string section :
+       {"disk { al-extents 66; }", "disk { al-extents 65535; }", "options { twopc-timeout 49; }",
+        "options { twopc-retry-timeout 0; }", "net { max-epoch-size 20001; }"}) {
+    auto config = load_file("limits.res", "resource r0 {\n  " + section + "\n" + two_hosts + "}\n");
+    ASSERT_FALSE(config.ok()) << section;
+    EXPECT_NE(config.error().message.find("limits.res:2:"), std::string::npos)
+        << config.error().message;
+    EXPECT_NE(config.error().message.find("' must be a number from "), std::string::npos)
+        << config.error().message;
+  }
+}
+
+TEST_F(PlanAdjust, ProtocolAOrBIsTheNodesProtocolAndEveryConnectionMustAgree) {
+  const auto write = [&](const std::string& resource_net, const std::string& gamma_net) {
+    return load_file("protocol.res",
+                     "resource r0 {\n  net { " + resource_net + " }\n" + two_hosts +
+                         "  on gamma { node-id 2; address 127.0.0.1:7002; device minor 1;\n"
+                         "    disk /tmp/c.img; meta-disk internal; }\n"
+                         "  connection { host alpha; host beta; }\n"
+                         "  connection { host alpha; host gamma; " +
+                         gamma_net + " }\n}\n");
+  };
+  for (const Protocol protocol : {Protocol::a, Protocol::b, Protocol::c}) {
+    auto config = write("protocol " + std::string(to_string(protocol)) + ";", "");
+    ASSERT_TRUE(config.ok()) << config.error().message;
+    EXPECT_EQ(config.value().node.protocol, protocol);
+  }
+  auto mixed = write("protocol A;", "net { protocol C; }");
+  ASSERT_FALSE(mixed.ok());
+  EXPECT_NE(mixed.error().message.find("protocol.res:10:"), std::string::npos)
+      << mixed.error().message;
+  EXPECT_NE(mixed.error().message.find("must be the same for every connection"), std::string::npos)
+      << mixed.error().message;
+}
+
+TEST_F(PlanAdjust, WritePathOptionsAreLiveChangesAndAlExtentsNeedsDownUp) {
+  const DaemonConfig running = load("");
+  const DaemonConfig file = load(" max-epoch-size 100;",
+                                 "  disk { disk-flushes no; }\n"
+                                 "  options { twopc-timeout 100; twopc-retry-timeout 2; }\n");
+  const AdjustPlan plan = plan_adjust(running, file);
+  EXPECT_TRUE(plan.needs_down_up.empty()) << ::testing::PrintToString(plan.needs_down_up);
+  const std::vector<std::string> expected = {
+      "max-epoch-size 2048 -> 100", "disk-flushes yes -> no",
+      "twopc-timeout 30000 ms -> 10000 ms", "twopc-retry-timeout 100 ms -> 200 ms"};
+  EXPECT_EQ(plan.changes, expected);
+  const AdjustPlan al = plan_adjust(running, load("", "  disk { al-extents 3000; }\n"));
+  ASSERT_EQ(al.needs_down_up.size(), 1u) << ::testing::PrintToString(al.needs_down_up);
+  EXPECT_NE(al.needs_down_up[0].find("r0.res:3:"), std::string::npos) << al.needs_down_up[0];
+  EXPECT_NE(al.needs_down_up[0].find("al-extents 1237 -> 3000 needs down/up"), std::string::npos)
+      << al.needs_down_up[0];
 }
 
 TEST_F(PlanAdjust, NetTimingsAndTheSecretAreLiveChanges) {

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cluster_harness.h"
@@ -165,6 +166,7 @@ TEST(MetadataAttach, ADiskDrbdmetaPreparedIsAttachedAndOnlyItsDataAreaIsExported
   expected.effective_size_sectors = data_size_bytes / 512;
   expected.flags = md::md_flag::al_clean | md::md_flag::consistent | md::md_flag::was_up_to_date;
   expected.current_uuid = current_uuid;
+  expected.al_extents = 1237;  // the activity log's slots (al-extents), as drbd_md_write records
   EXPECT_NE(current_uuid, md::uuid_just_created);
   EXPECT_EQ(superblock_of(disk), expected);
 
@@ -207,6 +209,30 @@ TEST(MetadataAttach, PeersGetBitmapSlotsAndBothNodesWriteTheirMetadataBackOnASto
       run_command("cmp -n " + std::to_string(data_size_bytes) + " " + cluster.disk_path(0) + " " +
                   cluster.disk_path(1) + " 2>&1");
   EXPECT_EQ(compare.exit_status, 0) << "replicas differ: " << compare.output;
+}
+
+// DRBD's drbd_al_extents_max: a 32 KiB activity log (create-md's default) names 8 × 919 slots,
+// half of which may be in use, so al-extents 5000 becomes 3676; 2000 fits and stays.
+TEST(MetadataAttach, AlExtentsIsLoweredToWhatTheActivityLogHoldsAndWrittenToTheSuperblock) {
+  for (const auto& [configured, effective] : {std::pair{5000u, 3676u}, std::pair{2000u, 2000u}}) {
+    SCOPED_TRACE("al-extents " + std::to_string(configured));
+    LocalCluster cluster(2, data_size_bytes);
+    std::string text = file_text(cluster.config_path());
+    const std::string net = "  net { protocol C; }\n";
+    ASSERT_NE(text.find(net), std::string::npos) << text;
+    text.replace(text.find(net), net.size(),
+                 net + "  disk { al-extents " + std::to_string(configured) + "; }\n");
+    cluster.write_config(text);
+    std::string error;
+    ASSERT_TRUE(cluster.start(0, error)) << error;
+    ASSERT_TRUE(wait_for_status(cluster, 0, "disk:UpToDate"))
+        << cluster.control(0, "status r0").text;
+    cluster.kill(0, SIGTERM);
+    EXPECT_EQ(superblock_of(cluster.disk_path(0)).al_extents, effective);
+    const bool lowered = file_text(cluster.log_path(0)).find(
+        "al-extents " + std::to_string(configured) + " lowered to 3676") != std::string::npos;
+    EXPECT_EQ(lowered, configured != effective) << file_text(cluster.log_path(0));
+  }
 }
 
 TEST(MetadataAttach, MetadataLeftInUseByAKilledDaemonIsAttachedAgainAndCleanedOnTheNextStop) {
