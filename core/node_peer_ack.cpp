@@ -97,17 +97,40 @@ std::uint32_t Node::followed_primary_weak_nodes() const {
 // Primary ourselves, a Primary writes without us: our data is behind, so we outdate ourselves
 // (§1.7 invariant 2: "a Secondary that learns of a Primary it is not directly connected to
 // outdates itself"). Checked when such a report arrives and when we lose our own Primary (the
-// report may have come first). The resync comes when we reach that Primary, or an UpToDate
-// node that becomes Primary (resync_outdated_peers).
+// report may have come first). A Primary we still see connected makes the report stale, unless
+// the peer that forwarded it moved to a newer generation with its bitmap slot toward us at our
+// current UUID: then that Primary's data moved on without us, and our link to it is dead but
+// not yet detected (DRBD learns it from the Primary's lost-peer state change, which reaches us
+// through that peer). The resync comes when we reach that Primary, or an UpToDate node that
+// becomes Primary (resync_outdated_peers).
 void Node::outdate_if_weak() {
   if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
+  const std::uint64_t current = comparable_current(generations_.uuids.current);
   bool weak = false;
+  bool behind = false;
+  bool primary_connected = false;
   for (const Peer& peer : configured_peers()) {
     if (peer.status.connection != ConnectionState::connected) continue;
-    if (peer.status.role == Role::primary) return;
-    weak = weak || (peer.forwarded_weak_nodes & bit(config_.node_id)) != 0;
+    if (peer.status.role == Role::primary) primary_connected = true;
+    if ((peer.forwarded_weak_nodes & bit(config_.node_id)) == 0) continue;
+    weak = true;
+    behind = behind ||
+             (comparable_current(peer.uuids.current) != current &&
+              comparable_uuid(peer.uuids.bitmap[config_.node_id.value]) == current);
   }
-  if (!weak) return;
+  if (!weak || (primary_connected && !behind)) return;
+  if (primary_connected) {
+    // Drop the dead link (a Disconnected Primary cannot keep us up to date, state.cpp); losing
+    // our Primary brings us back here, and we outdate ourselves then.
+    for (Peer& peer : configured_peers()) {
+      if (peer.status.connection != ConnectionState::connected) continue;
+      if (peer.status.role != Role::primary) continue;
+      actions_.push_back(Disconnect{peer.status.node_id, "Primary " + peer.status.name +
+                                                             " moved on without us"});
+      peer_lost(peer, ConnectionState::protocol_error);
+      return;
+    }
+  }
   ClusterState proposed = cluster_state();
   proposed.disk = DiskState::outdated;
   if (!change_state(proposed, false).ok()) return;

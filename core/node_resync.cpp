@@ -202,8 +202,18 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   for (std::uint32_t node = 0; node < generation_node_slots; ++node) {
     if (generations_.uuids.bitmap[node] != 0) tracked |= 1u << node;
   }
+  const std::uint64_t before = generations_.uuids.current;
   receive_new_current_uuid(generations_.uuids, state.uuids.current, weak, tracked & ~weak,
                            disk_state_ == DiskState::up_to_date);
+  if (generations_.uuids.current == before) return;
+  // The other peers learn the generation we adopted: one the Primary calls weak, whose link to
+  // it is dead but not yet detected, sees from our bitmap slot toward it that it is behind
+  // (outdate_if_weak).
+  for (const Peer& other : configured_peers()) {
+    if (&other != &peer && other.status.connection == ConnectionState::connected) {
+      send_state(other);
+    }
+  }
 }
 
 // The SyncTarget reports UpToDate with our current UUID: its resync from us is complete.

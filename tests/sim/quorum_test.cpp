@@ -149,7 +149,7 @@ TEST(QuorumRegression, SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
 
 // Found by `ditto-sim campaign --seeds 1000 --swarm --swarm-quorum --ops 400` once the oracle
 // judged quorum runs by what quorum promises (no acknowledged write lost, no split brain left
-// unresolved) instead of forbidding every split-brain report. Not fixed yet, hence DISABLED_;
+// unresolved) instead of forbidding every split-brain report. The unfixed ones are DISABLED_;
 // replay one with `ditto-sim run --seed S --swarm --ops 400 --swarm-quorum --trace`.
 // A promotion with quorum loses acknowledged writes: 160 (26 blocks). Seeds 856 and 909 were
 // the oracle's mistake (the new Primary had the writes through a resync after they were
@@ -157,7 +157,9 @@ TEST(QuorumRegression, SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
 // off, node0 (Primary) keeps quorum through node1, Diskless after an EIO and itself cut off
 // but not yet detected; node0 acknowledges writes on its own disk only, then its disk fails
 // and it crashes; node2, still seeing node1 present, has quorum and is promoted without them.
-TEST(QuorumRegression, DISABLED_APromotionWithQuorumLosesNoAcknowledgedWrite) {
+// Passes since Secondaries forward an adopted generation and a weak one drops its dead link to
+// the old Primary (see ASecondaryThatAPeerInANewerGenerationCallsWeakOutdatesItself below).
+TEST(QuorumRegression, APromotionWithQuorumLosesNoAcknowledgedWrite) {
   for (const std::uint64_t seed : {160u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
@@ -172,13 +174,46 @@ TEST(QuorumRegression, DISABLED_APromotionWithQuorumLosesNoAcknowledgedWrite) {
 // now name both sides' quorum: in most of these neither side had quorum when they decided
 // (local-quorum:no peer-quorum:no), and several are rule history-both, which §3.5 step 6
 // resolves only with always-asbp; see the session report before changing core or oracle.
+// Seeds 146 232 435 (and 2 from the campaign) pass since the weak-Secondary change below; kept
+// as regression seeds in the enabled test that follows. Still failing: 62 173 574 759 882, and
+// 583 856 909 (history-both or bitmap-both, mostly local-quorum:no peer-quorum:no: the lost-peer
+// two-phase commit of §8.1's example, not implemented, is the likely missing piece).
 TEST(QuorumRegression, DISABLED_TheSideWithQuorumResolvesASplitBrain) {
-  for (const std::uint64_t seed : {62u, 146u, 173u, 232u, 435u, 574u, 759u, 882u}) {
+  for (const std::uint64_t seed : {62u, 173u, 574u, 583u, 759u, 856u, 882u, 909u}) {
+    const SimOptions options = swarm_options(seed, 400, {}, true);
+    ASSERT_TRUE(options.quorum.enabled());
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << seed << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
+  }
+}
+
+TEST(QuorumRegression, SplitBrainsFoundByTheQuorumSwarmAreResolvedOrAvoided) {
+  for (const std::uint64_t seed : {2u, 146u, 232u, 435u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
     const RunResult result = run_simulation(options);
     EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
     EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  }
+}
+
+// Swarm seed 564 with quorum drawn (lost 102 acknowledged blocks): node0 (Primary) drops node1
+// on a protocol error, but node1 learns it only ~19 s later (a slow detection), so it still
+// sees a connected Primary. node0 starts a new generation without node1 and keeps quorum
+// through node2, which adopts it and forwards "node1 is weak" to node1. node1 ignored that
+// because it saw its Primary; node0 then crashed and node1, UpToDate in the old generation,
+// was promoted with node2 and without node0's later writes. A Secondary that a peer in a newer
+// generation calls weak (its bitmap slot toward us holds our current UUID) is behind whatever
+// its link to the old Primary shows: it outdates itself (§1.7 invariant 2, §8.1's example of
+// the lost-peer state change reaching a Secondary through a third node).
+TEST(QuorumRegression, ASecondaryThatAPeerInANewerGenerationCallsWeakOutdatesItself) {
+  for (const std::uint64_t seed : {564u}) {
+    const SimOptions options = swarm_options(seed, 400, {}, true);
+    ASSERT_TRUE(options.quorum.enabled());
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.blocks_lost_at_failover, 0u) << seed << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
   }
 }
 
