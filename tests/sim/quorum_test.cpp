@@ -157,8 +157,18 @@ TEST(QuorumRegression, SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
 // off, node0 (Primary) keeps quorum through node1, Diskless after an EIO and itself cut off
 // but not yet detected; node0 acknowledges writes on its own disk only, then its disk fails
 // and it crashes; node2, still seeing node1 present, has quorum and is promoted without them.
+// Seed 160 passes on main since later merges. Seed 564 (102 blocks) is open: node0 (Primary)
+// drops node1 on a protocol error, node1's side of the link stays up for 19 s; node0 and node2
+// acknowledge writes in a new generation, node0 crashes, node2 loses it first and stops
+// forwarding node0's weak nodes, so node1 never learns it is weak (outdate_if_weak) and is
+// promoted with node2's vote without the writes. Tried on branch quorum4 (not committed; the
+// patch is in its report): a Secondary connected to the Primary that a peer in another
+// generation names weak drops that stale connection and outdates itself, and Secondaries
+// forward a generation adopted with weak nodes. It fixes 564 but the quorum campaign then
+// failed 33 seeds instead of 10, mostly nodes Outdated forever (3 13 147 211 ...), as in the
+// earlier attempt: the outdating needs a resync path that the rerun guard does not block.
 TEST(QuorumRegression, DISABLED_APromotionWithQuorumLosesNoAcknowledgedWrite) {
-  for (const std::uint64_t seed : {160u}) {
+  for (const std::uint64_t seed : {564u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
     const RunResult result = run_simulation(options);
@@ -172,8 +182,16 @@ TEST(QuorumRegression, DISABLED_APromotionWithQuorumLosesNoAcknowledgedWrite) {
 // now name both sides' quorum: in most of these neither side had quorum when they decided
 // (local-quorum:no peer-quorum:no), and several are rule history-both, which §3.5 step 6
 // resolves only with always-asbp; see the session report before changing core or oracle.
+// Seeds 146 and 435 pass on main since later merges; 2, 856 and 909 joined the list. Seed 173
+// shows one cause: a partition cuts the Primary (node0 of 5) off silently; as its links time out
+// one by one it still counts the dead ones as present, keeps quorum, and starts two new
+// generations (679599.., E6DF..) that no peer holds; after its crash node1 is promoted from
+// the old one and the restarted node0 meets it as a bitmap-both split brain with neither side
+// quorate. DRBD avoids it by making the loss of a peer a cluster-wide two-phase commit:
+// quorum is recomputed from the peers that answer, so a Primary behind dead links loses quorum
+// instead of moving on (the missing piece: a "lost peer" TwoPcChange).
 TEST(QuorumRegression, DISABLED_TheSideWithQuorumResolvesASplitBrain) {
-  for (const std::uint64_t seed : {62u, 146u, 173u, 232u, 435u, 574u, 759u, 882u}) {
+  for (const std::uint64_t seed : {2u, 62u, 173u, 232u, 574u, 759u, 856u, 882u, 909u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
     const RunResult result = run_simulation(options);
