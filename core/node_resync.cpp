@@ -197,6 +197,21 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
       replication == ReplicationState::wait_bitmap_target || local_disk_detached()) {
     return;
   }
+  // A SyncTarget (of another peer) keeps its generation until its resync ends and then takes
+  // its source's, which follows the Primary too: the new UUID is recorded as the source's
+  // (DRBD drbd_uuid_received_new_current). Adopted now, it would be lost again at the end of
+  // the resync, and a node that missed the generation in between would meet a split brain.
+  bool syncing = false;
+  for (Peer& source : configured_peers()) {
+    if (!is_target(source.status.replication)) continue;
+    syncing = true;
+    if (comparable_current(source.uuids.current) == comparable_current(state.uuids.current)) {
+      continue;
+    }
+    push_history(source.uuids, source.uuids.current);
+    source.uuids.current = state.uuids.current & ~uuid_primary_bit;
+  }
+  if (syncing) return;
   const std::uint32_t weak = state.weak_nodes & ~bit(config_.node_id);
   std::uint32_t tracked = 0;
   for (std::uint32_t node = 0; node < generation_node_slots; ++node) {

@@ -217,6 +217,23 @@ TEST(QuorumRegression, ASecondaryThatAPeerInANewerGenerationCallsWeakOutdatesIts
   }
 }
 
+// Found by the quorum swarm: a Secondary that was a SyncTarget of one peer adopted the new
+// current UUID a Primary it was also connected to had just made (NEW_DATAGEN), then took its
+// source's older one again when the resync ended (seed 912: node1 went C29C.. -> 6795.., the
+// order reversed), or met a node that had the generation in between as a split brain. DRBD
+// (drbd_uuid_received_new_current) lets a SyncTarget keep its UUID and records the new one as
+// its source's, which it takes at the end of the resync. Seed 80 (a node Outdated forever)
+// passes since the same fix.
+TEST(QuorumRegression, ASyncTargetTakesTheNewGenerationOfAPrimaryOnlyWhenItsResyncEnds) {
+  for (const std::uint64_t seed : {80u, 912u}) {
+    const SimOptions options = swarm_options(seed, 400, {}, true);
+    ASSERT_TRUE(options.quorum.enabled());
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << seed << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
+  }
+}
+
 TEST(QuorumOptions, SchedulesCarryTheQuorumSettingsAndTheReplayCommandNamesThem) {
   const Schedule schedule = isolated_primary(7, majority(core::OnNoQuorum::io_error));
   const auto parsed = schedule_from_json(to_json(schedule));
