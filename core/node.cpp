@@ -100,7 +100,7 @@ void Node::on_client_write(Instant now, RequestId request, Sector sector,
                            std::uint32_t length_bytes, PayloadHandle payload, WriteFlags flags) {
   (void)now;
   auto refuse = [&](ClientStatus status) {
-    actions_.push_back(CompleteClient{request, status, std::nullopt});
+    actions_.push_back(CompleteClient{request, status, std::nullopt, std::nullopt});
     actions_.push_back(ReleasePayload{payload});
   };
   if (role_ != Role::primary && !promotion_) return refuse(ClientStatus::not_primary), invariants();
@@ -139,7 +139,7 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
   // is nowhere to store the data.
   const bool writes_locally = disk_state_ == DiskState::up_to_date;
   if (!writes_locally && !(local_disk_detached() && replication_targets_mask() != 0)) {
-    actions_.push_back(CompleteClient{request, ClientStatus::io_error, std::nullopt});
+    actions_.push_back(CompleteClient{request, ClientStatus::io_error, std::nullopt, std::nullopt});
     actions_.push_back(ReleasePayload{payload});
     return;
   }
@@ -230,45 +230,16 @@ void Node::release_held_writes(bool promoted) {
       admit_write(write.request, write.sector, write.length_bytes, write.payload, write.flags);
       continue;
     }
-    actions_.push_back(CompleteClient{write.request, ClientStatus::not_primary, std::nullopt});
+    actions_.push_back(
+        CompleteClient{write.request, ClientStatus::not_primary, std::nullopt, std::nullopt});
     actions_.push_back(ReleasePayload{write.payload});
   }
-}
-
-void Node::on_client_read(Instant now, RequestId request, Sector sector, std::uint32_t length_bytes,
-                          std::optional<PayloadHandle> buffer) {
-  (void)now;
-  if (!in_range(sector, length_bytes)) {
-    actions_.push_back(CompleteClient{request, ClientStatus::out_of_range, std::nullopt});
-    return invariants();
-  }
-  // Reads are served from the local disk only. Without a usable one they are refused (DRBD would
-  // read from an UpToDate peer; reading through peers is future work).
-  if (disk_state_ != DiskState::up_to_date || client_requests() >= config_.requests_in_flight_max) {
-    const ClientStatus status =
-        disk_state_ != DiskState::up_to_date ? ClientStatus::no_data : ClientStatus::busy;
-    actions_.push_back(CompleteClient{request, status, std::nullopt});
-    return invariants();
-  }
-  const std::uint64_t sequence = next_sequence_++;
-  Request& entry = requests_[sequence];
-  entry.kind = RequestKind::read;
-  entry.client = request;
-  entry.sector = sector;
-  entry.length_bytes = length_bytes;
-  entry.local_pending = true;
-  entry.io = next_io();
-  requests_by_io_[entry.io->value] = sequence;
-  actions_.push_back(DiskRead{*entry.io, sector, length_bytes, buffer});
-  statistics_.read_bytes += length_bytes;
-  statistics_.upper_pending += 1;
-  invariants();
 }
 
 void Node::on_client_flush(Instant now, RequestId request) {
   (void)now;
   if (client_requests() >= config_.requests_in_flight_max) {
-    actions_.push_back(CompleteClient{request, ClientStatus::busy, std::nullopt});
+    actions_.push_back(CompleteClient{request, ClientStatus::busy, std::nullopt, std::nullopt});
     return invariants();
   }
   // The flush must be ordered behind every write before it: close their epoch first (§2.2).
@@ -310,6 +281,7 @@ void Node::on_disk_completed(Instant now, IoId io, IoStatus status, PayloadHandl
   if (on_resync_io_completed(io, status, payload)) return invariants();
   if (on_checksum_io_completed(io, status, digest)) return invariants();
   if (on_verify_io_completed(io, status, digest)) return invariants();
+  if (on_served_read_completed(io, status, payload)) return invariants();
   if (auto peer_io = peer_ios_.find(io.value); peer_io != peer_ios_.end()) {
     const PeerIo entry = peer_io->second;
     peer_ios_.erase(peer_io);
@@ -337,7 +309,9 @@ void Node::maybe_complete(std::uint64_t sequence) {
   const Request& entry = requests_.at(sequence);
   if (entry.local_pending || entry.peers_pending_mask != 0) return;
   if (entry.kind == RequestKind::read) {
-    return complete(sequence, entry.local_ok ? ClientStatus::ok : ClientStatus::io_error);
+    // Failed local reads are retried on a peer (§9).
+    if (!entry.local_ok) return place_read(sequence);
+    return complete(sequence, ClientStatus::ok);
   }
   // DRBD reports success when at least one of {local, any peer} stored the data (§2.1 step 5).
   const bool any_ok = entry.local_ok || entry.peers_ok_mask != 0;
@@ -352,17 +326,25 @@ void Node::complete(std::uint64_t sequence, ClientStatus status) {
   if (entry.kind == RequestKind::write) settle_write(sequence);
   DITTO_ASSERT(statistics_.upper_pending > 0);
   std::optional<IoId> read_io;
-  if (entry.kind == RequestKind::read && status == ClientStatus::ok) read_io = entry.io;
+  std::optional<PayloadHandle> read_payload;
+  if (entry.kind == RequestKind::read && status == ClientStatus::ok) {
+    if (entry.payload) {
+      read_payload = entry.payload;  // a peer served it
+    } else {
+      read_io = entry.io;
+    }
+  }
   // A write that completes while the Primary has no quorum may never reach a quorum: it fails
   // (io-error) or its completion waits (suspend-io) for quorum or demotion (node_quorum.cpp).
   const bool quorum_lost = entry.kind == RequestKind::write && status == ClientStatus::ok &&
                            role_ == Role::primary && (!have_quorum_ || fencing_suspended_);
-  if (quorum_lost && hold_completion_for_quorum({entry.client, status, read_io}, entry.payload)) {
+  if (quorum_lost &&
+      hold_completion_for_quorum({entry.client, status, read_io, read_payload}, entry.payload)) {
     // Still counted in upper_pending (client_requests() includes it).
   } else {
     if (quorum_lost) status = ClientStatus::io_error;
     statistics_.upper_pending -= 1;
-    actions_.push_back(CompleteClient{entry.client, status, read_io});
+    actions_.push_back(CompleteClient{entry.client, status, read_io, read_payload});
     if (entry.payload) actions_.push_back(ReleasePayload{*entry.payload});
   }
   // A write completed while its epoch is still current: whatever the client submits after
@@ -574,6 +556,9 @@ void Node::invariants() const {
     // A pending peer is always one we are still replicating to: any state change that stops
     // replication to it clears the bit (release_requests_from_non_targets).
     DITTO_ASSERT((entry.peers_pending_mask & ~targets) == 0);
+    // A read waits only for a peer it may still hear from (reroute_reads_from).
+    DITTO_ASSERT(!entry.read_peer ||
+                 peers_[entry.read_peer->value].status.connection == ConnectionState::connected);
     if (!entry.local_pending) continue;
     DITTO_ASSERT(entry.io.has_value() && by_io != requests_by_io_.end());
     DITTO_ASSERT(by_io->first == entry.io->value && by_io->second == sequence);

@@ -18,11 +18,15 @@
 //   a DiskFlush made them stable, then answers BarrierAck{barrier, set_size}; the Primary checks
 //   it against its oldest open epoch on that connection (a mismatch drops the connection);
 // - promotion as a two-phase commit over the connected peers (see on_admin below);
-// - reads served from the local disk; client flushes carried to every connected peer behind a
+// - reads (node_read.cpp, §9): from the local disk when it is UpToDate, else through a connected
+//   UpToDate peer (ReadRequest, answered by Data with data_flag_read_reply or ReadFailed), the
+//   place chosen by NodeConfig::read_balancing (core/read_balancing.h); a read whose peer fails
+//   it or disconnects is retried on another peer, else fails (io_error), never hangs; a failed
+//   local read is retried on a peer. Client flushes carried to every connected peer behind a
 //   barrier; FUA carried on Data;
 // - on-io-error detach: a failed local read, write or flush takes the disk Failed, then
-//   Diskless, and tells the peers; a diskless Primary writes through its UpToDate peers and
-//   refuses reads (no_data); a write that completes without a peer starts a new generation;
+//   Diskless, and tells the peers; a diskless Primary reads and writes through its UpToDate
+//   peers; a write that completes without a peer starts a new generation;
 // - data generations (core/generation.h, §3): the current UUID, a bitmap UUID per peer and the
 //   history, rotated as §3.2 says (a new current UUID lazily before the first write after
 //   promotion or after losing a peer, at once when a write completes without a peer); the
@@ -84,6 +88,7 @@
 #include "core/node_interface.h"
 #include "core/prng.h"
 #include "core/quorum.h"
+#include "core/read_balancing.h"
 #include "core/state.h"
 #include "core/types.h"
 #include "core/wire.h"
@@ -262,6 +267,12 @@ class Node {
     bool reconcile_resync = false;
     // SyncSource side: requests waiting for an overlapping local write to finish.
     std::deque<DeferredRead> deferred_reads;
+    // Reads through peers (node_read.cpp). Requester side: our ReadRequests it has not answered.
+    // Serving side: its ReadRequests waiting for an overlapping write from a peer, and those
+    // being read from our disk (on this connection).
+    std::uint32_t reads_pending = 0;
+    std::deque<wire::ReadRequest> deferred_read_requests;
+    std::uint32_t reads_serving = 0;
     std::uint64_t last_data_sequence = 0;      // the newest application Data it sent us
     std::uint32_t weak_nodes = 0;  // a Primary peer: the nodes it does not replicate to
     std::uint32_t forwarded_weak_nodes = 0;  // a Secondary peer: its Primary's weak_nodes
@@ -330,6 +341,18 @@ class Node {
     std::uint32_t peers_ok_mask = 0;
     std::optional<IoId> io;
     std::uint32_t epoch = 0;
+    // Reads (node_read.cpp): the client's buffer, the peer serving it, the peers that could
+    // not. A read a peer served completes with that peer's data in `payload`.
+    std::optional<PayloadHandle> read_buffer;
+    std::optional<NodeId> read_peer;
+    std::uint32_t read_tried_mask = 0;
+  };
+
+  // A read this node serves for a peer, on its way from our disk.
+  struct ServedRead {
+    NodeId peer;
+    wire::ReadRequest request;
+    std::uint32_t connection_epoch = 0;
   };
 
   // A write or flush received from a peer, waiting for the local disk.
@@ -402,6 +425,18 @@ class Node {
   void admit_write_now(RequestId request, Sector sector, std::uint32_t length_bytes,
                        PayloadHandle payload, WriteFlags flags, bool al_referenced);
   void send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::uint32_t flags);
+
+  // Reads (node_read.cpp).
+  void place_read(std::uint64_t sequence);
+  bool may_serve_reads(const Peer& peer) const;
+  void on_read_request(Peer& peer, const wire::ReadRequest& request);
+  void serve_read(Peer& peer, const wire::ReadRequest& request);
+  bool on_served_read_completed(IoId io, IoStatus status, PayloadHandle payload);
+  void retry_deferred_read_requests();
+  Request* answered_read(Peer& peer, std::uint64_t id, Sector sector, std::uint32_t length_bytes);
+  void on_read_reply(Peer& peer, const wire::Data& data, PayloadHandle payload);
+  void on_read_failed(Peer& peer, const wire::ReadFailed& failed);
+  void reroute_reads_from(Peer& peer);
   void close_epoch();
   void release_held_writes(bool promoted);
 
@@ -635,6 +670,8 @@ class Node {
   std::map<std::uint64_t, ResyncIo> resync_writes_;        // IoId → target-side write
   std::map<std::uint64_t, VerifyIo> verify_reads_;         // IoId → online verify digest read
   std::map<std::uint64_t, ResyncIo> checksum_reads_;       // IoId → checksum resync digest read
+  std::map<std::uint64_t, ServedRead> served_reads_;       // IoId → a peer's read from our disk
+  std::uint64_t read_rotation_ = 0;                        // reads placed (read_balancing.h)
   // While this node is a SyncTarget: per block, the newest application write received for it
   // (writer node id << 56 | its Data.sequence). A resync reply whose fence is older is stale.
   std::map<std::uint64_t, std::uint64_t> resync_write_fences_;

@@ -216,7 +216,7 @@ void Node::admit_after_activity_log(const HeldWrite& write, bool referenced) {
   }
   const ClientStatus status =
       role_ != Role::primary ? ClientStatus::not_primary : ClientStatus::io_error;
-  actions_.push_back(CompleteClient{write.request, status, std::nullopt});
+  actions_.push_back(CompleteClient{write.request, status, std::nullopt, std::nullopt});
   actions_.push_back(ReleasePayload{write.payload});
 }
 

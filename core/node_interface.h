@@ -14,6 +14,7 @@
 #include "core/fencing.h"
 #include "core/generation.h"
 #include "core/quorum.h"
+#include "core/read_balancing.h"
 #include "core/state.h"
 #include "core/types.h"
 #include "core/wire.h"
@@ -115,6 +116,10 @@ struct NodeConfig {
   // SyncSource answers checksum requests whatever its own setting.
   std::string csums_algorithm;
   bool csums_after_crash_only = false;
+  // DRBD's read-balancing (disk section, §9; core/read_balancing.h): where a read goes when
+  // the local disk and UpToDate peers could serve it. Without an UpToDate local disk a read
+  // always goes to a peer.
+  ReadBalancing read_balancing = ReadBalancing::prefer_local;
 };
 
 // Timers a Node arms (ArmTimer) and expects back through on_timer.
@@ -133,7 +138,7 @@ enum class ClientStatus : std::uint8_t {
   ok,
   io_error,     // neither the local disk nor any peer stored the data
   not_primary,  // writes need the Primary role
-  no_data,      // no usable local disk for a read
+  no_data,      // a read found neither an UpToDate local disk nor an UpToDate peer
   out_of_range,
   busy,
 };
@@ -184,11 +189,15 @@ struct Send {
   std::optional<PayloadHandle> payload;
 };
 
-// A client request finished. For a successful read, the data is in the buffer of `read_io`.
+// A client request finished. For a successful read, the data is in the buffer of `read_io`
+// (read from the local disk), or, for a read a peer served, in `read_payload`: the driver copies
+// it where the client wants it (the buffer given to on_client_read); a ReleasePayload of it
+// follows.
 struct CompleteClient {
   RequestId request;
   ClientStatus status = ClientStatus::ok;
   std::optional<IoId> read_io;
+  std::optional<PayloadHandle> read_payload;
 };
 
 // Core no longer refers to this payload; the driver may free it.
@@ -342,7 +351,7 @@ using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, 
 // The live options (ChangeOptions) of `from` copied into `to`: resync_rate_kib, c_plan_ahead_-
 // deciseconds, c_fill_target_sectors, c_max_rate_kib, c_min_rate_kib, split_brain, quorum,
 // fencing, verify_algorithm, csums_algorithm, csums_after_crash_only, max_epoch_size,
-// disk_flushes, twopc_timeout, twopc_retry_timeout. The one list of them.
+// disk_flushes, twopc_timeout, twopc_retry_timeout, read_balancing. The one list of them.
 void copy_live_options(const NodeConfig& from, NodeConfig& to);
 // The fields that cannot change on a running node and differ between the two, by name
 // ("node-id", "peers", "protocol", "volume size", "al-extents", ...); empty if none.

@@ -6,10 +6,10 @@
 // read only at start: initial_*, al_first_transaction_number, seed). Most live options are read
 // where they are used, so the new value simply applies from its next use: the resync rate and
 // fill target at the next resync step, max-epoch-size at the next write, the twopc timeouts at
-// the next transaction, disk-flushes at the next barrier, the split-brain policies at the next
-// handshake, verify-alg at the next verify, csums-alg at the next resync. Quorum is the
-// exception: it is re-evaluated at once, so turning it on in a minority takes quorum away now,
-// and turning it off thaws I/O frozen for lack of it.
+// the next transaction, disk-flushes at the next barrier, read-balancing at the next read, the
+// split-brain policies at the next handshake, verify-alg at the next verify, csums-alg at the
+// next resync. Quorum is the exception: it is re-evaluated at once, so turning it on in a
+// minority takes quorum away now, and turning it off thaws I/O frozen for lack of it.
 #include "core/assert.h"
 #include "core/node.h"
 
@@ -59,6 +59,7 @@ void copy_live_options(const NodeConfig& from, NodeConfig& to) {
   to.disk_flushes = from.disk_flushes;
   to.twopc_timeout = from.twopc_timeout;
   to.twopc_retry_timeout = from.twopc_retry_timeout;
+  to.read_balancing = from.read_balancing;
 }
 
 // requests_in_flight_max bounds queues the invariants check, and the activity log and bitmap

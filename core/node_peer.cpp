@@ -127,6 +127,8 @@ void Node::dispatch(Instant now, Peer& peer, const wire::Message& message, Paylo
                  },
                  [&](const wire::ResyncInSync& in_sync) { on_resync_in_sync(peer, in_sync); },
                  [&](const wire::PeersInSync& in_sync) { on_peers_in_sync(peer, in_sync); },
+                 [&](const wire::ReadRequest& request) { on_read_request(peer, request); },
+                 [&](const wire::ReadFailed& failed) { on_read_failed(peer, failed); },
                  // Auth and keepalive belong to the transport, which never passes them on.
                  [&](const auto& transport_message) {
                    protocol_error(peer, std::string("transport message ") +
@@ -300,6 +302,7 @@ void Node::on_flush_ack(Peer& peer, const wire::FlushAck& ack) {
 
 void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandle payload) {
   (void)now;
+  if ((data.flags & wire::data_flag_read_reply) != 0) return on_read_reply(peer, data, payload);
   if (role_ == Role::primary) {
     actions_.push_back(ReleasePayload{payload});
     return protocol_error(peer, "Data received while Primary");
@@ -589,6 +592,7 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
     outdate_if_weak();
   }
   if (was_target) resume_deferred_resyncs();  // another source may serve us now
+  reroute_reads_from(peer);
 }
 
 }  // namespace ditto::core

@@ -128,7 +128,7 @@ void Node::resume_frozen_io() {
   DITTO_ASSERT(statistics_.upper_pending >= completions.size());
   statistics_.upper_pending -= static_cast<std::uint32_t>(completions.size());
   for (const SuspendedCompletion& done : completions) {
-    actions_.push_back(CompleteClient{done.request, ClientStatus::ok, std::nullopt});
+    actions_.push_back(CompleteClient{done.request, ClientStatus::ok, std::nullopt, std::nullopt});
     if (done.payload) actions_.push_back(ReleasePayload{*done.payload});
   }
   std::deque<HeldWrite> writes;
@@ -137,7 +137,7 @@ void Node::resume_frozen_io() {
   statistics_.upper_pending -= static_cast<std::uint32_t>(writes.size());
   for (const HeldWrite& write : writes) {
     if (auto refusal = write_refusal(write.sector, write.length_bytes)) {
-      actions_.push_back(CompleteClient{write.request, *refusal, std::nullopt});
+      actions_.push_back(CompleteClient{write.request, *refusal, std::nullopt, std::nullopt});
       actions_.push_back(ReleasePayload{write.payload});
       continue;
     }
@@ -174,11 +174,13 @@ void Node::fail_suspended_io() {
   DITTO_ASSERT(statistics_.upper_pending >= count);
   statistics_.upper_pending -= static_cast<std::uint32_t>(count);
   for (const SuspendedCompletion& done : quorum_suspended_completions_) {
-    actions_.push_back(CompleteClient{done.request, ClientStatus::io_error, std::nullopt});
+    actions_.push_back(
+        CompleteClient{done.request, ClientStatus::io_error, std::nullopt, std::nullopt});
     if (done.payload) actions_.push_back(ReleasePayload{*done.payload});
   }
   for (const HeldWrite& write : quorum_suspended_writes_) {
-    actions_.push_back(CompleteClient{write.request, ClientStatus::io_error, std::nullopt});
+    actions_.push_back(
+        CompleteClient{write.request, ClientStatus::io_error, std::nullopt, std::nullopt});
     actions_.push_back(ReleasePayload{write.payload});
   }
   quorum_suspended_completions_.clear();

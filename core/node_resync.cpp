@@ -707,6 +707,7 @@ void Node::retry_deferred_reads() {
     waiting.swap(peer.deferred_reads);
     for (const DeferredRead& read : waiting) issue_resync_read(peer, read.block, read.peer_digest);
   }
+  retry_deferred_read_requests();  // a peer's client read may have waited too
 }
 
 void Node::on_resync_ack(Peer& peer, const wire::ResyncAck& ack) {

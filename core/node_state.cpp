@@ -31,6 +31,13 @@ ClusterState Node::cluster_state() const {
   state.have_quorum = have_quorum_;
   state.fencing = fencing_enabled();
   state.verify_algorithm_configured = !config_.verify_algorithm.empty();
+  // DRBD's allow-remote-read (default yes): reads go through UpToDate peers (node_read.cpp), so
+  // a diskless client (`disk none`) may be Primary on a peer's data. Not yet a node whose disk
+  // detached, nor one with an Inconsistent or Outdated disk: its generations are its disk's
+  // (possibly stale) and its writes would have to go to its own disk as well (a SyncTarget
+  // Primary), which the write path does not do; they are still refused (SS_NO_UP_TO_DATE_DISK).
+  // A Primary whose disk detaches stays Primary (not worse), reading through its peers.
+  state.allow_remote_read = config_.intentional_diskless;
   for (const Peer& peer : configured_peers()) {
     if (peer.transport_up && !peer.state_received) state.handshake_in_flight = true;
     PeerState& view = state.peers[peer.status.node_id.value];

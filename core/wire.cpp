@@ -47,6 +47,8 @@ std::size_t fields_size_bytes(const Message& message) {
           [](const ChecksumResyncRequest&) -> std::size_t { return 8 + 4 + 8; },
           [](const ResyncInSync&) -> std::size_t { return 8 + 4 + 8; },
           [](const PeersInSync&) -> std::size_t { return 8 + 4 + 4; },
+          [](const ReadRequest&) -> std::size_t { return 8 + 8 + 4; },
+          [](const ReadFailed&) -> std::size_t { return 8 + 8 + 4; },
       },
       message);
 }
@@ -73,6 +75,13 @@ void write_twopc(const TwoPc& twopc, ByteWriter& writer) {
     writer.u8(static_cast<std::uint8_t>(twopc.vote));
     writer.u8(static_cast<std::uint8_t>(twopc.code));
   }
+}
+
+template <typename Read>
+void write_read(const Read& read, ByteWriter& writer) {
+  writer.u64(read.id);
+  writer.u64(read.sector.value);
+  writer.u32(read.length_bytes);
 }
 
 void write_state(const StateReport& state, ByteWriter& writer) {
@@ -178,6 +187,8 @@ void write_fields(const Message& message, ByteWriter& writer) {
                    writer.u32(in_sync.length_bytes);
                    writer.u32(in_sync.node_mask);
                  },
+                 [&](const ReadRequest& request) { write_read(request, writer); },
+                 [&](const ReadFailed& failed) { write_read(failed, writer); },
                  [&](const auto& twopc) { write_twopc(twopc, writer); },
              },
              message);
@@ -447,6 +458,16 @@ std::variant<Message, WireError> parse_verify(ByteReader& reader, MessageType ty
   return Message{VerifyReply{sector, length_bytes, in_sync}};
 }
 
+std::variant<Message, WireError> parse_read(ByteReader& reader, MessageType type) {
+  std::uint64_t id = 0;
+  if (!reader.u64(id)) return malformed(type, "truncated fields");
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  if (auto error = parse_block_range(reader, type, sector, length_bytes)) return *error;
+  if (type == MessageType::read_request) return Message{ReadRequest{id, sector, length_bytes}};
+  return Message{ReadFailed{id, sector, length_bytes}};
+}
+
 std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader) {
   switch (type) {
     case MessageType::hello: return parse_hello(reader);
@@ -495,13 +516,15 @@ std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader
     case MessageType::checksum_resync_request:
     case MessageType::resync_in_sync:
     case MessageType::peers_in_sync: return parse_resync(reader, type);
+    case MessageType::read_request:
+    case MessageType::read_failed: return parse_read(reader, type);
   }
   return WireError{WireErrorCode::unknown_type, "unknown message type"};
 }
 
 bool known_type(std::uint16_t type) {
   return type >= static_cast<std::uint16_t>(MessageType::hello) &&
-         type <= static_cast<std::uint16_t>(MessageType::peers_in_sync);
+         type <= static_cast<std::uint16_t>(MessageType::read_failed);
 }
 
 }  // namespace
@@ -537,6 +560,8 @@ MessageType type_of(const Message& message) {
                         },
                         [](const ResyncInSync&) { return MessageType::resync_in_sync; },
                         [](const PeersInSync&) { return MessageType::peers_in_sync; },
+                        [](const ReadRequest&) { return MessageType::read_request; },
+                        [](const ReadFailed&) { return MessageType::read_failed; },
                     },
                     message);
 }
@@ -570,6 +595,8 @@ const char* to_string(MessageType type) {
     case MessageType::checksum_resync_request: return "ChecksumResyncRequest";
     case MessageType::resync_in_sync: return "ResyncInSync";
     case MessageType::peers_in_sync: return "PeersInSync";
+    case MessageType::read_request: return "ReadRequest";
+    case MessageType::read_failed: return "ReadFailed";
   }
   return "Unknown";
 }

@@ -21,7 +21,8 @@ namespace ditto::wire {
 
 inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
 // 2: StateReport carries the data generations; bitmap exchange and resync messages.
-inline constexpr std::uint16_t protocol_version = 2;
+// 3: reads through peers (ReadRequest, ReadFailed, Data with data_flag_read_reply).
+inline constexpr std::uint16_t protocol_version = 3;
 inline constexpr std::size_t header_size_bytes = 16;
 inline constexpr std::size_t resource_name_size_max = 64;
 // The largest client write we replicate in one message (the NBD 32 MiB convention).
@@ -56,6 +57,8 @@ enum class MessageType : std::uint16_t {
   checksum_resync_request = 25,
   resync_in_sync = 26,
   peers_in_sync = 27,
+  read_request = 28,
+  read_failed = 29,
 };
 
 // First message on every connection, in both directions.
@@ -99,9 +102,12 @@ inline constexpr std::uint32_t data_flag_send_write_ack = 1u << 8;
 // fence: the Primary's node id in the top 8 bits and the newest of its write sequences the
 // source had applied when it read the block (0: no Primary).
 inline constexpr std::uint32_t data_flag_resync = 1u << 9;
-inline constexpr std::uint32_t data_flags_known = data_flag_fua | data_flag_flush |
-                                                  data_flag_send_receive_ack |
-                                                  data_flag_send_write_ack | data_flag_resync;
+// A read reply (DRBD's P_DATA_REPLY): the sender's data for the ReadRequest whose id is
+// `sequence`, with its sector and length.
+inline constexpr std::uint32_t data_flag_read_reply = 1u << 10;
+inline constexpr std::uint32_t data_flags_known =
+    data_flag_fua | data_flag_flush | data_flag_send_receive_ack | data_flag_send_write_ack |
+    data_flag_resync | data_flag_read_reply;
 
 // The sender's out-of-sync bitmap toward the receiver (P_BITMAP), sent by both sides after a
 // handshake that decided on a resync; the receiver ORs it into its own (§3.5 step 15).
@@ -159,6 +165,25 @@ struct ResyncAck {
   std::uint32_t length_bytes = 0;
   bool ok = true;
   friend bool operator==(const ResyncAck&, const ResyncAck&) = default;
+};
+
+// A client read served by the receiver (DRBD's P_DATA_REQUEST), sent only to a peer whose disk
+// is UpToDate. `id` is the requester's, echoed in the answer: Data{data_flag_read_reply} with
+// the data, or ReadFailed.
+struct ReadRequest {
+  std::uint64_t id = 0;
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  friend bool operator==(const ReadRequest&, const ReadRequest&) = default;
+};
+
+// The receiver of a ReadRequest could not serve it (DRBD's P_NEG_DREPLY): its disk is not
+// UpToDate any more, or the read failed. The requester tries another peer or fails the read.
+struct ReadFailed {
+  std::uint64_t id = 0;
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  friend bool operator==(const ReadFailed&, const ReadFailed&) = default;
 };
 
 // A replicated write; the payload follows the fixed fields.
@@ -320,7 +345,7 @@ using Message = std::variant<Hello, StateReport, Data, WriteAck, FlushRequest, F
                              BarrierAck, TwoPcPrepare, TwoPcReply, TwoPcCommit, TwoPcAbort,
                              BitmapTransfer, ResyncRequest, ResyncAck, PeerAck, SyncControl,
                              VerifyRequest, VerifyReply, ChecksumResyncRequest, ResyncInSync,
-                             PeersInSync>;
+                             PeersInSync, ReadRequest, ReadFailed>;
 
 MessageType type_of(const Message& message);
 const char* to_string(MessageType type);

@@ -245,6 +245,7 @@ class Planner {
     listed("csums-alg", algorithm(before.csums_algorithm), algorithm(after.csums_algorithm));
     listed("csums-after-crash-only", yes_no(before.csums_after_crash_only),
            yes_no(after.csums_after_crash_only));
+    listed("read-balancing", text(before.read_balancing), text(after.read_balancing));
     const core::QuorumSettings& old_quorum = before.quorum;
     const core::QuorumSettings& new_quorum = after.quorum;
     listed("quorum", text(old_quorum.quorum), text(new_quorum.quorum));

@@ -176,6 +176,21 @@ Status apply_protocol_options(const config::Connection& connection, bool first,
   return Status::success();
 }
 
+// read-balancing (a disk option, §9): where reads go when the local disk and peers could serve
+// them. The config grammar accepts only DRBD's values; the core parses the same spelling.
+Status apply_read_balancing(const config::Section& disk, core::NodeConfig& node) {
+  const config::Option* option = disk.find("read-balancing");
+  if (option == nullptr) return Status::success();
+  const std::optional<core::ReadBalancing> policy =
+      core::parse_read_balancing(option->value_text());
+  if (!policy) {
+    return Error{option->location.to_string() + ": invalid read-balancing '" +
+                 option->value_text() + "'"};
+  }
+  node.read_balancing = *policy;
+  return Status::success();
+}
+
 // The transport's net options (authentication, keepalive) from one connection's effective net
 // section. The transport has one setting for all peers, so every connection must agree.
 Status apply_net_options(const config::Connection& connection, bool first,
@@ -473,6 +488,10 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
     return status.error();
   }
   if (Status status = apply_resync_options(result.self.volumes.front().disk_options, result.node);
+      !status.ok()) {
+    return status.error();
+  }
+  if (Status status = apply_read_balancing(result.self.volumes.front().disk_options, result.node);
       !status.ok()) {
     return status.error();
   }

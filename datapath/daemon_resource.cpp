@@ -273,6 +273,18 @@ void ResourceRunner::execute(core::Action& action) {
             }
           },
           [&](const core::CompleteClient& done) {
+            if (auto read = read_destinations_.find(done.request.value);
+                read != read_destinations_.end()) {
+              // A read a peer served: its data goes into the NBD buffer.
+              if (done.read_payload) {
+                const auto [slot, length_bytes] = read->second;
+                const std::span<std::uint8_t> source =
+                    slot_buffer(*done.read_payload, length_bytes);
+                std::memcpy(slot_buffer(PayloadHandle{slot}, length_bytes).data(), source.data(),
+                            length_bytes);
+              }
+              read_destinations_.erase(read);
+            }
             auto found = client_done_.find(done.request.value);
             DITTO_ASSERT(found != client_done_.end());
             auto callback = std::move(found->second);

@@ -197,6 +197,9 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::vector<Slot> slots_;  // index = handle - 1
   std::vector<std::uint64_t> free_slots_;
   std::unordered_map<std::uint64_t, std::function<void(std::uint32_t)>> client_done_;
+  // NBD reads in flight: RequestId → (the NBD buffer's slot, length), where the data of a read
+  // a peer served is copied (core::CompleteClient::read_payload).
+  std::unordered_map<std::uint64_t, std::pair<std::uint64_t, std::uint32_t>> read_destinations_;
   std::uint64_t next_request_ = 1;
   std::uint64_t next_session_ = 1;
   // Auto-promote (DRBD's `options { auto-promote yes; }`, the default): the first write-class

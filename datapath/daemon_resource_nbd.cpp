@@ -106,6 +106,7 @@ void ResourceRunner::submit(std::uint64_t session, const NbdIo& io, const NbdBuf
   switch (io.op) {
     case NbdOp::read:
       client_done_.emplace(request.value, std::move(done));
+      read_destinations_.emplace(request.value, std::pair{buffer.token, io.length_bytes});
       node_.on_client_read(now(), request, sector, io.length_bytes, PayloadHandle{buffer.token});
       break;
     case NbdOp::flush:

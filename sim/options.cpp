@@ -79,6 +79,10 @@ Status validate(const SimOptions& options) {
       (options.crash_primary || any_fault || split.enabled)) {
     return Error{"the admin scenario needs no crash, no faults and no split-brain scenario"};
   }
+  if (options.diskless_client &&
+      (split.enabled || options.admin.kind != AdminScenario::Kind::none)) {
+    return Error{"a diskless client runs neither the split-brain nor the admin scenario"};
+  }
   return Status::success();
 }
 
@@ -135,7 +139,8 @@ std::string replay_command(const SimOptions& options) {
 }
 
 SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
-                         const netem::FaultWeights& excluded, bool draw_quorum) {
+                         const netem::FaultWeights& excluded, bool draw_quorum,
+                         bool draw_reads) {
   Prng prng = Prng::derive(seed, stream_swarm);
   SimOptions options;
   options.seed = seed;
@@ -155,6 +160,13 @@ SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
   if (activity_log.chance(1, 3)) {
     options.al_extents = static_cast<std::uint32_t>(
         activity_log.between(ActivityLog::node_al_extents_min, 16));
+  }
+  // With `draw_reads`, any read-balancing policy, from a stream of its own (the other draws
+  // stay as they were). Diskless clients are not drawn yet.
+  if (draw_reads) {
+    Prng reads = Prng::derive(seed, stream_swarm_reads);
+    options.read_balancing = static_cast<core::ReadBalancing>(
+        reads.between(0, static_cast<std::uint64_t>(core::ReadBalancing::striping_1m)));
   }
   Prng quorum = Prng::derive(seed, stream_swarm_quorum);
   if (draw_quorum && options.nodes >= 3 && quorum.chance(1, 3)) {

@@ -8,6 +8,7 @@
 #include "core/fencing.h"
 #include "core/generation.h"
 #include "core/quorum.h"
+#include "core/read_balancing.h"
 #include "core/result.h"
 #include "core/types.h"
 #include "netem/faults.h"
@@ -124,6 +125,15 @@ struct SimOptions {
   // its place) and csums-after-crash-only (§5.2).
   bool csums = false;
   bool csums_after_crash_only = false;
+  // Every node's read-balancing policy (§9, core/read_balancing.h).
+  core::ReadBalancing read_balancing = core::ReadBalancing::prefer_local;
+  // Diskless client (§9): node 0, the initial Primary, has no disk (`disk none`) and reads and
+  // writes through its peers.
+  bool diskless_client = false;
+  // A read cut off mid-way: when node 0 sends its n-th ReadRequest (counting from 1; 0: never),
+  // the connection to that peer breaks before the answer (and reconnects after
+  // reconnect_delay): the read must be retried on another peer or fail, never hang.
+  std::uint32_t cut_read_peer_at = 0;
 };
 
 [[nodiscard]] Status validate(const SimOptions& options);
@@ -137,7 +147,11 @@ std::string replay_command(const SimOptions& options);
 // majority (io-error or suspend-io, from a stream of its own so the other draws stay as they
 // were). `ditto-sim run|campaign --swarm --swarm-quorum` turns it on; CI campaigns leave it off
 // until the bugs it exposes are fixed (tests/sim/quorum_test.cpp, the DISABLED_ regressions).
+// With `draw_reads`, any read-balancing policy (from a stream of its own); off in the CI
+// campaigns until the seeds it exposes are fixed (tests/sim/read_scenarios_test.cpp, the
+// DISABLED_ regressions).
 SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
-                         const netem::FaultWeights& excluded = {}, bool draw_quorum = false);
+                         const netem::FaultWeights& excluded = {}, bool draw_quorum = false,
+                         bool draw_reads = false);
 
 }  // namespace ditto::sim

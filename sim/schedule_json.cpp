@@ -64,7 +64,9 @@ json options_json(const SimOptions& options) {
               {"helper_delay_ns", options.helper_delay.ns},
               {"helper_scripts", helper_scripts_json(options.helper_scripts)},
               {"csums_alg", options.csums ? "crc32c" : ""},
-              {"csums_after_crash_only", options.csums_after_crash_only}};
+              {"csums_after_crash_only", options.csums_after_crash_only},
+              {"read_balancing", core::to_string(options.read_balancing)},
+              {"diskless_client", options.diskless_client}};
 }
 
 // Field readers: each checks presence and type and names the field on error.
@@ -219,6 +221,24 @@ Status csums_from_json(const json& object, SimOptions& options) {
   return read.boolean("csums_after_crash_only", options.csums_after_crash_only);
 }
 
+// "read_balancing" (drbdsetup's spelling) and "diskless_client" (optional: schedules written
+// before reads through peers existed run with prefer-local and a disk on every node).
+Status reads_from_json(const json& object, SimOptions& options) {
+  if (const auto found = object.find("read_balancing"); found != object.end()) {
+    const auto policy = found->is_string()
+                            ? core::parse_read_balancing(found->get<std::string>())
+                            : std::nullopt;
+    if (!policy) {
+      return Error{"schedule options: field 'read_balancing' must be a read-balancing policy "
+                   "such as \"prefer-local\" or \"32K-striping\""};
+    }
+    options.read_balancing = *policy;
+  }
+  if (object.find("diskless_client") == object.end()) return Status::success();
+  Reader read(object, "schedule options");
+  return read.boolean("diskless_client", options.diskless_client);
+}
+
 Result<SimOptions> options_from_json(const json& object) {
   if (!object.is_object()) return Error{"schedule: 'options' must be an object"};
   SimOptions options;
@@ -245,6 +265,7 @@ Result<SimOptions> options_from_json(const json& object) {
   DITTO_TRY(quorum_from_json(object, options.quorum));
   DITTO_TRY(fencing_from_json(object, options));
   DITTO_TRY(csums_from_json(object, options));
+  DITTO_TRY(reads_from_json(object, options));
   DITTO_TRY(read.duration("stall_timeout_ns", options.stall_timeout));
   DITTO_TRY(read.duration("settle_time_ns", options.settle_time));
   DITTO_TRY(read.integer("liveness_bound_ns", options.liveness_bound.ns, false));

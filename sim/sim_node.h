@@ -3,6 +3,7 @@
 
 #include <map>
 #include <set>
+#include <span>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +13,11 @@
 #include "sim/simulation.h"
 
 namespace ditto::sim {
+
+// Marks a payload handle that names several tags (SimNode::payload_tags). Tags are the
+// workload's operation numbers, with torn_tag_bit or unreadable_tag_bit after disk faults.
+inline constexpr std::uint64_t multi_tag_payload_bit = std::uint64_t{1} << 61;
+static_assert(multi_tag_payload_bit != torn_tag_bit && multi_tag_payload_bit != unreadable_tag_bit);
 
 inline std::string node_name(std::uint32_t node) {
   return "node" + std::to_string(node);
@@ -37,6 +43,8 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
   config.verify_algorithm = "crc32c";  // the simulator digests block tags in its place
   if (options.csums) config.csums_algorithm = "crc32c";
   config.csums_after_crash_only = options.csums_after_crash_only;
+  config.read_balancing = options.read_balancing;
+  config.intentional_diskless = options.diskless_client && node == 0;
   return config;
 }
 
@@ -91,6 +99,22 @@ struct Simulation::SimNode {
   std::set<std::uint64_t> digest_reads;
   // Payload handles core holds: +1 per client write and received Data, -1 per ReleasePayload.
   std::int64_t payloads_held = 0;
+  // Payloads of several blocks (a read served for a peer, or its reply): a payload handle is a
+  // tag, except handles with multi_tag_payload_bit, which name the tags here.
+  std::map<std::uint64_t, std::vector<std::uint64_t>> payload_tags;
+  std::uint64_t next_payload_tags = 0;
+  PayloadHandle hold_tags(std::span<const std::uint64_t> tags) {
+    payloads_held += 1;
+    if (tags.size() == 1) return PayloadHandle{tags.front()};
+    const std::uint64_t handle = multi_tag_payload_bit | next_payload_tags++;
+    payload_tags[handle].assign(tags.begin(), tags.end());
+    return PayloadHandle{handle};
+  }
+  // The tags of a payload (one for a plain tag).
+  std::span<const std::uint64_t> tags_of(const PayloadHandle& payload) const {
+    if ((payload.value & multi_tag_payload_bit) == 0) return std::span(&payload.value, 1);
+    return payload_tags.at(payload.value);
+  }
   std::map<std::uint64_t, std::int64_t> timers;  // TimerId → armed deadline (ns)
   // Pause: events for the node wait in `deferred` until it resumes.
   Instant paused_until;

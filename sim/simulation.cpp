@@ -39,6 +39,7 @@ Simulation::Simulation(const Schedule& schedule, TraceSink trace)
       workload_(options_, operations_ ? &*operations_ : nullptr),
       trace_(std::move(trace)) {
   DITTO_ASSERT(validate(options_).ok());
+  result_.read_replies_sent.assign(options_.nodes, 0);
   for (std::uint32_t node = 0; node < options_.nodes; ++node) {
     nodes_.push_back(std::make_unique<SimNode>(options_, node));
   }
@@ -259,6 +260,7 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
           [&](const core::ReleasePayload& release) {
             hash_.add(release.payload.value);
             sim_node.payloads_held -= 1;
+            sim_node.payload_tags.erase(release.payload.value);
             if (sim_node.payloads_held < 0) {
               violations_.add(node_name(node) + " released payload " +
                               std::to_string(release.payload.value) + " it did not hold");
@@ -474,11 +476,11 @@ void Simulation::on_disk_completed(const SimEvent& event) {
   PayloadHandle payload{0};
   if (const std::optional<std::uint32_t> read = node.payload_reads.take(io.value)) {
     if (*read == node.incarnation && !failed) {
-      // A one-block resync read: its tag is the payload (the disk keeps one tag per block).
-      DITTO_ASSERT(tags_read && read_tags_.size() == 1);
-      payload = PayloadHandle{read_tags_.front()};
+      // A one-block resync read's tag is the payload (the disk keeps one tag per block); a
+      // read served for a peer may have several.
+      DITTO_ASSERT(tags_read);
+      payload = node.hold_tags(read_tags_);
       tags_read = false;
-      node.payloads_held += 1;
     }
   }
   std::uint64_t digest = 0;

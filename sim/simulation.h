@@ -67,6 +67,10 @@ struct RunResult {
   // frames (checksum resync: blocks that matched and moved no data) handed to a live link.
   std::uint64_t resync_data_messages = 0;
   std::uint64_t resync_in_sync_messages = 0;
+  // Reads through peers (§9): read replies (Data with data_flag_read_reply) each node handed to
+  // a live link, and client reads completed with a peer's data.
+  std::vector<std::uint64_t> read_replies_sent;
+  std::uint64_t remote_reads = 0;
   // Liveness oracle: simulated time from the end of the faults until every live node was
   // connected to every live peer (-1: the run ended first or the faults never ended).
   std::int64_t converged_after_ns = -1;
@@ -284,6 +288,9 @@ class Simulation {
   std::array<std::array<std::uint32_t, sim_nodes_max>, sim_nodes_max> side_epoch_{};
   std::vector<core::Action> action_buffer_;  // drain's, kept between steps (its capacity)
   std::vector<std::uint64_t> read_tags_;      // on_disk_completed's, kept between reads
+  std::vector<std::uint8_t> payload_bytes_;   // send's, kept between messages
+  std::vector<std::uint64_t> received_tags_;  // deliver's, kept between messages
+  std::uint32_t read_requests_sent_ = 0;      // by node 0 (SimOptions::cut_read_peer_at)
   std::vector<std::vector<std::uint8_t>> frames_;
   std::vector<std::uint32_t> free_frames_;
   std::unordered_map<std::uint64_t, WriteTrace> write_traces_;  // by tag

@@ -93,7 +93,10 @@ void Simulation::final_checks(RunResult& result) {
 void Simulation::check_replicas_identical(const std::vector<std::uint8_t>& up_to_date,
                                           const RunResult& result) {
   std::uint32_t live = 0;
-  for (std::uint8_t node = 0; node < options_.nodes; ++node) live += alive(node) ? 1 : 0;
+  for (std::uint8_t node = 0; node < options_.nodes; ++node) {
+    const bool has_disk = !(options_.diskless_client && node == 0);  // a client holds no replica
+    live += alive(node) && has_disk ? 1 : 0;
+  }
   if (up_to_date.size() != live || live < 2 || result.divergent_blocks == 0) return;
   const bool crash_lost_data = result.writes_in_flight_at_crash > 0 ||
                                result.crash_disk.writes_lost > 0 ||

@@ -87,6 +87,10 @@ void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClie
     DITTO_ASSERT(buffer != sim_node.read_buffers.end());  // the read completed on our disk
     tags = buffer->second;
   }
+  if (complete.read_payload) {
+    tags = sim_node.tags_of(*complete.read_payload);  // a peer served it (released next)
+    result_.remote_reads += 1;
+  }
   const bool ok = complete.status == core::ClientStatus::ok;
   std::uint32_t holders = 0;
   if (operation.kind == OperationKind::write) write_completed(node, operation, ok, holders);
@@ -95,9 +99,13 @@ void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClie
     sim_node.read_errors_unexplained -= 1;
     read_error_injected = true;
   }
-  // A node detaches its disk only after an injected EIO; it then refuses reads (no_data).
-  if (operation.kind == OperationKind::read && complete.status == core::ClientStatus::no_data &&
-      sim_node.core->disk_state() == DiskState::diskless) {
+  // Without an UpToDate disk of its own (it detached after an injected EIO, or never had one)
+  // a node reads through its peers, and fails a read when none could serve it: its peers were
+  // unreachable, not UpToDate, or failed the read themselves.
+  if (operation.kind == OperationKind::read && !ok &&
+      (complete.status == core::ClientStatus::no_data ||
+       complete.status == core::ClientStatus::io_error) &&
+      sim_node.core->disk_state() != DiskState::up_to_date) {
     read_error_injected = true;
   }
   workload_.completed(now_, NodeId{node}, complete.request, complete.status, tags, holders,
@@ -186,7 +194,15 @@ void Simulation::request_promotion(std::uint8_t node, std::uint8_t reason) {
   SimNode& sim_node = *nodes_[node];
   if (!sim_node.alive) return;
   sim_node.promotion_reason = static_cast<Reason>(reason);
-  sim_node.up_to_date_at_promotion = sim_node.core->disk_state() == DiskState::up_to_date;
+  // Its data is UpToDate: on its own disk, or (a node without a disk, §9) on a connected peer.
+  bool peer_up_to_date = false;
+  for (const core::PeerStatus& peer : sim_node.core->peers()) {
+    peer_up_to_date = peer_up_to_date || (peer.connection == ConnectionState::connected &&
+                                          peer.disk == DiskState::up_to_date);
+  }
+  const DiskState disk = sim_node.core->disk_state();
+  sim_node.up_to_date_at_promotion =
+      disk == DiskState::up_to_date || (disk == DiskState::diskless && peer_up_to_date);
   const core::AdminResult result = sim_node.core->on_admin(now_, core::Promote{});
   hash_.add(result.ok ? 1 : 0);
   if (result.ok && result.pending) {

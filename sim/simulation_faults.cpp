@@ -337,6 +337,7 @@ void Simulation::on_crash(std::uint8_t node) {
   sim_node.deferred.clear();
   sim_node.incarnation += 1;
   sim_node.read_buffers.clear();
+  sim_node.payload_tags.clear();
   sim_node.digest_reads.clear();
   sim_node.write_tags.clear();
   sim_node.timers.clear();

@@ -150,21 +150,25 @@ void Simulation::send(std::uint8_t from, const core::Send& message) {
     result_.messages_dropped += 1;  // written to a dead socket
     return;
   }
-  if (const auto* data = std::get_if<wire::Data>(&message.message);
-      data != nullptr && (data->flags & wire::data_flag_resync) != 0) {
-    result_.resync_data_messages += 1;
+  if (const auto* data = std::get_if<wire::Data>(&message.message); data != nullptr) {
+    if ((data->flags & wire::data_flag_resync) != 0) result_.resync_data_messages += 1;
+    if ((data->flags & wire::data_flag_read_reply) != 0) result_.read_replies_sent[from] += 1;
   }
+  const bool cut_read = std::holds_alternative<wire::ReadRequest>(message.message) && from == 0 &&
+                        ++read_requests_sent_ == options_.cut_read_peer_at;
   if (std::holds_alternative<wire::ResyncInSync>(message.message)) {
     result_.resync_in_sync_messages += 1;
   }
-  std::uint8_t payload[tag_size_bytes] = {};
-  std::span<const std::uint8_t> payload_bytes;
+  // The payload is its tags, 8 bytes each.
+  payload_bytes_.clear();
   if (message.payload) {
-    for (std::size_t index = 0; index < tag_size_bytes; ++index) {
-      payload[index] = static_cast<std::uint8_t>(message.payload->value >> (8 * index));
+    for (const std::uint64_t tag : nodes_[from]->tags_of(*message.payload)) {
+      for (std::size_t index = 0; index < tag_size_bytes; ++index) {
+        payload_bytes_.push_back(static_cast<std::uint8_t>(tag >> (8 * index)));
+      }
     }
-    payload_bytes = payload;
   }
+  const std::span<const std::uint8_t> payload_bytes = payload_bytes_;
   const std::uint32_t slot = allocate_frame();
   std::vector<std::uint8_t>& frame = frames_[slot];
   const std::size_t prefix_size = wire::encoded_prefix_size_bytes(message.message);
@@ -188,6 +192,11 @@ void Simulation::send(std::uint8_t from, const core::Send& message) {
   if (now_ < link.duplicate_until && effect_prng_.chance(link.duplicate_percent, 100)) {
     event.at = delivery;
     duplicate_message(event);
+  }
+  if (cut_read) {
+    // The peer serving this read is cut off before it can answer (cut_read_peer_at).
+    trace(from, "cut off peer " + node_name(to) + " mid-read");
+    break_connection(from, to, true);
   }
 }
 
@@ -243,13 +252,15 @@ void Simulation::deliver(const SimEvent& event) {
             (std::uint64_t{frame[14]} << 8) | frame[15]);
   PayloadHandle payload{0};
   if (std::holds_alternative<wire::Data>(decoded_frame->message)) {
-    DITTO_ASSERT_EQ(decoded_frame->payload.size(), tag_size_bytes);  // we encoded a tag
-    std::uint64_t tag = 0;
-    for (std::size_t index = 0; index < tag_size_bytes; ++index) {
-      tag |= std::uint64_t{decoded_frame->payload[index]} << (8 * index);
+    // We encoded tags: one for a write, one per block for a read reply.
+    const std::span<const std::uint8_t> bytes = decoded_frame->payload;
+    DITTO_ASSERT(!bytes.empty() && bytes.size() % tag_size_bytes == 0);
+    received_tags_.assign(bytes.size() / tag_size_bytes, 0);
+    for (std::size_t index = 0; index < bytes.size(); ++index) {
+      received_tags_[index / tag_size_bytes] |= std::uint64_t{bytes[index]}
+                                                << (8 * (index % tag_size_bytes));
     }
-    payload = PayloadHandle{tag};
-    nodes_[event.node]->payloads_held += 1;
+    payload = nodes_[event.node]->hold_tags(received_tags_);
   }
   result_.messages_delivered += 1;
   if (trace_) {

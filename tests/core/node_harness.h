@@ -45,6 +45,10 @@ struct Cluster {
   // The digest a node's digest read (DiskRead::digest) reports; without it, 0.
   std::function<std::uint64_t(int, const DiskRead&)> digest_of;
   std::map<std::pair<int, std::uint64_t>, DiskRead> digest_reads;  // pending, (node, io)
+  // The payload handle a node's read with allocate_payload reports (a resync read, a read it
+  // serves for a peer); without it, 0. Only its low byte crosses the harness's network.
+  std::function<std::uint64_t(int, const DiskRead&)> payload_of;
+  std::map<std::pair<int, std::uint64_t>, DiskRead> payload_reads;  // pending, (node, io)
 
   explicit Cluster(int count, const std::function<void(NodeConfig&)>& adjust = {}) {
     for (int i = 0; i < count; ++i) {
@@ -98,6 +102,7 @@ struct Cluster {
       } else if (auto* read = std::get_if<DiskRead>(&action)) {
         disk_other[{index, read->io.value}] = true;
         if (read->digest) digest_reads[{index, read->io.value}] = *read;
+        if (read->allocate_payload) payload_reads[{index, read->io.value}] = *read;
       } else if (auto* flush = std::get_if<DiskFlush>(&action)) {
         disk_other[{index, flush->io.value}] = true;
       } else if (auto* metadata = std::get_if<MetadataWrite>(&action)) {
@@ -153,7 +158,14 @@ struct Cluster {
       if (digest_of) digest = digest_of(index, read->second);
       digest_reads.erase(read);
     }
-    nodes[index].on_disk_completed(now, IoId{io}, status, PayloadHandle{}, digest);
+    PayloadHandle payload{};
+    if (auto read = payload_reads.find({index, io}); read != payload_reads.end()) {
+      if (payload_of && status == IoStatus::ok) {
+        payload = PayloadHandle{payload_of(index, read->second)};
+      }
+      payload_reads.erase(read);
+    }
+    nodes[index].on_disk_completed(now, IoId{io}, status, payload, digest);
     collect(index);
   }
 

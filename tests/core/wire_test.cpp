@@ -191,6 +191,36 @@ TEST(Wire, ChecksumResyncMessagesWithABadLengthOrTruncatedAreMalformed) {
   }
 }
 
+TEST(Wire, ReadRequestReadFailedAndReadRepliesSurviveARoundTrip) {
+  const ReadRequest request{0x1234567890ull, Sector{4096}, 8192};
+  EXPECT_EQ(round_trip<ReadRequest>(request), request);
+  const ReadFailed failed{0x1234567890ull, Sector{4096}, 8192};
+  EXPECT_EQ(round_trip<ReadFailed>(failed), failed);
+  const std::vector<std::uint8_t> payload(8192, 0x5A);
+  const Data reply{0x1234567890ull, Sector{4096}, 8192, data_flag_read_reply};
+  EXPECT_EQ(round_trip<Data>(reply, payload), reply);
+}
+
+TEST(Wire, ReadMessagesWithABadLengthOrTruncatedAreMalformed) {
+  for (const Message& message :
+       {Message{ReadRequest{1, Sector{8}, 4096}}, Message{ReadFailed{1, Sector{8}, 4096}}}) {
+    for (const std::uint32_t length : {0u, 4097u, payload_size_max_bytes + 512}) {
+      auto frame = encode(message);
+      patch_u32(frame, header_size_bytes + 16, length);  // after the u64 id and u64 sector
+      const auto result = decode(frame);
+      ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
+      EXPECT_NE(std::get<WireError>(result).message.find("length is zero"), std::string::npos)
+          << std::get<WireError>(result).message;
+    }
+    auto frame = encode(message);
+    frame.pop_back();
+    patch_u32(frame, 8, static_cast<std::uint32_t>(frame.size() - header_size_bytes));
+    const auto result = decode(frame);
+    ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
+    EXPECT_NE(std::get<WireError>(result).message.find("truncated"), std::string::npos);
+  }
+}
+
 TEST(Wire, AStateReportNamingANodeIdBeyondTheLastAsItsDagtagNodeIsMalformed) {
   StateReport state;
   state.dagtag_node = 40;  // neither a node id (0..31) nor dagtag_node_none

@@ -181,8 +181,8 @@ SimOptions only(const char* classes, std::uint64_t seed) {
 }
 
 // dm-integrity semantics: misdirected writes and bit rot show up as EIO on read, which the
-// core's on-io-error path handles (detach, no_data); the oracle accepts I/O errors and would
-// report any read or final disk returning wrong data.
+// core's on-io-error path handles (detach; the read is retried on a peer); the oracle accepts
+// I/O errors and would report any read or final disk returning wrong data.
 TEST(FaultEffects, MisdirectedWritesAndBitRotAreReadErrorsNeverWrongData) {
   std::uint64_t reads_failed = 0;
   for (std::uint64_t seed = 1; seed <= 6; ++seed) {

@@ -24,7 +24,7 @@ SimOptions swarm(std::uint64_t seed, std::uint64_t operations, const char* witho
 // it, but the Primary keeps its disk UpToDate and serves the stale block to later reads (DRBD
 // detaches the failed disk, on-io-error detach, and reads from a peer).
 // Fixed: the failed local write detaches the disk (Failed, then Diskless); the write succeeds
-// through the peer, later reads are refused with no_data.
+// through the peer, later reads go through the peer too (node_read.cpp).
 // Replay: ditto-sim run --seed 2 --swarm --ops 1000   (shrinks to 1 fault, 19 operations)
 TEST(RegressionSeed2, WriteEioOnThePrimaryIsNotServedAsStaleDataAfterThePeerAcked) {
   const RunResult result = run_simulation(swarm(2, 1000));
