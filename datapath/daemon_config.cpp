@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
 
 namespace ditto::datapath {
@@ -434,6 +435,13 @@ void add_paths(const config::Connection& connection, const std::string& remote,
   }
 }
 
+// A fresh seed for the node's random numbers (data generation UUIDs, transaction ids): DRBD's
+// UUIDs are random, so a restarted node must not draw again the ones it drew before.
+std::uint64_t fresh_node_seed() {
+  std::random_device device;
+  return (std::uint64_t{device()} << 32) | device();
+}
+
 }  // namespace
 
 std::optional<std::string> read_config_file(std::string_view path) {
@@ -479,6 +487,7 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
   result.disk_path = result.self.volumes.front().disk;
   result.disk_location = result.self.volumes.front().location;
 
+  result.node.seed = fresh_node_seed();
   result.node.resource_name = result.resource.name;
   result.node.node_id = result.self.node_id;
   result.node.node_name = result.self.name;

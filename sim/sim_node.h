@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/prng.h"
 #include "sim/simulation.h"
 
 namespace ditto::sim {
@@ -23,8 +24,12 @@ inline std::string node_name(std::uint32_t node) {
   return "node" + std::to_string(node);
 }
 
-inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t node) {
+// `incarnation` counts the node's crashes: a restarted node draws new random numbers (data
+// generation UUIDs, transaction ids), as a restarted DRBD does, not the ones it drew before.
+inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t node,
+                                    std::uint32_t incarnation = 0) {
   core::NodeConfig config;
+  config.seed = Prng::derive(options.seed, incarnation).next_u64();
   config.resource_name = "r0";
   config.node_id = NodeId{static_cast<std::uint8_t>(node)};
   config.node_name = node_name(node);

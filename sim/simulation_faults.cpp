@@ -376,7 +376,7 @@ void Simulation::on_restart(std::uint8_t node) {
   SimNode& sim_node = *nodes_[node];
   if (sim_node.alive) return;
   trace(node, "restart");
-  core::NodeConfig config = node_config(options_, node);
+  core::NodeConfig config = node_config(options_, node, sim_node.incarnation);
   config.initial_disk_state =
       sim_node.disk.metadata_consistent() ? DiskState::outdated : DiskState::inconsistent;
   config.initial_generations = sim_node.disk.metadata_generations();

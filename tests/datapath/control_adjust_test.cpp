@@ -102,6 +102,15 @@ TEST_F(PlanAdjust, AQuorumCountAboveThirtyTwoIsRejectedAtItsLocation) {
       << config.error().message;
 }
 
+// Found by the quorum4 review: neither dittod nor the simulator set NodeConfig::seed, so every
+// start of a node drew the same "random" generation UUIDs.
+TEST_F(PlanAdjust, EveryLoadDrawsAFreshSeedForTheNodesRandomUuids) {
+  const std::uint64_t first = load("").node.seed;
+  const std::uint64_t second = load("").node.seed;
+  EXPECT_NE(first, second);
+  EXPECT_TRUE(plan_adjust(load(""), load("")).changes.empty()) << "the seed is not an option";
+}
+
 TEST_F(PlanAdjust, ResyncControllerDiskOptionsMapOntoTheNodeConfigWithDrbdUnits) {
   const DaemonConfig plain = load("");
   EXPECT_EQ(plain.node.c_max_rate_kib, 102400u);  // DRBD's defaults unless configured
