@@ -237,8 +237,14 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
           [&](const core::DiskWrite& write) {
             hash_.add(write.payload.value);
             const bool misdirect = sim_node.disk.misdirect_armed();
-            sim_node.disk.submit_write(write.io, write.sector, write.length_bytes,
-                                       write.payload.value, write.fua);
+            if ((write.payload.value & run_payload_bit) != 0) {
+              const auto& tags = run_payloads_.at(write.payload.value & ~run_payload_bit);
+              DITTO_ASSERT_EQ(tags.size() * block_size_bytes, write.length_bytes);
+              sim_node.disk.submit_write(write.io, write.sector, tags, write.fua);
+            } else {
+              sim_node.disk.submit_write(write.io, write.sector, write.length_bytes,
+                                         write.payload.value, write.fua);
+            }
             if (misdirect) count_fired(netem::FaultClass::disk_misdirected_write);
             sim_node.write_tags.put(write.io.value, write.payload.value);
             submit_disk(node, 0, write.io, write.sector, write.length_bytes);
@@ -443,8 +449,13 @@ void Simulation::on_disk_completed(const SimEvent& event) {
       node.disk.complete_write(io, !failed);
       const std::optional<std::uint64_t> tag = node.write_tags.take(io.value);
       DITTO_ASSERT(tag.has_value());
-      if (auto trace = write_traces_.find(*tag); trace != write_traces_.end()) {
-        (failed ? trace->second.failed : trace->second.holders) |= 1u << event.node;
+      const bool run = (*tag & run_payload_bit) != 0;
+      for (const std::uint64_t each :
+           run ? std::span<const std::uint64_t>(run_payloads_.at(*tag & ~run_payload_bit))
+               : std::span<const std::uint64_t>(&*tag, 1)) {
+        if (auto trace = write_traces_.find(each); trace != write_traces_.end()) {
+          (failed ? trace->second.failed : trace->second.holders) |= 1u << event.node;
+        }
       }
       if (failed) count_fired(netem::FaultClass::disk_write_error);
       break;
@@ -474,9 +485,15 @@ void Simulation::on_disk_completed(const SimEvent& event) {
   PayloadHandle payload{0};
   if (const std::optional<std::uint32_t> read = node.payload_reads.take(io.value)) {
     if (*read == node.incarnation && !failed) {
-      // A one-block resync read: its tag is the payload (the disk keeps one tag per block).
-      DITTO_ASSERT(tags_read && read_tags_.size() == 1);
+      // A resync read: the tag of its blocks is the payload, or a run payload when they differ.
+      DITTO_ASSERT(tags_read && !read_tags_.empty());
+      const bool same = std::all_of(read_tags_.begin(), read_tags_.end(),
+                                    [&](std::uint64_t tag) { return tag == read_tags_.front(); });
       payload = PayloadHandle{read_tags_.front()};
+      if (!same) {
+        payload = PayloadHandle{run_payload_bit | run_payloads_.size()};
+        run_payloads_.push_back(read_tags_);
+      }
       tags_read = false;
       node.payloads_held += 1;
     }

@@ -283,7 +283,11 @@ class Simulation {
   // epoch that arrives after a reconnect is stale).
   std::array<std::array<std::uint32_t, sim_nodes_max>, sim_nodes_max> side_epoch_{};
   std::vector<core::Action> action_buffer_;  // drain's, kept between steps (its capacity)
-  std::vector<std::uint64_t> read_tags_;      // on_disk_completed's, kept between reads
+  std::vector<std::uint64_t> read_tags_;     // on_disk_completed's, kept between reads
+  // A resync run whose blocks hold different tags travels as the payload run_payload_bit | n:
+  // its tags are run_payloads_[n] (kept for the whole run; a payload is a handle, not bytes).
+  static constexpr std::uint64_t run_payload_bit = 1ull << 61;
+  std::vector<std::vector<std::uint64_t>> run_payloads_;
   std::vector<std::vector<std::uint8_t>> frames_;
   std::vector<std::uint32_t> free_frames_;
   std::unordered_map<std::uint64_t, WriteTrace> write_traces_;  // by tag
