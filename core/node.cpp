@@ -98,7 +98,7 @@ std::optional<ClientStatus> Node::write_refusal(Sector sector, std::uint32_t len
 
 void Node::on_client_write(Instant now, RequestId request, Sector sector,
                            std::uint32_t length_bytes, PayloadHandle payload, WriteFlags flags) {
-  (void)now;
+  note_application_io(now);
   auto refuse = [&](ClientStatus status) {
     actions_.push_back(CompleteClient{request, status, std::nullopt, std::nullopt});
     actions_.push_back(ReleasePayload{payload});
@@ -579,7 +579,7 @@ void Node::invariants() const {
     DITTO_ASSERT(peer.bitmap.has_value());
     const bool target = peer.status.replication == ReplicationState::sync_target ||
                         peer.status.replication == ReplicationState::paused_sync_target;
-    DITTO_ASSERT(target || peer.resync_blocks.empty());
+    DITTO_ASSERT(target || peer.resync_runs.empty());
     DITTO_ASSERT(connected || peer.unconfirmed_writes.empty());
     DITTO_ASSERT(peer.inbox.size() <= 2 * std::size_t{config_.requests_in_flight_max} + 2);
   }

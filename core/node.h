@@ -43,11 +43,13 @@
 // - an out-of-sync bitmap per peer (core/bitmap.h, 4 KiB per bit), set for every write a peer
 //   did not get or did not confirm with a BarrierAck before the connection broke; exchanged
 //   and merged at the handshake (WFBitMapS/T), then a resync driven by the SyncTarget
-//   (node_resync.cpp): one ResyncRequest per block, answered by Data with data_flag_resync,
-//   confirmed by ResyncAck; paced by a rate controller (c-max-rate per 100 ms step, at most
-//   c-fill-target in flight); application writes during a resync are replicated to the target,
-//   and a resync block overtaken by such a write is discarded and requested again; a resync
-//   that must wait for another one (one source at a time) is deferred on a live connection
+//   (node_resync_runs.cpp): one ResyncRequest per run of adjacent blocks (up to 1 MiB),
+//   answered by Data with data_flag_resync, written without FUA (a flush before the bits are
+//   persisted and before the resync finishes), confirmed by ResyncAck; paced by a rate
+//   controller (c-max-rate per 100 ms step, at most c-fill-target in flight, c-min-rate while
+//   application I/O is active); application writes during a resync are replicated to the
+//   target, and a resync run overtaken by such a write is discarded and requested again; a
+//   resync that must wait for another one (one source at a time) is deferred on a live connection
 //   and rerun when the other ends; a resynced block is marked toward the other peers, except
 //   those the source says it is in sync with (PeersInSync, node_peers_in_sync.cpp), so a
 //   restarted node is resynced once, not once per peer;
@@ -180,6 +182,11 @@ class Node {
   void invariants() const;
 
  private:
+  // The largest resync request: a run of adjacent out-of-sync blocks, aligned to its size
+  // (DRBD's max-bio-size, 1 MiB).
+  static constexpr std::uint64_t resync_run_blocks_max =
+      wire::resync_size_max_bytes / Bitmap::bytes_per_bit;
+
   // An epoch closed by a Barrier on one connection, waiting for the peer's BarrierAck.
   struct SentEpoch {
     std::uint32_t barrier = 0;
@@ -195,33 +202,45 @@ class Node {
     std::uint64_t id = 0;  // Barrier number or FlushRequest id
   };
 
-  // A block the SyncTarget asked for: waiting for the reply, then for its disk write.
-  struct ResyncBlock {
+  // A run of adjacent out-of-sync blocks the SyncTarget asked for in one request (at most
+  // resync_run_blocks_max): waiting for the reply, then for its disk write.
+  struct ResyncRun {
+    std::uint64_t blocks = 1;
     bool stale = false;  // an application write overtook it: discard, ask again later
     std::optional<IoId> write_io;
     std::optional<IoId> digest_io;  // checksum resync: our own copy's digest read, in flight
-    // node_peers_in_sync.cpp: the nodes the source named in its PeersInSync for the block, and
-    // the nodes this node marked the block toward while it was in flight.
+    // node_peers_in_sync.cpp: the nodes the source named in its PeersInSync for the run, and
+    // the nodes this node marked a block of it toward while it was in flight.
     std::uint32_t peers_in_sync = 0;
     std::uint32_t marked_nodes = 0;
   };
 
-  // A resync read on the SyncSource, or a resync write on the SyncTarget.
+  // A resync read on the SyncSource, or a resync write on the SyncTarget, of the run of
+  // `blocks` blocks from `block`.
   struct ResyncIo {
     NodeId peer;
     std::uint64_t block = 0;
     std::uint32_t connection_epoch = 0;
-    std::optional<PayloadHandle> payload;  // the block being written (target side)
+    std::optional<PayloadHandle> payload;  // the run being written (target side)
     std::uint64_t fence = 0;               // source side: resync_fence() at the read
     // Checksum resync, source side: the target's digest of its copy (a digest read).
     std::optional<std::uint64_t> peer_digest = std::nullopt;
+    std::uint64_t blocks = 1;
   };
 
-  // A resync read the SyncSource deferred behind a write to the same block (with the target's
+  // A resync read the SyncSource deferred behind a write to the same range (with the target's
   // digest when it came from a ChecksumResyncRequest).
   struct DeferredRead {
     std::uint64_t block = 0;
+    std::uint64_t blocks = 1;
     std::optional<std::uint64_t> peer_digest;
+  };
+
+  // Blocks a resync wrote without FUA and no flush has covered yet (node_resync_runs.cpp): the
+  // bitmap pages written meanwhile keep them marked, toward every peer.
+  struct UnflushedRun {
+    std::uint64_t block = 0;
+    std::uint64_t blocks = 0;
   };
 
   struct WriteRange {
@@ -258,9 +277,9 @@ class Node {
     std::deque<WriteRange> unconfirmed_writes;
     // SyncTarget side.
     std::uint64_t rs_start_uuid = 0;
-    std::uint64_t resync_cursor = 0;           // next bit to look at
-    std::map<std::uint64_t, ResyncBlock> resync_blocks;  // by bit
-    std::uint64_t step_allowance_blocks = 0;   // requests still allowed in this 100 ms step
+    std::uint64_t resync_cursor = 0;                 // next bit to look at
+    std::map<std::uint64_t, ResyncRun> resync_runs;  // by first bit
+    std::uint64_t step_allowance_blocks = 0;         // requests still allowed in this 100 ms step
     // Checksum-based resync (node_resync_checksum.cpp): this resync asks by digest; and the
     // handshake chose a reconciliation resync (csums-after-crash-only still uses digests).
     bool resync_checksums = false;
@@ -491,12 +510,21 @@ class Node {
   void note_sync_progress(Instant now, Peer& peer);
   std::uint64_t sync_blocks_left(const Peer& peer) const;
   void on_resync_request(Peer& peer, const wire::ResyncRequest& request);
-  void issue_resync_read(Peer& peer, std::uint64_t block,
+  void issue_resync_read(Peer& peer, std::uint64_t block, std::uint64_t blocks,
                          std::optional<std::uint64_t> peer_digest = std::nullopt);
-  bool resync_reply_fenced_out(std::uint64_t block, std::uint64_t reply_fence) const;
+  bool resync_reply_fenced_out(std::uint64_t block, std::uint64_t blocks,
+                               std::uint64_t reply_fence) const;
+  // The first run of `runs` that ends after `block` (it may start before it).
+  static std::map<std::uint64_t, ResyncRun>::iterator first_run_from(
+      std::map<std::uint64_t, ResyncRun>& runs, std::uint64_t block);
+  std::uint64_t resync_run_blocks(const Peer& peer) const;
+  std::uint64_t resync_blocks_in_flight(const Peer& peer) const;
+  void resync_run_written(Peer& peer, const ResyncIo& entry, const ResyncRun& done, bool ok);
+  void resync_flush_started();
+  void resync_flush_done();
   // Checksum-based resync (node_resync_checksum.cpp).
   bool use_checksum_resync(const Peer& peer) const;
-  void request_resync_block(Peer& peer, std::uint64_t block);
+  void request_resync_run(Peer& peer, std::uint64_t block);
   void on_checksum_resync_request(Peer& peer, const wire::ChecksumResyncRequest& request);
   void on_resync_in_sync(Peer& peer, const wire::ResyncInSync& in_sync);
   bool on_checksum_io_completed(IoId io, IoStatus status, std::uint64_t digest);
@@ -506,7 +534,9 @@ class Node {
   void on_resync_data(Peer& peer, const wire::Data& data, PayloadHandle payload);
   void on_resync_ack(Peer& peer, const wire::ResyncAck& ack);
   bool on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payload);
-  std::uint64_t resync_step_blocks() const;
+  std::uint64_t resync_step_blocks(Instant now) const;
+  bool application_io_recent(Instant now) const;
+  void note_application_io(Instant now);
   std::uint64_t resync_fill_blocks() const;
   void resync_overtaken(Peer& writer, const wire::Data& data);
   void application_write_done(Sector sector, std::uint32_t length_bytes, bool ok);
@@ -525,11 +555,12 @@ class Node {
   void mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes, NodeId except);
   // What a resynced block means toward the other peers (node_peers_in_sync.cpp).
   void mark_out_of_sync(Peer& toward, Sector sector, std::uint32_t length_bytes);
-  std::uint32_t peers_in_sync_mask(const Peer& target, std::uint64_t block) const;
-  void send_peers_in_sync(const Peer& target, std::uint64_t block);
+  std::uint32_t peers_in_sync_mask(const Peer& target, std::uint64_t block,
+                                   std::uint64_t blocks) const;
+  void send_peers_in_sync(const Peer& target, std::uint64_t block, std::uint64_t blocks);
   void on_peers_in_sync(Peer& peer, const wire::PeersInSync& in_sync);
-  void resynced_block_toward_others(const Peer& source, std::uint64_t block,
-                                    const ResyncBlock& entry, bool replaced);
+  void resynced_run_toward_others(const Peer& source, std::uint64_t block, const ResyncRun& entry,
+                                  bool replaced);
   void mark_unconfirmed_writes(Peer& peer);
   std::uint32_t nodes_without_data() const;
   std::uint64_t local_uuid_flags() const;
@@ -537,6 +568,8 @@ class Node {
   void start_new_generation();
   std::uint64_t block_sector(std::uint64_t block) const;
   std::uint32_t block_length(std::uint64_t block) const;
+  // The bytes of `blocks` blocks from `block`, the last one cut at the end of the volume.
+  std::uint32_t run_length(std::uint64_t block, std::uint64_t blocks) const;
   void release_requests_from_non_targets();
   void protocol_error(Peer& peer, std::string reason);
   void peer_lost(Peer& peer, ConnectionState failure);
@@ -559,6 +592,7 @@ class Node {
   void reset_activity_log();
   void apply_initial_metadata();
   std::vector<std::uint8_t> encode_bitmap_page(std::uint64_t page) const;
+  std::uint32_t unflushed_word(std::uint64_t word) const;
   std::uint64_t bitmap_page_count() const;
   // Online verify, invalidate, invalidate-remote (node_verify.cpp).
   AdminResult start_verify(Instant now, const Verify& command);
@@ -576,8 +610,10 @@ class Node {
   bool on_verify_io_completed(IoId io, IoStatus status, std::uint64_t digest);
   void verify_block_out_of_sync(Peer& peer, std::uint64_t block);
   void finish_verify(Peer& peer, bool notify_peer, const char* outcome);
-  bool block_message_valid(Peer& peer, Sector sector, std::uint32_t length_bytes,
-                                  const char* what);
+  // `sector` and `length_bytes` name a run of at most `blocks_max` whole bitmap blocks of the
+  // volume (the last one may be cut at its end); otherwise a protocol error.
+  bool block_message_valid(Peer& peer, Sector sector, std::uint32_t length_bytes, const char* what,
+                           std::uint64_t blocks_max = 1);
 
   // pause-sync, resume-sync, new-current-uuid, detach (node_sync_admin.cpp).
   AdminResult pause_sync(Instant now, const PauseSync& command);
@@ -675,6 +711,13 @@ class Node {
   // While this node is a SyncTarget: per block, the newest application write received for it
   // (writer node id << 56 | its Data.sequence). A resync reply whose fence is older is stale.
   std::map<std::uint64_t, std::uint64_t> resync_write_fences_;
+  // Resync runs written without FUA since the last flush was issued, and those the flush in
+  // flight covers (a metadata flush job, node_activity_log.cpp).
+  std::vector<UnflushedRun> resync_unflushed_;
+  std::vector<UnflushedRun> resync_flushing_;
+  // c-min-rate (§5.4): when this node last saw application I/O (a client request, or a write
+  // received from a Primary).
+  std::optional<Instant> last_application_io_;
   std::deque<HeldWrite> held_writes_;
   std::map<std::uint32_t, PeerAckEpoch> peer_ack_epochs_;  // by barrier number (Primary side)
   std::uint64_t next_sequence_ = 1;

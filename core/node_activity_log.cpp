@@ -11,12 +11,13 @@
 // slot. So on disk, bitmap ∪ activity log ⊇ every block that may differ from a peer.
 //
 // Every bitmap write-back is preceded by a DiskFlush of the data: a bit is cleared only after a
-// write that made the block equal (resync writes are FUA), and a flush makes the local writes of
-// an extent durable before the extent leaves the log. All bitmap pages are written back when the
-// node becomes Primary (bits set while it was Secondary are not covered by its log), after a
-// bitmap exchange while Primary, on Down, and at start after apply-al (the marked extents must
-// be on disk before new transactions overwrite the ring). One metadata operation is in flight
-// at a time, in queue order.
+// write that made the block equal, and a flush makes the local writes of an extent durable
+// before the extent leaves the log. Resync writes go without FUA: the runs written since the
+// last flush was issued stay set in every page encoded before the next flush completes. All bitmap
+// pages are written back when the node becomes Primary (bits set while it was Secondary are not
+// covered by its log), after a bitmap exchange while Primary, on Down, and at start after apply-al
+// (the marked extents must be on disk before new transactions overwrite the ring). One metadata
+// operation is in flight at a time, in queue order.
 //
 // Secondaries keep no activity log here (DRBD 9 logs peer writes too): a Secondary that crashed
 // restarts with every block out of sync (the driver passes no bitmaps), as before.
@@ -67,12 +68,26 @@ std::vector<std::uint8_t> Node::encode_bitmap_page(std::uint64_t page) const {
     const std::uint64_t global = page * words_per_page + index;
     const Bitmap* bitmap = bitmap_of_slot[global % slots];
     if (bitmap == nullptr) continue;
-    const std::uint32_t value = bitmap->word(global / slots);
+    const std::uint32_t value = bitmap->word(global / slots) | unflushed_word(global / slots);
     for (std::uint32_t byte = 0; byte < 4; ++byte) {
       bytes[index * 4 + byte] = static_cast<std::uint8_t>(value >> (8 * byte));
     }
   }
   return bytes;
+}
+
+// The bits of word `word` (of any slot) that resync runs written without FUA cover while no
+// flush has: on disk they stay out of sync until one has (node_resync_runs.cpp).
+std::uint32_t Node::unflushed_word(std::uint64_t word) const {
+  std::uint32_t value = 0;
+  for (const auto* runs : {&resync_unflushed_, &resync_flushing_}) {
+    for (const UnflushedRun& run : *runs) {
+      const std::uint64_t first = std::max(run.block, word * 32);
+      const std::uint64_t end = std::min(run.block + run.blocks, word * 32 + 32);
+      for (std::uint64_t bit = first; bit < end; ++bit) value |= 1u << (bit % 32);
+    }
+  }
+  return value;
 }
 
 void Node::queue_bitmap_pages(std::uint64_t first_bit, std::uint64_t bit_count) {
@@ -107,6 +122,7 @@ void Node::issue_metadata_write() {
   switch (job.kind) {
     case MetadataJob::Kind::flush:
       actions_.push_back(DiskFlush{io});
+      resync_flush_started();
       break;
     case MetadataJob::Kind::bitmap_page:
       actions_.push_back(
@@ -134,6 +150,7 @@ bool Node::on_metadata_completed(IoId io, IoStatus status) {
     activity_log_->transaction_written();
   }
   pump_activity_log();
+  if (status == IoStatus::ok && kind == MetadataJob::Kind::flush) resync_flush_done();
   return true;
 }
 

@@ -87,7 +87,9 @@ struct NodeConfig {
   // c_max_rate_kib / 10 KiB of requests (c_max_rate_kib 0: no cap), with at most
   // c_fill_target_sectors of resync data in flight (at least one block). With
   // c_plan_ahead_deciseconds 0 the step allowance is resync_rate_kib / 10 KiB instead.
-  // c_min_rate_kib is accepted for compatibility: resync is not throttled by application I/O.
+  // While application I/O is active on the node (a client request, or a write received from a
+  // Primary, within the last step), a step allows at most c_min_rate_kib / 10 KiB (0: never
+  // throttled). Online verify is paced the same way.
   std::uint32_t resync_rate_kib = 250;
   std::uint32_t c_plan_ahead_deciseconds = 20;
   std::uint32_t c_fill_target_sectors = 100;

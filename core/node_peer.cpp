@@ -313,6 +313,7 @@ void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandl
         peer, "Data beyond the end of the volume at sector " + std::to_string(data.sector.value));
   }
   if ((data.flags & wire::data_flag_resync) != 0) return on_resync_data(peer, data, payload);
+  note_application_io(now);
   peer.status.received_bytes += data.length_bytes;
   statistics_.written_bytes += data.length_bytes;
   // A newer write overtakes resync blocks in flight; peers we are not connected to miss it.

@@ -6,7 +6,7 @@
 // second peer, and the handshake with that peer (deferred while the first resync ran) finds
 // both at the same generation with the whole volume marked, and moves it again.
 //
-// So the source says, just before each answer, toward which other nodes that block is in sync
+// So the source says, just before each answer, toward which other nodes that run is in sync
 // on its side (PeersInSync): the node is connected, Established and UpToDate, the source's bit
 // toward it is clear, its bitmap UUID toward it is 0 (both track the same generation), and no
 // write to the block is pending toward it (a write sent to it and not yet confirmed by a
@@ -31,8 +31,8 @@ bool overlaps(Sector sector, std::uint32_t length_bytes, std::uint64_t first,
 
 }  // namespace
 
-// Every write-derived out-of-sync mark goes through here, so a resync block in flight learns
-// that its target marked it toward `toward` meanwhile.
+// Every write-derived out-of-sync mark goes through here, so a resync run in flight learns
+// that its target marked a block of it toward `toward` meanwhile.
 void Node::mark_out_of_sync(Peer& toward, Sector sector, std::uint32_t length_bytes) {
   DITTO_ASSERT(toward.configured && toward.bitmap.has_value());
   toward.bitmap->set_sectors(sector.value, length_bytes / sector_size_bytes);
@@ -40,8 +40,8 @@ void Node::mark_out_of_sync(Peer& toward, Sector sector, std::uint32_t length_by
   const std::uint64_t last =
       (sector.value + length_bytes / sector_size_bytes - 1) / Bitmap::sectors_per_bit;
   for (Peer& source : peers_) {
-    for (auto it = source.resync_blocks.lower_bound(first);
-         it != source.resync_blocks.end() && it->first <= last; ++it) {
+    for (auto it = first_run_from(source.resync_runs, first);
+         it != source.resync_runs.end() && it->first <= last; ++it) {
       it->second.marked_nodes |= bit(toward.status.node_id);
     }
   }
@@ -49,10 +49,12 @@ void Node::mark_out_of_sync(Peer& toward, Sector sector, std::uint32_t length_by
 
 // ---- SyncSource -------------------------------------------------------------------------------
 
-// The other nodes toward which `block` is in sync here and stays so (see the file comment).
-std::uint32_t Node::peers_in_sync_mask(const Peer& target, std::uint64_t block) const {
+// The other nodes toward which every block of the run is in sync here and stays so (see the
+// file comment).
+std::uint32_t Node::peers_in_sync_mask(const Peer& target, std::uint64_t block,
+                                       std::uint64_t blocks) const {
   const std::uint64_t first = block_sector(block);
-  const std::uint64_t end = first + block_length(block) / sector_size_bytes;
+  const std::uint64_t end = first + run_length(block, blocks) / sector_size_bytes;
   for (const Peer& primary : peers_) {
     for (const WriteRange& range : primary.open_epoch_writes) {
       if (overlaps(range.sector, range.length_bytes, first, end)) return 0;
@@ -74,7 +76,8 @@ std::uint32_t Node::peers_in_sync_mask(const Peer& target, std::uint64_t block) 
       continue;
     }
     if (generations_.uuids.bitmap[other.status.node_id.value] != 0) continue;
-    if (other.bitmap->test(block)) continue;
+    const std::optional<std::uint64_t> set = other.bitmap->find_next_set(block);
+    if (set && *set < block + blocks) continue;
     bool pending = false;
     for (const WriteRange& range : other.unconfirmed_writes) {
       pending = pending || overlaps(range.sector, range.length_bytes, first, end);
@@ -85,41 +88,47 @@ std::uint32_t Node::peers_in_sync_mask(const Peer& target, std::uint64_t block) 
   return mask;
 }
 
-// Sent just before the answer (resync Data or ResyncInSync) for `block`: the same stream.
-void Node::send_peers_in_sync(const Peer& target, std::uint64_t block) {
-  const std::uint32_t mask = peers_in_sync_mask(target, block);
+// Sent just before the answer (resync Data or ResyncInSync) for the run: the same stream.
+void Node::send_peers_in_sync(const Peer& target, std::uint64_t block, std::uint64_t blocks) {
+  const std::uint32_t mask = peers_in_sync_mask(target, block, blocks);
   if (mask == 0) return;  // the target's default
-  actions_.push_back(Send{target.status.node_id,
-                          wire::PeersInSync{Sector{block_sector(block)}, block_length(block),
-                                            mask},
-                          std::nullopt});
+  actions_.push_back(
+      Send{target.status.node_id,
+           wire::PeersInSync{Sector{block_sector(block)}, run_length(block, blocks), mask},
+           std::nullopt});
 }
 
 // ---- SyncTarget -------------------------------------------------------------------------------
 
 void Node::on_peers_in_sync(Peer& peer, const wire::PeersInSync& in_sync) {
   if (!receives_resync(peer.status.replication)) return;  // late: the resync stopped
-  if (!block_message_valid(peer, in_sync.sector, in_sync.length_bytes, "PeersInSync")) return;
+  if (!block_message_valid(peer, in_sync.sector, in_sync.length_bytes, "PeersInSync",
+                           resync_run_blocks_max)) {
+    return;
+  }
   const std::uint64_t block = in_sync.sector.value / Bitmap::sectors_per_bit;
-  auto found = peer.resync_blocks.find(block);
+  auto found = peer.resync_runs.find(block);
   // Not asked for (or already answered): the answer that follows is checked on its own.
-  if (found == peer.resync_blocks.end() || found->second.write_io) return;
+  if (found == peer.resync_runs.end() || found->second.write_io ||
+      in_sync.length_bytes != run_length(block, found->second.blocks)) {
+    return;
+  }
   found->second.peers_in_sync =
       in_sync.node_mask & ~bit(config_.node_id) & ~bit(peer.status.node_id);
 }
 
-// `block` now holds the source's version (`replaced`: written from its Data; otherwise it was
-// already equal, ResyncInSync): toward the nodes the source named it is in sync, toward the
-// others a replaced block may differ.
-void Node::resynced_block_toward_others(const Peer& source, std::uint64_t block,
-                                        const ResyncBlock& entry, bool replaced) {
+// The run from `block` now holds the source's version (`replaced`: written from its Data;
+// otherwise it was already equal, ResyncInSync): toward the nodes the source named it is in
+// sync, toward the others a replaced run may differ.
+void Node::resynced_run_toward_others(const Peer& source, std::uint64_t block,
+                                      const ResyncRun& entry, bool replaced) {
   const std::uint32_t in_sync = entry.peers_in_sync & ~entry.marked_nodes;
   for (Peer& other : peers_) {
     if (!other.configured || &other == &source) continue;
     if ((in_sync & bit(other.status.node_id)) != 0) {
-      other.bitmap->clear_bits(block, 1);
+      other.bitmap->clear_bits(block, entry.blocks);
     } else if (replaced) {
-      other.bitmap->set_bits(block, 1);
+      other.bitmap->set_bits(block, entry.blocks);
     }
   }
 }

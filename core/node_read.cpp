@@ -32,7 +32,7 @@ std::uint32_t bit(NodeId node) {
 
 void Node::on_client_read(Instant now, RequestId request, Sector sector, std::uint32_t length_bytes,
                           std::optional<PayloadHandle> buffer) {
-  (void)now;
+  note_application_io(now);
   if (!in_range(sector, length_bytes)) {
     actions_.push_back(
         CompleteClient{request, ClientStatus::out_of_range, std::nullopt, std::nullopt});

@@ -47,63 +47,67 @@ bool Node::use_checksum_resync(const Peer& peer) const {
 
 // ---- SyncTarget -------------------------------------------------------------------------------
 
-// `block` was just entered in peer.resync_blocks: ask the source for it, by data or by digest.
-void Node::request_resync_block(Peer& peer, std::uint64_t block) {
-  auto found = peer.resync_blocks.find(block);
-  DITTO_ASSERT(found != peer.resync_blocks.end() && !found->second.write_io);
+// The run from `block` was just entered in peer.resync_runs: ask the source for it, by data or
+// (one block) by digest.
+void Node::request_resync_run(Peer& peer, std::uint64_t block) {
+  auto found = peer.resync_runs.find(block);
+  DITTO_ASSERT(found != peer.resync_runs.end() && !found->second.write_io);
   const Sector sector{block_sector(block)};
+  const std::uint32_t length = run_length(block, found->second.blocks);
   if (!peer.resync_checksums) {
-    actions_.push_back(Send{peer.status.node_id,
-                            wire::ResyncRequest{sector, block_length(block)}, std::nullopt});
+    actions_.push_back(
+        Send{peer.status.node_id, wire::ResyncRequest{sector, length}, std::nullopt});
     return;
   }
+  DITTO_ASSERT(found->second.blocks == 1);
   const IoId io = next_io();
   checksum_reads_[io.value] =
       ResyncIo{peer.status.node_id, block, connection_epochs_[peer.status.node_id.value], {}};
   found->second.digest_io = io;
-  actions_.push_back(DiskRead{io, sector, block_length(block), std::nullopt, false, true});
+  actions_.push_back(DiskRead{io, sector, length, std::nullopt, false, true});
 }
 
 void Node::target_digest_read_done(const ResyncIo& entry, IoId io, std::uint64_t digest) {
   Peer& peer = peers_[entry.peer.value];
   const bool same = peer.status.connection == ConnectionState::connected &&
                     connection_epochs_[entry.peer.value] == entry.connection_epoch;
-  auto found = peer.resync_blocks.find(entry.block);
-  if (!same || found == peer.resync_blocks.end() || found->second.digest_io != io) return;
+  auto found = peer.resync_runs.find(entry.block);
+  if (!same || found == peer.resync_runs.end() || found->second.digest_io != io) return;
   found->second.digest_io.reset();
   if (found->second.stale || !is_target(peer.status.replication)) {
     // An application write overtook the read: the digest may predate it. Ask again later.
-    peer.resync_blocks.erase(found);
+    peer.resync_runs.erase(found);
     pump_resync(peer);
     return maybe_finish_resync(peer);
   }
   actions_.push_back(Send{entry.peer,
                           wire::ChecksumResyncRequest{Sector{block_sector(entry.block)},
-                                                      block_length(entry.block), digest},
+                                                      run_length(entry.block, 1), digest},
                           std::nullopt});
 }
 
 void Node::on_resync_in_sync(Peer& peer, const wire::ResyncInSync& in_sync) {
   if (!is_target(peer.status.replication)) return;  // late: the resync stopped
   const std::uint64_t block = in_sync.sector.value / Bitmap::sectors_per_bit;
-  auto found = peer.resync_blocks.find(block);
-  if (found == peer.resync_blocks.end() || found->second.write_io || found->second.digest_io ||
+  auto found = peer.resync_runs.find(block);
+  if (found == peer.resync_runs.end() || found->second.write_io || found->second.digest_io ||
       in_sync.sector.value != block_sector(block) ||
-      in_sync.length_bytes != block_length(block)) {
-    return protocol_error(peer, "ResyncInSync for sector " +
-                                    std::to_string(in_sync.sector.value) + " of " +
-                                    std::to_string(in_sync.length_bytes) +
+      in_sync.length_bytes != run_length(block, found->second.blocks)) {
+    return protocol_error(peer, "ResyncInSync for sector " + std::to_string(in_sync.sector.value) +
+                                    " of " + std::to_string(in_sync.length_bytes) +
                                     " bytes that was not requested");
   }
-  const ResyncBlock done = found->second;
-  const bool stale = done.stale || resync_reply_fenced_out(block, in_sync.sequence);
-  peer.resync_blocks.erase(found);
+  const ResyncRun done = found->second;
+  const bool stale = done.stale || resync_reply_fenced_out(block, done.blocks, in_sync.sequence);
+  peer.resync_runs.erase(found);
   if (!stale) {
-    DITTO_ASSERT(block < peer.bitmap->bit_count());
-    peer.bitmap->clear_bits(block, 1);
-    resynced_block_toward_others(peer, block, done, false);
-    peer.status.resync_done_blocks += 1;
-    peer.status.resync_same_checksum_blocks += 1;
+    DITTO_ASSERT(block + done.blocks <= peer.bitmap->bit_count());
+    for (std::uint64_t each = block; each < block + done.blocks; ++each) {
+      if (peer.bitmap->test(each)) peer.status.resync_done_blocks += 1;
+    }
+    peer.bitmap->clear_bits(block, done.blocks);
+    resynced_run_toward_others(peer, block, done, false);
+    peer.status.resync_same_checksum_blocks += done.blocks;
   }
   pump_resync(peer);
   maybe_finish_resync(peer);
@@ -118,7 +122,7 @@ void Node::on_checksum_resync_request(Peer& peer, const wire::ChecksumResyncRequ
                            "ChecksumResyncRequest")) {
     return;
   }
-  issue_resync_read(peer, request.sector.value / Bitmap::sectors_per_bit, request.digest);
+  issue_resync_read(peer, request.sector.value / Bitmap::sectors_per_bit, 1, request.digest);
 }
 
 void Node::source_digest_read_done(const ResyncIo& entry, std::uint64_t digest) {
@@ -127,13 +131,13 @@ void Node::source_digest_read_done(const ResyncIo& entry, std::uint64_t digest) 
   const bool same = peer.status.connection == ConnectionState::connected &&
                     connection_epochs_[entry.peer.value] == entry.connection_epoch;
   if (!same || !is_source(peer.status.replication)) return;
-  if (digest != *entry.peer_digest) return issue_resync_read(peer, entry.block);
-  peer.bitmap->clear_bits(entry.block, 1);
-  peer.status.resync_same_checksum_blocks += 1;
-  send_peers_in_sync(peer, entry.block);
+  if (digest != *entry.peer_digest) return issue_resync_read(peer, entry.block, entry.blocks);
+  peer.bitmap->clear_bits(entry.block, entry.blocks);
+  peer.status.resync_same_checksum_blocks += entry.blocks;
+  send_peers_in_sync(peer, entry.block, entry.blocks);
   actions_.push_back(Send{entry.peer,
                           wire::ResyncInSync{Sector{block_sector(entry.block)},
-                                             block_length(entry.block), entry.fence},
+                                             run_length(entry.block, entry.blocks), entry.fence},
                           std::nullopt});
 }
 

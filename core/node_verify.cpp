@@ -247,7 +247,7 @@ void Node::on_verify_start(Instant now, Peer& peer, Sector start) {
 
 void Node::on_verify_step(Instant now, Peer& peer) {
   if (peer.status.replication != ReplicationState::verify_source) return;
-  peer.step_allowance_blocks = resync_step_blocks();
+  peer.step_allowance_blocks = resync_step_blocks(now);
   arm_timer(TimerId{timer_resync_step_base + peer.status.node_id.value}, now + resync_step);
   pump_verify(peer);
 }
@@ -299,15 +299,21 @@ void Node::on_verify_request(Peer& peer, const wire::VerifyRequest& request) {
 
 // Network input: one whole bitmap block of the volume, else a protocol error.
 bool Node::block_message_valid(Peer& peer, Sector sector, std::uint32_t length_bytes,
-                                      const char* what) {
+                               const char* what, std::uint64_t blocks_max) {
   const std::uint64_t block = sector.value / Bitmap::sectors_per_bit;
-  if (in_range(sector, length_bytes) && block < peer.bitmap->bit_count() &&
-      sector.value == block_sector(block) && length_bytes == block_length(block)) {
+  const std::uint64_t blocks =
+      (std::uint64_t{length_bytes} + Bitmap::bytes_per_bit - 1) / Bitmap::bytes_per_bit;
+  if (in_range(sector, length_bytes) && block < peer.bitmap->bit_count() && blocks >= 1 &&
+      blocks <= blocks_max && sector.value == block_sector(block) &&
+      length_bytes == run_length(block, blocks)) {
     return true;
   }
-  protocol_error(peer, std::string(what) + " for sector " + std::to_string(sector.value) +
-                           " of " + std::to_string(length_bytes) +
-                           " bytes is not one bitmap block of the volume");
+  const std::string expected =
+      blocks_max == 1 ? "one bitmap block"
+                      : "a run of at most " + std::to_string(blocks_max) + " bitmap blocks";
+  protocol_error(peer, std::string(what) + " for sector " + std::to_string(sector.value) + " of " +
+                           std::to_string(length_bytes) + " bytes is not " + expected +
+                           " of the volume");
   return false;
 }
 

@@ -219,8 +219,8 @@ bool length_valid(std::uint32_t length_bytes) {
          length_bytes <= payload_size_max_bytes;
 }
 
-constexpr const char* length_invalid_text =
-    "length is zero, not a multiple of 512 or above 32 MiB";
+constexpr const char* length_invalid_text = "length is zero, not a multiple of 512 or above 32 MiB";
+constexpr const char* resync_size_invalid_text = "resync range above 1 MiB";
 
 // The sector and length every block message (resync, verify, checksum resync) starts with.
 std::optional<WireError> parse_block_range(ByteReader& reader, MessageType type, Sector& sector,
@@ -299,6 +299,9 @@ std::variant<Message, WireError> parse_data(ByteReader& reader) {
   if (!length_valid(data.length_bytes)) return malformed(MessageType::data, length_invalid_text);
   if ((data.flags & ~data_flags_known) != 0) {
     return malformed(MessageType::data, "unknown flag bits");
+  }
+  if ((data.flags & data_flag_resync) != 0 && data.length_bytes > resync_size_max_bytes) {
+    return malformed(MessageType::data, resync_size_invalid_text);
   }
   data.sector = Sector{sector};
   return Message{data};
@@ -409,6 +412,7 @@ std::variant<Message, WireError> parse_resync(ByteReader& reader, MessageType ty
   Sector sector;
   std::uint32_t length_bytes = 0;
   if (auto error = parse_block_range(reader, type, sector, length_bytes)) return *error;
+  if (length_bytes > resync_size_max_bytes) return malformed(type, resync_size_invalid_text);
   if (type == MessageType::resync_request) return Message{ResyncRequest{sector, length_bytes}};
   if (type == MessageType::peers_in_sync) {
     std::uint32_t node_mask = 0;

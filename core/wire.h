@@ -21,13 +21,18 @@ namespace ditto::wire {
 
 inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
 // 2: StateReport carries the data generations; bitmap exchange and resync messages.
-// 3: reads through peers (ReadRequest, ReadFailed, Data with data_flag_read_reply).
+// 3: reads through peers (ReadRequest, ReadFailed, Data with data_flag_read_reply); a resync
+//    request (and its reply, PeersInSync and ResyncAck) spans a run of up to
+//    resync_size_max_bytes instead of one bitmap block.
 inline constexpr std::uint16_t protocol_version = 3;
 inline constexpr std::size_t header_size_bytes = 16;
 inline constexpr std::size_t resource_name_size_max = 64;
 // The largest client write we replicate in one message (the NBD 32 MiB convention).
 inline constexpr std::uint32_t payload_size_max_bytes = 32u * 1024 * 1024;
 inline constexpr std::uint32_t body_size_max_bytes = payload_size_max_bytes + 4096;
+// The largest range of one resync message (ResyncRequest, ChecksumResyncRequest, ResyncInSync,
+// PeersInSync, ResyncAck, resync Data): DRBD's max-bio-size.
+inline constexpr std::uint32_t resync_size_max_bytes = 1024 * 1024;
 
 enum class MessageType : std::uint16_t {
   hello = 1,
@@ -97,10 +102,10 @@ inline constexpr std::uint32_t data_flag_flush = 1u << 5;  // DRBD dp_flags FLUS
 // WriteAck once on disk, A for neither (DRBD dp_flags SEND_RECEIVE_ACK / SEND_WRITE_ACK).
 inline constexpr std::uint32_t data_flag_send_receive_ack = 1u << 7;
 inline constexpr std::uint32_t data_flag_send_write_ack = 1u << 8;
-// A resync reply (DRBD's P_RS_DATA_REPLY): the SyncSource's current contents of one bitmap
-// block, answering a ResyncRequest for the same sector and length. `sequence` is the source's
-// fence: the Primary's node id in the top 8 bits and the newest of its write sequences the
-// source had applied when it read the block (0: no Primary).
+// A resync reply (DRBD's P_RS_DATA_REPLY): the SyncSource's current contents of the run of
+// blocks a ResyncRequest asked for (same sector and length, at most resync_size_max_bytes).
+// `sequence` is the source's fence: the Primary's node id in the top 8 bits and the newest of its
+// write sequences the source had applied when it read the block (0: no Primary).
 inline constexpr std::uint32_t data_flag_resync = 1u << 9;
 // A read reply (DRBD's P_DATA_REPLY): the sender's data for the ReadRequest whose id is
 // `sequence`, with its sector and length.
@@ -118,8 +123,8 @@ struct BitmapTransfer {
 };
 inline constexpr std::uint64_t bitmap_bits_max = std::uint64_t{payload_size_max_bytes} * 8 / 2;
 
-// The SyncTarget asks for one block (P_RS_DATA_REQUEST); the reply is Data with
-// data_flag_resync.
+// The SyncTarget asks for a run of adjacent blocks, at most resync_size_max_bytes
+// (P_RS_DATA_REQUEST); the reply is Data with data_flag_resync for the same range.
 struct ResyncRequest {
   Sector sector;
   std::uint32_t length_bytes = 0;
@@ -146,11 +151,11 @@ struct ResyncInSync {
   friend bool operator==(const ResyncInSync&, const ResyncInSync&) = default;
 };
 
-// Sent by the SyncSource just before its answer (resync Data or ResyncInSync) for one block
-// (DRBD's P_PEERS_IN_SYNC): the other nodes (`node_mask`, node ids) toward which that block is
-// in sync on the source, with no write to it pending toward them. The target, which then holds
-// the source's version, clears its bits toward them rather than setting them, so a restarted
-// node is not resynced once per peer.
+// Sent by the SyncSource just before its answer (resync Data or ResyncInSync) for one run
+// (DRBD's P_PEERS_IN_SYNC): the other nodes (`node_mask`, node ids) toward which every block of
+// the run is in sync on the source, with no write to it pending toward them. The target, which
+// then holds the source's version, clears its bits toward them rather than setting them, so a
+// restarted node is not resynced once per peer.
 struct PeersInSync {
   Sector sector;
   std::uint32_t length_bytes = 0;
@@ -158,8 +163,8 @@ struct PeersInSync {
   friend bool operator==(const PeersInSync&, const PeersInSync&) = default;
 };
 
-// The SyncTarget wrote (ok) or could not write a resync block (P_RS_WRITE_ACK / P_NEG_ACK); the
-// source clears its bit on success.
+// The SyncTarget wrote (ok) or could not write a resync run (P_RS_WRITE_ACK / P_NEG_ACK); the
+// source clears its bits on success.
 struct ResyncAck {
   Sector sector;
   std::uint32_t length_bytes = 0;

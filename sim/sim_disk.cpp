@@ -34,32 +34,51 @@ auto find_io(Entries& entries, std::uint64_t io) {
 }  // namespace
 
 void SimDisk::apply(std::vector<std::uint64_t>& image, const Write& write) const {
-  std::fill_n(image.begin() + static_cast<std::ptrdiff_t>(write.first_block), write.block_count,
-              write.tag);
-  if (write.misdirected_to == no_block) return;
-  std::fill_n(image.begin() + static_cast<std::ptrdiff_t>(write.misdirected_to), write.block_count,
-              write.tag);
+  for (const std::uint64_t first : {write.first_block, write.misdirected_to}) {
+    if (first == no_block) continue;
+    for (std::uint32_t index = 0; index < write.block_count; ++index) {
+      image[first + index] = write.tag_of(index);
+    }
+  }
 }
 
 void SimDisk::submit_write(IoId io, Sector sector, std::uint32_t length_bytes, std::uint64_t tag,
                            bool fua) {
-  // A resync may copy a torn block (its tag keeps torn_tag_bit); nothing copies an unreadable one.
-  DITTO_ASSERT((tag & unreadable_tag_bit) == 0);
   const auto [first_block, count] = blocks_of(sector, length_bytes);
+  submit(io, Write{first_block, count, tag, fua, no_block, nullptr});
+}
+
+void SimDisk::submit_write(IoId io, Sector sector, std::span<const std::uint64_t> tags, bool fua) {
+  const auto length_bytes = static_cast<std::uint32_t>(tags.size() * block_size_bytes);
+  const auto [first_block, count] = blocks_of(sector, length_bytes);
+  auto copied = std::make_shared<std::vector<std::uint64_t>>(tags.begin(), tags.end());
+  submit(io, Write{first_block, count, 0, fua, no_block, std::move(copied)});
+}
+
+void SimDisk::submit(IoId io, Write write) {
+  // A resync may copy a torn block (its tag keeps torn_tag_bit); nothing copies an unreadable one.
+  for (std::uint32_t index = 0; index < write.block_count; ++index) {
+    DITTO_ASSERT((write.tag_of(index) & unreadable_tag_bit) == 0);
+  }
   // core never reuses an IoId while it is in flight
   DITTO_ASSERT(find_io(in_flight_, io.value) == in_flight_.end());
-  Write write{first_block, count, tag, fua};
+  const std::uint32_t count = write.block_count;
   if (misdirect_offset_blocks_ != 0) {
     // dm-integrity writes the checksums where they belong and the data elsewhere: both the
     // intended and the hit blocks fail their checksums from now on.
     const std::uint64_t positions = visible_.size() - count + 1;
-    std::uint64_t target = (first_block + misdirect_offset_blocks_) % positions;
-    if (target == first_block) target = (target + 1) % positions;
+    std::uint64_t target = (write.first_block + misdirect_offset_blocks_) % positions;
+    if (target == write.first_block) target = (target + 1) % positions;
     write.misdirected_to = target;
     write.tag |= unreadable_tag_bit;
+    if (write.tags) {
+      auto marked = std::make_shared<std::vector<std::uint64_t>>(*write.tags);
+      for (std::uint64_t& tag : *marked) tag |= unreadable_tag_bit;
+      write.tags = std::move(marked);
+    }
     misdirect_offset_blocks_ = 0;
   }
-  in_flight_.emplace_back(io.value, write);
+  in_flight_.emplace_back(io.value, std::move(write));
 }
 
 void SimDisk::complete_write(IoId io, bool ok) {
@@ -85,7 +104,7 @@ void SimDisk::make_durable(const Write& write, std::uint64_t completion) {
     for (std::uint32_t index = 0; index < write.block_count; ++index) {
       const std::uint64_t block = first + index;
       if (durable_completion_[block] > completion) continue;  // a newer FUA write is durable
-      durable_[block] = write.tag;
+      durable_[block] = write.tag_of(index);
       durable_completion_[block] = completion;
     }
   }
@@ -180,9 +199,9 @@ void SimDisk::tear(Prng& prng, const Write& write) {
   for (std::uint32_t index = 0; index < write.block_count; ++index) {
     const std::uint64_t block = write.first_block + index;
     if (block == torn_block) {
-      durable_[block] = torn_tag_bit | write.tag;
+      durable_[block] = torn_tag_bit | write.tag_of(index);
     } else if (prng.chance(1, 2)) {
-      durable_[block] = write.tag;
+      durable_[block] = write.tag_of(index);
     } else {
       continue;
     }

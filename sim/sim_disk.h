@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <utility>
 #include <vector>
@@ -60,6 +61,8 @@ class SimDisk {
   // it covers. `io` identifies it until complete_write.
   void submit_write(IoId io, Sector sector, std::uint32_t length_bytes, std::uint64_t tag,
                     bool fua);
+  // The same with one tag per block (a resync run copied from blocks of different writes).
+  void submit_write(IoId io, Sector sector, std::span<const std::uint64_t> tags, bool fua);
   // `ok` false: the write failed with EIO and changed nothing.
   void complete_write(IoId io, bool ok = true);
 
@@ -131,6 +134,9 @@ class SimDisk {
     std::uint64_t tag = 0;
     bool fua = false;
     std::uint64_t misdirected_to = no_block;  // first block the data really went to
+    // One tag per block instead of `tag` (shared: writes are copied while they wait).
+    std::shared_ptr<std::vector<std::uint64_t>> tags;
+    std::uint64_t tag_of(std::uint32_t index) const { return tags ? (*tags)[index] : tag; }
   };
   struct CompletedWrite {
     std::uint64_t completion = 0;  // completion order
@@ -139,6 +145,7 @@ class SimDisk {
 
   std::pair<std::uint64_t, std::uint32_t> blocks_of(Sector sector,
                                                     std::uint32_t length_bytes) const;
+  void submit(IoId io, Write write);
   void apply(std::vector<std::uint64_t>& image, const Write& write) const;
   // Makes `write` durable unless a newer write (by completion order) already is.
   void make_durable(const Write& write, std::uint64_t completion);

@@ -238,8 +238,15 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
           [&](const core::DiskWrite& write) {
             hash_.add(write.payload.value);
             const bool misdirect = sim_node.disk.misdirect_armed();
-            sim_node.disk.submit_write(write.io, write.sector, write.length_bytes,
-                                       write.payload.value, write.fua);
+            // A payload of several tags (a resync run copied from blocks of different writes)
+            // holds one tag per block.
+            if (const auto tags = sim_node.tags_of(write.payload); tags.size() > 1) {
+              DITTO_ASSERT_EQ(tags.size() * block_size_bytes, write.length_bytes);
+              sim_node.disk.submit_write(write.io, write.sector, tags, write.fua);
+            } else {
+              sim_node.disk.submit_write(write.io, write.sector, write.length_bytes,
+                                         write.payload.value, write.fua);
+            }
             if (misdirect) count_fired(netem::FaultClass::disk_misdirected_write);
             sim_node.write_tags.put(write.io.value, write.payload.value);
             submit_disk(node, 0, write.io, write.sector, write.length_bytes);
@@ -445,8 +452,12 @@ void Simulation::on_disk_completed(const SimEvent& event) {
       node.disk.complete_write(io, !failed);
       const std::optional<std::uint64_t> tag = node.write_tags.take(io.value);
       DITTO_ASSERT(tag.has_value());
-      if (auto trace = write_traces_.find(*tag); trace != write_traces_.end()) {
-        (failed ? trace->second.failed : trace->second.holders) |= 1u << event.node;
+      // The core holds a write's payload until the write completes.
+      const PayloadHandle written{*tag};
+      for (const std::uint64_t each : node.tags_of(written)) {
+        if (auto trace = write_traces_.find(each); trace != write_traces_.end()) {
+          (failed ? trace->second.failed : trace->second.holders) |= 1u << event.node;
+        }
       }
       if (failed) count_fired(netem::FaultClass::disk_write_error);
       break;
@@ -476,8 +487,7 @@ void Simulation::on_disk_completed(const SimEvent& event) {
   PayloadHandle payload{0};
   if (const std::optional<std::uint32_t> read = node.payload_reads.take(io.value)) {
     if (*read == node.incarnation && !failed) {
-      // A one-block resync read's tag is the payload (the disk keeps one tag per block); a
-      // read served for a peer may have several.
+      // A read's payload: the tag of each block (one tag when the run holds one write).
       DITTO_ASSERT(tags_read);
       payload = node.hold_tags(read_tags_);
       tags_read = false;

@@ -17,12 +17,13 @@ std::uint64_t block_sector(std::uint64_t block) {
 }
 
 // Resync Data (data_flag_resync) sent by `from`.
+// The blocks `from` sent as resync Data (a bitmap-based resync sends runs of them).
 int count_resync_data(const Cluster& cluster, int from) {
   int count = 0;
   for (const auto& [index, send] : cluster.sent) {
     const auto* data = std::get_if<wire::Data>(&send.message);
     if (index == from && data != nullptr && (data->flags & wire::data_flag_resync) != 0) {
-      count += 1;
+      count += static_cast<int>(data->length_bytes / 4096);
     }
   }
   return count;

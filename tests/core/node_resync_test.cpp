@@ -3,7 +3,11 @@
 // refused with both nodes' generations in the reason.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <functional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "core/node.h"
 #include "tests/core/node_harness.h"
@@ -195,8 +199,8 @@ Cluster third_node_behind(bool node1_away_too) {
 
 TEST(Resync, BlocksResyncedFromASourceInSyncWithAThirdNodeStayInSyncTowardIt) {
   Cluster cluster = third_node_behind(false);
-  // Node 0 named node 1 in a PeersInSync before each block: node 1 has them too.
-  EXPECT_EQ(cluster.count_sent(0, wire::MessageType::peers_in_sync), 2);
+  // Node 0 named node 1 in a PeersInSync before the run of both blocks: node 1 has them too.
+  EXPECT_EQ(cluster.count_sent(0, wire::MessageType::peers_in_sync), 1);
   EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->out_of_sync_bytes, 0u);
   // The handshake with node 1 finds the same generation: it moves at most the blocks node 1
   // marked for node 2 when the PeerAcks did not name it (the two it missed), nothing more.
@@ -207,8 +211,12 @@ TEST(Resync, BlocksResyncedFromASourceInSyncWithAThirdNodeStayInSyncTowardIt) {
   EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->replication, ReplicationState::established);
   EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->out_of_sync_bytes, 0u);
   EXPECT_EQ(cluster.count_sent(1, wire::MessageType::resync_request), 0);
-  EXPECT_EQ(cluster.count_sent(2, wire::MessageType::resync_request),
-            static_cast<int>(2 + marked_by_node1 / 4096));
+  std::uint64_t blocks_requested = 0;
+  for (const auto& [index, send] : cluster.sent) {
+    const auto* request = std::get_if<wire::ResyncRequest>(&send.message);
+    if (index == 2 && request != nullptr) blocks_requested += request->length_bytes / 4096;
+  }
+  EXPECT_EQ(blocks_requested, 2 + marked_by_node1 / 4096);
 }
 
 TEST(Resync, BlocksResyncedFromASourceThatTracksAThirdNodeAreMarkedTowardIt) {
@@ -220,6 +228,281 @@ TEST(Resync, BlocksResyncedFromASourceThatTracksAThirdNodeAreMarkedTowardIt) {
   cluster.connect(1, 2);
   cluster.settle();
   EXPECT_EQ(cluster.nodes[1].peer(NodeId{2})->resync_done_blocks, 2u);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+}
+
+// Two connected nodes with a 4 MiB volume (1024 blocks), node 0 Primary; `adjust` sets the
+// resync options. Node 1 is invalidated: a full resync from node 0 starts.
+Cluster full_resync(const std::function<void(NodeConfig&)>& adjust) {
+  Cluster cluster(2, [&](NodeConfig& config) {
+    config.volume_size_bytes = 4 * 1024 * 1024;
+    adjust(config);
+  });
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  cluster.now = cluster.now + Duration::from_ms(1000);  // the write is no recent application I/O
+  EXPECT_TRUE(cluster.nodes[1].on_admin(cluster.now, Invalidate{}).ok);
+  return cluster;
+}
+
+// The sizes of the resync requests node 1 sent, in order.
+std::vector<std::uint32_t> request_lengths(const Cluster& cluster) {
+  std::vector<std::uint32_t> lengths;
+  for (const auto& [index, send] : cluster.sent) {
+    if (const auto* request = std::get_if<wire::ResyncRequest>(&send.message);
+        request != nullptr && index == 1) {
+      lengths.push_back(request->length_bytes);
+    }
+  }
+  return lengths;
+}
+
+TEST(Resync, AFullResyncOf1024BlocksTakesFourRequestsOf1MiB) {
+  int target_writes = 0;
+  int target_fua_writes = 0;
+  int source_reads = 0;
+  Cluster cluster = full_resync([](NodeConfig& config) {
+    config.c_fill_target_sectors = 4096;  // 2 MiB in flight: two runs of the largest size
+    config.c_max_rate_kib = 0;
+  });
+  cluster.observer = [&](int node, const Action& action) {
+    if (const auto* write = std::get_if<DiskWrite>(&action); write != nullptr && node == 1) {
+      target_writes += 1;
+      target_fua_writes += write->fua ? 1 : 0;
+    }
+    if (const auto* read = std::get_if<DiskRead>(&action); read != nullptr && node == 0) {
+      source_reads += read->allocate_payload ? 1 : 0;
+    }
+  };
+  cluster.settle();
+  EXPECT_EQ(request_lengths(cluster), std::vector<std::uint32_t>(4, 1024 * 1024));
+  EXPECT_EQ(source_reads, 4);
+  EXPECT_EQ(target_writes, 4);
+  EXPECT_EQ(target_fua_writes, 0);
+  int resync_replies = 0;
+  for (const auto& [index, send] : cluster.sent) {
+    const auto* data = std::get_if<wire::Data>(&send.message);
+    if (data != nullptr && (data->flags & wire::data_flag_resync) != 0) {
+      resync_replies += 1;
+      EXPECT_EQ(data->length_bytes, 1024u * 1024);
+    }
+  }
+  EXPECT_EQ(resync_replies, 4);
+  EXPECT_EQ(cluster.count_sent(1, wire::MessageType::resync_ack), 4);
+  const PeerStatus toward_source = *cluster.nodes[1].peer(NodeId{0});
+  EXPECT_EQ(toward_source.resync_total_blocks, 1024u);
+  EXPECT_EQ(toward_source.resync_done_blocks, 1024u);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->out_of_sync_bytes, 0u);
+}
+
+TEST(Resync, RunsStopAtBlocksInSyncAndAtMultiplesOf1MiB) {
+  Cluster cluster(2, [](NodeConfig& config) {
+    config.volume_size_bytes = 4 * 1024 * 1024;
+    config.c_fill_target_sectors = 4096;
+    config.c_max_rate_kib = 0;
+  });
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  cluster.disconnect(0, 1);
+  // Blocks 250..259 (across the 1 MiB boundary at block 256), 300..302 and 310.
+  std::uint64_t request = 10;
+  for (std::uint64_t block = 250; block < 260; ++block) {
+    cluster.write(0, request++, block_sector(block), 100 + block);
+  }
+  for (const std::uint64_t block : {300u, 301u, 302u, 310u}) {
+    cluster.write(0, request++, block_sector(block), 100 + block);
+  }
+  cluster.settle();
+  cluster.connect(0, 1);
+  cluster.settle();
+  EXPECT_EQ(request_lengths(cluster),
+            (std::vector<std::uint32_t>{6 * 4096, 4 * 4096, 3 * 4096, 4096}));
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{0})->resync_done_blocks, 14u);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+}
+
+TEST(Resync, ARunIsAtMostHalfTheFillTargetAndTheFillTargetCountsItsBlocks) {
+  int most_in_flight = 0;
+  int in_flight = 0;
+  Cluster cluster = full_resync([](NodeConfig& config) {
+    config.c_fill_target_sectors = 100;  // DRBD's default: 12 blocks, runs of 6
+    config.c_max_rate_kib = 0;
+  });
+  cluster.observer = [&](int node, const Action& action) {
+    if (node != 1) return;
+    if (const auto* send = std::get_if<Send>(&action)) {
+      if (const auto* request = std::get_if<wire::ResyncRequest>(&send->message)) {
+        in_flight += static_cast<int>(request->length_bytes / 4096);
+      }
+      if (const auto* ack = std::get_if<wire::ResyncAck>(&send->message)) {
+        in_flight -= static_cast<int>(ack->length_bytes / 4096);
+      }
+      most_in_flight = std::max(most_in_flight, in_flight);
+    }
+  };
+  cluster.settle();
+  const std::vector<std::uint32_t> lengths = request_lengths(cluster);
+  ASSERT_FALSE(lengths.empty());
+  for (const std::uint32_t length : lengths) EXPECT_LE(length, 6u * 4096);
+  EXPECT_EQ(most_in_flight, 12);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+}
+
+TEST(Resync, AnApplicationWriteIntoARequestedRunDiscardsTheWholeRunAndAsksForItAgain) {
+  Cluster cluster(2, [](NodeConfig& config) {
+    config.c_fill_target_sectors = 256;  // runs of 16 blocks
+    config.c_max_rate_kib = 0;
+    config.c_min_rate_kib = 0;  // the write does not throttle the resync
+  });
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 9, block_sector(1), 9);
+  cluster.settle();
+  cluster.disconnect(0, 1);
+  for (std::uint64_t block = 4; block < 8; ++block) {
+    cluster.write(0, block, block_sector(block), block);
+  }
+  cluster.settle();
+  cluster.nodes[0].on_connection_up(cluster.now, NodeId{1});
+  cluster.nodes[1].on_connection_up(cluster.now, NodeId{0});
+  cluster.deliver_messages();
+  ASSERT_EQ(request_lengths(cluster), std::vector<std::uint32_t>{4 * 4096});
+  cluster.write(0, 20, block_sector(6), 20);  // into the run; Data reaches the target first
+  cluster.deliver_messages();
+  cluster.complete_disk(0);    // the run's read completes after the write was sent
+  cluster.deliver_messages();  // its reply reaches the target before the write is on its disk
+  cluster.settle();
+  // The reply was discarded whole (its bits stayed set) and the run asked for again.
+  EXPECT_EQ(request_lengths(cluster), (std::vector<std::uint32_t>{4 * 4096, 4 * 4096}));
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->out_of_sync_bytes, 0u);
+  EXPECT_EQ(cluster.completion_of(20), ClientStatus::ok);
+}
+
+TEST(Resync, ASourceDefersTheReadOfARunBehindALocalWriteIntoIt) {
+  Cluster cluster(2, [](NodeConfig& config) {
+    config.c_fill_target_sectors = 256;
+    config.c_max_rate_kib = 0;
+  });
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 9, block_sector(1), 9);
+  cluster.settle();
+  cluster.disconnect(0, 1);
+  for (std::uint64_t block = 4; block < 8; ++block) {
+    cluster.write(0, block, block_sector(block), block);
+  }
+  cluster.settle();
+  cluster.write(0, 20, block_sector(7), 20);  // local write in flight on the source
+  cluster.nodes[0].on_connection_up(cluster.now, NodeId{1});
+  cluster.nodes[1].on_connection_up(cluster.now, NodeId{0});
+  int source_reads = 0;
+  cluster.observer = [&](int node, const Action& action) {
+    const auto* read = std::get_if<DiskRead>(&action);
+    if (node == 0 && read != nullptr && read->allocate_payload) source_reads += 1;
+  };
+  cluster.deliver_messages();
+  ASSERT_EQ(request_lengths(cluster), std::vector<std::uint32_t>{4 * 4096});
+  EXPECT_EQ(source_reads, 0);  // behind write 20 (block 7 is in the run)
+  cluster.settle();
+  EXPECT_GE(source_reads, 1);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.completion_of(20), ClientStatus::ok);
+}
+
+TEST(Resync, ATargetOnlyTurnsUpToDateAfterAFlushCoveredTheRunsItWroteWithoutFua) {
+  Cluster cluster = full_resync([](NodeConfig& config) {
+    config.c_fill_target_sectors = 4096;
+    config.c_max_rate_kib = 0;
+  });
+  std::set<std::uint64_t> flushes;  // node 1's, held back
+  cluster.observer = [&](int node, const Action& action) {
+    const auto* flush = std::get_if<DiskFlush>(&action);
+    if (flush != nullptr && node == 1) flushes.insert(flush->io.value);
+  };
+  const Instant end = cluster.now + Duration::from_ms(2000);
+  while (cluster.now < end) {
+    cluster.deliver_messages();
+    std::vector<std::pair<int, std::uint64_t>> ios;
+    for (const auto& [key, write] : cluster.disk_writes) ios.push_back(key);
+    for (const auto& [key, pending] : cluster.disk_other) {
+      if (key.first != 1 || !flushes.contains(key.second)) ios.push_back(key);
+    }
+    for (const auto& [node, io] : ios) cluster.complete_io(node, io);
+    if (ios.empty() && cluster.network.empty() && !cluster.fire_next_timer()) break;
+  }
+  ASSERT_FALSE(flushes.empty());
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{0})->out_of_sync_bytes, 0u);
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{0})->replication, ReplicationState::sync_target);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::inconsistent);
+  cluster.settle();  // the flush completes
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{0})->replication, ReplicationState::established);
+}
+
+// Blocks node 1 asked for in the ResyncRequests it sent so far.
+std::uint64_t blocks_requested(const Cluster& cluster) {
+  std::uint64_t blocks = 0;
+  for (const std::uint32_t length : request_lengths(cluster)) blocks += length / 4096;
+  return blocks;
+}
+
+// Runs `cluster` in 10 ms ticks for `ticks`, node 0 writing block 0 on each when `writes`.
+void run_ticks(Cluster& cluster, int ticks, bool writes, std::uint64_t& request) {
+  for (int tick = 0; tick < ticks; ++tick) {
+    cluster.now = cluster.now + Duration::from_ms(10);
+    if (writes) cluster.write(0, request, block_sector(0), request), request += 1;
+    cluster.drain();
+    for (;;) {
+      auto due = std::min_element(cluster.timers.begin(), cluster.timers.end(),
+                                  [](const auto& a, const auto& b) { return a.second < b.second; });
+      if (due == cluster.timers.end() || due->second > cluster.now) break;
+      cluster.fire_next_timer();
+      cluster.drain();
+    }
+  }
+}
+
+void c_min_rate(NodeConfig& config) {
+  config.c_fill_target_sectors = 2048;  // 1 MiB in flight
+  config.c_max_rate_kib = 102400;       // 2560 blocks per 100 ms step
+  config.c_min_rate_kib = 4000;         // 100 blocks per step
+}
+
+TEST(Resync, WhileApplicationWritesArriveAStepRequestsNoMoreThanCMinRatesShare) {
+  Cluster cluster = full_resync(c_min_rate);
+  std::uint64_t request = 100;
+  run_ticks(cluster, 50, true, request);  // 500 ms: 5 or 6 steps
+  EXPECT_GT(blocks_requested(cluster), 0u);
+  EXPECT_LE(blocks_requested(cluster), 6u * 100);
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{0})->replication, ReplicationState::sync_target);
+  // The application stops: within two steps the resync runs at c-max-rate and finishes.
+  run_ticks(cluster, 30, false, request);
+  EXPECT_EQ(blocks_requested(cluster), 1024u);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+}
+
+TEST(Resync, WithoutApplicationIoTheSameResyncRunsAtCMaxRate) {
+  Cluster cluster = full_resync(c_min_rate);
+  std::uint64_t request = 100;
+  run_ticks(cluster, 1, false, request);
+  EXPECT_EQ(blocks_requested(cluster), 1024u);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+}
+
+TEST(Resync, CMinRateZeroNeverThrottlesTheResync) {
+  Cluster cluster = full_resync([](NodeConfig& config) {
+    c_min_rate(config);
+    config.c_min_rate_kib = 0;
+  });
+  std::uint64_t request = 100;
+  run_ticks(cluster, 1, true, request);
+  EXPECT_EQ(blocks_requested(cluster), 1024u);
   EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
 }
 

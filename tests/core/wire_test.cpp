@@ -221,6 +221,30 @@ TEST(Wire, ReadMessagesWithABadLengthOrTruncatedAreMalformed) {
   }
 }
 
+TEST(Wire, ResyncMessagesSpanRunsOfUpTo1MiBAndAnythingLargerIsMalformed) {
+  const ResyncRequest largest{Sector{2048}, resync_size_max_bytes};
+  EXPECT_EQ(round_trip<ResyncRequest>(largest), largest);
+  const std::vector<Message> messages = {
+      ResyncRequest{Sector{8}, 4096}, ResyncAck{Sector{8}, 4096, true},
+      PeersInSync{Sector{8}, 4096, 1}, ChecksumResyncRequest{Sector{8}, 4096, 1},
+      ResyncInSync{Sector{8}, 4096, 1}};
+  for (const Message& message : messages) {
+    auto frame = encode(message);
+    patch_u32(frame, header_size_bytes + 8, resync_size_max_bytes + 4096);
+    const auto result = decode(frame);
+    ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
+    EXPECT_NE(std::get<WireError>(result).message.find("resync range above 1 MiB"),
+              std::string::npos)
+        << std::get<WireError>(result).message;
+  }
+  // A resync reply carries at most 1 MiB too; an application write may carry more.
+  const std::vector<std::uint8_t> payload(resync_size_max_bytes + 4096, 7);
+  const Data resync{1, Sector{0}, resync_size_max_bytes + 4096, data_flag_resync};
+  EXPECT_TRUE(std::holds_alternative<WireError>(decode(encode(resync, payload))));
+  const Data write{1, Sector{0}, resync_size_max_bytes + 4096, 0};
+  EXPECT_TRUE(std::holds_alternative<Frame>(decode(encode(write, payload))));
+}
+
 TEST(Wire, AStateReportNamingANodeIdBeyondTheLastAsItsDagtagNodeIsMalformed) {
   StateReport state;
   state.dagtag_node = 40;  // neither a node id (0..31) nor dagtag_node_none

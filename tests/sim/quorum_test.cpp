@@ -176,13 +176,13 @@ TEST(QuorumRegression, APromotionWithQuorumLosesNoAcknowledgedWrite) {
 // resolves only with always-asbp; see the session report before changing core or oracle.
 // Seeds 146 232 435 (and 2 from the campaign) pass since the weak-Secondary change below; kept
 // as regression seeds in the enabled test that follows (583, which that change alone broke,
-// passes with the SyncTarget fix below). Still failing: 62 173 574 759 856 882 909 (history-both
-// or bitmap-both, mostly local-quorum:no peer-quorum:no: the lost-peer two-phase commit of
-// §8.1's example, not implemented, is the likely missing piece: in seed 173 a Primary cut off
-// silently counts its dead links toward quorum as they time out one by one, and starts two new
-// generations no peer holds before it crashes).
+// passes with the SyncTarget fix below, 909 since resync runs of up to 1 MiB). Still failing:
+// 62 173 574 759 856 882 (history-both or bitmap-both, mostly local-quorum:no peer-quorum:no:
+// the lost-peer two-phase commit of §8.1's example, not implemented, is the likely missing
+// piece: in seed 173 a Primary cut off silently counts its dead links toward quorum as they
+// time out one by one, and starts two new generations no peer holds before it crashes).
 TEST(QuorumRegression, DISABLED_TheSideWithQuorumResolvesASplitBrain) {
-  for (const std::uint64_t seed : {62u, 173u, 574u, 759u, 856u, 882u, 909u}) {
+  for (const std::uint64_t seed : {62u, 173u, 574u, 759u, 856u, 882u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
     const RunResult result = run_simulation(options);
