@@ -15,15 +15,7 @@ std::uint32_t bit(NodeId node) {
   return 1u << node.value;
 }
 
-bool is_target(ReplicationState state) {
-  return state == ReplicationState::sync_target || state == ReplicationState::paused_sync_target;
-}
-
 constexpr const char* state_changed_reason = "our state changed during the handshake";
-
-bool is_source(ReplicationState state) {
-  return state == ReplicationState::sync_source || state == ReplicationState::paused_sync_source;
-}
 
 }  // namespace
 
@@ -186,7 +178,7 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   if ((state.uuid_flags & uuid_flag::new_datagen) == 0 || !peer.state_received) return;
   // A Primary started a new generation (NEW_DATAGEN): a Secondary that follows it adopts it.
   const ReplicationState replication = peer.status.replication;
-  if (state.role != Role::primary || role_ == Role::primary || is_target(replication) ||
+  if (state.role != Role::primary || role_ == Role::primary || is_resync_target(replication) ||
       replication == ReplicationState::wait_bitmap_target || local_disk_detached()) {
     return;
   }
@@ -196,7 +188,7 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   // the resync, and a node that missed the generation in between would meet a split brain.
   bool syncing = false;
   for (Peer& source : configured_peers()) {
-    if (!is_target(source.status.replication)) continue;
+    if (!is_resync_target(source.status.replication)) continue;
     syncing = true;
     if (comparable_current(source.uuids.current) == comparable_current(state.uuids.current)) {
       continue;
@@ -226,7 +218,7 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
 
 // The SyncTarget reports UpToDate with our current UUID: its resync from us is complete.
 bool Node::peer_finished_resync(const Peer& peer, const wire::StateReport& state) const {
-  return is_source(peer.status.replication) && state.disk_state == DiskState::up_to_date &&
+  return is_resync_source(peer.status.replication) && state.disk_state == DiskState::up_to_date &&
          comparable_current(state.uuids.current) ==
              comparable_current(generations_.uuids.current);
 }

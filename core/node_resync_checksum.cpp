@@ -25,17 +25,6 @@
 #include "core/node.h"
 
 namespace ditto::core {
-namespace {
-
-bool is_target(ReplicationState state) {
-  return state == ReplicationState::sync_target || state == ReplicationState::paused_sync_target;
-}
-
-bool is_source(ReplicationState state) {
-  return state == ReplicationState::sync_source || state == ReplicationState::paused_sync_source;
-}
-
-}  // namespace
 
 // Decided by the SyncTarget when its resync starts (the source answers either kind).
 bool Node::use_checksum_resync(const Peer& peer) const {
@@ -74,7 +63,7 @@ void Node::target_digest_read_done(const ResyncIo& entry, IoId io, std::uint64_t
   auto found = peer.resync_runs.find(entry.block);
   if (!same || found == peer.resync_runs.end() || found->second.digest_io != io) return;
   found->second.digest_io.reset();
-  if (found->second.stale || !is_target(peer.status.replication)) {
+  if (found->second.stale || !is_resync_target(peer.status.replication)) {
     // An application write overtook the read: the digest may predate it. Ask again later.
     peer.resync_runs.erase(found);
     pump_resync(peer);
@@ -87,7 +76,7 @@ void Node::target_digest_read_done(const ResyncIo& entry, IoId io, std::uint64_t
 }
 
 void Node::on_resync_in_sync(Peer& peer, const wire::ResyncInSync& in_sync) {
-  if (!is_target(peer.status.replication)) return;  // late: the resync stopped
+  if (!is_resync_target(peer.status.replication)) return;  // late: the resync stopped
   const std::uint64_t block = in_sync.sector.value / Bitmap::sectors_per_bit;
   auto found = peer.resync_runs.find(block);
   if (found == peer.resync_runs.end() || found->second.write_io || found->second.digest_io ||
@@ -117,7 +106,7 @@ void Node::on_resync_in_sync(Peer& peer, const wire::ResyncInSync& in_sync) {
 
 void Node::on_checksum_resync_request(Peer& peer, const wire::ChecksumResyncRequest& request) {
   // Late (we stopped being the source): the target learns why from our StateReport.
-  if (!is_source(peer.status.replication) || disk_state_ < DiskState::outdated) return;
+  if (!is_resync_source(peer.status.replication) || disk_state_ < DiskState::outdated) return;
   if (!block_message_valid(peer, request.sector, request.length_bytes,
                            "ChecksumResyncRequest")) {
     return;
@@ -130,7 +119,7 @@ void Node::source_digest_read_done(const ResyncIo& entry, std::uint64_t digest) 
   Peer& peer = peers_[entry.peer.value];
   const bool same = peer.status.connection == ConnectionState::connected &&
                     connection_epochs_[entry.peer.value] == entry.connection_epoch;
-  if (!same || !is_source(peer.status.replication)) return;
+  if (!same || !is_resync_source(peer.status.replication)) return;
   if (digest != *entry.peer_digest) return issue_resync_read(peer, entry.block, entry.blocks);
   peer.bitmap->clear_bits(entry.block, entry.blocks);
   peer.status.resync_same_checksum_blocks += entry.blocks;

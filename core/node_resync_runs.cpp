@@ -34,14 +34,6 @@
 namespace ditto::core {
 namespace {
 
-bool is_target(ReplicationState state) {
-  return state == ReplicationState::sync_target || state == ReplicationState::paused_sync_target;
-}
-
-bool is_source(ReplicationState state) {
-  return state == ReplicationState::sync_source || state == ReplicationState::paused_sync_source;
-}
-
 constexpr std::uint64_t fence_mask = (std::uint64_t{1} << 56) - 1;
 
 // A rate's share of one 100 ms step, in blocks (rate 0: no cap).
@@ -84,7 +76,7 @@ void Node::note_application_io(Instant now) {
   if (config_.c_min_rate_kib == 0) return;
   const std::uint64_t throttled = blocks_per_step(config_.c_min_rate_kib);
   for (Peer& peer : configured_peers()) {
-    if (!is_target(peer.status.replication)) continue;
+    if (!is_resync_target(peer.status.replication)) continue;
     peer.step_allowance_blocks = std::min(peer.step_allowance_blocks, throttled);
   }
 }
@@ -111,7 +103,7 @@ std::map<std::uint64_t, Node::ResyncRun>::iterator Node::first_run_from(
 
 void Node::on_resync_step(Instant now, NodeId peer_id) {
   Peer& peer = peers_[peer_id.value];
-  if (!peer.configured || !is_target(peer.status.replication)) return;
+  if (!peer.configured || !is_resync_target(peer.status.replication)) return;
   peer.step_allowance_blocks = resync_step_blocks(now);
   arm_timer(TimerId{timer_resync_step_base + peer_id.value}, now + resync_step);
   pump_resync(peer);
@@ -219,7 +211,7 @@ void Node::stop_resync(Peer& peer) {
 }
 
 void Node::on_resync_data(Peer& peer, const wire::Data& data, PayloadHandle payload) {
-  if (!is_target(peer.status.replication)) {
+  if (!is_resync_target(peer.status.replication)) {
     actions_.push_back(ReleasePayload{payload});  // late: the resync stopped
     return;
   }
@@ -299,7 +291,7 @@ void Node::application_write_done(Sector sector, std::uint32_t length_bytes, boo
   for (std::uint64_t block = first; block < last_end && ok; ++block) {
     resync_write_fences_.erase(block);
     for (Peer& peer : configured_peers()) {
-      if (!is_target(peer.status.replication)) continue;
+      if (!is_resync_target(peer.status.replication)) continue;
       const auto run = first_run_from(peer.resync_runs, block);
       if (run != peer.resync_runs.end() && run->first <= block) continue;
       if (peer.bitmap->test(block)) {
@@ -315,7 +307,7 @@ void Node::application_write_done(Sector sector, std::uint32_t length_bytes, boo
 
 void Node::on_resync_request(Peer& peer, const wire::ResyncRequest& request) {
   // Late (we stopped being the source): the target learns why from our StateReport.
-  if (!is_source(peer.status.replication) || disk_state_ < DiskState::outdated) return;
+  if (!is_resync_source(peer.status.replication) || disk_state_ < DiskState::outdated) return;
   if (!block_message_valid(peer, request.sector, request.length_bytes, "ResyncRequest",
                            resync_run_blocks_max)) {
     return;
@@ -404,7 +396,7 @@ void Node::retry_deferred_reads() {
 }
 
 void Node::on_resync_ack(Peer& peer, const wire::ResyncAck& ack) {
-  if (!is_source(peer.status.replication) || !ack.ok) return;
+  if (!is_resync_source(peer.status.replication) || !ack.ok) return;
   if (!in_range(ack.sector, ack.length_bytes)) {
     return protocol_error(peer, "ResyncAck beyond the end of the volume");
   }
@@ -424,7 +416,7 @@ bool Node::on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payloa
     }
     const bool same = peer.status.connection == ConnectionState::connected &&
                       connection_epochs_[entry.peer.value] == entry.connection_epoch;
-    if (!same || !is_source(peer.status.replication)) {
+    if (!same || !is_resync_source(peer.status.replication)) {
       actions_.push_back(ReleasePayload{payload});
       return true;
     }

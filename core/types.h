@@ -128,6 +128,14 @@ constexpr bool is_verifying(ReplicationState state) {
   return state == ReplicationState::verify_source || state == ReplicationState::verify_target;
 }
 
+// The two sides of a resync, running or paused (SyncTarget/PausedSyncT, SyncSource/PausedSyncS).
+constexpr bool is_resync_target(ReplicationState state) {
+  return state == ReplicationState::sync_target || state == ReplicationState::paused_sync_target;
+}
+constexpr bool is_resync_source(ReplicationState state) {
+  return state == ReplicationState::sync_source || state == ReplicationState::paused_sync_source;
+}
+
 enum class Protocol : std::uint8_t { a = 1, b = 2, c = 3 };
 
 // Display names exactly as drbdsetup prints them.

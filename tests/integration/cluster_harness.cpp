@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 #include <stdexcept>
 #include <thread>
 
@@ -277,6 +278,15 @@ bool LocalCluster::start_with(int index, const std::vector<std::string>& extra_a
   }
   error = "dittod " + names_[index] + " did not open its control socket";
   return false;
+}
+
+bool write_random_file(const std::string& path, std::uint64_t size_bytes, std::uint64_t seed) {
+  std::mt19937_64 random(seed);
+  std::vector<char> bytes(size_bytes);
+  for (char& byte : bytes) byte = static_cast<char>(random());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return out.good();
 }
 
 std::string file_text(const std::string& path) {

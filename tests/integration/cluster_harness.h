@@ -86,6 +86,9 @@ std::uint16_t free_port();
 bool create_backing_disk(const std::string& path, std::uint64_t data_size_bytes, int max_peers,
                          std::string& error);
 
+// Writes `size_bytes` of pseudo-random bytes (from `seed`) to `path`; false if it cannot.
+bool write_random_file(const std::string& path, std::uint64_t size_bytes, std::uint64_t seed);
+
 // The whole text of a file (a daemon's log), empty if it cannot be read.
 std::string file_text(const std::string& path);
 

@@ -31,13 +31,7 @@ TEST(RemoteReads, ADetachedNodeExportsTheVolumeAndAnNbdClientReadsBackWhatWasWri
 
   // Random data through alpha (auto-promoted for the copy, demoted when it closes).
   const std::string source = cluster.directory() + "/source.img";
-  std::mt19937_64 random(11);
-  std::vector<std::uint8_t> bytes(export_size_bytes);
-  for (std::uint8_t& byte : bytes) byte = static_cast<std::uint8_t>(random());
-  FILE* out = std::fopen(source.c_str(), "wb");
-  ASSERT_NE(out, nullptr);
-  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
-  std::fclose(out);
+  ASSERT_TRUE(write_random_file(source, export_size_bytes, 11)) << source;
   const CommandOutcome copy =
       run_command("nbdcopy --flush " + source + " " + cluster.nbd_uri(0) + " 2>&1");
   ASSERT_EQ(copy.exit_status, 0) << copy.output;

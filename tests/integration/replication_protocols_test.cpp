@@ -29,16 +29,6 @@ void use_protocol(const LocalCluster& cluster, const std::string& protocol) {
   cluster.write_config(text);
 }
 
-void write_random_file(const std::string& path, std::uint64_t size, std::uint64_t seed) {
-  std::mt19937_64 random(seed);
-  std::vector<std::uint8_t> bytes(size);
-  for (std::uint8_t& byte : bytes) byte = static_cast<std::uint8_t>(random());
-  FILE* out = std::fopen(path.c_str(), "wb");
-  ASSERT_NE(out, nullptr);
-  ASSERT_EQ(std::fwrite(bytes.data(), 1, bytes.size(), out), bytes.size());
-  std::fclose(out);
-}
-
 // Polls until the exported range of `index`'s backing file equals `expected` (protocol A and B
 // acknowledge before a peer's disk has the data, so the peers may lag briefly).
 bool replica_matches(const LocalCluster& cluster, int index, const std::string& expected,
@@ -68,7 +58,7 @@ TEST_P(ReplicationProtocols, EveryWriteThroughTheExportReachesBothPeers) {
   EXPECT_NE(words.find("protocol" + GetParam() + ";"), std::string::npos) << show;
 
   const std::string source = cluster.directory() + "/source.img";
-  write_random_file(source, disk_size_bytes, GetParam() == "A" ? 1 : 2);
+  ASSERT_TRUE(write_random_file(source, disk_size_bytes, GetParam() == "A" ? 1 : 2)) << source;
   const CommandOutcome copy = run_command("nbdcopy --flush " + source + " " +
                                           cluster.nbd_uri(0) + " 2>&1");
   ASSERT_EQ(copy.exit_status, 0) << copy.output;
