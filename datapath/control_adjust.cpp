@@ -113,9 +113,12 @@ class Planner {
       check("device", old_volume.device, new_volume.device);
       check("disk", old_volume.disk, new_volume.disk);
       check("meta-disk", old_volume.meta_disk, new_volume.meta_disk);
-      // The size, and al-extents (the activity log's slots, sized at attach), need down/up.
-      for (const auto& [key, unset] : {std::pair<std::string, std::string>{"size", "(whole disk)"},
-                                       std::pair<std::string, std::string>{"al-extents", "1237"}}) {
+      // The size, and al-extents (the activity log's slots, sized at attach), need down/up;
+      // an unset al-extents is the core's default (DRBD's).
+      const std::string default_al_extents = std::to_string(core::NodeConfig{}.al_extents);
+      for (const auto& [key, unset] :
+           {std::pair<std::string, std::string>{"size", "(whole disk)"},
+            std::pair<std::string, std::string>{"al-extents", default_al_extents}}) {
         const config::Option* old_option = old_volume.disk_options.find(key);
         const config::Option* new_option = new_volume.disk_options.find(key);
         const std::string from = old_option != nullptr ? old_option->value_text() : unset;

@@ -353,12 +353,9 @@ TEST(Resync, ARunIsAtMostHalfTheFillTargetAndTheFillTargetCountsItsBlocks) {
   EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
 }
 
-TEST(Resync, AnApplicationWriteIntoARequestedRunDiscardsTheWholeRunAndAsksForItAgain) {
-  Cluster cluster(2, [](NodeConfig& config) {
-    config.c_fill_target_sectors = 256;  // runs of 16 blocks
-    config.c_max_rate_kib = 0;
-    config.c_min_rate_kib = 0;  // the write does not throttle the resync
-  });
+// node0 Primary, block 1 written on both nodes, then blocks 4..7 written while node1 was
+// away: one run of four blocks to resync when they reconnect.
+void write_a_four_block_run_while_apart(Cluster& cluster) {
   cluster.connect(0, 1);
   cluster.promote(0);
   cluster.write(0, 9, block_sector(1), 9);
@@ -368,6 +365,15 @@ TEST(Resync, AnApplicationWriteIntoARequestedRunDiscardsTheWholeRunAndAsksForItA
     cluster.write(0, block, block_sector(block), block);
   }
   cluster.settle();
+}
+
+TEST(Resync, AnApplicationWriteIntoARequestedRunDiscardsTheWholeRunAndAsksForItAgain) {
+  Cluster cluster(2, [](NodeConfig& config) {
+    config.c_fill_target_sectors = 256;  // runs of 16 blocks
+    config.c_max_rate_kib = 0;
+    config.c_min_rate_kib = 0;  // the write does not throttle the resync
+  });
+  write_a_four_block_run_while_apart(cluster);
   cluster.nodes[0].on_connection_up(cluster.now, NodeId{1});
   cluster.nodes[1].on_connection_up(cluster.now, NodeId{0});
   cluster.deliver_messages();
@@ -389,15 +395,7 @@ TEST(Resync, ASourceDefersTheReadOfARunBehindALocalWriteIntoIt) {
     config.c_fill_target_sectors = 256;
     config.c_max_rate_kib = 0;
   });
-  cluster.connect(0, 1);
-  cluster.promote(0);
-  cluster.write(0, 9, block_sector(1), 9);
-  cluster.settle();
-  cluster.disconnect(0, 1);
-  for (std::uint64_t block = 4; block < 8; ++block) {
-    cluster.write(0, block, block_sector(block), block);
-  }
-  cluster.settle();
+  write_a_four_block_run_while_apart(cluster);
   cluster.write(0, 20, block_sector(7), 20);  // local write in flight on the source
   cluster.nodes[0].on_connection_up(cluster.now, NodeId{1});
   cluster.nodes[1].on_connection_up(cluster.now, NodeId{0});

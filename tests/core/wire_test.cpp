@@ -167,28 +167,33 @@ void patch_u32(std::vector<std::uint8_t>& frame, std::size_t offset, std::uint32
   }
 }
 
+// A block message whose length (at `length_offset` in the body) is zero, not a multiple of 512
+// or above the payload limit, or whose body is one byte short of its fields, is malformed.
+void expect_bad_lengths_and_truncation_malformed(const Message& message,
+                                                 std::size_t length_offset) {
+  for (const std::uint32_t length : {0u, 4097u, payload_size_max_bytes + 512}) {
+    auto frame = encode(message);
+    patch_u32(frame, header_size_bytes + length_offset, length);
+    const auto result = decode(frame);
+    ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
+    EXPECT_NE(std::get<WireError>(result).message.find("length is zero"), std::string::npos)
+        << std::get<WireError>(result).message;
+  }
+  auto frame = encode(message);
+  frame.pop_back();
+  patch_u32(frame, 8, static_cast<std::uint32_t>(frame.size() - header_size_bytes));
+  const auto result = decode(frame);
+  ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
+  EXPECT_NE(std::get<WireError>(result).message.find("truncated"), std::string::npos);
+}
+
 TEST(Wire, ChecksumResyncMessagesWithABadLengthOrTruncatedAreMalformed) {
   const std::vector<Message> messages = {
       ChecksumResyncRequest{Sector{8}, 4096, 1}, ResyncInSync{Sector{8}, 4096, 1},
       ResyncRequest{Sector{8}, 4096}, VerifyRequest{Sector{8}, 4096, 1},
       PeersInSync{Sector{8}, 4096, 1}};
-  for (const Message& message : messages) {
-    for (const std::uint32_t length : {0u, 4097u, payload_size_max_bytes + 512}) {
-      auto frame = encode(message);
-      patch_u32(frame, header_size_bytes + 8, length);  // the length after the u64 sector
-      const auto result = decode(frame);
-      ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
-      EXPECT_NE(std::get<WireError>(result).message.find("length is zero"), std::string::npos)
-          << std::get<WireError>(result).message;
-    }
-    // A body one byte short of the fields (the digest or sequence cut off).
-    auto frame = encode(message);
-    frame.pop_back();
-    patch_u32(frame, 8, static_cast<std::uint32_t>(frame.size() - header_size_bytes));
-    const auto result = decode(frame);
-    ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
-    EXPECT_NE(std::get<WireError>(result).message.find("truncated"), std::string::npos);
-  }
+  // The length follows the u64 sector.
+  for (const Message& message : messages) expect_bad_lengths_and_truncation_malformed(message, 8);
 }
 
 TEST(Wire, ReadRequestReadFailedAndReadRepliesSurviveARoundTrip) {
@@ -202,22 +207,10 @@ TEST(Wire, ReadRequestReadFailedAndReadRepliesSurviveARoundTrip) {
 }
 
 TEST(Wire, ReadMessagesWithABadLengthOrTruncatedAreMalformed) {
+  // The length follows the u64 id and the u64 sector.
   for (const Message& message :
        {Message{ReadRequest{1, Sector{8}, 4096}}, Message{ReadFailed{1, Sector{8}, 4096}}}) {
-    for (const std::uint32_t length : {0u, 4097u, payload_size_max_bytes + 512}) {
-      auto frame = encode(message);
-      patch_u32(frame, header_size_bytes + 16, length);  // after the u64 id and u64 sector
-      const auto result = decode(frame);
-      ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
-      EXPECT_NE(std::get<WireError>(result).message.find("length is zero"), std::string::npos)
-          << std::get<WireError>(result).message;
-    }
-    auto frame = encode(message);
-    frame.pop_back();
-    patch_u32(frame, 8, static_cast<std::uint32_t>(frame.size() - header_size_bytes));
-    const auto result = decode(frame);
-    ASSERT_TRUE(std::holds_alternative<WireError>(result)) << to_string(type_of(message));
-    EXPECT_NE(std::get<WireError>(result).message.find("truncated"), std::string::npos);
+    expect_bad_lengths_and_truncation_malformed(message, 16);
   }
 }
 
