@@ -688,11 +688,16 @@ void TcpTransport::fail(const std::shared_ptr<Connection>& connection, std::stri
     return;
   }
   PeerSlot& slot = *slot_of(connection->peer);
-  if (connection->dialed && !connection->tcp_connected && slot.addresses.size() > 1) {
+  // A dial that failed, or an established connection that broke (the peer went silent, reset
+  // it): the path it ran on is suspect, so the next dial takes the next path. Were it the
+  // dark path again, a dial would wait out the whole connect timeout before moving on.
+  if (connection->dialed && (!connection->tcp_connected || connection->announced) &&
+      slot.addresses.size() > 1) {
     slot.path_index = (connection->path_index + 1) % slot.addresses.size();
     log("path " + std::to_string(connection->path_index + 1) + " to node " +
-        node_text(connection->peer) + " failed (" + std::string(reason) + "); trying path " +
-        std::to_string(slot.path_index + 1) + " next");
+        node_text(connection->peer) + (connection->announced ? " lost (" : " failed (") +
+        std::string(reason) + "); trying path " + std::to_string(slot.path_index + 1) +
+        " next");
   }
   if (slot.connection == connection) {
     slot.connection.reset();

@@ -29,8 +29,9 @@
 //   TLS.
 // - Keepalive: every ping_interval a wire::Ping goes out; a peer that sends nothing at all for
 //   ping_timeout after it is disconnected. Ping/PingAck never reach the handler.
-// - Multi-path: a peer may have several addresses (paths). A dial that fails moves to the next
-//   path; the acceptor listens on its own address and on every path's local address.
+// - Multi-path: a peer may have several addresses (paths). A dial that fails, or an established
+//   connection that breaks, moves the next dial to the next path; the acceptor listens on its
+//   own address and on every path's local address.
 // - StandAlone (set_standalone; drbdsetup disconnect, a split brain left to the administrator):
 //   the connection to that peer is dropped and stays down: no dial, and an inbound connection
 //   that identifies itself as that peer is closed, until set_standalone(peer, false).

@@ -10,7 +10,7 @@ PACKAGES=(
   librapidcheck-dev libgtest-dev libgmock-dev libbenchmark-dev libclang-rt-14-dev
   libnbd-dev libnbd-bin fio qemu-utils nbdkit drbd-utils openssl
   nlohmann-json3-dev libcli11-dev
-  iproute2 procps jq
+  iproute2 procps jq nftables
 )
 
 missing=()

@@ -164,6 +164,34 @@ inline bool nbd_write(const std::string& uri, std::uint64_t offset, std::uint8_t
   return ok;
 }
 
+// Drops every TCP packet to or from one loopback port with an nftables table of its own, as a
+// path whose address became unreachable (cable pulled, route gone): an established connection on
+// it goes silent and a new SYN to it is never answered. The table is deleted on destruction.
+class PortBlackhole {
+ public:
+  explicit PortBlackhole(std::uint16_t port)
+      : table_("ditto_blackhole_" + std::to_string(::getpid()) + "_" + std::to_string(port)) {
+    const std::string rule = "nft add rule inet " + table_ + " input tcp ";
+    const std::string script =
+        "nft add table inet " + table_ + " && nft add chain inet " + table_ +
+        " input '{ type filter hook input priority -10; policy accept; }' && " + rule +
+        "dport " + std::to_string(port) + " drop && " + rule + "sport " + std::to_string(port) +
+        " drop 2>&1";
+    const CommandOutcome outcome = run_command(script);
+    if (outcome.exit_status != 0) error_ = "nft failed: " + outcome.output;
+  }
+  ~PortBlackhole() { run_command("nft delete table inet " + table_ + " 2>/dev/null"); }
+  PortBlackhole(const PortBlackhole&) = delete;
+  PortBlackhole& operator=(const PortBlackhole&) = delete;
+
+  // Empty when the rules are in place.
+  const std::string& error() const { return error_; }
+
+ private:
+  std::string table_;
+  std::string error_;
+};
+
 struct Attacker {
   pid_t pid = -1;
   ~Attacker() {
