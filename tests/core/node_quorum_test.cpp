@@ -185,6 +185,74 @@ TEST(NodeQuorum, AWriteCutOffByTheIsolationStartsNoGenerationSoTheHealFindsNoSpl
   EXPECT_EQ(cluster.nodes[2].peer(node_id(0))->out_of_sync_bytes, 0u);
 }
 
+// The links of a Primary cut off from every peer time out one by one (quorum swarm seed 173).
+// When the first one goes, the other peers have not answered anything since the cut: before
+// the Primary starts a new generation (or completes a write the lost peer missed) it asks them
+// in a lost-peer state change (§8.1's example, DRBD's twopc_after_lost_peer), and counts only
+// the peers that answer. Here none does; as their links time out too it loses quorum, and it
+// has made no generation that no peer holds, nor acknowledged a write.
+TEST(NodeQuorum, APrimaryCutOffFromAllPeersStartsNoGenerationAsItsDeadLinksTimeOutOneByOne) {
+  Cluster cluster = quorum_cluster(5, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  const std::uint64_t before = comparable_current(cluster.nodes[0].generation());
+  // The partition: from now on nothing node 0 sends or is sent arrives.
+  auto cut_off = [&] {
+    std::erase_if(cluster.network, [](const Cluster::InFlight& message) {
+      return message.from.value == 0 || message.to.value == 0;
+    });
+  };
+  // Messages and disks as Cluster::drain runs them, with the partition (no timers: none of
+  // the links that look alive to node 0 times out before the test says so).
+  auto run = [&] {
+    for (int step = 0; step < 10'000; ++step) {
+      cluster.collect_all();
+      cut_off();
+      if (cluster.deliver_one()) continue;
+      for (int node = 0; node < 5; ++node) cluster.complete_disk(node);
+      cluster.collect_all();
+      cut_off();
+      if (cluster.network.empty()) return;
+    }
+  };
+  cluster.write(0, 2, 8, 12);  // on node 0's disk, the Data lost in the partition
+  run();
+  for (int peer = 1; peer <= 4; ++peer) {
+    // This link times out; the others still look alive to node 0.
+    cluster.nodes[0].on_connection_down(cluster.now, node_id(peer));
+    cluster.nodes[peer].on_connection_down(cluster.now, node_id(0));
+    run();
+    EXPECT_EQ(comparable_current(cluster.nodes[0].generation()), before)
+        << "a new generation after losing node " << peer;
+    EXPECT_NE(cluster.completion_of(2), ClientStatus::ok) << "after losing node " << peer;
+  }
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::io_error);
+}
+
+// The same lost peer with the other peers alive: they answer the lost-peer state change, the
+// Primary keeps quorum, starts the new generation they adopt, and its writes complete.
+TEST(NodeQuorum, APrimaryThatLosesOnePeerGoesOnOnceTheOthersAnswer) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  const std::uint64_t before = comparable_current(cluster.nodes[0].generation());
+  cluster.write(0, 1, 0, 11);
+  cluster.disconnect(0, 1);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());
+  EXPECT_NE(comparable_current(cluster.nodes[0].generation()), before);
+  EXPECT_EQ(comparable_current(cluster.nodes[2].generation()),
+            comparable_current(cluster.nodes[0].generation()));
+  cluster.write(0, 2, 8, 12);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::ok);
+}
+
 TEST(NodeQuorum, SuspendIoFreezesWritesUntilQuorumReturns) {
   Cluster cluster = quorum_cluster(3, OnNoQuorum::suspend_io);
   cluster.connect_all();
