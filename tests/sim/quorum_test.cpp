@@ -169,20 +169,39 @@ TEST(QuorumRegression, APromotionWithQuorumLosesNoAcknowledgedWrite) {
   }
 }
 
-// A split brain between a restarted node and the quorum side stays unresolved (both sides
-// report resolution:disconnect; the side with quorum should become the source). The reports
-// now name both sides' quorum: in most of these neither side had quorum when they decided
-// (local-quorum:no peer-quorum:no), and several are rule history-both, which §3.5 step 6
-// resolves only with always-asbp; see the session report before changing core or oracle.
-// Seeds 146 232 435 (and 2 from the campaign) pass since the weak-Secondary change below; kept
-// as regression seeds in the enabled test that follows (583, which that change alone broke,
-// passes with the SyncTarget fix below, 909 since resync runs of up to 1 MiB). Still failing:
-// 62 173 574 759 856 882 (history-both or bitmap-both, mostly local-quorum:no peer-quorum:no:
-// the lost-peer two-phase commit of §8.1's example, not implemented, is the likely missing
-// piece: in seed 173 a Primary cut off silently counts its dead links toward quorum as they
-// time out one by one, and starts two new generations no peer holds before it crashes).
-TEST(QuorumRegression, DISABLED_TheSideWithQuorumResolvesASplitBrain) {
-  for (const std::uint64_t seed : {62u, 173u, 574u, 759u, 856u, 882u}) {
+// A split brain between a restarted node and the quorum side stayed unresolved (both sides
+// reported resolution:disconnect, mostly with local-quorum:no peer-quorum:no, rules
+// history-both or bitmap-both). Seeds 146 232 435 (and 2 from the campaign) pass since the
+// weak-Secondary change below; kept as regression seeds in the test that follows. Seeds 62 173
+// 574 759 882 pass since the lost-peer state change (core/node_lost_peer.cpp): in seed 173 a
+// Primary cut off from all peers counted its dead links toward quorum as they timed out one by
+// one, and started two new generations no peer held before it crashed; the restarted node and
+// the side that had promoted meanwhile then met as a split brain. Now a Primary that loses a
+// peer makes no generation before the peers it still sees have answered (the core test
+// APrimaryCutOffFromAllPeersStartsNoGenerationAsItsDeadLinksTimeOutOneByOne).
+TEST(QuorumRegression, TheSideWithQuorumResolvesASplitBrain) {
+  for (const std::uint64_t seed : {62u, 173u, 574u, 759u, 882u}) {
+    const SimOptions options = swarm_options(seed, 400, {}, true);
+    ASSERT_TRUE(options.quorum.enabled());
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << seed << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
+  }
+}
+
+// Still failing, for another reason than the lost peer: seed 856 (5 nodes) has a ring
+// partition, where connectivity is not transitive. Primary node0 loses node2, asks node1, node3
+// and node4; node1 and node4 answer (node3's link is dead and times out), so node0 keeps quorum
+// with them (3 of 5) and starts generation 3A5B.. although node1 and node4 have each lost
+// quorum in their own counts by then. node0 crashes; much later node2 is promoted with node1
+// and node3 and starts 8EA0.. from the old generation 0F9A.., although node1 held 3A5B.. and
+// should have made node2 its SyncTarget first. The two generations meet as bitmap-both split
+// brains with neither side quorate (node3-node4, node3-node0). What is left to find out: why
+// node2's handshake with node1 did not make it a SyncTarget before its promotion (node1 Outdated
+// as a weak node?), and whether a participant should answer a lost-peer state change it cannot
+// support with quorum (DRBD's replies carry reachable_nodes).
+TEST(QuorumRegression, DISABLED_APromotionDoesNotBranchFromAGenerationAPeerAlreadyLeft) {
+  for (const std::uint64_t seed : {856u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
     const RunResult result = run_simulation(options);
