@@ -60,6 +60,9 @@
 //   UpToDate Primary reconnects an Outdated established peer to resync it; an Outdated or
 //   Inconsistent node that follows a Primary without an UpToDate disk reruns the handshake
 //   with an UpToDate peer, once per connection;
+// - the lost-peer state change (node_lost_peer.cpp, §8.1): with quorum on, a Primary that
+//   loses a connection asks the peers it still sees, and starts no new generation (its I/O
+//   waiting) until each has answered or is gone too; quorum then counts only those;
 // - fencing (node_fencing.cpp, §7; NodeConfig::fencing): a Primary that loses a peer with data
 //   runs fence-peer (CallHelper; the exit code comes back through on_helper_done), freezing
 //   client I/O until it succeeds with resource-and-stonith (`suspended:fencing`, ResumeIo); a

@@ -253,6 +253,41 @@ TEST(NodeQuorum, APrimaryThatLosesOnePeerGoesOnOnceTheOthersAnswer) {
   EXPECT_EQ(cluster.completion_of(2), ClientStatus::ok);
 }
 
+// A peer whose link looks alive but that never answers the lost-peer state change is dropped
+// after twopc-timeout like the dead link it is; here that leaves the Primary without quorum.
+TEST(NodeQuorum, APeerSilentForTwopcTimeoutAfterALostPeerIsDropped) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.complete_disk(0);  // on node 0's disk
+  cluster.collect_all();
+  const std::uint64_t before = comparable_current(cluster.nodes[0].generation());
+  cluster.network.clear();  // the Data is lost; so is everything node 0 sends from now on
+  const int prepares = cluster.count_sent(0, wire::MessageType::twopc_prepare);
+  cluster.nodes[0].on_connection_down(cluster.now, node_id(1));
+  cluster.nodes[1].on_connection_down(cluster.now, node_id(0));
+  cluster.collect_all();
+  std::erase_if(cluster.network,
+                [](const Cluster::InFlight& message) { return message.from.value == 0; });
+  EXPECT_EQ(cluster.count_sent(0, wire::MessageType::twopc_prepare), prepares + 1);
+  EXPECT_FALSE(cluster.completion_of(1).has_value());
+  ASSERT_EQ(cluster.timers.count({0, timer_lost_peer.value}), 1u);
+  const Instant deadline = cluster.timers.at({0, timer_lost_peer.value});
+  EXPECT_EQ(deadline.ns - cluster.now.ns, cluster.nodes[0].config().twopc_timeout.ns);
+  cluster.now = deadline;
+  cluster.timers.erase({0, timer_lost_peer.value});
+  cluster.nodes[0].on_timer(cluster.now, timer_lost_peer);
+  cluster.collect_all();
+  ASSERT_FALSE(cluster.disconnects.empty());
+  EXPECT_EQ(cluster.disconnects.back().first, 0);
+  EXPECT_EQ(cluster.disconnects.back().second.peer, node_id(2));
+  EXPECT_NE(cluster.nodes[0].peer(node_id(2))->connection, ConnectionState::connected);
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::io_error);
+  EXPECT_EQ(comparable_current(cluster.nodes[0].generation()), before);
+}
+
 TEST(NodeQuorum, SuspendIoFreezesWritesUntilQuorumReturns) {
   Cluster cluster = quorum_cluster(3, OnNoQuorum::suspend_io);
   cluster.connect_all();
