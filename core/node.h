@@ -559,6 +559,7 @@ class Node {
   const char* resync_not_now(const Peer& peer, bool source) const;
   void check_resync_source(Peer& peer, bool was_target);
   void resume_deferred_resyncs();
+  void offer_resync_to_peers_left_behind(const Peer& source, std::uint64_t left);
   std::uint32_t followed_primary_weak_nodes() const;
   void outdate_if_weak();
   void resync_outdated_peers();
