@@ -107,7 +107,7 @@ void Node::on_client_write(Instant now, RequestId request, Sector sector,
   if (auto refusal = write_refusal(sector, length_bytes)) return refuse(*refusal), invariants();
   // A Primary without quorum (§8.2): io-error fails the write, suspend-io freezes it; so does
   // fencing with resource-and-stonith until fence-peer succeeds (§7).
-  if (role_ == Role::primary && (!have_quorum_ || fencing_suspended_)) {
+  if (role_ == Role::primary && (!have_quorum_ || fencing_suspended_ || lost_peer_pending())) {
     if (!quorum_suspends_io()) return refuse(ClientStatus::io_error), invariants();
     suspend_write_for_quorum(request, sector, length_bytes, payload, flags);
     return invariants();
@@ -337,7 +337,8 @@ void Node::complete(std::uint64_t sequence, ClientStatus status) {
   // A write that completes while the Primary has no quorum may never reach a quorum: it fails
   // (io-error) or its completion waits (suspend-io) for quorum or demotion (node_quorum.cpp).
   const bool quorum_lost = entry.kind == RequestKind::write && status == ClientStatus::ok &&
-                           role_ == Role::primary && (!have_quorum_ || fencing_suspended_);
+                           role_ == Role::primary &&
+                           (!have_quorum_ || fencing_suspended_ || lost_peer_pending());
   if (quorum_lost &&
       hold_completion_for_quorum({entry.client, status, read_io, read_payload}, entry.payload)) {
     // Still counted in upper_pending (client_requests() includes it).
@@ -544,6 +545,7 @@ void Node::invariants() const {
   DITTO_ASSERT(requests <= config_.requests_in_flight_max);
   DITTO_ASSERT(statistics_.upper_pending == requests);
   DITTO_ASSERT(held_writes_.empty() || promotion_.has_value());
+  DITTO_ASSERT(!lost_peer_ || (lost_peer_->waiting_mask & ~handshaken_peers_mask()) == 0);
   DITTO_ASSERT(!(promotion_ && prepared_ && !promotion_->backing_off));
   const std::uint32_t targets = replication_targets_mask();
   // requests_by_io_ holds exactly the requests waiting for their local I/O. A request gets its

@@ -60,6 +60,9 @@
 //   UpToDate Primary reconnects an Outdated established peer to resync it; an Outdated or
 //   Inconsistent node that follows a Primary without an UpToDate disk reruns the handshake
 //   with an UpToDate peer, once per connection;
+// - the lost-peer state change (node_lost_peer.cpp, §8.1): with quorum on, a Primary that
+//   loses a connection asks the peers it still sees, and starts no new generation (its I/O
+//   waiting) until each has answered or is gone too; quorum then counts only those;
 // - fencing (node_fencing.cpp, §7; NodeConfig::fencing): a Primary that loses a peer with data
 //   runs fence-peer (CallHelper; the exit code comes back through on_helper_done), freezing
 //   client I/O until it succeeds with resource-and-stonith (`suspended:fencing`, ResumeIo); a
@@ -417,6 +420,14 @@ class Node {
     std::uint64_t transaction_id = 0;
   };
 
+  // This Primary's lost-peer state change (node_lost_peer.cpp): the peers asked after a lost
+  // connection that have neither answered nor gone since.
+  struct LostPeerChange {
+    std::uint64_t transaction_id = 0;
+    std::uint32_t waiting_mask = 0;
+    bool timer_armed = false;
+  };
+
   // The configured peers in node-id order. peers_ has a slot for every node id, and the slots
   // of unconfigured ones are never touched: loops walk only these (a Peer is large, and most
   // inputs walk the peers several times).
@@ -548,6 +559,7 @@ class Node {
   const char* resync_not_now(const Peer& peer, bool source) const;
   void check_resync_source(Peer& peer, bool was_target);
   void resume_deferred_resyncs();
+  void offer_resync_to_peers_left_behind(const Peer& source, std::uint64_t left);
   std::uint32_t followed_primary_weak_nodes() const;
   void outdate_if_weak();
   void resync_outdated_peers();
@@ -649,6 +661,14 @@ class Node {
   void on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply);
   void on_twopc_decision(Peer& peer, NodeId initiator, std::uint64_t transaction_id, bool commit);
   void twopc_peer_lost(Instant now, Peer& peer);
+
+  // The lost-peer state change (node_lost_peer.cpp).
+  bool lost_peer_pending() const { return role_ == Role::primary && lost_peer_.has_value(); }
+  void start_lost_peer_change(const Peer& lost);
+  bool on_lost_peer_reply(const wire::TwoPcReply& reply, NodeId from);
+  void progress_lost_peer_change(Instant now);
+  void lost_peer_timed_out(Instant now);
+  void fail_frozen_io();
   void arm_timer(TimerId timer, Instant deadline);
   void cancel_timer(TimerId timer);
 
@@ -732,6 +752,7 @@ class Node {
   std::optional<Promotion> promotion_;
   std::optional<AdminResult> promotion_outcome_;
   std::optional<Prepared> prepared_;
+  std::optional<LostPeerChange> lost_peer_;
   std::map<std::uint64_t, Instant> timers_armed_;  // TimerId → deadline
   Prng prng_;
 

@@ -127,6 +127,7 @@ struct NodeConfig {
 // Timers a Node arms (ArmTimer) and expects back through on_timer.
 inline constexpr TimerId timer_twopc_initiator{1};    // own promotion: timeout or retry
 inline constexpr TimerId timer_twopc_participant{2};  // a prepared foreign transaction
+inline constexpr TimerId timer_lost_peer{3};          // own lost-peer state change: timeout
 // The resync step (100 ms) toward peer n as SyncTarget is timer_resync_step_base + n.
 inline constexpr std::uint64_t timer_resync_step_base = 64;
 inline constexpr Duration resync_step = Duration::from_ms(100);

@@ -554,6 +554,7 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   const bool was_replicating = peer_replicating(peer);
   const bool was_our_primary = role_ == Role::secondary && peer.state_received &&
                                peer.status.role == Role::primary;
+  start_lost_peer_change(peer);
   peer.forwarded_weak_nodes = 0;
   peer.resync_deferred = false;
   peer.outdated_handshake_rerun = false;

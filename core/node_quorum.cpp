@@ -78,9 +78,10 @@ bool Node::handshake_busy() const {
   return false;
 }
 
-// Frozen I/O, for lack of quorum or for fencing (node_fencing.cpp): both wait in the same queues.
+// Frozen I/O, for lack of quorum, for fencing (node_fencing.cpp) or until the peers answered a
+// lost-peer state change (node_lost_peer.cpp): all wait in the same queues.
 bool Node::quorum_suspends_io() const {
-  return io_suspended_for_quorum() || io_suspended_for_fencing();
+  return io_suspended_for_quorum() || io_suspended_for_fencing() || lost_peer_pending();
 }
 
 // Recomputes quorum (after every committed state change and every peer report). Only records
@@ -106,15 +107,16 @@ void Node::update_quorum() {
 // A Primary that regained quorum through a connection resumes once that handshake is over: a
 // new generation in the middle of it would make the peer start over.
 void Node::apply_quorum_changes(Instant now) {
-  (void)now;
   resume_after_fencing(now);
+  progress_lost_peer_change(now);
   if (!quorum_changed_) return;
   if (have_quorum_ && role_ == Role::primary && handshake_busy()) return;
   quorum_changed_ = false;
   // Our StateReports carry the quorum flag: the peers (a diskless one above all) learn it.
   send_state_to_connected_peers();
   if (!have_quorum_ || role_ != Role::primary) return;
-  if (io_suspended_for_fencing()) return;  // resume_after_fencing resumes it later
+  // resume_after_fencing or progress_lost_peer_change resumes it later.
+  if (quorum_suspends_io()) return;
   resume_frozen_io();
 }
 
@@ -169,22 +171,7 @@ void Node::fail_suspended_io() {
     actions_.push_back(Event{"change resource name:" + config_.resource_name + " suspended:" +
                              std::string(suspended_reason())});
   }
-  const std::size_t count =
-      quorum_suspended_completions_.size() + quorum_suspended_writes_.size();
-  DITTO_ASSERT(statistics_.upper_pending >= count);
-  statistics_.upper_pending -= static_cast<std::uint32_t>(count);
-  for (const SuspendedCompletion& done : quorum_suspended_completions_) {
-    actions_.push_back(
-        CompleteClient{done.request, ClientStatus::io_error, std::nullopt, std::nullopt});
-    if (done.payload) actions_.push_back(ReleasePayload{*done.payload});
-  }
-  for (const HeldWrite& write : quorum_suspended_writes_) {
-    actions_.push_back(
-        CompleteClient{write.request, ClientStatus::io_error, std::nullopt, std::nullopt});
-    actions_.push_back(ReleasePayload{write.payload});
-  }
-  quorum_suspended_completions_.clear();
-  quorum_suspended_writes_.clear();
+  fail_frozen_io();
 }
 
 // Before a StateReport is applied: what it says about quorum and the sender's configuration.

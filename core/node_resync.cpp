@@ -105,6 +105,9 @@ void Node::bump_generation_if_pending() {
   if (!have_quorum_) return;
   // Nor while its I/O is frozen for fencing: the handler may yet say the peer is Primary (§7).
   if (io_suspended_for_fencing()) return;
+  // Nor before the peers it still sees answered after a lost connection: the links may be as
+  // dead as the lost one, and quorum with them (node_lost_peer.cpp).
+  if (lost_peer_pending()) return;
   // An UpToDate diskful node starts a generation; so does a diskless Primary (§3.2: it
   // generates the UUID and carries it to its peers, DRBD's P_CURRENT_UUID), or Secondaries cut
   // off from it would keep the generation of the peers that got its writes. Any other node

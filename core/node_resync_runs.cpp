@@ -157,6 +157,7 @@ void Node::maybe_finish_resync(Peer& peer) {
     if (!queued) metadata_queue_.push_back(MetadataJob{MetadataJob::Kind::flush, 0, 0, {}});
     return issue_metadata_write();
   }
+  const std::uint64_t left = comparable_current(generations_.uuids.current);
   resync_target_finished(generations_.uuids, peer.uuids, config_.node_id.value,
                          peer.status.node_id.value, peer.rs_start_uuid);
   ClusterState proposed = cluster_state();
@@ -171,6 +172,31 @@ void Node::maybe_finish_resync(Peer& peer) {
                            " blocks:" + std::to_string(peer.status.resync_done_blocks)});
   send_state_to_connected_peers();
   resume_deferred_resyncs();
+  offer_resync_to_peers_left_behind(peer, left);
+}
+
+// The resync moved us from generation `left` to the source's. A peer we are connected to that
+// is still in `left` (consistent, so no SyncTarget elsewhere) is now behind us, although its
+// handshake with us found nothing to do: it runs the handshake again to get its resync (DRBD's
+// resync offer to all peers once a SyncTarget is stable, UUID_FLAG_GOT_STABLE). Otherwise it
+// stays Established in the old generation, and a promotion on our side branches from a
+// generation it never had (quorum swarm seed 856).
+void Node::offer_resync_to_peers_left_behind(const Peer& source, std::uint64_t left) {
+  const std::uint64_t current = comparable_current(generations_.uuids.current);
+  if (current == left || disk_state_ != DiskState::up_to_date) return;
+  for (Peer& other : configured_peers()) {
+    if (&other == &source || !other.state_received) continue;
+    if (other.status.connection != ConnectionState::connected) continue;
+    if (other.status.replication != ReplicationState::established) continue;
+    if (other.status.disk < DiskState::outdated || other.status.disk == DiskState::dunknown) {
+      continue;
+    }
+    if (comparable_current(other.uuids.current) != left) continue;
+    actions_.push_back(
+        Disconnect{other.status.node_id, "reconnecting to resync peer " + other.status.name +
+                                             " left in the generation we resynced away from"});
+    peer_lost(other, ConnectionState::protocol_error);
+  }
 }
 
 // A flush was issued: it covers every run written so far.

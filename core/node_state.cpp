@@ -299,6 +299,7 @@ void Node::on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply
     return protocol_error(
         peer, "TwoPcReply for a transaction of node " + std::to_string(reply.initiator.value));
   }
+  if (on_lost_peer_reply(reply, peer.status.node_id)) return;
   const std::uint32_t peer_bit = bit(peer.status.node_id);
   if (!promotion_ || promotion_->backing_off ||
       promotion_->transaction_id != reply.transaction_id ||
@@ -423,6 +424,11 @@ void Node::on_twopc_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& p
   }
   wire::TwoPcReply reply{prepare.initiator, prepare.transaction_id, wire::TwoPcVote::yes,
                          static_cast<std::int8_t>(StateChangeCode::success)};
+  if (prepare.change == wire::TwoPcChange::lost_peer) {
+    // An empty state change (node_lost_peer.cpp): answering is all it asks.
+    actions_.push_back(Send{peer.status.node_id, reply, std::nullopt});
+    return;
+  }
   const bool same = prepared_ && prepared_->initiator == prepare.initiator &&
                     prepared_->transaction_id == prepare.transaction_id;
   const bool busy = (promotion_ && !promotion_->backing_off) || (prepared_ && !same);
@@ -497,6 +503,9 @@ void Node::on_timer(Instant now, TimerId timer) {
     }
   } else if (timer == timer_twopc_participant) {
     prepared_.reset();  // the initiator never decided; stop blocking other changes
+  } else if (timer == timer_lost_peer) {
+    if (lost_peer_) lost_peer_->timer_armed = false;
+    lost_peer_timed_out(now);
   } else if (timer == timer_twopc_initiator && promotion_) {
     if (promotion_->backing_off) {
       start_promotion_attempt(now);

@@ -380,10 +380,11 @@ std::variant<Message, WireError> parse_twopc(ByteReader& reader, MessageType typ
   std::uint8_t first = 0;
   if (!reader.u8(first)) return malformed(type, "truncated fields");
   if (type == MessageType::twopc_prepare) {
-    if (first != static_cast<std::uint8_t>(TwoPcChange::promote)) {
+    if (first != static_cast<std::uint8_t>(TwoPcChange::promote) &&
+        first != static_cast<std::uint8_t>(TwoPcChange::lost_peer)) {
       return malformed(type, "unknown state change");
     }
-    return Message{TwoPcPrepare{node, transaction_id, TwoPcChange::promote}};
+    return Message{TwoPcPrepare{node, transaction_id, static_cast<TwoPcChange>(first)}};
   }
   std::uint8_t code = 0;
   if (!reader.u8(code)) return malformed(type, "truncated fields");

@@ -24,7 +24,8 @@ inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
 // 3: reads through peers (ReadRequest, ReadFailed, Data with data_flag_read_reply); a resync
 //    request (and its reply, PeersInSync and ResyncAck) spans a run of up to
 //    resync_size_max_bytes instead of one bitmap block.
-inline constexpr std::uint16_t protocol_version = 3;
+// 4: TwoPcPrepare for a lost-peer state change (TwoPcChange::lost_peer).
+inline constexpr std::uint16_t protocol_version = 4;
 inline constexpr std::size_t header_size_bytes = 16;
 inline constexpr std::size_t resource_name_size_max = 64;
 // The largest client write we replicate in one message (the NBD 32 MiB convention).
@@ -315,7 +316,9 @@ struct VerifyReply {
 };
 
 // Cluster-wide state changes run as two-phase commits keyed by (initiator, transaction_id).
-enum class TwoPcChange : std::uint8_t { promote = 1 };
+// lost_peer: DRBD's empty state change after a lost connection (twopc_after_lost_peer); the
+// participants answer yes at once and the initiator learns which peers still answer.
+enum class TwoPcChange : std::uint8_t { promote = 1, lost_peer = 2 };
 enum class TwoPcVote : std::uint8_t { yes = 0, no = 1, retry = 2 };
 
 struct TwoPcPrepare {

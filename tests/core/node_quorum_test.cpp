@@ -185,6 +185,109 @@ TEST(NodeQuorum, AWriteCutOffByTheIsolationStartsNoGenerationSoTheHealFindsNoSpl
   EXPECT_EQ(cluster.nodes[2].peer(node_id(0))->out_of_sync_bytes, 0u);
 }
 
+// The links of a Primary cut off from every peer time out one by one (quorum swarm seed 173).
+// When the first one goes, the other peers have not answered anything since the cut: before
+// the Primary starts a new generation (or completes a write the lost peer missed) it asks them
+// in a lost-peer state change (§8.1's example, DRBD's twopc_after_lost_peer), and counts only
+// the peers that answer. Here none does; as their links time out too it loses quorum, and it
+// has made no generation that no peer holds, nor acknowledged a write.
+TEST(NodeQuorum, APrimaryCutOffFromAllPeersStartsNoGenerationAsItsDeadLinksTimeOutOneByOne) {
+  Cluster cluster = quorum_cluster(5, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  const std::uint64_t before = comparable_current(cluster.nodes[0].generation());
+  // The partition: from now on nothing node 0 sends or is sent arrives.
+  auto cut_off = [&] {
+    std::erase_if(cluster.network, [](const Cluster::InFlight& message) {
+      return message.from.value == 0 || message.to.value == 0;
+    });
+  };
+  // Messages and disks as Cluster::drain runs them, with the partition (no timers: none of
+  // the links that look alive to node 0 times out before the test says so).
+  auto run = [&] {
+    for (int step = 0; step < 10'000; ++step) {
+      cluster.collect_all();
+      cut_off();
+      if (cluster.deliver_one()) continue;
+      for (int node = 0; node < 5; ++node) cluster.complete_disk(node);
+      cluster.collect_all();
+      cut_off();
+      if (cluster.network.empty()) return;
+    }
+  };
+  cluster.write(0, 2, 8, 12);  // on node 0's disk, the Data lost in the partition
+  run();
+  for (int peer = 1; peer <= 4; ++peer) {
+    // This link times out; the others still look alive to node 0.
+    cluster.nodes[0].on_connection_down(cluster.now, node_id(peer));
+    cluster.nodes[peer].on_connection_down(cluster.now, node_id(0));
+    run();
+    EXPECT_EQ(comparable_current(cluster.nodes[0].generation()), before)
+        << "a new generation after losing node " << peer;
+    EXPECT_NE(cluster.completion_of(2), ClientStatus::ok) << "after losing node " << peer;
+  }
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::io_error);
+}
+
+// The same lost peer with the other peers alive: they answer the lost-peer state change, the
+// Primary keeps quorum, starts the new generation they adopt, and its writes complete.
+TEST(NodeQuorum, APrimaryThatLosesOnePeerGoesOnOnceTheOthersAnswer) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  const std::uint64_t before = comparable_current(cluster.nodes[0].generation());
+  cluster.write(0, 1, 0, 11);
+  cluster.disconnect(0, 1);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  EXPECT_TRUE(cluster.nodes[0].have_quorum());
+  EXPECT_NE(comparable_current(cluster.nodes[0].generation()), before);
+  EXPECT_EQ(comparable_current(cluster.nodes[2].generation()),
+            comparable_current(cluster.nodes[0].generation()));
+  cluster.write(0, 2, 8, 12);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::ok);
+}
+
+// A peer whose link looks alive but that never answers the lost-peer state change is dropped
+// after twopc-timeout like the dead link it is; here that leaves the Primary without quorum.
+TEST(NodeQuorum, APeerSilentForTwopcTimeoutAfterALostPeerIsDropped) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::io_error);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.complete_disk(0);  // on node 0's disk
+  cluster.collect_all();
+  const std::uint64_t before = comparable_current(cluster.nodes[0].generation());
+  cluster.network.clear();  // the Data is lost; so is everything node 0 sends from now on
+  const int prepares = cluster.count_sent(0, wire::MessageType::twopc_prepare);
+  cluster.nodes[0].on_connection_down(cluster.now, node_id(1));
+  cluster.nodes[1].on_connection_down(cluster.now, node_id(0));
+  cluster.collect_all();
+  std::erase_if(cluster.network,
+                [](const Cluster::InFlight& message) { return message.from.value == 0; });
+  EXPECT_EQ(cluster.count_sent(0, wire::MessageType::twopc_prepare), prepares + 1);
+  EXPECT_FALSE(cluster.completion_of(1).has_value());
+  ASSERT_EQ(cluster.timers.count({0, timer_lost_peer.value}), 1u);
+  const Instant deadline = cluster.timers.at({0, timer_lost_peer.value});
+  EXPECT_EQ(deadline.ns - cluster.now.ns, cluster.nodes[0].config().twopc_timeout.ns);
+  cluster.now = deadline;
+  cluster.timers.erase({0, timer_lost_peer.value});
+  cluster.nodes[0].on_timer(cluster.now, timer_lost_peer);
+  cluster.collect_all();
+  ASSERT_FALSE(cluster.disconnects.empty());
+  EXPECT_EQ(cluster.disconnects.back().first, 0);
+  EXPECT_EQ(cluster.disconnects.back().second.peer, node_id(2));
+  EXPECT_NE(cluster.nodes[0].peer(node_id(2))->connection, ConnectionState::connected);
+  EXPECT_FALSE(cluster.nodes[0].have_quorum());
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::io_error);
+  EXPECT_EQ(comparable_current(cluster.nodes[0].generation()), before);
+}
+
 TEST(NodeQuorum, SuspendIoFreezesWritesUntilQuorumReturns) {
   Cluster cluster = quorum_cluster(3, OnNoQuorum::suspend_io);
   cluster.connect_all();

@@ -72,6 +72,41 @@ TEST(Resync, ASecondaryAwayForAWhileGetsExactlyTheBlocksWrittenMeanwhileAndEndsU
   EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->out_of_sync_bytes, 0u);
 }
 
+// Nodes 2 and 3 sit out a partition together while the Primary writes on with node 1. The link
+// 1-2 heals first: node 2 becomes node 1's SyncTarget and moves to the newer generation. Node 3,
+// Established with node 2 in the old one all along, is now behind it: node 2 reconnects it so
+// the handshake gives node 3 its resync (DRBD's resync offer of a SyncTarget turned stable,
+// UUID_FLAG_GOT_STABLE; quorum swarm seed 856, where node 2 was then promoted).
+TEST(Resync, APeerLeftInTheGenerationASyncTargetResyncedAwayFromGetsItsResyncToo) {
+  Cluster cluster(4);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 11);
+  cluster.settle();
+  for (const auto& [a, b] : {std::pair{0, 2}, {0, 3}, {1, 2}, {1, 3}}) cluster.disconnect(a, b);
+  cluster.write(0, 2, 8, 12);  // a new generation that nodes 2 and 3 miss
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  const std::uint64_t newer = comparable_current(cluster.nodes[0].generation());
+  ASSERT_NE(comparable_current(cluster.nodes[3].generation()), newer);
+  cluster.connect(1, 2);
+  cluster.settle();
+  ASSERT_EQ(comparable_current(cluster.nodes[2].generation()), newer);
+  const bool reconnected = std::any_of(
+      cluster.disconnects.begin(), cluster.disconnects.end(),
+      [](const auto& entry) { return entry.first == 2 && entry.second.peer.value == 3; });
+  EXPECT_TRUE(reconnected);
+  cluster.disconnect(2, 3);  // the transport closes the connection node 2 dropped, and redials
+  cluster.connect(2, 3);
+  cluster.settle();
+  EXPECT_EQ(comparable_current(cluster.nodes[3].generation()), newer);
+  EXPECT_EQ(cluster.nodes[2].peer(harness::node_id(3))->out_of_sync_bytes, 0u);
+  // Resynced, and Outdated as node 2 is: the Primary does not reach them (§1.7 invariant 2).
+  EXPECT_EQ(cluster.nodes[3].disk_state(), DiskState::outdated);
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::outdated);
+  EXPECT_NE(cluster.nodes[3].peer(harness::node_id(2))->replication, ReplicationState::sync_target);
+}
+
 TEST(Resync, AResyncInterruptedTwiceResumesFromTheRemainingBlocks) {
   Cluster cluster(2, [](NodeConfig& config) { config.c_fill_target_sectors = 8; });
   cluster.connect(0, 1);

@@ -80,6 +80,11 @@ DecodeResult decode_with_body_byte(const Message& message, std::size_t offset, s
   return decode(frame);
 }
 
+TEST(Wire, ALostPeerPrepareSurvivesARoundTrip) {
+  const TwoPcPrepare prepare{NodeId{3}, 0x1234'5678'9abc'def0, TwoPcChange::lost_peer};
+  EXPECT_EQ(round_trip<TwoPcPrepare>(prepare), prepare);
+}
+
 TEST(Wire, TwoPhaseCommitFieldsOutsideTheirRangesAreMalformed) {
   const auto bad_initiator = decode_with_body_byte(TwoPcCommit{NodeId{1}, 2}, 0, 32);
   ASSERT_TRUE(std::holds_alternative<WireError>(bad_initiator));

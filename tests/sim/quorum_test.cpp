@@ -169,19 +169,22 @@ TEST(QuorumRegression, APromotionWithQuorumLosesNoAcknowledgedWrite) {
   }
 }
 
-// A split brain between a restarted node and the quorum side stays unresolved (both sides
-// report resolution:disconnect; the side with quorum should become the source). The reports
-// now name both sides' quorum: in most of these neither side had quorum when they decided
-// (local-quorum:no peer-quorum:no), and several are rule history-both, which §3.5 step 6
-// resolves only with always-asbp; see the session report before changing core or oracle.
-// Seeds 146 232 435 (and 2 from the campaign) pass since the weak-Secondary change below; kept
-// as regression seeds in the enabled test that follows (583, which that change alone broke,
-// passes with the SyncTarget fix below, 909 since resync runs of up to 1 MiB). Still failing:
-// 62 173 574 759 856 882 (history-both or bitmap-both, mostly local-quorum:no peer-quorum:no:
-// the lost-peer two-phase commit of §8.1's example, not implemented, is the likely missing
-// piece: in seed 173 a Primary cut off silently counts its dead links toward quorum as they
-// time out one by one, and starts two new generations no peer holds before it crashes).
-TEST(QuorumRegression, DISABLED_TheSideWithQuorumResolvesASplitBrain) {
+// A split brain between a restarted node and the quorum side stayed unresolved (both sides
+// reported resolution:disconnect, mostly with local-quorum:no peer-quorum:no, rules
+// history-both or bitmap-both). Seeds 146 232 435 (and 2 from the campaign) pass since the
+// weak-Secondary change below; kept as regression seeds in the test that follows. Seeds 62 173
+// 574 759 882 pass since the lost-peer state change (core/node_lost_peer.cpp): in seed 173 a
+// Primary cut off from all peers counted its dead links toward quorum as they timed out one by
+// one, and started two new generations no peer held before it crashed; the restarted node and
+// the side that had promoted meanwhile then met as a split brain. Now a Primary that loses a
+// peer makes no generation before the peers it still sees have answered (the core test
+// APrimaryCutOffFromAllPeersStartsNoGenerationAsItsDeadLinksTimeOutOneByOne). Seed 856 (a ring
+// partition) passes since a SyncTarget that resynced to a newer generation reconnects the peers
+// it left in the old one (the core test
+// APeerLeftInTheGenerationASyncTargetResyncedAwayFromGetsItsResyncToo): node2 resynced from
+// node1 while Established with node3, which stayed behind; node2 was then promoted and its new
+// generation branched, on node3, from one node1 had already left.
+TEST(QuorumRegression, TheSideWithQuorumResolvesASplitBrain) {
   for (const std::uint64_t seed : {62u, 173u, 574u, 759u, 856u, 882u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());

@@ -1,0 +1,116 @@
+// Node: the lost-peer state change (drbd9-semantics.md §8.1's example, §1.3 step 4; DRBD's
+// twopc_after_lost_peer, an empty cluster-wide state change whose commit recomputes quorum).
+//
+// A Primary that loses a connection cannot tell whether its other links still work: a
+// partition breaks them all, but each is detected on its own, one by one. Counted as connected
+// until then, the dead links would keep quorum for it, and it would start a new data
+// generation for the writes the lost peer missed and acknowledge them, while no peer gets them
+// and the other side of the partition promotes a node of its own: both sides moved on from one
+// ancestor (swarm seed 173). So with quorum on, a Primary that loses a peer asks the peers it
+// still sees (TwoPcPrepare, TwoPcChange::lost_peer; they answer yes at once). Until each has
+// answered or is gone as well, it starts no generation and its I/O waits (new writes and
+// completions, as for suspend-io); then quorum counts only the peers that answered, and the
+// I/O resumes after the new generation (quorum), fails (io-error without quorum) or stays
+// frozen (suspend-io without quorum, or fencing). A peer that does not answer within
+// twopc_timeout is dropped like a dead link.
+#include <utility>
+
+#include "core/assert.h"
+#include "core/node.h"
+
+namespace ditto::core {
+namespace {
+
+std::uint32_t bit(NodeId node) {
+  return 1u << node.value;
+}
+
+}  // namespace
+
+// Called by peer_lost before the connection leaves Connected (a peer that never finished its
+// handshake was neither counted nor sent writes: nothing to ask about).
+void Node::start_lost_peer_change(const Peer& lost) {
+  const std::uint32_t lost_bit = bit(lost.status.node_id);
+  if (lost_peer_) lost_peer_->waiting_mask &= ~lost_bit;
+  if (!config_.quorum.enabled() || role_ != Role::primary) return;
+  if (lost.status.connection != ConnectionState::connected) return;
+  const std::uint32_t others = handshaken_peers_mask() & ~lost_bit;
+  if (lost_peer_) {
+    // The peers still waited for are asked already; those that answered did so after the
+    // first loss.
+    DITTO_ASSERT((lost_peer_->waiting_mask & ~others) == 0);
+    return;
+  }
+  if (others == 0) return;  // nobody left to ask: quorum counts what is connected
+  lost_peer_ = LostPeerChange{prng_.next_u64(), others, false};
+  for (const Peer& peer : configured_peers()) {
+    if ((others & bit(peer.status.node_id)) == 0) continue;
+    actions_.push_back(Send{peer.status.node_id,
+                            wire::TwoPcPrepare{config_.node_id, lost_peer_->transaction_id,
+                                               wire::TwoPcChange::lost_peer},
+                            std::nullopt});
+  }
+}
+
+// A reply to our lost-peer state change (true), else not ours to handle here (false).
+bool Node::on_lost_peer_reply(const wire::TwoPcReply& reply, NodeId from) {
+  if (!lost_peer_ || lost_peer_->transaction_id != reply.transaction_id) return false;
+  lost_peer_->waiting_mask &= ~bit(from);
+  return true;
+}
+
+// At the end of the inputs that may answer or end it: once nobody is waited for, quorum (kept
+// current at every lost connection) decides what the frozen I/O does.
+void Node::progress_lost_peer_change(Instant now) {
+  if (!lost_peer_) return;
+  if (lost_peer_->waiting_mask != 0) {
+    if (!lost_peer_->timer_armed) {
+      arm_timer(timer_lost_peer, now + config_.twopc_timeout);
+      lost_peer_->timer_armed = true;
+    }
+    return;
+  }
+  lost_peer_.reset();
+  cancel_timer(timer_lost_peer);
+  if (role_ != Role::primary) return;  // a demotion failed whatever was frozen
+  if (quorum_suspends_io()) return;    // suspend-io without quorum, or fencing: resumed later
+  if (have_quorum_) return resume_frozen_io();
+  fail_frozen_io();  // io-error without quorum (§8.2)
+}
+
+// The peers that did not answer within twopc_timeout are treated as the dead links they are.
+void Node::lost_peer_timed_out(Instant now) {
+  if (!lost_peer_) return;
+  const std::uint32_t silent = lost_peer_->waiting_mask;
+  for (Peer& peer : configured_peers()) {
+    if ((silent & bit(peer.status.node_id)) == 0 || !peer.transport_up) continue;
+    actions_.push_back(Disconnect{peer.status.node_id,
+                                  "no answer to the lost-peer state change within twopc-timeout"});
+    peer_lost(peer, ConnectionState::timeout);
+    twopc_peer_lost(now, peer);
+  }
+  DITTO_ASSERT(!lost_peer_ || lost_peer_->waiting_mask == 0);
+  progress_lost_peer_change(now);
+  apply_quorum_changes(now);
+}
+
+// What waited for quorum or for the lost-peer state change fails (on-no-quorum io-error).
+void Node::fail_frozen_io() {
+  const std::size_t count = quorum_suspended_completions_.size() + quorum_suspended_writes_.size();
+  DITTO_ASSERT(statistics_.upper_pending >= count);
+  statistics_.upper_pending -= static_cast<std::uint32_t>(count);
+  for (const SuspendedCompletion& done : quorum_suspended_completions_) {
+    actions_.push_back(
+        CompleteClient{done.request, ClientStatus::io_error, std::nullopt, std::nullopt});
+    if (done.payload) actions_.push_back(ReleasePayload{*done.payload});
+  }
+  for (const HeldWrite& write : quorum_suspended_writes_) {
+    actions_.push_back(
+        CompleteClient{write.request, ClientStatus::io_error, std::nullopt, std::nullopt});
+    actions_.push_back(ReleasePayload{write.payload});
+  }
+  quorum_suspended_completions_.clear();
+  quorum_suspended_writes_.clear();
+}
+
+}  // namespace ditto::core
