@@ -34,6 +34,15 @@ std::uint32_t nbd_error_of(core::ClientStatus status) {
 Result<std::unique_ptr<ResourceRunner>> ResourceRunner::create(boost::asio::io_context& io,
                                                                DaemonConfig config,
                                                                ResourceOptions options) {
+  if (config.diskless) {
+    // A `disk none` client: no disk, no metadata, no activity log; its generations live in
+    // memory (as DRBD's), and every read and write goes through its peers.
+    config.node.volume_size_bytes = config.size_bytes;
+    config.node.intentional_diskless = true;
+    config.node.al_updates = false;
+    return std::unique_ptr<ResourceRunner>(new ResourceRunner(
+        io, std::move(config), std::move(options), nullptr, nullptr, AttachPlan{}));
+  }
   auto disk = options.shard_ring != nullptr ? UringDisk::open(*options.shard_ring, config.disk_path)
                                             : UringDisk::open(io, config.disk_path);
   if (!disk.ok()) {
@@ -46,6 +55,13 @@ Result<std::unique_ptr<ResourceRunner>> ResourceRunner::create(boost::asio::io_c
   if (!attach.ok()) return attach.error();
   // The core, and through it NBD, sees only the data area: no request reaches the metadata.
   config.node.volume_size_bytes = metadata.value()->data_size_bytes();
+  if (config.size_bytes != 0 && config.size_bytes != config.node.volume_size_bytes) {
+    // dittod neither shrinks a device nor lets a client's size disagree with it.
+    return Error{config.disk_location.to_string() + ": size " +
+                 std::to_string(config.size_bytes) + " bytes differs from the data area of '" +
+                 config.disk_path + "' (" + std::to_string(config.node.volume_size_bytes) +
+                 " bytes); dittod exports the whole data area"};
+  }
   config.node.initial_disk_state = attach.value().initial_disk;
   config.node.initial_generations = attach.value().initial_generations;
   if (Status status = configure_activity_log(config, *metadata.value(), attach.value());
@@ -76,7 +92,8 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
       ko_timer_(io) {
   transport_ = std::make_unique<TcpTransport>(io_, config_.transport, *this);
   NbdServerOptions nbd_options;
-  nbd_options.block_size_minimum_bytes = disk_->alignment_bytes();
+  // A client's requests reach its peers' O_DIRECT disks: whole 4 KiB blocks are safe on any.
+  nbd_options.block_size_minimum_bytes = disk_ ? disk_->alignment_bytes() : 4096;
   nbd_options.payload_size_max_bytes = wire::payload_size_max_bytes;
   nbd_options.tls_context = options_.nbd_tls_context;
   nbd_ = std::make_unique<NbdServer>(io_, *this, nbd_options);
@@ -85,8 +102,10 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
   if (const config::Option* option = config_.resource.options.find("auto-promote")) {
     auto_promote_ = option->values.empty() || option->values.front() != "no";
   }
-  disk_->set_completion_handler(
-      [this](std::uint64_t cookie, int result) { on_disk_completion(cookie, result); });
+  if (disk_) {
+    disk_->set_completion_handler(
+        [this](std::uint64_t cookie, int result) { on_disk_completion(cookie, result); });
+  }
 }
 
 ResourceRunner::~ResourceRunner() {
@@ -98,7 +117,9 @@ ResourceRunner::~ResourceRunner() {
 }
 
 Status ResourceRunner::start() {
-  if (Status status = attach_metadata(); !status.ok()) return status;
+  if (metadata_) {
+    if (Status status = attach_metadata(); !status.ok()) return status;
+  }
   if (Status status = transport_->start(); !status.ok()) return status;
   arm_ko_timer();
   if (!options_.nbd_host.empty()) {
@@ -111,11 +132,16 @@ Status ResourceRunner::start() {
       return status;
     }
   }
-  log("started: node-id " + std::to_string(config_.self.node_id.value) + ", disk " +
-      config_.disk_path + " (" + std::to_string(node_.config().volume_size_bytes >> 20) +
-      " MiB data, DRBD v09 metadata with max-peers " +
-      std::to_string(metadata_->superblock().max_peers) + "), peers on " + config_.self.address +
-      ":" + std::to_string(transport_->listen_port()));
+  const std::string disk =
+      metadata_ ? "disk " + config_.disk_path + " (" +
+                      std::to_string(node_.config().volume_size_bytes >> 20) +
+                      " MiB data, DRBD v09 metadata with max-peers " +
+                      std::to_string(metadata_->superblock().max_peers) + ")"
+                : "diskless client (disk none, " +
+                      std::to_string(node_.config().volume_size_bytes >> 20) +
+                      " MiB through its peers)";
+  log("started: node-id " + std::to_string(config_.self.node_id.value) + ", " + disk +
+      ", peers on " + config_.self.address + ":" + std::to_string(transport_->listen_port()));
   return Status::success();
 }
 
@@ -323,8 +349,10 @@ void ResourceRunner::arm_timer(const core::ArmTimer& arm) {
 }
 
 void ResourceRunner::execute_disk(const core::Action& action) {
-  if (metadata_failed_) {
-    // The disk is being detached (its metadata failed): nothing reaches it any more.
+  if (metadata_failed_ || !disk_) {
+    // The disk is being detached (its metadata failed): nothing reaches it any more. A
+    // diskless client has none (the core sends it no disk I/O; were it to, it fails).
+    if (!disk_) log("a disk request on a diskless client fails");
     std::visit(Overloaded{[&](const core::DiskWrite& write) { fail_disk_io_later(write.io); },
                           [&](const core::DiskRead& read) { fail_disk_io_later(read.io); },
                           [&](const core::DiskFlush& flush) { fail_disk_io_later(flush.io); },
