@@ -89,7 +89,8 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
       pool_(options_.shard_pool != nullptr ? *options_.shard_pool : *own_pool_),
       node_(config_.node),
       helpers_(io),
-      ko_timer_(io) {
+      ko_timer_(io),
+      deferred_retry_timer_(io) {
   transport_ = std::make_unique<TcpTransport>(io_, config_.transport, *this);
   NbdServerOptions nbd_options;
   // A client's requests reach its peers' O_DIRECT disks: whole 4 KiB blocks are safe on any.
@@ -155,6 +156,8 @@ void ResourceRunner::stop() {
   if (transport_) transport_->stop();
   helpers_.stop();
   ko_timer_.cancel();
+  deferred_retry_timer_.cancel();
+  deferred_reads_.clear();  // never started: nothing of theirs is in flight
   if (disk_) disk_->shutdown();
   write_detached_metadata(true);  // after a detach: its state, not Diskless
   write_clean_metadata();         // after the disk is idle
@@ -370,20 +373,14 @@ void ResourceRunner::execute_disk(const core::Action& action) {
     io = read->io;
     if (read->digest) {
       std::span<std::uint8_t> buffer = pool_.allocate(read->length_bytes);
-      if (buffer.empty()) {
-        log("out of buffers for a verify read");
-        return fail_disk_io_later(io);
-      }
+      if (buffer.empty()) return defer_read(*read);  // the pool is busy: retried later
       buffer = buffer.subspan(0, read->length_bytes);
       digest_reads_[io.value] = buffer;
       status = disk_->submit_read(io.value, read->sector.bytes(), buffer);
     } else if (read->allocate_payload) {
       // A resync read: the buffer becomes the payload of the reply the core sends.
       std::span<std::uint8_t> buffer = pool_.allocate(read->length_bytes);
-      if (buffer.empty()) {
-        log("out of buffers for a resync read");
-        return fail_disk_io_later(io);
-      }
+      if (buffer.empty()) return defer_read(*read);  // the pool is busy: retried later
       const std::uint64_t handle = allocate_slot(buffer, 1);  // released by the core
       payload_reads_[io.value] = handle;
       status = disk_->submit_read(io.value, read->sector.bytes(),
@@ -404,6 +401,40 @@ void ResourceRunner::execute_disk(const core::Action& action) {
   if (!status.ok()) {
     log("disk request failed to start: " + status.error().message);
     fail_disk_io_later(io);
+  }
+}
+
+// A resync or verify read that found the buffer pool busy (every block in use by I/O in
+// flight, here or in another resource of the shard) is not an I/O error: it waits, in order,
+// and is started again once buffers may have come back. The core sees a slower disk.
+void ResourceRunner::defer_read(const core::DiskRead& read) {
+  if (deferred_reads_.empty()) {
+    log("buffer pool busy: a " + std::to_string(read.length_bytes / 1024) +
+        " KiB resync or verify read waits for a buffer");
+  }
+  deferred_reads_.push_back(read);
+  if (deferred_retry_armed_) return;
+  deferred_retry_armed_ = true;
+  deferred_retry_timer_.expires_after(deferred_retry_interval);
+  deferred_retry_timer_.async_wait([this](boost::system::error_code error) {
+    if (error || stopped_) return;  // cancelled by stop(): `this` may be gone
+    deferred_retry_armed_ = false;
+    retry_deferred_reads();
+  });
+}
+
+void ResourceRunner::retry_deferred_reads() {
+  std::deque<core::DiskRead> waiting;
+  waiting.swap(deferred_reads_);
+  while (!waiting.empty()) {
+    if (!deferred_reads_.empty()) {
+      // The pool is busy again: keep the order, wait for the next retry.
+      deferred_reads_.insert(deferred_reads_.end(), waiting.begin(), waiting.end());
+      break;
+    }
+    const core::Action action = waiting.front();
+    waiting.pop_front();
+    execute_disk(action);
   }
 }
 
