@@ -225,7 +225,9 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::unordered_map<std::uint64_t, std::span<std::uint8_t>> digest_reads_;
   void release_digest_read(std::uint64_t io);
   // Resync and verify reads that found the buffer pool busy (daemon_resource.cpp defer_read):
-  // started again, in order, every deferred_retry_interval until buffers come back.
+  // started again, in order, every deferred_retry_interval until buffers come back. Bounded
+  // without a limit of its own: the core issues no more reads than its resync and verify
+  // pacing (c-fill-target, the rate controller) allows in flight.
   void defer_read(const core::DiskRead& read);
   void retry_deferred_reads();
   static constexpr std::chrono::milliseconds deferred_retry_interval{2};
