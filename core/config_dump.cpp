@@ -83,7 +83,8 @@ void write_volume(Writer& out, std::uint32_t depth, const Volume& volume) {
   out.open(depth, "volume " + std::to_string(volume.number));
   out.statement(depth + 1, "device", default_device ? minor : quoted(volume.device) + " " + minor);
   out.statement(depth + 1, "disk", quoted(volume.disk));
-  out.statement(depth + 1, "meta-disk", volume.meta_disk);
+  // drbdadm dump leaves out a diskless client's meta-disk: it has none.
+  if (!volume.diskless()) out.statement(depth + 1, "meta-disk", volume.meta_disk);
   out.section(depth + 1, "disk", volume.disk_options);
   out.close(depth);
 }

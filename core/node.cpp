@@ -453,6 +453,7 @@ std::optional<PeerStatus> Node::peer(NodeId peer_id) const {
   const Peer& entry = peers_[peer_id.value];
   PeerStatus status = entry.status;
   status.out_of_sync_bytes = entry.bitmap->count_set() * Bitmap::bytes_per_bit;
+  status.client = entry.intentional_diskless;
   return status;
 }
 

@@ -404,6 +404,8 @@ struct PeerStatus {
   ConnectionState connection = ConnectionState::connecting;
   Role role = Role::unknown;
   DiskState disk = DiskState::dunknown;
+  // The peer is configured `disk none` (drbdsetup's peer-client), from its last StateReport.
+  bool client = false;
   ReplicationState replication = ReplicationState::off;
   std::uint64_t generation = 0;  // the peer's current UUID, from its last StateReport
   std::uint64_t sent_bytes = 0;

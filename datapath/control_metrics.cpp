@@ -75,11 +75,12 @@ void device_metrics(const ResourceRunner& runner, Exposition& out) {
                node.disk_state() == state ? 1 : 0);
   }
   const bool diskless = node.disk_state() == DiskState::diskless;
+  const bool client = runner.config().diskless;
   const core::NodeStatistics& statistics = node.statistics();
   const std::array<std::tuple<const char*, const char*, const char*, std::uint64_t>, 10> rows{{
-      {"drbd_device_client", "gauge", "Device is a diskless client", 0},
+      {"drbd_device_client", "gauge", "Device is a diskless client", client ? 1u : 0u},
       {"drbd_device_unintentionaldiskless", "gauge", "Diskless without being a client",
-       diskless ? 1u : 0u},
+       diskless && !client ? 1u : 0u},
       {"drbd_device_quorum", "gauge", "Device has quorum", node.have_quorum() ? 1u : 0u},
       {"drbd_device_open", "gauge", "Device is open", runner.open_sessions() > 0 ? 1u : 0u},
       {"drbd_device_size_bytes", "gauge", "Device size", node.config().volume_size_bytes},

@@ -75,6 +75,11 @@ std::optional<ControlReply> handle_sync_verb(ResourceRunner& runner,
   auto parsed = parse_request(runner, words);
   if (!parsed.ok()) return reply_of(2, parsed.error().message + "\n");
   const SyncRequest& request = parsed.value();
+  if (verb == "attach" && runner.config().diskless) {
+    return reply_of(10, words[1] + ": cannot attach: volume 0 is configured `disk none` (a "
+                                   "diskless client); to give it a disk, name one in its `on` "
+                                   "section and restart the resource\n");
+  }
   if (verb == "attach") {
     return reply_of(10, words[1] + ": attach is not supported yet: to attach the disk again, "
                                    "stop and start the resource (dittoadm down " + words[1] +

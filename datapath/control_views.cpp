@@ -88,6 +88,7 @@ ResourceView resource_view(const ResourceRunner& runner) {
   device.quorum = node.have_quorum();
   device.minor = minor_of(runner);
   device.disk = node.disk_state();
+  device.client = runner.config().diskless;
   device.backing_device = runner.config().disk_path;
   device.open = runner.open_sessions() > 0;
   device.size_kib = node.config().volume_size_bytes / 1024;
@@ -109,6 +110,7 @@ ResourceView resource_view(const ResourceRunner& runner) {
     PeerDeviceView peer_device;
     peer_device.replication = peer.replication;
     peer_device.peer_disk = peer.disk;
+    peer_device.peer_client = peer.client;
     peer_device.resync_suspended = peer.resync_suspended_text();
     peer_device.received_kib = peer.received_bytes / 1024;
     peer_device.sent_kib = peer.sent_bytes / 1024;
@@ -141,7 +143,7 @@ std::string status_json(const ResourceRunner& runner) {
   json device = {{"volume", 0},
                  {"minor", minor_of(runner)},
                  {"disk-state", std::string(to_string(node.disk_state()))},
-                 {"client", false},
+                 {"client", runner.config().diskless},
                  {"open", runner.open_sessions() > 0},
                  {"quorum", node.have_quorum()},
                  {"size", node.config().volume_size_bytes / 1024},
@@ -167,7 +169,7 @@ std::string status_json(const ResourceRunner& runner) {
     json peer_device = {{"volume", 0},
                         {"replication-state", std::string(to_string(peer.replication))},
                         {"peer-disk-state", std::string(to_string(peer.disk))},
-                        {"peer-client", false},
+                        {"peer-client", peer.client},
                         {"resync-suspended", peer.resync_suspended_text()},
                         {"received", peer.received_bytes / 1024},
                         {"sent", peer.sent_bytes / 1024},

@@ -34,7 +34,7 @@ Result<const config::Resource*> select_resource(const config::Config& parsed,
   return &parsed.resources.front();
 }
 
-Status check_volume(const config::Host& self, const std::string& config_path) {
+Status check_volume(const config::Host& self) {
   if (self.volumes.size() != 1 || self.volumes.front().number != 0) {
     return Error{self.location.to_string() + ": host '" + self.name + "' has " +
                  std::to_string(self.volumes.size()) +
@@ -44,16 +44,46 @@ Status check_volume(const config::Host& self, const std::string& config_path) {
   if (volume.disk.empty()) {
     return Error{volume.location.to_string() + ": host '" + self.name + "' names no disk"};
   }
-  if (volume.diskless()) {
-    return Error{volume.location.to_string() + ": host '" + self.name +
-                 "' is diskless (disk none); diskless clients are not supported yet"};
-  }
-  if (volume.meta_disk != "internal") {
+  // A `disk none` client has no metadata: its meta-disk is ignored, as DRBD does.
+  if (!volume.diskless() && volume.meta_disk != "internal") {
     return Error{volume.location.to_string() + ": meta-disk '" + volume.meta_disk +
                  "' is not supported; use meta-disk internal"};
   }
-  (void)config_path;
   return Status::success();
+}
+
+// The disk option `size` (DRBD's unit: sectors; with a K, M, G or T suffix KiB, MiB, GiB or
+// TiB) in bytes; 0 when unset. A diskless client must have one: it has no disk to size its
+// volume by, and this version does not learn the size from its peers.
+Result<std::uint64_t> volume_size_option(const config::Section& disk, const config::Volume& volume,
+                                         const std::string& host) {
+  const config::Option* option = disk.find("size");
+  if (option == nullptr) {
+    if (!volume.diskless()) return std::uint64_t{0};
+    return Error{volume.location.to_string() + ": host '" + host +
+                 "' is diskless (disk none) and needs the volume size: set `size` in the "
+                 "resource's disk section to the peers' data size (e.g. disk { size 16M; })"};
+  }
+  const std::string text = option->value_text();
+  const std::size_t digits = text.find_first_not_of("0123456789");
+  const std::string number = text.substr(0, digits);
+  const std::string suffix = digits == std::string::npos ? std::string() : text.substr(digits);
+  std::uint64_t unit = 0;
+  if (suffix.empty() || suffix == "s") unit = 512;
+  if (suffix == "k" || suffix == "K") unit = 1024;
+  if (suffix == "m" || suffix == "M") unit = 1024 * 1024;
+  if (suffix == "g" || suffix == "G") unit = 1024 * 1024 * 1024;
+  if (suffix == "t" || suffix == "T") unit = std::uint64_t{1} << 40;
+  std::uint64_t value = 0;
+  const bool parsed = !number.empty() && number.size() <= 12 && unit != 0;
+  if (parsed) value = std::stoull(number) * unit;
+  // At least one 4 KiB block, whole blocks (a peer's O_DIRECT disk takes whole blocks).
+  if (!parsed || value == 0 || value % 4096 != 0 || value > (std::uint64_t{1} << 50)) {
+    return Error{option->location.to_string() + ": size '" + text +
+                 "' must be a whole number of 4 KiB blocks: sectors, or with a K, M, G or T "
+                 "suffix"};
+  }
+  return value;
 }
 
 std::string net_value(const config::Section& net, std::string_view key) {
@@ -481,11 +511,16 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
                  "' has no 'on " + node_name + "' section (use --node to pick one)"};
   }
   result.self = *self;
-  if (Status status = check_volume(result.self, options.config_path); !status.ok()) {
-    return status.error();
-  }
-  result.disk_path = result.self.volumes.front().disk;
-  result.disk_location = result.self.volumes.front().location;
+  if (Status status = check_volume(result.self); !status.ok()) return status.error();
+  const config::Volume& volume = result.self.volumes.front();
+  result.disk_path = volume.disk;
+  result.disk_location = volume.location;
+  result.diskless = volume.diskless();
+  auto size = volume_size_option(volume.disk_options, volume, result.self.name);
+  if (!size.ok()) return size.error();
+  result.size_bytes = size.value();
+  result.node.intentional_diskless = result.diskless;
+  if (result.diskless) result.node.volume_size_bytes = result.size_bytes;
 
   result.node.seed = fresh_node_seed();
   result.node.resource_name = result.resource.name;

@@ -26,9 +26,14 @@ struct DaemonConfig {
   DaemonOptions options;  // where it was read from (node_name resolved); adjust re-reads it
   config::Resource resource;
   config::Host self;
-  std::string disk_path;
+  std::string disk_path;           // "none" for a diskless client
   config::Location disk_location;  // where the disk was named, for error messages
-  core::NodeConfig node;           // volume_size_bytes is filled in once the disk is open
+  // `disk none`: an intentionally diskless client (no disk, no metadata; it reads and writes
+  // through its peers). Its volume size is the disk option `size`.
+  bool diskless = false;
+  std::uint64_t size_bytes = 0;  // the disk option `size` in bytes; 0 when unset
+  // volume_size_bytes is filled in once the disk is open (a diskless client's: size_bytes).
+  core::NodeConfig node;
   TransportConfig transport;
 };
 
@@ -38,7 +43,7 @@ std::optional<std::string> read_config_file(std::string_view path);
 
 // Reads and parses the file (includes are read relative to the current directory, as drbdadm
 // does), selects the resource and this node's host section, and validates what the skeleton
-// supports (one volume, a disk, meta-disk internal).
+// supports (one volume; a disk with meta-disk internal, or `disk none` with a size).
 Result<DaemonConfig> load_daemon_config(const DaemonOptions& options);
 
 // The parsed file (includes resolved), errors located.

@@ -34,6 +34,15 @@ std::uint32_t nbd_error_of(core::ClientStatus status) {
 Result<std::unique_ptr<ResourceRunner>> ResourceRunner::create(boost::asio::io_context& io,
                                                                DaemonConfig config,
                                                                ResourceOptions options) {
+  if (config.diskless) {
+    // A `disk none` client: no disk, no metadata, no activity log; its generations live in
+    // memory (as DRBD's), and every read and write goes through its peers.
+    config.node.volume_size_bytes = config.size_bytes;
+    config.node.intentional_diskless = true;
+    config.node.al_updates = false;
+    return std::unique_ptr<ResourceRunner>(new ResourceRunner(
+        io, std::move(config), std::move(options), nullptr, nullptr, AttachPlan{}));
+  }
   auto disk = options.shard_ring != nullptr ? UringDisk::open(*options.shard_ring, config.disk_path)
                                             : UringDisk::open(io, config.disk_path);
   if (!disk.ok()) {
@@ -46,6 +55,13 @@ Result<std::unique_ptr<ResourceRunner>> ResourceRunner::create(boost::asio::io_c
   if (!attach.ok()) return attach.error();
   // The core, and through it NBD, sees only the data area: no request reaches the metadata.
   config.node.volume_size_bytes = metadata.value()->data_size_bytes();
+  if (config.size_bytes != 0 && config.size_bytes != config.node.volume_size_bytes) {
+    // dittod neither shrinks a device nor lets a client's size disagree with it.
+    return Error{config.disk_location.to_string() + ": size " +
+                 std::to_string(config.size_bytes) + " bytes differs from the data area of '" +
+                 config.disk_path + "' (" + std::to_string(config.node.volume_size_bytes) +
+                 " bytes); dittod exports the whole data area"};
+  }
   config.node.initial_disk_state = attach.value().initial_disk;
   config.node.initial_generations = attach.value().initial_generations;
   if (Status status = configure_activity_log(config, *metadata.value(), attach.value());
@@ -73,10 +89,12 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
       pool_(options_.shard_pool != nullptr ? *options_.shard_pool : *own_pool_),
       node_(config_.node),
       helpers_(io),
-      ko_timer_(io) {
+      ko_timer_(io),
+      deferred_retry_timer_(io) {
   transport_ = std::make_unique<TcpTransport>(io_, config_.transport, *this);
   NbdServerOptions nbd_options;
-  nbd_options.block_size_minimum_bytes = disk_->alignment_bytes();
+  // A client's requests reach its peers' O_DIRECT disks: whole 4 KiB blocks are safe on any.
+  nbd_options.block_size_minimum_bytes = disk_ ? disk_->alignment_bytes() : 4096;
   nbd_options.payload_size_max_bytes = wire::payload_size_max_bytes;
   nbd_options.tls_context = options_.nbd_tls_context;
   nbd_ = std::make_unique<NbdServer>(io_, *this, nbd_options);
@@ -85,8 +103,10 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
   if (const config::Option* option = config_.resource.options.find("auto-promote")) {
     auto_promote_ = option->values.empty() || option->values.front() != "no";
   }
-  disk_->set_completion_handler(
-      [this](std::uint64_t cookie, int result) { on_disk_completion(cookie, result); });
+  if (disk_) {
+    disk_->set_completion_handler(
+        [this](std::uint64_t cookie, int result) { on_disk_completion(cookie, result); });
+  }
 }
 
 ResourceRunner::~ResourceRunner() {
@@ -98,7 +118,9 @@ ResourceRunner::~ResourceRunner() {
 }
 
 Status ResourceRunner::start() {
-  if (Status status = attach_metadata(); !status.ok()) return status;
+  if (metadata_) {
+    if (Status status = attach_metadata(); !status.ok()) return status;
+  }
   if (Status status = transport_->start(); !status.ok()) return status;
   arm_ko_timer();
   if (!options_.nbd_host.empty()) {
@@ -111,11 +133,16 @@ Status ResourceRunner::start() {
       return status;
     }
   }
-  log("started: node-id " + std::to_string(config_.self.node_id.value) + ", disk " +
-      config_.disk_path + " (" + std::to_string(node_.config().volume_size_bytes >> 20) +
-      " MiB data, DRBD v09 metadata with max-peers " +
-      std::to_string(metadata_->superblock().max_peers) + "), peers on " + config_.self.address +
-      ":" + std::to_string(transport_->listen_port()));
+  const std::string disk =
+      metadata_ ? "disk " + config_.disk_path + " (" +
+                      std::to_string(node_.config().volume_size_bytes >> 20) +
+                      " MiB data, DRBD v09 metadata with max-peers " +
+                      std::to_string(metadata_->superblock().max_peers) + ")"
+                : "diskless client (disk none, " +
+                      std::to_string(node_.config().volume_size_bytes >> 20) +
+                      " MiB through its peers)";
+  log("started: node-id " + std::to_string(config_.self.node_id.value) + ", " + disk +
+      ", peers on " + config_.self.address + ":" + std::to_string(transport_->listen_port()));
   return Status::success();
 }
 
@@ -129,6 +156,8 @@ void ResourceRunner::stop() {
   if (transport_) transport_->stop();
   helpers_.stop();
   ko_timer_.cancel();
+  deferred_retry_timer_.cancel();
+  deferred_reads_.clear();  // never started: nothing of theirs is in flight
   if (disk_) disk_->shutdown();
   write_detached_metadata(true);  // after a detach: its state, not Diskless
   write_clean_metadata();         // after the disk is idle
@@ -323,8 +352,10 @@ void ResourceRunner::arm_timer(const core::ArmTimer& arm) {
 }
 
 void ResourceRunner::execute_disk(const core::Action& action) {
-  if (metadata_failed_) {
-    // The disk is being detached (its metadata failed): nothing reaches it any more.
+  if (metadata_failed_ || !disk_) {
+    // The disk is being detached (its metadata failed): nothing reaches it any more. A
+    // diskless client has none (the core sends it no disk I/O; were it to, it fails).
+    if (!disk_) log("a disk request on a diskless client fails");
     std::visit(Overloaded{[&](const core::DiskWrite& write) { fail_disk_io_later(write.io); },
                           [&](const core::DiskRead& read) { fail_disk_io_later(read.io); },
                           [&](const core::DiskFlush& flush) { fail_disk_io_later(flush.io); },
@@ -342,20 +373,14 @@ void ResourceRunner::execute_disk(const core::Action& action) {
     io = read->io;
     if (read->digest) {
       std::span<std::uint8_t> buffer = pool_.allocate(read->length_bytes);
-      if (buffer.empty()) {
-        log("out of buffers for a verify read");
-        return fail_disk_io_later(io);
-      }
+      if (buffer.empty()) return defer_read(*read);  // the pool is busy: retried later
       buffer = buffer.subspan(0, read->length_bytes);
       digest_reads_[io.value] = buffer;
       status = disk_->submit_read(io.value, read->sector.bytes(), buffer);
     } else if (read->allocate_payload) {
       // A resync read: the buffer becomes the payload of the reply the core sends.
       std::span<std::uint8_t> buffer = pool_.allocate(read->length_bytes);
-      if (buffer.empty()) {
-        log("out of buffers for a resync read");
-        return fail_disk_io_later(io);
-      }
+      if (buffer.empty()) return defer_read(*read);  // the pool is busy: retried later
       const std::uint64_t handle = allocate_slot(buffer, 1);  // released by the core
       payload_reads_[io.value] = handle;
       status = disk_->submit_read(io.value, read->sector.bytes(),
@@ -376,6 +401,40 @@ void ResourceRunner::execute_disk(const core::Action& action) {
   if (!status.ok()) {
     log("disk request failed to start: " + status.error().message);
     fail_disk_io_later(io);
+  }
+}
+
+// A resync or verify read that found the buffer pool busy (every block in use by I/O in
+// flight, here or in another resource of the shard) is not an I/O error: it waits, in order,
+// and is started again once buffers may have come back. The core sees a slower disk.
+void ResourceRunner::defer_read(const core::DiskRead& read) {
+  if (deferred_reads_.empty()) {
+    log("buffer pool busy: a " + std::to_string(read.length_bytes / 1024) +
+        " KiB resync or verify read waits for a buffer");
+  }
+  deferred_reads_.push_back(read);
+  if (deferred_retry_armed_) return;
+  deferred_retry_armed_ = true;
+  deferred_retry_timer_.expires_after(deferred_retry_interval);
+  deferred_retry_timer_.async_wait([this](boost::system::error_code error) {
+    if (error || stopped_) return;  // cancelled by stop(): `this` may be gone
+    deferred_retry_armed_ = false;
+    retry_deferred_reads();
+  });
+}
+
+void ResourceRunner::retry_deferred_reads() {
+  std::deque<core::DiskRead> waiting;
+  waiting.swap(deferred_reads_);
+  while (!waiting.empty()) {
+    if (!deferred_reads_.empty()) {
+      // The pool is busy again: keep the order, wait for the next retry.
+      deferred_reads_.insert(deferred_reads_.end(), waiting.begin(), waiting.end());
+      break;
+    }
+    const core::Action action = waiting.front();
+    waiting.pop_front();
+    execute_disk(action);
   }
 }
 

@@ -224,6 +224,15 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   // CRC32C digest of the block is computed.
   std::unordered_map<std::uint64_t, std::span<std::uint8_t>> digest_reads_;
   void release_digest_read(std::uint64_t io);
+  // Resync and verify reads that found the buffer pool busy (daemon_resource.cpp defer_read):
+  // started again, in order, every deferred_retry_interval until buffers come back. Bounded
+  // without a limit of its own: the core issues no more reads than its resync and verify
+  // pacing (c-fill-target, the rate controller) allows in flight.
+  void defer_read(const core::DiskRead& read);
+  void retry_deferred_reads();
+  static constexpr std::chrono::milliseconds deferred_retry_interval{2};
+  std::deque<core::DiskRead> deferred_reads_;
+  bool deferred_retry_armed_ = false;
   bool pumping_ = false;
   std::vector<core::Action> action_buffer_;  // pump's, kept between batches (its capacity)
   bool stopped_ = false;
@@ -240,6 +249,7 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   };
   std::array<KoWatch, nodes_max> ko_watch_{};
   boost::asio::steady_timer ko_timer_;
+  boost::asio::steady_timer deferred_retry_timer_;
   // A metadata write failed: the disk is being detached, and no data I/O reaches it any more.
   bool metadata_failed_ = false;
   std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();

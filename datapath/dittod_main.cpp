@@ -44,6 +44,7 @@ struct Arguments {
   std::string control_path;
   std::string metrics_address;
   std::string nbd_tls_directory;  // TLS required on the NBD export; certificates here
+  unsigned buffer_pool_mib = 64;  // each shard's I/O buffer slab
 };
 
 bool split_host_port(const std::string& text, std::string& host, std::uint16_t& port) {
@@ -220,6 +221,7 @@ ditto::datapath::RouterOptions router_options(const Arguments& arguments,
       arguments.shards != 0
           ? arguments.shards
           : static_cast<unsigned>(std::min<std::size_t>(cores, resource_count));
+  options.shard.buffer_slab_bytes = std::size_t{arguments.buffer_pool_mib} << 20;
   options.resource_options = [&plan](const ditto::datapath::DaemonConfig& config) {
     return plan.options_for(config);
   };
@@ -363,6 +365,10 @@ int main(int argc, char** argv) {
   app.add_option("--nbd-tls", arguments.nbd_tls_directory,
                  "Require TLS on the NBD export; DIR holds ca-cert.pem, server-cert.pem and "
                  "server-key.pem (clients need a certificate signed by that CA)");
+  app.add_option("--buffer-pool-mib", arguments.buffer_pool_mib,
+                 "Each shard's pool of aligned I/O buffers, in MiB (default 64); a request "
+                 "that finds it busy waits until buffers come back")
+      ->check(CLI::Range(1u, 65536u));
   app.add_option("--control", arguments.control_path,
                  "Control socket path (default /run/ditto/RESOURCE.sock with one resource, "
                  "/run/ditto/dittod.sock with several)");

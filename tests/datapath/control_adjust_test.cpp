@@ -316,5 +316,45 @@ TEST_F(PlanAdjust, ANewPeerNeedsDownUpNamingItsOnSection) {
       << plan.needs_down_up[0];
 }
 
+// A `disk none` host (here alpha) is a diskless client: its volume size is the disk option
+// `size` (sectors, or K/M/G/T), required, a whole number of 4 KiB blocks; errors are located.
+TEST_F(PlanAdjust, ADisklessClientTakesItsSizeFromTheDiskSection) {
+  const auto client_file = [&](const std::string& disk_section) {
+    return load_file("client.res",
+                     "resource r0 {\n" + disk_section +
+                         "  on alpha { node-id 0; address 127.0.0.1:7000; device minor 1;\n"
+                         "    disk none; }\n"
+                         "  on beta { node-id 1; address 127.0.0.1:7001; device minor 1;\n"
+                         "    disk /tmp/b.img; meta-disk internal; }\n}\n");
+  };
+  for (const char* size : {"16M", "32768", "16384K"}) {
+    auto config = client_file("  disk { size " + std::string(size) + "; }\n");
+    ASSERT_TRUE(config.ok()) << size << ": " << config.error().message;
+    EXPECT_TRUE(config.value().diskless);
+    EXPECT_TRUE(config.value().node.intentional_diskless);
+    EXPECT_EQ(config.value().size_bytes, 16u << 20) << size;
+    EXPECT_EQ(config.value().node.volume_size_bytes, 16u << 20) << size;
+  }
+  auto unsized = client_file("");
+  ASSERT_FALSE(unsized.ok());
+  EXPECT_NE(unsized.error().message.find("client.res:2:"), std::string::npos)
+      << unsized.error().message;
+  EXPECT_NE(unsized.error().message.find("is diskless (disk none) and needs the volume size"),
+            std::string::npos)
+      << unsized.error().message;
+  // (The parser already refuses what is not a number with a suffix, e.g. 16X, at its location.)
+  for (const char* size : {"12345", "0", "1s"}) {
+    auto bad = client_file("  disk { size " + std::string(size) + "; }\n");
+    ASSERT_FALSE(bad.ok()) << size;
+    EXPECT_NE(bad.error().message.find("client.res:2:"), std::string::npos)
+        << bad.error().message;
+    EXPECT_NE(bad.error().message.find("whole number of 4 KiB blocks"), std::string::npos)
+        << bad.error().message;
+  }
+  // A diskful node keeps size unset unless configured (its disk's data area is the size).
+  EXPECT_FALSE(load("").diskless);
+  EXPECT_EQ(load("").size_bytes, 0u);
+}
+
 }  // namespace
 }  // namespace ditto::datapath

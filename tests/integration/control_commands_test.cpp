@@ -234,6 +234,14 @@ TEST(DumpCorpus, DittoadmDumpStatesTheSameFactsAsDrbdadmDump) {
   net { fencing resource-only; after-sb-0pri discard-zero-changes; }
   on alpha { node-id 3; address ipv6 [fd00::1]:7792; device /dev/drbd30; disk /dev/vg/a; meta-disk internal; }
   on beta { node-id 7; address ipv6 [fd00::2]:7792; device /dev/drbd30; disk /dev/vg/b; meta-disk internal; }
+})",
+      // A diskless client: drbdadm prints `disk none;` and no meta-disk for it.
+      R"(resource r4 {
+  disk { size 16M; read-balancing 1M-striping; }
+  on alpha { node-id 0; address 10.0.0.1:7793; device /dev/drbd40; disk /dev/vg/a; meta-disk internal; }
+  on beta { node-id 1; address 10.0.0.2:7793; device /dev/drbd40; disk /dev/vg/b; meta-disk internal; }
+  on gamma { node-id 2; address 10.0.0.3:7793; device /dev/drbd40; disk none; }
+  connection-mesh { hosts alpha beta gamma; }
 })"};
   const std::string directory =
       "/var/tmp/ditto-dump-corpus-" + std::to_string(::getpid());

@@ -1,7 +1,7 @@
 // Reads through peers with real dittod processes (drbd9-semantics.md §9): a node whose disk is
 // detached still exports its volume over NBD, and a real NBD client reads back through it what
-// was written, served by the UpToDate peers. (dittod does not start `disk none` clients yet: a
-// detached node is diskless the same way as far as reads go.)
+// was written, served by the UpToDate peers. (A `disk none` client reads the same way:
+// diskless_client_test.cpp.)
 #include <gtest/gtest.h>
 
 #include <cstdio>
