@@ -595,8 +595,18 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
     outdate_if_weak();
     if (primary_without_disk) reconcile_after_lost_primary();
   }
-  if (was_target) resume_deferred_resyncs();  // another source may serve us now
+  if (was_target) {
+    allow_handshake_reruns();
+    resume_deferred_resyncs();  // another source may serve us now
+  }
   reroute_reads_from(peer);
+}
+
+// Our resync source is gone: an UpToDate peer whose connection already had its rerun
+// (resync_from_up_to_date_peer) before this resync began may serve us now (diskless swarm seed
+// 910: the source detached mid-resync, and the target stayed Inconsistent for good).
+void Node::allow_handshake_reruns() {
+  for (Peer& other : configured_peers()) other.outdated_handshake_rerun = false;
 }
 
 // We lost our Primary and marked the writes of it that no PeerAck confirmed out of sync toward

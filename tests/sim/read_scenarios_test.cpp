@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
+#include <utility>
 
 #include "sim/simulation.h"
 #include "tests/sim/run_description.h"
@@ -116,6 +118,23 @@ TEST(ReadScenarios, RegressionDisklessSwarmSeedsSecondariesReconcileAfterLosingT
     const RunResult result = run_simulation(options);
     EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
     EXPECT_EQ(result.divergent_blocks, 0u);
+  }
+}
+
+// A SyncTarget whose source stops being one mid-resync (its disk detached) stays Inconsistent
+// while an UpToDate peer is connected: that connection had already had its one handshake rerun
+// (resync_from_up_to_date_peer) before this resync began, so nothing asked it again and the
+// liveness oracle found the target Inconsistent 30 s after the faults stopped. Losing the source
+// allows the rerun again. Seed 515 (4 nodes, --swarm-reads) and 910 (5 nodes, diskless client).
+// Replay: ditto-sim run --seed 910 --swarm --ops 400 --swarm-diskless --trace
+TEST(ReadScenarios, RegressionSwarmSeedsATargetWhoseSourceDetachedResyncsFromAnotherPeer) {
+  for (const auto& [seed, diskless] : {std::pair{515u, false}, std::pair{910u, true}}) {
+    SCOPED_TRACE(seed);
+    const SimOptions options = swarm_options(seed, 400, {}, false, true, diskless);
+    ASSERT_EQ(options.diskless_client, diskless);
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+    EXPECT_GE(result.converged_after_ns, 0);  // the liveness oracle saw the cluster converge
   }
 }
 
