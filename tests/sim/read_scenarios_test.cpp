@@ -138,6 +138,25 @@ TEST(ReadScenarios, RegressionSwarmSeedsATargetWhoseSourceDetachedResyncsFromAno
   }
 }
 
+// Not fixed yet: the last seeds in 1000 that fail with a diskless client (ditto-sim campaign
+// --seeds 1000 --swarm --swarm-diskless [--swarm-reads] --ops 400), which keeps
+// --swarm-diskless out of the CI swarm. Seed 870 (4 nodes, partition_halves, slow and
+// reordering disks, with or without --swarm-reads): after a chain of resyncs in which node3 is
+// SyncTarget of node1 while PausedSyncSource toward node2, node3 ends UpToDate with tag 0
+// (never written) on six blocks it held when their writes were acknowledged. Seed 871
+// (--swarm-diskless only): two UpToDate connected nodes hold different acknowledged writes on
+// 3 blocks. Causes not isolated. Replay:
+// ditto-sim run --seed 870 --swarm --ops 400 --swarm-diskless --trace
+TEST(ReadScenarios, DISABLED_RegressionDisklessSwarmSeeds870And871KeepEveryAcknowledgedBlock) {
+  for (const std::uint64_t seed : {870u, 871u}) {
+    SCOPED_TRACE(seed);
+    const SimOptions options = swarm_options(seed, 400, {}, false, false, true);
+    ASSERT_TRUE(options.diskless_client);
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  }
+}
+
 TEST(ReadScenarios, TheSwarmDrawsDisklessClientsAndPoliciesOnlyWhenAsked) {
   std::uint32_t diskless = 0;
   std::uint32_t policies = 0;
