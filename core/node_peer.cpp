@@ -626,8 +626,8 @@ void Node::reconcile_after_lost_primary() {
         other.status.disk != DiskState::up_to_date || other.bitmap->count_set() == 0) {
       continue;
     }
-    actions_.push_back(Disconnect{other.status.node_id,
-                                  "reconnecting to reconcile the writes of a lost Primary"});
+    actions_.push_back(
+        Disconnect{other.status.node_id, "reconnecting to reconcile the writes of a lost Primary"});
     peer_lost(other, ConnectionState::protocol_error);
   }
 }

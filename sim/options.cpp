@@ -141,8 +141,8 @@ std::string replay_command(const SimOptions& options) {
 }
 
 SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
-                         const netem::FaultWeights& excluded, bool draw_quorum,
-                         bool draw_reads, bool draw_diskless) {
+                         const netem::FaultWeights& excluded, bool draw_quorum, bool draw_reads,
+                         bool draw_diskless) {
   Prng prng = Prng::derive(seed, stream_swarm);
   SimOptions options;
   options.seed = seed;

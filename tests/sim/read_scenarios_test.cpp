@@ -178,7 +178,7 @@ TEST(ReadScenarios, TheSwarmDrawsDisklessClientsAndPoliciesOnlyWhenAsked) {
     EXPECT_EQ(replay.find("--swarm-reads") != std::string::npos,
               drawn.read_balancing != core::ReadBalancing::prefer_local);
   }
-  EXPECT_GT(diskless, 60u);   // about one in three
+  EXPECT_GT(diskless, 60u);  // about one in three
   EXPECT_LT(diskless, 140u);
   EXPECT_GT(policies, 200u);  // any policy but prefer-local
 }
