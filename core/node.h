@@ -578,6 +578,8 @@ class Node {
   std::uint64_t local_uuid_flags() const;
   void bump_generation_if_pending();
   void start_new_generation();
+  void reconcile_after_lost_primary();
+  void allow_handshake_reruns();
   std::uint64_t block_sector(std::uint64_t block) const;
   std::uint32_t block_length(std::uint64_t block) const;
   // The bytes of `blocks` blocks from `block`, the last one cut at the end of the volume.

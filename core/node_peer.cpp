@@ -555,6 +555,8 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   const bool was_our_primary = role_ == Role::secondary && peer.state_received &&
                                peer.status.role == Role::primary;
   start_lost_peer_change(peer);
+  const bool primary_without_disk =
+      was_our_primary && (peer.intentional_diskless || peer.status.disk <= DiskState::failed);
   peer.forwarded_weak_nodes = 0;
   peer.resync_deferred = false;
   peer.outdated_handshake_rerun = false;
@@ -592,9 +594,43 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   if (was_our_primary) {
     send_state_to_connected_peers();  // we no longer forward its weak nodes
     outdate_if_weak();
+    if (primary_without_disk) reconcile_after_lost_primary();
   }
-  if (was_target) resume_deferred_resyncs();  // another source may serve us now
+  if (was_target) {
+    allow_handshake_reruns();
+    resume_deferred_resyncs();  // another source may serve us now
+  }
   reroute_reads_from(peer);
+}
+
+// Our resync source is gone: an UpToDate peer whose connection already had its rerun
+// (resync_from_up_to_date_peer) before this resync began may serve us now (diskless swarm seed
+// 910: the source detached mid-resync, and the target stayed Inconsistent for good).
+void Node::allow_handshake_reruns() {
+  for (Peer& other : configured_peers()) other.outdated_handshake_rerun = false;
+}
+
+// We lost our Primary and marked the writes of it that no PeerAck confirmed out of sync toward
+// our other peers (mark_unacked_peer_writes): a Secondary still connected to us may miss them,
+// and no handshake between us would ever compare (DRBD's reconciliation resync after a lost
+// Primary, §3.5 step 3, started by P_PEER_DAGTAG on the live connections). A Primary with a
+// disk covers them with its own bitmap when it returns (and a failover's new Primary with its
+// generation); a diskless Primary holds none, so without this the two Secondaries stay
+// UpToDate on the same generation with different blocks. Only then do we rerun the handshake
+// (reconnect), whose same-generation rule reconciles from the side with bits.
+void Node::reconcile_after_lost_primary() {
+  if (disk_state_ != DiskState::up_to_date) return;
+  for (Peer& other : configured_peers()) {
+    if (other.status.connection != ConnectionState::connected ||
+        other.status.replication != ReplicationState::established ||
+        other.status.role == Role::primary || other.intentional_diskless ||
+        other.status.disk != DiskState::up_to_date || other.bitmap->count_set() == 0) {
+      continue;
+    }
+    actions_.push_back(
+        Disconnect{other.status.node_id, "reconnecting to reconcile the writes of a lost Primary"});
+    peer_lost(other, ConnectionState::protocol_error);
+  }
 }
 
 }  // namespace ditto::core

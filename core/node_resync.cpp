@@ -95,7 +95,10 @@ void Node::check_resync_source(Peer& peer, bool was_target) {
     return;
   }
   protocol_error(peer, "resync source " + peer.status.name + " is no longer consistent");
-  if (!target) resume_deferred_resyncs();  // peer_lost saw no resync any more
+  if (!target) {  // peer_lost saw no resync any more
+    allow_handshake_reruns();
+    resume_deferred_resyncs();
+  }
 }
 
 void Node::bump_generation_if_pending() {

@@ -191,6 +191,8 @@ struct CommonFlags {
   std::string without;
   bool swarm = false;
   bool swarm_quorum = false;
+  bool swarm_reads = false;
+  bool swarm_diskless = false;
   bool no_crash_primary = false;
   bool reference_workload = false;
   std::string quorum;
@@ -217,6 +219,10 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
                     "per seed: random node count, operation count, fault classes and weights");
   command->add_flag("--swarm-quorum", flags.swarm_quorum,
                     "with --swarm: one in three clusters of 3+ nodes runs with quorum majority");
+  command->add_flag("--swarm-reads", flags.swarm_reads,
+                    "with --swarm: every cluster draws a read-balancing policy");
+  command->add_flag("--swarm-diskless", flags.swarm_diskless,
+                    "with --swarm: one in three clusters has a diskless client (node 0)");
   command->add_flag("--no-crash-primary", flags.no_crash_primary,
                     "do not crash the Primary halfway (the failover scenario)");
   command->add_option("--quorum", flags.quorum, "quorum on every node: off, majority, all or N");
@@ -241,6 +247,9 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
 
 // Applies the shared flags; the error names the bad flag.
 ditto::Status apply_common(SimOptions& options, const CommonFlags& flags, CLI::App* command) {
+  if (!flags.swarm && (flags.swarm_quorum || flags.swarm_reads || flags.swarm_diskless)) {
+    return ditto::Error{"--swarm-quorum, --swarm-reads and --swarm-diskless need --swarm"};
+  }
   if (flags.swarm && (command->count("--nodes") > 0 || command->count("--faults") > 0)) {
     return ditto::Error{
         "--swarm chooses the node count and fault classes itself; "
@@ -366,6 +375,8 @@ int campaign_command(Cli& cli) {
   cli.campaign_options.base = cli.options;
   cli.campaign_options.swarm = cli.flags.swarm;
   cli.campaign_options.swarm_quorum = cli.flags.swarm_quorum;
+  cli.campaign_options.swarm_reads = cli.flags.swarm_reads;
+  cli.campaign_options.swarm_diskless = cli.flags.swarm_diskless;
   cli.campaign_options.progress = !cli.json && isatty(STDERR_FILENO) != 0;
   const ditto::sim::CampaignSummary summary = ditto::sim::run_campaign(cli.campaign_options);
   if (cli.json) {
@@ -409,7 +420,8 @@ int main(int argc, char** argv) {
   if (cli.flags.swarm) {
     const ditto::sim::WorkloadOptions workload = options.workload;
     options = ditto::sim::swarm_options(options.seed, options.workload.operations,
-                                        options.swarm_excluded, cli.flags.swarm_quorum);
+                                        options.swarm_excluded, cli.flags.swarm_quorum,
+                                        cli.flags.swarm_reads, cli.flags.swarm_diskless);
     const std::uint64_t operations = options.workload.operations;
     options.workload = workload;  // the workload's shape stays the caller's
     options.workload.operations = operations;

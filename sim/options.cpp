@@ -110,6 +110,8 @@ std::string replay_command(const SimOptions& options) {
     // The quorum draw comes from a stream of its own: a drawn quorum replays with the flag, an
     // undrawn one the same with or without it.
     if (options.quorum.enabled()) command += " --swarm-quorum";
+    if (options.read_balancing != core::ReadBalancing::prefer_local) command += " --swarm-reads";
+    if (options.diskless_client) command += " --swarm-diskless";
     std::string list;
     for (std::size_t position = 0; position < netem::fault_class_count; ++position) {
       if (options.swarm_excluded[position] == 0) continue;
@@ -139,8 +141,8 @@ std::string replay_command(const SimOptions& options) {
 }
 
 SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
-                         const netem::FaultWeights& excluded, bool draw_quorum,
-                         bool draw_reads) {
+                         const netem::FaultWeights& excluded, bool draw_quorum, bool draw_reads,
+                         bool draw_diskless) {
   Prng prng = Prng::derive(seed, stream_swarm);
   SimOptions options;
   options.seed = seed;
@@ -161,13 +163,15 @@ SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
     options.al_extents = static_cast<std::uint32_t>(
         activity_log.between(ActivityLog::node_al_extents_min, 16));
   }
-  // With `draw_reads`, any read-balancing policy, from a stream of its own (the other draws
-  // stay as they were). Diskless clients are not drawn yet.
+  // With `draw_reads`, any read-balancing policy, and with `draw_diskless` one cluster in three
+  // with a diskless client, each from a stream of its own (the other draws stay as they were).
   if (draw_reads) {
     Prng reads = Prng::derive(seed, stream_swarm_reads);
     options.read_balancing = static_cast<core::ReadBalancing>(
         reads.between(0, static_cast<std::uint64_t>(core::ReadBalancing::striping_1m)));
   }
+  Prng diskless = Prng::derive(seed, stream_swarm_diskless);
+  options.diskless_client = draw_diskless && diskless.chance(1, 3);
   Prng quorum = Prng::derive(seed, stream_swarm_quorum);
   if (draw_quorum && options.nodes >= 3 && quorum.chance(1, 3)) {
     options.quorum.quorum = core::QuorumRule{core::QuorumRule::Kind::majority, 0};

@@ -147,11 +147,12 @@ std::string replay_command(const SimOptions& options);
 // majority (io-error or suspend-io, from a stream of its own so the other draws stay as they
 // were). `ditto-sim run|campaign --swarm --swarm-quorum` turns it on; CI campaigns leave it off
 // until the bugs it exposes are fixed (tests/sim/quorum_test.cpp, the DISABLED_ regressions).
-// With `draw_reads`, any read-balancing policy (from a stream of its own); off in the CI
-// campaigns until the seeds it exposes are fixed (tests/sim/read_scenarios_test.cpp, the
-// DISABLED_ regressions).
+// With `draw_reads` (--swarm-reads), any read-balancing policy; with `draw_diskless`
+// (--swarm-diskless), one cluster in three has a diskless client (node 0, the initial Primary).
+// Each from a stream of its own: a drawn policy or client replays with its flag, an undrawn one
+// the same with or without it.
 SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
                          const netem::FaultWeights& excluded = {}, bool draw_quorum = false,
-                         bool draw_reads = false);
+                         bool draw_reads = false, bool draw_diskless = false);
 
 }  // namespace ditto::sim

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <string>
+#include <utility>
 
 #include "sim/simulation.h"
 #include "tests/sim/run_description.h"
@@ -80,20 +82,105 @@ TEST(ReadScenarios, AReadWhoseOnlyPeerIsCutOffMidReadFailsCleanly) {
   EXPECT_GE(result.workload.reads_checked, 59u);
 }
 
-// Found when the swarm drew read-balancing policies (swarm_options' draw_reads; not yet in the
-// CI campaigns): an UpToDate node ends without a block it held when the write was acknowledged
-// (seed 31: 128K-striping, seed 550: 1M-striping, 4 nodes each). Reads go to peers there, so
-// the interleaving differs from the prefer-local runs; whether the read path or a resync the
-// new interleaving reaches is at fault is not known yet.
-// Replay: these tests (swarm_options with draw_reads has no command-line flag yet).
-TEST(ReadScenarios, DISABLED_RegressionSeed31StripedReadsKeepEveryAcknowledgedBlock) {
-  const RunResult result = run_simulation(swarm_options(31, 400, {}, false, true));
+// Found when the swarm drew read-balancing policies (swarm_options' draw_reads, now
+// --swarm-reads): an UpToDate node ended without a block it held when the write was
+// acknowledged (seed 31: 128K-striping, seed 550: 1M-striping, 4 nodes each). Both pass since
+// the merges after the read path landed (per-run node seeds, resync runs), which changed their
+// interleavings; the cause was not isolated. Kept as regressions of the exact draws.
+// Replay: ditto-sim run --seed 31 --swarm --ops 400 --swarm-reads --trace
+TEST(ReadScenarios, RegressionSeed31StripedReadsKeepEveryAcknowledgedBlock) {
+  const SimOptions options = swarm_options(31, 400, {}, false, true);
+  EXPECT_EQ(options.read_balancing, core::ReadBalancing::striping_128k);
+  const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
-TEST(ReadScenarios, DISABLED_RegressionSeed550StripedReadsKeepEveryAcknowledgedBlock) {
-  const RunResult result = run_simulation(swarm_options(550, 400, {}, false, true));
+TEST(ReadScenarios, RegressionSeed550StripedReadsKeepEveryAcknowledgedBlock) {
+  const SimOptions options = swarm_options(550, 400, {}, false, true);
+  EXPECT_EQ(options.read_balancing, core::ReadBalancing::striping_1m);
+  const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Found when the swarm drew diskless clients (--swarm-diskless), 3 nodes: the diskless Primary
+// loses its links to both Secondaries while a write is in flight; one Secondary stored it, the
+// other never got it, and the two stay connected to each other. The Primary's new generation
+// never reaches them and it holds no bitmap, so when it returns both Secondaries are UpToDate
+// on the same generation with different blocks ("replicas differ"). A Secondary that loses its
+// Primary with unacknowledged writes marked toward a connected Secondary reconciles with it
+// (DRBD's resync after a lost Primary). Replay:
+// ditto-sim run --seed 759 --swarm --ops 400 --swarm-reads --swarm-diskless --trace
+TEST(ReadScenarios, RegressionDisklessSwarmSeedsSecondariesReconcileAfterLosingThePrimary) {
+  for (const std::uint64_t seed : {167u, 248u, 260u, 759u}) {
+    SCOPED_TRACE(seed);
+    const SimOptions options = swarm_options(seed, 400, {}, false, true, true);
+    ASSERT_TRUE(options.diskless_client);
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+    EXPECT_EQ(result.divergent_blocks, 0u);
+  }
+}
+
+// A SyncTarget whose source stops being one mid-resync (its disk detached) stays Inconsistent
+// while an UpToDate peer is connected: that connection had already had its one handshake rerun
+// (resync_from_up_to_date_peer) before this resync began, so nothing asked it again and the
+// liveness oracle found the target Inconsistent 30 s after the faults stopped. Losing the source
+// allows the rerun again. Seed 515 (4 nodes, --swarm-reads) and 910 (5 nodes, diskless client).
+// Replay: ditto-sim run --seed 910 --swarm --ops 400 --swarm-diskless --trace
+TEST(ReadScenarios, RegressionSwarmSeedsATargetWhoseSourceDetachedResyncsFromAnotherPeer) {
+  for (const auto& [seed, diskless] : {std::pair{515u, false}, std::pair{910u, true}}) {
+    SCOPED_TRACE(seed);
+    const SimOptions options = swarm_options(seed, 400, {}, false, true, diskless);
+    ASSERT_EQ(options.diskless_client, diskless);
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+    EXPECT_GE(result.converged_after_ns, 0);  // the liveness oracle saw the cluster converge
+  }
+}
+
+// Not fixed yet: the last seeds in 1000 that fail with a diskless client (ditto-sim campaign
+// --seeds 1000 --swarm --swarm-diskless [--swarm-reads] --ops 400), which keeps
+// --swarm-diskless out of the CI swarm. Seed 870 (4 nodes, partition_halves, slow and
+// reordering disks, with or without --swarm-reads): after a chain of resyncs in which node3 is
+// SyncTarget of node1 while PausedSyncSource toward node2, node3 ends UpToDate with tag 0
+// (never written) on six blocks it held when their writes were acknowledged. Seed 871
+// (--swarm-diskless only): two UpToDate connected nodes hold different acknowledged writes on
+// 3 blocks. Causes not isolated. Replay:
+// ditto-sim run --seed 870 --swarm --ops 400 --swarm-diskless --trace
+TEST(ReadScenarios, DISABLED_RegressionDisklessSwarmSeeds870And871KeepEveryAcknowledgedBlock) {
+  for (const std::uint64_t seed : {870u, 871u}) {
+    SCOPED_TRACE(seed);
+    const SimOptions options = swarm_options(seed, 400, {}, false, false, true);
+    ASSERT_TRUE(options.diskless_client);
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  }
+}
+
+TEST(ReadScenarios, TheSwarmDrawsDisklessClientsAndPoliciesOnlyWhenAsked) {
+  std::uint32_t diskless = 0;
+  std::uint32_t policies = 0;
+  for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+    const SimOptions plain = swarm_options(seed, 400);
+    EXPECT_FALSE(plain.diskless_client);
+    EXPECT_EQ(plain.read_balancing, core::ReadBalancing::prefer_local);
+    const SimOptions drawn = swarm_options(seed, 400, {}, false, true, true);
+    // The other draws stay as they were (streams of their own).
+    EXPECT_EQ(drawn.nodes, plain.nodes);
+    EXPECT_EQ(drawn.workload.operations, plain.workload.operations);
+    EXPECT_EQ(drawn.faults, plain.faults);
+    EXPECT_TRUE(validate(drawn)) << seed;
+    diskless += drawn.diskless_client ? 1 : 0;
+    policies += drawn.read_balancing != core::ReadBalancing::prefer_local ? 1 : 0;
+    // The replay command carries the flags a draw needs.
+    const std::string replay = replay_command(drawn);
+    EXPECT_EQ(replay.find("--swarm-diskless") != std::string::npos, drawn.diskless_client);
+    EXPECT_EQ(replay.find("--swarm-reads") != std::string::npos,
+              drawn.read_balancing != core::ReadBalancing::prefer_local);
+  }
+  EXPECT_GT(diskless, 60u);  // about one in three
+  EXPECT_LT(diskless, 140u);
+  EXPECT_GT(policies, 200u);  // any policy but prefer-local
 }
 
 }  // namespace
