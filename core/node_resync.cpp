@@ -245,9 +245,17 @@ void Node::sync_handshake_with(Peer& peer, const HandshakeDecision& decision) {
       // node marks everything) covers every block that may differ. A node that outdated itself
       // without a crash (a weak Secondary) kept every write it stored: a newer generation makes
       // it the source, as in DRBD.
+      // Only within one generation, though: when the generations say the restarted node is
+      // newer (the peer's current UUID is its bitmap UUID or in its history), the UpToDate peer
+      // missed every write of the newer generation, and turning the resync toward it would
+      // overwrite writes only the restarted node holds with blocks never written.
       bool source = decision.outcome == HandshakeOutcome::become_source;
-      const bool self_restarted = (local_uuid_flags() & uuid_flag::restarted_behind) != 0;
-      const bool peer_restarted = (peer.uuid_flags & uuid_flag::restarted_behind) != 0;
+      const bool same_generation =
+          comparable_current(generations_.uuids.current) == comparable_current(peer.uuids.current);
+      const bool self_restarted =
+          same_generation && (local_uuid_flags() & uuid_flag::restarted_behind) != 0;
+      const bool peer_restarted =
+          same_generation && (peer.uuid_flags & uuid_flag::restarted_behind) != 0;
       if (source && peer.status.disk == DiskState::up_to_date &&
           disk_state_ != DiskState::up_to_date && self_restarted) {
         source = false;

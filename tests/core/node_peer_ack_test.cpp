@@ -188,5 +188,51 @@ TEST(Restart, ANodeRestartsWithEveryGenerationIdentifierItPersisted) {
             cluster.nodes[0].bitmap_toward(NodeId{1}).bit_count());
 }
 
+// Swarm seeds 1122 and 1690: a node restarted after a crash (Outdated) whose generation is newer
+// than its UpToDate peer's (the peer's current UUID is its bitmap UUID toward the peer: the peer
+// missed every write since) is the SyncSource; the UpToDate side, which has not learned that
+// it is stale, must not overwrite it. Within one generation the UpToDate side stays the source.
+Cluster restarted_outdated(std::uint64_t restarted_current) {
+  Cluster cluster(2, [&](NodeConfig& config) {
+    Generations uuids;
+    if (config.node_id.value == 0) {
+      uuids.current = 0x5000;
+      uuids.history[0] = 0x3000;
+    } else {
+      uuids.current = restarted_current;
+      if (restarted_current != 0x5000) {
+        uuids.bitmap[0] = 0x5000;
+        uuids.history[0] = 0x5000;
+      } else {
+        uuids.history[0] = 0x3000;
+      }
+      config.initial_disk_state = DiskState::outdated;
+    }
+    config.initial_generations = uuids;
+  });
+  cluster.connect(0, 1);
+  cluster.settle();
+  return cluster;
+}
+
+TEST(Restart, ARestartedNodeWithTheNewerGenerationIsTheSourceForAStaleUpToDatePeer) {
+  Cluster cluster = restarted_outdated(0x7000);
+  // Counted by the SyncTarget, toward its source.
+  EXPECT_GT(cluster.nodes[0].peer(NodeId{1})->resync_done_blocks, 0u);
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{0})->resync_done_blocks, 0u);
+  EXPECT_EQ(comparable_current(cluster.nodes[0].generations().current), 0x7000u);
+  // The resync ended: the target took on its source's disk state (Outdated: no Primary vouches
+  // for either side).
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::outdated);
+}
+
+TEST(Restart, ARestartedNodeInTheSameGenerationResyncsFromItsUpToDatePeer) {
+  Cluster cluster = restarted_outdated(0x5000);
+  EXPECT_GT(cluster.nodes[1].peer(NodeId{0})->resync_done_blocks, 0u);
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->resync_done_blocks, 0u);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+}
+
 }  // namespace
 }  // namespace ditto::core

@@ -149,6 +149,18 @@ TEST(RegressionResync, AnOutdatedSecondaryWithTheNewerGenerationIsTheSourceForAS
   expect_swarm_seeds_pass({568});
 }
 
+// Bug: a Secondary that held acknowledged writes of a newer generation (the Primary had started
+// it when another Secondary dropped off, then lost its own disk) crashed and came back Outdated;
+// the stale Secondary it reconnected to still said UpToDate (it had not learned it was weak),
+// and the restarted-node rule turned the resync toward that UpToDate side although the
+// generations said the restarted node was newer (the peer's current UUID was its bitmap UUID):
+// the only copies of those writes were overwritten with blocks never written (tag 0).
+// Fixed: a restarted node loses its direction to an UpToDate peer only within one generation.
+// Replay: ditto-sim run --seed 1122 --swarm --ops 400 (also 1690)
+TEST(RegressionResync, ARestartedNodeWithTheNewerGenerationStaysTheSourceForAStaleUpToDatePeer) {
+  expect_swarm_seeds_pass({1122, 1690});
+}
+
 // Bug: releasing a write from a lost peer marked the bitmaps of every unconfigured peer slot
 // whose (default) node id 0 matched the lost peer: a bitmap that does not exist (assertion).
 // Also (branch dblresync, PeersInSync): a SyncSource cleared the bits it had marked toward its
