@@ -162,6 +162,14 @@ void disk_state_override(const HandshakeInput& in, HandshakeDecision& decision) 
                         rule == UuidRule::lost_quorum_reconnect || rule == UuidRule::both_off;
   const bool one_inconsistent =
       (self == DiskState::inconsistent) != (peer == DiskState::inconsistent);
+  // Not only for the split brain case (DRBD): an Inconsistent side holds no data of its own to
+  // keep, so it becomes the target of a full sync instead of a split brain being declared
+  // (a restarted node that is SyncTarget of one peer, its old branch still its current UUID,
+  // met another peer of the surviving branch with quorum on both sides: quorum swarm seed 948).
+  if (one_inconsistent && is_split_brain(decision.strategy)) {
+    decision.strategy = self > peer ? S::source_set_bitmap : S::target_set_bitmap;
+    return;
+  }
   if ((tie_rule && is_if_both_failed(decision.strategy)) ||
       (decision.strategy == S::no_sync && one_inconsistent)) {
     decision.strategy = self > peer ? S::source_use_bitmap : S::target_use_bitmap;
@@ -250,6 +258,16 @@ HandshakeDecision sync_handshake(const HandshakeInput& in) {
   if (decision.strategy == S::unrelated_data) {
     decision.outcome = HandshakeOutcome::disconnect;
     decision.reason = "Unrelated data, aborting!";
+    return decision;
+  }
+  // Two diverged branches, both sides Inconsistent (each the SyncTarget of another peer): neither
+  // holds data of its own to keep or to lose, and once one resync ends the generations say
+  // which way to go. Retry instead of declaring a split brain that drops the connection for
+  // good (quorum swarm seed 948, both sides with quorum).
+  if (is_split_brain(decision.strategy) && in.self_disk == DiskState::inconsistent &&
+      in.peer_disk == DiskState::inconsistent) {
+    decision.outcome = HandshakeOutcome::retry_connect;
+    decision.reason = "diverged generations on two Inconsistent disks: waiting for a resync";
     return decision;
   }
   disk_state_override(in, decision);

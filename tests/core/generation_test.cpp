@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <utility>
 
 namespace ditto {
 namespace {
@@ -437,6 +438,36 @@ TEST(SyncHandshake, HigherDiskStateWinsWhenUuidsAreEqual) {
   input.self_disk = DiskState::inconsistent;
   input.peer_disk = DiskState::up_to_date;
   EXPECT_EQ(sync_handshake(input).outcome, HandshakeOutcome::become_target);
+}
+
+// Not only for the split brain case: an Inconsistent side keeps no data of its own, so it is
+// the target of a full sync instead of a split brain dropping the connection.
+TEST(SyncHandshake, AnInconsistentSideOfASplitBrainBecomesTheTargetOfAFullSync) {
+  HandshakeInput input = split_brain_both_secondary(30, 12);
+  input.quorum_enabled = true;
+  input.self_has_quorum = input.peer_has_quorum = true;
+  input.self_disk = DiskState::inconsistent;
+  input.peer_disk = DiskState::up_to_date;
+  const HandshakeDecision target = sync_handshake(input);
+  EXPECT_EQ(target.outcome, HandshakeOutcome::become_target);
+  EXPECT_EQ(target.strategy, SyncStrategy::target_set_bitmap);
+  EXPECT_FALSE(target.call_initial_split_brain);
+  std::swap(input.self_disk, input.peer_disk);
+  const HandshakeDecision source = sync_handshake(input);
+  EXPECT_EQ(source.outcome, HandshakeOutcome::become_source);
+  EXPECT_EQ(source.strategy, SyncStrategy::source_set_bitmap);
+}
+
+// Two Inconsistent sides on diverged branches (each a SyncTarget of another peer) retry: once
+// a resync ends the generations decide (quorum swarm seed 948 declared a split brain and went
+// StandAlone with quorum on both sides).
+TEST(SyncHandshake, ASplitBrainBetweenTwoInconsistentSidesRetriesInsteadOfGoingStandalone) {
+  HandshakeInput input = split_brain_both_secondary(30, 12);
+  input.self_disk = input.peer_disk = DiskState::inconsistent;
+  const HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::retry_connect);
+  EXPECT_FALSE(decision.call_initial_split_brain);
+  EXPECT_FALSE(decision.call_split_brain);
 }
 
 TEST(SyncHandshake, PrimaryThatWouldBecomeTargetWithChangesDisconnectsOnRrConflict) {
