@@ -555,8 +555,6 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   const bool was_our_primary = role_ == Role::secondary && peer.state_received &&
                                peer.status.role == Role::primary;
   start_lost_peer_change(peer);
-  const bool primary_without_disk =
-      was_our_primary && (peer.intentional_diskless || peer.status.disk <= DiskState::failed);
   peer.forwarded_weak_nodes = 0;
   peer.resync_deferred = false;
   peer.outdated_handshake_rerun = false;
@@ -594,7 +592,7 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   if (was_our_primary) {
     send_state_to_connected_peers();  // we no longer forward its weak nodes
     outdate_if_weak();
-    if (primary_without_disk) reconcile_after_lost_primary();
+    reconcile_after_lost_primary();
   }
   if (was_target) {
     allow_handshake_reruns();
@@ -613,11 +611,14 @@ void Node::allow_handshake_reruns() {
 // We lost our Primary and marked the writes of it that no PeerAck confirmed out of sync toward
 // our other peers (mark_unacked_peer_writes): a Secondary still connected to us may miss them,
 // and no handshake between us would ever compare (DRBD's reconciliation resync after a lost
-// Primary, §3.5 step 3, started by P_PEER_DAGTAG on the live connections). A Primary with a
-// disk covers them with its own bitmap when it returns (and a failover's new Primary with its
-// generation); a diskless Primary holds none, so without this the two Secondaries stay
-// UpToDate on the same generation with different blocks. Only then do we rerun the handshake
-// (reconnect), whose same-generation rule reconciles from the side with bits.
+// Primary, §3.5 step 3, started by P_PEER_DAGTAG on the live connections). Neither the Primary's
+// bitmap when it returns (it covers only its own copy; a diskless Primary has none) nor a
+// failover's new generation covers the survivors' difference: without this two Secondaries end
+// UpToDate on one generation with different blocks (swarm seeds 2422, 2752, 2907, 2937). So we
+// rerun the handshake (reconnect), whose same-generation rule reconciles from the side with
+// bits. DRBD does it on the live connection; an in-place variant (uuid_flag + both sides
+// deciding from each other's reports) broke swarm seeds 574 and 2485, where equal dagtags did
+// not mean equal blocks, and waits for a better design.
 void Node::reconcile_after_lost_primary() {
   if (disk_state_ != DiskState::up_to_date) return;
   for (Peer& other : configured_peers()) {
