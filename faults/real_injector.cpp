@@ -87,6 +87,9 @@ std::string RealRun::node_config(int node) const {
   const ClusterShape& shape = scenario_.cluster;
   std::string text = "resource r0 {\n  net { protocol " + std::string(name(shape.protocol)) +
                      "; ping-int 1; ping-timeout 5; connect-int 1; }\n";
+  if (shape.diskless_node) {  // the client needs the size its peers export
+    text += "  disk { size " + std::to_string(shape.volume_size_bytes >> 20) + "M; }\n";
+  }
   if (shape.quorum == Quorum::majority) {
     text += "  options { quorum majority; on-no-quorum io-error; }\n";
   }
@@ -497,6 +500,15 @@ RunReport RealRun::run() {
     progress("[" + std::to_string(index) + "] " + (step.failed ? "FAIL " : "ok   ") +
              step.description + (step.outcome.empty() ? "" : " -- " + step.outcome));
     report_.steps.push_back(step);
+  }
+  for (const auto& [pair, proxy] : proxies_) {
+    const ProxyStatistics statistics = layer_->statistics(proxy);
+    report_.notes.push_back("proxy " + cluster_->name(pair.first) + "->" +
+                            cluster_->name(pair.second) + ": " +
+                            std::to_string(statistics.connections) + " connections, " +
+                            std::to_string(statistics.resets) + " reset by the proxy, " +
+                            std::to_string(statistics.bytes[0]) + " bytes forward, " +
+                            std::to_string(statistics.bytes[1]) + " back");
   }
   report_.writes_acknowledged = model_.acknowledged_count();
   report_.writes_failed = model_.failed_count();

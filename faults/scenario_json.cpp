@@ -17,6 +17,12 @@ Error at(const std::string& path, const std::string& message) {
   return Error{path + ": " + message};
 }
 
+#define DITTO_FAULTS_TRY(expression)          \
+  do {                                        \
+    Status status_ = (expression);            \
+    if (!status_.ok()) return status_.error(); \
+  } while (false)
+
 // One JSON object being read: remembers the keys read so the rest can be refused.
 class Fields {
  public:
@@ -63,6 +69,23 @@ class Fields {
     out = value.get<std::string>();
     return {};
   }
+  // An optional string naming one of `choices` (value, name): out keeps its default if absent.
+  template <class T>
+  Status choice(const std::string& key, std::initializer_list<std::pair<const char*, T>> choices,
+                T& out) {
+    std::string text;
+    DITTO_FAULTS_TRY(string(key, text));
+    if (!has(key)) return {};
+    std::string names;
+    for (const auto& [word, value] : choices) {
+      if (text == word) {
+        out = value;
+        return {};
+      }
+      names += names.empty() ? word : std::string(", ") + word;
+    }
+    return at(path(key), "\"" + text + "\" is not one of " + names);
+  }
   Status boolean(const std::string& key, bool& out) {
     if (!has(key)) return {};
     const json& value = get(key);
@@ -83,12 +106,6 @@ class Fields {
   std::string path_;
   std::set<std::string> known_;
 };
-
-#define DITTO_FAULTS_TRY(expression)          \
-  do {                                        \
-    Status status_ = (expression);            \
-    if (!status_.ok()) return status_.error(); \
-  } while (false)
 
 // The timeline so far: what each step may assume.
 struct Timeline {
@@ -117,26 +134,10 @@ Status read_cluster(const json& value, ClusterShape& cluster) {
   if (!value.is_object()) return at("cluster", "is not an object");
   Fields fields(value, "cluster");
   DITTO_FAULTS_TRY(fields.unsigned_integer("nodes", cluster.nodes, nodes_min, nodes_max, true));
-  std::string protocol = "C";
-  DITTO_FAULTS_TRY(fields.string("protocol", protocol));
-  if (protocol == "A") {
-    cluster.protocol = Protocol::a;
-  } else if (protocol == "B") {
-    cluster.protocol = Protocol::b;
-  } else if (protocol == "C") {
-    cluster.protocol = Protocol::c;
-  } else {
-    return at("cluster.protocol", "\"" + protocol + "\" is not A, B or C");
-  }
-  std::string quorum = "off";
-  DITTO_FAULTS_TRY(fields.string("quorum", quorum));
-  if (quorum == "off") {
-    cluster.quorum = Quorum::off;
-  } else if (quorum == "majority") {
-    cluster.quorum = Quorum::majority;
-  } else {
-    return at("cluster.quorum", "\"" + quorum + "\" is not off or majority");
-  }
+  DITTO_FAULTS_TRY(fields.choice(
+      "protocol", {{"A", Protocol::a}, {"B", Protocol::b}, {"C", Protocol::c}}, cluster.protocol));
+  DITTO_FAULTS_TRY(fields.choice("quorum", {{"off", Quorum::off}, {"majority", Quorum::majority}},
+                                 cluster.quorum));
   bool diskless = false;
   DITTO_FAULTS_TRY(fields.boolean("diskless_client", diskless));
   if (diskless) {
@@ -170,17 +171,8 @@ Status read_write(Fields& fields, const ClusterShape& cluster, Timeline& timelin
       fields.unsigned_integer("ops", step.operations, 1, operations_per_step_max, true));
   DITTO_FAULTS_TRY(read_region(fields, cluster, step));
   DITTO_FAULTS_TRY(fields.unsigned_integer("queue_depth", step.queue_depth, 1, queue_depth_max));
-  std::string expect = "ok";
-  DITTO_FAULTS_TRY(fields.string("expect", expect));
-  if (expect == "ok") {
-    step.expect = Expect::ok;
-  } else if (expect == "fail") {
-    step.expect = Expect::fail;
-  } else if (expect == "any") {
-    step.expect = Expect::any;
-  } else {
-    return at(fields.path("expect"), "\"" + expect + "\" is not ok, fail or any");
-  }
+  DITTO_FAULTS_TRY(fields.choice(
+      "expect", {{"ok", Expect::ok}, {"fail", Expect::fail}, {"any", Expect::any}}, step.expect));
   if (!timeline.primary) return at(fields.path("step"), "writes need a Primary, there is none");
   if (fields.has("crash_node")) {
     std::uint8_t node = 0;
@@ -304,18 +296,15 @@ Status read_link(Fields& fields, const Timeline& timeline, Step& step) {
 }
 
 Status read_wait(Fields& fields, const Timeline& timeline, Step& step) {
-  std::string until;
-  DITTO_FAULTS_TRY(fields.string("until", until, true));
-  if (until == "connected") {
-    step.condition = WaitCondition::connected;
-  } else if (until == "up-to-date") {
-    step.condition = WaitCondition::up_to_date;
-  } else if (until == "primary" || until == "quorum-lost") {
-    step.condition = until == "primary" ? WaitCondition::primary : WaitCondition::quorum_lost;
+  if (!fields.has("until")) return at(fields.path("until"), "missing");
+  DITTO_FAULTS_TRY(fields.choice("until",
+                                 {{"connected", WaitCondition::connected},
+                                  {"up-to-date", WaitCondition::up_to_date},
+                                  {"primary", WaitCondition::primary},
+                                  {"quorum-lost", WaitCondition::quorum_lost}},
+                                 step.condition));
+  if (step.condition == WaitCondition::primary || step.condition == WaitCondition::quorum_lost) {
     DITTO_FAULTS_TRY(read_node(fields, "node", timeline, step.wait_node));
-  } else {
-    return at(fields.path("until"),
-              "\"" + until + "\" is not connected, up-to-date, primary or quorum-lost");
   }
   return fields.unsigned_integer("timeout_ms", step.timeout_ms, 1, timeout_ms_max);
 }

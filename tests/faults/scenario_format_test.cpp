@@ -85,7 +85,7 @@ TEST(ScenarioFormat, BadValuesAreRefusedWithTheFieldAndTheAllowedRange) {
   EXPECT_EQ(error_of(with_steps(R"({"step": "heal"})", R"({"nodes": 6})")),
             "cluster.nodes: 6 is not in 2..5");
   EXPECT_EQ(error_of(with_steps(R"({"step": "heal"})", R"({"nodes": 3, "protocol": "D"})")),
-            "cluster.protocol: \"D\" is not A, B or C");
+            "cluster.protocol: \"D\" is not one of A, B, C");
   EXPECT_EQ(error_of(with_steps(R"({"step": "write", "ops": -1})")),
             "steps[0].ops: -1 is not a non-negative integer");
   EXPECT_EQ(error_of(with_steps(R"({"step": "jump"})")), "steps[0].step: \"jump\" is not a step kind");
@@ -93,7 +93,7 @@ TEST(ScenarioFormat, BadValuesAreRefusedWithTheFieldAndTheAllowedRange) {
                                     "blocks": 200})")),
             "steps[0].blocks: blocks 4000..4199 reach past the volume's last block 4095");
   EXPECT_EQ(error_of(with_steps(R"({"step": "wait", "until": "dawn"})")),
-            "steps[0].until: \"dawn\" is not connected, up-to-date, primary or quorum-lost");
+            "steps[0].until: \"dawn\" is not one of connected, up-to-date, primary, quorum-lost");
   EXPECT_EQ(error_of("{not json"), "(document): not valid JSON");
 }
 
