@@ -40,13 +40,15 @@ std::string replay_command(const std::string& target, const std::string& path,
 }
 
 int run(const std::string& target, const std::string& path, std::optional<std::uint64_t> seed,
-        bool as_json, bool keep_directory) {
+        bool as_json, bool keep_directory, bool trace) {
   Scenario scenario;
   if (!load(path, scenario)) return 2;
   const std::uint64_t chosen = seed.value_or(scenario.seed);
   RunReport report;
   if (target == "sim") {
-    report = run_on_sim(scenario, chosen);
+    std::function<void(const std::string&)> sink;
+    if (trace) sink = [](const std::string& line) { std::cerr << line << "\n"; };
+    report = run_on_sim(scenario, chosen, sink);
   } else {
     RealOptions options;
     options.keep_directory = keep_directory;
@@ -108,6 +110,8 @@ int main(int argc, char** argv) {
   CLI::Option* seed_option =
       run_command->add_option("--seed", seed, "Seed (default: the scenario's)");
   run_command->add_flag("--json", as_json, "Print the report as JSON");
+  bool trace = false;
+  run_command->add_flag("--trace", trace, "Simulator: the run's story on standard error");
   run_command->add_flag("--keep-dir", keep_directory,
                         "Real target: keep disks, configurations and daemon logs");
 
@@ -131,7 +135,7 @@ int main(int argc, char** argv) {
   if (*run_command) {
     std::optional<std::uint64_t> chosen;
     if (seed_option->count() > 0) chosen = seed;
-    return run(target, scenario_path, chosen, as_json, keep_directory);
+    return run(target, scenario_path, chosen, as_json, keep_directory, trace);
   }
   return campaign(paths, first_seed, seeds);
 }

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 
 #include "core/result.h"
 #include "faults/scenario.h"
@@ -22,6 +24,8 @@ struct SimTranslation {
 [[nodiscard]] Result<SimTranslation> translate_for_sim(const Scenario& scenario,
                                                       std::uint64_t seed);
 
-RunReport run_on_sim(const Scenario& scenario, std::uint64_t seed);
+// `trace` receives the run's story line by line (sim::TraceSink), if set.
+RunReport run_on_sim(const Scenario& scenario, std::uint64_t seed,
+                     const std::function<void(const std::string&)>& trace = {});
 
 }  // namespace ditto::faults
