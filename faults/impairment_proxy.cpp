@@ -113,11 +113,14 @@ asio::awaitable<void> ImpairmentLayer::Proxy::start_session(tcp::socket dialer) 
   auto session = std::make_shared<Session>(
       static_cast<asio::io_context&>(acceptor.get_executor().context()));
   session->sockets[0] = std::move(dialer);
+  // Registered before the upstream connect, so a reset now reaches it too.
+  sessions.remove_if([](const std::weak_ptr<Session>& entry) { return entry.expired(); });
+  sessions.push_back(session);
   error_code error;
   co_await session->sockets[1].async_connect(
       tcp::endpoint(asio::ip::address_v4::loopback(), upstream_port),
       asio::redirect_error(asio::use_awaitable, error));
-  if (error) {
+  if (error || session->closed) {
     session->close(true);  // the acceptor is down: the dialer sees the refusal as a reset
     co_return;
   }
@@ -125,8 +128,6 @@ asio::awaitable<void> ImpairmentLayer::Proxy::start_session(tcp::socket dialer) 
     socket.set_option(tcp::no_delay(true), error);
   }
   statistics.connections += 1;
-  sessions.remove_if([](const std::weak_ptr<Session>& entry) { return entry.expired(); });
-  sessions.push_back(session);
   const auto executor = acceptor.get_executor();
   for (int direction = 0; direction < 2; ++direction) {
     asio::co_spawn(executor, read_loop(session, direction), asio::detached);

@@ -137,8 +137,12 @@ TEST(ImpairmentProxy, ARateLimitSpreadsBytesOverTime) {
 
 TEST(ImpairmentProxy, ResettingConnectionsResetsBothSidesAndNewConnectionsStillPass) {
   ProxiedPair pair;
-  pair.layer.reset_connections(pair.proxy);
   std::string got;
+  ASSERT_EQ(::write(pair.dialer, "up", 2), 2);  // the connection is through the proxy
+  while (got.size() < 2 && receive(pair.acceptor, got, 2000) > 0) {}
+  ASSERT_EQ(got, "up");
+  got.clear();
+  pair.layer.reset_connections(pair.proxy);
   EXPECT_EQ(receive(pair.dialer, got, 2000), -1);
   EXPECT_EQ(receive(pair.acceptor, got, 2000), -1);
   EXPECT_EQ(pair.layer.statistics(pair.proxy).resets, 1u);
