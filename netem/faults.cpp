@@ -117,6 +117,9 @@ BlockedPairs partition_pairs(FaultClass shape, std::uint32_t nodes, std::uint32_
       if (shape == FaultClass::partition_ring) {
         const std::uint32_t distance = (to + nodes - from) % nodes;
         blocked = distance != 1 && distance != nodes - 1;
+      } else if (shape == FaultClass::partition_one_way &&
+                 (parameter & one_way_explicit_bit) != 0) {
+        blocked = from == ((parameter >> 8) & 0xffu) && to == (parameter & 0xffu);
       } else if (shape == FaultClass::partition_one_way) {
         blocked = from == parameter % nodes && to == (from + 1) % nodes;
       } else {

@@ -82,7 +82,13 @@ std::string to_string(const FaultWeights& weights);
 // Directed pairs (from, to) whose messages are blocked by a partition of `nodes` nodes.
 // halves: nodes whose bit in `parameter` is set form one side (some on each side guaranteed);
 // isolate: node `parameter % nodes` alone; ring: node i reaches only i±1 (mod nodes).
-// one_way: from `parameter % nodes` to the next node only.
+// one_way: from `parameter % nodes` to the next node only, or, with one_way_explicit_bit set,
+// the link one_way_parameter names (scenario files block any one direction; the fault plans draw
+// parameters below 2^16, so their partitions are unchanged).
+inline constexpr std::uint32_t one_way_explicit_bit = 1u << 31;
+inline constexpr std::uint32_t one_way_parameter(std::uint8_t from, std::uint8_t to) {
+  return one_way_explicit_bit | (std::uint32_t{from} << 8) | to;
+}
 using BlockedPairs = std::vector<std::pair<std::uint8_t, std::uint8_t>>;
 BlockedPairs partition_pairs(FaultClass shape, std::uint32_t nodes, std::uint32_t parameter);
 

@@ -49,9 +49,30 @@ struct OperationSpec {
 // The next operation drawn from `prng` (the workload stream of the seed).
 OperationSpec draw_operation(Prng& prng, const WorkloadOptions& options, std::uint64_t block_count);
 
+// A scripted step (scenario files, faults/sim_injector.cpp): before operation `before_op` is
+// issued, the client waits until every earlier operation completed; then the step fires the
+// faults `start` and ends the faults `end` (a partition or clog lifts, a crashed node restarts),
+// and the client waits until `condition` holds, at most `timeout` of simulated time (then that is
+// a violation). Steps run in order, several may share an operation. Faults a step starts carry
+// after_op = script_only so that the operation count never fires them.
+struct ScriptStep {
+  enum class Condition : std::uint8_t { none, connected, up_to_date, primary, quorum_lost };
+  std::uint64_t before_op = 0;
+  std::vector<std::uint32_t> start;  // fault indices
+  std::vector<std::uint32_t> end;
+  Condition condition = Condition::none;
+  std::uint8_t node = 0;  // primary, quorum_lost
+  Duration timeout = Duration::from_ms(10'000);
+
+  friend bool operator==(const ScriptStep&, const ScriptStep&) = default;
+};
+inline constexpr std::uint64_t script_only = ~std::uint64_t{0};
+
 struct Schedule {
   SimOptions options;
   std::vector<FaultEvent> faults;
+  // Scripted steps (not written to schedule files: ditto-faults rebuilds them from the scenario).
+  std::vector<ScriptStep> script;
   // The operations to issue; empty: draw them from the seed (the same list draw_operations
   // returns, without holding it in memory).
   std::optional<std::vector<OperationSpec>> operations;

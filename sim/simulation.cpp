@@ -32,6 +32,7 @@ Simulation::Simulation(const Schedule& schedule, TraceSink trace)
     : options_(schedule.options),
       faults_(schedule.faults),
       operations_(schedule.operations),
+      script_(schedule.script),
       network_prng_(Prng::derive(options_.seed, stream_network)),
       disk_prng_(Prng::derive(options_.seed, stream_disk)),
       workload_prng_(Prng::derive(options_.seed, stream_workload)),

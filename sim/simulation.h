@@ -233,6 +233,11 @@ class Simulation {
   void on_resume(const SimEvent& event);
   void count_fired(netem::FaultClass fault, std::uint64_t times = 1);
 
+  // Scripted steps (simulation_script.cpp): true while the client must not issue yet.
+  bool script_holds_client();
+  void start_script_step(const ScriptStep& step);
+  std::optional<std::string> script_unmet(const ScriptStep& step) const;
+
   // Workload and operator (simulation_cluster.cpp).
   void schedule_tick(Duration delay);
   void on_workload_tick();
@@ -261,6 +266,11 @@ class Simulation {
   std::optional<std::vector<OperationSpec>> operations_;
   std::vector<std::uint32_t> fault_order_;  // fault indices by after_op
   std::size_t next_fault_ = 0;
+  // Scripted steps (Schedule::script, simulation_script.cpp).
+  std::vector<ScriptStep> script_;
+  std::size_t next_script_ = 0;
+  bool script_started_ = false;
+  Instant script_since_;
   Prng network_prng_;
   Prng disk_prng_;
   Prng workload_prng_;

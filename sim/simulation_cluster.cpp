@@ -22,6 +22,7 @@ void Simulation::schedule_tick(Duration delay) {
 void Simulation::on_workload_tick() {
   tick_scheduled_ = false;
   while (has_primary_ && alive(primary_) && !paused(primary_) && !split_waiting_) {
+    if (script_holds_client()) return;
     const std::optional<ClientOperation> operation = workload_.next(now_);
     if (!operation) return;
     if (split_writers_) primary_ = split_brain_writer(operation->request.value);

@@ -47,6 +47,11 @@ TEST(Partitions, HalvesIsolateRingAndOneWayBlockTheRightDirections) {
   const auto one_way = netem::partition_pairs(FaultClass::partition_one_way, 3, 1);
   ASSERT_EQ(one_way.size(), 1u);
   EXPECT_EQ(one_way.front(), (std::pair<std::uint8_t, std::uint8_t>{1, 2}));
+  // Scenario files name the link: any one direction, not only towards the next node.
+  const auto named = netem::partition_pairs(FaultClass::partition_one_way, 4,
+                                            netem::one_way_parameter(3, 1));
+  ASSERT_EQ(named.size(), 1u);
+  EXPECT_EQ(named.front(), (std::pair<std::uint8_t, std::uint8_t>{3, 1}));
   for (std::uint32_t parameter = 0; parameter < 64; ++parameter) {
     const auto halves = netem::partition_pairs(FaultClass::partition_halves, 4, parameter);
     EXPECT_FALSE(halves.empty()) << parameter;  // both sides are never empty

@@ -1,4 +1,4 @@
-#include "cluster_harness.h"
+#include "faults/local_cluster.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -25,7 +25,7 @@
 
 #include "datapath/metadata_store.h"
 
-namespace ditto::testing {
+namespace ditto::faults {
 namespace {
 
 const char* const node_names[] = {"alpha", "beta", "gamma", "delta", "epsilon"};
@@ -34,8 +34,11 @@ const char* const node_names[] = {"alpha", "beta", "gamma", "delta", "epsilon"};
 
 std::string build_program(const std::string& relative_path) {
   const char* build = std::getenv("DITTO_BUILD_DIR");
-  if (build == nullptr) throw std::runtime_error("DITTO_BUILD_DIR is not set (run under ctest)");
-  return std::string(build) + "/" + relative_path;
+  if (build != nullptr) return std::string(build) + "/" + relative_path;
+  std::error_code error;
+  const std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (error) throw std::runtime_error("DITTO_BUILD_DIR is not set and /proc/self/exe unreadable");
+  return (self.parent_path().parent_path() / relative_path).string();
 }
 
 CommandOutcome run_command(const std::string& command) {
@@ -112,6 +115,7 @@ LocalCluster::LocalCluster(int node_count, std::uint64_t disk_size_bytes) {
     peer_ports_.push_back(free_port());
     nbd_ports_.push_back(free_port());
     pids_.push_back(-1);
+    node_configs_.emplace_back();
     std::string error;
     if (!create_backing_disk(disk_path(i), disk_size_bytes, std::max(node_count - 1, 1), error)) {
       throw std::runtime_error(error);
@@ -134,7 +138,7 @@ LocalCluster::~LocalCluster() {
   for (std::size_t i = 0; i < pids_.size(); ++i) {
     if (pids_[i] > 0) kill(static_cast<int>(i), SIGKILL);
   }
-  if (std::getenv("DITTO_KEEP_TEST_DIRS") == nullptr) {
+  if (!keep_directory_ && std::getenv("DITTO_KEEP_TEST_DIRS") == nullptr) {
     std::error_code ignored;
     std::filesystem::remove_all(directory_, ignored);
   }
@@ -246,7 +250,9 @@ bool LocalCluster::start_with(int index, const std::vector<std::string>& extra_a
                               std::string& error) {
   const std::string program = build_program("datapath/dittod");
   const std::string nbd = "127.0.0.1:" + std::to_string(nbd_ports_[index]);
-  std::vector<std::string> arguments{program,         "--config", config_path(),
+  const std::string config =
+      node_configs_[index].empty() ? config_path() : node_configs_[index];
+  std::vector<std::string> arguments{program,         "--config", config,
                                      "--node",        names_[index], "--nbd", nbd,
                                      "--control",     control_path(index)};
   arguments.insert(arguments.end(), extra_arguments.begin(), extra_arguments.end());
@@ -303,4 +309,4 @@ bool wait_for_status(const LocalCluster& cluster, int index, const std::string& 
   return false;
 }
 
-}  // namespace ditto::testing
+}  // namespace ditto::faults
