@@ -126,6 +126,9 @@ void Simulation::write_completed(std::uint8_t node, const ClientOperation& opera
   holders = trace.holders;
   if (!ok) return;
   std::uint32_t required = trace.expected & ~trace.failed;
+  // Protocols A and B acknowledge before the peers' disks have the write: only the local disk
+  // must hold it (the oracle still checks what every node that claims UpToDate holds).
+  if (options_.protocol != Protocol::c) required &= 1u << node;
   // A write that waited for the activity log while the Primary's disk detached was never
   // submitted locally: it went to the peers only.
   if (nodes_[node]->core->disk_state() <= DiskState::failed) required &= ~(1u << node);
