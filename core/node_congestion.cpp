@@ -164,6 +164,12 @@ void Node::on_resync_after_ahead(Peer& peer) {
     return protocol_error(peer, "resync after Ahead while replication is " +
                                     std::string(to_string(peer.status.replication)));
   }
+  // One source at a time (resync_not_now): a node that became SyncTarget of another peer
+  // while Behind (an UpToDate peer with a newer generation) leaves this connection; its
+  // handshake then waits for the running resync.
+  if ((local_uuid_flags() & uuid_flag::sync_target) != 0) {
+    return protocol_error(peer, "resync after Ahead while a SyncTarget of another peer");
+  }
   start_bitmap_exchange(peer, false);
 }
 
