@@ -47,8 +47,8 @@ std::optional<OnCongestion> parse_on_congestion(std::string_view text) {
 // ---- The Ahead side ---------------------------------------------------------------------------
 
 bool Node::congested(const Peer& peer) const {
-  const std::uint64_t fill_bytes = std::uint64_t{config_.congestion_fill_sectors} *
-                                   sector_size_bytes;
+  const std::uint64_t fill_bytes =
+      std::uint64_t{config_.congestion_fill_sectors} * sector_size_bytes;
   if (fill_bytes > 0 && peer.status.in_flight_bytes >= fill_bytes) return true;
   return activity_log_ && config_.congestion_extents < config_.al_extents &&
          activity_log_->extents_in_use() >= config_.congestion_extents;
@@ -69,9 +69,9 @@ void Node::check_congestion(Instant now) {
     // Nothing in flight means nothing to wait for: the congestion is the activity log's alone.
     if (!peer.status.congested || peer.status.in_flight_bytes == 0) continue;
     if (config_.on_congestion == OnCongestion::disconnect) {
-      actions_.push_back(Event{"congested name:" + config_.resource_name + " peer-node-id:" +
-                               std::to_string(peer.status.node_id.value) + " conn-name:" +
-                               peer.status.name + " action:disconnect"});
+      actions_.push_back(Event{"congested name:" + config_.resource_name +
+                               " peer-node-id:" + std::to_string(peer.status.node_id.value) +
+                               " conn-name:" + peer.status.name + " action:disconnect"});
       actions_.push_back(Disconnect{peer.status.node_id, "congested (on-congestion disconnect)"});
       peer_lost(peer, ConnectionState::network_failure);
       dropped = true;
@@ -100,8 +100,8 @@ void Node::pull_ahead(Peer& peer) {
 // While Ahead the peer gets the range of each write instead of its data.
 void Node::send_out_of_sync(Peer& peer, Sector sector, std::uint32_t length_bytes) {
   DITTO_ASSERT(peer.status.replication == ReplicationState::ahead);
-  actions_.push_back(Send{peer.status.node_id, wire::OutOfSync{sector, length_bytes},
-                          std::nullopt});
+  actions_.push_back(
+      Send{peer.status.node_id, wire::OutOfSync{sector, length_bytes}, std::nullopt});
 }
 
 // After each message: an Ahead peer whose writes sent before all drained gets its resync after
@@ -117,7 +117,8 @@ void Node::arm_ahead_resync_if_drained(Instant now, const Peer& peer) {
 
 void Node::on_ahead_resync_timer(NodeId peer_id) {
   Peer& peer = peer_ref(peer_id);
-  if (peer.status.replication != ReplicationState::ahead) return;  // the connection went
+  // The connection went (and the peer with it) since the timer was armed.
+  if (peer.status.replication != ReplicationState::ahead) return;
   DITTO_ASSERT(peer.status.in_flight_bytes == 0);  // nothing is sent while Ahead
   actions_.push_back(Send{peer.status.node_id,
                           wire::SyncControl{wire::SyncCommand::resync_after_ahead, Sector{0}},
@@ -130,15 +131,15 @@ void Node::on_ahead_resync_timer(NodeId peer_id) {
 void Node::on_peer_ahead(Peer& peer) {
   if (peer.status.replication != ReplicationState::established || role_ == Role::primary) {
     return protocol_error(peer, "peer went Ahead while replication is " +
-                                    std::string(to_string(peer.status.replication)) +
-                                    " and role " + std::string(to_string(role_)));
+                                    std::string(to_string(peer.status.replication)) + " and role " +
+                                    std::string(to_string(role_)));
   }
   ClusterState proposed = cluster_state();
   proposed.peers[peer.status.node_id.value].replication = ReplicationState::behind;
   const StateChangeResult result = change_state(proposed, true);
   if (!result.ok()) {
-    return protocol_error(peer, "cannot go Behind: " + std::string(to_string(result.code)) +
-                                    ": " + result.message);
+    return protocol_error(
+        peer, "cannot go Behind: " + std::string(to_string(result.code)) + ": " + result.message);
   }
   DITTO_ASSERT(disk_state_ <= DiskState::outdated);
   send_state_to_connected_peers();
@@ -146,8 +147,8 @@ void Node::on_peer_ahead(Peer& peer) {
 
 void Node::on_out_of_sync(Peer& peer, const wire::OutOfSync& message) {
   if (peer.status.replication != ReplicationState::behind) {
-    return protocol_error(peer, "OutOfSync while replication is " +
-                                    std::string(to_string(peer.status.replication)));
+    return protocol_error(
+        peer, "OutOfSync while replication is " + std::string(to_string(peer.status.replication)));
   }
   if (!in_range(message.sector, message.length_bytes)) {
     return protocol_error(peer, "OutOfSync for sector " + std::to_string(message.sector.value) +

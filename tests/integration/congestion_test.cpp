@@ -6,8 +6,8 @@
 // connection congests whatever the loopback's timing.
 #include <gtest/gtest.h>
 
-#include <csignal>
 #include <chrono>
+#include <csignal>
 #include <string>
 #include <thread>
 
@@ -29,15 +29,15 @@ void use_net(const LocalCluster& cluster, const std::string& net) {
 }
 
 std::string dittoadm(const LocalCluster& cluster, int index, const std::string& arguments) {
-  return build_program("datapath/dittoadm") + " --control " + cluster.control_socket(index) +
-         " " + arguments;
+  return build_program("datapath/dittoadm") + " --control " + cluster.control_socket(index) + " " +
+         arguments;
 }
 
 // Starts `events2 r0` of node `index` in the background into `log`; returns its pid file.
 std::string start_events(const LocalCluster& cluster, int index, const std::string& log) {
   const std::string pid_file = log + ".pid";
-  const CommandOutcome started = run_command(
-      dittoadm(cluster, index, "events2 r0") + " > " + log + " 2>&1 & echo $! > " + pid_file);
+  const CommandOutcome started = run_command(dittoadm(cluster, index, "events2 r0") + " > " + log +
+                                             " 2>&1 & echo $! > " + pid_file);
   EXPECT_EQ(started.exit_status, 0) << started.output;
   return pid_file;
 }
@@ -105,9 +105,8 @@ TEST(Congestion, PullAheadOnACongestedProtocolALinkGoesAheadAndResyncsToIdentica
   EXPECT_EQ(alpha.find("connection:Connecting"), std::string::npos) << alpha;  // never dropped
 
   for (int index = 0; index < 2; ++index) {
-    const CommandOutcome compare =
-        run_command("cmp -n " + std::to_string(disk_size_bytes) + " " + source + " " +
-                    cluster.disk_path(index) + " 2>&1");
+    const CommandOutcome compare = run_command("cmp -n " + std::to_string(disk_size_bytes) + " " +
+                                               source + " " + cluster.disk_path(index) + " 2>&1");
     EXPECT_EQ(compare.exit_status, 0) << cluster.name(index) << " differs: " << compare.output;
   }
 }

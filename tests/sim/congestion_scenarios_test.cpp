@@ -67,8 +67,9 @@ TEST(CongestionScenarios, PullAheadOnASlowProtocolALinkGoesAheadResyncsTheGapAnd
   for (std::uint64_t seed = 1; seed <= 3; ++seed) {
     SCOPED_TRACE("seed " + std::to_string(seed));
     std::vector<std::string> lines;
-    const RunResult result = run_simulation(slow_protocol_a(seed, core::OnCongestion::pull_ahead),
-                                            [&](const std::string& line) { lines.push_back(line); });
+    const RunResult result =
+        run_simulation(slow_protocol_a(seed, core::OnCongestion::pull_ahead),
+                       [&](const std::string& line) { lines.push_back(line); });
     EXPECT_EQ(result.violation_count, 0u) << describe(result);
     EXPECT_EQ(result.workload.completed, result.operations);
     EXPECT_GT(result.ahead_entered, 0u);
@@ -77,11 +78,11 @@ TEST(CongestionScenarios, PullAheadOnASlowProtocolALinkGoesAheadResyncsTheGapAnd
     EXPECT_GT(result.resync_blocks, 0u);  // the gaps were resynced
     const std::vector<std::string> primary = replication_walk(lines, "node0");
     const std::vector<std::string> secondary = replication_walk(lines, "node1");
-    EXPECT_TRUE(passes_through(primary, {"Established", "Ahead", "WFBitMapS", "SyncSource",
-                                         "Established"}))
+    EXPECT_TRUE(
+        passes_through(primary, {"Established", "Ahead", "WFBitMapS", "SyncSource", "Established"}))
         << joined(primary);
-    EXPECT_TRUE(passes_through(secondary, {"Established", "Behind", "WFBitMapT", "SyncTarget",
-                                           "Established"}))
+    EXPECT_TRUE(passes_through(secondary,
+                               {"Established", "Behind", "WFBitMapT", "SyncTarget", "Established"}))
         << joined(secondary);
     // Never dropped: the whole walk happens on one connection.
     EXPECT_EQ(std::count(primary.begin(), primary.end(), "Off"), 0) << joined(primary);
