@@ -49,6 +49,10 @@ class ActivityLog {
   explicit ActivityLog(std::uint32_t al_extents, std::uint32_t first_tr_number = 0);
 
   std::uint32_t capacity() const { return static_cast<std::uint32_t>(slots_.size()); }
+  // Extents some write still references (DRBD's act_log->used, what congestion-extents counts).
+  std::uint32_t extents_in_use() const {
+    return static_cast<std::uint32_t>(slots_.size() - free_slots_.size() - idle_.size());
+  }
 
   // Takes a reference on every extent of [first_sector, first_sector + sector_count).
   BeginResult begin_io(std::uint64_t first_sector, std::uint64_t sector_count);

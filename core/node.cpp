@@ -105,6 +105,8 @@ void Node::on_client_write(Instant now, RequestId request, Sector sector,
   };
   if (role_ != Role::primary && !promotion_) return refuse(ClientStatus::not_primary), invariants();
   if (auto refusal = write_refusal(sector, length_bytes)) return refuse(*refusal), invariants();
+  // A congested peer goes Ahead, or is dropped, before this write (node_congestion.cpp).
+  if (role_ == Role::primary) check_congestion(now);
   // A Primary without quorum (§8.2): io-error fails the write, suspend-io freezes it; so does
   // fencing with resource-and-stonith until fence-peer succeeds (§7).
   if (role_ == Role::primary && (!have_quorum_ || fencing_suspended_ || lost_peer_pending())) {
@@ -168,6 +170,9 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
   if (config_.protocol == Protocol::c) flags_wire |= wire::data_flag_send_write_ack;
   std::uint32_t peers_sent = 0;
   for (Peer& peer : configured_peers()) {
+    if (peer.status.replication == ReplicationState::ahead) {
+      send_out_of_sync(peer, sector, length_bytes);
+    }
     if (!peer_replicating(peer)) continue;
     send_data(peer, sequence, entry, flags_wire);
     peers_sent += 1;
@@ -189,6 +194,7 @@ void Node::send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::ui
                           wire::Data{sequence, entry.sector, entry.length_bytes, flags},
                           entry.payload});
   peer.status.sent_bytes += entry.length_bytes;
+  peer.status.in_flight_bytes += entry.length_bytes;
   peer.unconfirmed_writes.push_back(WriteRange{entry.sector, entry.length_bytes, sequence});
   peer.epoch_writes_sent += 1;
   peer.writes_awaiting_barrier_ack += 1;

@@ -640,6 +640,17 @@ class Node {
   void on_peer_skipped_initial_sync(Peer& peer, const wire::StateReport& state);
   AdminResult detach();
 
+  // Congestion, Ahead and Behind (node_congestion.cpp).
+  bool congested(const Peer& peer) const;
+  void check_congestion(Instant now);
+  void pull_ahead(Peer& peer);
+  void send_out_of_sync(Peer& peer, Sector sector, std::uint32_t length_bytes);
+  void arm_ahead_resync_if_drained(Instant now, const Peer& peer);
+  void on_ahead_resync_timer(NodeId peer_id);
+  void on_peer_ahead(Peer& peer);
+  void on_out_of_sync(Peer& peer, const wire::OutOfSync& message);
+  void on_resync_after_ahead(Peer& peer);
+
   // ChangeOptions (node_options.cpp).
   AdminResult change_options(const ChangeOptions& command);
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
@@ -26,6 +27,20 @@ struct PeerConfig {
   std::string name;
   friend bool operator==(const PeerConfig&, const PeerConfig&) = default;
 };
+
+// DRBD's net option on-congestion (§11): what a protocol A Primary does when a peer cannot keep
+// up (NodeConfig::congestion_fill_sectors, congestion_extents). block: writes wait (the bound on
+// writes not covered by a BarrierAck, ClientStatus::busy). pull-ahead: the peer goes Behind and
+// gets only OutOfSync messages until the congestion drained, then a resync of exactly those
+// blocks. disconnect: the connection is dropped (the reconnect resyncs).
+enum class OnCongestion : std::uint8_t { block, pull_ahead, disconnect };
+const char* to_string(OnCongestion policy);  // "block", "pull-ahead", "disconnect"
+// DRBD's limits (drbd_limits.h): congestion-fill 0..10 GiB in sectors, congestion-extents
+// 67..65534 like al-extents.
+inline constexpr std::uint32_t congestion_fill_sectors_max = 20u * 1024 * 1024;
+inline constexpr std::uint32_t congestion_extents_min = 67;
+inline constexpr std::uint32_t congestion_extents_max = 65534;
+std::optional<OnCongestion> parse_on_congestion(std::string_view text);
 
 struct NodeConfig {
   std::string resource_name;
@@ -122,12 +137,25 @@ struct NodeConfig {
   // the local disk and UpToDate peers could serve it. Without an UpToDate local disk a read
   // always goes to a peer.
   ReadBalancing read_balancing = ReadBalancing::prefer_local;
+  // Congestion (§11, node_congestion.cpp; DRBD net options, DRBD defaults). A peer is congested
+  // when the application data sent to it and not yet covered by a BarrierAck reaches
+  // congestion_fill_sectors (0: never), or when the activity log holds at least
+  // congestion_extents extents in use (only when smaller than al_extents). Checked on every
+  // new write while the peer is Established, UpToDate, and our disk is UpToDate. Anything but
+  // `block` requires protocol A (ChangeOptions and the config refuse it otherwise).
+  OnCongestion on_congestion = OnCongestion::block;
+  std::uint32_t congestion_fill_sectors = 0;
+  std::uint32_t congestion_extents = 1237;
 };
 
 // Timers a Node arms (ArmTimer) and expects back through on_timer.
 inline constexpr TimerId timer_twopc_initiator{1};    // own promotion: timeout or retry
 inline constexpr TimerId timer_twopc_participant{2};  // a prepared foreign transaction
 inline constexpr TimerId timer_lost_peer{3};          // own lost-peer state change: timeout
+// The wait (ahead_resync_delay) of an Ahead node toward peer n before it starts the resync of
+// the blocks it did not send (§11) is timer_ahead_resync_base + n.
+inline constexpr std::uint64_t timer_ahead_resync_base = 32;
+inline constexpr Duration ahead_resync_delay = Duration::from_ms(1000);
 // The resync step (100 ms) toward peer n as SyncTarget is timer_resync_step_base + n.
 inline constexpr std::uint64_t timer_resync_step_base = 64;
 inline constexpr Duration resync_step = Duration::from_ms(100);
@@ -354,7 +382,8 @@ using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, 
 // The live options (ChangeOptions) of `from` copied into `to`: resync_rate_kib, c_plan_ahead_-
 // deciseconds, c_fill_target_sectors, c_max_rate_kib, c_min_rate_kib, split_brain, quorum,
 // fencing, verify_algorithm, csums_algorithm, csums_after_crash_only, max_epoch_size,
-// disk_flushes, twopc_timeout, twopc_retry_timeout, read_balancing. The one list of them.
+// disk_flushes, twopc_timeout, twopc_retry_timeout, read_balancing, on_congestion,
+// congestion_fill_sectors, congestion_extents. The one list of them.
 void copy_live_options(const NodeConfig& from, NodeConfig& to);
 // The fields that cannot change on a running node and differ between the two, by name
 // ("node-id", "peers", "protocol", "volume size", "al-extents", ...); empty if none.
@@ -411,6 +440,10 @@ struct PeerStatus {
   std::uint64_t sent_bytes = 0;
   std::uint64_t received_bytes = 0;
   std::uint32_t pending_writes = 0;  // writes sent and not yet acknowledged
+  // Application data sent to the peer and not yet covered by its BarrierAck (DRBD's
+  // ap-in-flight), and whether the last write found the connection congested (§11).
+  std::uint64_t in_flight_bytes = 0;
+  bool congested = false;
   // Blocks (4 KiB) this node's bitmap marks out of sync toward the peer, in bytes.
   std::uint64_t out_of_sync_bytes = 0;
   // The current or last resync with this peer as SyncTarget: blocks to transfer when it

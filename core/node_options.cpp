@@ -31,6 +31,20 @@ std::string invalid_option_values(const NodeConfig& options) {
         std::to_string(max_epoch_size_min) + ".." + std::to_string(max_epoch_size_max));
   }
   if (options.twopc_timeout.ns <= 0) add("twopc-timeout must be positive");
+  // drbd_nl.c's _check_net_options: only protocol A may pull ahead or disconnect.
+  if (options.on_congestion != OnCongestion::block && options.protocol != Protocol::a) {
+    add(std::string("on-congestion ") + to_string(options.on_congestion) +
+        " requires protocol A (protocol " + std::string(to_string(options.protocol)) + ")");
+  }
+  if (options.congestion_fill_sectors > congestion_fill_sectors_max) {
+    add("congestion-fill " + std::to_string(options.congestion_fill_sectors) +
+        " is above 10 GiB (" + std::to_string(congestion_fill_sectors_max) + " sectors)");
+  }
+  if (options.congestion_extents < congestion_extents_min ||
+      options.congestion_extents > congestion_extents_max) {
+    add("congestion-extents " + std::to_string(options.congestion_extents) + " is not in " +
+        std::to_string(congestion_extents_min) + ".." + std::to_string(congestion_extents_max));
+  }
   if (options.twopc_retry_timeout.ns <= 0) add("twopc-retry-timeout must be positive");
   return problems;
 }
@@ -60,6 +74,9 @@ void copy_live_options(const NodeConfig& from, NodeConfig& to) {
   to.twopc_timeout = from.twopc_timeout;
   to.twopc_retry_timeout = from.twopc_retry_timeout;
   to.read_balancing = from.read_balancing;
+  to.on_congestion = from.on_congestion;
+  to.congestion_fill_sectors = from.congestion_fill_sectors;
+  to.congestion_extents = from.congestion_extents;
 }
 
 // requests_in_flight_max bounds queues the invariants check, and the activity log and bitmap

@@ -83,6 +83,7 @@ void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
   }
   dispatch(now, peer, message, payload);
   note_sync_progress(now, peer);
+  arm_ahead_resync_if_drained(now, peer);
   // Any message may have dropped the connection (a protocol error): the promotion stops
   // waiting for that peer.
   if (!peer.transport_up && promotion_) twopc_peer_lost(now, peer);
@@ -129,6 +130,7 @@ void Node::dispatch(Instant now, Peer& peer, const wire::Message& message, Paylo
                  [&](const wire::PeersInSync& in_sync) { on_peers_in_sync(peer, in_sync); },
                  [&](const wire::ReadRequest& request) { on_read_request(peer, request); },
                  [&](const wire::ReadFailed& failed) { on_read_failed(peer, failed); },
+                 [&](const wire::OutOfSync& out_of_sync) { on_out_of_sync(peer, out_of_sync); },
                  // Auth and keepalive belong to the transport, which never passes them on.
                  [&](const auto& transport_message) {
                    protocol_error(peer, std::string("transport message ") +
@@ -276,7 +278,10 @@ void Node::on_barrier_ack(Peer& peer, const wire::BarrierAck& ack) {
   }
   DITTO_ASSERT(peer.unconfirmed_writes.size() >= oldest.set_size);
   for (std::uint32_t index = 0; index < oldest.set_size; ++index) {
-    settle_write(peer.unconfirmed_writes[index].sequence);  // on this peer's disk now
+    const WriteRange& range = peer.unconfirmed_writes[index];
+    settle_write(range.sequence);  // on this peer's disk now
+    DITTO_ASSERT(peer.status.in_flight_bytes >= range.length_bytes);
+    peer.status.in_flight_bytes -= range.length_bytes;
   }
   peer.unconfirmed_writes.erase(peer.unconfirmed_writes.begin(),
                                 peer.unconfirmed_writes.begin() + oldest.set_size);
@@ -531,6 +536,8 @@ void Node::clear_peer_streams(Peer& peer) {
   // Marked out of sync above: the activity log need not cover them for this peer any more.
   for (const WriteRange& range : peer.unconfirmed_writes) settle_write(range.sequence);
   peer.unconfirmed_writes.clear();
+  peer.status.in_flight_bytes = 0;
+  peer.status.congested = false;
   peer.deferred_reads.clear();
   if (marked && role_ == Role::primary) request_new_current_uuid(generations_);
   for (const InboxItem& item : peer.inbox) {

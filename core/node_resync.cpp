@@ -184,8 +184,10 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   if ((state.uuid_flags & uuid_flag::new_datagen) == 0 || !peer.state_received) return;
   // A Primary started a new generation (NEW_DATAGEN): a Secondary that follows it adopts it.
   const ReplicationState replication = peer.status.replication;
+  // Nor does a Behind node: the generation is the one it misses the writes of (§3.2).
   if (state.role != Role::primary || role_ == Role::primary || is_resync_target(replication) ||
-      replication == ReplicationState::wait_bitmap_target || local_disk_detached()) {
+      replication == ReplicationState::wait_bitmap_target ||
+      replication == ReplicationState::behind || local_disk_detached()) {
     return;
   }
   // A SyncTarget (of another peer) keeps its generation until its resync ends and then takes

@@ -501,6 +501,9 @@ void Node::on_timer(Instant now, TimerId timer) {
     } else {
       on_resync_step(now, peer);
     }
+  } else if (timer.value >= timer_ahead_resync_base &&
+             timer.value <= timer_ahead_resync_base + node_id_max) {
+    on_ahead_resync_timer(NodeId{static_cast<std::uint8_t>(timer.value - timer_ahead_resync_base)});
   } else if (timer == timer_twopc_participant) {
     prepared_.reset();  // the initiator never decided; stop blocking other changes
   } else if (timer == timer_lost_peer) {

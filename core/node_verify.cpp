@@ -201,6 +201,10 @@ void Node::on_sync_control(Instant now, Peer& peer, const wire::SyncControl& con
                                         ", replication " + text(peer.status.replication));
       }
       return start_bitmap_exchange(peer, true);
+    case wire::SyncCommand::ahead:
+      return on_peer_ahead(peer);
+    case wire::SyncCommand::resync_after_ahead:
+      return on_resync_after_ahead(peer);
     case wire::SyncCommand::become_sync_target: {
       const StateChangeResult result =
           peer.status.replication == ReplicationState::established

@@ -366,7 +366,11 @@ void peer_disk_unknown_without_replication(ClusterState& state) {
 
 void resync_aborts_on_failed_disk(ClusterState& state) {
   for (PeerState& peer : state.peers) {
-    if (!is_syncing(peer.replication) && !is_verifying(peer.replication)) continue;
+    const bool ahead_or_behind = peer.replication == ReplicationState::ahead ||
+                                 peer.replication == ReplicationState::behind;
+    if (!is_syncing(peer.replication) && !is_verifying(peer.replication) && !ahead_or_behind) {
+      continue;
+    }
     if (state.disk <= DiskState::failed || peer.disk <= DiskState::failed) {
       peer.replication = ReplicationState::established;
     }

@@ -49,6 +49,7 @@ std::size_t fields_size_bytes(const Message& message) {
           [](const PeersInSync&) -> std::size_t { return 8 + 4 + 4; },
           [](const ReadRequest&) -> std::size_t { return 8 + 8 + 4; },
           [](const ReadFailed&) -> std::size_t { return 8 + 8 + 4; },
+          [](const OutOfSync&) -> std::size_t { return 8 + 4; },
       },
       message);
 }
@@ -189,6 +190,10 @@ void write_fields(const Message& message, ByteWriter& writer) {
                  },
                  [&](const ReadRequest& request) { write_read(request, writer); },
                  [&](const ReadFailed& failed) { write_read(failed, writer); },
+                 [&](const OutOfSync& out_of_sync) {
+                   writer.u64(out_of_sync.sector.value);
+                   writer.u32(out_of_sync.length_bytes);
+                 },
                  [&](const auto& twopc) { write_twopc(twopc, writer); },
              },
              message);
@@ -441,7 +446,7 @@ std::variant<Message, WireError> parse_sync_control(ByteReader& reader) {
   std::uint64_t sector = 0;
   if (!reader.u8(command) || !reader.u64(sector)) return malformed(type, "truncated fields");
   if (command < static_cast<std::uint8_t>(SyncCommand::verify_start) ||
-      command > static_cast<std::uint8_t>(SyncCommand::become_sync_target)) {
+      command > static_cast<std::uint8_t>(SyncCommand::resync_after_ahead)) {
     return malformed(type, "unknown command");
   }
   return Message{SyncControl{static_cast<SyncCommand>(command), Sector{sector}}};
@@ -523,13 +528,21 @@ std::variant<Message, WireError> parse_body(MessageType type, ByteReader& reader
     case MessageType::peers_in_sync: return parse_resync(reader, type);
     case MessageType::read_request:
     case MessageType::read_failed: return parse_read(reader, type);
+    case MessageType::out_of_sync: {
+      OutOfSync out_of_sync;
+      if (auto error = parse_block_range(reader, type, out_of_sync.sector,
+                                         out_of_sync.length_bytes)) {
+        return *error;
+      }
+      return Message{out_of_sync};
+    }
   }
   return WireError{WireErrorCode::unknown_type, "unknown message type"};
 }
 
 bool known_type(std::uint16_t type) {
   return type >= static_cast<std::uint16_t>(MessageType::hello) &&
-         type <= static_cast<std::uint16_t>(MessageType::read_failed);
+         type <= static_cast<std::uint16_t>(MessageType::out_of_sync);
 }
 
 }  // namespace
@@ -567,6 +580,7 @@ MessageType type_of(const Message& message) {
                         [](const PeersInSync&) { return MessageType::peers_in_sync; },
                         [](const ReadRequest&) { return MessageType::read_request; },
                         [](const ReadFailed&) { return MessageType::read_failed; },
+                        [](const OutOfSync&) { return MessageType::out_of_sync; },
                     },
                     message);
 }
@@ -602,6 +616,7 @@ const char* to_string(MessageType type) {
     case MessageType::peers_in_sync: return "PeersInSync";
     case MessageType::read_request: return "ReadRequest";
     case MessageType::read_failed: return "ReadFailed";
+    case MessageType::out_of_sync: return "OutOfSync";
   }
   return "Unknown";
 }

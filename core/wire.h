@@ -25,7 +25,8 @@ inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
 //    request (and its reply, PeersInSync and ResyncAck) spans a run of up to
 //    resync_size_max_bytes instead of one bitmap block.
 // 4: TwoPcPrepare for a lost-peer state change (TwoPcChange::lost_peer).
-inline constexpr std::uint16_t protocol_version = 4;
+// 5: congestion (pull-ahead): OutOfSync, and SyncControl resync_after_ahead.
+inline constexpr std::uint16_t protocol_version = 5;
 inline constexpr std::size_t header_size_bytes = 16;
 inline constexpr std::size_t resource_name_size_max = 64;
 // The largest client write we replicate in one message (the NBD 32 MiB convention).
@@ -65,6 +66,7 @@ enum class MessageType : std::uint16_t {
   peers_in_sync = 27,
   read_request = 28,
   read_failed = 29,
+  out_of_sync = 30,
 };
 
 // First message on every connection, in both directions.
@@ -192,6 +194,15 @@ struct ReadFailed {
   friend bool operator==(const ReadFailed&, const ReadFailed&) = default;
 };
 
+// A write the sender did not replicate to the receiver (DRBD's P_OUT_OF_SYNC): an Ahead node
+// sends one per client write instead of its Data (§11). The receiver, Behind, marks the range
+// out of sync toward the sender; the resync after the congestion copies it.
+struct OutOfSync {
+  Sector sector;
+  std::uint32_t length_bytes = 0;
+  friend bool operator==(const OutOfSync&, const OutOfSync&) = default;
+};
+
 // A replicated write; the payload follows the fixed fields.
 struct Data {
   std::uint64_t sequence = 0;  // the Primary's write number, echoed in WriteAck
@@ -291,6 +302,12 @@ enum class SyncCommand : std::uint8_t {
   verify_end = 2,
   become_sync_source = 3,
   become_sync_target = 4,
+  // The sender went Ahead of the receiver (§11): the receiver goes Behind (its disk capped at
+  // Outdated) and gets OutOfSync messages instead of Data.
+  ahead = 5,
+  // From the Ahead node once the congestion drained: the Behind node becomes SyncTarget of
+  // exactly the blocks the OutOfSync messages named (a bitmap exchange follows).
+  resync_after_ahead = 6,
 };
 struct SyncControl {
   SyncCommand command = SyncCommand::verify_start;
@@ -353,7 +370,7 @@ using Message = std::variant<Hello, StateReport, Data, WriteAck, FlushRequest, F
                              BarrierAck, TwoPcPrepare, TwoPcReply, TwoPcCommit, TwoPcAbort,
                              BitmapTransfer, ResyncRequest, ResyncAck, PeerAck, SyncControl,
                              VerifyRequest, VerifyReply, ChecksumResyncRequest, ResyncInSync,
-                             PeersInSync, ReadRequest, ReadFailed>;
+                             PeersInSync, ReadRequest, ReadFailed, OutOfSync>;
 
 MessageType type_of(const Message& message);
 const char* to_string(MessageType type);

@@ -249,6 +249,11 @@ class Planner {
     listed("csums-after-crash-only", yes_no(before.csums_after_crash_only),
            yes_no(after.csums_after_crash_only));
     listed("read-balancing", text(before.read_balancing), text(after.read_balancing));
+    listed("on-congestion", text(before.on_congestion), text(after.on_congestion));
+    listed("congestion-fill", std::to_string(before.congestion_fill_sectors) + " sectors",
+           std::to_string(after.congestion_fill_sectors) + " sectors");
+    listed("congestion-extents", std::to_string(before.congestion_extents),
+           std::to_string(after.congestion_extents));
     const core::QuorumSettings& old_quorum = before.quorum;
     const core::QuorumSettings& new_quorum = after.quorum;
     listed("quorum", text(old_quorum.quorum), text(new_quorum.quorum));

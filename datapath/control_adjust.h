@@ -21,7 +21,8 @@ struct AdjustPlan {
 // Live: ping-int, ping-timeout, timeout, connect-int, ko-count, cram-hmac-alg/shared-secret,
 // the paths of each connection (the transport), and the core's options (core::ChangeOptions):
 // resync-rate, c-plan-ahead, c-fill-target, c-max-rate, c-min-rate, after-sb-0pri/1pri/2pri,
-// rr-conflict, always-asbp, fencing, verify-alg, csums-alg, csums-after-crash-only, quorum,
+// rr-conflict, always-asbp, fencing, verify-alg, csums-alg, csums-after-crash-only,
+// on-congestion, congestion-fill, congestion-extents, quorum,
 // quorum-minimum-redundancy, on-no-quorum, on-suspended-primary-outdated. Needs down/up:
 // node-id, own address, volumes (number, minor, device, disk, meta-disk, size), peers added or
 // removed, protocol, TLS, the other keys of the options section (auto-promote, ...).

@@ -116,7 +116,7 @@ void connection_metrics(const ResourceRunner& runner, Exposition& out) {
   }
   out.family("drbd_connection_congested", "gauge", "Connection congested");
   for (const core::PeerStatus& peer : peers) {
-    out.sample("drbd_connection_congested", labels_of(peer), 0);
+    out.sample("drbd_connection_congested", labels_of(peer), peer.congested ? 1 : 0);
   }
   out.family("drbd_connection_apinflight_bytes", "gauge", "Application writes in flight");
   for (const core::PeerStatus& peer : peers) {

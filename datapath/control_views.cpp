@@ -105,7 +105,9 @@ ResourceView resource_view(const ResourceRunner& runner) {
     connection.connection = peer.connection;
     connection.role = peer.role;
     connection.tls = tls && peer.connection == ConnectionState::connected;
-    connection.ap_in_flight = peer.pending_writes;
+    // DRBD's ap-in-flight: application data sent and not yet barrier-acked, in KiB.
+    connection.ap_in_flight = peer.in_flight_bytes / 1024;
+    connection.congested = peer.congested;
     connection.paths = paths_to(runner, peer.node_id);
     PeerDeviceView peer_device;
     peer_device.replication = peer.replication;
@@ -181,10 +183,10 @@ std::string status_json(const ResourceRunner& runner) {
     connections.push_back({{"peer-node-id", peer.node_id.value},
                            {"name", peer.name},
                            {"connection-state", std::string(to_string(peer.connection))},
-                           {"congested", false},
+                           {"congested", peer.congested},
                            {"peer-role", std::string(to_string(peer.role))},
                            {"tls", false},
-                           {"ap-in-flight", peer.pending_writes},
+                           {"ap-in-flight", peer.in_flight_bytes / 1024},
                            {"rs-in-flight", 0},
                            {"paths", paths},
                            {"peer_devices", json::array({peer_device})}});

@@ -207,6 +207,45 @@ Status apply_protocol_options(const config::Connection& connection, bool first,
   return Status::success();
 }
 
+// Congestion (§11): on-congestion, congestion-fill (sectors, or with a k/M/G suffix; DRBD's
+// 0..10 GiB) and congestion-extents (67..65534) from one connection's net section, the same for
+// every connection of this node. pull-ahead and disconnect require protocol A (drbd_nl.c
+// refuses them otherwise; drbdadm itself accepts the file).
+Status apply_congestion_options(const config::Connection& connection, bool first,
+                                core::NodeConfig& node) {
+  auto fill = option_number(connection.net, "congestion-fill", 1, 0,
+                            core::congestion_fill_sectors_max, 0);
+  if (!fill.ok()) return fill.error();
+  auto extents = net_number(connection, "congestion-extents", core::congestion_extents_min,
+                            core::congestion_extents_max, core::NodeConfig{}.congestion_extents);
+  if (!extents.ok()) return extents.error();
+  core::OnCongestion policy = core::OnCongestion::block;
+  if (const config::Option* option = connection.net.find("on-congestion")) {
+    const std::optional<core::OnCongestion> parsed =
+        core::parse_on_congestion(option->value_text());
+    if (!parsed) {
+      return Error{option->location.to_string() + ": invalid on-congestion '" +
+                   option->value_text() + "' (expected block | pull-ahead | disconnect)"};
+    }
+    if (*parsed != core::OnCongestion::block && connection.protocol() != Protocol::a) {
+      return Error{option->location.to_string() + ": on-congestion " + option->value_text() +
+                   " requires protocol A (this connection uses protocol " +
+                   std::string(to_string(connection.protocol())) + ")"};
+    }
+    policy = *parsed;
+  }
+  if (!first && (policy != node.on_congestion || fill.value() != node.congestion_fill_sectors ||
+                 extents.value() != node.congestion_extents)) {
+    return Error{connection.location.to_string() +
+                 ": on-congestion, congestion-fill and congestion-extents must be the same for "
+                 "every connection of this node"};
+  }
+  node.on_congestion = policy;
+  node.congestion_fill_sectors = fill.value();
+  node.congestion_extents = extents.value();
+  return Status::success();
+}
+
 // read-balancing (a disk option, §9): where reads go when the local disk and peers could serve
 // them. The config grammar accepts only DRBD's values; the core parses the same spelling.
 Status apply_read_balancing(const config::Section& disk, core::NodeConfig& node) {
@@ -561,6 +600,10 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
                    remote.host + "'"};
     }
     if (Status status = apply_protocol_options(connection, first_connection, result.node);
+        !status.ok()) {
+      return status.error();
+    }
+    if (Status status = apply_congestion_options(connection, first_connection, result.node);
         !status.ok()) {
       return status.error();
     }

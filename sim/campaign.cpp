@@ -33,7 +33,8 @@ SimOptions seed_options(const CampaignOptions& options, std::uint64_t seed) {
   if (options.swarm) {
     SimOptions swarm =
         swarm_options(seed, options.base.workload.operations, options.base.swarm_excluded,
-                      options.swarm_quorum, options.swarm_reads, options.swarm_diskless);
+                      options.swarm_quorum, options.swarm_reads, options.swarm_diskless,
+                      options.swarm_congestion);
     const std::uint64_t operations = swarm.workload.operations;
     swarm.workload = options.base.workload;  // the workload's shape stays the caller's
     swarm.workload.operations = operations;

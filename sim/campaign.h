@@ -17,7 +17,8 @@ struct CampaignOptions {
   bool swarm = false;  // per seed: swarm_options(seed, base.workload.operations)
   bool swarm_quorum = false;  // with swarm: some clusters run with quorum (swarm_options)
   bool swarm_reads = false;   // with swarm: a read-balancing policy per seed (swarm_options)
-  bool swarm_diskless = false;  // with swarm: some clusters have a diskless client (swarm_options)
+  bool swarm_diskless = false;
+  bool swarm_congestion = false;  // with swarm: some clusters run protocol A with congestion  // with swarm: some clusters have a diskless client (swarm_options)
   std::uint64_t seeds = 1;
   std::uint64_t first_seed = 1;
   std::uint32_t jobs = 1;      // worker processes

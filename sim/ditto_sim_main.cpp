@@ -193,6 +193,10 @@ struct CommonFlags {
   bool swarm_quorum = false;
   bool swarm_reads = false;
   bool swarm_diskless = false;
+  bool swarm_congestion = false;
+  std::string protocol;
+  std::string on_congestion;
+  std::uint32_t congestion_fill_sectors = 0;
   bool no_crash_primary = false;
   bool reference_workload = false;
   std::string quorum;
@@ -223,6 +227,15 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
                     "with --swarm: every cluster draws a read-balancing policy");
   command->add_flag("--swarm-diskless", flags.swarm_diskless,
                     "with --swarm: one in three clusters has a diskless client (node 0)");
+  command->add_flag("--swarm-congestion", flags.swarm_congestion,
+                    "with --swarm: one in three clusters runs protocol A with on-congestion "
+                    "pull-ahead or disconnect and a small congestion-fill");
+  command->add_option("--protocol", flags.protocol, "replication protocol: A, B or C (default C)");
+  command->add_option("--on-congestion", flags.on_congestion,
+                      "with --protocol A: block, pull-ahead or disconnect (default block)");
+  command->add_option("--congestion-fill", flags.congestion_fill_sectors,
+                      "with --on-congestion: in-flight sectors that congest a connection "
+                      "(0: never)");
   command->add_flag("--no-crash-primary", flags.no_crash_primary,
                     "do not crash the Primary halfway (the failover scenario)");
   command->add_option("--quorum", flags.quorum, "quorum on every node: off, majority, all or N");
@@ -247,8 +260,10 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
 
 // Applies the shared flags; the error names the bad flag.
 ditto::Status apply_common(SimOptions& options, const CommonFlags& flags, CLI::App* command) {
-  if (!flags.swarm && (flags.swarm_quorum || flags.swarm_reads || flags.swarm_diskless)) {
-    return ditto::Error{"--swarm-quorum, --swarm-reads and --swarm-diskless need --swarm"};
+  if (!flags.swarm && (flags.swarm_quorum || flags.swarm_reads || flags.swarm_diskless ||
+                       flags.swarm_congestion)) {
+    return ditto::Error{
+        "--swarm-quorum, --swarm-reads, --swarm-diskless and --swarm-congestion need --swarm"};
   }
   if (flags.swarm && (command->count("--nodes") > 0 || command->count("--faults") > 0)) {
     return ditto::Error{
@@ -269,6 +284,23 @@ ditto::Status apply_common(SimOptions& options, const CommonFlags& flags, CLI::A
     }
   }
   if (flags.no_crash_primary) options.crash_primary = false;
+  if (!flags.protocol.empty()) {
+    if (flags.protocol != "A" && flags.protocol != "B" && flags.protocol != "C") {
+      return ditto::Error{"--protocol: '" + flags.protocol + "' is not A, B or C"};
+    }
+    options.protocol = flags.protocol == "A"   ? ditto::Protocol::a
+                       : flags.protocol == "B" ? ditto::Protocol::b
+                                               : ditto::Protocol::c;
+  }
+  if (!flags.on_congestion.empty()) {
+    const auto policy = ditto::core::parse_on_congestion(flags.on_congestion);
+    if (!policy) {
+      return ditto::Error{"--on-congestion: '" + flags.on_congestion +
+                          "' is not block, pull-ahead or disconnect"};
+    }
+    options.on_congestion = *policy;
+  }
+  options.congestion_fill_sectors = flags.congestion_fill_sectors;
   if (!flags.quorum.empty()) {
     const auto rule = ditto::core::parse_quorum_rule(flags.quorum);
     if (!rule) {
@@ -377,6 +409,7 @@ int campaign_command(Cli& cli) {
   cli.campaign_options.swarm_quorum = cli.flags.swarm_quorum;
   cli.campaign_options.swarm_reads = cli.flags.swarm_reads;
   cli.campaign_options.swarm_diskless = cli.flags.swarm_diskless;
+  cli.campaign_options.swarm_congestion = cli.flags.swarm_congestion;
   cli.campaign_options.progress = !cli.json && isatty(STDERR_FILENO) != 0;
   const ditto::sim::CampaignSummary summary = ditto::sim::run_campaign(cli.campaign_options);
   if (cli.json) {
@@ -421,7 +454,8 @@ int main(int argc, char** argv) {
     const ditto::sim::WorkloadOptions workload = options.workload;
     options = ditto::sim::swarm_options(options.seed, options.workload.operations,
                                         options.swarm_excluded, cli.flags.swarm_quorum,
-                                        cli.flags.swarm_reads, cli.flags.swarm_diskless);
+                                        cli.flags.swarm_reads, cli.flags.swarm_diskless,
+                                        cli.flags.swarm_congestion);
     const std::uint64_t operations = options.workload.operations;
     options.workload = workload;  // the workload's shape stays the caller's
     options.workload.operations = operations;

@@ -52,6 +52,13 @@ Status validate(const SimOptions& options) {
     return Error{"al-extents must be " + std::to_string(ActivityLog::node_al_extents_min) + ".." +
                  std::to_string(ActivityLog::al_extents_max)};
   }
+  if (options.on_congestion != core::OnCongestion::block && options.protocol != Protocol::a) {
+    return Error{"--on-congestion pull-ahead or disconnect needs --protocol A"};
+  }
+  if (options.congestion_fill_sectors > core::congestion_fill_sectors_max) {
+    return Error{"--congestion-fill must be at most " +
+                 std::to_string(core::congestion_fill_sectors_max) + " sectors"};
+  }
   if (options.liveness_bound < Duration::from_ms(1)) {
     return Error{"the liveness bound must be at least 1 ms"};
   }
@@ -112,6 +119,7 @@ std::string replay_command(const SimOptions& options) {
     if (options.quorum.enabled()) command += " --swarm-quorum";
     if (options.read_balancing != core::ReadBalancing::prefer_local) command += " --swarm-reads";
     if (options.diskless_client) command += " --swarm-diskless";
+    if (options.protocol == Protocol::a) command += " --swarm-congestion";
     std::string list;
     for (std::size_t position = 0; position < netem::fault_class_count; ++position) {
       if (options.swarm_excluded[position] == 0) continue;
@@ -133,6 +141,13 @@ std::string replay_command(const SimOptions& options) {
     }
     command += " --faults " + list;
   }
+  if (options.protocol != Protocol::c) {
+    command += " --protocol " + std::string(to_string(options.protocol));
+  }
+  if (options.on_congestion != core::OnCongestion::block) {
+    command += " --on-congestion " + std::string(core::to_string(options.on_congestion)) +
+               " --congestion-fill " + std::to_string(options.congestion_fill_sectors);
+  }
   if (options.quorum.enabled()) {
     command += " --quorum " + core::to_string(options.quorum.quorum) + " --on-no-quorum " +
                std::string(core::to_string(options.quorum.on_no_quorum));
@@ -142,7 +157,7 @@ std::string replay_command(const SimOptions& options) {
 
 SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
                          const netem::FaultWeights& excluded, bool draw_quorum, bool draw_reads,
-                         bool draw_diskless) {
+                         bool draw_diskless, bool draw_congestion) {
   Prng prng = Prng::derive(seed, stream_swarm);
   SimOptions options;
   options.seed = seed;
@@ -172,6 +187,13 @@ SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
   }
   Prng diskless = Prng::derive(seed, stream_swarm_diskless);
   options.diskless_client = draw_diskless && diskless.chance(1, 3);
+  Prng congestion = Prng::derive(seed, stream_swarm_congestion);
+  if (draw_congestion && congestion.chance(1, 3)) {
+    options.protocol = Protocol::a;
+    options.on_congestion = congestion.chance(1, 2) ? core::OnCongestion::pull_ahead
+                                                    : core::OnCongestion::disconnect;
+    options.congestion_fill_sectors = static_cast<std::uint32_t>(congestion.between(1, 32) * 8);
+  }
   Prng quorum = Prng::derive(seed, stream_swarm_quorum);
   if (draw_quorum && options.nodes >= 3 && quorum.chance(1, 3)) {
     options.quorum.quorum = core::QuorumRule{core::QuorumRule::Kind::majority, 0};

@@ -7,6 +7,7 @@
 
 #include "core/fencing.h"
 #include "core/generation.h"
+#include "core/node_interface.h"
 #include "core/quorum.h"
 #include "core/read_balancing.h"
 #include "core/result.h"
@@ -134,6 +135,14 @@ struct SimOptions {
   // the connection to that peer breaks before the answer (and reconnects after
   // reconnect_delay): the read must be retried on another peer or fail, never hang.
   std::uint32_t cut_read_peer_at = 0;
+  // The replication protocol of every node (§2.1) and, for protocol A, congestion (§11,
+  // node_congestion.cpp): on-congestion and congestion-fill in sectors (0: never congested).
+  // Under protocol A a write is acknowledged once sent, so the "protocol C" check of which
+  // peers stored it at the acknowledgement does not apply; a failover may lose the last
+  // acknowledged writes (counted as blocks_lost_at_failover, as without fencing).
+  Protocol protocol = Protocol::c;
+  core::OnCongestion on_congestion = core::OnCongestion::block;
+  std::uint32_t congestion_fill_sectors = 0;
 };
 
 [[nodiscard]] Status validate(const SimOptions& options);
@@ -149,10 +158,13 @@ std::string replay_command(const SimOptions& options);
 // until the bugs it exposes are fixed (tests/sim/quorum_test.cpp, the DISABLED_ regressions).
 // With `draw_reads` (--swarm-reads), any read-balancing policy; with `draw_diskless`
 // (--swarm-diskless), one cluster in three has a diskless client (node 0, the initial Primary).
+// With `draw_congestion` (--swarm-congestion), one cluster in three runs protocol A with
+// on-congestion pull-ahead or disconnect and a small congestion-fill (8..256 sectors).
 // Each from a stream of its own: a drawn policy or client replays with its flag, an undrawn one
 // the same with or without it.
 SimOptions swarm_options(std::uint64_t seed, std::uint64_t operations_max,
                          const netem::FaultWeights& excluded = {}, bool draw_quorum = false,
-                         bool draw_reads = false, bool draw_diskless = false);
+                         bool draw_reads = false, bool draw_diskless = false,
+                         bool draw_congestion = false);
 
 }  // namespace ditto::sim

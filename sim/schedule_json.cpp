@@ -66,7 +66,10 @@ json options_json(const SimOptions& options) {
               {"csums_alg", options.csums ? "crc32c" : ""},
               {"csums_after_crash_only", options.csums_after_crash_only},
               {"read_balancing", core::to_string(options.read_balancing)},
-              {"diskless_client", options.diskless_client}};
+              {"diskless_client", options.diskless_client},
+              {"protocol", std::string(to_string(options.protocol))},
+              {"on_congestion", core::to_string(options.on_congestion)},
+              {"congestion_fill_sectors", options.congestion_fill_sectors}};
 }
 
 // Field readers: each checks presence and type and names the field on error.
@@ -239,6 +242,29 @@ Status reads_from_json(const json& object, SimOptions& options) {
   return read.boolean("diskless_client", options.diskless_client);
 }
 
+// "protocol" ("A", "B" or "C"), "on_congestion" (drbd.conf's spelling) and
+// "congestion_fill_sectors" (optional: schedules written before congestion ran protocol C).
+Status congestion_from_json(const json& object, SimOptions& options) {
+  if (const auto found = object.find("protocol"); found != object.end()) {
+    const std::string value = found->is_string() ? found->get<std::string>() : "";
+    if (value != "A" && value != "B" && value != "C") {
+      return Error{"schedule options: field 'protocol' must be \"A\", \"B\" or \"C\""};
+    }
+    options.protocol = value == "A" ? Protocol::a : value == "B" ? Protocol::b : Protocol::c;
+  }
+  if (const auto found = object.find("on_congestion"); found != object.end()) {
+    const auto policy = found->is_string() ? core::parse_on_congestion(found->get<std::string>())
+                                           : std::nullopt;
+    if (!policy) {
+      return Error{"schedule options: field 'on_congestion' must be \"block\", "
+                   "\"pull-ahead\" or \"disconnect\""};
+    }
+    options.on_congestion = *policy;
+  }
+  Reader read(object, "schedule options");
+  return read.integer("congestion_fill_sectors", options.congestion_fill_sectors, false);
+}
+
 Result<SimOptions> options_from_json(const json& object) {
   if (!object.is_object()) return Error{"schedule: 'options' must be an object"};
   SimOptions options;
@@ -266,6 +292,7 @@ Result<SimOptions> options_from_json(const json& object) {
   DITTO_TRY(fencing_from_json(object, options));
   DITTO_TRY(csums_from_json(object, options));
   DITTO_TRY(reads_from_json(object, options));
+  DITTO_TRY(congestion_from_json(object, options));
   DITTO_TRY(read.duration("stall_timeout_ns", options.stall_timeout));
   DITTO_TRY(read.duration("settle_time_ns", options.settle_time));
   DITTO_TRY(read.integer("liveness_bound_ns", options.liveness_bound.ns, false));

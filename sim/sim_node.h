@@ -50,6 +50,9 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
   config.csums_after_crash_only = options.csums_after_crash_only;
   config.read_balancing = options.read_balancing;
   config.intentional_diskless = options.diskless_client && node == 0;
+  config.protocol = options.protocol;
+  config.on_congestion = options.on_congestion;
+  config.congestion_fill_sectors = options.congestion_fill_sectors;
   return config;
 }
 

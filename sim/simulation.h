@@ -78,6 +78,11 @@ struct RunResult {
   // node and detection), `helper:split-brain` lines (unresolved), and acknowledged blocks a
   // split-brain resolution discarded on the victim (documented loss, the only loss allowed).
   std::uint32_t split_brain_reports = 0;
+  // Congestion (§11): peer-device events2 lines (all nodes) showing Ahead and Behind, and
+  // connections dropped by on-congestion disconnect.
+  std::uint32_t ahead_entered = 0;
+  std::uint32_t behind_entered = 0;
+  std::uint32_t congestion_disconnects = 0;
   std::uint32_t split_brain_unresolved_reports = 0;
   std::uint64_t blocks_discarded_by_split_brain = 0;
   // Fencing: fence-peer and unfence-peer calls (all nodes), and fence-peer results a node

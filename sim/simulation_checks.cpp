@@ -23,7 +23,11 @@ void Simulation::check_event(std::uint8_t node, const std::string& line) {
   // with it — and the side with quorum becomes the source (§3.5 step 6). What quorum rules out
   // is losing an acknowledged write (the oracle, and promotion_decided) and a split brain left
   // unresolved.
-  if (!options_.quorum.enabled() || !line.starts_with("call helper ") ||
+  // Quorum does not cover a protocol A Primary that pulled ahead (§11): it keeps quorum (its
+  // Behind peers are connected and vote) while it writes alone in a generation of its own, so
+  // its crash and a failover leave two generations, as in DRBD.
+  const bool pulled_ahead = options_.protocol == Protocol::a && result_.ahead_entered > 0;
+  if (!options_.quorum.enabled() || pulled_ahead || !line.starts_with("call helper ") ||
       line.find(" helper:initial-split-brain ") == std::string::npos ||
       line.find(" resolution:disconnect") == std::string::npos) {
     return;

@@ -127,6 +127,9 @@ void Simulation::write_completed(std::uint8_t node, const ClientOperation& opera
   holders = trace.holders;
   if (!ok) return;
   std::uint32_t required = trace.expected & ~trace.failed;
+  // Protocols A and B acknowledge before the peers' disks have the write: only the local disk
+  // must hold it (the oracle still checks what every node that claims UpToDate holds).
+  if (options_.protocol != Protocol::c) required &= 1u << node;
   // A write that waited for the activity log while the Primary's disk detached was never
   // submitted locally: it went to the peers only.
   if (nodes_[node]->core->disk_state() <= DiskState::failed) required &= ~(1u << node);
@@ -260,8 +263,10 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
       if (const std::uint64_t lost = workload_.oracle().failover(node, sim_node.disk.visible());
           lost > 0) {
         result_.blocks_lost_at_failover += lost;
-        // Quorum promises that a node that may be promoted holds every acknowledged write.
-        if (options_.quorum.enabled()) {
+        // Quorum promises that a node that may be promoted holds every acknowledged write, under
+        // protocol C. Protocol A acknowledges a write once it is sent: the Primary's crash may
+        // take it along whatever quorum says (DRBD's protocol A too).
+        if (options_.quorum.enabled() && options_.protocol == Protocol::c) {
           violations_.add("promoting " + node_name(node) + " with quorum " +
                           core::to_string(options_.quorum.quorum) + " lost " +
                           std::to_string(lost) + " acknowledged blocks");

@@ -133,6 +133,11 @@ void Simulation::on_split_brain_step(const SimEvent& event) {
 
 void Simulation::on_core_event(std::uint8_t node, const std::string& line) {
   on_admin_event(node, line);
+  if (line.starts_with("change peer-device ")) {
+    if (line.find(" replication:Ahead ") != std::string::npos) result_.ahead_entered += 1;
+    if (line.find(" replication:Behind ") != std::string::npos) result_.behind_entered += 1;
+  }
+  if (line.starts_with("congested ")) result_.congestion_disconnects += 1;
   if (!line.starts_with("call helper ")) return;
   const std::optional<std::uint8_t> peer = peer_of(line);
   if (!peer || *peer >= options_.nodes || *peer == node) return;

@@ -21,5 +21,6 @@ inline constexpr std::uint64_t stream_swarm_quorum = 10;
 inline constexpr std::uint64_t stream_swarm_activity_log = 11;
 inline constexpr std::uint64_t stream_swarm_reads = 12;
 inline constexpr std::uint64_t stream_swarm_diskless = 13;
+inline constexpr std::uint64_t stream_swarm_congestion = 14;
 
 }  // namespace ditto::sim

@@ -691,5 +691,56 @@ TEST(ConfigDrbdadm, DrbdadmDumpFindsTheSameHostsNodeIdsAddressesAndDisksAsWeDo) 
   std::filesystem::remove_all(directory);
 }
 
+// The value each of `keys` has in a dump (the last statement naming it), e.g. "pull-ahead".
+std::map<std::string, std::string> option_values(const std::string& text,
+                                                 const std::set<std::string>& keys) {
+  std::map<std::string, std::string> values;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    std::istringstream stream(line);
+    std::string key;
+    std::string value;
+    if (!(stream >> key >> value) || keys.count(key) == 0) continue;
+    if (value.ends_with(";")) value.pop_back();
+    values[key] = value;
+  }
+  return values;
+}
+
+TEST(ConfigDrbdadm, DrbdadmDumpShowsTheCongestionOptionsAsOurDumpDoes) {
+  if (std::system("command -v drbdadm >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "drbdadm is not installed";
+  }
+  constexpr std::string_view text = R"(resource r9 {
+  net { protocol A; on-congestion pull-ahead; congestion-fill 2M; congestion-extents 500; }
+  on a { node-id 0; address 10.9.0.1:7009;
+    volume 0 { device minor 9; disk /dev/x; meta-disk internal; } }
+  on b { node-id 1; address 10.9.0.2:7009;
+    volume 0 { device minor 9; disk /dev/y; meta-disk internal; } }
+}
+)";
+  const std::set<std::string> keys{"protocol", "on-congestion", "congestion-fill",
+                                   "congestion-extents"};
+  const Config config = parse_ok(text);
+  const std::string ours = dump(config);
+  const std::map<std::string, std::string> expected{{"protocol", "A"},
+                                                    {"on-congestion", "pull-ahead"},
+                                                    {"congestion-fill", "2M"},
+                                                    {"congestion-extents", "500"}};
+  EXPECT_EQ(option_values(ours, keys), expected) << ours;
+  const std::filesystem::path directory =
+      std::filesystem::temp_directory_path() / ("ditto-congest-test-" + std::to_string(getpid()));
+  std::filesystem::create_directories(directory);
+  std::ofstream(directory / "original.res") << text;
+  std::ofstream(directory / "dumped.res") << ours;
+  const std::optional<std::string> reference = run_drbdadm_dump(directory / "original.res");
+  ASSERT_TRUE(reference.has_value());
+  EXPECT_EQ(option_values(*reference, keys), expected) << *reference;
+  const std::optional<std::string> of_our_dump = run_drbdadm_dump(directory / "dumped.res");
+  ASSERT_TRUE(of_our_dump.has_value()) << "drbdadm rejected our dump:\n" << ours;
+  EXPECT_EQ(option_values(*of_our_dump, keys), expected) << *of_our_dump;
+  std::filesystem::remove_all(directory);
+}
+
 }  // namespace
 }  // namespace ditto::config

@@ -219,6 +219,35 @@ TEST(Wire, ReadMessagesWithABadLengthOrTruncatedAreMalformed) {
   }
 }
 
+TEST(Wire, AnOutOfSyncMessageSurvivesARoundTripAndCoversAWholeClientWrite) {
+  const OutOfSync small{Sector{4096}, 8192};
+  EXPECT_EQ(round_trip<OutOfSync>(small), small);
+  // An Ahead node reports each client write as one range, up to the largest write.
+  const OutOfSync largest{Sector{8}, payload_size_max_bytes};
+  EXPECT_EQ(round_trip<OutOfSync>(largest), largest);
+  EXPECT_STREQ(to_string(MessageType::out_of_sync), "OutOfSync");
+  EXPECT_EQ(static_cast<int>(MessageType::out_of_sync), 30);
+}
+
+TEST(Wire, AnOutOfSyncMessageWithABadLengthOrTruncatedIsMalformed) {
+  expect_bad_lengths_and_truncation_malformed(OutOfSync{Sector{8}, 4096}, 8);
+}
+
+TEST(Wire, TheAheadAndResyncAfterAheadCommandsSurviveARoundTripAndTheNextValueIsMalformed) {
+  const SyncControl ahead{SyncCommand::ahead, Sector{0}};
+  EXPECT_EQ(round_trip<SyncControl>(ahead), ahead);
+  const SyncControl control{SyncCommand::resync_after_ahead, Sector{0}};
+  EXPECT_EQ(round_trip<SyncControl>(control), control);
+  auto frame = encode(control);
+  // The command byte, then the sector's first (zero) bytes; the CRC is recomputed.
+  const std::uint32_t next = static_cast<std::uint32_t>(SyncCommand::resync_after_ahead) + 1;
+  patch_u32(frame, header_size_bytes, next << 24);
+  const auto result = decode(frame);
+  ASSERT_TRUE(std::holds_alternative<WireError>(result));
+  EXPECT_NE(std::get<WireError>(result).message.find("unknown command"), std::string::npos)
+      << std::get<WireError>(result).message;
+}
+
 TEST(Wire, ResyncMessagesSpanRunsOfUpTo1MiBAndAnythingLargerIsMalformed) {
   const ResyncRequest largest{Sector{2048}, resync_size_max_bytes};
   EXPECT_EQ(round_trip<ResyncRequest>(largest), largest);

@@ -212,6 +212,63 @@ TEST_F(PlanAdjust, WritePathOptionsAreLiveChangesAndAlExtentsNeedsDownUp) {
       << al.needs_down_up[0];
 }
 
+TEST_F(PlanAdjust, CongestionOptionsMapOntoTheNodeConfigWithDrbdUnits) {
+  const DaemonConfig plain = load("");
+  EXPECT_EQ(plain.node.on_congestion, core::OnCongestion::block);  // DRBD's defaults
+  EXPECT_EQ(plain.node.congestion_fill_sectors, 0u);
+  EXPECT_EQ(plain.node.congestion_extents, 1237u);
+  auto config = load_file("congest.res",
+                          "resource r0 {\n  net { protocol A; on-congestion pull-ahead;"
+                          " congestion-fill 2M; congestion-extents 500; }\n" +
+                              std::string(two_hosts) + "}\n");
+  ASSERT_TRUE(config.ok()) << config.error().message;
+  EXPECT_EQ(config.value().node.on_congestion, core::OnCongestion::pull_ahead);
+  EXPECT_EQ(config.value().node.congestion_fill_sectors, 4096u);  // 2 MiB in sectors
+  EXPECT_EQ(config.value().node.congestion_extents, 500u);
+}
+
+TEST_F(PlanAdjust, PullAheadOrDisconnectWithProtocolBOrCIsRejectedAtTheOptionsLocation) {
+  for (const char* protocol : {"B", "C"}) {
+    for (const char* policy : {"pull-ahead", "disconnect"}) {
+      auto config = load_file("cong.res", "resource r0 {\n  net { protocol " +
+                                              std::string(protocol) + "; on-congestion " +
+                                              policy + "; }\n" + two_hosts + "}\n");
+      ASSERT_FALSE(config.ok()) << protocol << " " << policy;
+      EXPECT_NE(config.error().message.find("cong.res:2:"), std::string::npos)
+          << config.error().message;
+      EXPECT_NE(config.error().message.find("requires protocol A"), std::string::npos)
+          << config.error().message;
+    }
+  }
+  // block is fine with any protocol.
+  EXPECT_TRUE(load_file("ok.res", "resource r0 {\n  net { protocol C; on-congestion block; }\n" +
+                                      std::string(two_hosts) + "}\n")
+                  .ok());
+  auto too_full = load_file("fill.res",
+                            "resource r0 {\n  net { protocol A; congestion-fill 11G; }\n" +
+                                std::string(two_hosts) + "}\n");
+  ASSERT_FALSE(too_full.ok());
+  EXPECT_NE(too_full.error().message.find("fill.res:2:"), std::string::npos)
+      << too_full.error().message;
+}
+
+TEST_F(PlanAdjust, CongestionOptionsAreLiveChanges) {
+  const auto with = [&](const std::string& net) {
+    auto config = load_file("live.res", "resource r0 {\n  net { protocol A;" + net + " }\n" +
+                                            std::string(two_hosts) + "}\n");
+    EXPECT_TRUE(config.ok()) << config.error().message;
+    return std::move(config).value();
+  };
+  const DaemonConfig running = with("");
+  const AdjustPlan plan = plan_adjust(
+      running, with(" on-congestion pull-ahead; congestion-fill 128; congestion-extents 100;"));
+  EXPECT_TRUE(plan.needs_down_up.empty()) << ::testing::PrintToString(plan.needs_down_up);
+  const std::vector<std::string> expected = {"on-congestion block -> pull-ahead",
+                                             "congestion-fill 0 sectors -> 128 sectors",
+                                             "congestion-extents 1237 -> 100"};
+  EXPECT_EQ(plan.changes, expected);
+}
+
 TEST_F(PlanAdjust, NetTimingsAndTheSecretAreLiveChanges) {
   const DaemonConfig running = load("");
   const DaemonConfig file = load(

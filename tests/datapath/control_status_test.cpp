@@ -88,6 +88,21 @@ TEST(StatusText, ASyncingPeerShowsReplicationPeerDiskAndDone) {
             "    replication:SyncSource peer-disk:Inconsistent done:45.20\n");
 }
 
+TEST(StatusText, ACongestedAheadPeerShowsCongestedAndReplicationAhead) {
+  ResourceView view = three_nodes();
+  view.connections[0].congested = true;
+  view.connections[0].ap_in_flight = 1024;
+  PeerDeviceView& behind = view.connections[0].peer_devices[0];
+  behind.replication = ReplicationState::ahead;
+  behind.peer_disk = DiskState::outdated;
+  view.connections.pop_back();
+  EXPECT_EQ(format_status_text(view, {}),
+            "r0 role:Primary\n"
+            "  disk:UpToDate open:yes\n"
+            "  beta role:Secondary congested:yes ap-in-flight:1024 rs-in-flight:0\n"
+            "    replication:Ahead peer-disk:Outdated\n");
+}
+
 TEST(StatusText, ADisklessClientWithoutQuorumShowsClientAndQuorumNo) {
   ResourceView view = three_nodes();
   view.connections.clear();
