@@ -133,6 +133,7 @@ void Simulation::on_split_brain_step(const SimEvent& event) {
 
 void Simulation::on_core_event(std::uint8_t node, const std::string& line) {
   on_admin_event(node, line);
+  if (line.starts_with("concurrent-writes ")) result_.concurrent_writes_reports += 1;
   if (!line.starts_with("call helper ")) return;
   const std::optional<std::uint8_t> peer = peer_of(line);
   if (!peer || *peer >= options_.nodes || *peer == node) return;
