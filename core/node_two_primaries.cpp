@@ -105,18 +105,16 @@ void Node::concurrent_writes_detected(Peer& peer, Sector local_sector, std::uint
                                       Sector peer_sector, std::uint32_t peer_length) {
   DITTO_ASSERT(peer.status.connection == ConnectionState::connected);
   const std::string node = std::to_string(peer.status.node_id.value);
-  actions_.push_back(Event{"concurrent-writes name:" + config_.resource_name + " peer-node-id:" +
-                           node + " conn-name:" + peer.status.name +
-                           " local-sector:" + std::to_string(local_sector.value) +
-                           " local-size:" + std::to_string(local_length) +
-                           " peer-sector:" + std::to_string(peer_sector.value) +
-                           " peer-size:" + std::to_string(peer_length)});
-  actions_.push_back(Disconnect{
-      peer.status.node_id, "concurrent writes detected: local sector " +
-                               std::to_string(local_sector.value) + " +" +
-                               std::to_string(local_length) + ", peer sector " +
-                               std::to_string(peer_sector.value) + " +" +
-                               std::to_string(peer_length)});
+  actions_.push_back(Event{
+      "concurrent-writes name:" + config_.resource_name + " peer-node-id:" + node +
+      " conn-name:" + peer.status.name + " local-sector:" + std::to_string(local_sector.value) +
+      " local-size:" + std::to_string(local_length) + " peer-sector:" +
+      std::to_string(peer_sector.value) + " peer-size:" + std::to_string(peer_length)});
+  actions_.push_back(
+      Disconnect{peer.status.node_id,
+                 "concurrent writes detected: local sector " + std::to_string(local_sector.value) +
+                     " +" + std::to_string(local_length) + ", peer sector " +
+                     std::to_string(peer_sector.value) + " +" + std::to_string(peer_length)});
   statistics_.concurrent_writes_detected += 1;
   peer_lost(peer, ConnectionState::protocol_error);
   DITTO_ASSERT(peer.status.connection != ConnectionState::connected);
@@ -161,8 +159,7 @@ std::string Node::two_primaries_refusal(const NodeConfig& wanted) const {
     return {};
   }
   for (const Peer& peer : configured_peers()) {
-    if (peer.status.connection == ConnectionState::connected &&
-        peer.status.role == Role::primary) {
+    if (peer.status.connection == ConnectionState::connected && peer.status.role == Role::primary) {
       return "cannot turn allow-two-primaries off while peer " + peer.status.name +
              " is Primary too (demote one first)";
     }

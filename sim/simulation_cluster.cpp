@@ -240,8 +240,8 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
     case Reason::two_primaries:
       if (!result.ok) {
         violations_.add("two-Primaries scenario: promoting " + node_name(node) +
-                        " beside the Primary was refused: " + result.code + " (" +
-                        result.message + ")");
+                        " beside the Primary was refused: " + result.code + " (" + result.message +
+                        ")");
         return;
       }
       two_writers_ = true;

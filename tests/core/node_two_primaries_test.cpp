@@ -73,9 +73,8 @@ TEST(TwoPrimaries, ASecondNodePromotesWhileAPeerIsPrimaryWhenAllowTwoPrimariesIs
 
 TEST(TwoPrimaries, ASecondPromotionIsRefusedWhenAParticipantHasAllowTwoPrimariesOff) {
   // Node 1 allows two Primaries and asks; node 0, the Primary, does not and votes no.
-  Cluster cluster(2, [](NodeConfig& config) {
-    config.allow_two_primaries = config.node_id.value == 1;
-  });
+  Cluster cluster(
+      2, [](NodeConfig& config) { config.allow_two_primaries = config.node_id.value == 1; });
   cluster.connect_all();
   cluster.promote(0);
   const AdminResult result = cluster.nodes[1].on_admin(cluster.now, Promote{});
@@ -139,8 +138,7 @@ TEST(TwoPrimaries, OverlappingConcurrentWritesAreDetectedAndDropTheConnection) {
                          "local-sector:0 local-size:4096 peer-sector:0 peer-size:4096"),
             1);
   ASSERT_FALSE(cluster.disconnects.empty());
-  EXPECT_NE(cluster.disconnects.front().second.reason.find("concurrent writes"),
-            std::string::npos);
+  EXPECT_NE(cluster.disconnects.front().second.reason.find("concurrent writes"), std::string::npos);
   EXPECT_NE(cluster.nodes[0].peer(node_id(1))->connection, ConnectionState::connected);
   EXPECT_NE(cluster.nodes[1].peer(node_id(0))->connection, ConnectionState::connected);
   // The client writes complete as with a lost peer: stored locally, marked out of sync.

@@ -25,9 +25,9 @@ SimOptions migration_options(std::uint64_t seed, std::uint32_t nodes) {
 }
 
 std::string summary(const RunResult& result) {
-  std::string text = describe(result) + "\n  " +
-                     std::to_string(result.concurrent_writes_reports) + " concurrent-writes, " +
-                     std::to_string(result.split_brain_reports) + " split-brain reports";
+  std::string text = describe(result) + "\n  " + std::to_string(result.concurrent_writes_reports) +
+                     " concurrent-writes, " + std::to_string(result.split_brain_reports) +
+                     " split-brain reports";
   for (std::size_t node = 0; node < result.final_nodes.size(); ++node) {
     const RunResult::NodeSummary& each = result.final_nodes[node];
     text += "\n  node" + std::to_string(node) + ": " + std::string(to_string(each.role)) + " " +
