@@ -42,6 +42,26 @@ void expect_one_generation(const Cluster& cluster) {
   }
 }
 
+// No node marked a block out of sync toward any other: every write reached every replica.
+void expect_no_block_out_of_sync(const Cluster& cluster) {
+  const int count = static_cast<int>(cluster.nodes.size());
+  for (int node = 0; node < count; ++node) {
+    for (int peer = 0; peer < count; ++peer) {
+      if (peer == node) continue;
+      EXPECT_EQ(cluster.nodes[node].bitmap_toward(node_id(peer)).count_set(), 0u)
+          << "node " << node << " toward " << peer;
+    }
+  }
+}
+
+// Connects every node and promotes nodes 0 and 1, watching what the disks hold.
+void both_primary(Cluster& cluster, Disks& disks) {
+  disks.watch(cluster);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.promote(1);
+}
+
 int count_events(const Cluster& cluster, int index, const std::string& prefix) {
   int count = 0;
   for (const auto& [node, line] : cluster.events) {
@@ -89,10 +109,7 @@ TEST(TwoPrimaries, ASecondPromotionIsRefusedWhenAParticipantHasAllowTwoPrimaries
 TEST(TwoPrimaries, NonOverlappingConcurrentWritesOfBothPrimariesReplicateEverywhere) {
   Cluster cluster(3, two_primaries);
   Disks disks;
-  disks.watch(cluster);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.promote(1);
+  both_primary(cluster, disks);
   // Both write before either write reached a peer: different blocks, no conflict.
   cluster.write(0, 1, 0, 11);
   cluster.write(1, 2, 8, 22);
@@ -109,13 +126,7 @@ TEST(TwoPrimaries, NonOverlappingConcurrentWritesOfBothPrimariesReplicateEverywh
   expect_one_generation(cluster);
   const std::map<std::uint64_t, std::uint64_t> expected{{0, 11}, {8, 22}, {16, 33}, {24, 44}};
   for (int node = 0; node < 3; ++node) EXPECT_EQ(disks.images[node], expected) << "node " << node;
-  for (int node = 0; node < 3; ++node) {
-    for (int peer = 0; peer < 3; ++peer) {
-      if (peer == node) continue;
-      EXPECT_EQ(cluster.nodes[node].bitmap_toward(node_id(peer)).count_set(), 0u)
-          << "node " << node << " toward " << peer;
-    }
-  }
+  expect_no_block_out_of_sync(cluster);
 }
 
 TEST(TwoPrimaries, OverlappingConcurrentWritesAreDetectedAndDropTheConnection) {
@@ -176,10 +187,7 @@ TEST(TwoPrimaries, ALocalWriteOverlappingAPeerWriteNotYetOnTheLocalDiskIsAConfli
 TEST(TwoPrimaries, AWriteAfterThePeersOverlappingWriteCompletedIsNoConflict) {
   Cluster cluster(2, two_primaries);
   Disks disks;
-  disks.watch(cluster);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.promote(1);
+  both_primary(cluster, disks);
   cluster.write(0, 1, 0, 11);
   cluster.settle();
   ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
@@ -219,13 +227,7 @@ TEST(TwoPrimaries, ALiveMigrationReplicatesEveryWriteOfBothPrimaries) {
   EXPECT_EQ(disks.images[2].at(0), 20u);
   expect_one_generation(cluster);
   EXPECT_EQ(disks.images[2].at(40), 15u);
-  for (int node = 0; node < 3; ++node) {
-    for (int peer = 0; peer < 3; ++peer) {
-      if (peer == node) continue;
-      EXPECT_EQ(cluster.nodes[node].bitmap_toward(node_id(peer)).count_set(), 0u)
-          << "node " << node << " toward " << peer;
-    }
-  }
+  expect_no_block_out_of_sync(cluster);
 }
 
 TEST(TwoPrimaries, AfterADemotionTheSingleRemainingPrimaryRulesApplyAgainWithTheOptionOff) {
