@@ -313,7 +313,7 @@ void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandl
         peer, "Data beyond the end of the volume at sector " + std::to_string(data.sector.value));
   }
   if ((data.flags & wire::data_flag_resync) != 0) return on_resync_data(peer, data, payload);
-  if (role_ == Role::primary && peer_write_conflicts(peer, data)) {
+  if (config_.allow_two_primaries && peer_write_conflicts(peer, data)) {
     actions_.push_back(ReleasePayload{payload});
     return;
   }

@@ -6,10 +6,14 @@
 // against the other's, so two writes to overlapping blocks in flight at the same time could
 // land in different orders on different replicas. DRBD 9 detects them and drops the connection
 // ("Concurrent writes detected"; the old P_SUPERSEDED/P_RETRY_WRITE resolution is gone), and so
-// do we, on the Primaries:
-// - a peer's write arrives that overlaps a local application write still in flight (submitted,
-//   not yet completed on the local disk and every peer);
-// - a local write is submitted that overlaps a peer's write not yet completed on the local disk.
+// do we:
+// - on a Primary, a peer's write arrives that overlaps a local application write still in
+//   flight (submitted, not yet completed on the local disk and every peer);
+// - on a Primary, a local write is submitted that overlaps a peer's write not yet completed on
+//   the local disk;
+// - on any node, a peer's write arrives that overlaps another peer's write not yet completed on
+//   the local disk (a Secondary gets the two Primaries' writes on two connections, in no
+//   defined order): the later one is not written, and its connection is dropped.
 // The connection goes through the usual loss (the writes it missed are marked out of sync, a
 // new generation starts) and reconnects; with diverged data the handshake finds a split brain
 // and after-sb-2pri decides, as after any split brain. Never a silent merge. The client writes
@@ -18,10 +22,9 @@
 // A local write that overlaps a peer write already on its way to our disk waits for that disk
 // write after the connection was dropped: ours is the later one and must be what the disk holds.
 //
-// Limitation: the Secondaries do not compare writes from different Primaries with each other;
-// a conflict between the Primaries is detected by them (the Secondaries' copies are then
-// reconciled by the handshakes that follow the drop). Concurrent overlapping writes are a bug
-// of the application: live migration pauses the writer before the other side writes.
+// Concurrent overlapping writes are a bug of the application: live migration pauses the writer
+// before the other side writes. With a third node a conflict leaves a split brain on more than
+// one connection, each of which the policies or the administrator resolve.
 #include "core/assert.h"
 #include "core/node.h"
 
@@ -59,10 +62,35 @@ std::optional<Node::PeerWriteRef> Node::overlapping_peer_write(Sector sector,
   return std::nullopt;
 }
 
-// A Primary received an application write from `peer` (the other Primary): true when it
-// overlaps one of ours in flight, and the connection was dropped.
+// An application write arrived from `peer` (a Primary): true when it overlaps a write in
+// flight that it cannot be ordered against, and the connection to `peer` was dropped. On a
+// Primary: one of our own writes. On any node: a write of another peer not yet on our disk
+// (the two Primaries' writes reach a Secondary on two connections, in no defined order).
 bool Node::peer_write_conflicts(Peer& peer, const wire::Data& data) {
-  DITTO_ASSERT(role_ == Role::primary && config_.allow_two_primaries);
+  DITTO_ASSERT(config_.allow_two_primaries);
+  for (const auto& [io, entry] : peer_ios_) {
+    if (entry.is_flush || entry.peer == peer.status.node_id ||
+        connection_epochs_[entry.peer.value] != entry.connection_epoch ||
+        !overlaps(entry.sector, entry.length_bytes, data.sector, data.length_bytes)) {
+      continue;
+    }
+    concurrent_writes_detected(peer, entry.sector, entry.length_bytes, data.sector,
+                               data.length_bytes);
+    return true;
+  }
+  for (const Peer& other : configured_peers()) {
+    if (&other == &peer) continue;
+    for (const InboxItem& item : other.inbox) {
+      if (item.kind != InboxItem::Kind::data ||
+          !overlaps(item.data.sector, item.data.length_bytes, data.sector, data.length_bytes)) {
+        continue;
+      }
+      concurrent_writes_detected(peer, item.data.sector, item.data.length_bytes, data.sector,
+                                 data.length_bytes);
+      return true;
+    }
+  }
+  if (role_ != Role::primary) return false;
   for (const auto& [sequence, entry] : requests_) {
     if (entry.kind != RequestKind::write ||
         !overlaps(entry.sector, entry.length_bytes, data.sector, data.length_bytes)) {

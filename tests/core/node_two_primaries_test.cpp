@@ -184,6 +184,25 @@ TEST(TwoPrimaries, ALocalWriteOverlappingAPeerWriteNotYetOnTheLocalDiskIsAConfli
   EXPECT_EQ(cluster.completion_of(2), ClientStatus::ok);
 }
 
+// A Secondary cannot order two overlapping writes that arrive from the two Primaries on two
+// connections: the later one is a conflict too, never written, and drops its connection.
+TEST(TwoPrimaries, ASecondaryDropsThePrimaryWhoseWriteOverlapsTheOtherPrimarysWriteInFlight) {
+  Cluster cluster(3, two_primaries);
+  Disks disks;
+  both_primary(cluster, disks);
+  cluster.write(0, 1, 0, 11);
+  cluster.write(1, 2, 0, 22);
+  cluster.deliver_messages();  // no disk completes: node 2 holds node 0's write in flight
+  EXPECT_EQ(count_events(cluster, 2,
+                         "concurrent-writes name:r0 peer-node-id:1 conn-name:node1 "
+                         "local-sector:0 local-size:4096 peer-sector:0 peer-size:4096"),
+            1);
+  EXPECT_NE(cluster.nodes[2].peer(node_id(1))->connection, ConnectionState::connected);
+  EXPECT_EQ(cluster.nodes[2].peer(node_id(0))->connection, ConnectionState::connected);
+  EXPECT_EQ(disks.images[2].at(0), 11u);  // node 1's write never reached node 2's disk
+  EXPECT_EQ(cluster.pending_writes(2).size(), 1u);
+}
+
 TEST(TwoPrimaries, AWriteAfterThePeersOverlappingWriteCompletedIsNoConflict) {
   Cluster cluster(2, two_primaries);
   Disks disks;
