@@ -166,6 +166,12 @@ using IncludeResolver = std::function<std::optional<std::string>(std::string_vie
 Result<Config> parse(std::string_view text, std::string_view file_name,
                      const IncludeResolver& resolver = {});
 
+// allow-two-primaries (yes) in the effective net section of `connection` with protocol A or B:
+// a located error at the option ("allow-two-primaries requires protocol C ..."), as drbdsetup
+// refuses it. parse() checks every connection; the daemon checks again what it applies.
+Status check_two_primaries_protocol(const Connection& connection);
+bool allow_two_primaries(const Section& net);
+
 // Canonical text, close to `drbdadm dump` output; parse(dump(c)) gives back c's semantics.
 // Volumes are written per host, explicitly; inherited options are left out.
 std::string dump(const Config& config);

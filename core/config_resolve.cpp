@@ -205,7 +205,29 @@ Status check_resync_after(const Config& config) {
   return Status::success();
 }
 
+Status check_two_primaries(const Resource& resource) {
+  for (const Connection& connection : resource.effective_connections()) {
+    if (Status status = check_two_primaries_protocol(connection); !status) return status;
+  }
+  return Status::success();
+}
+
 }  // namespace
+
+bool allow_two_primaries(const Section& net) {
+  const Option* option = net.find("allow-two-primaries");
+  return option != nullptr && option->value_text() == "yes";
+}
+
+Status check_two_primaries_protocol(const Connection& connection) {
+  if (!allow_two_primaries(connection.net) || connection.protocol() == Protocol::c) {
+    return Status::success();
+  }
+  return error_at(connection.net.find("allow-two-primaries")->location,
+                  "allow-two-primaries requires protocol C (the connection between '" +
+                      connection.first.host + "' and '" + connection.second.host +
+                      "' uses protocol " + std::string(to_string(connection.protocol())) + ")");
+}
 
 Result<Config> resolve(ConfigDraft draft) {
   Config config = std::move(draft.config);
@@ -218,6 +240,7 @@ Result<Config> resolve(ConfigDraft draft) {
     resource.startup.inherit_from(config.common_startup);
     if (Status status = resolve_hosts(resource_draft, resource); !status) return status.error();
     if (Status status = check_connections(resource); !status) return status.error();
+    if (Status status = check_two_primaries(resource); !status) return status.error();
     config.resources.push_back(std::move(resource));
   }
   DITTO_ASSERT(config.resources.size() == draft.resources.size());

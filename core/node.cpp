@@ -79,7 +79,8 @@ Node::Node(NodeConfig config)
 std::uint32_t Node::client_requests() const {
   return static_cast<std::uint32_t>(requests_.size() + held_writes_.size() + al_waiting_.size() +
                                     quorum_suspended_writes_.size() +
-                                    quorum_suspended_completions_.size());
+                                    quorum_suspended_completions_.size() +
+                                    writes_behind_peer_writes_.size());
 }
 
 std::optional<ClientStatus> Node::write_refusal(Sector sector, std::uint32_t length_bytes) const {
@@ -137,6 +138,10 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
                            PayloadHandle payload, WriteFlags flags, bool al_referenced) {
   DITTO_ASSERT(role_ == Role::primary);
   DITTO_ASSERT(!al_referenced || activity_log_active());
+  if (config_.allow_two_primaries &&
+      hold_behind_peer_writes({request, sector, length_bytes, payload, flags}, al_referenced)) {
+    return;
+  }
   // A Primary whose disk detached writes through its UpToDate peers only; with none left there
   // is nowhere to store the data.
   const bool writes_locally = disk_state_ == DiskState::up_to_date;
@@ -531,7 +536,7 @@ std::uint64_t Node::sync_blocks_left(const Peer& peer) const {
 bool Node::may_promote() const {
   if (role_ == Role::primary) return false;
   for (const Peer& peer : configured_peers()) {
-    if (peer.status.role == Role::primary) return false;
+    if (peer.status.role == Role::primary && !config_.allow_two_primaries) return false;
   }
   return disk_state_ == DiskState::up_to_date && have_quorum_;
 }
@@ -579,7 +584,9 @@ void Node::invariants() const {
                requests_.size() + 2 * std::size_t{config_.requests_in_flight_max});
   for (const Peer& peer : configured_peers()) {
     const bool connected = peer.status.connection == ConnectionState::connected;
-    if (connected && role_ == Role::primary) DITTO_ASSERT(peer.status.role != Role::primary);
+    if (connected && role_ == Role::primary && !config_.allow_two_primaries) {
+      DITTO_ASSERT(peer.status.role != Role::primary);
+    }
     if (!connected) {
       DITTO_ASSERT(peer.epoch_writes_sent == 0 && peer.epochs_awaiting_ack.empty());
       DITTO_ASSERT(peer.inbox.empty() && peer.receive_epoch_active == 0);

@@ -654,6 +654,24 @@ class Node {
   // ChangeOptions (node_options.cpp).
   AdminResult change_options(const ChangeOptions& command);
 
+  // Two Primaries (node_two_primaries.cpp): overlapping concurrent writes.
+  struct PeerWriteRef {
+    NodeId peer;
+    Sector sector;
+    std::uint32_t length_bytes = 0;
+  };
+  // A write received from a peer for an overlapping range, queued or on its way to our disk;
+  // `live_only`: only those of connections still up (their requester waits for them).
+  std::optional<PeerWriteRef> overlapping_peer_write(Sector sector, std::uint32_t length_bytes,
+                                                     bool live_only) const;
+  bool peer_write_conflicts(Peer& peer, const wire::Data& data);
+  bool hold_behind_peer_writes(const HeldWrite& write, bool al_referenced);
+  void release_writes_behind_peer_writes();
+  void concurrent_writes_detected(Peer& peer, Sector local_sector, std::uint32_t local_length,
+                                  Sector peer_sector, std::uint32_t peer_length);
+  std::string two_primaries_refusal(const NodeConfig& wanted) const;
+  bool sibling_generation_loses(const Peer& peer, const wire::StateReport& state) const;
+
   // State changes and promotion (node_state.cpp).
   StateChangeResult change_state(ClusterState proposed, bool hard, bool force = false);
   void detach_local_disk(DiskState first_step = DiskState::failed);
@@ -810,6 +828,9 @@ class Node {
   std::optional<std::pair<IoId, MetadataJob::Kind>> metadata_in_flight_;
   // After promotion: writes wait until the bitmap pages queued then are on disk.
   bool writes_wait_for_bitmap_ = false;
+  // Two Primaries: local writes that overlap a peer's write already submitted to our disk wait
+  // for it (ours is the later one), after the connection to that peer was dropped.
+  std::deque<AlWaitingWrite> writes_behind_peer_writes_;
 
   NodeStatistics statistics_;
   std::vector<Action> actions_;

@@ -48,6 +48,10 @@ struct NodeConfig {
   std::string node_name;
   std::vector<PeerConfig> peers;
   Protocol protocol = Protocol::c;
+  // DRBD's allow-two-primaries (net section): a second node may promote while a peer is
+  // Primary (live migration). Requires protocol C. Overlapping concurrent writes of the two
+  // Primaries are detected and drop the connection (node_two_primaries.cpp, §2.3).
+  bool allow_two_primaries = false;
   std::uint64_t volume_size_bytes = 0;
   // Bound on client requests (writes, reads, flushes) in progress; beyond it a request is
   // refused with ClientStatus::busy (backpressure as a value).
@@ -383,7 +387,7 @@ using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, 
 // deciseconds, c_fill_target_sectors, c_max_rate_kib, c_min_rate_kib, split_brain, quorum,
 // fencing, verify_algorithm, csums_algorithm, csums_after_crash_only, max_epoch_size,
 // disk_flushes, twopc_timeout, twopc_retry_timeout, read_balancing, on_congestion,
-// congestion_fill_sectors, congestion_extents. The one list of them.
+// congestion_fill_sectors, congestion_extents, allow_two_primaries. The one list of them.
 void copy_live_options(const NodeConfig& from, NodeConfig& to);
 // The fields that cannot change on a running node and differ between the two, by name
 // ("node-id", "peers", "protocol", "volume size", "al-extents", ...); empty if none.
@@ -477,6 +481,8 @@ struct NodeStatistics {
   std::uint64_t written_bytes = 0;
   std::uint32_t upper_pending = 0;  // client requests in progress
   std::uint32_t lower_pending = 0;  // local disk operations in progress
+  // Two Primaries: connections dropped for overlapping concurrent writes.
+  std::uint64_t concurrent_writes_detected = 0;
 };
 
 }  // namespace ditto::core

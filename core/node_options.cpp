@@ -77,6 +77,7 @@ void copy_live_options(const NodeConfig& from, NodeConfig& to) {
   to.on_congestion = from.on_congestion;
   to.congestion_fill_sectors = from.congestion_fill_sectors;
   to.congestion_extents = from.congestion_extents;
+  to.allow_two_primaries = from.allow_two_primaries;
 }
 
 // requests_in_flight_max bounds queues the invariants check, and the activity log and bitmap
@@ -116,6 +117,9 @@ AdminResult Node::change_options(const ChangeOptions& command) {
   }
   if (const std::string problems = invalid_option_values(command.options); !problems.empty()) {
     return {false, "ERR_INVALID_REQUEST", problems};
+  }
+  if (const std::string refusal = two_primaries_refusal(command.options); !refusal.empty()) {
+    return {false, "ERR_INVALID_REQUEST", refusal};
   }
   const QuorumSettings quorum_before = config_.quorum;
   copy_live_options(command.options, config_);

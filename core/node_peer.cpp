@@ -308,7 +308,7 @@ void Node::on_flush_ack(Peer& peer, const wire::FlushAck& ack) {
 void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandle payload) {
   (void)now;
   if ((data.flags & wire::data_flag_read_reply) != 0) return on_read_reply(peer, data, payload);
-  if (role_ == Role::primary) {
+  if (role_ == Role::primary && !config_.allow_two_primaries) {
     actions_.push_back(ReleasePayload{payload});
     return protocol_error(peer, "Data received while Primary");
   }
@@ -318,6 +318,10 @@ void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandl
         peer, "Data beyond the end of the volume at sector " + std::to_string(data.sector.value));
   }
   if ((data.flags & wire::data_flag_resync) != 0) return on_resync_data(peer, data, payload);
+  if (config_.allow_two_primaries && peer_write_conflicts(peer, data)) {
+    actions_.push_back(ReleasePayload{payload});
+    return;
+  }
   note_application_io(now);
   peer.status.received_bytes += data.length_bytes;
   statistics_.written_bytes += data.length_bytes;
@@ -334,7 +338,9 @@ void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandl
 }
 
 void Node::on_barrier(Peer& peer, const wire::Barrier& barrier) {
-  if (role_ == Role::primary) return protocol_error(peer, "Barrier received while Primary");
+  if (role_ == Role::primary && !config_.allow_two_primaries) {
+    return protocol_error(peer, "Barrier received while Primary");
+  }
   if (!peer.open_epoch_writes.empty()) {
     std::vector<WriteRange>& epoch = peer.unacked_epochs[barrier.barrier];
     epoch.insert(epoch.end(), peer.open_epoch_writes.begin(), peer.open_epoch_writes.end());
@@ -451,6 +457,7 @@ void Node::on_peer_io_completed(const PeerIo& peer_io, IoStatus status) {
   if (!peer_io.is_flush) {
     application_write_done(peer_io.sector, peer_io.length_bytes, status == IoStatus::ok);
     retry_deferred_reads();  // a resync read may have waited for this write
+    release_writes_behind_peer_writes();
   }
   Peer& peer = peers_[peer_io.peer.value];
   const bool same_connection = peer.status.connection == ConnectionState::connected &&

@@ -185,11 +185,13 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   // A Primary started a new generation (NEW_DATAGEN): a Secondary that follows it adopts it.
   const ReplicationState replication = peer.status.replication;
   // Nor does a Behind node: the generation is the one it misses the writes of (§3.2).
-  if (state.role != Role::primary || role_ == Role::primary || is_resync_target(replication) ||
+  const bool follows = role_ != Role::primary || config_.allow_two_primaries;
+  if (state.role != Role::primary || !follows || is_resync_target(replication) ||
       replication == ReplicationState::wait_bitmap_target ||
       replication == ReplicationState::behind || local_disk_detached()) {
     return;
   }
+  if (sibling_generation_loses(peer, state)) return;
   // A SyncTarget (of another peer) keeps its generation until its resync ends and then takes
   // its source's, which follows the Primary too: the new UUID is recorded as the source's
   // (DRBD drbd_uuid_received_new_current). Adopted now, it would be lost again at the end of
@@ -213,6 +215,7 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   const std::uint64_t before = generations_.uuids.current;
   receive_new_current_uuid(generations_.uuids, state.uuids.current, weak, tracked & ~weak,
                            disk_state_ == DiskState::up_to_date);
+  if (role_ == Role::primary) generations_.uuids.current |= uuid_primary_bit;
   if (generations_.uuids.current == before) return;
   // The other peers learn the generation we adopted: one the Primary calls weak, whose link to
   // it is dead but not yet detected, sees from our bitmap slot toward it that it is behind

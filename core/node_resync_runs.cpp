@@ -376,22 +376,7 @@ void Node::issue_resync_read(Peer& peer, std::uint64_t block, std::uint64_t bloc
 
 // True while a write received from a peer for the range is queued or on its way to the disk.
 bool Node::peer_write_pending(Sector sector, std::uint32_t length_bytes) const {
-  const std::uint64_t end = sector.value + length_bytes / sector_size_bytes;
-  auto overlaps = [&](Sector other, std::uint32_t other_length) {
-    return other.value < end && sector.value < other.value + other_length / sector_size_bytes;
-  };
-  for (const auto& [io, entry] : peer_ios_) {
-    if (!entry.is_flush && overlaps(entry.sector, entry.length_bytes)) return true;
-  }
-  for (const Peer& peer : configured_peers()) {
-    for (const InboxItem& item : peer.inbox) {
-      if (item.kind == InboxItem::Kind::data &&
-          overlaps(item.data.sector, item.data.length_bytes)) {
-        return true;
-      }
-    }
-  }
-  return false;
+  return overlapping_peer_write(sector, length_bytes, false).has_value();
 }
 
 // What this node's disk reflects of the current Primary's writes: its id and the newest

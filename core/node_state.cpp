@@ -27,7 +27,8 @@ ClusterState Node::cluster_state() const {
   ClusterState state;
   state.role = role_;
   state.disk = disk_state_;
-  state.open_for_writing = !requests_.empty();
+  state.open_for_writing = !requests_.empty() || !writes_behind_peer_writes_.empty();
+  state.allow_two_primaries = config_.allow_two_primaries;
   state.have_quorum = have_quorum_;
   state.fencing = fencing_enabled();
   state.verify_algorithm_configured = !config_.verify_algorithm.empty();

@@ -222,6 +222,8 @@ class Planner {
     listed("max-epoch-size", std::to_string(before.max_epoch_size),
            std::to_string(after.max_epoch_size));
     listed("disk-flushes", before.disk_flushes ? "yes" : "no", after.disk_flushes ? "yes" : "no");
+    listed("allow-two-primaries", before.allow_two_primaries ? "yes" : "no",
+           after.allow_two_primaries ? "yes" : "no");
     listed("twopc-timeout", milliseconds(before.twopc_timeout), milliseconds(after.twopc_timeout));
     listed("twopc-retry-timeout", milliseconds(before.twopc_retry_timeout),
            milliseconds(after.twopc_retry_timeout));

@@ -189,21 +189,27 @@ Status apply_write_path_options(const config::Section& disk, const config::Secti
   return Status::success();
 }
 
-// The replication protocol (A, B or C) and max-epoch-size (DRBD's limits 1..20000) from one
-// connection's net section. The core runs one protocol for all its peers, so every connection
-// must agree.
+// The replication protocol (A, B or C), max-epoch-size (DRBD's limits 1..20000) and
+// allow-two-primaries (protocol C only) from one connection's net section. The core runs one
+// setting of each for all its peers, so every connection must agree.
 Status apply_protocol_options(const config::Connection& connection, bool first,
                               core::NodeConfig& node) {
   auto epoch_size = net_number(connection, "max-epoch-size", 1, 20000, node.max_epoch_size);
   if (!epoch_size.ok()) return epoch_size.error();
+  if (Status status = config::check_two_primaries_protocol(connection); !status.ok()) {
+    return status;
+  }
   const Protocol protocol = connection.protocol();
-  if (!first && (protocol != node.protocol || epoch_size.value() != node.max_epoch_size)) {
+  const bool two_primaries = config::allow_two_primaries(connection.net);
+  if (!first && (protocol != node.protocol || epoch_size.value() != node.max_epoch_size ||
+                 two_primaries != node.allow_two_primaries)) {
     return Error{connection.location.to_string() +
-                 ": protocol and max-epoch-size must be the same for every connection of this "
-                 "node"};
+                 ": protocol, max-epoch-size and allow-two-primaries must be the same for every "
+                 "connection of this node"};
   }
   node.protocol = protocol;
   node.max_epoch_size = epoch_size.value();
+  node.allow_two_primaries = two_primaries;
   return Status::success();
 }
 

@@ -47,6 +47,21 @@ struct SplitBrainScenario {
   bool manual_recovery = false;
 };
 
+// Two Primaries (allow-two-primaries on every node, tests/sim/two_primaries_test.cpp): at a
+// quarter of the operations node 1 promotes beside node 0 and the client writes on both (the
+// workload never has two requests in flight on one block, so the writes never overlap in
+// flight); at half the writer moves to node 1 and node 0 demotes once its requests are done: a
+// live migration. With `conflict`, at a third the client stops, and once nothing is in flight
+// writes one block on both Primaries at the same instant (tags above the workload's, never
+// acknowledged to the oracle): the Primaries must detect it and drop their connection; the
+// client then writes on node 0 only, node 1 demotes, and the split brain found at the
+// reconnect is resolved as the policies (or SplitBrainScenario::manual_recovery) say. Requires
+// no crash and no faults.
+struct TwoPrimariesScenario {
+  bool enabled = false;
+  bool conflict = false;
+};
+
 // A simulated handler (core::CallHelper): when `node` runs `helper` it exits with `exit_code`.
 struct HelperScript {
   std::uint8_t node = 0;
@@ -114,6 +129,7 @@ struct SimOptions {
   // Every node's split-brain policies (after-sb-*, rr-conflict) and the scripted scenario.
   SplitBrainPolicy split_brain_policy;
   SplitBrainScenario split_brain;
+  TwoPrimariesScenario two_primaries;
   // Every node's fencing policy (§7) and its simulated handlers: each helper a node runs exits
   // with the code its script names, helper_delay after the call (through the event queue, so
   // deterministic). No script: exit code 0, as drbdadm reports for a handler with no command

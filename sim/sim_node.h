@@ -53,6 +53,7 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
   config.protocol = options.protocol;
   config.on_congestion = options.on_congestion;
   config.congestion_fill_sectors = options.congestion_fill_sectors;
+  config.allow_two_primaries = options.two_primaries.enabled;
   return config;
 }
 
@@ -140,7 +141,13 @@ struct Simulation::SimNode {
   std::uint32_t reorder_us_max = 0;
   std::uint64_t read_errors_unexplained = 0;  // injected read EIOs not yet seen by the client
   // Operator bookkeeping.
-  enum class PromotionReason : std::uint8_t { initial, failover, outdated_test, split_brain };
+  enum class PromotionReason : std::uint8_t {
+    initial,
+    failover,
+    outdated_test,
+    split_brain,
+    two_primaries,
+  };
   bool promotion_requested = false;  // a Promote is pending in the core
   PromotionReason promotion_reason = PromotionReason::initial;
   bool up_to_date_at_promotion = false;

@@ -387,7 +387,8 @@ void Simulation::after_step(std::uint8_t node) {
   check_cluster_step();
 }
 
-// Cluster-wide state validity after every step: two connected nodes are never both Primary.
+// Cluster-wide state validity after every step: two connected nodes are never both Primary
+// (unless both allow two Primaries).
 void Simulation::check_cluster_step() {
   std::uint32_t primaries = 0;
   for (const auto& node : nodes_) {
@@ -400,6 +401,8 @@ void Simulation::check_cluster_step() {
       const core::Node& a = *nodes_[first]->core;
       const core::Node& b = *nodes_[second]->core;
       if (a.role() != Role::primary || b.role() != Role::primary) continue;
+      // allow-two-primaries on both: two connected Primaries are the point (live migration).
+      if (a.config().allow_two_primaries && b.config().allow_two_primaries) continue;
       const auto a_view = a.peer(NodeId{second});
       const auto b_view = b.peer(NodeId{first});
       if (a_view && b_view && a_view->connection == ConnectionState::connected &&

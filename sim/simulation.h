@@ -85,6 +85,9 @@ struct RunResult {
   std::uint32_t congestion_disconnects = 0;
   std::uint32_t split_brain_unresolved_reports = 0;
   std::uint64_t blocks_discarded_by_split_brain = 0;
+  // Two Primaries: `concurrent-writes` lines seen (a Primary dropped a connection for
+  // overlapping concurrent writes, core/node_two_primaries.cpp).
+  std::uint32_t concurrent_writes_reports = 0;
   // Fencing: fence-peer and unfence-peer calls (all nodes), and fence-peer results a node
   // applied or discarded (a late result after the connection came back, or a crash).
   std::uint32_t fence_peer_calls = 0;
@@ -221,6 +224,11 @@ class Simulation {
   void split_brain_before_issue(std::uint64_t operation_index);
   std::uint8_t split_brain_writer(std::uint64_t request);
   void split_brain_heal();
+  // The two-Primaries scenario (simulation_two_primaries.cpp).
+  bool two_primaries_before_issue(std::uint64_t operation_index);
+  std::uint8_t two_primaries_writer(std::uint64_t request) const;
+  void inject_concurrent_writes();
+  bool extra_write_completed(std::uint8_t node, const core::CompleteClient& complete);
   void on_split_brain_step(const SimEvent& event);
   void on_core_event(std::uint8_t node, const std::string& line);
   // The admin scenario (simulation_admin.cpp).
@@ -323,6 +331,13 @@ class Simulation {
   bool split_partitioned_ = false;
   bool manual_recovery_done_ = false;
   std::vector<std::uint64_t> digests_at_heal_;
+  // The two-Primaries scenario: both write (two_writers_); node `two_demoting_` demotes once
+  // its requests are done; the overlapping pair's requests in flight.
+  bool two_writers_ = false;
+  bool two_conflict_done_ = false;
+  bool two_promotion_started_ = false;
+  std::optional<std::uint8_t> two_demoting_;
+  std::uint32_t extra_writes_in_flight_ = 0;
   Instant last_progress_;
   Instant run_deadline_;
   RunResult result_;

@@ -23,9 +23,11 @@ void Simulation::on_workload_tick() {
   tick_scheduled_ = false;
   while (has_primary_ && alive(primary_) && !paused(primary_) && !split_waiting_) {
     if (script_holds_client()) return;
+    if (two_primaries_before_issue(workload_.statistics().issued)) return;
     const std::optional<ClientOperation> operation = workload_.next(now_);
     if (!operation) return;
     if (split_writers_) primary_ = split_brain_writer(operation->request.value);
+    if (two_writers_) primary_ = two_primaries_writer(operation->request.value);
     issue(*operation);
   }
 }
@@ -72,6 +74,7 @@ void Simulation::issue(const ClientOperation& operation) {
 
 void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClient& complete) {
   SimNode& sim_node = *nodes_[node];
+  if (extra_write_completed(node, complete)) return;
   hash_.add(complete.request.value);
   hash_.add(static_cast<std::uint64_t>(complete.status));
   const ClientOperation* found = workload_.find(complete.request);
@@ -237,6 +240,15 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
       }
       split_writers_ = true;
       split_waiting_ = false;
+      return schedule_tick(Duration{0});
+    case Reason::two_primaries:
+      if (!result.ok) {
+        violations_.add("two-Primaries scenario: promoting " + node_name(node) +
+                        " beside the Primary was refused: " + result.code + " (" + result.message +
+                        ")");
+        return;
+      }
+      two_writers_ = true;
       return schedule_tick(Duration{0});
     case Reason::outdated_test:
       if (!result.ok) return;

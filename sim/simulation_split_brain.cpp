@@ -138,6 +138,7 @@ void Simulation::on_core_event(std::uint8_t node, const std::string& line) {
     if (line.find(" replication:Behind ") != std::string::npos) result_.behind_entered += 1;
   }
   if (line.starts_with("congested ")) result_.congestion_disconnects += 1;
+  if (line.starts_with("concurrent-writes ")) result_.concurrent_writes_reports += 1;
   if (!line.starts_with("call helper ")) return;
   const std::optional<std::uint8_t> peer = peer_of(line);
   if (!peer || *peer >= options_.nodes || *peer == node) return;

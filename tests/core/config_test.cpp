@@ -39,7 +39,7 @@ resource r0 {
     protocol A;
     after-sb-0pri discard-zero-changes;
     shared-secret "a secret";
-    allow-two-primaries;
+    use-rle;
   }
   on alpha {
     node-id 0;
@@ -66,7 +66,7 @@ TEST(ConfigParse, TwoNodeResourceGivesHostsNodeIdsAddressesAndImplicitVolumeZero
   EXPECT_EQ(r0.protocol(), Protocol::a);
   ASSERT_NE(r0.net.find("shared-secret"), nullptr);
   EXPECT_EQ(r0.net.find("shared-secret")->value_text(), "a secret");
-  EXPECT_EQ(r0.net.find("allow-two-primaries")->value_text(), "yes");
+  EXPECT_EQ(r0.net.find("use-rle")->value_text(), "yes");
   EXPECT_EQ(r0.net.find("after-sb-0pri")->location.to_string(), "r0.res:6:5");
   ASSERT_NE(config.global.find("usage-count"), nullptr);
 
@@ -359,6 +359,34 @@ TEST(ConfigErrors, EnumerationAndBooleanValuesAreChecked) {
             "number)");
   EXPECT_EQ(parse_error("resource r0 { net { ping-int soon; } }"),
             "r0.res:1:30: invalid value 'soon' for ping-int (expected a number)");
+}
+
+// allow-two-primaries requires protocol C (drbd_nl.c _check_net_options, §2.1 item 7).
+constexpr std::string_view two_primaries_hosts = R"(
+  on alpha { node-id 0; address 10.0.0.1:7789; device minor 0; disk /dev/vg/r0; }
+  on beta { node-id 1; address 10.0.0.2:7789; device minor 0; disk /dev/vg/r0; }
+})";
+
+TEST(ConfigErrors, AllowTwoPrimariesWithProtocolAOrBIsRejectedAtTheOption) {
+  EXPECT_EQ(parse_error("resource r0 {\n  net { protocol A; allow-two-primaries yes; }" +
+                        std::string(two_primaries_hosts)),
+            "r0.res:2:21: allow-two-primaries requires protocol C (the connection between "
+            "'alpha' and 'beta' uses protocol A)");
+  // Inherited from common, with the protocol set on the connection.
+  EXPECT_EQ(parse_error("common { net { allow-two-primaries; } }\nresource r0 {\n"
+                        "  connection { host alpha; host beta; net { protocol B; } }" +
+                        std::string(two_primaries_hosts)),
+            "r0.res:1:16: allow-two-primaries requires protocol C (the connection between "
+            "'alpha' and 'beta' uses protocol B)");
+}
+
+TEST(ConfigParse, AllowTwoPrimariesIsAcceptedWithProtocolCAndOffWithAnyProtocol) {
+  const Config on = parse_ok("resource r0 {\n  net { protocol C; allow-two-primaries yes; }" +
+                             std::string(two_primaries_hosts));
+  EXPECT_EQ(on.resources[0].net.find("allow-two-primaries")->value_text(), "yes");
+  const Config off = parse_ok("resource r0 {\n  net { protocol A; allow-two-primaries no; }" +
+                              std::string(two_primaries_hosts));
+  EXPECT_EQ(off.resources[0].protocol(), Protocol::a);
 }
 
 TEST(ConfigErrors, UnknownKeywordsAreRejectedInEveryScope) {
