@@ -30,18 +30,16 @@ void expect_passed(const RunReport& report) {
 }
 
 // Bug (found by this scenario on real daemons, about 1 run in 5; the same bug as the
-// simulator's DISABLED_ RegressionResync test of swarm seed 2937): the Primary is killed with
-// writes in flight; one in-flight write reaches beta but not gamma. beta is promoted, alpha
-// restarts and resyncs, all three end UpToDate and Connected, and the replicas differ: e.g. seed
-// 4, block 379 holds tag 275 (an unacknowledged write) on beta, the new Primary, and tag 62 on
-// gamma and alpha. Every acknowledged write is still on beta (that oracle holds); the survivors
-// were never reconciled after losing their Primary, so a later failover to gamma would serve
-// other data than beta did. DRBD resyncs the survivors after a lost Primary; ditto does only
-// when the lost Primary had no disk (reconcile_after_lost_primary in core/node_peer.cpp).
+// simulator's RegressionResync test of swarm seed 2937): the Primary is killed with writes in
+// flight; one in-flight write reaches beta but not gamma. beta is promoted, alpha restarts and
+// resyncs, all three end UpToDate and Connected, and the replicas differ: e.g. seed 4, block 379
+// held tag 275 (an unacknowledged write) on beta, the new Primary, and tag 62 on gamma and
+// alpha, so a later failover to gamma would serve other data than beta did. Fixed as DRBD does:
+// the survivors reconcile after losing any Primary, not only a diskless one
+// (reconcile_after_lost_primary in core/node_peer.cpp).
 // Reproduce: for s in $(seq 1 20); do
 //   ditto-faults run --target real faults/scenarios/failover-primary-crash.json --seed $s; done
-TEST(ScenariosOnRealDaemons,
-     DISABLED_AfterThePrimaryIsKilledWithWritesInFlightTheReplicasEndIdentical) {
+TEST(ScenariosOnRealDaemons, AfterThePrimaryIsKilledWithWritesInFlightTheReplicasEndIdentical) {
   for (std::uint64_t seed = 1; seed <= 20; ++seed) {
     const RunReport report = run_file("failover-primary-crash.json", seed);
     expect_passed(report);
