@@ -85,7 +85,7 @@ class RealRun {
 
 std::string RealRun::node_config(int node) const {
   const ClusterShape& shape = scenario_.cluster;
-  std::string text = "resource r0 {\n  net { protocol " + std::string(name(shape.protocol)) +
+  std::string text = "resource r0 {\n  net { protocol " + std::string(ditto::to_string(shape.protocol)) +
                      "; ping-int 1; ping-timeout 5; connect-int 1; }\n";
   if (shape.diskless_node) {  // the client needs the size its peers export
     text += "  disk { size " + std::to_string(shape.volume_size_bytes >> 20) + "M; }\n";

@@ -43,15 +43,6 @@ std::string_view name(WaitCondition condition) {
   return "?";
 }
 
-std::string_view name(Protocol protocol) {
-  switch (protocol) {
-    case Protocol::a: return "A";
-    case Protocol::b: return "B";
-    case Protocol::c: return "C";
-  }
-  return "?";
-}
-
 std::string describe(const Step& step) {
   std::ostringstream out;
   out << name(step.kind);

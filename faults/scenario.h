@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "core/types.h"
 #include "netem/latency.h"
 
 namespace ditto::faults {
@@ -25,7 +26,7 @@ inline constexpr std::uint32_t operations_per_step_max = 100'000;
 inline constexpr std::uint32_t queue_depth_max = 32;
 inline constexpr std::uint64_t timeout_ms_max = 600'000;
 
-enum class Protocol : std::uint8_t { a, b, c };
+// Protocol: ditto::Protocol (core/types.h), named by ditto::to_string.
 enum class Quorum : std::uint8_t { off, majority };
 
 struct ClusterShape {
@@ -110,7 +111,6 @@ struct Scenario {
 [[nodiscard]] Result<Scenario> scenario_from_json(std::string_view text);
 std::string_view name(StepKind kind);
 std::string_view name(WaitCondition condition);
-std::string_view name(Protocol protocol);
 // A one-line description of a step, for reports ("partition one-way 0->1").
 std::string describe(const Step& step);
 
