@@ -241,6 +241,7 @@ void Node::sync_handshake_with(Peer& peer, const HandshakeDecision& decision) {
   peer.reconcile_resync = false;
   switch (decision.outcome) {
     case HandshakeOutcome::established:
+      if (decision.defer_resync) return defer_resync(peer, decision.reason.data());
       return resync_same_generation(peer);
     case HandshakeOutcome::become_source:
     case HandshakeOutcome::become_target: {

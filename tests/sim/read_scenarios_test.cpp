@@ -141,11 +141,20 @@ TEST(ReadScenarios, RegressionSwarmSeedsATargetWhoseSourceDetachedResyncsFromAno
 // Not fixed yet: the last seeds in 1000 that fail with a diskless client (ditto-sim campaign
 // --seeds 1000 --swarm --swarm-diskless [--swarm-reads] --ops 400), which keeps
 // --swarm-diskless out of the CI swarm. Seed 870 (4 nodes, partition_halves, slow and
-// reordering disks, with or without --swarm-reads): after a chain of resyncs in which node3 is
-// SyncTarget of node1 while PausedSyncSource toward node2, node3 ends UpToDate with tag 0
-// (never written) on six blocks it held when their writes were acknowledged. Seed 871
-// (--swarm-diskless only): two UpToDate connected nodes hold different acknowledged writes on
-// 3 blocks. Causes not isolated. Replay:
+// reordering disks, with or without --swarm-reads), cause isolated on the shrunk schedule
+// (2 faults, 25 operations): the diskless Primary node0 replicates only to UpToDate peers and
+// to its own SyncTargets (Node::peer_replicating), so while node2 is SyncTarget of node3 the
+// Primary's writes (tag 19 on block 8108) reach node3 alone, and node3 marks them out of sync
+// toward node2. node2's resync ends with those bits left over, node3 reconnects to resync them,
+// the link breaks, and node2 is UpToDate, replicated to again, and marks 3 blocks of its own
+// toward node3 while they are apart. At the next handshake both are UpToDate on one
+// generation with bits on both sides (16 and 3): resync_same_generation picks the lower node
+// id as source, and the union of both bitmaps is copied from node2, overwriting node3's only
+// copy of tag 19 with tag 0. DRBD avoids it by replicating to every connected peer with a disk,
+// a SyncTarget of another node included; that needs the SyncTarget to order the Primary's
+// writes against its source's resync data (resync fences). Seed 871 (--swarm-diskless only):
+// two UpToDate connected nodes hold different acknowledged writes on 3 blocks; not analysed.
+// Replay:
 // ditto-sim run --seed 870 --swarm --ops 400 --swarm-diskless --trace
 TEST(ReadScenarios, DISABLED_RegressionDisklessSwarmSeeds870And871KeepEveryAcknowledgedBlock) {
   for (const std::uint64_t seed : {870u, 871u}) {
