@@ -384,7 +384,8 @@ bool Node::peer_replicating(const Peer& peer) const {
   if (disk_state_ != DiskState::up_to_date && !local_disk_detached()) return false;
   switch (peer.status.replication) {
     case ReplicationState::established:
-      return peer.status.disk == DiskState::up_to_date;
+      return peer.status.disk == DiskState::up_to_date ||
+             (role_ == Role::primary && peer.status.disk == DiskState::inconsistent);
     case ReplicationState::wait_bitmap_source:
     case ReplicationState::sync_source:
     case ReplicationState::paused_sync_source:

@@ -225,6 +225,16 @@ TEST(RegressionLiveness, TwoInconsistentSecondariesOnDivergedGenerationsStayConn
   expect_swarm_seeds_pass({2892});
 }
 
+// Found when a Primary began to replicate to an Inconsistent SyncTarget of another node (seed
+// 870): node1 and node2, both Inconsistent after their source (the Primary's disk) failed, had
+// a resync deferred between them ("the source is itself inconsistent"), and that deferral kept
+// node1 from asking its UpToDate peer node3 for a resync (resync_from_up_to_date_peer): node1
+// stayed Inconsistent for good. A deferral with an Inconsistent peer no longer holds it back.
+// Replay: ditto-sim run --seed 1635 --swarm --ops 400 --trace
+TEST(RegressionLiveness, AnInconsistentNodeResyncsFromAnUpToDatePeerDespiteADeferralWithAnInconsistentOne) {
+  expect_swarm_seeds_pass({1635});
+}
+
 // The shrinker itself, on a failure that does not depend on the core: the oracle self-test
 // drops an acknowledged block at the end, so every fault is removable.
 // Two of ditto's own UUID flags shared bit 40 after a merge (restarted_behind and the quorum
