@@ -143,10 +143,11 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
       hold_behind_peer_writes({request, sector, length_bytes, payload, flags}, al_referenced)) {
     return;
   }
-  // A Primary whose disk detached writes through its UpToDate peers only; with none left there
-  // is nowhere to store the data.
+  // A Primary whose disk detached writes through its peers; without an UpToDate one among them
+  // there is no good copy to add the write to (an Inconsistent SyncTarget of another node gets
+  // the write too, but cannot vouch for it).
   const bool writes_locally = disk_state_ == DiskState::up_to_date;
-  if (!writes_locally && !(local_disk_detached() && replication_targets_mask() != 0)) {
+  if (!writes_locally && !(local_disk_detached() && replicates_to_up_to_date_peer())) {
     actions_.push_back(CompleteClient{request, ClientStatus::io_error, std::nullopt, std::nullopt});
     actions_.push_back(ReleasePayload{payload});
     return;
@@ -394,6 +395,13 @@ bool Node::peer_replicating(const Peer& peer) const {
     default:
       return false;
   }
+}
+
+bool Node::replicates_to_up_to_date_peer() const {
+  for (const Peer& peer : configured_peers()) {
+    if (peer.status.disk == DiskState::up_to_date && peer_replicating(peer)) return true;
+  }
+  return false;
 }
 
 std::uint32_t Node::replication_targets_mask() const {
