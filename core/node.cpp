@@ -147,7 +147,8 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
   // there is no good copy to add the write to (an Inconsistent SyncTarget of another node gets
   // the write too, but cannot vouch for it).
   const bool writes_locally = disk_state_ == DiskState::up_to_date;
-  if (!writes_locally && !(local_disk_detached() && replicates_to_up_to_date_peer())) {
+  if (!writes_locally &&
+      !(local_disk_detached() && (replication_targets_mask() & up_to_date_nodes_mask()) != 0)) {
     actions_.push_back(CompleteClient{request, ClientStatus::io_error, std::nullopt, std::nullopt});
     actions_.push_back(ReleasePayload{payload});
     return;
@@ -395,13 +396,6 @@ bool Node::peer_replicating(const Peer& peer) const {
     default:
       return false;
   }
-}
-
-bool Node::replicates_to_up_to_date_peer() const {
-  for (const Peer& peer : configured_peers()) {
-    if (peer.status.disk == DiskState::up_to_date && peer_replicating(peer)) return true;
-  }
-  return false;
 }
 
 std::uint32_t Node::replication_targets_mask() const {

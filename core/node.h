@@ -451,7 +451,6 @@ class Node {
   IoId next_io() { return IoId{next_io_++}; }
   Peer& peer_ref(NodeId peer);
   bool peer_replicating(const Peer& peer) const;
-  bool replicates_to_up_to_date_peer() const;
   std::uint32_t replication_targets_mask() const;
   std::uint32_t handshaken_peers_mask() const;
   std::uint32_t client_requests() const;

@@ -42,15 +42,14 @@ bool Node::agree_on_size(Peer& peer, const wire::StateReport& state) {
   const std::uint64_t ours = size_bytes_ / sector_size_bytes;
   const std::uint64_t our_usable = usable_size_bytes() / sector_size_bytes;
   const auto sectors = [](std::uint64_t count) { return std::to_string(count) + " sectors"; };
-  if (state.usable_size_sectors == 0) {
-    // A diskless peer exposes what it learned; only a Primary's size binds us.
-    if (state.role == Role::primary && our_usable != 0 && our_usable < state.current_size_sectors) {
-      refuse_for_size(peer, "our disk is too small for the Primary peer (" + sectors(our_usable) +
-                                " < " + sectors(state.current_size_sectors) + ")");
-      return false;
-    }
-    return true;
+  // A Primary peer's size binds us, diskless or not.
+  if (state.role == Role::primary && our_usable != 0 && our_usable < state.current_size_sectors) {
+    refuse_for_size(peer, "our disk is too small for the Primary peer (" + sectors(our_usable) +
+                              " < " + sectors(state.current_size_sectors) + ")");
+    return false;
   }
+  // A diskless peer exposes what it learned; nothing else of it binds us.
+  if (state.usable_size_sectors == 0) return true;
   const std::uint64_t theirs =
       state.current_size_sectors == 0
           ? state.usable_size_sectors
@@ -58,11 +57,6 @@ bool Node::agree_on_size(Peer& peer, const wire::StateReport& state) {
   if (role_ == Role::primary && state.usable_size_sectors < ours) {
     refuse_for_size(peer, "the peer's disk is too small for this Primary (" +
                               sectors(state.usable_size_sectors) + " < " + sectors(ours) + ")");
-    return false;
-  }
-  if (state.role == Role::primary && our_usable != 0 && our_usable < state.current_size_sectors) {
-    refuse_for_size(peer, "our disk is too small for the Primary peer (" + sectors(our_usable) +
-                              " < " + sectors(state.current_size_sectors) + ")");
     return false;
   }
   if (config_.intentional_diskless && config_.volume_size_bytes != 0 && theirs != ours) {
