@@ -481,6 +481,8 @@ class Node {
   // Peer messages (node_peer.cpp).
   void dispatch(Instant now, Peer& peer, const wire::Message& message, PayloadHandle payload);
   void on_hello(Instant now, Peer& peer, const wire::Hello& hello);
+  ConnectionSettings connection_settings(const Peer& peer) const;
+  void refuse_to_connect(Peer& peer, const std::string& reason);
   void on_state_report(Instant now, Peer& peer, const wire::StateReport& state);
   void on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandle payload);
   void on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::MessageType type);
@@ -506,7 +508,6 @@ class Node {
   // Volume sizes (node_sizes.cpp): applies a StateReport's sizes (learn, shrink, or refuse the
   // connection: false) and changes the size this node exposes.
   bool agree_on_size(Peer& peer, const wire::StateReport& state);
-  void refuse_for_size(Peer& peer, const std::string& reason);
   void set_size(std::uint64_t size_bytes);
   bool primary_besides(const Peer& peer) const;
   std::string quorum_evidence(const Peer& peer) const;

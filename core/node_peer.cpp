@@ -42,6 +42,7 @@ void Node::on_connection_up(Instant now, NodeId peer_id) {
   hello.sender = config_.node_id;
   hello.receiver = peer_id;
   hello.resource_name = config_.resource_name;
+  hello.settings = connection_settings(peer);
   actions_.push_back(Send{peer_id, hello, std::nullopt});
   send_state(peer);
   invariants();
@@ -162,7 +163,33 @@ void Node::on_hello(Instant now, Peer& peer, const wire::Hello& hello) {
   if (hello.resource_name != config_.resource_name) {
     return protocol_error(peer, "Hello is for resource '" + hello.resource_name + "'");
   }
+  if (std::optional<std::string> reason =
+          incompatible_settings(connection_settings(peer), hello.settings)) {
+    return refuse_to_connect(peer, *reason);
+  }
   peer.hello_received = true;
+}
+
+// A handshake that cannot go on (incompatible settings, sizes): both sides report it and the
+// connection goes StandAlone until the operator connects it again (DRBD's C_DISCONNECTING).
+void Node::refuse_to_connect(Peer& peer, const std::string& reason) {
+  actions_.push_back(Event{"connect-refused name:" + config_.resource_name +
+                           " peer-node-id:" + std::to_string(peer.status.node_id.value) +
+                           " conn-name:" + peer.status.name + " reason:\"" + reason + "\""});
+  actions_.push_back(Disconnect{peer.status.node_id, reason + "; refusing to connect", false});
+  peer_lost(peer, ConnectionState::disconnecting);
+}
+
+// What this node sends in its Hello to `peer` for the two sides to compare (DRBD's P_PROTOCOL).
+ConnectionSettings Node::connection_settings(const Peer& peer) const {
+  ConnectionSettings settings;
+  settings.protocol = config_.protocol;
+  settings.after_sb_0pri = config_.split_brain.after_sb_0pri;
+  settings.after_sb_1pri = config_.split_brain.after_sb_1pri;
+  settings.after_sb_2pri = config_.split_brain.after_sb_2pri;
+  settings.allow_two_primaries = config_.allow_two_primaries;
+  settings.discard_my_data = peer.discard_my_data;
+  return settings;
 }
 
 // The peer's reported role and disk are a peer request: validated as a soft transition, so a

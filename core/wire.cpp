@@ -15,7 +15,7 @@ std::size_t fields_size_bytes(const Message& message) {
   return std::visit(
       Overloaded{
           [](const Hello& hello) -> std::size_t {
-            return 2 + 2 + 1 + 1 + 8 + 1 + hello.resource_name.size();
+            return 2 + 2 + 1 + 1 + 8 + 1 + hello.resource_name.size() + 1 + 1 + 1 + 1 + 1;
           },
           [](const StateReport&) -> std::size_t {
             return 1 + 1 + 8 + 8 + 4 + 8 + 1 + 8 + 8 + 8 + 8 * 2 * std::size_t{generation_node_slots};
@@ -100,6 +100,18 @@ void write_state(const StateReport& state, ByteWriter& writer) {
   for (const std::uint64_t uuid : state.uuids.history) writer.u64(uuid);
 }
 
+constexpr std::uint8_t settings_flag_two_primaries = 1;
+constexpr std::uint8_t settings_flag_discard_my_data = 2;
+
+void write_settings(const ConnectionSettings& settings, ByteWriter& writer) {
+  writer.u8(static_cast<std::uint8_t>(settings.protocol));
+  writer.u8(static_cast<std::uint8_t>(settings.after_sb_0pri));
+  writer.u8(static_cast<std::uint8_t>(settings.after_sb_1pri));
+  writer.u8(static_cast<std::uint8_t>(settings.after_sb_2pri));
+  writer.u8((settings.allow_two_primaries ? settings_flag_two_primaries : 0) |
+            (settings.discard_my_data ? settings_flag_discard_my_data : 0));
+}
+
 void write_fields(const Message& message, ByteWriter& writer) {
   std::visit(Overloaded{
                  [&](const Hello& hello) {
@@ -111,6 +123,7 @@ void write_fields(const Message& message, ByteWriter& writer) {
                    writer.u64(hello.features);
                    writer.u8(static_cast<std::uint8_t>(hello.resource_name.size()));
                    writer.string(hello.resource_name);
+                   write_settings(hello.settings, writer);
                  },
                  [&](const StateReport& state) { write_state(state, writer); },
                  [&](const Data& data) {
@@ -239,6 +252,36 @@ std::optional<WireError> parse_block_range(ByteReader& reader, MessageType type,
   return std::nullopt;
 }
 
+// The net options of a Hello, each checked against the values it may take; the reason on error.
+const char* read_settings(ByteReader& reader, ConnectionSettings& settings) {
+  std::uint8_t protocol = 0;
+  std::uint8_t after_sb_0pri = 0;
+  std::uint8_t after_sb_1pri = 0;
+  std::uint8_t after_sb_2pri = 0;
+  std::uint8_t flags = 0;
+  if (!reader.u8(protocol) || !reader.u8(after_sb_0pri) || !reader.u8(after_sb_1pri) ||
+      !reader.u8(after_sb_2pri) || !reader.u8(flags)) {
+    return "truncated connection settings";
+  }
+  if (protocol < static_cast<std::uint8_t>(Protocol::a) ||
+      protocol > static_cast<std::uint8_t>(Protocol::c)) {
+    return "replication protocol is not A, B or C";
+  }
+  if (after_sb_0pri >= after_split_brain_0_count) return "after-sb-0pri value out of range";
+  if (after_sb_1pri >= after_split_brain_1_count) return "after-sb-1pri value out of range";
+  if (after_sb_2pri >= after_split_brain_2_count) return "after-sb-2pri value out of range";
+  if ((flags & ~(settings_flag_two_primaries | settings_flag_discard_my_data)) != 0) {
+    return "unknown connection settings flags";
+  }
+  settings.protocol = static_cast<Protocol>(protocol);
+  settings.after_sb_0pri = static_cast<AfterSplitBrain0>(after_sb_0pri);
+  settings.after_sb_1pri = static_cast<AfterSplitBrain1>(after_sb_1pri);
+  settings.after_sb_2pri = static_cast<AfterSplitBrain2>(after_sb_2pri);
+  settings.allow_two_primaries = (flags & settings_flag_two_primaries) != 0;
+  settings.discard_my_data = (flags & settings_flag_discard_my_data) != 0;
+  return nullptr;
+}
+
 std::variant<Message, WireError> parse_hello(ByteReader& reader) {
   Hello hello;
   std::uint8_t sender = 0;
@@ -257,6 +300,9 @@ std::variant<Message, WireError> parse_hello(ByteReader& reader) {
   }
   if (!reader.string(hello.resource_name, name_length)) {
     return malformed(MessageType::hello, "truncated resource name");
+  }
+  if (const char* error = read_settings(reader, hello.settings)) {
+    return malformed(MessageType::hello, error);
   }
   if (hello.protocol_version_min > hello.protocol_version_max) {
     return malformed(MessageType::hello, "protocol version range is empty");

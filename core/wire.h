@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/connection_settings.h"
 #include "core/generation.h"
 #include "core/types.h"
 
@@ -27,7 +28,7 @@ inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
 // 4: TwoPcPrepare for a lost-peer state change (TwoPcChange::lost_peer).
 // 5: congestion (pull-ahead): OutOfSync, and SyncControl resync_after_ahead.
 // 6: StateReport carries the sender's usable and current volume sizes (DRBD's P_SIZES).
-inline constexpr std::uint16_t protocol_version = 6;
+inline constexpr std::uint16_t protocol_version = 7;
 inline constexpr std::size_t header_size_bytes = 16;
 inline constexpr std::size_t resource_name_size_max = 64;
 // The largest client write we replicate in one message (the NBD 32 MiB convention).
@@ -78,6 +79,8 @@ struct Hello {
   NodeId receiver;
   std::uint64_t features = 0;
   std::string resource_name;
+  // The sender's net options the two sides must agree on (DRBD's P_PROTOCOL).
+  ConnectionSettings settings;
   friend bool operator==(const Hello&, const Hello&) = default;
 };
 

@@ -20,7 +20,7 @@ std::vector<wire::Message> valid_messages(Prng& prng) {
   const auto id = [&] { return prng.below(8); };
   const auto node = [&] { return NodeId{static_cast<std::uint8_t>(prng.below(3))}; };
   return {
-      wire::Hello{1, 1, node(), node(), 0, "r0"},
+      wire::Hello{1, 1, node(), node(), 0, "r0", {}},
       wire::StateReport{prng.chance(1, 2) ? Role::primary : Role::secondary,
                         static_cast<DiskState>(prng.below(10)), prng.below(100)},
       wire::Data{id(), Sector{prng.below(2048)}, 4096,

@@ -37,7 +37,7 @@ T round_trip(const Message& message, std::span<const std::uint8_t> payload = {})
 }
 
 TEST(Wire, EveryMessageSurvivesARoundTrip) {
-  Hello hello{1, 1, NodeId{3}, NodeId{7}, 0xF00D, "r0"};
+  Hello hello{1, 1, NodeId{3}, NodeId{7}, 0xF00D, "r0", {}};
   EXPECT_EQ(round_trip<Hello>(hello), hello);
   StateReport state{Role::primary, DiskState::up_to_date, {}, 3, 5, 7};
   state.uuids.current = 42;
@@ -85,6 +85,37 @@ DecodeResult decode_with_body_byte(const Message& message, std::size_t offset, s
 TEST(Wire, ALostPeerPrepareSurvivesARoundTrip) {
   const TwoPcPrepare prepare{NodeId{3}, 0x1234'5678'9abc'def0, TwoPcChange::lost_peer};
   EXPECT_EQ(round_trip<TwoPcPrepare>(prepare), prepare);
+}
+
+TEST(Wire, AHelloCarriesTheSendersConnectionSettings) {
+  Hello hello{1, 1, NodeId{3}, NodeId{7}, 0, "r0", {}};
+  hello.settings.protocol = Protocol::a;
+  hello.settings.after_sb_0pri = AfterSplitBrain0::discard_remote;
+  hello.settings.after_sb_1pri = AfterSplitBrain1::call_pri_lost_after_sb;
+  hello.settings.after_sb_2pri = AfterSplitBrain2::violently_as0p;
+  hello.settings.allow_two_primaries = true;
+  hello.settings.discard_my_data = true;
+  EXPECT_EQ(round_trip<Hello>(hello), hello);
+}
+
+TEST(Wire, HelloSettingsOutsideTheirRangesAreMalformed) {
+  const Hello hello{1, 1, NodeId{3}, NodeId{7}, 0, "r0", {}};
+  // Body: versions (4), sender, receiver, features (8), name length, name (2), then protocol,
+  // after-sb-0pri, after-sb-1pri, after-sb-2pri and the flags.
+  const std::size_t settings = 2 + 2 + 1 + 1 + 8 + 1 + 2;
+  const std::pair<std::size_t, std::uint8_t> cases[] = {
+      {settings, 0}, {settings, 4}, {settings + 1, 7}, {settings + 2, 5}, {settings + 3, 3},
+      {settings + 4, 4}};
+  const char* reasons[] = {"protocol", "protocol", "after-sb-0pri", "after-sb-1pri",
+                           "after-sb-2pri", "flags"};
+  for (std::size_t i = 0; i < std::size(cases); ++i) {
+    SCOPED_TRACE(i);
+    const auto result = decode_with_body_byte(hello, cases[i].first, cases[i].second);
+    ASSERT_TRUE(std::holds_alternative<WireError>(result));
+    EXPECT_EQ(std::get<WireError>(result).code, WireErrorCode::malformed_body);
+    EXPECT_NE(std::get<WireError>(result).message.find(reasons[i]), std::string::npos)
+        << std::get<WireError>(result).message;
+  }
 }
 
 TEST(Wire, TwoPhaseCommitFieldsOutsideTheirRangesAreMalformed) {
