@@ -334,6 +334,7 @@ void ResourceRunner::execute(core::Action& action) {
             }
           },
           [&](const core::CallHelper& helper) { run_helper(helper); },
+          [&](const core::CheckDiskSize&) { check_disk_size(); },
           [&](const auto& disk_action) { execute_disk(disk_action); },
       },
       action);
