@@ -4,7 +4,9 @@
 // --assume-clean.
 #include <gtest/gtest.h>
 
+#include <optional>
 #include <string>
+#include <variant>
 
 #include "tests/core/node_harness.h"
 
@@ -210,6 +212,40 @@ TEST(NodeResize, APromotionDuringAPreparedResizeIsRetriedAfterIt) {
   }
   EXPECT_TRUE(promote.ok) << promote.code << ": " << promote.message;
   EXPECT_EQ(cluster.nodes[1].role(), Role::primary);
+}
+
+TEST(NodeResize, AStateReportAPeerSentBeforeItsCommitDoesNotUndoTheResize) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  grow_backing(cluster, {0, 1, 2}, new_size);
+  // node2's last StateReport to node0 from before the resize: old usable and current sizes.
+  std::optional<wire::Message> stale;
+  for (const auto& [index, send] : cluster.sent) {
+    if (index == 2 && send.peer == node_id(0) &&
+        std::holds_alternative<wire::StateReport>(send.message)) {
+      stale = send.message;
+    }
+  }
+  ASSERT_TRUE(stale.has_value());
+  ASSERT_TRUE(cluster.nodes[1].on_admin(cluster.now, Resize{}).pending);
+  cluster.collect(1);
+  // Step until node0 committed and node2 has not yet (the commit to node0 goes first).
+  for (int step = 0; step < 1000; ++step) {
+    if (cluster.nodes[0].size_bytes() == new_size) break;
+    if (!cluster.answer_disk_size_checks() && !cluster.deliver_one()) break;
+  }
+  ASSERT_EQ(cluster.nodes[0].size_bytes(), new_size);
+  ASSERT_EQ(cluster.nodes[2].size_bytes(), old_size);
+  cluster.nodes[0].on_message(cluster.now, node_id(2), *stale, PayloadHandle{});
+  cluster.collect(0);
+  EXPECT_EQ(cluster.nodes[0].size_bytes(), new_size);
+  EXPECT_EQ(cluster.nodes[0].peer(node_id(2))->connection, ConnectionState::connected);
+  EXPECT_TRUE(cluster.disconnects.empty());
+  cluster.settle();
+  for (int index = 0; index < 3; ++index) {
+    EXPECT_EQ(cluster.nodes[index].size_bytes(), new_size) << "node " << index;
+  }
 }
 
 }  // namespace
