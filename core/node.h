@@ -742,7 +742,7 @@ class Node {
   bool note_reply(TwoPcRound& round, const Peer& peer, const wire::TwoPcReply& reply);
   void send_decision(TwoPcRound& round, bool commit, std::uint64_t size_sectors = 0);
   bool round_lost_peer(TwoPcRound& round, const Peer& peer);
-  Duration twopc_retry_delay();
+  bool arm_twopc_retry(Instant now, Instant give_up_at);
   // Resize (node_resize.cpp).
   AdminResult resize(Instant now, const Resize& request);
   void start_resize_attempt(Instant now);

@@ -199,15 +199,13 @@ void Node::resize_timer(Instant now) {
     return finish_resize(
         {StateChangeCode::timeout, "peers did not answer the resize within twopc-timeout"});
   }
-  const Duration delay = twopc_retry_delay();
-  if (now + delay >= resize_->give_up_at) {
+  if (!arm_twopc_retry(now, resize_->give_up_at)) {
     return finish_resize({StateChangeCode::concurrent_state_change,
                           "concurrent state changes kept the resize from committing within "
                           "twice twopc-timeout"});
   }
   resize_->backing_off = true;
   resize_->round = TwoPcRound{};
-  arm_timer(timer_twopc_initiator, now + delay);
 }
 
 // ---- Participant ------------------------------------------------------------------------------

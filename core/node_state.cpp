@@ -358,10 +358,14 @@ bool Node::round_lost_peer(TwoPcRound& round, const Peer& peer) {
   return was_waiting && round.waiting_mask == 0;
 }
 
-// Randomized backoff: two initiators that refused each other retry at different times.
-Duration Node::twopc_retry_delay() {
+// Randomized backoff: two initiators that refused each other retry at different times. Arms
+// the retry of an aborted attempt; false (nothing armed) when it would come after give_up_at.
+bool Node::arm_twopc_retry(Instant now, Instant give_up_at) {
   const auto high = static_cast<std::uint64_t>(config_.twopc_retry_timeout.ns);
-  return Duration{static_cast<std::int64_t>(prng_.between(high / 2, high))};
+  const Duration delay{static_cast<std::int64_t>(prng_.between(high / 2, high))};
+  if (now + delay >= give_up_at) return false;
+  arm_timer(timer_twopc_initiator, now + delay);
+  return true;
 }
 
 void Node::on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply) {
@@ -402,8 +406,7 @@ void Node::decide_promotion(Instant now) {
 
 void Node::back_off(Instant now) {
   DITTO_ASSERT(promotion_.has_value());
-  const Duration delay = twopc_retry_delay();
-  if (now + delay >= promotion_->give_up_at) {
+  if (!arm_twopc_retry(now, promotion_->give_up_at)) {
     return finish_promotion({StateChangeCode::concurrent_state_change,
                              "concurrent state changes kept the promotion from committing "
                              "within twice twopc-timeout"});
@@ -411,7 +414,6 @@ void Node::back_off(Instant now) {
   promotion_->backing_off = true;
   promotion_->round.participants_mask = 0;
   promotion_->round.waiting_mask = 0;
-  arm_timer(timer_twopc_initiator, now + delay);
 }
 
 void Node::abort_participants() {

@@ -107,6 +107,9 @@ TEST(OnlineResize, GrowingBothFilesThenResizeExposesTheNewAreaResyncedAndPersist
     EXPECT_NE(status.find("disk:UpToDate"), std::string::npos) << status;
     EXPECT_EQ(status.find("out-of-sync"), std::string::npos) << status;
   }
+  // The grown volume is the running configuration now: adjust takes the file's live options.
+  const CommandOutcome adjusted = dittoadm(cluster, beta, "adjust r0");
+  EXPECT_EQ(adjusted.exit_status, 0) << adjusted.output;
   for (int index : {alpha, beta}) cluster.kill(index, SIGTERM);
 
   // Identical data areas, with the write past the old end on both.
