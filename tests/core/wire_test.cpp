@@ -103,6 +103,20 @@ TEST(Wire, TwoPhaseCommitFieldsOutsideTheirRangesAreMalformed) {
             std::string::npos);
 }
 
+TEST(Wire, AResizePrepareWithUnknownFlagsOrAResyncSourceAbove31IsMalformed) {
+  // Body: initiator (1), transaction id (8), change (1), size (8), flags (1), source (1).
+  const TwoPcPrepare prepare{NodeId{1}, 2, TwoPcChange::resize, 4096, 0, NodeId{0}};
+  const auto bad_flags = decode_with_body_byte(prepare, 18, 0x80);
+  ASSERT_TRUE(std::holds_alternative<WireError>(bad_flags));
+  EXPECT_NE(std::get<WireError>(bad_flags).message.find("unknown flags"), std::string::npos);
+  const auto bad_source = decode_with_body_byte(prepare, 19, 32);
+  ASSERT_TRUE(std::holds_alternative<WireError>(bad_source));
+  EXPECT_NE(std::get<WireError>(bad_source).message.find("resync source node id above 31"),
+            std::string::npos);
+  const auto unknown_change = decode_with_body_byte(prepare, 9, 4);
+  ASSERT_TRUE(std::holds_alternative<WireError>(unknown_change));
+}
+
 TEST(Wire, TruncatedFrameAsksForMoreBytes) {
   const auto frame = encode(Data{1, Sector{0}, 512, 0}, std::vector<std::uint8_t>(512, 1));
   for (std::size_t size : {std::size_t{0}, std::size_t{7}, std::size_t{16}, frame.size() - 1}) {
