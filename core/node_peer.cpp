@@ -77,7 +77,7 @@ void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
   if (expected != nullptr) {
     if (is_data) actions_.push_back(ReleasePayload{payload});
     protocol_error(peer, expected + std::string(wire::to_string(wire::type_of(message))));
-    if (promotion_) twopc_peer_lost(now, peer);
+    twopc_peer_lost(now, peer);
     apply_quorum_changes(now);
     pump_activity_log();
     return invariants();
@@ -85,9 +85,9 @@ void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
   dispatch(now, peer, message, payload);
   note_sync_progress(now, peer);
   arm_ahead_resync_if_drained(now, peer);
-  // Any message may have dropped the connection (a protocol error): the promotion stops
-  // waiting for that peer.
-  if (!peer.transport_up && promotion_) twopc_peer_lost(now, peer);
+  // Any message may have dropped the connection (a protocol error): a promotion or resize
+  // stops waiting for that peer.
+  if (!peer.transport_up) twopc_peer_lost(now, peer);
   apply_quorum_changes(now);
   pump_activity_log();  // acks and barrier acks free extents that waiting writes may need
   invariants();
@@ -112,7 +112,8 @@ void Node::dispatch(Instant now, Peer& peer, const wire::Message& message, Paylo
                  [&](const wire::TwoPcPrepare& prepare) { on_twopc_prepare(now, peer, prepare); },
                  [&](const wire::TwoPcReply& reply) { on_twopc_reply(now, peer, reply); },
                  [&](const wire::TwoPcCommit& commit) {
-                   on_twopc_decision(peer, commit.initiator, commit.transaction_id, true);
+                   on_twopc_decision(peer, commit.initiator, commit.transaction_id, true,
+                                     commit.size_sectors);
                  },
                  [&](const wire::TwoPcAbort& abort) {
                    on_twopc_decision(peer, abort.initiator, abort.transaction_id, false);
@@ -608,6 +609,7 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   peer.transport_up = false;
   peer.status.pending_writes = 0;
   peer.bitmap_received = false;
+  peer.resize_committed_sectors = 0;
   stop_resync(peer);
   clear_peer_streams(peer);
   if (prepared_ && prepared_->initiator == peer.status.node_id) {

@@ -39,6 +39,12 @@ bool Node::primary_besides(const Peer& peer) const {
 bool Node::agree_on_size(Peer& peer, const wire::StateReport& state) {
   peer.usable_size_sectors = state.usable_size_sectors;
   peer.current_size_sectors = state.current_size_sectors;
+  // A StateReport the peer sent before it committed the resize we committed (node_resize.cpp):
+  // it voted yes, so its disk holds the new size even if this (older) report says otherwise.
+  if (peer.resize_committed_sectors != 0) {
+    if (state.current_size_sectors < peer.resize_committed_sectors) return true;
+    peer.resize_committed_sectors = 0;
+  }
   const std::uint64_t ours = size_bytes_ / sector_size_bytes;
   const std::uint64_t our_usable = usable_size_bytes() / sector_size_bytes;
   const auto sectors = [](std::uint64_t count) { return std::to_string(count) + " sectors"; };

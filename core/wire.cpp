@@ -33,9 +33,9 @@ std::size_t fields_size_bytes(const Message& message) {
           [](const RecvAck&) -> std::size_t { return 8; },
           [](const Barrier&) -> std::size_t { return 4; },
           [](const BarrierAck&) -> std::size_t { return 4 + 4; },
-          [](const TwoPcPrepare&) -> std::size_t { return 1 + 8 + 1; },
-          [](const TwoPcReply&) -> std::size_t { return 1 + 8 + 1 + 1; },
-          [](const TwoPcCommit&) -> std::size_t { return 1 + 8; },
+          [](const TwoPcPrepare&) -> std::size_t { return 1 + 8 + 1 + 8 + 1 + 1; },
+          [](const TwoPcReply&) -> std::size_t { return 1 + 8 + 1 + 1 + 8; },
+          [](const TwoPcCommit&) -> std::size_t { return 1 + 8 + 8; },
           [](const TwoPcAbort&) -> std::size_t { return 1 + 8; },
           [](const BitmapTransfer& bitmap) -> std::size_t { return 8 + 4 * bitmap.words.size(); },
           [](const ResyncRequest&) -> std::size_t { return 8 + 4; },
@@ -72,9 +72,15 @@ void write_twopc(const TwoPc& twopc, ByteWriter& writer) {
   writer.u64(twopc.transaction_id);
   if constexpr (std::is_same_v<TwoPc, TwoPcPrepare>) {
     writer.u8(static_cast<std::uint8_t>(twopc.change));
+    writer.u64(twopc.size_sectors);
+    writer.u8(twopc.flags);
+    writer.u8(twopc.resync_source.value);
   } else if constexpr (std::is_same_v<TwoPc, TwoPcReply>) {
     writer.u8(static_cast<std::uint8_t>(twopc.vote));
     writer.u8(static_cast<std::uint8_t>(twopc.code));
+    writer.u64(twopc.usable_size_sectors);
+  } else if constexpr (std::is_same_v<TwoPc, TwoPcCommit>) {
+    writer.u64(twopc.size_sectors);
   }
 }
 
@@ -433,22 +439,37 @@ std::variant<Message, WireError> parse_twopc(ByteReader& reader, MessageType typ
   }
   if (initiator > node_id_max) return malformed(type, "initiator node id above 31");
   const NodeId node{initiator};
-  if (type == MessageType::twopc_commit) return Message{TwoPcCommit{node, transaction_id}};
+  if (type == MessageType::twopc_commit) {
+    std::uint64_t size_sectors = 0;
+    if (!reader.u64(size_sectors)) return malformed(type, "truncated fields");
+    return Message{TwoPcCommit{node, transaction_id, size_sectors}};
+  }
   if (type == MessageType::twopc_abort) return Message{TwoPcAbort{node, transaction_id}};
   std::uint8_t first = 0;
   if (!reader.u8(first)) return malformed(type, "truncated fields");
   if (type == MessageType::twopc_prepare) {
-    if (first != static_cast<std::uint8_t>(TwoPcChange::promote) &&
-        first != static_cast<std::uint8_t>(TwoPcChange::lost_peer)) {
+    if (first < static_cast<std::uint8_t>(TwoPcChange::promote) ||
+        first > static_cast<std::uint8_t>(TwoPcChange::resize)) {
       return malformed(type, "unknown state change");
     }
-    return Message{TwoPcPrepare{node, transaction_id, static_cast<TwoPcChange>(first)}};
+    TwoPcPrepare prepare{node, transaction_id, static_cast<TwoPcChange>(first), 0, 0, NodeId{}};
+    std::uint8_t source = 0;
+    if (!reader.u64(prepare.size_sectors) || !reader.u8(prepare.flags) || !reader.u8(source)) {
+      return malformed(type, "truncated fields");
+    }
+    if (source > node_id_max) return malformed(type, "resync source node id above 31");
+    if ((prepare.flags & ~twopc_flag_assume_clean) != 0) return malformed(type, "unknown flags");
+    prepare.resync_source = NodeId{source};
+    return Message{prepare};
   }
   std::uint8_t code = 0;
-  if (!reader.u8(code)) return malformed(type, "truncated fields");
+  std::uint64_t usable_size_sectors = 0;
+  if (!reader.u8(code) || !reader.u64(usable_size_sectors)) {
+    return malformed(type, "truncated fields");
+  }
   if (first > static_cast<std::uint8_t>(TwoPcVote::retry)) return malformed(type, "unknown vote");
   return Message{TwoPcReply{node, transaction_id, static_cast<TwoPcVote>(first),
-                            static_cast<std::int8_t>(code)}};
+                            static_cast<std::int8_t>(code), usable_size_sectors}};
 }
 
 std::variant<Message, WireError> parse_bitmap(ByteReader& reader) {
