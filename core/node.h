@@ -743,11 +743,19 @@ class Node {
   bool note_reply(TwoPcRound& round, const Peer& peer, const wire::TwoPcReply& reply);
   void send_decision(TwoPcRound& round, bool commit, std::uint64_t size_sectors = 0);
   bool round_lost_peer(TwoPcRound& round, const Peer& peer);
+  // A promotion or resize of ours is in an attempt (not backing off): a foreign prepare waits.
+  bool initiating_twopc() const {
+    return (promotion_ && !promotion_->backing_off) || (resize_ && !resize_->backing_off);
+  }
+  // We hold `prepare`'s transaction prepared already (a duplicate prepare).
+  bool prepared_for(const wire::TwoPcPrepare& prepare) const {
+    return prepared_ && prepared_->initiator == prepare.initiator &&
+           prepared_->transaction_id == prepare.transaction_id;
+  }
   bool arm_twopc_retry(Instant now, Instant give_up_at);
   // Resize (node_resize.cpp).
   AdminResult resize(Instant now, const Resize& request);
   void start_resize_attempt(Instant now);
-  void continue_resize(Instant now);
   void decide_resize(Instant now);
   void finish_resize(StateChangeResult result);
   void resize_timer(Instant now);
@@ -755,7 +763,7 @@ class Node {
   void on_resize_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& prepare);
   void vote_on_resize(Peer& peer);
   void commit_resize(std::uint64_t size_sectors, bool assume_clean, NodeId source);
-  void commit_resize_early(Peer& peer, std::uint64_t size_sectors);
+  void commit_resize_early(std::uint64_t size_sectors);
   void on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply);
   void on_twopc_decision(Peer& peer, NodeId initiator, std::uint64_t transaction_id, bool commit,
                          std::uint64_t size_sectors = 0);

@@ -211,12 +211,8 @@ void Node::resize_timer(Instant now) {
 // ---- Participant ------------------------------------------------------------------------------
 
 void Node::on_resize_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& prepare) {
-  const bool busy = (promotion_ && !promotion_->backing_off) ||
-                    (resize_ && !resize_->backing_off) || prepared_.has_value();
-  if (busy) {
-    const bool same = prepared_ && prepared_->initiator == prepare.initiator &&
-                      prepared_->transaction_id == prepare.transaction_id;
-    if (same) return;  // a duplicate: the vote follows (or was sent)
+  if (initiating_twopc() || prepared_) {
+    if (prepared_for(prepare)) return;  // a duplicate: the vote follows (or was sent)
     actions_.push_back(Send{peer.status.node_id,
                             wire::TwoPcReply{prepare.initiator, prepare.transaction_id,
                                              wire::TwoPcVote::retry,
@@ -314,12 +310,11 @@ void Node::commit_resize(std::uint64_t size_sectors, bool assume_clean, NodeId s
 
 // A resize target asked us for the resync of the new area before the initiator's commit
 // reached us: the target only learned `size_sectors` from that commit.
-void Node::commit_resize_early(Peer& peer, std::uint64_t size_sectors) {
+void Node::commit_resize_early(std::uint64_t size_sectors) {
   if (!prepared_ || prepared_->change != wire::TwoPcChange::resize || prepared_->checking_disk ||
       size_sectors <= size_bytes_ / sector_size_bytes) {
     return;
   }
-  (void)peer;
   on_twopc_decision(peers_[prepared_->initiator.value], prepared_->initiator,
                     prepared_->transaction_id, true, size_sectors);
 }

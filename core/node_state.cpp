@@ -475,11 +475,7 @@ void Node::on_twopc_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& p
     return;
   }
   if (prepare.change == wire::TwoPcChange::resize) return on_resize_prepare(now, peer, prepare);
-  const bool same = prepared_ && prepared_->initiator == prepare.initiator &&
-                    prepared_->transaction_id == prepare.transaction_id;
-  const bool busy = (promotion_ && !promotion_->backing_off) ||
-                    (resize_ && !resize_->backing_off) || (prepared_ && !same);
-  if (busy) {
+  if (initiating_twopc() || (prepared_ && !prepared_for(prepare))) {
     reply.vote = wire::TwoPcVote::retry;
   } else {
     ClusterState proposed = cluster_state();

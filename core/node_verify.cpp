@@ -196,7 +196,7 @@ void Node::on_sync_control(Instant now, Peer& peer, const wire::SyncControl& con
     case wire::SyncCommand::become_sync_source:
       // After a resize the sector is the new size: the peer committed it, so the resize we
       // prepared (if its commit has not reached us yet) did commit (node_resize.cpp).
-      if (control.sector.value != 0) commit_resize_early(peer, control.sector.value);
+      if (control.sector.value != 0) commit_resize_early(control.sector.value);
       // The peer already went Inconsistent and sent its bitmap: we must serve it or drop the
       // connection (the reconnect's handshake then finds a source for it).
       if (disk_state_ != DiskState::up_to_date ||
