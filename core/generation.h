@@ -258,7 +258,7 @@ enum class HandshakeOutcome {
   dry_run,     // --tentative: report only
 };
 
-enum class BitmapEdit { none, copy_slot, clear_slot, set_all };
+enum class BitmapEdit { none, copy_slot, set_all };
 
 struct HandshakeDecision {
   UuidCompareResult compare;

@@ -225,7 +225,11 @@ void finish_decision(const HandshakeInput& in, HandshakeDecision& decision) {
     decision.bitmap_edit = BitmapEdit::copy_slot;
     decision.copy_from_node = decision.compare.bitmap_node;
   }
-  if (strategy == S::target_clear_bitmap) decision.bitmap_edit = BitmapEdit::clear_slot;
+  // target-clear-bitmap (rule bitmap-peer-other): DRBD zeroes the target's slot toward the
+  // source, which copies its slot for the node we synced up with. ditto keeps our bits, so the
+  // exchange resyncs the union: nodes of one generation may still differ on blocks only we
+  // marked (a lost Primary's writes not yet reconciled), and the copied slot knows nothing of
+  // them (swarm seeds 774, 2566). The cost is resyncing blocks that may already be equal.
   if (strategy == S::source_set_bitmap || strategy == S::target_set_bitmap) {
     decision.bitmap_edit = BitmapEdit::set_all;
   }

@@ -607,6 +607,8 @@ class Node {
   void check_resync_source(Peer& peer, bool was_target);
   void resume_deferred_resyncs();
   void offer_resync_to_peers_left_behind(const Peer& source, std::uint64_t left);
+  void adopt_source_dagtag(const Peer& source);
+  void reconcile_with_peers_of_our_generation(const Peer& source);
   std::uint32_t followed_primary_weak_nodes() const;
   void outdate_if_weak();
   void resync_outdated_peers();

@@ -379,9 +379,6 @@ void Node::apply_bitmap_edit(Peer& peer, const HandshakeDecision& decision) {
       bitmap.merge(*peers_[static_cast<std::size_t>(from)].bitmap);
       break;
     }
-    case BitmapEdit::clear_slot:
-      bitmap.clear_all();
-      break;
     case BitmapEdit::set_all:
       bitmap.set_all();
       break;

@@ -170,9 +170,58 @@ void Node::maybe_finish_resync(Peer& peer) {
                            " peer-node-id:" + std::to_string(peer.status.node_id.value) +
                            " conn-name:" + peer.status.name +
                            " blocks:" + std::to_string(peer.status.resync_done_blocks)});
+  adopt_source_dagtag(peer);
   send_state_to_connected_peers();
   resume_deferred_resyncs();
   offer_resync_to_peers_left_behind(peer, left);
+  reconcile_with_peers_of_our_generation(peer);
+}
+
+// Our blocks are now the source's wherever we differed: we hold what it held of the Primary's
+// writes, so its dagtag is ours (a later reconciliation compares it; with our own older dagtag
+// a peer that received fewer of that Primary's writes than the source would be taken for
+// newer, and would overwrite blocks we got from the source).
+void Node::adopt_source_dagtag(const Peer& source) {
+  if (source.dagtag_node == wire::dagtag_node_none) return;
+  if (dagtag_node_ == source.dagtag_node && dagtag_ >= source.dagtag) return;
+  dagtag_node_ = source.dagtag_node;
+  dagtag_ = source.dagtag;
+}
+
+// We became UpToDate in the generation of an UpToDate peer we stayed Established with
+// throughout our resync from another node, and that peer holds bits toward us: writes of a lost
+// Primary that it received and we may not have (mark_unacked_peer_writes; we were not UpToDate
+// when it lost the Primary, so reconcile_after_lost_primary passed us by). No handshake between
+// us would compare them, and we would stay Established with different blocks (diskless swarm
+// seed 871). The reconnect runs the same-generation handshake, which reconciles from the side
+// with bits, else from the one with more of the lost Primary's writes (dagtag, adopted from our
+// source).
+void Node::reconcile_with_peers_of_our_generation(const Peer& source) {
+  if (disk_state_ != DiskState::up_to_date || role_ == Role::primary) return;
+  // A Primary we follow resyncs what it marked toward each of us itself; between two of its
+  // Secondaries the same-generation rule could only guess (neither has its dagtag, and one of us
+  // may have received its newest writes before the other: swarm seed 618).
+  for (const Peer& other : configured_peers()) {
+    if (other.status.connection == ConnectionState::connected &&
+        other.status.role == Role::primary) {
+      return;
+    }
+  }
+  const std::uint64_t current = comparable_current(generations_.uuids.current);
+  for (Peer& other : configured_peers()) {
+    if (&other == &source || !other.state_received) continue;
+    if (other.status.connection != ConnectionState::connected ||
+        other.status.replication != ReplicationState::established ||
+        other.intentional_diskless || other.status.disk != DiskState::up_to_date) {
+      continue;
+    }
+    if (comparable_current(other.uuids.current) != current) continue;
+    if (other.peer_dirty_bits == 0) continue;
+    actions_.push_back(Disconnect{other.status.node_id,
+                                  "reconnecting to reconcile with " + other.status.name +
+                                      " the blocks marked between us while we resynced"});
+    peer_lost(other, ConnectionState::protocol_error);
+  }
 }
 
 // The resync moved us from generation `left` to the source's. A peer we are connected to that

@@ -517,6 +517,19 @@ TEST(SyncHandshake, CopyBitmapRuleNamesTheSlotToCopy) {
   EXPECT_EQ(decision.outcome, HandshakeOutcome::become_source);
 }
 
+// DRBD zeroes the target's slot here; ditto keeps it, so the bitmap exchange resyncs the union:
+// nodes of one generation may differ on blocks only the target marked (swarm seed 774).
+TEST(SyncHandshake, ATargetThatSyncedUpWithAnotherNodeKeepsItsBitsTowardTheSource) {
+  HandshakeInput input;
+  input.compare.self.current = gen_a;
+  input.compare.peer.current = gen_b;
+  input.compare.peer.bitmap[2] = gen_a;
+  const HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.compare.rule, UuidRule::bitmap_peer_other);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_target);
+  EXPECT_EQ(decision.bitmap_edit, BitmapEdit::none);
+}
+
 TEST(SyncHandshake, TentativeOnlyReports) {
   HandshakeInput input;
   input.compare.self.current = gen_b;

@@ -269,6 +269,23 @@ TEST(RegressionLiveness, ResyncsDeferredBehindASourceThatLostItsDiskRunAgain) {
   expect_swarm_seeds_pass({92, 187});
 }
 
+// Bug: a SyncTarget by rule bitmap-peer-other (the source tracks our generation in its slot for
+// another node, "synced up with node X in the meantime") cleared its own bits toward the source,
+// as DRBD does, so the resync was the source's copied slot alone. Nodes of one generation need
+// not hold the same blocks (writes of a lost Primary that only some received, a reconciliation
+// still to come): in seed 774 node2 held blocks node3 lacked, the new Primary node1 copied its
+// slot for node3, node2 cleared its bits toward node1 and kept them, and every node ended
+// UpToDate and Connected with 8 blocks differing. Seed 2566 (plain swarm) is the same, reached
+// through a first version of the seed-871 fix (tests/sim/read_scenarios_test.cpp). Fixed: the
+// target keeps its bits, so the exchange resyncs the union (more blocks, never fewer).
+// Replay: ditto-sim run --seed 774 --swarm --ops 400 --swarm-reads --swarm-diskless
+// --swarm-congestion --trace
+TEST(RegressionResync, ATargetThatSyncedUpWithAnotherNodeStillResyncsTheBlocksItMarked) {
+  const RunResult result = run_simulation(swarm_options(774, 400, {}, false, true, true, true));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  expect_swarm_seeds_pass({2566});
+}
+
 TEST(RegressionFlags, ARestartedNodeReconnectsWithQuorumOff) {
   expect_swarm_seeds_pass({991, 988, 999});
 }
