@@ -614,6 +614,8 @@ class Node {
   void resync_outdated_peers();
   void resync_from_up_to_date_peer();
   void mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes, NodeId except);
+  void tell_resync_target(const Peer& peer, Sector sector, std::uint32_t length_bytes);
+  void resync_runs_stale(Sector sector, std::uint32_t length_bytes);
   // What a resynced block means toward the other peers (node_peers_in_sync.cpp).
   void mark_out_of_sync(Peer& toward, Sector sector, std::uint32_t length_bytes);
   std::uint32_t peers_in_sync_mask(const Peer& target, std::uint64_t block,

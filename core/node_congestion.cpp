@@ -146,7 +146,11 @@ void Node::on_peer_ahead(Peer& peer) {
 }
 
 void Node::on_out_of_sync(Peer& peer, const wire::OutOfSync& message) {
-  if (peer.status.replication != ReplicationState::behind) {
+  const ReplicationState replication = peer.status.replication;
+  const bool target = replication == ReplicationState::wait_bitmap_target ||
+                      replication == ReplicationState::sync_target ||
+                      replication == ReplicationState::paused_sync_target;
+  if (replication != ReplicationState::behind && !target) {
     return protocol_error(
         peer, "OutOfSync while replication is " + std::string(to_string(peer.status.replication)));
   }
@@ -158,6 +162,9 @@ void Node::on_out_of_sync(Peer& peer, const wire::OutOfSync& message) {
   // Toward the other nodes nothing changes: those that got the write mark it toward us (the
   // Ahead node names us among its weak nodes).
   mark_out_of_sync(peer, message.sector, message.length_bytes);
+  // As its SyncTarget: our source got a write we miss (node_resync.cpp, tell_resync_target). A
+  // run of those blocks in flight may carry the block from before it: requested again.
+  if (target) resync_runs_stale(message.sector, message.length_bytes);
 }
 
 void Node::on_resync_after_ahead(Peer& peer) {

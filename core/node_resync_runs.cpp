@@ -346,6 +346,15 @@ void Node::resync_overtaken(Peer& writer, const wire::Data& data) {
         (std::uint64_t{writer.status.node_id.value} << 56) | (data.sequence & fence_mask);
     for (std::uint64_t block = first; block <= last; ++block) resync_write_fences_[block] = fence;
   }
+  resync_runs_stale(data.sector, data.length_bytes);
+}
+
+// Resync runs in flight over these sectors may carry older data: their replies are dropped and
+// the blocks requested again.
+void Node::resync_runs_stale(Sector sector, std::uint32_t length_bytes) {
+  const std::uint64_t first = sector.value / Bitmap::sectors_per_bit;
+  const std::uint64_t last =
+      (sector.value + length_bytes / sector_size_bytes - 1) / Bitmap::sectors_per_bit;
   for (Peer& peer : configured_peers()) {
     for (auto it = first_run_from(peer.resync_runs, first);
          it != peer.resync_runs.end() && it->first <= last; ++it) {

@@ -107,6 +107,40 @@ TEST(Resync, APeerLeftInTheGenerationASyncTargetResyncedAwayFromGetsItsResyncToo
   EXPECT_NE(cluster.nodes[3].peer(harness::node_id(2))->replication, ReplicationState::sync_target);
 }
 
+// Node 2 comes back to node 1 alone and becomes its SyncTarget; the Primary, not connected to
+// node 2, writes a block through node 1 after the bitmaps were exchanged. Node 1 tells node 2
+// (OutOfSync) and node 2 resyncs that block too before it turns UpToDate. Before, it turned
+// UpToDate without it and node 1 only reconnected afterwards to resync the leftover: a Primary
+// that connected to node 2 in between read the old block (quorum swarm seed 855).
+TEST(Resync, AWriteTheSourceGetsDuringTheResyncIsResyncedBeforeTheTargetTurnsUpToDate) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(0), 1);
+  cluster.settle();
+  cluster.disconnect(0, 2);
+  cluster.disconnect(1, 2);
+  cluster.write(0, 2, block_sector(5), 2);
+  cluster.settle();
+  cluster.nodes[1].on_connection_up(cluster.now, harness::node_id(2));
+  cluster.nodes[2].on_connection_up(cluster.now, harness::node_id(1));
+  while (cluster.nodes[2].peer(harness::node_id(1))->replication !=
+         ReplicationState::sync_target) {
+    ASSERT_TRUE(cluster.deliver_one()) << "node 2 never became node 1's SyncTarget";
+  }
+  cluster.write(0, 3, block_sector(9), 3);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  EXPECT_EQ(cluster.count_sent(1, wire::MessageType::out_of_sync), 1);
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[2].peer(harness::node_id(1))->resync_done_blocks, 2u);
+  EXPECT_EQ(cluster.nodes[1].peer(harness::node_id(2))->out_of_sync_bytes, 0u);
+  const bool reconnected = std::any_of(
+      cluster.disconnects.begin(), cluster.disconnects.end(),
+      [](const auto& entry) { return entry.first == 1 && entry.second.peer.value == 2; });
+  EXPECT_FALSE(reconnected);
+}
+
 TEST(Resync, AResyncInterruptedTwiceResumesFromTheRemainingBlocks) {
   Cluster cluster(2, [](NodeConfig& config) { config.c_fill_target_sectors = 8; });
   cluster.connect(0, 1);

@@ -147,6 +147,23 @@ TEST(QuorumRegression, SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
+// Seed 855 with quorum, read policies and a diskless client (shrunk to 2 faults and 109
+// operations): node1, cut off, came back to node2 and became its SyncTarget; the diskless
+// Primary node0, not yet connected to node1, wrote block 15589 through node2 after the bitmaps
+// were exchanged. node2 marked it toward node1 but node1 turned UpToDate without it (node2 only
+// reconnected afterwards for the leftover), and node0, connecting to node1 in between, read the
+// old block from it (1M striping). Now the source tells its target (OutOfSync) and the target
+// resyncs the block before its resync ends (core test
+// AWriteTheSourceGetsDuringTheResyncIsResyncedBeforeTheTargetTurnsUpToDate).
+// Replay: ditto-sim run --seed 855 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
+TEST(QuorumRegression, ADisklessPrimaryNeverReadsABlockItsPeerMissedDuringItsResync) {
+  const SimOptions options = swarm_options(855, 400, {}, true, true, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  ASSERT_TRUE(options.diskless_client);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 // Found by `ditto-sim campaign --seeds 1000 --swarm --swarm-quorum --ops 400` once the oracle
 // judged quorum runs by what quorum promises (no acknowledged write lost, no split brain left
 // unresolved) instead of forbidding every split-brain report. The unfixed ones are DISABLED_;
