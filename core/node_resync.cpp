@@ -440,6 +440,10 @@ void Node::on_bitmap(Instant now, Peer& peer, const wire::BitmapTransfer& messag
     }
     peer.rs_start_uuid = resync_target_started(generations_.uuids, absent);
     peer.resync_cursor = 0;
+    // The controller starts afresh, its first step as long as a regular one.
+    peer.resync_controller.reset();
+    peer.resync_blocks_in = 0;
+    peer.resync_step_started = now + Duration{-resync_step.ns};
   }
   peer.status.resync_total_blocks = peer.bitmap->count_set();
   peer.status.resync_done_blocks = 0;
