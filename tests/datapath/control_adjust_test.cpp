@@ -299,13 +299,15 @@ TEST_F(PlanAdjust, ResyncControllerOptionsAreLiveChangesListedWithTheirUnits) {
   const DaemonConfig file =
       load("",
            "  disk { resync-rate 400; c-plan-ahead 10; c-fill-target 1M; c-max-rate 50M;"
-           " c-min-rate 0; }\n");
+           " c-min-rate 0; c-delay-target 30; }\n");
   const AdjustPlan plan = plan_adjust(running, file);
   EXPECT_TRUE(plan.needs_down_up.empty()) << ::testing::PrintToString(plan.needs_down_up);
-  const std::vector<std::string> expected = {
-      "resync-rate 250 KiB/s -> 400 KiB/s", "c-plan-ahead 2000 ms -> 1000 ms",
-      "c-fill-target 100 sectors -> 2048 sectors", "c-max-rate 102400 KiB/s -> 51200 KiB/s",
-      "c-min-rate 250 KiB/s -> 0 KiB/s"};
+  const std::vector<std::string> expected = {"resync-rate 250 KiB/s -> 400 KiB/s",
+                                             "c-plan-ahead 2000 ms -> 1000 ms",
+                                             "c-fill-target 16384 sectors -> 2048 sectors",
+                                             "c-delay-target 1000 ms -> 3000 ms",
+                                             "c-max-rate 4194304 KiB/s -> 51200 KiB/s",
+                                             "c-min-rate 250 KiB/s -> 0 KiB/s"};
   EXPECT_EQ(plan.changes, expected);
 }
 
