@@ -249,6 +249,9 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
                       "simulated ms after the faults stop by which every live node with a disk "
                       "must be UpToDate (default 30000)")
       ->check(CLI::PositiveNumber);
+  command->add_option("--c-max-rate-kib", options.c_max_rate_kib,
+                      "c-max-rate of every node in KiB/s (0: no cap; default DRBD's largest, "
+                      "4194304)");
   command->add_option("--csums-alg", flags.csums_algorithm,
                       "checksum-based resync on every node: crc32c (the simulator digests block "
                       "tags)");
