@@ -314,6 +314,12 @@ class Node {
     // node): the connection stays up without it, and the node that was busy reconnects when
     // its resync ends, so the handshake runs again (DRBD pauses it: PausedSyncT/S).
     bool resync_deferred = false;
+    // We started a resync toward this peer as its SyncSource that has not finished: the
+    // resync clears bits of its bitmap as the peer catches up, so the bitmap no longer tells
+    // which blocks differ from the generation its bitmap UUID names, only from what the peer
+    // holds now. Another node still in that generation must not get a copy of it
+    // (bitmap-self-other, apply_bitmap_edit). Cleared when the peer reports the resync done.
+    bool bitmap_thinned_by_resync = false;
     // This Outdated node already reran the handshake on this connection to get its resync
     // from the peer (resync_from_up_to_date_peer): once per connection, never a loop.
     bool outdated_handshake_rerun = false;

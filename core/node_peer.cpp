@@ -212,6 +212,7 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
     leftover = peer.bitmap->count_set() != 0;
     const std::uint32_t done = source_detect_finished_resyncs(generations_.uuids, peer.uuids);
     if ((done & bit(peer.status.node_id)) != 0 && !leftover) peer.bitmap->clear_all();
+    if (!leftover) peer.bitmap_thinned_by_resync = false;
   }
   if (first) {
     if (decision) sync_handshake_with(peer, *decision);

@@ -273,6 +273,19 @@ TEST(RegressionFlags, ARestartedNodeReconnectsWithQuorumOff) {
   expect_swarm_seeds_pass({991, 988, 999});
 }
 
+// Bug: a node in the crashed Primary's generation connected to the new Primary while that
+// Primary was SyncSource of a full sync of a third node from the same generation. The
+// handshake found the third node's bitmap UUID equal to the newcomer's current UUID
+// (bitmap-self-other) and resynced it from a copy of that bitmap, which the running resync
+// had already thinned: the blocks sent to the third node were missing, the newcomer kept its
+// own version of them, and two UpToDate replicas differed. Exposed by the resync controller's
+// timing (main resyncs the third node at another pace). Fixed: a bitmap that a resync toward
+// its node thinned is never copied; the newcomer gets a full sync.
+// Replay: ditto-sim run --seed 1790 --swarm --ops 400
+TEST(RegressionResync, ABitmapThinnedByARunningResyncIsNotCopiedForAnotherNodeOfItsGeneration) {
+  expect_swarm_seeds_pass({1790});
+}
+
 TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
   SimOptions options;
   options.seed = 21;
