@@ -206,6 +206,13 @@ TEST(QuorumRegression, TheSideWithQuorumResolvesASplitBrain) {
 // of a full sync and two Inconsistent sides connect with the resync deferred (core tests
 // AnInconsistentSideOfASplitBrainBecomesTheTargetOfAFullSync and
 // ASplitBrainBetweenTwoInconsistentSidesConnectsAndDefersTheResync).
+// With the resync controller's timing it failed again (history-both between the restarted
+// former Primary and the new Primary): as SyncSource of that full sync across branches, the
+// former Primary recorded the Inconsistent node's current UUID (of the new Primary's newest
+// branch) as its bitmap UUID, then became SyncTarget of a node of that branch's parent
+// generation, and the finished resync pushed the slot's foreign UUID into its history. Such a
+// full sync records no bitmap UUID now (core test
+// AFullSyncAcrossDivergedBranchesRecordsNoBitmapUuidOfThePeersBranch).
 // Replay: ditto-sim run --seed 948 --swarm --ops 400 --swarm-quorum --trace
 TEST(QuorumRegression, TwoInconsistentSidesOfDivergedBranchesLeaveNoSplitBrainUnresolved) {
   const SimOptions options = swarm_options(948, 400, {}, true);
