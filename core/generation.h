@@ -267,6 +267,7 @@ struct HandshakeDecision {
   BitmapEdit bitmap_edit = BitmapEdit::none;
   std::int32_t copy_from_node = -1;
   bool record_peer_current_as_bitmap_uuid = false;  // non-fresh full sync as source
+  bool full_sync_across_branches = false;  // an Inconsistent side of a split brain is the target
   bool clear_stale_bitmap_uuid = false;             // missed-finish rule without UpToDate source
   bool call_initial_split_brain = false;
   bool call_split_brain = false;

@@ -168,6 +168,7 @@ void disk_state_override(const HandshakeInput& in, HandshakeDecision& decision) 
   // met another peer of the surviving branch with quorum on both sides: quorum swarm seed 948).
   if (one_inconsistent && is_split_brain(decision.strategy)) {
     decision.strategy = self > peer ? S::source_set_bitmap : S::target_set_bitmap;
+    decision.full_sync_across_branches = true;
     return;
   }
   if ((tie_rule && is_if_both_failed(decision.strategy)) ||
@@ -233,8 +234,12 @@ void finish_decision(const HandshakeInput& in, HandshakeDecision& decision) {
   if (strategy == S::source_set_bitmap || strategy == S::target_set_bitmap) {
     decision.bitmap_edit = BitmapEdit::set_all;
   }
+  // Not across diverged branches: the peer's current UUID names a generation we never had, and
+  // a bitmap UUID lands in our history once its slot is rewritten, where it would read as our
+  // ancestor (quorum swarm seed 948: history-both against the branch it came from). An
+  // interrupted full sync of that kind is a full sync again at the next handshake.
   decision.record_peer_current_as_bitmap_uuid =
-      strategy == S::source_set_bitmap &&
+      strategy == S::source_set_bitmap && !decision.full_sync_across_branches &&
       comparable_current(in.compare.self.current) != uuid_just_created_value;
   if (is_if_both_failed(strategy) &&
       (in.self_role == Role::primary || in.peer_role == Role::primary)) {

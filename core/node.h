@@ -94,6 +94,7 @@
 #include "core/prng.h"
 #include "core/quorum.h"
 #include "core/read_balancing.h"
+#include "core/resync_controller.h"
 #include "core/state.h"
 #include "core/types.h"
 #include "core/wire.h"
@@ -300,7 +301,10 @@ class Node {
     std::uint64_t rs_start_uuid = 0;
     std::uint64_t resync_cursor = 0;                 // next bit to look at
     std::map<std::uint64_t, ResyncRun> resync_runs;  // by first bit
-    std::uint64_t step_allowance_blocks = 0;         // requests still allowed in this 100 ms step
+    std::uint64_t step_allowance_blocks = 0;         // requests still allowed in this step
+    ResyncController resync_controller;              // decides each step's allowance
+    Instant resync_step_started;                     // when the current step began
+    std::uint64_t resync_blocks_in = 0;              // runs that came back during this step
     // Checksum-based resync (node_resync_checksum.cpp): this resync asks by digest; and the
     // handshake chose a reconciliation resync (csums-after-crash-only still uses digests).
     bool resync_checksums = false;
@@ -320,6 +324,12 @@ class Node {
     // node): the connection stays up without it, and the node that was busy reconnects when
     // its resync ends, so the handshake runs again (DRBD pauses it: PausedSyncT/S).
     bool resync_deferred = false;
+    // We started a resync toward this peer as its SyncSource that has not finished: the
+    // resync clears bits of its bitmap as the peer catches up, so the bitmap no longer tells
+    // which blocks differ from the generation its bitmap UUID names, only from what the peer
+    // holds now. Another node still in that generation must not get a copy of it
+    // (bitmap-self-other, apply_bitmap_edit). Cleared when the peer reports the resync done.
+    bool bitmap_thinned_by_resync = false;
     // This Outdated node already reran the handshake on this connection to get its resync
     // from the peer (resync_from_up_to_date_peer): once per connection, never a loop.
     bool outdated_handshake_rerun = false;
@@ -593,6 +603,10 @@ class Node {
   void on_resync_ack(Peer& peer, const wire::ResyncAck& ack);
   bool on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payload);
   std::uint64_t resync_step_blocks(Instant now) const;
+  std::uint64_t resync_controller_blocks(Instant now, Peer& peer);
+  std::uint64_t resync_in_flight_max_blocks() const;
+  void resync_run_came_back(Peer& peer, std::map<std::uint64_t, ResyncRun>::iterator run);
+  void maybe_step_early(Peer& peer);
   bool application_io_recent(Instant now) const;
   void note_application_io(Instant now);
   std::uint64_t resync_fill_blocks() const;
@@ -850,6 +864,9 @@ class Node {
   // c-min-rate (§5.4): when this node last saw application I/O (a client request, or a write
   // received from a Primary).
   std::optional<Instant> last_application_io_;
+  // The time of the latest input that carried one (a message, a disk completion, a timer): an
+  // early resync step (maybe_step_early) is taken then.
+  Instant latest_input_;
   std::deque<HeldWrite> held_writes_;
   std::map<std::uint32_t, PeerAckEpoch> peer_ack_epochs_;  // by barrier number (Primary side)
   std::uint64_t next_sequence_ = 1;

@@ -51,10 +51,10 @@ class Workload {
   const ClientOperation* find(RequestId request) const;
 
   // A request finished. `read_tags` holds a successful read's data; `holders` the nodes that
-  // had a successful write on disk when it was acknowledged; `read_error_injected` whether a
-  // failed read is explained by an injected EIO.
+  // had a successful write on disk when it was acknowledged (BlockOracle::write_acknowledged);
+  // `read_error_injected` whether a failed read is explained by an injected EIO.
   void completed(Instant now, NodeId node, RequestId request, core::ClientStatus status,
-                 std::span<const std::uint64_t> read_tags, std::uint32_t holders,
+                 std::span<const std::uint64_t> read_tags, Holders holders,
                  bool read_error_injected, Violations& violations);
 
   // The client lost its Primary: every request in flight is abandoned (writes stay possible).

@@ -189,6 +189,21 @@ TEST(ReadScenarios, RegressionSwarmSeed618SecondariesOfAConnectedPrimaryDoNotRec
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
+// Not fixed yet, fails on the rsperf branch only (the resync controller's timing; main passes
+// it): seed 549, a diskless Primary and four Secondaries, no crash. Every live node ends
+// Connected and UpToDate, yet replicas differ on 213 blocks (6 after shrinking to a ring
+// partition, two slow disks and duplicated messages that make the Primary drop node4 for a
+// WriteAck of an unknown write); each difference involves a write never acknowledged (no
+// silent divergence of acknowledged data): after the Secondaries reconcile the lost
+// Primary's writes and resync each other in turn, some replica keeps a write the others
+// never got. Not analysed further. Replay: ditto-sim run --seed 549 --swarm --ops 400 --swarm-diskless --trace
+TEST(ReadScenarios, DISABLED_RegressionDisklessSwarmSeed549EndsWithIdenticalReplicas) {
+  const SimOptions options = swarm_options(549, 400, {}, false, false, true);
+  ASSERT_TRUE(options.diskless_client);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
 TEST(ReadScenarios, TheSwarmDrawsDisklessClientsAndPoliciesOnlyWhenAsked) {
   std::uint32_t diskless = 0;
   std::uint32_t policies = 0;
