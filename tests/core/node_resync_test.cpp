@@ -131,7 +131,7 @@ TEST(Resync, AWriteTheSourceGetsDuringTheResyncIsResyncedBeforeTheTargetTurnsUpT
   cluster.write(0, 3, block_sector(9), 3);
   cluster.settle();
   ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
-  EXPECT_EQ(cluster.count_sent(1, wire::MessageType::out_of_sync), 1);
+  EXPECT_GE(cluster.count_sent(1, wire::MessageType::out_of_sync), 1);  // at receipt, at PeerAck
   EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
   EXPECT_EQ(cluster.nodes[2].peer(harness::node_id(1))->resync_done_blocks, 2u);
   EXPECT_EQ(cluster.nodes[1].peer(harness::node_id(2))->out_of_sync_bytes, 0u);

@@ -189,17 +189,29 @@ TEST(ReadScenarios, RegressionSwarmSeed618SecondariesOfAConnectedPrimaryDoNotRec
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
-// Not fixed yet, fails on the rsperf branch only (the resync controller's timing; main passes
-// it): seed 549, a diskless Primary and four Secondaries, no crash. Every live node ends
-// Connected and UpToDate, yet replicas differ on 213 blocks (6 after shrinking to a ring
-// partition, two slow disks and duplicated messages that make the Primary drop node4 for a
-// WriteAck of an unknown write); each difference involves a write never acknowledged (no
-// silent divergence of acknowledged data): after the Secondaries reconcile the lost
-// Primary's writes and resync each other in turn, some replica keeps a write the others
-// never got. Not analysed further. Replay: ditto-sim run --seed 549 --swarm --ops 400 --swarm-diskless --trace
-TEST(ReadScenarios, DISABLED_RegressionDisklessSwarmSeed549EndsWithIdenticalReplicas) {
+// Seed 549, a diskless Primary and four Secondaries, no crash; found on the rsperf branch (the
+// resync controller's timing) before the fixes for seeds 871 and 774 reached it. Every live
+// node ended Connected and UpToDate, yet replicas differed on 213 blocks (6 after shrinking to a
+// ring partition, two slow disks and duplicated messages that make the Primary drop node4 for a
+// WriteAck of an unknown write), each on a write never acknowledged: after the Secondaries
+// reconciled the lost Primary's writes and resynced each other in turn, some replica kept a
+// write the others never got. Passes with both fixes (a bitmap-peer-other target keeps its bits;
+// a node that finishes its resync reconciles with the peers of its generation).
+// Replay: ditto-sim run --seed 549 --swarm --ops 400 --swarm-diskless --trace
+TEST(ReadScenarios, RegressionDisklessSwarmSeed549EndsWithIdenticalReplicas) {
   const SimOptions options = swarm_options(549, 400, {}, false, false, true);
   ASSERT_TRUE(options.diskless_client);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Not fixed yet (found once the resync controller and the seed-871 fixes met on main): seed 886
+// with a diskless client is a liveness failure, 30 s after the faults stopped node2 is still
+// Outdated while node1 is UpToDate. Not analysed. It keeps no test of the CI swarm from passing
+// (CI draws diskless clients together with read policies and congestion, a different draw).
+// Replay: ditto-sim run --seed 886 --swarm --ops 400 --swarm-diskless --trace
+TEST(ReadScenarios, DISABLED_RegressionDisklessSwarmSeed886Converges) {
+  const SimOptions options = swarm_options(886, 400, {}, false, false, true);
   const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
