@@ -235,6 +235,10 @@ void Node::maybe_finish_resync(Peer& peer) {
                            " conn-name:" + peer.status.name +
                            " blocks:" + std::to_string(peer.status.resync_done_blocks)});
   adopt_source_dagtag(peer);
+  // A rerun that brought us this resync is used up: should we be outdated again later, an
+  // UpToDate peer may be asked once more (diskless swarm seed 886: the flag set by the rerun
+  // outlived the reconnect it caused, and the node stayed Outdated for good).
+  allow_handshake_reruns();
   send_state_to_connected_peers();
   resume_deferred_resyncs();
   offer_resync_to_peers_left_behind(peer, left);

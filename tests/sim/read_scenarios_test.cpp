@@ -205,12 +205,14 @@ TEST(ReadScenarios, RegressionDisklessSwarmSeed549EndsWithIdenticalReplicas) {
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
-// Not fixed yet (found once the resync controller and the seed-871 fixes met on main): seed 886
-// with a diskless client is a liveness failure, 30 s after the faults stopped node2 is still
-// Outdated while node1 is UpToDate. Not analysed. It keeps no test of the CI swarm from passing
-// (CI draws diskless clients together with read policies and congestion, a different draw).
+// Seed 886 (3 nodes, diskless client; shrunk to 4 faults and 36 operations), a liveness failure:
+// node2, Outdated and following the diskless Primary, reran its handshake with the UpToDate
+// node1 (resync_from_up_to_date_peer), which marks that connection so the rerun happens once.
+// The mark outlived the reconnect and the resync it brought; when node2 was outdated again
+// later (it lost the Primary, which called it weak), no rerun was allowed and it stayed
+// Outdated. Fixed: a finished resync clears the marks.
 // Replay: ditto-sim run --seed 886 --swarm --ops 400 --swarm-diskless --trace
-TEST(ReadScenarios, DISABLED_RegressionDisklessSwarmSeed886Converges) {
+TEST(ReadScenarios, RegressionDisklessSwarmSeed886AnOutdatedNodeMayAskAgainAfterAFinishedResync) {
   const SimOptions options = swarm_options(886, 400, {}, false, false, true);
   const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
