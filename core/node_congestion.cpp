@@ -146,11 +146,8 @@ void Node::on_peer_ahead(Peer& peer) {
 }
 
 void Node::on_out_of_sync(Peer& peer, const wire::OutOfSync& message) {
-  const ReplicationState replication = peer.status.replication;
-  const bool target = replication == ReplicationState::wait_bitmap_target ||
-                      replication == ReplicationState::sync_target ||
-                      replication == ReplicationState::paused_sync_target;
-  if (replication != ReplicationState::behind && !target) {
+  const bool target = receives_resync(peer.status.replication);
+  if (peer.status.replication != ReplicationState::behind && !target) {
     return protocol_error(
         peer, "OutOfSync while replication is " + std::string(to_string(peer.status.replication)));
   }

@@ -162,15 +162,14 @@ void Node::mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes
 }
 
 // A block we mark toward our own SyncTarget after our bitmap went out (a write from a Primary it
-// is not connected to, or one its PeerAck did not name it for) would be missing when its resync ends: it would turn UpToDate without
-// it, and a Primary that connects to it then reads the old block (quorum swarm seed 855). The
-// target learns it at once (OutOfSync, as DRBD's P_OUT_OF_SYNC) and resyncs it before it ends.
+// is not connected to, or one its PeerAck did not name it for) would be missing when its resync
+// ends: it would turn UpToDate without it, and a Primary that connects to it then reads the old
+// block (quorum swarm seed 855). The target learns it at once (OutOfSync, as DRBD's
+// P_OUT_OF_SYNC) and resyncs it before it ends.
 void Node::tell_resync_target(const Peer& peer, Sector sector, std::uint32_t length_bytes) {
   const ReplicationState replication = peer.status.replication;
   if (peer.status.connection != ConnectionState::connected) return;
-  if (replication != ReplicationState::wait_bitmap_source &&
-      replication != ReplicationState::sync_source &&
-      replication != ReplicationState::paused_sync_source) {
+  if (!is_resync_source(replication) && replication != ReplicationState::wait_bitmap_source) {
     return;
   }
   actions_.push_back(
