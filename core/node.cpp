@@ -173,9 +173,8 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
     actions_.push_back(DiskWrite{*entry.io, sector, length_bytes, payload, flags.fua});
   }
 
-  std::uint32_t flags_wire = flags.fua ? wire::data_flag_fua : 0u;
-  if (config_.protocol == Protocol::b) flags_wire |= wire::data_flag_send_receive_ack;
-  if (config_.protocol == Protocol::c) flags_wire |= wire::data_flag_send_write_ack;
+  entry.fua = flags.fua;
+  const std::uint32_t flags_wire = data_flags(entry);
   std::uint32_t peers_sent = 0;
   for (Peer& peer : configured_peers()) {
     if (peer.status.replication == ReplicationState::ahead) {
@@ -193,6 +192,14 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
   const bool done = !entry.local_pending && entry.peers_pending_mask == 0;
   if (current_epoch_writes_ >= config_.max_epoch_size) close_epoch();
   if (done) maybe_complete(sequence);  // protocol A through peers only: already stored
+}
+
+// The Data flags of a client write: FUA as the client asked, and the ack the protocol waits for.
+std::uint32_t Node::data_flags(const Request& entry) const {
+  std::uint32_t flags = entry.fua ? wire::data_flag_fua : 0u;
+  if (config_.protocol == Protocol::b) flags |= wire::data_flag_send_receive_ack;
+  if (config_.protocol == Protocol::c) flags |= wire::data_flag_send_write_ack;
+  return flags;
 }
 
 void Node::send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::uint32_t flags) {

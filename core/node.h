@@ -389,6 +389,7 @@ class Node {
     bool local_ok = false;
     std::uint32_t peers_pending_mask = 0;
     std::uint32_t peers_ok_mask = 0;
+    bool fua = false;  // writes: the client asked for FUA
     std::optional<IoId> io;
     std::uint32_t epoch = 0;
     // Reads (node_read.cpp): the client's buffer, the peer serving it, the peers that could
@@ -505,6 +506,7 @@ class Node {
   void admit_write_now(RequestId request, Sector sector, std::uint32_t length_bytes,
                        PayloadHandle payload, WriteFlags flags, bool al_referenced);
   void send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::uint32_t flags);
+  std::uint32_t data_flags(const Request& entry) const;
 
   // Reads (node_read.cpp).
   void place_read(std::uint64_t sequence);
@@ -650,6 +652,7 @@ class Node {
   // The bytes of `blocks` blocks from `block`, the last one cut at the end of the volume.
   std::uint32_t run_length(std::uint64_t block, std::uint64_t blocks) const;
   void release_requests_from_non_targets();
+  void send_in_flight_writes_to_new_targets(std::uint32_t targets_before);
   void protocol_error(Peer& peer, std::string reason);
   void peer_lost(Peer& peer, ConnectionState failure);
   void maybe_complete(std::uint64_t sequence);

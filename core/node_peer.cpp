@@ -544,6 +544,28 @@ void Node::release_requests_from_non_targets() {
   DITTO_ASSERT(touched.size() <= next_sequence_);
 }
 
+// A Primary that writes through its peers (no UpToDate disk of its own) has no data a
+// handshake could resync from. A peer that becomes a replication target while writes are in
+// flight gets them now: else it turns or stays UpToDate without them, since the nodes that
+// got them mark them toward it (their PeerAck does not name it) while already Established
+// with it, where no resync starts (diskless swarm seed 65: the peer served reads of blocks it
+// never received). Sent in the current epoch: on the new target's stream they come before
+// every write issued after it joined.
+void Node::send_in_flight_writes_to_new_targets(std::uint32_t targets_before) {
+  if (role_ != Role::primary || disk_state_ == DiskState::up_to_date) return;
+  const std::uint32_t added = replication_targets_mask() & ~targets_before;
+  if (added == 0) return;
+  for (auto& [sequence, entry] : requests_) {
+    if (entry.kind != RequestKind::write || !entry.payload) continue;
+    for (Peer& peer : configured_peers()) {
+      const std::uint32_t peer_bit = bit(peer.status.node_id);
+      if ((added & peer_bit) == 0) continue;
+      if (((entry.peers_pending_mask | entry.peers_ok_mask) & peer_bit) != 0) continue;
+      send_data(peer, sequence, entry, data_flags(entry));
+    }
+  }
+}
+
 // ---- Connection loss --------------------------------------------------------------------------
 
 void Node::protocol_error(Peer& peer, std::string reason) {

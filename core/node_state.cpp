@@ -101,6 +101,7 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
   }
   fencing_after_commit(old, next);  // before lost peers release requests: they may freeze
   release_requests_from_non_targets();
+  send_in_flight_writes_to_new_targets(targets_before);
   // A Primary tells its peers when the set of nodes it replicates to changes (weak_nodes).
   if (role_ == Role::primary && targets_before != replication_targets_mask()) {
     send_state_to_connected_peers();

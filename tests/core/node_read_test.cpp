@@ -66,6 +66,41 @@ TEST(ReadThroughPeers, ADisklessPrimaryReadsWhatItWroteThroughAnUpToDatePeer) {
   EXPECT_EQ(diskless.read_request_targets(), std::vector<int>{1});
 }
 
+// A diskless Primary has no data a handshake could resync from: a peer that becomes one of its
+// replication targets while a write is in flight gets that write too. Otherwise the nodes that
+// stored it mark it toward that peer while already Established with it, where no resync starts,
+// and the peer ends UpToDate without it (diskless swarm seed 65: it then served reads of blocks
+// it never received).
+TEST(WriteThroughPeers, APeerThatBecomesATargetWhileAWriteIsInFlightGetsThatWrite) {
+  DisklessCluster diskless(3);
+  Cluster& cluster = diskless.cluster;
+  cluster.disconnect(0, 1);
+  cluster.write(0, 1, 8, 7);
+  cluster.drain();
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  cluster.connect(0, 1);  // node1 missed write 1: Outdated, not a target of node0
+  ASSERT_EQ(cluster.nodes[0].peer(harness::node_id(1))->disk, DiskState::outdated);
+  cluster.write(0, 2, 16, 9);  // sent to node2 only; its disk has not completed it
+  // Node1 resyncs from node2 (it dropped that connection to rerun the handshake): Inconsistent,
+  // a target of node0 from now on, while node2's disk still holds write 2.
+  cluster.nodes[2].on_connection_down(cluster.now, harness::node_id(1));
+  cluster.nodes[1].on_connection_up(cluster.now, harness::node_id(2));
+  cluster.nodes[2].on_connection_up(cluster.now, harness::node_id(1));
+  cluster.deliver_messages();
+  ASSERT_EQ(cluster.nodes[0].peer(harness::node_id(1))->disk, DiskState::inconsistent);
+  ASSERT_FALSE(cluster.completion_of(2).has_value());
+  cluster.drain();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  std::vector<int> targets;
+  for (const auto& [index, send] : cluster.sent) {
+    const auto* data = std::get_if<wire::Data>(&send.message);
+    if (index == 0 && data != nullptr && data->sector.value == 16) {
+      targets.push_back(send.peer.value);
+    }
+  }
+  EXPECT_EQ(targets, (std::vector<int>{2, 1}));
+}
+
 // A diskless Primary replicates to an Inconsistent SyncTarget of another node too (swarm seed
 // 870), but a write that would reach Inconsistent disks only has no good copy to join: it fails,
 // and no peer stores it.

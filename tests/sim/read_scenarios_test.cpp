@@ -218,6 +218,20 @@ TEST(ReadScenarios, RegressionDisklessSwarmSeed886AnOutdatedNodeMayAskAgainAfter
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
+// Seed 4609 (diskless client, read policies): node1 became a replication target of the diskless
+// Primary while writes were in flight to the others, never got them, and ended UpToDate with
+// ten acknowledged blocks never written (the nodes that had them marked them toward node1 while
+// already Established with it). Fixed: a Primary writing through its peers sends the writes in
+// flight to a peer that becomes a target (core unit test
+// APeerThatBecomesATargetWhileAWriteIsInFlightGetsThatWrite).
+// Replay: ditto-sim run --seed 4609 --swarm --ops 400 --swarm-reads --swarm-diskless --trace
+TEST(ReadScenarios, RegressionDisklessSwarmSeed4609ANewTargetGetsTheWritesInFlight) {
+  const SimOptions options = swarm_options(4609, 400, {}, false, true, true);
+  ASSERT_TRUE(options.diskless_client);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
 TEST(ReadScenarios, TheSwarmDrawsDisklessClientsAndPoliciesOnlyWhenAsked) {
   std::uint32_t diskless = 0;
   std::uint32_t policies = 0;
