@@ -612,6 +612,7 @@ void Node::invariants() const {
     const bool target = peer.status.replication == ReplicationState::sync_target ||
                         peer.status.replication == ReplicationState::paused_sync_target;
     DITTO_ASSERT(target || peer.resync_runs.empty());
+    DITTO_ASSERT(peer.resync_runs.empty() == (peer.resync_runs_blocks == 0));
     DITTO_ASSERT(connected || peer.unconfirmed_writes.empty());
     DITTO_ASSERT(peer.inbox.size() <= 2 * std::size_t{config_.requests_in_flight_max} + 2);
   }

@@ -301,6 +301,7 @@ class Node {
     std::uint64_t rs_start_uuid = 0;
     std::uint64_t resync_cursor = 0;                 // next bit to look at
     std::map<std::uint64_t, ResyncRun> resync_runs;  // by first bit
+    std::uint64_t resync_runs_blocks = 0;            // the blocks of resync_runs, summed
     std::uint64_t step_allowance_blocks = 0;         // requests still allowed in this step
     ResyncController resync_controller;              // decides each step's allowance
     Instant resync_step_started;                     // when the current step began

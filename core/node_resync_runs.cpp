@@ -133,9 +133,7 @@ std::uint64_t Node::resync_run_blocks(const Peer& peer) const {
 }
 
 std::uint64_t Node::resync_blocks_in_flight(const Peer& peer) const {
-  std::uint64_t blocks = 0;
-  for (const auto& [first, run] : peer.resync_runs) blocks += run.blocks;
-  return blocks;
+  return peer.resync_runs_blocks;
 }
 
 std::map<std::uint64_t, Node::ResyncRun>::iterator Node::first_run_from(
@@ -160,6 +158,8 @@ void Node::on_resync_step(Instant now, NodeId peer_id) {
 void Node::resync_run_came_back(Peer& peer, std::map<std::uint64_t, ResyncRun>::iterator run) {
   DITTO_ASSERT(run != peer.resync_runs.end());
   peer.resync_blocks_in += run->second.blocks;
+  DITTO_ASSERT(peer.resync_runs_blocks >= run->second.blocks);
+  peer.resync_runs_blocks -= run->second.blocks;
   peer.resync_runs.erase(run);
 }
 
@@ -202,6 +202,7 @@ void Node::pump_resync(Peer& peer) {
     while (*next + blocks < end && peer.bitmap->test(*next + blocks)) blocks += 1;
     peer.resync_cursor = *next + blocks;
     peer.resync_runs[*next].blocks = blocks;
+    peer.resync_runs_blocks += blocks;
     peer.step_allowance_blocks -= blocks;
     in_flight += blocks;
     request_resync_run(peer, *next);
@@ -343,6 +344,7 @@ void Node::resume_deferred_resyncs() {
 
 void Node::stop_resync(Peer& peer) {
   peer.resync_runs.clear();
+  peer.resync_runs_blocks = 0;
   bool target = false;
   for (const Peer& other : configured_peers()) {
     target = target || (&other != &peer && receives_resync(other.status.replication));
