@@ -152,7 +152,9 @@ void Node::mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes
   const std::uint32_t weak = except == config_.node_id ? 0 : peers_[except.value].weak_nodes;
   for (Peer& peer : configured_peers()) {
     if (peer.status.node_id == except) {
-      const bool without_disk = peer.status.disk <= DiskState::failed;
+      // A writer stores locally only with an UpToDate disk: one detached, or attached again and
+      // resyncing (node_attach.cpp), misses its own write.
+      const bool without_disk = peer.status.disk != DiskState::up_to_date;
       if (!without_disk || peer.intentional_diskless) continue;
     } else if (peer_replicating(peer) && (weak & bit(peer.status.node_id)) == 0) {
       continue;

@@ -243,6 +243,8 @@ class Simulation {
   void heal_all();
   void on_crash(std::uint8_t node);
   void on_restart(std::uint8_t node);
+  core::NodeConfig config_from_metadata(std::uint8_t node) const;
+  void attach_detached_disk(std::uint8_t node);
   void on_resume(const SimEvent& event);
   void count_fired(netem::FaultClass fault, std::uint64_t times = 1);
 

@@ -261,6 +261,42 @@ TEST(RegressionFlags, ARestartedNodeReconnectsWithQuorumOff) {
   expect_swarm_seeds_pass({991, 988, 999});
 }
 
+SimOptions swarm_reads(std::uint64_t seed, std::uint64_t operations) {
+  return swarm_options(seed, operations, {}, false, true);
+}
+
+// Found with attach in the simulator (a disk that detached after an injected EIO attaches
+// again once the fault is over, node_attach.cpp). Bug: while the re-attached Primary's disk
+// passed Attaching and Negotiating, no peer counted as a replication target, so the writes in
+// flight were released from the peers that were still storing them and acknowledged early.
+// Fixed: a Primary whose disk is attached and not yet consistent writes through its UpToDate
+// peers in every step of the walk.
+// Replay: ditto-sim run --seed 99 --swarm --ops 400 --swarm-reads
+TEST(RegressionSeed99, AnAttachingPrimaryKeepsWaitingForThePeersThatStoreItsWrites) {
+  const RunResult result = run_simulation(swarm_reads(99, 400));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Bug: an activity-log transaction written to the disk before it failed completed after the
+// attach and was counted against the new activity log (ActivityLog::transaction_written with
+// nothing in flight: an ASSERT). Fixed: attach waits until the detached disk's metadata write
+// is done (SS_IN_TRANSIENT_STATE).
+// Replay: ditto-sim run --seed 126 --swarm --ops 400 --swarm-reads
+TEST(RegressionSeed126, AMetadataWriteOfTheDetachedDiskDoesNotReachTheNewActivityLog) {
+  const RunResult result = run_simulation(swarm_reads(126, 400));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Bug: a re-attached Primary that resynced from a peer that was only Outdated stayed Outdated
+// once an UpToDate peer was back: nothing reran its resync (a Secondary reruns the handshake,
+// a Primary must not drop the connection that serves its I/O). Liveness failed.
+// Fixed: such a Primary resyncs every block in place from an UpToDate peer.
+// Replay: ditto-sim run --seed 153 --swarm --ops 400 --swarm-reads
+TEST(RegressionSeed153, AReattachedPrimaryLeftOutdatedResyncsFromAnUpToDatePeer) {
+  const RunResult result = run_simulation(swarm_reads(153, 400));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
 TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
   SimOptions options;
   options.seed = 21;
