@@ -275,6 +275,9 @@ struct HandshakeDecision {
   // SyncTarget; peer_demotes: the peer (a Primary that loses) does.
   bool call_pri_lost_after_sb = false;
   bool peer_demotes = false;
+  // Established without the resync the generations would call for: it waits (`reason`) until
+  // a resync of either side ends and the handshake runs again (Node::defer_resync).
+  bool defer_resync = false;
   std::string_view reason;
 };
 

@@ -260,13 +260,16 @@ HandshakeDecision sync_handshake(const HandshakeInput& in) {
     decision.reason = "Unrelated data, aborting!";
     return decision;
   }
-  // Two diverged branches, both sides Inconsistent (each the SyncTarget of another peer): neither
-  // holds data of its own to keep or to lose, and once one resync ends the generations say
-  // which way to go. Retry instead of declaring a split brain that drops the connection for
-  // good (quorum swarm seed 948, both sides with quorum).
+  // Two diverged branches, both sides Inconsistent (each the SyncTarget of another peer, or
+  // left so when its source failed): neither holds data of its own to keep or to lose, and
+  // once a resync of either ends the generations say which way to go. The connection comes up
+  // without a resync, which waits, instead of a split brain that drops the connection for good
+  // (quorum swarm seed 948, both sides with quorum) or a retry every reconnect interval for as
+  // long as no UpToDate disk is left (swarm seed 2892).
   if (is_split_brain(decision.strategy) && in.self_disk == DiskState::inconsistent &&
       in.peer_disk == DiskState::inconsistent) {
-    decision.outcome = HandshakeOutcome::retry_connect;
+    decision.strategy = S::no_sync;
+    decision.defer_resync = true;
     decision.reason = "diverged generations on two Inconsistent disks: waiting for a resync";
     return decision;
   }

@@ -53,7 +53,8 @@ Node::Node(NodeConfig config)
       generations_.uuids.current = uuid_just_created_value;
     }
   }
-  const std::uint64_t volume_sectors = config_.volume_size_bytes / sector_size_bytes;
+  size_bytes_ = config_.volume_size_bytes;
+  const std::uint64_t volume_sectors = size_bytes_ / sector_size_bytes;
   for (const PeerConfig& peer_config : config_.peers) {
     DITTO_ASSERT(peer_config.node_id.value <= node_id_max);
     DITTO_ASSERT(peer_config.node_id != config_.node_id);
@@ -143,9 +144,11 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
     return;
   }
   // A Primary whose disk detached, or was attached again and is not UpToDate yet (node_attach.cpp),
-  // writes through its UpToDate peers only; with none left there is nowhere to store the data.
+  // writes through its peers; without an UpToDate one among them there is no good copy to add the
+  // write to (an Inconsistent SyncTarget of another node gets the write too, but cannot vouch for
+  // it).
   const bool writes_locally = disk_state_ == DiskState::up_to_date;
-  if (!writes_locally && replication_targets_mask() == 0) {
+  if (!writes_locally && (replication_targets_mask() & up_to_date_nodes_mask()) == 0) {
     actions_.push_back(CompleteClient{request, ClientStatus::io_error, std::nullopt, std::nullopt});
     actions_.push_back(ReleasePayload{payload});
     return;
@@ -279,7 +282,7 @@ void Node::on_client_flush(Instant now, RequestId request) {
 bool Node::in_range(Sector sector, std::uint32_t length_bytes) const {
   if (length_bytes == 0 || length_bytes % sector_size_bytes != 0) return false;
   if (length_bytes > wire::payload_size_max_bytes) return false;
-  const std::uint64_t size_sectors = config_.volume_size_bytes / sector_size_bytes;
+  const std::uint64_t size_sectors = size_bytes_ / sector_size_bytes;
   const std::uint64_t length_sectors = length_bytes / sector_size_bytes;
   return sector.value <= size_sectors && length_sectors <= size_sectors - sector.value;
 }
@@ -390,7 +393,8 @@ bool Node::peer_replicating(const Peer& peer) const {
   if (disk_state_ != DiskState::up_to_date && !through_peers) return false;
   switch (peer.status.replication) {
     case ReplicationState::established:
-      return peer.status.disk == DiskState::up_to_date;
+      return peer.status.disk == DiskState::up_to_date ||
+             (role_ == Role::primary && peer.status.disk == DiskState::inconsistent);
     case ReplicationState::wait_bitmap_target:
     case ReplicationState::sync_target:
     case ReplicationState::paused_sync_target:
@@ -440,6 +444,8 @@ void Node::send_state(const Peer& peer, std::uint64_t extra_flags, std::uint32_t
   report.dirty_bits = peer.bitmap->count_set();
   report.dagtag_node = dagtag_node_;
   report.dagtag = dagtag_;
+  report.usable_size_sectors = usable_size_bytes() / sector_size_bytes;
+  report.current_size_sectors = size_bytes_ / sector_size_bytes;
   if (peer.status.connection != ConnectionState::connected || !peer.first_report_sent) {
     peers_[peer.status.node_id.value].first_report_sent = report;
   }
@@ -599,6 +605,8 @@ void Node::invariants() const {
   DITTO_ASSERT(al_holds_.empty() || activity_log_.has_value());
   DITTO_ASSERT(al_holds_.size() <=
                requests_.size() + 2 * std::size_t{config_.requests_in_flight_max});
+  // Sizes (node_sizes.cpp): never more than the disk holds; the bitmaps cover what is exposed.
+  DITTO_ASSERT(config_.volume_size_bytes == 0 || size_bytes_ <= config_.volume_size_bytes);
   for (const Peer& peer : configured_peers()) {
     const bool connected = peer.status.connection == ConnectionState::connected;
     if (connected && role_ == Role::primary && !config_.allow_two_primaries) {
@@ -610,6 +618,7 @@ void Node::invariants() const {
     }
     DITTO_ASSERT(!peer.receive_flushing || !peer.inbox.empty());
     DITTO_ASSERT(peer.bitmap.has_value());
+    DITTO_ASSERT(peer.bitmap->sectors() == size_bytes_ / sector_size_bytes);
     const bool target = peer.status.replication == ReplicationState::sync_target ||
                         peer.status.replication == ReplicationState::paused_sync_target;
     DITTO_ASSERT(target || peer.resync_runs.empty());

@@ -156,6 +156,11 @@ class Node {
   bool has_actions() const { return !actions_.empty(); }
 
   const NodeConfig& config() const { return config_; }
+  // Volume sizes (node_sizes.cpp): the size this node exposes to its clients now (0: a diskless
+  // client that has not learned it from a peer yet; client I/O is out_of_range until it has),
+  // and the data area of its backing disk (0 while diskless), as its StateReports say.
+  std::uint64_t size_bytes() const { return size_bytes_; }
+  std::uint64_t usable_size_bytes() const;
   Role role() const { return role_; }
   DiskState disk_state() const { return disk_state_; }
   // The current UUID (bit 0 set while Primary).
@@ -286,6 +291,9 @@ class Node {
     std::uint64_t peer_dirty_bits = 0;
     std::uint8_t dagtag_node = wire::dagtag_node_none;  // its last StateReport's dagtag
     std::uint64_t dagtag = 0;
+    // Its last StateReport's sizes (node_sizes.cpp), in sectors.
+    std::uint64_t usable_size_sectors = 0;
+    std::uint64_t current_size_sectors = 0;
     bool bitmap_received = false;
     // Writes sent in stream order and not yet covered by a BarrierAck (DRBD's transfer log):
     // marked out of sync if the connection breaks.
@@ -507,6 +515,12 @@ class Node {
   std::optional<HandshakeDecision> handshake_decision(const Peer& peer, Role peer_role,
                                                       DiskState peer_disk) const;
   bool accept_handshake(Peer& peer, const HandshakeDecision& decision);
+  // Volume sizes (node_sizes.cpp): applies a StateReport's sizes (learn, shrink, or refuse the
+  // connection: false) and changes the size this node exposes.
+  bool agree_on_size(Peer& peer, const wire::StateReport& state);
+  void refuse_for_size(Peer& peer, const std::string& reason);
+  void set_size(std::uint64_t size_bytes);
+  bool primary_besides(const Peer& peer) const;
   std::string quorum_evidence(const Peer& peer) const;
   void report_split_brain(const Peer& peer, const HandshakeDecision& decision);
   // Reports `helper` as an events2 `call helper` line and starts it (CallHelper).
@@ -763,6 +777,7 @@ class Node {
   void emit_peer_device_event(const Peer& peer, bool show_suspension = false);
 
   NodeConfig config_;
+  std::uint64_t size_bytes_ = 0;  // see size_bytes()
   Role role_ = Role::secondary;
   DiskState disk_state_ = DiskState::up_to_date;
   bool restarted_behind_ = false;  // uuid_flag::restarted_behind

@@ -172,6 +172,7 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   const bool first = !peer.state_received;
   const bool finished = !first && peer_finished_resync(peer, state);
   const bool was_target = receives_resync(peer.status.replication);
+  if (!agree_on_size(peer, state)) return;
   on_peer_quorum_flags(peer, state);
   demote_for_newer_primary(state);
   on_peer_generations(peer, state);

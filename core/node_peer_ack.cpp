@@ -164,7 +164,10 @@ void Node::resync_from_up_to_date_peer() {
   bool primary_connected = false;
   for (const Peer& peer : configured_peers()) {
     if (peer.status.connection != ConnectionState::connected) continue;
-    if (receives_resync(peer.status.replication) || peer.resync_deferred) return;
+    if (receives_resync(peer.status.replication)) return;
+    // A resync deferred with a peer that is itself Inconsistent brings nothing (both wait for
+    // a source; swarm seed 1635 waited for good): only one with a consistent peer waits here.
+    if (peer.resync_deferred && peer.status.disk != DiskState::inconsistent) return;
     if (peer.status.role == Role::primary) {
       if (peer.status.disk == DiskState::up_to_date) return;
       primary_connected = true;

@@ -30,7 +30,7 @@ std::uint32_t Node::block_length(std::uint64_t block) const {
 }
 
 std::uint32_t Node::run_length(std::uint64_t block, std::uint64_t blocks) const {
-  const std::uint64_t volume_sectors = config_.volume_size_bytes / sector_size_bytes;
+  const std::uint64_t volume_sectors = size_bytes_ / sector_size_bytes;
   const std::uint64_t first = block_sector(block);
   DITTO_ASSERT(first < volume_sectors && blocks > 0);
   const std::uint64_t sectors = std::min(blocks * Bitmap::sectors_per_bit, volume_sectors - first);
@@ -243,6 +243,7 @@ void Node::sync_handshake_with(Peer& peer, const HandshakeDecision& decision) {
   peer.reconcile_resync = false;
   switch (decision.outcome) {
     case HandshakeOutcome::established:
+      if (decision.defer_resync) return defer_resync(peer, decision.reason.data());
       return resync_same_generation(peer);
     case HandshakeOutcome::become_source:
     case HandshakeOutcome::become_target: {

@@ -75,7 +75,7 @@ AdminResult Node::start_verify(Instant now, const Verify& command) {
     return {false, "SS_INVALID_START_SECTOR",
             "verify: start sector " + std::to_string(command.start_sector.value) +
                 " is beyond the end of the volume (" +
-                std::to_string(config_.volume_size_bytes / sector_size_bytes) + " sectors)"};
+                std::to_string(size_bytes_ / sector_size_bytes) + " sectors)"};
   }
   ClusterState proposed = cluster_state();
   proposed.peers[command.peer.value].replication = ReplicationState::verify_source;

@@ -18,7 +18,7 @@ std::size_t fields_size_bytes(const Message& message) {
             return 2 + 2 + 1 + 1 + 8 + 1 + hello.resource_name.size();
           },
           [](const StateReport&) -> std::size_t {
-            return 1 + 1 + 8 + 8 + 4 + 8 + 1 + 8 + 8 * 2 * std::size_t{generation_node_slots};
+            return 1 + 1 + 8 + 8 + 4 + 8 + 1 + 8 + 8 + 8 + 8 * 2 * std::size_t{generation_node_slots};
           },
           [](const Data&) -> std::size_t { return 8 + 8 + 4 + 4; },
           [](const WriteAck&) -> std::size_t { return 8 + 1; },
@@ -94,6 +94,8 @@ void write_state(const StateReport& state, ByteWriter& writer) {
   writer.u64(state.dirty_bits);
   writer.u8(state.dagtag_node);
   writer.u64(state.dagtag);
+  writer.u64(state.usable_size_sectors);
+  writer.u64(state.current_size_sectors);
   for (const std::uint64_t uuid : state.uuids.bitmap) writer.u64(uuid);
   for (const std::uint64_t uuid : state.uuids.history) writer.u64(uuid);
 }
@@ -271,7 +273,8 @@ std::variant<Message, WireError> parse_state(ByteReader& reader) {
   if (!reader.u8(role) || !reader.u8(disk) || !reader.u64(state.uuids.current) ||
       !reader.u64(state.uuid_flags) || !reader.u32(state.weak_nodes) ||
       !reader.u64(state.dirty_bits) || !reader.u8(state.dagtag_node) ||
-      !reader.u64(state.dagtag)) {
+      !reader.u64(state.dagtag) || !reader.u64(state.usable_size_sectors) ||
+      !reader.u64(state.current_size_sectors)) {
     return malformed(MessageType::state, "truncated fields");
   }
   for (std::uint64_t& uuid : state.uuids.bitmap) {
@@ -288,6 +291,10 @@ std::variant<Message, WireError> parse_state(ByteReader& reader) {
   }
   if (state.dagtag_node != dagtag_node_none && state.dagtag_node >= nodes_max) {
     return malformed(MessageType::state, "dagtag node id out of range");
+  }
+  if (state.usable_size_sectors > volume_size_sectors_max ||
+      state.current_size_sectors > volume_size_sectors_max) {
+    return malformed(MessageType::state, "volume size beyond 2^48 sectors");
   }
   state.role = static_cast<Role>(role);
   state.disk_state = static_cast<DiskState>(disk);

@@ -26,7 +26,8 @@ inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
 //    resync_size_max_bytes instead of one bitmap block.
 // 4: TwoPcPrepare for a lost-peer state change (TwoPcChange::lost_peer).
 // 5: congestion (pull-ahead): OutOfSync, and SyncControl resync_after_ahead.
-inline constexpr std::uint16_t protocol_version = 5;
+// 6: StateReport carries the sender's usable and current volume sizes (DRBD's P_SIZES).
+inline constexpr std::uint16_t protocol_version = 6;
 inline constexpr std::size_t header_size_bytes = 16;
 inline constexpr std::size_t resource_name_size_max = 64;
 // The largest client write we replicate in one message (the NBD 32 MiB convention).
@@ -83,6 +84,8 @@ struct Hello {
 // The sender's role, local disk state and data generations (DRBD's P_STATE and P_UUIDS110 in
 // one message), sent after Hello and on every change.
 inline constexpr std::uint8_t dagtag_node_none = 0xff;
+// The largest volume a StateReport may name: 2^48 sectors (128 PiB), far beyond DRBD's limit.
+inline constexpr std::uint64_t volume_size_sectors_max = std::uint64_t{1} << 48;
 
 struct StateReport {
   Role role = Role::secondary;
@@ -96,6 +99,11 @@ struct StateReport {
   // Secondaries that lost that Primary reconcile from the one that received more (§3.5 step 3).
   std::uint8_t dagtag_node = dagtag_node_none;
   std::uint64_t dagtag = 0;
+  // DRBD's P_SIZES (d_size and c_size), in 512-byte sectors: the data area of the sender's
+  // backing disk (0 when it has none) and the size it exposes now (0: a diskless client that
+  // has not learned it yet). Both at most volume_size_sectors_max.
+  std::uint64_t usable_size_sectors = 0;
+  std::uint64_t current_size_sectors = 0;
   friend bool operator==(const StateReport&, const StateReport&) = default;
 };
 

@@ -83,7 +83,7 @@ void device_metrics(const ResourceRunner& runner, Exposition& out) {
        diskless && !client ? 1u : 0u},
       {"drbd_device_quorum", "gauge", "Device has quorum", node.have_quorum() ? 1u : 0u},
       {"drbd_device_open", "gauge", "Device is open", runner.open_sessions() > 0 ? 1u : 0u},
-      {"drbd_device_size_bytes", "gauge", "Device size", node.config().volume_size_bytes},
+      {"drbd_device_size_bytes", "gauge", "Device size", node.size_bytes()},
       {"drbd_device_upperpending", "gauge", "Requests from above in progress",
        statistics.upper_pending},
       {"drbd_device_lowerpending", "gauge", "Requests to the disk in progress",

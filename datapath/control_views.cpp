@@ -91,7 +91,7 @@ ResourceView resource_view(const ResourceRunner& runner) {
   device.client = runner.config().diskless;
   device.backing_device = runner.config().disk_path;
   device.open = runner.open_sessions() > 0;
-  device.size_kib = node.config().volume_size_bytes / 1024;
+  device.size_kib = node.size_bytes() / 1024;
   device.read_kib = statistics.read_bytes / 1024;
   device.written_kib = statistics.written_bytes / 1024;
   device.upper_pending = statistics.upper_pending;
@@ -148,7 +148,7 @@ std::string status_json(const ResourceRunner& runner) {
                  {"client", runner.config().diskless},
                  {"open", runner.open_sessions() > 0},
                  {"quorum", node.have_quorum()},
-                 {"size", node.config().volume_size_bytes / 1024},
+                 {"size", node.size_bytes() / 1024},
                  {"read", statistics.read_bytes / 1024},
                  {"written", statistics.written_bytes / 1024},
                  {"al-writes", 0},
@@ -163,7 +163,7 @@ std::string status_json(const ResourceRunner& runner) {
                        {"remote_host", path.remote},
                        {"established", path.established}});
     }
-    const double volume_bytes = static_cast<double>(node.config().volume_size_bytes);
+    const double volume_bytes = static_cast<double>(node.size_bytes());
     const double percent_in_sync =
         volume_bytes == 0 ? 100.0
                           : 100.0 * (1.0 - static_cast<double>(peer.out_of_sync_bytes) /

@@ -53,17 +53,11 @@ Status check_volume(const config::Host& self) {
 }
 
 // The disk option `size` (DRBD's unit: sectors; with a K, M, G or T suffix KiB, MiB, GiB or
-// TiB) in bytes; 0 when unset. A diskless client must have one: it has no disk to size its
-// volume by, and this version does not learn the size from its peers.
-Result<std::uint64_t> volume_size_option(const config::Section& disk, const config::Volume& volume,
-                                         const std::string& host) {
+// TiB) in bytes; 0 when unset. A diskless client without one learns the size from its first
+// diskful peer (core/node_sizes.cpp); with one, a peer exposing another size is refused.
+Result<std::uint64_t> volume_size_option(const config::Section& disk) {
   const config::Option* option = disk.find("size");
-  if (option == nullptr) {
-    if (!volume.diskless()) return std::uint64_t{0};
-    return Error{volume.location.to_string() + ": host '" + host +
-                 "' is diskless (disk none) and needs the volume size: set `size` in the "
-                 "resource's disk section to the peers' data size (e.g. disk { size 16M; })"};
-  }
+  if (option == nullptr) return std::uint64_t{0};
   const std::string text = option->value_text();
   const std::size_t digits = text.find_first_not_of("0123456789");
   const std::string number = text.substr(0, digits);
@@ -561,7 +555,7 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
   result.disk_path = volume.disk;
   result.disk_location = volume.location;
   result.diskless = volume.diskless();
-  auto size = volume_size_option(volume.disk_options, volume, result.self.name);
+  auto size = volume_size_option(volume.disk_options);
   if (!size.ok()) return size.error();
   result.size_bytes = size.value();
   result.node.intentional_diskless = result.diskless;

@@ -29,13 +29,15 @@ struct DaemonConfig {
   std::string disk_path;           // "none" for a diskless client
   config::Location disk_location;  // where the disk was named, for error messages
   // `disk none`: an intentionally diskless client (no disk, no metadata; it reads and writes
-  // through its peers). Its volume size is the disk option `size`.
+  // through its peers). It learns its volume size from its first diskful peer, or checks the
+  // peers' against the disk option `size` when set.
   bool diskless = false;
   std::uint64_t size_bytes = 0;  // the disk option `size` in bytes; 0 when unset
   // The resource the disk option `resync-after RES[/VOLUME]` names (its resyncs wait while that
   // one's run, daemon_resync_after.h); empty when unset.
   std::string resync_after;
-  // volume_size_bytes is filled in once the disk is open (a diskless client's: size_bytes).
+  // volume_size_bytes is filled in once the disk is open (a diskless client's: size_bytes, 0
+  // until it learns it).
   core::NodeConfig node;
   TransportConfig transport;
 };
@@ -46,7 +48,7 @@ std::optional<std::string> read_config_file(std::string_view path);
 
 // Reads and parses the file (includes are read relative to the current directory, as drbdadm
 // does), selects the resource and this node's host section, and validates what the skeleton
-// supports (one volume; a disk with meta-disk internal, or `disk none` with a size).
+// supports (one volume; a disk with meta-disk internal, or `disk none`).
 Result<DaemonConfig> load_daemon_config(const DaemonOptions& options);
 
 // The parsed file (includes resolved), errors located.

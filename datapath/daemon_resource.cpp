@@ -140,8 +140,9 @@ Status ResourceRunner::start() {
                       std::to_string(node_.config().volume_size_bytes >> 20) +
                       " MiB data, DRBD v09 metadata with max-peers " +
                       std::to_string(metadata_->superblock().max_peers) + ")"
-                : "diskless client (disk none, " +
-                      std::to_string(node_.config().volume_size_bytes >> 20) +
+                : node_.size_bytes() == 0
+                ? std::string("diskless client (disk none, size learned from its peers)")
+                : "diskless client (disk none, " + std::to_string(node_.size_bytes() >> 20) +
                       " MiB through its peers)";
   log("started: node-id " + std::to_string(config_.self.node_id.value) + ", " + disk +
       ", peers on " + config_.self.address + ":" + std::to_string(transport_->listen_port()));

@@ -47,7 +47,7 @@ std::vector<NbdExportInfo> ResourceRunner::list_exports() {
   NbdExportInfo info;
   info.name = config_.resource.name;
   info.description = "ditto resource " + config_.resource.name + " volume 0";
-  info.size_bytes = node_.config().volume_size_bytes;
+  info.size_bytes = node_.size_bytes();
   info.supports_flush = true;
   info.supports_fua = true;
   info.supports_trim = true;
@@ -62,6 +62,15 @@ Result<std::uint64_t> ResourceRunner::open_export(std::string_view name) {
   if (name != config_.resource.name && !name.empty()) {
     return Error{"no export named '" + std::string(name) + "'; this node exports '" +
                  config_.resource.name + "'"};
+  }
+  // A diskless client that has not learned its size from a diskful peer has nothing to export
+  // yet: NBD has no way to announce a size later, so the client is told to come back
+  // (NBD_REP_ERR_POLICY with this text for OPT_GO; EXPORT_NAME closes the connection).
+  if (node_.size_bytes() == 0) {
+    return Error{"resource " + config_.resource.name + " on node " + config_.self.name +
+                 " does not know its size yet: it is a diskless client and no diskful peer "
+                 "has connected; retry once one has (dittoadm status " +
+                 config_.resource.name + ")"};
   }
   // Without auto-promote a pending promotion (a two-phase commit in flight) may open: the core
   // holds its writes until the outcome, as DRBD holds the opener.

@@ -230,6 +230,50 @@ std::size_t MetadataStore::bitmap_words_per_slot() const {
   return static_cast<std::size_t>((bits + 31) / 32);
 }
 
+Result<std::uint64_t> MetadataStore::move_to_device_end() {
+  Result<std::uint64_t> device_bytes = device_size(fd_);
+  if (!device_bytes.ok()) return Error{path_ + ": " + device_bytes.error().message};
+  const std::uint64_t old_bytes = layout_.device_bytes;
+  const md::LayoutOptions options{superblock_.max_peers, superblock_.al_stripes,
+                                  superblock_.al_stripe_size_4k, superblock_.bm_bytes_per_bit};
+  Result<md::Layout> grown = md::internal_layout(std::max(device_bytes.value(), old_bytes), options);
+  if (!grown.ok()) return Error{path_ + ": " + grown.error().message};
+  const md::Layout& layout = grown.value();
+  // The new metadata must lie wholly above the old device end, so the old copy stays complete.
+  if (device_bytes.value() <= old_bytes || layout.bm_offset_bytes < old_bytes) {
+    return Error{path_ + ": the device has " + std::to_string(device_bytes.value()) +
+                 " bytes, its metadata was placed for " + std::to_string(old_bytes) +
+                 "; to grow, enlarge it by more than its metadata area (" +
+                 std::to_string(layout.device_bytes - layout.bm_offset_bytes) +
+                 " bytes) first; shrinking is not supported"};
+  }
+  std::vector<std::uint8_t> bitmap(layout.bitmap_bytes, 0);
+  std::vector<std::uint8_t> activity_log(std::size_t{layout_.al_size_sectors} * md::sector_bytes);
+  DITTO_ASSERT(layout.bitmap_bytes >= layout_.bitmap_bytes);
+  DITTO_ASSERT(layout.al_size_sectors == layout_.al_size_sectors);
+  Status status = read_at(std::span(bitmap).first(layout_.bitmap_bytes), layout_.bm_offset_bytes,
+                          "the bitmap");
+  if (status.ok()) status = read_at(activity_log, layout_.al_offset_bytes, "the activity log");
+  if (status.ok()) status = write_at(bitmap, layout.bm_offset_bytes, "the grown bitmap");
+  if (status.ok()) {
+    status = write_at(activity_log, layout.al_offset_bytes, "the grown activity log");
+  }
+  if (status.ok()) status = sync("the grown bitmap and activity log");
+  md::Superblock superblock = superblock_;
+  superblock.md_size_sectors = layout.md_size_sectors;
+  superblock.al_offset_sectors = layout.al_offset_sectors;
+  superblock.bm_offset_sectors = layout.bm_offset_sectors;
+  if (status.ok()) {
+    status = write_at(md::encode_superblock(superblock), layout.md_offset_bytes,
+                      "the grown superblock");
+  }
+  if (status.ok()) status = sync("the grown superblock");
+  if (!status.ok()) return status.error();
+  layout_ = layout;
+  superblock_ = superblock;
+  return data_size_bytes();
+}
+
 Result<std::vector<std::uint32_t>> MetadataStore::read_bitmap_slot(std::uint32_t slot) {
   DITTO_ASSERT(slot < superblock_.max_peers);
   std::vector<std::uint8_t> area(layout_.bitmap_bytes);

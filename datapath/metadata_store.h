@@ -80,6 +80,18 @@ class MetadataStore {
                                                 std::span<const std::uint8_t> bytes);
   [[nodiscard]] Status write_bitmap_page(std::uint64_t page, std::span<const std::uint8_t> bytes);
 
+  // The first step of an online grow (dittoadm resize, drbd9-semantics.md §12.1): the backing
+  // device grew, and the metadata moves to its new end. The bitmap (its words keep their
+  // positions: slot-interleaved words only gain a zero tail) and the activity-log ring are
+  // written below the new end and made durable, then the superblock with the new layout
+  // (md-size-sect, al-offset, bm-offset), made durable last: until then the old copy at the
+  // old end is untouched and complete (a crash before leaves it, and the file can be truncated
+  // back to its old size). la-size-sect stays: the new size takes effect when the cluster
+  // agrees on it. Refused, with nothing written, when the device did not grow or grew by less
+  // than the metadata area (the new copy would overwrite the old one before it is complete).
+  // Returns the new data area in bytes; on success layout() and superblock() are the new ones.
+  [[nodiscard]] Result<std::uint64_t> move_to_device_end();
+
  private:
   MetadataStore(std::string path, int fd, metadata::Superblock superblock,
                 metadata::Layout layout);

@@ -186,9 +186,6 @@ Status Translator::step(std::size_t index, const Step& step, std::optional<std::
 }  // namespace
 
 Result<SimTranslation> translate_for_sim(const Scenario& scenario, std::uint64_t seed) {
-  if (scenario.cluster.protocol != Protocol::c) {
-    return Error{"cluster.protocol: the simulator runs protocol C only"};
-  }
   const OperationPlan plan = plan_operations(scenario, seed);
   if (plan.operations.empty()) return Error{"steps: the simulator needs at least one write"};
   Translator translator{scenario, plan, {}, {}, {}, {}, Prng::derive(seed, 0xc4a5)};
@@ -196,6 +193,7 @@ Result<SimTranslation> translate_for_sim(const Scenario& scenario, std::uint64_t
   sim::SimOptions& options = translator.out.schedule.options;
   options.seed = seed;
   options.nodes = scenario.cluster.nodes;
+  options.protocol = scenario.cluster.protocol;
   options.volume_size_bytes = scenario.cluster.volume_size_bytes;
   options.crash_primary = false;
   options.faults = {};

@@ -277,6 +277,8 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
           [&](const core::Disconnect& disconnect) {
             hash_.add_text(disconnect.reason);
             if (disconnect.peer.value >= options_.nodes) return;
+            trace(node, "disconnect peer:" + node_name(disconnect.peer.value) + " reason:\"" +
+                            disconnect.reason + "\"");
             dropped_by_core_[node][disconnect.peer.value] = true;
             // A StandAlone side waits for the operator: no reconnect (see on_connection_up);
             // it closes after what it sent (the peer still decides on our StateReport).

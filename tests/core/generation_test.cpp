@@ -458,14 +458,18 @@ TEST(SyncHandshake, AnInconsistentSideOfASplitBrainBecomesTheTargetOfAFullSync) 
   EXPECT_EQ(source.strategy, SyncStrategy::source_set_bitmap);
 }
 
-// Two Inconsistent sides on diverged branches (each a SyncTarget of another peer) retry: once
-// a resync ends the generations decide (quorum swarm seed 948 declared a split brain and went
-// StandAlone with quorum on both sides).
-TEST(SyncHandshake, ASplitBrainBetweenTwoInconsistentSidesRetriesInsteadOfGoingStandalone) {
+// Two Inconsistent sides on diverged branches (each a SyncTarget of another peer) connect
+// without a resync and defer it: once a resync ends the generations decide (quorum swarm seed
+// 948 declared a split brain and went StandAlone with quorum on both sides; swarm seed 2892,
+// where every UpToDate disk had failed, retried the connection every 100 ms for good).
+TEST(SyncHandshake, ASplitBrainBetweenTwoInconsistentSidesConnectsAndDefersTheResync) {
   HandshakeInput input = split_brain_both_secondary(30, 12);
   input.self_disk = input.peer_disk = DiskState::inconsistent;
   const HandshakeDecision decision = sync_handshake(input);
-  EXPECT_EQ(decision.outcome, HandshakeOutcome::retry_connect);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::established);
+  EXPECT_EQ(decision.strategy, SyncStrategy::no_sync);
+  EXPECT_TRUE(decision.defer_resync);
+  EXPECT_FALSE(decision.reason.empty());
   EXPECT_FALSE(decision.call_initial_split_brain);
   EXPECT_FALSE(decision.call_split_brain);
 }

@@ -66,6 +66,22 @@ TEST(ReadThroughPeers, ADisklessPrimaryReadsWhatItWroteThroughAnUpToDatePeer) {
   EXPECT_EQ(diskless.read_request_targets(), std::vector<int>{1});
 }
 
+// A diskless Primary replicates to an Inconsistent SyncTarget of another node too (swarm seed
+// 870), but a write that would reach Inconsistent disks only has no good copy to join: it fails,
+// and no peer stores it.
+TEST(WriteThroughPeers, ADisklessPrimaryWhoseOnlyReachablePeerIsInconsistentFailsTheWrite) {
+  DisklessCluster diskless(3);
+  Cluster& cluster = diskless.cluster;
+  ASSERT_TRUE(cluster.nodes[2].on_admin(cluster.now, Invalidate{NodeId{1}}).ok);
+  cluster.deliver_messages();  // node2 becomes SyncTarget of node1, its blocks not written yet
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::inconsistent);
+  cluster.disconnect(0, 1);
+  cluster.write(0, 1, 8, 7);
+  cluster.collect(0);
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::io_error);
+  EXPECT_EQ(cluster.count_sent(0, wire::MessageType::data), 0);
+}
+
 TEST(ReadThroughPeers, RoundRobinSpreadsADisklessNodesReadsOverBothPeers) {
   DisklessCluster diskless(3, ReadBalancing::round_robin);
   for (std::uint64_t request = 1; request <= 4; ++request) {

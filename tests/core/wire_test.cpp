@@ -45,6 +45,8 @@ TEST(Wire, EveryMessageSurvivesARoundTrip) {
   state.uuids.history[31] = 46;
   state.dagtag_node = 2;
   state.dagtag = 0x123456789ull;
+  state.usable_size_sectors = 0x1'0000'0008ull;
+  state.current_size_sectors = 0x1'0000'0000ull;
   EXPECT_EQ(round_trip<StateReport>(state), state);
   const std::vector<std::uint8_t> payload(4096, 0xAB);
   Data data{9, Sector{128}, 4096, data_flag_fua};
@@ -282,6 +284,38 @@ TEST(Wire, AStateReportNamingANodeIdBeyondTheLastAsItsDagtagNodeIsMalformed) {
   ASSERT_TRUE(std::holds_alternative<WireError>(result));
   EXPECT_EQ(std::get<WireError>(result).code, WireErrorCode::malformed_body);
   EXPECT_NE(std::get<WireError>(result).message.find("dagtag"), std::string::npos);
+}
+
+TEST(Wire, AStateReportNamingAVolumeSizeBeyondTheLimitIsMalformed) {
+  for (const bool usable : {true, false}) {
+    StateReport state;
+    (usable ? state.usable_size_sectors : state.current_size_sectors) =
+        volume_size_sectors_max + 1;
+    const auto result = decode(encode(state));
+    ASSERT_TRUE(std::holds_alternative<WireError>(result));
+    EXPECT_EQ(std::get<WireError>(result).code, WireErrorCode::malformed_body);
+    EXPECT_NE(std::get<WireError>(result).message.find("volume size"), std::string::npos);
+    (usable ? state.usable_size_sectors : state.current_size_sectors) = volume_size_sectors_max;
+    EXPECT_TRUE(std::holds_alternative<Frame>(decode(encode(state))));
+  }
+}
+
+TEST(Wire, AStateReportWhoseBodyEndsInsideItsSizesIsMalformedNotMisread) {
+  StateReport state;
+  state.usable_size_sectors = 2048;
+  auto frame = encode(state);
+  // Fields before the sizes: role, disk, current, uuid_flags, weak_nodes, dirty_bits, dagtag
+  // node, dagtag; the body ends halfway through the usable size.
+  const std::uint32_t body = 1 + 1 + 8 + 8 + 4 + 8 + 1 + 8 + 4;
+  frame.resize(header_size_bytes + body);
+  for (int i = 0; i < 4; ++i) frame[8 + i] = static_cast<std::uint8_t>(body >> (24 - 8 * i));
+  std::uint32_t crc = crc32c_extend(0, std::span(frame).subspan(0, 12));
+  crc = crc32c_extend(crc, std::span(frame).subspan(header_size_bytes));
+  for (int i = 0; i < 4; ++i) frame[12 + i] = static_cast<std::uint8_t>(crc >> (24 - 8 * i));
+  const auto result = decode(frame);
+  ASSERT_TRUE(std::holds_alternative<WireError>(result));
+  EXPECT_EQ(std::get<WireError>(result).code, WireErrorCode::malformed_body);
+  EXPECT_NE(std::get<WireError>(result).message.find("truncated fields"), std::string::npos);
 }
 
 TEST(Wire, TwoFramesInOneBufferDecodeOneAtATime) {

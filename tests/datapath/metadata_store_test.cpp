@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -190,6 +193,82 @@ TEST_F(MetadataStoreTest, BitmapSlotsAreInterleavedAndWritingOneKeepsTheOthers) 
   const std::size_t bm = metadata.layout().bm_offset_bytes;
   EXPECT_EQ(static_cast<std::uint8_t>(bytes[bm + 0]), 0xff);
   EXPECT_EQ(static_cast<std::uint8_t>(bytes[bm + (1 * 3 + 2) * 4 + 3]), 0x80);
+}
+
+// drbdmeta's dump-md of `path`: its exit status, or -1 without drbdmeta.
+int drbdmeta_dump_status(const std::string& path) {
+  if (std::system("command -v drbdmeta >/dev/null 2>&1") != 0) return -1;
+  const int status =
+      std::system(("drbdmeta --force 0 v09 " + path + " internal dump-md >/dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+// dittoadm resize's first step: the metadata moves to the end of the grown file, keeping every
+// bitmap word, the activity log and the superblock's fields; drbdmeta reads the result.
+TEST_F(MetadataStoreTest, AfterTheFileGrowsTheMetadataMovesToItsNewEndIntact) {
+  create(16 * mib, 2);
+  auto store = MetadataStore::open(path_);
+  ASSERT_TRUE(store.ok());
+  MetadataStore& metadata = *store.value();
+  const std::uint64_t old_data = metadata.data_size_bytes();
+  std::vector<std::uint32_t> words(metadata.bitmap_words_per_slot(), 0);
+  words.front() = 0xdeadbeef;
+  words.back() = 0x1;
+  ASSERT_TRUE(metadata.write_bitmap_slot(1, words).ok());
+  md::Superblock before = metadata.superblock();
+  before.current_uuid = 0x1234'5678'9abc'def0;
+  before.effective_size_sectors = old_data / 512;
+  ASSERT_TRUE(metadata.write_superblock(before).ok());
+  const auto log_before = metadata.read_activity_log().value();
+
+  std::filesystem::resize_file(path_, 32 * mib);
+  // drbdmeta finds no metadata at the new end yet (the test would pass without the move).
+  if (drbdmeta_dump_status(path_) >= 0) {
+    EXPECT_NE(drbdmeta_dump_status(path_), 0);
+  }
+  const auto moved = metadata.move_to_device_end();
+  ASSERT_TRUE(moved.ok()) << moved.error().message;
+  EXPECT_GT(moved.value(), old_data + 15 * mib);
+  EXPECT_EQ(metadata.data_size_bytes(), moved.value());
+  EXPECT_EQ(metadata.layout().device_bytes, 32 * mib);
+
+  auto reopened = MetadataStore::open(path_);
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  MetadataStore& grown = *reopened.value();
+  EXPECT_EQ(grown.data_size_bytes(), moved.value());
+  EXPECT_EQ(grown.superblock().current_uuid, before.current_uuid);
+  EXPECT_EQ(grown.superblock().effective_size_sectors, old_data / 512);  // agreed later
+  EXPECT_EQ(grown.superblock().peers, before.peers);
+  std::vector<std::uint32_t> expected = words;
+  expected.resize(grown.bitmap_words_per_slot(), 0);  // the new area: in sync, zero
+  EXPECT_EQ(grown.read_bitmap_slot(1).value(), expected);
+  EXPECT_EQ(grown.read_bitmap_slot(0).value(),
+            std::vector<std::uint32_t>(grown.bitmap_words_per_slot(), 0));
+  EXPECT_EQ(grown.read_activity_log().value().size(), log_before.size());
+  const int dump = drbdmeta_dump_status(path_);
+  if (dump < 0) GTEST_SKIP() << "drbdmeta (drbd-utils) is not installed";
+  EXPECT_EQ(dump, 0);
+}
+
+TEST_F(MetadataStoreTest, MovingTheMetadataIsRefusedWithoutEnoughGrowthAndWritesNothing) {
+  create(16 * mib, 2);
+  auto store = MetadataStore::open(path_);
+  ASSERT_TRUE(store.ok());
+  MetadataStore& metadata = *store.value();
+  const std::vector<char> unchanged = file_bytes(path_);
+  const auto same = metadata.move_to_device_end();
+  ASSERT_FALSE(same.ok());
+  EXPECT_NE(same.error().message.find("shrinking is not supported"), std::string::npos);
+  std::filesystem::resize_file(path_, 16 * mib + 4096);  // less than the metadata area
+  const auto small = metadata.move_to_device_end();
+  ASSERT_FALSE(small.ok());
+  EXPECT_NE(small.error().message.find("enlarge it by more than its metadata area"),
+            std::string::npos)
+      << small.error().message;
+  std::vector<char> now = file_bytes(path_);
+  now.resize(unchanged.size());
+  EXPECT_EQ(now, unchanged);
+  EXPECT_EQ(metadata.layout().device_bytes, 16 * mib);
 }
 
 TEST_F(MetadataStoreTest, TheActivityLogReadsBackAndReinitializes) {

@@ -115,9 +115,27 @@ TEST(ScenariosOnSimulator, StepsTheSimulatorCannotExpressAreRefusedByName) {
               {"step": "primary", "node": 1}, {"step": "write", "ops": 5}]})");
   EXPECT_EQ(run_on_sim(switchover, 1).error,
             "steps[1]: demoting the Primary runs on the real target only");
-  const Scenario protocol_a = load(R"({"name": "a", "cluster": {"nodes": 2, "protocol": "A"},
-    "steps": [{"step": "write", "ops": 5}]})");
-  EXPECT_EQ(run_on_sim(protocol_a, 1).error, "cluster.protocol: the simulator runs protocol C only");
+}
+
+// The simulator runs the scenario's protocol (SimOptions::protocol), not protocol C whatever the
+// file says: a partition and its heal under A and B end with every replica identical.
+TEST(ScenariosOnSimulator, TheScenariosProtocolReachesTheSimulator) {
+  for (const char* protocol : {"A", "B", "C"}) {
+    SCOPED_TRACE(protocol);
+    const Scenario scenario = load(std::string(R"({"name": "p", "cluster": {"nodes": 3, "protocol": ")") +
+                                   protocol + R"("},
+      "steps": [{"step": "write", "ops": 20, "queue_depth": 4},
+                {"step": "partition", "isolate": 2},
+                {"step": "write", "ops": 20},
+                {"step": "heal"},
+                {"step": "wait", "until": "up-to-date", "timeout_ms": 5000},
+                {"step": "read-verify"}]})");
+    const Result<SimTranslation> translated = translate_for_sim(scenario, 3);
+    ASSERT_TRUE(translated.ok()) << translated.error().message;
+    EXPECT_EQ(to_string(translated.value().schedule.options.protocol), std::string(protocol));
+    const RunReport report = run_on_sim(scenario, 3);
+    EXPECT_TRUE(report.passed()) << failures(report);
+  }
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -72,10 +73,11 @@ bool nbd_read(const std::string& uri, std::uint64_t offset, std::uint64_t length
   return ok;
 }
 
+// The client has no `size`: it learns the peers' (16 MiB) and its export shows it.
 TEST(DisklessClient, WritesThroughItsExportLandOnBothPeersAndReadBackByteIdentical) {
   if (!tool_exists("nbdcopy") || !tool_exists("qemu-img")) GTEST_SKIP() << "tools missing";
   LocalCluster cluster(3, disk_size_bytes);
-  cluster.write_config(client_config(cluster, "  disk { size 16M; }\n"));
+  cluster.write_config(client_config(cluster, ""));
   std::string error;
   ASSERT_TRUE(cluster.start_all_connected(error)) << error;
 
@@ -165,27 +167,64 @@ TEST(DisklessClient, ReadBalancingDecidesWhichPeerServesTheClientsReads) {
   EXPECT_LT(from_beta, 1024u + 64);
 }
 
-TEST(DisklessClient, ASizeIsRequiredAndAttachIsRefusedWithReasons) {
+// Without `size` a client learns its size from its first diskful peer; until then its export
+// refuses NBD_OPT_GO with a reason (NBD cannot announce a size later). A configured `size`
+// is a check: a client whose size differs from its peers' refuses to connect, with the reason.
+TEST(DisklessClient, WithoutASizeItLearnsThePeersSizeAndRefusesItsExportUntilThen) {
+  if (!tool_exists("nbdinfo")) GTEST_SKIP() << "nbdinfo missing";
   LocalCluster cluster(3, disk_size_bytes);
-  // Without a size the client cannot size its volume: dittod stops, naming gamma's volume.
   cluster.write_config(client_config(cluster, ""));
   std::string error;
-  EXPECT_FALSE(cluster.start(gamma, error));
-  const std::string log = file_text(cluster.log_path(gamma)) + error;
-  EXPECT_TRUE(std::regex_search(log, std::regex(R"(r0\.res:\d+:\d+: host 'gamma' is diskless)")))
-      << log;
-  EXPECT_NE(log.find("size"), std::string::npos) << log;
+  ASSERT_TRUE(cluster.start(gamma, error)) << error;
+  // libnbd prints the server's message only in its debug output.
+  const CommandOutcome early =
+      run_command("LIBNBD_DEBUG=1 nbdinfo --size " + cluster.nbd_uri(gamma) + " 2>&1");
+  EXPECT_NE(early.exit_status, 0) << early.output;
+  EXPECT_NE(early.output.find("does not know its size yet"), std::string::npos) << early.output;
+  EXPECT_NE(file_text(cluster.log_path(gamma)).find("size learned from its peers"),
+            std::string::npos);
 
-  // A size that is not the peers' data area stops a diskful node at its disk's location.
-  cluster.write_config(client_config(cluster, "  disk { size 8M; }\n"));
+  ASSERT_TRUE(cluster.start(alpha, error)) << error;
+  ASSERT_TRUE(cluster.wait_connected(gamma, 1, 10'000));
+  const CommandOutcome learned =
+      run_command("nbdinfo --size " + cluster.nbd_uri(gamma) + " 2>&1");
+  ASSERT_EQ(learned.exit_status, 0) << learned.output;
+  EXPECT_EQ(std::stoull(learned.output), disk_size_bytes);
+  const std::string json = cluster.control(gamma, "status r0 --json").text;
+  EXPECT_NE(json.find("\"size\": " + std::to_string(disk_size_bytes / 1024)), std::string::npos)
+      << json;
+  ASSERT_TRUE(nbd_read(cluster.nbd_uri(gamma), disk_size_bytes - 4096, 4096));
+}
+
+TEST(DisklessClient, AConfiguredSizeThatDiffersFromThePeersRefusesTheConnectionWithAReason) {
+  LocalCluster cluster(3, disk_size_bytes);
+  cluster.write_config(client_config(cluster, ""));
+  // A size that is not its data area stops a diskful node at its disk's location.
+  const std::string sized = cluster.directory() + "/sized.res";
+  {
+    std::ofstream out(sized);
+    out << client_config(cluster, "  disk { size 8M; }\n");
+  }
+  cluster.use_node_config(alpha, sized);
+  std::string error;
   EXPECT_FALSE(cluster.start(alpha, error));
   const std::string alpha_log = file_text(cluster.log_path(alpha)) + error;
-  EXPECT_TRUE(std::regex_search(alpha_log, std::regex(R"(r0\.res:\d+:\d+: size 8388608 bytes)")))
+  EXPECT_TRUE(std::regex_search(alpha_log, std::regex(R"(sized\.res:\d+:\d+: size 8388608 bytes)")))
       << alpha_log;
+  cluster.use_node_config(alpha, cluster.config_path());
+  ASSERT_TRUE(cluster.start(alpha, error)) << error;
 
-  // With the size the client runs; attach has no disk to attach.
-  cluster.write_config(client_config(cluster, "  disk { size 16M; }\n"));
+  // The client with 8M against alpha's 16M: both sides go StandAlone, the client says why.
+  cluster.use_node_config(gamma, sized);
   ASSERT_TRUE(cluster.start(gamma, error)) << error;
+  EXPECT_TRUE(wait_for_status(cluster, gamma, "alpha connection:StandAlone", 10'000))
+      << cluster.control(gamma, "status r0").text;
+  const std::string log = file_text(cluster.log_path(gamma));
+  EXPECT_NE(log.find("the configured size (16384 sectors) differs from the peer's (32768 "
+                     "sectors)"),
+            std::string::npos)
+      << log;
+  // The client keeps its configured size; attach has no disk to attach.
   const CommandOutcome attach = dittoadm(cluster, gamma, "attach r0");
   EXPECT_EQ(attach.exit_status, 10) << attach.output;
   EXPECT_NE(attach.output.find("disk none"), std::string::npos) << attach.output;

@@ -200,9 +200,9 @@ TEST(QuorumRegression, TheSideWithQuorumResolvesASplitBrain) {
 // and became SyncTarget of node4; node3, SyncTarget elsewhere too, met it with quorum on both
 // sides, and the handshake declared a split brain (bitmap-both, resolution:disconnect) between
 // two Inconsistent disks and went StandAlone for good. Now an Inconsistent side is the target
-// of a full sync and two Inconsistent sides retry (core tests
+// of a full sync and two Inconsistent sides connect with the resync deferred (core tests
 // AnInconsistentSideOfASplitBrainBecomesTheTargetOfAFullSync and
-// ASplitBrainBetweenTwoInconsistentSidesRetriesInsteadOfGoingStandalone).
+// ASplitBrainBetweenTwoInconsistentSidesConnectsAndDefersTheResync).
 // Replay: ditto-sim run --seed 948 --swarm --ops 400 --swarm-quorum --trace
 TEST(QuorumRegression, TwoInconsistentSidesOfDivergedBranchesLeaveNoSplitBrainUnresolved) {
   const SimOptions options = swarm_options(948, 400, {}, true);

@@ -212,15 +212,27 @@ TEST(RegressionResync,
   expect_swarm_seeds_pass({2937});
 }
 
-// Not fixed yet (found when survivors began to reconcile after losing any Primary): node0 is
-// Primary; after crashes and resyncs node2 and node3 end on two different generations, both
-// descending from AC6B9F6655CA1CDA with the other's slot pointing at it, so every handshake
-// between them finds a split brain (rule bitmap-both) and the cluster never converges
-// (liveness). Only node0 was ever Primary, so one of the two generations was taken up by a
-// Secondary without its writes. Not yet analysed.
+// Found when survivors began to reconcile after losing any Primary: node0 is Primary (later
+// diskless), node1's and node0's disks fail, and node2 and node3 are left Inconsistent, each
+// the SyncTarget of a source that failed, on two sibling generations from AC6B9F6655CA1CDA. No
+// UpToDate disk is left, so no resync can run, but every handshake between the two found a
+// split brain (rule bitmap-both) and dropped the connection to retry it, every 100 ms for
+// good, and the cluster never converged (liveness). Fixed: two Inconsistent sides on diverged
+// branches connect and defer the resync (the event says why); when a resync of either ends,
+// the handshake runs again and the generations decide.
 // Replay: ditto-sim run --seed 2892 --swarm --ops 400 --trace
-TEST(RegressionLiveness, DISABLED_TwoSecondariesOfOnePrimaryNeverEndOnDivergedGenerations) {
+TEST(RegressionLiveness, TwoInconsistentSecondariesOnDivergedGenerationsStayConnected) {
   expect_swarm_seeds_pass({2892});
+}
+
+// Found when a Primary began to replicate to an Inconsistent SyncTarget of another node (seed
+// 870): node1 and node2, both Inconsistent after their source (the Primary's disk) failed, had
+// a resync deferred between them ("the source is itself inconsistent"), and that deferral kept
+// node1 from asking its UpToDate peer node3 for a resync (resync_from_up_to_date_peer): node1
+// stayed Inconsistent for good. A deferral with an Inconsistent peer no longer holds it back.
+// Replay: ditto-sim run --seed 1635 --swarm --ops 400 --trace
+TEST(RegressionLiveness, AnInconsistentNodeResyncsFromAnUpToDatePeerDespiteADeferralWithAnInconsistentOne) {
+  expect_swarm_seeds_pass({1635});
 }
 
 // The shrinker itself, on a failure that does not depend on the core: the oracle self-test
