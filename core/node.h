@@ -669,7 +669,10 @@ class Node {
   AdminResult attach(const Attach& command);
   Peer* attach_source();
   const Generations& attach_reference(const Peer& source) const;
-  AdminResult attach_refusal(const Attach& command, const Peer* source, bool& full_sync) const;
+  AdminResult attach_refusal(const Attach& command, Peer*& source, bool& full_sync) const;
+  UuidCompareResult compare_attached_disk(const Attach& command, const Peer& source,
+                                          const Generations& reference) const;
+  bool disk_newer_than(const Attach& command, const Peer& source) const;
   bool bitmap_covers_peer_disk(const Peer& peer) const;
   void load_attached_disk(const Attach& command);
   void attach_disk_step(DiskState step);

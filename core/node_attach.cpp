@@ -11,9 +11,10 @@
 //   toward us holds every block the disk missed: the disk goes Inconsistent and resyncs exactly
 //   the union of both bitmaps from that peer (SyncControl become_sync_source and the bitmap
 //   exchange, as invalidate does, without the full bitmap). Any other "peer is newer" rule
-//   (history, another node's slot, a just-created disk) is a full sync. Anything else (the disk
-//   is newer than the UpToDate peer, a split brain, unrelated data) refuses the attach and the
-//   node stays Diskless: the disk would overwrite or fork the data the cluster serves;
+//   (history, another node's slot, a just-created disk) is a full sync. A split brain or
+//   unrelated data refuses the attach and the node stays Diskless: the disk would fork the data
+//   the cluster serves. A disk newer than the UpToDate peer (it got writes the peer missed) is
+//   attached as if there were no such peer (below): a resync from it would lose those writes;
 // - without one, the disk takes the state its metadata gives (§1.6) and connected peers with a
 //   disk rerun the handshake (a reconnect, as other handshake reruns do), whose rules decide.
 //   A Primary without an UpToDate peer attaches only the disk holding the data it exposes (its
@@ -66,8 +67,7 @@ const Generations& Node::attach_reference(const Peer& source) const {
 
 // Why the disk of `command` may not be attached now (ok when it may); `full_sync` says whether
 // the resync from `source` must copy every block.
-AdminResult Node::attach_refusal(const Attach& command, const Peer* source,
-                                 bool& full_sync) const {
+AdminResult Node::attach_refusal(const Attach& command, Peer*& source, bool& full_sync) const {
   full_sync = false;
   if (config_.intentional_diskless) {
     return {false, "SS_ATTACH_NO_BITMAP",
@@ -85,6 +85,7 @@ AdminResult Node::attach_refusal(const Attach& command, const Peer* source,
             "attach: a metadata write to the detached disk is still in flight; try again"};
   }
   const std::uint64_t disk_current = comparable_current(command.generations.current);
+  if (source != nullptr && disk_newer_than(command, *source)) source = nullptr;
   if (source == nullptr) {
     if (role_ == Role::primary && disk_current != comparable_current(generations_.uuids.current)) {
       return {false, "ERR_DATA_NOT_CURRENT",
@@ -97,15 +98,7 @@ AdminResult Node::attach_refusal(const Attach& command, const Peer* source,
   }
   const Generations& reference = attach_reference(*source);
   if (disk_current == comparable_current(reference.current)) return {};
-  UuidCompareInput input;
-  input.self = command.generations;
-  input.peer = reference;
-  input.self_node = config_.node_id.value;
-  input.peer_node = source->status.node_id.value;
-  input.self_flags = uuid_flag::stable;
-  input.peer_flags = uuid_flag::stable;
-  input.protocol = config_.protocol;
-  const UuidCompareResult compared = uuid_compare(input);
+  const UuidCompareResult compared = compare_attached_disk(command, *source, reference);
   switch (compared.strategy) {
     case SyncStrategy::unrelated_data:
     case SyncStrategy::split_brain_auto_recover:
@@ -124,6 +117,43 @@ AdminResult Node::attach_refusal(const Attach& command, const Peer* source,
       full_sync = compared.rule != UuidRule::bitmap_peer;
       return {};
   }
+}
+
+// The disk's generations against `reference` as the generations of `source`'s node.
+UuidCompareResult Node::compare_attached_disk(const Attach& command, const Peer& source,
+                                              const Generations& reference) const {
+  UuidCompareInput input;
+  input.self = command.generations;
+  input.peer = reference;
+  input.self_node = config_.node_id.value;
+  input.peer_node = source.status.node_id.value;
+  input.self_flags = uuid_flag::stable;
+  input.peer_flags = uuid_flag::stable;
+  input.protocol = config_.protocol;
+  return uuid_compare(input);
+}
+
+// The disk holds a newer generation than the UpToDate peer reported, or than the data the
+// cluster serves (attach_reference): writes reached it that the peer missed (the peer was cut
+// off from the Primary while this node still got its writes, though it may not have noticed
+// yet). A resync in place from that peer would overwrite them; the disk attaches as its
+// metadata says and the handshake with each peer decides the direction, as at a restart.
+bool Node::disk_newer_than(const Attach& command, const Peer& source) const {
+  for (const Generations* reference : {&source.uuids, &attach_reference(source)}) {
+    if (comparable_current(command.generations.current) ==
+        comparable_current(reference->current)) {
+      continue;
+    }
+    switch (compare_attached_disk(command, source, *reference).strategy) {
+      case SyncStrategy::source_use_bitmap:
+      case SyncStrategy::source_set_bitmap:
+      case SyncStrategy::source_copy_bitmap:
+        return true;
+      default:
+        break;
+    }
+  }
+  return false;
 }
 
 // The SyncSource side of an attach (or an invalidate): our bitmap toward `peer` holds every

@@ -309,6 +309,31 @@ TEST(RegressionSeed153, AReattachedPrimaryLeftOutdatedResyncsFromAnUpToDatePeer)
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
+// Bug (seed 20: 3 nodes, diskless Primary node0, --swarm-diskless): node0's link to node2
+// broke, so node0's next writes reached node1 alone under a new generation; node2 did not notice
+// yet. node1's disk then failed and attached again. The attach compared the disk with the
+// generations of the Primary (the same) and resynced in place from node2, still connected and
+// UpToDate on the older generation, as if node2's bitmap toward node1 held every block the disk
+// missed: the disk's newer blocks were to be overwritten by older ones. The link broke first,
+// and at the next handshake node1, Inconsistent with the newer generation, was the source node2
+// had to wait for: liveness failed (seeds 20, 974, 2520); where the resync went on, the newer
+// blocks were lost (seed 1552: 254 blocks read back as never written). Fixed: a disk newer than
+// the generations its UpToDate peer reported, or than the Primary's, attaches as its metadata
+// says and the handshake with each peer decides, as at a restart.
+// Replay: ditto-sim run --seed 20 --swarm --ops 400 --swarm-diskless --trace
+//         ditto-sim run --seed 1552 --swarm --ops 400 --trace
+TEST(RegressionAttach, ADiskNewerThanItsUpToDatePeerIsNotResyncedFromIt) {
+  for (const auto& [seed, diskless] : {std::pair{20u, true}, std::pair{974u, true},
+                                       std::pair{1552u, false}, std::pair{2520u, false}}) {
+    SCOPED_TRACE(seed);
+    const SimOptions options = swarm_options(seed, 400, {}, false, false, diskless);
+    ASSERT_EQ(options.diskless_client, diskless);
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+    EXPECT_GE(result.converged_after_ns, 0);
+  }
+}
+
 TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
   SimOptions options;
   options.seed = 21;
