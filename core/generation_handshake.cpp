@@ -170,6 +170,20 @@ void disk_state_override(const HandshakeInput& in, HandshakeDecision& decision) 
     decision.strategy = self > peer ? S::source_set_bitmap : S::target_set_bitmap;
     return;
   }
+  // A Primary whose disk is Inconsistent (attached again and resyncing, node_attach.cpp) serves
+  // its data from its peers: a generation newer than an UpToDate peer's names writes that other
+  // peers hold or that failed, never data its own disk could give. It becomes that peer's
+  // SyncTarget for every block, as DRBD decides "due to disk states", instead of being a source
+  // that cannot send (swarm seed 95 with attach).
+  const bool inconsistent_primary_newer =
+      (self == DiskState::inconsistent && in.self_role == Role::primary &&
+       peer == DiskState::up_to_date && is_source(decision.strategy)) ||
+      (peer == DiskState::inconsistent && in.peer_role == Role::primary &&
+       self == DiskState::up_to_date && is_target(decision.strategy));
+  if (inconsistent_primary_newer) {
+    decision.strategy = self > peer ? S::source_set_bitmap : S::target_set_bitmap;
+    return;
+  }
   if ((tie_rule && is_if_both_failed(decision.strategy)) ||
       (decision.strategy == S::no_sync && one_inconsistent)) {
     decision.strategy = self > peer ? S::source_use_bitmap : S::target_use_bitmap;

@@ -23,6 +23,7 @@
 // through its UpToDate peers (as when it was Diskless), and every block it writes is marked
 // toward its resync source on both sides, so the resync fetches it (again) once the peer has it.
 #include <algorithm>
+#include <span>
 #include <string>
 
 #include "core/assert.h"
@@ -133,13 +134,16 @@ UuidCompareResult Node::compare_attached_disk(const Attach& command, const Peer&
   return uuid_compare(input);
 }
 
-// The disk holds a newer generation than the UpToDate peer reported, or than the data the
-// cluster serves (attach_reference): writes reached it that the peer missed (the peer was cut
-// off from the Primary while this node still got its writes, though it may not have noticed
-// yet). A resync in place from that peer would overwrite them; the disk attaches as its
-// metadata says and the handshake with each peer decides the direction, as at a restart.
+// The disk holds a newer generation than the data the cluster serves (attach_reference), or, on
+// a Secondary, than the UpToDate peer reported: writes reached it that the peer missed (the peer
+// was cut off from the Primary while this node still got its writes, though it may not have
+// noticed yet). A resync in place from that peer would overwrite them; the disk attaches as its
+// metadata says and the handshake with each peer decides the direction, as at a restart. A
+// Primary's UpToDate peers hold its data (it replicates to them), whatever they last reported
+// (a Secondary does not report the generations it adopts), and it keeps their connections.
 bool Node::disk_newer_than(const Attach& command, const Peer& source) const {
-  for (const Generations* reference : {&source.uuids, &attach_reference(source)}) {
+  const Generations* references[] = {&attach_reference(source), &source.uuids};
+  for (const Generations* reference : std::span(references, role_ == Role::primary ? 1 : 2)) {
     if (comparable_current(command.generations.current) ==
         comparable_current(reference->current)) {
       continue;
@@ -220,6 +224,17 @@ void Node::load_attached_disk(const Attach& command) {
   config_.initial_bitmap_words = command.bitmap_words;
   config_.initial_hot_extents = command.hot_extents;
   config_.al_first_transaction_number = command.al_first_transaction_number;
+  // A Primary keeps the generations of the data it serves (its peers hold them; a diskless
+  // Primary carried them on) and what it marked toward its peers while Diskless: the disk only
+  // catches up with them, by the resync that attach_refusal sized from the disk's own
+  // generations. Taking the disk's would move the Primary back to an older generation, and its
+  // next one would fork from there (swarm seed 95).
+  const bool primary = role_ == Role::primary;
+  const Generations served = generations_.uuids;
+  std::vector<Bitmap> marked;
+  if (primary) {
+    for (const Peer& peer : configured_peers()) marked.push_back(*peer.bitmap);
+  }
   generations_.uuids = command.generations;
   if (comparable_current(generations_.uuids.current) == uuid_just_created_value) {
     generations_.uuids.current = uuid_just_created_value;
@@ -228,6 +243,10 @@ void Node::load_attached_disk(const Attach& command) {
   restarted_behind_ = command.disk != DiskState::up_to_date;
   after_primary_crash_ = !command.hot_extents.empty();
   apply_initial_metadata();
+  if (!primary) return;
+  generations_.uuids = served;
+  auto kept = marked.begin();
+  for (Peer& peer : configured_peers()) peer.bitmap->merge(*kept++);
 }
 
 void Node::attach_disk_step(DiskState step) {

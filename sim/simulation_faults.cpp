@@ -314,7 +314,10 @@ void Simulation::heal_all() {
       on_resume(resume);
     }
     if (!sim_node.alive) on_restart(node);
-    attach_detached_disk(node);
+    // An event, not a call: heal_all may run while one of the node's own actions executes (the
+    // workload's last completion), and an attach now would send its new state ahead of the
+    // rest of those actions (a stale Diskless report after it: swarm seed 2520 with attach).
+    schedule(Duration{0}, make_event(EventKind::attach, node));
   }
   start_liveness_checks();
 }

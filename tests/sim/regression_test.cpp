@@ -309,20 +309,32 @@ TEST(RegressionSeed153, AReattachedPrimaryLeftOutdatedResyncsFromAnUpToDatePeer)
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
-// Bug (seed 20: 3 nodes, diskless Primary node0, --swarm-diskless): node0's link to node2
-// broke, so node0's next writes reached node1 alone under a new generation; node2 did not notice
-// yet. node1's disk then failed and attached again. The attach compared the disk with the
-// generations of the Primary (the same) and resynced in place from node2, still connected and
-// UpToDate on the older generation, as if node2's bitmap toward node1 held every block the disk
-// missed: the disk's newer blocks were to be overwritten by older ones. The link broke first,
-// and at the next handshake node1, Inconsistent with the newer generation, was the source node2
-// had to wait for: liveness failed (seeds 20, 974, 2520); where the resync went on, the newer
-// blocks were lost (seed 1552: 254 blocks read back as never written). Fixed: a disk newer than
-// the generations its UpToDate peer reported, or than the Primary's, attaches as its metadata
-// says and the handshake with each peer decides, as at a restart.
+// Found by the swarm once the simulator attaches a disk again after an injected EIO. Four bugs:
+// - seed 20 (3 nodes, diskless Primary node0, --swarm-diskless; also 974): node0's link to
+//   node2 broke, so its next writes reached node1 alone under a new generation; node2 did not
+//   notice yet. node1's disk failed and attached again. The attach compared the disk with the
+//   Primary's generations (the same) and resynced in place from node2, still connected and
+//   UpToDate on the older generation, as if node2's bitmap held every block the disk missed.
+//   The link broke first, and at the next handshake node1, Inconsistent with the newer
+//   generation, was the source node2 waited for: liveness failed. Fixed: a Secondary's disk
+//   newer than the generations its UpToDate peer reported attaches as its metadata says, and
+//   the handshake with each peer decides, as at a restart.
+// - seed 1552 (254 blocks read back as never written): a Primary whose re-attached disk was
+//   Inconsistent (resync interrupted) wrote through its peers and started no new generation
+//   when a peer left, so that peer came back on the Primary's generation and became the
+//   source of the blocks it had missed. Fixed: such a Primary starts generations as a diskless
+//   one does (only while an UpToDate peer takes its writes), and keeps the generations and
+//   bitmaps it served with when its disk attaches (seed 95: it went back to the disk's older
+//   generation and forked from there).
+// - seed 95: the Primary, Inconsistent and on a newer generation than an UpToDate peer, was the
+//   "source" of a resync it could not send. Fixed: it becomes that peer's SyncTarget for every
+//   block (DRBD: "becoming sync target due to disk states").
+// - seed 2520, a simulator bug: the attach at the end of the faults ran inside the execution of
+//   the Primary's own actions (its last client completion), so a Diskless state report queued
+//   before it went out after the attach's Inconsistent one. The attach is now an event.
 // Replay: ditto-sim run --seed 20 --swarm --ops 400 --swarm-diskless --trace
 //         ditto-sim run --seed 1552 --swarm --ops 400 --trace
-TEST(RegressionAttach, ADiskNewerThanItsUpToDatePeerIsNotResyncedFromIt) {
+TEST(RegressionAttach, ReattachedDisksNeitherLoseNorStallTheNewestData) {
   for (const auto& [seed, diskless] : {std::pair{20u, true}, std::pair{974u, true},
                                        std::pair{1552u, false}, std::pair{2520u, false}}) {
     SCOPED_TRACE(seed);
