@@ -148,6 +148,10 @@ class Node {
   // does not wait for (notifications, or superseded by a state change) are ignored.
   void on_helper_done(Instant now, HelperCallId call, int exit_code);
 
+  // The answer to CheckDiskSize: the data area of the backing disk now, in bytes (a multiple
+  // of 512; it never shrinks). Ignored while diskless.
+  void on_disk_size(Instant now, std::uint64_t usable_size_bytes);
+
   // Moves the pending actions out; the driver executes them in order.
   std::vector<Action> take_actions();
   // The same into a vector the driver keeps between steps: `into` is cleared and swapped with
@@ -177,6 +181,9 @@ class Node {
   bool promotion_pending() const { return promotion_.has_value(); }
   // The outcome of the last promotion that returned pending, once decided.
   const std::optional<AdminResult>& promotion_outcome() const { return promotion_outcome_; }
+  // A Resize this node initiated is undecided; the outcome of the last one, once decided.
+  bool resize_pending() const { return resize_.has_value(); }
+  const std::optional<AdminResult>& resize_outcome() const { return resize_outcome_; }
   // The current state in the vocabulary of core/state.h.
   ClusterState cluster_state() const;
   std::uint32_t current_epoch() const { return current_epoch_; }
@@ -294,6 +301,9 @@ class Node {
     // Its last StateReport's sizes (node_sizes.cpp), in sectors.
     std::uint64_t usable_size_sectors = 0;
     std::uint64_t current_size_sectors = 0;
+    // A resize committed to this size while the peer took part: until its StateReport shows
+    // it, a smaller current size there is one sent before its commit (node_resize.cpp).
+    std::uint64_t resize_committed_sectors = 0;
     bool bitmap_received = false;
     // Writes sent in stream order and not yet covered by a BarrierAck (DRBD's transfer log):
     // marked out of sync if the connection breaks.
@@ -418,14 +428,22 @@ class Node {
     WriteFlags flags;
   };
 
-  // This node's own promotion, a two-phase commit (§1.3 step 4).
-  struct Promotion {
-    bool force = false;
+  // One attempt of a two-phase commit this node initiates (a promotion or a resize).
+  struct TwoPcRound {
     std::uint64_t transaction_id = 0;
     std::uint32_t participants_mask = 0;  // peers sent TwoPcPrepare in this attempt
     std::uint32_t waiting_mask = 0;       // of those, not yet replied
     bool retry = false;                   // some peer answered retry (busy)
     StateChangeResult refusal;            // the first `no`
+    // resize: the smallest usable size a participant reported, and which one it was.
+    std::uint64_t smallest_usable_sectors = 0;
+    NodeId smallest_node;
+  };
+
+  // This node's own promotion, a two-phase commit (§1.3 step 4).
+  struct Promotion {
+    bool force = false;
+    TwoPcRound round;
     bool backing_off = false;             // between an aborted attempt and its retry
     Instant give_up_at;
     bool announced = false;  // on_admin returned pending; report the outcome
@@ -435,9 +453,23 @@ class Node {
     bool fencing_wait = false;  // the attempt waits for those handlers
   };
 
+  // This node's own resize (node_resize.cpp).
+  struct ResizeChange {
+    Resize request;
+    TwoPcRound round;
+    NodeId resync_source;
+    bool checking_disk = false;  // CheckDiskSize sent, on_disk_size not yet in
+    bool backing_off = false;
+    Instant give_up_at;
+  };
+
   struct Prepared {
     NodeId initiator;
     std::uint64_t transaction_id = 0;
+    wire::TwoPcChange change = wire::TwoPcChange::promote;
+    // resize: the prepare, and whether the vote waits for on_disk_size.
+    wire::TwoPcPrepare prepare;
+    bool checking_disk = false;
   };
 
   // This Primary's lost-peer state change (node_lost_peer.cpp): the peers asked after a lost
@@ -493,6 +525,8 @@ class Node {
   // Peer messages (node_peer.cpp).
   void dispatch(Instant now, Peer& peer, const wire::Message& message, PayloadHandle payload);
   void on_hello(Instant now, Peer& peer, const wire::Hello& hello);
+  ConnectionSettings connection_settings(const Peer& peer) const;
+  void refuse_to_connect(Peer& peer, const std::string& reason);
   void on_state_report(Instant now, Peer& peer, const wire::StateReport& state);
   void on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandle payload);
   void on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::MessageType type);
@@ -518,7 +552,6 @@ class Node {
   // Volume sizes (node_sizes.cpp): applies a StateReport's sizes (learn, shrink, or refuse the
   // connection: false) and changes the size this node exposes.
   bool agree_on_size(Peer& peer, const wire::StateReport& state);
-  void refuse_for_size(Peer& peer, const std::string& reason);
   void set_size(std::uint64_t size_bytes);
   bool primary_besides(const Peer& peer) const;
   std::string quorum_evidence(const Peer& peer) const;
@@ -639,7 +672,8 @@ class Node {
   AdminResult stop_verify(const StopVerify& command);
   AdminResult invalidate(const Invalidate& command);
   AdminResult invalidate_remote(const InvalidateRemote& command);
-  StateChangeResult invalidate_toward(Peer& peer);
+  StateChangeResult invalidate_toward(Peer& peer, std::uint64_t from_sector = 0,
+                                      Sector marker = Sector{0});
   AdminResult admin_peer_check(NodeId peer_id, const char* what) const;
   void on_sync_control(Instant now, Peer& peer, const wire::SyncControl& control);
   void on_verify_start(Instant now, Peer& peer, Sector start);
@@ -731,8 +765,36 @@ class Node {
   void finish_promotion(StateChangeResult result);
   bool commit_promotion(bool force);
   void on_twopc_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& prepare);
+  // The pieces of a two-phase commit that promotion and resize share (node_state.cpp).
+  void send_prepare(Instant now, TwoPcRound& round, std::uint32_t peers,
+                    wire::TwoPcPrepare prepare);
+  bool note_reply(TwoPcRound& round, const Peer& peer, const wire::TwoPcReply& reply);
+  void send_decision(TwoPcRound& round, bool commit, std::uint64_t size_sectors = 0);
+  bool round_lost_peer(TwoPcRound& round, const Peer& peer);
+  // A promotion or resize of ours is in an attempt (not backing off): a foreign prepare waits.
+  bool initiating_twopc() const {
+    return (promotion_ && !promotion_->backing_off) || (resize_ && !resize_->backing_off);
+  }
+  // We hold `prepare`'s transaction prepared already (a duplicate prepare).
+  bool prepared_for(const wire::TwoPcPrepare& prepare) const {
+    return prepared_ && prepared_->initiator == prepare.initiator &&
+           prepared_->transaction_id == prepare.transaction_id;
+  }
+  bool arm_twopc_retry(Instant now, Instant give_up_at);
+  // Resize (node_resize.cpp).
+  AdminResult resize(Instant now, const Resize& request);
+  void start_resize_attempt(Instant now);
+  void decide_resize(Instant now);
+  void finish_resize(StateChangeResult result);
+  void resize_timer(Instant now);
+  StateChangeResult resize_refusal(std::uint64_t size_sectors) const;
+  void on_resize_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& prepare);
+  void vote_on_resize(Peer& peer);
+  void commit_resize(std::uint64_t size_sectors, bool assume_clean, NodeId source);
+  void commit_resize_early(std::uint64_t size_sectors);
   void on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply);
-  void on_twopc_decision(Peer& peer, NodeId initiator, std::uint64_t transaction_id, bool commit);
+  void on_twopc_decision(Peer& peer, NodeId initiator, std::uint64_t transaction_id, bool commit,
+                         std::uint64_t size_sectors = 0);
   void twopc_peer_lost(Instant now, Peer& peer);
 
   // The lost-peer state change (node_lost_peer.cpp).
@@ -826,6 +888,8 @@ class Node {
   std::optional<Promotion> promotion_;
   std::optional<AdminResult> promotion_outcome_;
   std::optional<Prepared> prepared_;
+  std::optional<ResizeChange> resize_;
+  std::optional<AdminResult> resize_outcome_;
   std::optional<LostPeerChange> lost_peer_;
   std::map<std::uint64_t, Instant> timers_armed_;  // TimerId → deadline
   Prng prng_;

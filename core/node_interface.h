@@ -296,8 +296,16 @@ struct MetadataWrite {
   std::vector<std::uint8_t> bytes;
 };
 
+// An online grow (Resize, node_resize.cpp) asks the driver what the backing disk holds now: it
+// re-reads the backing device's size and, if the device grew, moves the internal metadata to
+// its new end (datapath's MetadataStore::move_to_device_end; nothing may write the metadata at
+// the old place afterwards), then reports the data area below the metadata, in bytes, with
+// Node::on_disk_size. The core sends no MetadataWrite between this action and that input.
+struct CheckDiskSize {};
+
 using Action = std::variant<DiskWrite, DiskRead, DiskFlush, Send, CompleteClient, ReleasePayload,
-                            Disconnect, Event, ArmTimer, CancelTimer, CallHelper, MetadataWrite>;
+                            Disconnect, Event, ArmTimer, CancelTimer, CallHelper, MetadataWrite,
+                            CheckDiskSize>;
 
 // ---- Admin ------------------------------------------------------------------------------------
 
@@ -397,9 +405,24 @@ struct Attach {
 struct ChangeOptions {
   NodeConfig options;
 };
+// drbdsetup resize [--size S] [--assume-clean]: an online grow as a two-phase commit over every
+// configured peer (node_resize.cpp). Each node re-reads its backing size (CheckDiskSize); the
+// new size is size_bytes, or without it the smallest usable size of the diskful nodes. A node
+// whose disk cannot hold it refuses (ERR_DISK_TOO_SMALL, naming the node), a smaller size is
+// refused (ERR_IMPLICIT_SHRINK), so is a resize while a resync or verify runs
+// (ERR_RESIZE_RESYNC) or while a peer is not connected (SS_NEED_CONNECTION). On commit every
+// node exposes the new size; unless assume_clean the new area is resynced from one node (a
+// Primary, else the initiator, else the lowest UpToDate node) to the other diskful nodes.
+// Pending like a promotion: resize_pending(), resize_outcome() and an Event line
+// `response resize name:<res> result:<code> [message:"..."]`.
+struct Resize {
+  std::uint64_t size_bytes = 0;  // 0: as large as every diskful node's disk allows
+  bool assume_clean = false;
+};
 using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, Down, ResumeIo,
                                   Verify, StopVerify, Invalidate, InvalidateRemote, PauseSync,
-                                  ResumeSync, NewCurrentUuid, Detach, Attach, ChangeOptions>;
+                                  ResumeSync, NewCurrentUuid, Detach, Attach, ChangeOptions,
+                                  Resize>;
 
 // The live options (ChangeOptions) of `from` copied into `to`: resync_rate_kib, c_plan_ahead_-
 // deciseconds, c_fill_target_sectors, c_max_rate_kib, c_min_rate_kib, split_brain, quorum,

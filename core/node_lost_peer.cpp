@@ -47,7 +47,7 @@ void Node::start_lost_peer_change(const Peer& lost) {
     if ((others & bit(peer.status.node_id)) == 0) continue;
     actions_.push_back(Send{peer.status.node_id,
                             wire::TwoPcPrepare{config_.node_id, lost_peer_->transaction_id,
-                                               wire::TwoPcChange::lost_peer},
+                                               wire::TwoPcChange::lost_peer, 0, 0, NodeId{}},
                             std::nullopt});
   }
 }

@@ -42,6 +42,7 @@ void Node::on_connection_up(Instant now, NodeId peer_id) {
   hello.sender = config_.node_id;
   hello.receiver = peer_id;
   hello.resource_name = config_.resource_name;
+  hello.settings = connection_settings(peer);
   actions_.push_back(Send{peer_id, hello, std::nullopt});
   send_state(peer);
   invariants();
@@ -76,7 +77,7 @@ void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
   if (expected != nullptr) {
     if (is_data) actions_.push_back(ReleasePayload{payload});
     protocol_error(peer, expected + std::string(wire::to_string(wire::type_of(message))));
-    if (promotion_) twopc_peer_lost(now, peer);
+    twopc_peer_lost(now, peer);
     apply_quorum_changes(now);
     pump_activity_log();
     return invariants();
@@ -84,9 +85,9 @@ void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
   dispatch(now, peer, message, payload);
   note_sync_progress(now, peer);
   arm_ahead_resync_if_drained(now, peer);
-  // Any message may have dropped the connection (a protocol error): the promotion stops
-  // waiting for that peer.
-  if (!peer.transport_up && promotion_) twopc_peer_lost(now, peer);
+  // Any message may have dropped the connection (a protocol error): a promotion or resize
+  // stops waiting for that peer.
+  if (!peer.transport_up) twopc_peer_lost(now, peer);
   apply_quorum_changes(now);
   pump_activity_log();  // acks and barrier acks free extents that waiting writes may need
   invariants();
@@ -111,7 +112,8 @@ void Node::dispatch(Instant now, Peer& peer, const wire::Message& message, Paylo
                  [&](const wire::TwoPcPrepare& prepare) { on_twopc_prepare(now, peer, prepare); },
                  [&](const wire::TwoPcReply& reply) { on_twopc_reply(now, peer, reply); },
                  [&](const wire::TwoPcCommit& commit) {
-                   on_twopc_decision(peer, commit.initiator, commit.transaction_id, true);
+                   on_twopc_decision(peer, commit.initiator, commit.transaction_id, true,
+                                     commit.size_sectors);
                  },
                  [&](const wire::TwoPcAbort& abort) {
                    on_twopc_decision(peer, abort.initiator, abort.transaction_id, false);
@@ -162,7 +164,33 @@ void Node::on_hello(Instant now, Peer& peer, const wire::Hello& hello) {
   if (hello.resource_name != config_.resource_name) {
     return protocol_error(peer, "Hello is for resource '" + hello.resource_name + "'");
   }
+  if (std::optional<std::string> reason =
+          incompatible_settings(connection_settings(peer), hello.settings)) {
+    return refuse_to_connect(peer, *reason);
+  }
   peer.hello_received = true;
+}
+
+// A handshake that cannot go on (incompatible settings, sizes): both sides report it and the
+// connection goes StandAlone until the operator connects it again (DRBD's C_DISCONNECTING).
+void Node::refuse_to_connect(Peer& peer, const std::string& reason) {
+  actions_.push_back(Event{"connect-refused name:" + config_.resource_name +
+                           " peer-node-id:" + std::to_string(peer.status.node_id.value) +
+                           " conn-name:" + peer.status.name + " reason:\"" + reason + "\""});
+  actions_.push_back(Disconnect{peer.status.node_id, reason + "; refusing to connect", false});
+  peer_lost(peer, ConnectionState::disconnecting);
+}
+
+// What this node sends in its Hello to `peer` for the two sides to compare (DRBD's P_PROTOCOL).
+ConnectionSettings Node::connection_settings(const Peer& peer) const {
+  ConnectionSettings settings;
+  settings.protocol = config_.protocol;
+  settings.after_sb_0pri = config_.split_brain.after_sb_0pri;
+  settings.after_sb_1pri = config_.split_brain.after_sb_1pri;
+  settings.after_sb_2pri = config_.split_brain.after_sb_2pri;
+  settings.allow_two_primaries = config_.allow_two_primaries;
+  settings.discard_my_data = peer.discard_my_data;
+  return settings;
 }
 
 // The peer's reported role and disk are a peer request: validated as a soft transition, so a
@@ -585,6 +613,7 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   peer.transport_up = false;
   peer.status.pending_writes = 0;
   peer.bitmap_received = false;
+  peer.resize_committed_sectors = 0;
   stop_resync(peer);
   clear_peer_streams(peer);
   if (prepared_ && prepared_->initiator == peer.status.node_id) {

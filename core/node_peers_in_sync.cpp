@@ -15,6 +15,8 @@
 // clears its bits toward those nodes instead of setting them, unless it marked the block toward
 // one of them itself while the block was in flight (its own view of a newer write wins).
 #include "core/assert.h"
+#include <algorithm>
+
 #include "core/node.h"
 
 namespace ditto::core {
@@ -32,9 +34,15 @@ bool overlaps(Sector sector, std::uint32_t length_bytes, std::uint64_t first,
 }  // namespace
 
 // Every write-derived out-of-sync mark goes through here, so a resync run in flight learns
-// that its target marked a block of it toward `toward` meanwhile.
+// that its target marked a block of it toward `toward` meanwhile. A write recorded before the
+// volume shrank (node_sizes.cpp; a peer's StateReport can shrink it while writes still wait for
+// their PeerAck) is marked only up to the new end: what lies beyond no longer exists.
 void Node::mark_out_of_sync(Peer& toward, Sector sector, std::uint32_t length_bytes) {
   DITTO_ASSERT(toward.configured && toward.bitmap.has_value());
+  const std::uint64_t sectors = toward.bitmap->sectors();
+  if (sector.value >= sectors) return;
+  length_bytes = static_cast<std::uint32_t>(
+      std::min<std::uint64_t>(length_bytes, (sectors - sector.value) * sector_size_bytes));
   toward.bitmap->set_sectors(sector.value, length_bytes / sector_size_bytes);
   const std::uint64_t first = sector.value / Bitmap::sectors_per_bit;
   const std::uint64_t last =

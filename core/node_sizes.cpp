@@ -39,12 +39,18 @@ bool Node::primary_besides(const Peer& peer) const {
 bool Node::agree_on_size(Peer& peer, const wire::StateReport& state) {
   peer.usable_size_sectors = state.usable_size_sectors;
   peer.current_size_sectors = state.current_size_sectors;
+  // A StateReport the peer sent before it committed the resize we committed (node_resize.cpp):
+  // it voted yes, so its disk holds the new size even if this (older) report says otherwise.
+  if (peer.resize_committed_sectors != 0) {
+    if (state.current_size_sectors < peer.resize_committed_sectors) return true;
+    peer.resize_committed_sectors = 0;
+  }
   const std::uint64_t ours = size_bytes_ / sector_size_bytes;
   const std::uint64_t our_usable = usable_size_bytes() / sector_size_bytes;
   const auto sectors = [](std::uint64_t count) { return std::to_string(count) + " sectors"; };
   // A Primary peer's size binds us, diskless or not.
   if (state.role == Role::primary && our_usable != 0 && our_usable < state.current_size_sectors) {
-    refuse_for_size(peer, "our disk is too small for the Primary peer (" + sectors(our_usable) +
+    refuse_to_connect(peer, "our disk is too small for the Primary peer (" + sectors(our_usable) +
                               " < " + sectors(state.current_size_sectors) + ")");
     return false;
   }
@@ -55,18 +61,18 @@ bool Node::agree_on_size(Peer& peer, const wire::StateReport& state) {
           ? state.usable_size_sectors
           : std::min(state.current_size_sectors, state.usable_size_sectors);
   if (role_ == Role::primary && state.usable_size_sectors < ours) {
-    refuse_for_size(peer, "the peer's disk is too small for this Primary (" +
+    refuse_to_connect(peer, "the peer's disk is too small for this Primary (" +
                               sectors(state.usable_size_sectors) + " < " + sectors(ours) + ")");
     return false;
   }
   if (config_.intentional_diskless && config_.volume_size_bytes != 0 && theirs != ours) {
-    refuse_for_size(peer, "the configured size (" + sectors(ours) +
+    refuse_to_connect(peer, "the configured size (" + sectors(ours) +
                               ") differs from the peer's (" + sectors(theirs) + ")");
     return false;
   }
   if (ours != 0 && theirs >= ours) return true;
   if (ours != 0 && primary_besides(peer)) {
-    refuse_for_size(peer, "the peer's size (" + sectors(theirs) + ") is smaller than " +
+    refuse_to_connect(peer, "the peer's size (" + sectors(theirs) + ") is smaller than " +
                               sectors(ours) + " while a node is Primary");
     return false;
   }
@@ -89,14 +95,6 @@ bool Node::agree_on_size(Peer& peer, const wire::StateReport& state) {
     }
   }
   return true;
-}
-
-void Node::refuse_for_size(Peer& peer, const std::string& reason) {
-  actions_.push_back(Event{"connect-refused name:" + config_.resource_name +
-                           " peer-node-id:" + std::to_string(peer.status.node_id.value) +
-                           " conn-name:" + peer.status.name + " reason:\"" + reason + "\""});
-  actions_.push_back(Disconnect{peer.status.node_id, reason + "; refusing to connect", false});
-  peer_lost(peer, ConnectionState::disconnecting);
 }
 
 // The bitmaps cover the exposed size: a block beyond it is never written, resynced or verified.

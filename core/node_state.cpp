@@ -191,6 +191,9 @@ AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
                                       [&](const ChangeOptions& request) {
                                         return change_options(request);
                                       },
+                                      [&](const Resize& request) {
+                                        return resize(now, request);
+                                      },
                                   },
                                   command);
   apply_quorum_changes(now);
@@ -214,6 +217,10 @@ StateChangeResult Node::check_promotion(bool force, ClusterState& proposed) cons
 AdminResult Node::promote(Instant now, const Promote& request) {
   if (role_ == Role::primary) return {};
   if (promotion_) return {true, "", "a promotion is already in progress", true};
+  if (resize_) {
+    return {false, to_string(StateChangeCode::concurrent_state_change),
+            "a resize is in progress"};
+  }
   promotion_outcome_.reset();
   ClusterState proposed;
   const StateChangeResult check = check_promotion(request.force, proposed);
@@ -241,7 +248,7 @@ AdminResult Node::promote(Instant now, const Promote& request) {
   }
   return {true, "",
           "promotion in progress: waiting for " +
-              std::to_string(std::popcount(promotion_->waiting_mask)) + " peers",
+              std::to_string(std::popcount(promotion_->round.waiting_mask)) + " peers",
           true};
 }
 
@@ -269,8 +276,8 @@ void Node::start_promotion_attempt(Instant now) {
   DITTO_ASSERT(promotion_.has_value());
   Promotion& promotion = *promotion_;
   promotion.backing_off = false;
-  promotion.retry = false;
-  promotion.refusal = {};
+  promotion.round.retry = false;
+  promotion.round.refusal = {};
   if (prepared_) return back_off(now);  // we promised another initiator not to change
   ClusterState proposed;
   const StateChangeResult check = check_promotion(promotion.force, proposed);
@@ -285,17 +292,83 @@ void Node::start_promotion_attempt(Instant now) {
     DITTO_ASSERT(committed);
     return finish_promotion({});
   }
-  promotion.transaction_id = prng_.next_u64();
-  promotion.participants_mask = peers;
-  promotion.waiting_mask = peers;
+  send_prepare(now, promotion.round, peers,
+               wire::TwoPcPrepare{config_.node_id, 0, wire::TwoPcChange::promote, 0, 0, NodeId{}});
+}
+
+// ---- The shared pieces of a two-phase commit this node initiates ------------------------------
+
+void Node::send_prepare(Instant now, TwoPcRound& round, std::uint32_t peers,
+                        wire::TwoPcPrepare prepare) {
+  DITTO_ASSERT(peers != 0 && prepare.initiator == config_.node_id);
+  round = TwoPcRound{};
+  round.transaction_id = prng_.next_u64();
+  round.participants_mask = peers;
+  round.waiting_mask = peers;
+  prepare.transaction_id = round.transaction_id;
   for (const Peer& peer : configured_peers()) {
-    if ((peers & bit(peer.status.node_id)) == 0 || !peer.configured) continue;
-    actions_.push_back(Send{
-        peer.status.node_id,
-        wire::TwoPcPrepare{config_.node_id, promotion.transaction_id, wire::TwoPcChange::promote},
-        std::nullopt});
+    if ((peers & bit(peer.status.node_id)) == 0) continue;
+    actions_.push_back(Send{peer.status.node_id, prepare, std::nullopt});
   }
   arm_timer(timer_twopc_initiator, now + config_.twopc_timeout);
+}
+
+// Records a reply of the current attempt; true when it was the last one awaited.
+bool Node::note_reply(TwoPcRound& round, const Peer& peer, const wire::TwoPcReply& reply) {
+  const std::uint32_t peer_bit = bit(peer.status.node_id);
+  if (round.transaction_id != reply.transaction_id || (round.waiting_mask & peer_bit) == 0) {
+    return false;  // a late reply to an attempt we already decided
+  }
+  round.waiting_mask &= ~peer_bit;
+  if (reply.vote == wire::TwoPcVote::retry) round.retry = true;
+  if (reply.vote == wire::TwoPcVote::no && round.refusal.ok()) {
+    auto code = static_cast<StateChangeCode>(reply.code);
+    if (code == StateChangeCode::success) code = StateChangeCode::concurrent_state_change;
+    round.refusal = {code, "peer " + peer.status.name + " refused: " + to_string(code)};
+  }
+  if (reply.vote == wire::TwoPcVote::yes &&
+      (round.smallest_usable_sectors == 0 ||
+       reply.usable_size_sectors < round.smallest_usable_sectors) &&
+      reply.usable_size_sectors != 0) {
+    round.smallest_usable_sectors = reply.usable_size_sectors;
+    round.smallest_node = peer.status.node_id;
+  }
+  return round.waiting_mask == 0;
+}
+
+void Node::send_decision(TwoPcRound& round, bool commit, std::uint64_t size_sectors) {
+  for (const Peer& peer : configured_peers()) {
+    if ((round.participants_mask & bit(peer.status.node_id)) == 0) continue;
+    if (commit) {
+      const wire::TwoPcCommit decision{config_.node_id, round.transaction_id, size_sectors};
+      actions_.push_back(Send{peer.status.node_id, decision, std::nullopt});
+    } else {
+      actions_.push_back(Send{peer.status.node_id,
+                              wire::TwoPcAbort{config_.node_id, round.transaction_id},
+                              std::nullopt});
+    }
+  }
+  round.participants_mask = 0;
+}
+
+// A participant that disconnects no longer counts; true when it was the last one awaited.
+bool Node::round_lost_peer(TwoPcRound& round, const Peer& peer) {
+  const std::uint32_t peer_bit = bit(peer.status.node_id);
+  if ((round.participants_mask & peer_bit) == 0) return false;
+  round.participants_mask &= ~peer_bit;
+  const bool was_waiting = (round.waiting_mask & peer_bit) != 0;
+  round.waiting_mask &= ~peer_bit;
+  return was_waiting && round.waiting_mask == 0;
+}
+
+// Randomized backoff: two initiators that refused each other retry at different times. Arms
+// the retry of an aborted attempt; false (nothing armed) when it would come after give_up_at.
+bool Node::arm_twopc_retry(Instant now, Instant give_up_at) {
+  const auto high = static_cast<std::uint64_t>(config_.twopc_retry_timeout.ns);
+  const Duration delay{static_cast<std::int64_t>(prng_.between(high / 2, high))};
+  if (now + delay >= give_up_at) return false;
+  arm_timer(timer_twopc_initiator, now + delay);
+  return true;
 }
 
 void Node::on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply) {
@@ -304,29 +377,20 @@ void Node::on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply
         peer, "TwoPcReply for a transaction of node " + std::to_string(reply.initiator.value));
   }
   if (on_lost_peer_reply(reply, peer.status.node_id)) return;
-  const std::uint32_t peer_bit = bit(peer.status.node_id);
-  if (!promotion_ || promotion_->backing_off ||
-      promotion_->transaction_id != reply.transaction_id ||
-      (promotion_->waiting_mask & peer_bit) == 0) {
-    return;  // a late reply to an attempt we already decided
+  if (resize_ && !resize_->backing_off && note_reply(resize_->round, peer, reply)) {
+    return decide_resize(now);
   }
-  promotion_->waiting_mask &= ~peer_bit;
-  if (reply.vote == wire::TwoPcVote::retry) promotion_->retry = true;
-  if (reply.vote == wire::TwoPcVote::no && promotion_->refusal.ok()) {
-    auto code = static_cast<StateChangeCode>(reply.code);
-    if (code == StateChangeCode::success) code = StateChangeCode::concurrent_state_change;
-    promotion_->refusal = {code, "peer " + peer.status.name + " refused: " + to_string(code)};
-  }
-  if (promotion_->waiting_mask == 0) decide_promotion(now);
+  if (!promotion_ || promotion_->backing_off) return;
+  if (note_reply(promotion_->round, peer, reply)) decide_promotion(now);
 }
 
 void Node::decide_promotion(Instant now) {
-  DITTO_ASSERT(promotion_.has_value() && promotion_->waiting_mask == 0);
-  if (!promotion_->refusal.ok()) {
+  DITTO_ASSERT(promotion_.has_value() && promotion_->round.waiting_mask == 0);
+  if (!promotion_->round.refusal.ok()) {
     abort_participants();
-    return finish_promotion(promotion_->refusal);
+    return finish_promotion(promotion_->round.refusal);
   }
-  if (promotion_->retry) {
+  if (promotion_->round.retry) {
     abort_participants();
     return back_off(now);
   }
@@ -337,46 +401,27 @@ void Node::decide_promotion(Instant now) {
     if (check.code == StateChangeCode::in_transient_state) return back_off(now);
     return finish_promotion(check);
   }
-  for (const Peer& peer : configured_peers()) {
-    if ((promotion_->participants_mask & bit(peer.status.node_id)) == 0 || !peer.configured) {
-      continue;
-    }
-    actions_.push_back(Send{peer.status.node_id,
-                            wire::TwoPcCommit{config_.node_id, promotion_->transaction_id},
-                            std::nullopt});
-  }
+  send_decision(promotion_->round, true);
   const bool committed = commit_promotion(promotion_->force);
   DITTO_ASSERT(committed);
   finish_promotion({});
 }
 
-// Randomized backoff: two initiators that refused each other retry at different times.
 void Node::back_off(Instant now) {
   DITTO_ASSERT(promotion_.has_value());
-  const auto high = static_cast<std::uint64_t>(config_.twopc_retry_timeout.ns);
-  const auto delay = static_cast<std::int64_t>(prng_.between(high / 2, high));
-  if (now + Duration{delay} >= promotion_->give_up_at) {
+  if (!arm_twopc_retry(now, promotion_->give_up_at)) {
     return finish_promotion({StateChangeCode::concurrent_state_change,
                              "concurrent state changes kept the promotion from committing "
                              "within twice twopc-timeout"});
   }
   promotion_->backing_off = true;
-  promotion_->participants_mask = 0;
-  promotion_->waiting_mask = 0;
-  arm_timer(timer_twopc_initiator, now + Duration{delay});
+  promotion_->round.participants_mask = 0;
+  promotion_->round.waiting_mask = 0;
 }
 
 void Node::abort_participants() {
   DITTO_ASSERT(promotion_.has_value());
-  for (const Peer& peer : configured_peers()) {
-    if ((promotion_->participants_mask & bit(peer.status.node_id)) == 0 || !peer.configured) {
-      continue;
-    }
-    actions_.push_back(Send{peer.status.node_id,
-                            wire::TwoPcAbort{config_.node_id, promotion_->transaction_id},
-                            std::nullopt});
-  }
-  promotion_->participants_mask = 0;
+  send_decision(promotion_->round, false);
 }
 
 bool Node::commit_promotion(bool force) {
@@ -408,14 +453,13 @@ void Node::finish_promotion(StateChangeResult result) {
 
 // A participant that disconnects no longer counts: the two-primaries rule is about connected
 // nodes (an unreachable one is the business of fencing and quorum).
+// A resize needs every peer: it fails when one goes (decide_resize finds it disconnected).
 void Node::twopc_peer_lost(Instant now, Peer& peer) {
+  if (resize_ && !resize_->backing_off && round_lost_peer(resize_->round, peer)) {
+    decide_resize(now);
+  }
   if (!promotion_ || promotion_->backing_off) return;
-  const std::uint32_t peer_bit = bit(peer.status.node_id);
-  if ((promotion_->participants_mask & peer_bit) == 0) return;
-  promotion_->participants_mask &= ~peer_bit;
-  const bool was_waiting = (promotion_->waiting_mask & peer_bit) != 0;
-  promotion_->waiting_mask &= ~peer_bit;
-  if (was_waiting && promotion_->waiting_mask == 0) decide_promotion(now);
+  if (round_lost_peer(promotion_->round, peer)) decide_promotion(now);
 }
 
 // ---- Promotion: participant -------------------------------------------------------------------
@@ -427,16 +471,14 @@ void Node::on_twopc_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& p
                                     "; only direct peers initiate");
   }
   wire::TwoPcReply reply{prepare.initiator, prepare.transaction_id, wire::TwoPcVote::yes,
-                         static_cast<std::int8_t>(StateChangeCode::success)};
+                         static_cast<std::int8_t>(StateChangeCode::success), 0};
   if (prepare.change == wire::TwoPcChange::lost_peer) {
     // An empty state change (node_lost_peer.cpp): answering is all it asks.
     actions_.push_back(Send{peer.status.node_id, reply, std::nullopt});
     return;
   }
-  const bool same = prepared_ && prepared_->initiator == prepare.initiator &&
-                    prepared_->transaction_id == prepare.transaction_id;
-  const bool busy = (promotion_ && !promotion_->backing_off) || (prepared_ && !same);
-  if (busy) {
+  if (prepare.change == wire::TwoPcChange::resize) return on_resize_prepare(now, peer, prepare);
+  if (initiating_twopc() || (prepared_ && !prepared_for(prepare))) {
     reply.vote = wire::TwoPcVote::retry;
   } else {
     ClusterState proposed = cluster_state();
@@ -444,7 +486,7 @@ void Node::on_twopc_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& p
     sanitize(proposed);
     const StateChangeResult check = check_transition(cluster_state(), proposed, false);
     if (check.ok()) {
-      prepared_ = Prepared{prepare.initiator, prepare.transaction_id};
+      prepared_ = Prepared{prepare.initiator, prepare.transaction_id, prepare.change, prepare};
       arm_timer(timer_twopc_participant, now + config_.twopc_timeout);
     } else {
       reply.vote = wire::TwoPcVote::no;
@@ -455,16 +497,28 @@ void Node::on_twopc_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& p
 }
 
 void Node::on_twopc_decision(Peer& peer, NodeId initiator, std::uint64_t transaction_id,
-                             bool commit) {
+                             bool commit, std::uint64_t size_sectors) {
   // Anything but our open transaction is late (we timed it out): the initiator's StateReport
   // tells us its role either way.
   if (!prepared_ || prepared_->initiator != initiator || initiator != peer.status.node_id ||
       prepared_->transaction_id != transaction_id) {
     return;
   }
+  const Prepared prepared = *prepared_;
   prepared_.reset();
   cancel_timer(timer_twopc_participant);
   if (!commit) return;
+  if (prepared.change == wire::TwoPcChange::resize) {
+    // A yes vote promised this size; a commit for anything else is the initiator's bug.
+    const std::uint64_t usable_sectors = usable_size_bytes() / sector_size_bytes;
+    if (prepared.checking_disk || size_sectors < size_bytes_ / sector_size_bytes ||
+        (usable_sectors != 0 && size_sectors > usable_sectors)) {
+      return protocol_error(peer, "TwoPcCommit of a resize to " + std::to_string(size_sectors) +
+                                      " sectors this node did not agree to");
+    }
+    const bool assume_clean = (prepared.prepare.flags & wire::twopc_flag_assume_clean) != 0;
+    return commit_resize(size_sectors, assume_clean, prepared.prepare.resync_source);
+  }
   ClusterState proposed = cluster_state();
   proposed.peers[peer.status.node_id.value].role = Role::primary;
   const StateChangeResult result = change_state(proposed, true);
@@ -513,6 +567,8 @@ void Node::on_timer(Instant now, TimerId timer) {
   } else if (timer == timer_lost_peer) {
     if (lost_peer_) lost_peer_->timer_armed = false;
     lost_peer_timed_out(now);
+  } else if (timer == timer_twopc_initiator && resize_) {
+    resize_timer(now);
   } else if (timer == timer_twopc_initiator && promotion_) {
     if (promotion_->backing_off) {
       start_promotion_attempt(now);

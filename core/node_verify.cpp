@@ -158,8 +158,10 @@ AdminResult Node::invalidate_remote(const InvalidateRemote& command) {
   return {};
 }
 
-// Every block out of sync toward `peer`, the disk Inconsistent, `peer` asked to be the source.
-StateChangeResult Node::invalidate_toward(Peer& peer) {
+// Every block from `from_sector` on out of sync toward `peer`, the disk Inconsistent, `peer`
+// asked to be the source. `marker` is the SyncControl's sector: 0, or after a resize the new
+// size (on_sync_control).
+StateChangeResult Node::invalidate_toward(Peer& peer, std::uint64_t from_sector, Sector marker) {
   for (const Peer& other : configured_peers()) {
     if (other.status.replication > ReplicationState::established) {
       return {StateChangeCode::resync_running,
@@ -171,9 +173,9 @@ StateChangeResult Node::invalidate_toward(Peer& peer) {
   proposed.disk = DiskState::inconsistent;
   const StateChangeResult result = change_state(proposed, false);
   if (!result.ok()) return result;
-  peer.bitmap->set_all();
+  peer.bitmap->set_sectors(from_sector, peer.bitmap->sectors() - from_sector);
   actions_.push_back(Send{peer.status.node_id,
-                          wire::SyncControl{wire::SyncCommand::become_sync_source, Sector{0}},
+                          wire::SyncControl{wire::SyncCommand::become_sync_source, marker},
                           std::nullopt});
   start_bitmap_exchange(peer, false);
   return result;
@@ -192,6 +194,9 @@ void Node::on_sync_control(Instant now, Peer& peer, const wire::SyncControl& con
                                ? "finished"
                                : "stopped");
     case wire::SyncCommand::become_sync_source:
+      // After a resize the sector is the new size: the peer committed it, so the resize we
+      // prepared (if its commit has not reached us yet) did commit (node_resize.cpp).
+      if (control.sector.value != 0) commit_resize_early(control.sector.value);
       // The peer already went Inconsistent and sent its bitmap: we must serve it or drop the
       // connection (the reconnect's handshake then finds a source for it).
       if (disk_state_ != DiskState::up_to_date ||

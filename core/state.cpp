@@ -497,6 +497,12 @@ const char* to_string(StateChangeCode code) {
       return "SS_NO_QUORUM";
     case Code::attach_no_bitmap:
       return "SS_ATTACH_NO_BITMAP";
+    case Code::disk_too_small:
+      return "ERR_DISK_TOO_SMALL";
+    case Code::resize_resync:
+      return "ERR_RESIZE_RESYNC";
+    case Code::implicit_shrink:
+      return "ERR_IMPLICIT_SHRINK";
   }
   return "SS_UNKNOWN";
 }

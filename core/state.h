@@ -46,6 +46,11 @@ enum class StateChangeCode : std::int8_t {
   timeout = -23,
   no_quorum = -25,
   attach_no_bitmap = -26,
+  // Resize refusals: DRBD reports them as drbd_ret_code values (ERR_*), not SS_* ones; they are
+  // carried in the same field here (TwoPcReply::code), below the SS_* range.
+  disk_too_small = -100,   // ERR_DISK_TOO_SMALL: a disk has not grown (enough)
+  resize_resync = -101,    // ERR_RESIZE_RESYNC: a resync or verify runs
+  implicit_shrink = -102,  // ERR_IMPLICIT_SHRINK: the requested size is below the current one
 };
 
 // "SS_SUCCESS", "SS_TWO_PRIMARIES", ...

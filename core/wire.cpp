@@ -15,7 +15,7 @@ std::size_t fields_size_bytes(const Message& message) {
   return std::visit(
       Overloaded{
           [](const Hello& hello) -> std::size_t {
-            return 2 + 2 + 1 + 1 + 8 + 1 + hello.resource_name.size();
+            return 2 + 2 + 1 + 1 + 8 + 1 + hello.resource_name.size() + 1 + 1 + 1 + 1 + 1;
           },
           [](const StateReport&) -> std::size_t {
             return 1 + 1 + 8 + 8 + 4 + 8 + 1 + 8 + 8 + 8 + 8 * 2 * std::size_t{generation_node_slots};
@@ -33,9 +33,9 @@ std::size_t fields_size_bytes(const Message& message) {
           [](const RecvAck&) -> std::size_t { return 8; },
           [](const Barrier&) -> std::size_t { return 4; },
           [](const BarrierAck&) -> std::size_t { return 4 + 4; },
-          [](const TwoPcPrepare&) -> std::size_t { return 1 + 8 + 1; },
-          [](const TwoPcReply&) -> std::size_t { return 1 + 8 + 1 + 1; },
-          [](const TwoPcCommit&) -> std::size_t { return 1 + 8; },
+          [](const TwoPcPrepare&) -> std::size_t { return 1 + 8 + 1 + 8 + 1 + 1; },
+          [](const TwoPcReply&) -> std::size_t { return 1 + 8 + 1 + 1 + 8; },
+          [](const TwoPcCommit&) -> std::size_t { return 1 + 8 + 8; },
           [](const TwoPcAbort&) -> std::size_t { return 1 + 8; },
           [](const BitmapTransfer& bitmap) -> std::size_t { return 8 + 4 * bitmap.words.size(); },
           [](const ResyncRequest&) -> std::size_t { return 8 + 4; },
@@ -72,9 +72,15 @@ void write_twopc(const TwoPc& twopc, ByteWriter& writer) {
   writer.u64(twopc.transaction_id);
   if constexpr (std::is_same_v<TwoPc, TwoPcPrepare>) {
     writer.u8(static_cast<std::uint8_t>(twopc.change));
+    writer.u64(twopc.size_sectors);
+    writer.u8(twopc.flags);
+    writer.u8(twopc.resync_source.value);
   } else if constexpr (std::is_same_v<TwoPc, TwoPcReply>) {
     writer.u8(static_cast<std::uint8_t>(twopc.vote));
     writer.u8(static_cast<std::uint8_t>(twopc.code));
+    writer.u64(twopc.usable_size_sectors);
+  } else if constexpr (std::is_same_v<TwoPc, TwoPcCommit>) {
+    writer.u64(twopc.size_sectors);
   }
 }
 
@@ -100,6 +106,18 @@ void write_state(const StateReport& state, ByteWriter& writer) {
   for (const std::uint64_t uuid : state.uuids.history) writer.u64(uuid);
 }
 
+constexpr std::uint8_t settings_flag_two_primaries = 1;
+constexpr std::uint8_t settings_flag_discard_my_data = 2;
+
+void write_settings(const ConnectionSettings& settings, ByteWriter& writer) {
+  writer.u8(static_cast<std::uint8_t>(settings.protocol));
+  writer.u8(static_cast<std::uint8_t>(settings.after_sb_0pri));
+  writer.u8(static_cast<std::uint8_t>(settings.after_sb_1pri));
+  writer.u8(static_cast<std::uint8_t>(settings.after_sb_2pri));
+  writer.u8((settings.allow_two_primaries ? settings_flag_two_primaries : 0) |
+            (settings.discard_my_data ? settings_flag_discard_my_data : 0));
+}
+
 void write_fields(const Message& message, ByteWriter& writer) {
   std::visit(Overloaded{
                  [&](const Hello& hello) {
@@ -111,6 +129,7 @@ void write_fields(const Message& message, ByteWriter& writer) {
                    writer.u64(hello.features);
                    writer.u8(static_cast<std::uint8_t>(hello.resource_name.size()));
                    writer.string(hello.resource_name);
+                   write_settings(hello.settings, writer);
                  },
                  [&](const StateReport& state) { write_state(state, writer); },
                  [&](const Data& data) {
@@ -239,6 +258,36 @@ std::optional<WireError> parse_block_range(ByteReader& reader, MessageType type,
   return std::nullopt;
 }
 
+// The net options of a Hello, each checked against the values it may take; the reason on error.
+const char* read_settings(ByteReader& reader, ConnectionSettings& settings) {
+  std::uint8_t protocol = 0;
+  std::uint8_t after_sb_0pri = 0;
+  std::uint8_t after_sb_1pri = 0;
+  std::uint8_t after_sb_2pri = 0;
+  std::uint8_t flags = 0;
+  if (!reader.u8(protocol) || !reader.u8(after_sb_0pri) || !reader.u8(after_sb_1pri) ||
+      !reader.u8(after_sb_2pri) || !reader.u8(flags)) {
+    return "truncated connection settings";
+  }
+  if (protocol < static_cast<std::uint8_t>(Protocol::a) ||
+      protocol > static_cast<std::uint8_t>(Protocol::c)) {
+    return "replication protocol is not A, B or C";
+  }
+  if (after_sb_0pri >= after_split_brain_0_count) return "after-sb-0pri value out of range";
+  if (after_sb_1pri >= after_split_brain_1_count) return "after-sb-1pri value out of range";
+  if (after_sb_2pri >= after_split_brain_2_count) return "after-sb-2pri value out of range";
+  if ((flags & ~(settings_flag_two_primaries | settings_flag_discard_my_data)) != 0) {
+    return "unknown connection settings flags";
+  }
+  settings.protocol = static_cast<Protocol>(protocol);
+  settings.after_sb_0pri = static_cast<AfterSplitBrain0>(after_sb_0pri);
+  settings.after_sb_1pri = static_cast<AfterSplitBrain1>(after_sb_1pri);
+  settings.after_sb_2pri = static_cast<AfterSplitBrain2>(after_sb_2pri);
+  settings.allow_two_primaries = (flags & settings_flag_two_primaries) != 0;
+  settings.discard_my_data = (flags & settings_flag_discard_my_data) != 0;
+  return nullptr;
+}
+
 std::variant<Message, WireError> parse_hello(ByteReader& reader) {
   Hello hello;
   std::uint8_t sender = 0;
@@ -257,6 +306,9 @@ std::variant<Message, WireError> parse_hello(ByteReader& reader) {
   }
   if (!reader.string(hello.resource_name, name_length)) {
     return malformed(MessageType::hello, "truncated resource name");
+  }
+  if (const char* error = read_settings(reader, hello.settings)) {
+    return malformed(MessageType::hello, error);
   }
   if (hello.protocol_version_min > hello.protocol_version_max) {
     return malformed(MessageType::hello, "protocol version range is empty");
@@ -387,22 +439,37 @@ std::variant<Message, WireError> parse_twopc(ByteReader& reader, MessageType typ
   }
   if (initiator > node_id_max) return malformed(type, "initiator node id above 31");
   const NodeId node{initiator};
-  if (type == MessageType::twopc_commit) return Message{TwoPcCommit{node, transaction_id}};
+  if (type == MessageType::twopc_commit) {
+    std::uint64_t size_sectors = 0;
+    if (!reader.u64(size_sectors)) return malformed(type, "truncated fields");
+    return Message{TwoPcCommit{node, transaction_id, size_sectors}};
+  }
   if (type == MessageType::twopc_abort) return Message{TwoPcAbort{node, transaction_id}};
   std::uint8_t first = 0;
   if (!reader.u8(first)) return malformed(type, "truncated fields");
   if (type == MessageType::twopc_prepare) {
-    if (first != static_cast<std::uint8_t>(TwoPcChange::promote) &&
-        first != static_cast<std::uint8_t>(TwoPcChange::lost_peer)) {
+    if (first < static_cast<std::uint8_t>(TwoPcChange::promote) ||
+        first > static_cast<std::uint8_t>(TwoPcChange::resize)) {
       return malformed(type, "unknown state change");
     }
-    return Message{TwoPcPrepare{node, transaction_id, static_cast<TwoPcChange>(first)}};
+    TwoPcPrepare prepare{node, transaction_id, static_cast<TwoPcChange>(first), 0, 0, NodeId{}};
+    std::uint8_t source = 0;
+    if (!reader.u64(prepare.size_sectors) || !reader.u8(prepare.flags) || !reader.u8(source)) {
+      return malformed(type, "truncated fields");
+    }
+    if (source > node_id_max) return malformed(type, "resync source node id above 31");
+    if ((prepare.flags & ~twopc_flag_assume_clean) != 0) return malformed(type, "unknown flags");
+    prepare.resync_source = NodeId{source};
+    return Message{prepare};
   }
   std::uint8_t code = 0;
-  if (!reader.u8(code)) return malformed(type, "truncated fields");
+  std::uint64_t usable_size_sectors = 0;
+  if (!reader.u8(code) || !reader.u64(usable_size_sectors)) {
+    return malformed(type, "truncated fields");
+  }
   if (first > static_cast<std::uint8_t>(TwoPcVote::retry)) return malformed(type, "unknown vote");
   return Message{TwoPcReply{node, transaction_id, static_cast<TwoPcVote>(first),
-                            static_cast<std::int8_t>(code)}};
+                            static_cast<std::int8_t>(code), usable_size_sectors}};
 }
 
 std::variant<Message, WireError> parse_bitmap(ByteReader& reader) {

@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/connection_settings.h"
 #include "core/generation.h"
 #include "core/types.h"
 
@@ -27,7 +28,10 @@ inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
 // 4: TwoPcPrepare for a lost-peer state change (TwoPcChange::lost_peer).
 // 5: congestion (pull-ahead): OutOfSync, and SyncControl resync_after_ahead.
 // 6: StateReport carries the sender's usable and current volume sizes (DRBD's P_SIZES).
-inline constexpr std::uint16_t protocol_version = 6;
+// 7: resize as a two-phase commit: TwoPcPrepare carries the requested size, flags and resync
+//    source, TwoPcReply the participant's usable size, TwoPcCommit the size decided.
+// 8: Hello carries the connection settings both ends must agree on (DRBD's P_PROTOCOL).
+inline constexpr std::uint16_t protocol_version = 8;
 inline constexpr std::size_t header_size_bytes = 16;
 inline constexpr std::size_t resource_name_size_max = 64;
 // The largest client write we replicate in one message (the NBD 32 MiB convention).
@@ -78,6 +82,8 @@ struct Hello {
   NodeId receiver;
   std::uint64_t features = 0;
   std::string resource_name;
+  // The sender's net options the two sides must agree on (DRBD's P_PROTOCOL).
+  ConnectionSettings settings;
   friend bool operator==(const Hello&, const Hello&) = default;
 };
 
@@ -343,13 +349,19 @@ struct VerifyReply {
 // Cluster-wide state changes run as two-phase commits keyed by (initiator, transaction_id).
 // lost_peer: DRBD's empty state change after a lost connection (twopc_after_lost_peer); the
 // participants answer yes at once and the initiator learns which peers still answer.
-enum class TwoPcChange : std::uint8_t { promote = 1, lost_peer = 2 };
+// resize: an online grow (node_resize.cpp); the prepare names the requested size (0: as large
+// as every disk allows), the reply the participant's usable size, the commit the decided size.
+enum class TwoPcChange : std::uint8_t { promote = 1, lost_peer = 2, resize = 3 };
+inline constexpr std::uint8_t twopc_flag_assume_clean = 0x1;  // resize: no resync of the new area
 enum class TwoPcVote : std::uint8_t { yes = 0, no = 1, retry = 2 };
 
 struct TwoPcPrepare {
   NodeId initiator;
   std::uint64_t transaction_id = 0;
   TwoPcChange change = TwoPcChange::promote;
+  std::uint64_t size_sectors = 0;  // resize: the requested size (0: the largest possible)
+  std::uint8_t flags = 0;          // resize: twopc_flag_*
+  NodeId resync_source;            // resize: the node that resyncs the new area to the others
   friend bool operator==(const TwoPcPrepare&, const TwoPcPrepare&) = default;
 };
 
@@ -358,12 +370,14 @@ struct TwoPcReply {
   std::uint64_t transaction_id = 0;
   TwoPcVote vote = TwoPcVote::yes;
   std::int8_t code = 1;  // an SS_* value (core::StateChangeCode) explaining a `no`
+  std::uint64_t usable_size_sectors = 0;  // resize: what the participant's disk holds now
   friend bool operator==(const TwoPcReply&, const TwoPcReply&) = default;
 };
 
 struct TwoPcCommit {
   NodeId initiator;
   std::uint64_t transaction_id = 0;
+  std::uint64_t size_sectors = 0;  // resize: the size decided
   friend bool operator==(const TwoPcCommit&, const TwoPcCommit&) = default;
 };
 

@@ -1,5 +1,5 @@
 // dittoadm verify / invalidate / invalidate-remote / pause-sync / resume-sync /
-// new-current-uuid / detach / attach: drbdadm's argument forms (RES[:PEER], or RES for the
+// new-current-uuid / detach / attach / resize: drbdadm's argument forms (RES[:PEER], or RES for the
 // volume's verbs), sent to the daemon as "<verb> RES [PEER] [options]" (control_sync.h).
 #include <unistd.h>
 
@@ -15,6 +15,8 @@ struct SyncFlags {
   std::uint64_t start_sector = 0;
   bool stop = false;
   bool clear_bitmap = false;
+  std::string size;  // resize --size, as typed (the daemon parses it)
+  bool assume_clean = false;
 };
 
 // "RES:PEER" → "RES PEER"; the control path defaults as for the other commands.
@@ -63,6 +65,19 @@ void register_volume_commands(CLI::App& app, DaemonCommands& commands,
                   "Detach the local disk: Diskless, the peers serve the data", "RES");
   add_target_verb(app, commands, flags, "attach", "Attach the local disk again after a detach (resyncs what it missed)",
                   "RES");
+  auto* resize = app.add_subcommand(
+      "resize", "Grow the volume online to what every diskful node's backing device now holds");
+  resize->add_option("resource", flags->target, "RES")->required();
+  resize->add_option("--size", flags->size,
+                     "The new size (sectors, or with a K, M, G or T suffix); default: the "
+                     "smallest grown backing device");
+  resize->add_flag("--assume-clean", flags->assume_clean,
+                   "Do not resync the new area (every node's new area holds the same data)");
+  resize->callback([flags, resize, &commands] {
+    commands.line = "resize " + resource_words(flags->target, commands);
+    if (resize->count("--size") > 0) commands.line += " --size " + flags->size;
+    if (flags->assume_clean) commands.line += " --assume-clean";
+  });
 }
 
 }  // namespace

@@ -52,13 +52,12 @@ Status check_volume(const config::Host& self) {
   return Status::success();
 }
 
-// The disk option `size` (DRBD's unit: sectors; with a K, M, G or T suffix KiB, MiB, GiB or
-// TiB) in bytes; 0 when unset. A diskless client without one learns the size from its first
-// diskful peer (core/node_sizes.cpp); with one, a peer exposing another size is refused.
-Result<std::uint64_t> volume_size_option(const config::Section& disk) {
-  const config::Option* option = disk.find("size");
-  if (option == nullptr) return std::uint64_t{0};
-  const std::string text = option->value_text();
+}  // namespace
+
+// A size as drbd.conf and drbdsetup write it (DRBD's unit: sectors; with a K, M, G or T suffix
+// KiB, MiB, GiB or TiB), in bytes: whole 4 KiB blocks (a peer's O_DIRECT disk takes whole
+// blocks), at least one.
+Result<std::uint64_t> size_bytes_of(const std::string& text) {
   const std::size_t digits = text.find_first_not_of("0123456789");
   const std::string number = text.substr(0, digits);
   const std::string suffix = digits == std::string::npos ? std::string() : text.substr(digits);
@@ -71,13 +70,25 @@ Result<std::uint64_t> volume_size_option(const config::Section& disk) {
   std::uint64_t value = 0;
   const bool parsed = !number.empty() && number.size() <= 12 && unit != 0;
   if (parsed) value = std::stoull(number) * unit;
-  // At least one 4 KiB block, whole blocks (a peer's O_DIRECT disk takes whole blocks).
   if (!parsed || value == 0 || value % 4096 != 0 || value > (std::uint64_t{1} << 50)) {
-    return Error{option->location.to_string() + ": size '" + text +
+    return Error{"size '" + text +
                  "' must be a whole number of 4 KiB blocks: sectors, or with a K, M, G or T "
                  "suffix"};
   }
   return value;
+}
+
+namespace {
+
+// The disk option `size` in bytes; 0 when unset. A diskless client without one learns the size
+// from its first diskful peer (core/node_sizes.cpp); with one, a peer exposing another size is
+// refused.
+Result<std::uint64_t> volume_size_option(const config::Section& disk) {
+  const config::Option* option = disk.find("size");
+  if (option == nullptr) return std::uint64_t{0};
+  Result<std::uint64_t> size = size_bytes_of(option->value_text());
+  if (!size.ok()) return Error{option->location.to_string() + ": " + size.error().message};
+  return size;
 }
 
 std::string net_value(const config::Section& net, std::string_view key) {

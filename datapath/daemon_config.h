@@ -51,6 +51,10 @@ std::optional<std::string> read_config_file(std::string_view path);
 // supports (one volume; a disk with meta-disk internal, or `disk none`).
 Result<DaemonConfig> load_daemon_config(const DaemonOptions& options);
 
+// A size as drbd.conf's `size` and drbdsetup's --size write it (sectors, or with a K, M, G or T
+// suffix), in bytes: whole 4 KiB blocks, at least one; the error names the text.
+Result<std::uint64_t> size_bytes_of(const std::string& text);
+
 // The parsed file (includes resolved), errors located.
 Result<config::Config> parse_config_file(const std::string& path);
 // One parsed resource as this node runs it (node from options.node_name or the host name).

@@ -200,9 +200,10 @@ core::AdminResult ResourceRunner::admin(const core::AdminCommand& command) {
 }
 
 Status ResourceRunner::adjust(DaemonConfig updated) {
-  // The node keeps what was set up at start (the volume size, the activity log and bitmap
-  // layout of its metadata, its generations); the file brings only the live options.
-  core::NodeConfig options = config_.node;
+  // The node keeps what was set up at start or grew since (the volume size after a resize, the
+  // activity log and bitmap layout of its metadata, its generations); the file brings only the
+  // live options.
+  core::NodeConfig options = node_.config();
   core::copy_live_options(updated.node, options);
   if (Status status = transport_->adjust(updated.transport); !status.ok()) return status;
   // Built from the running configuration, so nothing structural differs, and the file's values
@@ -341,6 +342,7 @@ void ResourceRunner::execute(core::Action& action) {
             }
           },
           [&](const core::CallHelper& helper) { run_helper(helper); },
+          [&](const core::CheckDiskSize&) { check_disk_size(); },
           [&](const auto& disk_action) { execute_disk(disk_action); },
       },
       action);

@@ -165,6 +165,9 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
 
   // Handlers, StandAlone and ko-count (daemon_resource_peers.cpp).
   void run_helper(const core::CallHelper& call);
+  // core::CheckDiskSize (a resize): re-read the backing size, move the metadata to the end of a
+  // grown device, answer with the data area (daemon_resource_metadata.cpp).
+  void check_disk_size();
   std::vector<std::string> helper_environment(const core::CallHelper& call) const;
   void helper_finished(const core::CallHelper& call, int exit_code);
   void execute_disconnect(const core::Disconnect& disconnect);

@@ -108,6 +108,37 @@ void ResourceRunner::execute_metadata_write(const core::MetadataWrite& write) {
   });
 }
 
+// A resize asked for the backing size. A device that grew gets its metadata moved to its new end
+// first (MetadataStore::move_to_device_end: the old copy stays complete until the new one is);
+// metadata writes are synchronous on this thread, so none is in flight meanwhile. The answer is
+// the next input, as every completion is. A move that fails leaves the old size: the node then
+// votes no (its disk did not grow) and the log says why.
+void ResourceRunner::check_disk_size() {
+  std::uint64_t usable_bytes = node_.config().volume_size_bytes;
+  if (metadata_ && metadata_attached_ && !detached_disk_) {
+    const Result<std::uint64_t> device_bytes = metadata_->current_device_bytes();
+    if (!device_bytes.ok()) {
+      log("resize: " + device_bytes.error().message);
+    } else if (device_bytes.value() > metadata_->layout().device_bytes) {
+      const Result<std::uint64_t> moved = metadata_->move_to_device_end();
+      if (moved.ok()) {
+        usable_bytes = moved.value();
+        disk_->grow_to(metadata_->layout().device_bytes);
+        log("resize: " + config_.disk_path + " grew to " +
+            std::to_string(metadata_->layout().device_bytes) + " bytes; metadata moved to its end, " +
+            "data area " + std::to_string(usable_bytes) + " bytes");
+      } else {
+        log("resize: " + moved.error().message);
+      }
+    }
+  }
+  boost::asio::post(io_, [this, usable_bytes] {
+    if (stopped_) return;
+    node_.on_disk_size(now(), usable_bytes);
+    pump();
+  });
+}
+
 // A clean stop writes every bitmap (the on-disk bitmap is then complete: no PEER_FULL_SYNC).
 void ResourceRunner::write_back_bitmaps() {
   bitmaps_written_ = false;
@@ -157,8 +188,13 @@ bool ResourceRunner::write_metadata_if_changed(bool state_changed) {
       comparable_current(node_.generations().current) != crashed_generation_) {
     crashed_primary_ = false;  // the crashed generation is superseded (resync or new data)
   }
-  const metadata::Superblock wanted = superblock_for_state(
+  metadata::Superblock wanted = superblock_for_state(
       with_generations(metadata_->superblock(), node_.generations()), metadata_state(false));
+  // la-size-sect: the size the cluster last agreed on (a resize grows it).
+  const std::uint64_t size_sectors = node_.size_bytes() / metadata::sector_bytes;
+  if (size_sectors != 0 && size_sectors <= metadata_->layout().usable_sectors) {
+    wanted.effective_size_sectors = size_sectors;
+  }
   if (wanted == metadata_->superblock()) return true;
   if (Status status = metadata_->write_superblock(wanted); !status.ok()) {
     log("metadata write failed: " + status.error().message);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <functional>
 #include <optional>
 #include <cstdio>
 #include <string>
@@ -65,6 +66,53 @@ bool split_host_port(const std::string& text, std::string& host, std::uint16_t& 
   return true;
 }
 
+// Runs an admin command; one that is a two-phase commit (pending) is answered when it is
+// decided, like drbdadm primary and resize do. The core's own 2PC timeout bounds the wait; a
+// deadline guards it.
+ControlReply admin_reply(ditto::datapath::ResourceRunner& runner, const std::string& resource,
+                         const ditto::core::AdminCommand& command, const char* failure,
+                         const char* what, std::function<bool()> pending,
+                         std::function<std::optional<ditto::core::AdminResult>()> outcome_of) {
+  const ditto::core::AdminResult result = runner.admin(command);
+  auto answer = [resource, failure](const ditto::core::AdminResult& outcome) -> ControlReply {
+    if (outcome.ok) return {0, ""};
+    return {11, resource + ": " + failure + ": (" + outcome.code + ") " + outcome.message + "\n"};
+  };
+  if (!result.pending) return answer(result);
+  ControlReply deferred;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  deferred.wait = [answer, deadline, pending, outcome_of,
+                   what = std::string(what)]() -> std::optional<ControlReply> {
+    if (!pending()) {
+      const auto outcome = outcome_of();
+      if (outcome.has_value()) return answer(*outcome);
+      return answer({});
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return ControlReply{11, "error: " + what + " still undecided after 60 s\n"};
+    }
+    return std::nullopt;
+  };
+  return deferred;
+}
+
+// "resize RES [--size S] [--assume-clean]"
+ditto::Result<ditto::core::Resize> resize_request(const std::vector<std::string>& words) {
+  ditto::core::Resize request;
+  for (std::size_t i = 2; i < words.size(); ++i) {
+    if (words[i] == "--assume-clean") {
+      request.assume_clean = true;
+    } else if (words[i] == "--size" && i + 1 < words.size()) {
+      auto size = ditto::datapath::size_bytes_of(words[++i]);
+      if (!size.ok()) return size.error();
+      request.size_bytes = size.value();
+    } else {
+      return ditto::Error{"unknown option '" + words[i] + "'"};
+    }
+  }
+  return request;
+}
+
 ControlReply handle_command(ditto::datapath::ResourceRunner& runner,
                             const std::vector<std::string>& words) {
   if (words.size() < 2) return {2, "usage: <verb> <resource> [options]\n"};
@@ -89,29 +137,16 @@ ControlReply handle_command(ditto::datapath::ResourceRunner& runner,
   if (verb == "primary" || verb == "secondary") {
     ditto::core::AdminCommand command = ditto::core::Demote{};
     if (verb == "primary") command = ditto::core::Promote{has("--force")};
-    const ditto::core::AdminResult result = runner.admin(command);
-    auto answer = [resource](const ditto::core::AdminResult& outcome) -> ControlReply {
-      if (outcome.ok) return {0, ""};
-      return {11, resource + ": State change failed: (" + outcome.code + ") " + outcome.message +
-                      "\n"};
-    };
-    if (!result.pending) return answer(result);
-    // A promotion with connected peers is a two-phase commit: answer when it is decided, like
-    // drbdadm primary does. The core's own 2PC timeout bounds the wait; a deadline guards it.
-    ControlReply deferred;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-    deferred.wait = [&runner, answer, deadline]() -> std::optional<ControlReply> {
-      if (!runner.node().promotion_pending()) {
-        const auto& outcome = runner.node().promotion_outcome();
-        if (outcome.has_value()) return answer(*outcome);
-        return answer({});
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        return ControlReply{11, "error: promotion still undecided after 60 s\n"};
-      }
-      return std::nullopt;
-    };
-    return deferred;
+    return admin_reply(runner, resource, command, "State change failed", "promotion",
+                       [&runner] { return runner.node().promotion_pending(); },
+                       [&runner] { return runner.node().promotion_outcome(); });
+  }
+  if (verb == "resize") {
+    auto request = resize_request(words);
+    if (!request.ok()) return {2, "resize: " + request.error().message + "\n"};
+    return admin_reply(runner, resource, request.value(), "Failure", "resize",
+                       [&runner] { return runner.node().resize_pending(); },
+                       [&runner] { return runner.node().resize_outcome(); });
   }
   return {2, "error: unknown command '" + verb + "'\n"};
 }

@@ -230,6 +230,12 @@ std::size_t MetadataStore::bitmap_words_per_slot() const {
   return static_cast<std::size_t>((bits + 31) / 32);
 }
 
+Result<std::uint64_t> MetadataStore::current_device_bytes() const {
+  Result<std::uint64_t> device_bytes = device_size(fd_);
+  if (!device_bytes.ok()) return Error{path_ + ": " + device_bytes.error().message};
+  return device_bytes;
+}
+
 Result<std::uint64_t> MetadataStore::move_to_device_end() {
   Result<std::uint64_t> device_bytes = device_size(fd_);
   if (!device_bytes.ok()) return Error{path_ + ": " + device_bytes.error().message};

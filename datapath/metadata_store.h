@@ -91,6 +91,9 @@ class MetadataStore {
   // than the metadata area (the new copy would overwrite the old one before it is complete).
   // Returns the new data area in bytes; on success layout() and superblock() are the new ones.
   [[nodiscard]] Result<std::uint64_t> move_to_device_end();
+  // The device's size now (it may have grown since open; layout().device_bytes is the size the
+  // metadata is placed for).
+  [[nodiscard]] Result<std::uint64_t> current_device_bytes() const;
 
  private:
   MetadataStore(std::string path, int fd, metadata::Superblock superblock,

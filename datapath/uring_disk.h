@@ -61,6 +61,10 @@ class UringDisk final : private UringRing::Client {
   [[nodiscard]] Status register_buffers(std::span<std::uint8_t> region);
 
   std::uint64_t size_bytes() const { return size_bytes_; }
+  // The device grew (an online resize re-read its size): I/O may reach up to `size_bytes`.
+  void grow_to(std::uint64_t size_bytes) {
+    if (size_bytes > size_bytes_) size_bytes_ = size_bytes;
+  }
   // Offset, length and memory alignment required for every read and write.
   std::uint32_t alignment_bytes() const { return alignment_bytes_; }
   const std::string& path() const { return path_; }

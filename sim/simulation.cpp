@@ -230,6 +230,13 @@ void Simulation::drain(std::uint8_t node) {
   actions.clear();
   action_buffer_ = std::move(actions);
   after_step(node);
+  // A resize's CheckDiskSize: simulated disks never grow, so the answer is the configured size,
+  // fed as the next input of the node.
+  if (nodes_[node]->disk_size_check_pending && nodes_[node]->alive) {
+    nodes_[node]->disk_size_check_pending = false;
+    nodes_[node]->core->on_disk_size(clock_of(node), options_.volume_size_bytes);
+    drain(node);
+  }
 }
 
 void Simulation::execute(std::uint8_t node, core::Action& action) {
@@ -307,6 +314,7 @@ void Simulation::execute(std::uint8_t node, core::Action& action) {
                                                 std::move(write.bytes));
             submit_disk(node, 3, write.io, Sector{0}, 0);
           },
+          [&](const core::CheckDiskSize&) { sim_node.disk_size_check_pending = true; },
       },
       action);
 }

@@ -20,7 +20,7 @@ std::vector<wire::Message> valid_messages(Prng& prng) {
   const auto id = [&] { return prng.below(8); };
   const auto node = [&] { return NodeId{static_cast<std::uint8_t>(prng.below(3))}; };
   return {
-      wire::Hello{1, 1, node(), node(), 0, "r0"},
+      wire::Hello{1, 1, node(), node(), 0, "r0", {}},
       wire::StateReport{prng.chance(1, 2) ? Role::primary : Role::secondary,
                         static_cast<DiskState>(prng.below(10)), prng.below(100)},
       wire::Data{id(), Sector{prng.below(2048)}, 4096,
@@ -31,10 +31,10 @@ std::vector<wire::Message> valid_messages(Prng& prng) {
       wire::FlushAck{id(), true},
       wire::Barrier{static_cast<std::uint32_t>(id())},
       wire::BarrierAck{static_cast<std::uint32_t>(id()), static_cast<std::uint32_t>(id())},
-      wire::TwoPcPrepare{node(), id(), wire::TwoPcChange::promote},
+      wire::TwoPcPrepare{node(), id(), wire::TwoPcChange::promote, 0, 0, NodeId{}},
       wire::TwoPcReply{node(), id(), static_cast<wire::TwoPcVote>(prng.below(3)),
-                       static_cast<std::int8_t>(prng.below(256))},
-      wire::TwoPcCommit{node(), id()},
+                       static_cast<std::int8_t>(prng.below(256)), id()},
+      wire::TwoPcCommit{node(), id(), 0},
       wire::TwoPcAbort{node(), id()},
   };
 }

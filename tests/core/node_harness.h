@@ -40,6 +40,10 @@ struct Cluster {
   std::vector<std::pair<int, Send>> sent;  // every Send, in order
   std::map<int, int> released;
   std::vector<std::pair<int, CallHelper>> helpers;  // every CallHelper, in order
+  // The backing disk's data area by node (CheckDiskSize's answer; absent: the configured size),
+  // and the nodes that asked and have not been answered yet.
+  std::map<int, std::uint64_t> backing_size_bytes;
+  std::vector<int> disk_size_checks;
   // Called for every action as it is collected, before the harness executes it.
   std::function<void(int, const Action&)> observer;
   // The digest a node's digest read (DiskRead::digest) reports; without it, 0.
@@ -122,6 +126,8 @@ struct Cluster {
         timers.erase({index, cancel->timer.value});
       } else if (auto* helper = std::get_if<CallHelper>(&action)) {
         helpers.emplace_back(index, *helper);
+      } else if (std::holds_alternative<CheckDiskSize>(action)) {
+        disk_size_checks.push_back(index);
       }
     }
   }
@@ -204,9 +210,25 @@ struct Cluster {
     return true;
   }
 
+  // Answers every pending CheckDiskSize; false when none was pending.
+  bool answer_disk_size_checks() {
+    if (disk_size_checks.empty()) return false;
+    std::vector<int> asking;
+    asking.swap(disk_size_checks);
+    for (int index : asking) {
+      const auto found = backing_size_bytes.find(index);
+      nodes[index].on_disk_size(now, found != backing_size_bytes.end()
+                                         ? found->second
+                                         : nodes[index].config().volume_size_bytes);
+      collect(index);
+    }
+    return true;
+  }
+
   void drain() {
     for (int round = 0; round < 20; ++round) {
       deliver_messages();
+      answer_disk_size_checks();
       for (std::size_t i = 0; i < nodes.size(); ++i) complete_disk(static_cast<int>(i));
       deliver_messages();
     }

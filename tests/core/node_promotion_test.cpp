@@ -147,7 +147,7 @@ TEST(Promotion, AParticipantThatVotedYesForgetsTheTransactionAfterTheTimeout) {
   Cluster cluster(2, [](NodeConfig& config) { config.twopc_timeout = Duration::from_ms(1000); });
   cluster.connect_all();
   cluster.nodes[1].on_message(cluster.now, node_id(0),
-                              wire::TwoPcPrepare{node_id(0), 77, wire::TwoPcChange::promote},
+                              wire::TwoPcPrepare{node_id(0), 77, wire::TwoPcChange::promote, 0, 0, NodeId{}},
                               PayloadHandle{});
   cluster.collect(1);
   cluster.network.clear();  // the initiator never decides
@@ -162,7 +162,7 @@ TEST(Promotion, APrepareOnBehalfOfAnotherNodeIsAProtocolError) {
   Cluster cluster(3);
   cluster.connect_all();
   cluster.nodes[1].on_message(cluster.now, node_id(0),
-                              wire::TwoPcPrepare{node_id(2), 1, wire::TwoPcChange::promote},
+                              wire::TwoPcPrepare{node_id(2), 1, wire::TwoPcChange::promote, 0, 0, NodeId{}},
                               PayloadHandle{});
   cluster.collect(1);
   ASSERT_EQ(cluster.disconnects.size(), 1u);

@@ -125,6 +125,40 @@ TEST(NodeSizes, ASecondaryDoesNotShrinkUnderAPrimaryPeerForANewSmallerPeer) {
   EXPECT_TRUE(has_event(cluster, 1, "while a node is Primary"));
 }
 
+// Found by the node fuzz test (Robustness.RandomBytesAndMutatedFramesNeverCrashDecodeOrTheNode):
+// a Secondary that received a write near the end of the volume, then a StateReport from the
+// Primary naming a smaller size, shrank; when the connection then dropped, the write still
+// waiting for its PeerAck was marked out of sync toward the other peers beyond the end of the
+// shrunken bitmaps (an ASSERT, reachable from the network). What lies beyond the size no
+// longer exists: such a mark covers only what remains.
+TEST(NodeSizes, AWriteRecordedBeforeTheVolumeShrankIsMarkedOnlyUpToTheNewEnd) {
+  Cluster cluster = cluster_with_sizes({{0, 2 * mib}, {1, 2 * mib}, {2, 2 * mib}}, 3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 7, 2 * mib / 512 - 8, 1);  // the last block
+  // node 1 receives the Data; no PeerAck comes for it yet.
+  while (!cluster.network.empty()) {
+    const auto& next = cluster.network.front();
+    const bool data_to_node1 =
+        next.to == node_id(1) &&
+        std::holds_alternative<wire::Data>(std::get<wire::Frame>(wire::decode(next.frame)).message);
+    cluster.deliver_one();
+    if (data_to_node1) break;
+  }
+  wire::StateReport smaller;
+  smaller.role = Role::primary;
+  smaller.disk_state = DiskState::up_to_date;
+  smaller.uuids = cluster.nodes[0].generations();
+  smaller.usable_size_sectors = 1 * mib / 512;
+  smaller.current_size_sectors = 1 * mib / 512;
+  cluster.nodes[1].on_message(cluster.now, node_id(0), smaller, PayloadHandle{});
+  cluster.collect_all();
+  cluster.disconnect(0, 1);  // no PeerAck will come: node 1 marks the write for node 2
+  cluster.nodes[1].invariants();
+  EXPECT_LE(cluster.nodes[1].bitmap_toward(node_id(2)).count_set() * 4096,
+            cluster.nodes[1].size_bytes());
+}
+
 TEST(NodeSizes, ADisklessClientWithoutASizeLearnsItFromItsDiskfulPeer) {
   Cluster cluster = cluster_with_sizes({{0, 3 * mib}, {1, 0}}, 2, {{1, true}});
   EXPECT_EQ(cluster.nodes[1].size_bytes(), 0u);

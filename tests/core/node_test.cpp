@@ -191,11 +191,15 @@ TEST(Node, HelloWithAnotherProtocolVersionIsRefusedWithTheVersionsInTheReason) {
   Cluster cluster(2);
   cluster.nodes[0].on_connection_up(Instant{}, NodeId{1});
   cluster.collect(0);
-  wire::Hello hello{7, 9, NodeId{1}, NodeId{0}, 0, "r0"};
+  const std::uint16_t min = wire::protocol_version + 1;
+  const std::uint16_t max = wire::protocol_version + 3;
+  wire::Hello hello{min, max, NodeId{1}, NodeId{0}, 0, "r0", {}};
   cluster.nodes[0].on_message(Instant{}, NodeId{1}, hello, PayloadHandle{});
   cluster.collect(0);
   ASSERT_EQ(cluster.disconnects.size(), 1u);
-  EXPECT_NE(cluster.disconnects[0].second.reason.find("7..9"), std::string::npos);
+  EXPECT_NE(cluster.disconnects[0].second.reason.find(std::to_string(min) + ".." +
+                                                      std::to_string(max)),
+            std::string::npos);
 }
 
 TEST(Node, FlushCompletesAfterLocalAndPeerFlush) {

@@ -92,11 +92,16 @@ TEST(TwoPrimaries, ASecondNodePromotesWhileAPeerIsPrimaryWhenAllowTwoPrimariesIs
 }
 
 TEST(TwoPrimaries, ASecondPromotionIsRefusedWhenAParticipantHasAllowTwoPrimariesOff) {
-  // Node 1 allows two Primaries and asks; node 0, the Primary, does not and votes no.
-  Cluster cluster(
-      2, [](NodeConfig& config) { config.allow_two_primaries = config.node_id.value == 1; });
+  // Node 1 allows two Primaries and asks; node 0, the Primary, does not and votes no. Nodes
+  // that disagree on the option do not connect (connection_settings_test.cpp), so node 0 turns
+  // it off live (adjust on one node only) after the handshake.
+  Cluster cluster(2, [](NodeConfig& config) { config.allow_two_primaries = true; });
   cluster.connect_all();
   cluster.promote(0);
+  NodeConfig off = cluster.nodes[0].config();
+  off.allow_two_primaries = false;
+  ASSERT_TRUE(cluster.nodes[0].on_admin(cluster.now, ChangeOptions{off}).ok);
+  cluster.collect_all();
   const AdminResult result = cluster.nodes[1].on_admin(cluster.now, Promote{});
   EXPECT_TRUE(result.pending);
   cluster.settle();

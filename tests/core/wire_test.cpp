@@ -37,7 +37,7 @@ T round_trip(const Message& message, std::span<const std::uint8_t> payload = {})
 }
 
 TEST(Wire, EveryMessageSurvivesARoundTrip) {
-  Hello hello{1, 1, NodeId{3}, NodeId{7}, 0xF00D, "r0"};
+  Hello hello{1, 1, NodeId{3}, NodeId{7}, 0xF00D, "r0", {}};
   EXPECT_EQ(round_trip<Hello>(hello), hello);
   StateReport state{Role::primary, DiskState::up_to_date, {}, 3, 5, 7};
   state.uuids.current = 42;
@@ -61,11 +61,12 @@ TEST(Wire, WritePathAndTwoPhaseCommitMessagesSurviveARoundTrip) {
   EXPECT_EQ(round_trip<Barrier>(Barrier{7}), Barrier{7});
   EXPECT_EQ(round_trip<BarrierAck>(BarrierAck{7, 2048}), (BarrierAck{7, 2048}));
   EXPECT_EQ(round_trip<PeerAck>(PeerAck{9, 0b1010}), (PeerAck{9, 0b1010}));
-  const TwoPcPrepare prepare{NodeId{3}, 0xfeedface12345678ull, TwoPcChange::promote};
+  const TwoPcPrepare prepare{NodeId{3}, 0xfeedface12345678ull, TwoPcChange::resize, 1 << 20, 1,
+                             NodeId{2}};
   EXPECT_EQ(round_trip<TwoPcPrepare>(prepare), prepare);
-  const TwoPcReply reply{NodeId{3}, 99, TwoPcVote::no, -1};
+  const TwoPcReply reply{NodeId{3}, 99, TwoPcVote::no, -1, 4096};
   EXPECT_EQ(round_trip<TwoPcReply>(reply), reply);
-  EXPECT_EQ(round_trip<TwoPcCommit>(TwoPcCommit{NodeId{31}, 5}), (TwoPcCommit{NodeId{31}, 5}));
+  EXPECT_EQ(round_trip<TwoPcCommit>(TwoPcCommit{NodeId{31}, 5, 0}), (TwoPcCommit{NodeId{31}, 5, 0}));
   EXPECT_EQ(round_trip<TwoPcAbort>(TwoPcAbort{NodeId{0}, 6}), (TwoPcAbort{NodeId{0}, 6}));
   const Data acked{1, Sector{8}, 512, data_flag_send_write_ack | data_flag_send_receive_ack};
   const std::vector<std::uint8_t> payload(512, 1);
@@ -83,22 +84,68 @@ DecodeResult decode_with_body_byte(const Message& message, std::size_t offset, s
 }
 
 TEST(Wire, ALostPeerPrepareSurvivesARoundTrip) {
-  const TwoPcPrepare prepare{NodeId{3}, 0x1234'5678'9abc'def0, TwoPcChange::lost_peer};
+  const TwoPcPrepare prepare{NodeId{3}, 0x1234'5678'9abc'def0, TwoPcChange::lost_peer, 0, 0,
+                             NodeId{}};
   EXPECT_EQ(round_trip<TwoPcPrepare>(prepare), prepare);
 }
 
+TEST(Wire, AHelloCarriesTheSendersConnectionSettings) {
+  Hello hello{1, 1, NodeId{3}, NodeId{7}, 0, "r0", {}};
+  hello.settings.protocol = Protocol::a;
+  hello.settings.after_sb_0pri = AfterSplitBrain0::discard_remote;
+  hello.settings.after_sb_1pri = AfterSplitBrain1::call_pri_lost_after_sb;
+  hello.settings.after_sb_2pri = AfterSplitBrain2::violently_as0p;
+  hello.settings.allow_two_primaries = true;
+  hello.settings.discard_my_data = true;
+  EXPECT_EQ(round_trip<Hello>(hello), hello);
+}
+
+TEST(Wire, HelloSettingsOutsideTheirRangesAreMalformed) {
+  const Hello hello{1, 1, NodeId{3}, NodeId{7}, 0, "r0", {}};
+  // Body: versions (4), sender, receiver, features (8), name length, name (2), then protocol,
+  // after-sb-0pri, after-sb-1pri, after-sb-2pri and the flags.
+  const std::size_t settings = 2 + 2 + 1 + 1 + 8 + 1 + 2;
+  const std::pair<std::size_t, std::uint8_t> cases[] = {
+      {settings, 0}, {settings, 4}, {settings + 1, 7}, {settings + 2, 5}, {settings + 3, 3},
+      {settings + 4, 4}};
+  const char* reasons[] = {"protocol", "protocol", "after-sb-0pri", "after-sb-1pri",
+                           "after-sb-2pri", "flags"};
+  for (std::size_t i = 0; i < std::size(cases); ++i) {
+    SCOPED_TRACE(i);
+    const auto result = decode_with_body_byte(hello, cases[i].first, cases[i].second);
+    ASSERT_TRUE(std::holds_alternative<WireError>(result));
+    EXPECT_EQ(std::get<WireError>(result).code, WireErrorCode::malformed_body);
+    EXPECT_NE(std::get<WireError>(result).message.find(reasons[i]), std::string::npos)
+        << std::get<WireError>(result).message;
+  }
+}
+
 TEST(Wire, TwoPhaseCommitFieldsOutsideTheirRangesAreMalformed) {
-  const auto bad_initiator = decode_with_body_byte(TwoPcCommit{NodeId{1}, 2}, 0, 32);
+  const auto bad_initiator = decode_with_body_byte(TwoPcCommit{NodeId{1}, 2, 0}, 0, 32);
   ASSERT_TRUE(std::holds_alternative<WireError>(bad_initiator));
   EXPECT_NE(std::get<WireError>(bad_initiator).message.find("above 31"), std::string::npos);
-  const auto bad_vote = decode_with_body_byte(TwoPcReply{NodeId{1}, 2, TwoPcVote::yes, 1}, 9, 3);
+  const auto bad_vote = decode_with_body_byte(TwoPcReply{NodeId{1}, 2, TwoPcVote::yes, 1, 0}, 9, 3);
   ASSERT_TRUE(std::holds_alternative<WireError>(bad_vote));
   EXPECT_NE(std::get<WireError>(bad_vote).message.find("unknown vote"), std::string::npos);
   const auto bad_change =
-      decode_with_body_byte(TwoPcPrepare{NodeId{1}, 2, TwoPcChange::promote}, 9, 0);
+      decode_with_body_byte(TwoPcPrepare{NodeId{1}, 2, TwoPcChange::promote, 0, 0, NodeId{}}, 9, 0);
   ASSERT_TRUE(std::holds_alternative<WireError>(bad_change));
   EXPECT_NE(std::get<WireError>(bad_change).message.find("unknown state change"),
             std::string::npos);
+}
+
+TEST(Wire, AResizePrepareWithUnknownFlagsOrAResyncSourceAbove31IsMalformed) {
+  // Body: initiator (1), transaction id (8), change (1), size (8), flags (1), source (1).
+  const TwoPcPrepare prepare{NodeId{1}, 2, TwoPcChange::resize, 4096, 0, NodeId{0}};
+  const auto bad_flags = decode_with_body_byte(prepare, 18, 0x80);
+  ASSERT_TRUE(std::holds_alternative<WireError>(bad_flags));
+  EXPECT_NE(std::get<WireError>(bad_flags).message.find("unknown flags"), std::string::npos);
+  const auto bad_source = decode_with_body_byte(prepare, 19, 32);
+  ASSERT_TRUE(std::holds_alternative<WireError>(bad_source));
+  EXPECT_NE(std::get<WireError>(bad_source).message.find("resync source node id above 31"),
+            std::string::npos);
+  const auto unknown_change = decode_with_body_byte(prepare, 9, 4);
+  ASSERT_TRUE(std::holds_alternative<WireError>(unknown_change));
 }
 
 TEST(Wire, TruncatedFrameAsksForMoreBytes) {

@@ -89,5 +89,34 @@ TEST_P(ReplicationProtocols, EveryWriteThroughTheExportReachesBothPeers) {
 INSTANTIATE_TEST_SUITE_P(AAndB, ReplicationProtocols, ::testing::Values("A", "B"),
                          [](const auto& parameter) { return "Protocol" + parameter.param; });
 
+// DRBD's P_PROTOCOL check: a node configured with another protocol than its peer refuses the
+// connection at the handshake, both sides log which option differs, and the connection stays
+// StandAlone instead of replicating with two different ideas of when a write is done.
+TEST(ReplicationProtocolMismatch, DaemonsWithDifferentProtocolsStayStandAloneAndSayWhy) {
+  LocalCluster cluster(2, disk_size_bytes);
+  const std::string protocol_c = file_text(cluster.config_path());
+  use_protocol(cluster, "A");
+  const std::string protocol_a = cluster.directory() + "/protocol-a.res";
+  {
+    std::ofstream out(protocol_a);
+    out << file_text(cluster.config_path());
+  }
+  cluster.write_config(protocol_c);
+  cluster.use_node_config(1, protocol_a);
+  std::string error;
+  ASSERT_TRUE(cluster.start(0, error)) << error;
+  ASSERT_TRUE(cluster.start(1, error)) << error;
+  EXPECT_TRUE(wait_for_status(cluster, 0, cluster.name(1) + " connection:StandAlone", 10'000))
+      << cluster.control(0, "status r0").text;
+  EXPECT_TRUE(wait_for_status(cluster, 1, cluster.name(0) + " connection:StandAlone", 10'000))
+      << cluster.control(1, "status r0").text;
+  const std::string log0 = file_text(cluster.log_path(0));
+  EXPECT_NE(log0.find("incompatible protocol settings: local C, peer A"), std::string::npos)
+      << log0;
+  const std::string log1 = file_text(cluster.log_path(1));
+  EXPECT_NE(log1.find("incompatible protocol settings: local A, peer C"), std::string::npos)
+      << log1;
+}
+
 }  // namespace
 }  // namespace ditto::testing
