@@ -239,12 +239,24 @@ void finish_decision(const HandshakeInput& in, HandshakeDecision& decision) {
     decision.bitmap_edit = BitmapEdit::copy_slot;
     decision.copy_from_node = decision.compare.bitmap_node;
   }
-  if (strategy == S::target_clear_bitmap) decision.bitmap_edit = BitmapEdit::clear_slot;
+  // The peer's bitmap toward the node whose slot matched covers what we lack since our current
+  // generation, so ours toward the peer can go: unless our disk is Inconsistent, when our bitmap
+  // holds the blocks of an interrupted resync that our current UUID does not describe (a
+  // SyncTarget that crashed, or a Primary that attached an older disk and carries the
+  // generations it served): those must be fetched too (swarm seed 237 with attach).
+  if (strategy == S::target_clear_bitmap && in.self_disk != DiskState::inconsistent) {
+    decision.bitmap_edit = BitmapEdit::clear_slot;
+  }
   if (strategy == S::source_set_bitmap || strategy == S::target_set_bitmap) {
     decision.bitmap_edit = BitmapEdit::set_all;
   }
+  // Not when the generations called us the target and only the disk states made us the source
+  // (an Inconsistent Primary on a newer generation): the peer's generation is not one our data
+  // descends from, and a bitmap UUID naming it would tell a third node that holds it that it is
+  // behind us, while we tell it that we are behind it (swarm seed 1039: each side of that
+  // connection waited for the other as its source).
   decision.record_peer_current_as_bitmap_uuid =
-      strategy == S::source_set_bitmap &&
+      strategy == S::source_set_bitmap && !is_target(decision.compare.strategy) &&
       comparable_current(in.compare.self.current) != uuid_just_created_value;
   if (is_if_both_failed(strategy) &&
       (in.self_role == Role::primary || in.peer_role == Role::primary)) {

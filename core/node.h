@@ -710,6 +710,7 @@ class Node {
   bool bitmap_covers_peer_disk(const Peer& peer) const;
   void load_attached_disk(const Attach& command);
   void attach_disk_step(DiskState step);
+  DiskState attached_disk_state(const Attach& command) const;
   void resync_in_place_from(Peer& source);
   void resync_primary_disk_from_up_to_date_peer();
   // A Primary whose disk was attached again and is not UpToDate yet writes through its peers:

@@ -201,7 +201,7 @@ AdminResult Node::attach(const Attach& command) {
     resync_in_place_from(*source);
     return {};
   }
-  attach_disk_step(command.disk);
+  attach_disk_step(attached_disk_state(command));
   for (Peer& peer : configured_peers()) {
     if (peer.status.connection != ConnectionState::connected || !peer.state_received) continue;
     if (peer.intentional_diskless || peer.status.disk <= DiskState::diskless) continue;
@@ -247,6 +247,23 @@ void Node::load_attached_disk(const Attach& command) {
   generations_.uuids = served;
   auto kept = marked.begin();
   for (Peer& peer : configured_peers()) peer.bitmap->merge(*kept++);
+}
+
+// The state of a disk attached without an UpToDate peer to resync from: what its metadata says
+// (a detach leaves it Outdated: the activity log was in use), except on a Primary whose disk
+// holds the generation it serves while the next one is still pending since the detach: no
+// write went through its peers since the disk left (the first would have started that
+// generation), so the disk holds every block the Primary exposes and is UpToDate, as DRBD's
+// disk_state_from_md says for a disk that was UpToDate. Left Outdated, it would become the
+// SyncTarget of a peer that lacks the writes only this disk got (swarm seed 605: protocol A,
+// the peer lost them with its connection).
+DiskState Node::attached_disk_state(const Attach& command) const {
+  const bool holds_served =
+      role_ == Role::primary && generations_.new_current_pending &&
+      comparable_current(command.generations.current) ==
+          comparable_current(generations_.uuids.current);
+  if (holds_served && command.disk >= DiskState::outdated) return DiskState::up_to_date;
+  return command.disk;
 }
 
 void Node::attach_disk_step(DiskState step) {

@@ -259,7 +259,7 @@ class Simulation {
   void issue(const ClientOperation& operation);
   void on_client_completed(std::uint8_t node, const core::CompleteClient& complete);
   void write_completed(std::uint8_t node, const ClientOperation& operation, bool ok,
-                       std::uint32_t& holders);
+                       std::uint32_t& holders, bool& sent_only);
   void primary_lost();
   void on_operator_check();
   void request_promotion(std::uint8_t node, std::uint8_t reason);

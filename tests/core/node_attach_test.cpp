@@ -188,5 +188,44 @@ TEST(Attach, AnAttachWithoutConnectedPeersTakesTheStateTheMetadataGives) {
   EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
 }
 
+// The Primary's disk got a write its peer missed (the connection was down), then failed; with no
+// peer and nothing written through one since (the next generation is still pending), the disk
+// holds all the Primary serves: it attaches UpToDate, not Outdated as a detached disk's
+// metadata says, and at the next connection it is the source of that write (swarm seed 605).
+TEST(Attach, APrimaryAttachingTheDiskOfItsGenerationWithoutPeersKeepsTheWritesOnlyItHolds) {
+  Cluster cluster(2);
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  cluster.disconnect(0, 1);
+  cluster.settle();
+  cluster.write(0, 2, block_sector(2), 2);  // on node 0's disk alone
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  Attach disk = disk_of(cluster, 0);
+  // The next write fails on the disk (EIO): on-io-error detach; no peer stored it either.
+  cluster.write(0, 3, block_sector(3), 3);
+  const std::vector<DiskWrite> failing = cluster.pending_writes(0);
+  ASSERT_EQ(failing.size(), 1u);
+  cluster.complete_io(0, failing.front().io.value, IoStatus::io_error);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  EXPECT_EQ(cluster.completion_of(3), ClientStatus::io_error);
+  disk.disk = DiskState::outdated;  // what the metadata of a detached disk says
+  const AdminResult attached = admin(cluster, 0, disk);
+  ASSERT_TRUE(attached.ok) << attached.code << ": " << attached.message;
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[0].role(), Role::primary);
+  const std::size_t before = cluster.sent.size();
+  cluster.connect(0, 1);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[0].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  // Block 2, and block 3 of the failed write (marked toward the absent peer, either copy will do).
+  EXPECT_EQ(requested_blocks(cluster, 1, before), (std::set<std::uint64_t>{2, 3}));
+  EXPECT_TRUE(requested_blocks(cluster, 0, before).empty());
+}
+
 }  // namespace
 }  // namespace ditto::core

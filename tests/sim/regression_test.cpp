@@ -346,6 +346,47 @@ TEST(RegressionAttach, ReattachedDisksNeitherLoseNorStallTheNewestData) {
   }
 }
 
+// Three more, once the branch had main's resize and connection settings:
+// - seed 237 (CI's flags: reads and congestion drawn): the Primary attached its disk and was
+//   its peer's SyncTarget when it crashed; the resynced blocks it had not flushed were lost, and
+//   its persisted bitmap toward the source still named them. At the restart the handshake found
+//   its current UUID (the generation it had served, not what its disk held) in the source's
+//   bitmap slot of another node (rule bitmap-peer-other) and cleared that bitmap: the lost
+//   blocks were never fetched again, and the node, UpToDate at the end, resynced the others
+//   over the newest data. Fixed: an Inconsistent disk keeps its bitmap on that rule (what an
+//   interrupted resync still owes it).
+// - seed 605 (2 nodes, protocol A): a Primary's disk failed after its peer's connection broke
+//   with writes in flight that only the Primary's disk held; it attached again with no peer, on
+//   the generation it served, and came back Outdated (the metadata of a detached disk says so),
+//   so the peer became its resync source over those writes. Fixed: a Primary attaching the disk
+//   of the generation it serves, with the next generation still pending (no write went
+//   through its peers since the detach), attaches it UpToDate. The simulator's oracle no longer
+//   requires a write acknowledged under protocol A on its sending alone while the Primary's own
+//   disk failed it (held by no disk, as in DRBD).
+// - seed 1039 (liveness): the Primary, Inconsistent on a newer generation, became the full
+//   SyncTarget of an UpToDate peer on an older one (the disk-state rule of seed 95), and that
+//   source recorded the Primary's generation as its bitmap UUID toward it. A third node holding
+//   that generation then met the source: each found its own current UUID in the other's bitmap
+//   UUIDs and waited for the other as its source, for good. Fixed: a source made so by the disk
+//   states alone records no bitmap UUID.
+// Replay: ditto-sim run --seed 237 --swarm --ops 400 --swarm-reads --swarm-congestion --trace
+//         ditto-sim run --seed 605 --swarm --ops 400 --swarm-reads --swarm-congestion --trace
+//         ditto-sim run --seed 1039 --swarm --ops 400 --trace
+TEST(RegressionAttach, AnInterruptedAttachResyncAndAnAttachWithoutPeersKeepTheNewestData) {
+  struct Case {
+    std::uint64_t seed;
+    bool reads_and_congestion;
+  };
+  for (const Case& run : {Case{237, true}, Case{605, true}, Case{1039, false}}) {
+    SCOPED_TRACE(run.seed);
+    const SimOptions options = swarm_options(run.seed, 400, {}, false, run.reads_and_congestion,
+                                             false, run.reads_and_congestion);
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+    EXPECT_GE(result.converged_after_ns, 0);
+  }
+}
+
 TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
   SimOptions options;
   options.seed = 21;
