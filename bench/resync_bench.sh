@@ -238,8 +238,8 @@ report=$(
   echo "| resync with fio running: invalidate → UpToDate | $resync_with_fio_s s | |"
   echo
   echo "resync outlasted the ${fio_seconds} s fio run: $outlasted"
-  echo "disk options: '${disk_options}' (empty: the defaults, c-max-rate 102400 KiB/s," \
-    "c-fill-target 100 sectors, c-plan-ahead 20)"
+  echo "disk options: '${disk_options}' (empty: ditto's defaults, c-fill-target 8M," \
+    "c-max-rate 4G, c-plan-ahead 20, c-min-rate 250k)"
   # shellcheck disable=SC2016  # the single quotes are literal text around the expansion
   echo "command: bench/resync_bench.sh --size-mib $size_mib --fio-seconds $fio_seconds" \
     "${disk_options:+--disk-options '$disk_options'}"

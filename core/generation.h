@@ -258,7 +258,7 @@ enum class HandshakeOutcome {
   dry_run,     // --tentative: report only
 };
 
-enum class BitmapEdit { none, copy_slot, clear_slot, set_all };
+enum class BitmapEdit { none, copy_slot, set_all };
 
 struct HandshakeDecision {
   UuidCompareResult compare;
@@ -267,6 +267,7 @@ struct HandshakeDecision {
   BitmapEdit bitmap_edit = BitmapEdit::none;
   std::int32_t copy_from_node = -1;
   bool record_peer_current_as_bitmap_uuid = false;  // non-fresh full sync as source
+  bool full_sync_across_branches = false;  // an Inconsistent side of a split brain is the target
   bool clear_stale_bitmap_uuid = false;             // missed-finish rule without UpToDate source
   bool call_initial_split_brain = false;
   bool call_split_brain = false;

@@ -168,6 +168,7 @@ void disk_state_override(const HandshakeInput& in, HandshakeDecision& decision) 
   // met another peer of the surviving branch with quorum on both sides: quorum swarm seed 948).
   if (one_inconsistent && is_split_brain(decision.strategy)) {
     decision.strategy = self > peer ? S::source_set_bitmap : S::target_set_bitmap;
+    decision.full_sync_across_branches = true;
     return;
   }
   // A Primary whose disk is Inconsistent (attached again and resyncing, node_attach.cpp) serves
@@ -239,24 +240,29 @@ void finish_decision(const HandshakeInput& in, HandshakeDecision& decision) {
     decision.bitmap_edit = BitmapEdit::copy_slot;
     decision.copy_from_node = decision.compare.bitmap_node;
   }
-  // The peer's bitmap toward the node whose slot matched covers what we lack since our current
-  // generation, so ours toward the peer can go: unless our disk is Inconsistent, when our bitmap
-  // holds the blocks of an interrupted resync that our current UUID does not describe (a
-  // SyncTarget that crashed, or a Primary that attached an older disk and carries the
-  // generations it served): those must be fetched too (swarm seed 237 with attach).
-  if (strategy == S::target_clear_bitmap && in.self_disk != DiskState::inconsistent) {
-    decision.bitmap_edit = BitmapEdit::clear_slot;
-  }
+  // target-clear-bitmap (rule bitmap-peer-other): DRBD zeroes the target's slot toward the
+  // source, which copies its slot for the node we synced up with. ditto keeps our bits, so the
+  // exchange resyncs the union: nodes of one generation may still differ on blocks only we
+  // marked (a lost Primary's writes not yet reconciled), and the copied slot knows nothing of
+  // them (swarm seeds 774, 2566); an Inconsistent disk's bits also name the blocks an
+  // interrupted resync still owes, which its current UUID (the generation a Primary served)
+  // does not describe (swarm seed 237 with attach). The cost is resyncing blocks that may
+  // already be equal.
   if (strategy == S::source_set_bitmap || strategy == S::target_set_bitmap) {
     decision.bitmap_edit = BitmapEdit::set_all;
   }
-  // Not when the generations called us the target and only the disk states made us the source
+  // Not across diverged branches: the peer's current UUID names a generation we never had, and
+  // a bitmap UUID lands in our history once its slot is rewritten, where it would read as our
+  // ancestor (quorum swarm seed 948: history-both against the branch it came from). An
+  // interrupted full sync of that kind is a full sync again at the next handshake.
+  // Nor when the generations called us the target and only the disk states made us the source
   // (an Inconsistent Primary on a newer generation): the peer's generation is not one our data
   // descends from, and a bitmap UUID naming it would tell a third node that holds it that it is
   // behind us, while we tell it that we are behind it (swarm seed 1039: each side of that
   // connection waited for the other as its source).
   decision.record_peer_current_as_bitmap_uuid =
-      strategy == S::source_set_bitmap && !is_target(decision.compare.strategy) &&
+      strategy == S::source_set_bitmap && !decision.full_sync_across_branches &&
+      !is_target(decision.compare.strategy) &&
       comparable_current(in.compare.self.current) != uuid_just_created_value;
   if (is_if_both_failed(strategy) &&
       (in.self_role == Role::primary || in.peer_role == Role::primary)) {

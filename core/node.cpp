@@ -291,7 +291,7 @@ bool Node::in_range(Sector sector, std::uint32_t length_bytes) const {
 
 void Node::on_disk_completed(Instant now, IoId io, IoStatus status, PayloadHandle payload,
                              std::uint64_t digest) {
-  (void)now;
+  latest_input_ = std::max(latest_input_, now);
   if (on_metadata_completed(io, status)) return invariants();
   if (on_resync_io_completed(io, status, payload)) return invariants();
   if (on_checksum_io_completed(io, status, digest)) return invariants();

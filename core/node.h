@@ -94,6 +94,7 @@
 #include "core/prng.h"
 #include "core/quorum.h"
 #include "core/read_balancing.h"
+#include "core/resync_controller.h"
 #include "core/state.h"
 #include "core/types.h"
 #include "core/wire.h"
@@ -312,7 +313,10 @@ class Node {
     std::uint64_t rs_start_uuid = 0;
     std::uint64_t resync_cursor = 0;                 // next bit to look at
     std::map<std::uint64_t, ResyncRun> resync_runs;  // by first bit
-    std::uint64_t step_allowance_blocks = 0;         // requests still allowed in this 100 ms step
+    std::uint64_t step_allowance_blocks = 0;         // requests still allowed in this step
+    ResyncController resync_controller;              // decides each step's allowance
+    Instant resync_step_started;                     // when the current step began
+    std::uint64_t resync_blocks_in = 0;              // runs that came back during this step
     // Checksum-based resync (node_resync_checksum.cpp): this resync asks by digest; and the
     // handshake chose a reconciliation resync (csums-after-crash-only still uses digests).
     bool resync_checksums = false;
@@ -332,6 +336,12 @@ class Node {
     // node): the connection stays up without it, and the node that was busy reconnects when
     // its resync ends, so the handshake runs again (DRBD pauses it: PausedSyncT/S).
     bool resync_deferred = false;
+    // We started a resync toward this peer as its SyncSource that has not finished: the
+    // resync clears bits of its bitmap as the peer catches up, so the bitmap no longer tells
+    // which blocks differ from the generation its bitmap UUID names, only from what the peer
+    // holds now. Another node still in that generation must not get a copy of it
+    // (bitmap-self-other, apply_bitmap_edit). Cleared when the peer reports the resync done.
+    bool bitmap_thinned_by_resync = false;
     // This Outdated node already reran the handshake on this connection to get its resync
     // from the peer (resync_from_up_to_date_peer): once per connection, never a loop.
     bool outdated_handshake_rerun = false;
@@ -605,6 +615,10 @@ class Node {
   void on_resync_ack(Peer& peer, const wire::ResyncAck& ack);
   bool on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payload);
   std::uint64_t resync_step_blocks(Instant now) const;
+  std::uint64_t resync_controller_blocks(Instant now, Peer& peer);
+  std::uint64_t resync_in_flight_max_blocks() const;
+  void resync_run_came_back(Peer& peer, std::map<std::uint64_t, ResyncRun>::iterator run);
+  void maybe_step_early(Peer& peer);
   bool application_io_recent(Instant now) const;
   void note_application_io(Instant now);
   std::uint64_t resync_fill_blocks() const;
@@ -619,11 +633,15 @@ class Node {
   void check_resync_source(Peer& peer, bool was_target);
   void resume_deferred_resyncs();
   void offer_resync_to_peers_left_behind(const Peer& source, std::uint64_t left);
+  void adopt_source_dagtag(const Peer& source);
+  void reconcile_with_peers_of_our_generation(const Peer& source);
   std::uint32_t followed_primary_weak_nodes() const;
   void outdate_if_weak();
   void resync_outdated_peers();
   void resync_from_up_to_date_peer();
   void mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes, NodeId except);
+  void tell_resync_target(const Peer& peer, Sector sector, std::uint32_t length_bytes);
+  void resync_runs_stale(Sector sector, std::uint32_t length_bytes);
   // What a resynced block means toward the other peers (node_peers_in_sync.cpp).
   void mark_out_of_sync(Peer& toward, Sector sector, std::uint32_t length_bytes);
   std::uint32_t peers_in_sync_mask(const Peer& target, std::uint64_t block,
@@ -875,6 +893,9 @@ class Node {
   // c-min-rate (§5.4): when this node last saw application I/O (a client request, or a write
   // received from a Primary).
   std::optional<Instant> last_application_io_;
+  // The time of the latest input that carried one (a message, a disk completion, a timer): an
+  // early resync step (maybe_step_early) is taken then.
+  Instant latest_input_;
   std::deque<HeldWrite> held_writes_;
   std::map<std::uint32_t, PeerAckEpoch> peer_ack_epochs_;  // by barrier number (Primary side)
   std::uint64_t next_sequence_ = 1;

@@ -146,7 +146,8 @@ void Node::on_peer_ahead(Peer& peer) {
 }
 
 void Node::on_out_of_sync(Peer& peer, const wire::OutOfSync& message) {
-  if (peer.status.replication != ReplicationState::behind) {
+  const bool target = receives_resync(peer.status.replication);
+  if (peer.status.replication != ReplicationState::behind && !target) {
     return protocol_error(
         peer, "OutOfSync while replication is " + std::string(to_string(peer.status.replication)));
   }
@@ -158,6 +159,9 @@ void Node::on_out_of_sync(Peer& peer, const wire::OutOfSync& message) {
   // Toward the other nodes nothing changes: those that got the write mark it toward us (the
   // Ahead node names us among its weak nodes).
   mark_out_of_sync(peer, message.sector, message.length_bytes);
+  // As its SyncTarget: our source got a write we miss (node_resync.cpp, tell_resync_target). A
+  // run of those blocks in flight may carry the block from before it: requested again.
+  if (target) resync_runs_stale(message.sector, message.length_bytes);
 }
 
 void Node::on_resync_after_ahead(Peer& peer) {

@@ -102,17 +102,24 @@ struct NodeConfig {
   Duration twopc_retry_timeout = Duration::from_ms(100);
   // Seeds the node's random choices (transaction ids, retry delays, UUIDs); mixed with node_id.
   std::uint64_t seed = 0;
-  // Resync rate control (DRBD disk options, §5.4, DRBD defaults). Every 100 ms step allows
-  // c_max_rate_kib / 10 KiB of requests (c_max_rate_kib 0: no cap), with at most
-  // c_fill_target_sectors of resync data in flight (at least one block). With
-  // c_plan_ahead_deciseconds 0 the step allowance is resync_rate_kib / 10 KiB instead.
+  // Resync rate control (DRBD disk options, §5.4; core/resync_controller.h). Every 100 ms step
+  // (or earlier, once everything requested came in) the SyncTarget's controller decides how
+  // much to request: what came in during the last step plus a correction planned over
+  // c_plan_ahead_deciseconds steps toward c_fill_target_sectors in flight (with
+  // c_fill_target_sectors 0: toward what arrives in c_delay_target_deciseconds), at most
+  // c_max_rate_kib for the step (0: no cap). With c_plan_ahead_deciseconds 0 a step requests
+  // resync_rate_kib's share instead. At most resync_in_flight_max_blocks() are in flight.
   // While application I/O is active on the node (a client request, or a write received from a
   // Primary, within the last step), a step allows at most c_min_rate_kib / 10 KiB (0: never
-  // throttled). Online verify is paced the same way.
+  // throttled). Online verify is paced by c_max_rate_kib and c_fill_target_sectors.
+  // Defaults: DRBD's, except c_fill_target_sectors and c_max_rate_kib, which DRBD sets for
+  // 2010's disks and networks (50 KiB in flight, 100 MiB/s): ditto keeps 8 MiB in flight and
+  // caps at DRBD's largest c-max-rate, 4 GiB/s (docs/configuration.md).
   std::uint32_t resync_rate_kib = 250;
   std::uint32_t c_plan_ahead_deciseconds = 20;
-  std::uint32_t c_fill_target_sectors = 100;
-  std::uint32_t c_max_rate_kib = 102400;
+  std::uint32_t c_fill_target_sectors = 16384;
+  std::uint32_t c_delay_target_deciseconds = 10;
+  std::uint32_t c_max_rate_kib = 4 * 1024 * 1024;
   std::uint32_t c_min_rate_kib = 250;
   // Split-brain recovery policies (DRBD net options; DRBD defaults: all `disconnect`).
   SplitBrainPolicy split_brain;
@@ -425,10 +432,11 @@ using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, 
                                   Resize>;
 
 // The live options (ChangeOptions) of `from` copied into `to`: resync_rate_kib, c_plan_ahead_-
-// deciseconds, c_fill_target_sectors, c_max_rate_kib, c_min_rate_kib, split_brain, quorum,
-// fencing, verify_algorithm, csums_algorithm, csums_after_crash_only, max_epoch_size,
-// disk_flushes, twopc_timeout, twopc_retry_timeout, read_balancing, on_congestion,
-// congestion_fill_sectors, congestion_extents, allow_two_primaries. The one list of them.
+// deciseconds, c_fill_target_sectors, c_delay_target_deciseconds, c_max_rate_kib,
+// c_min_rate_kib, split_brain, quorum, fencing, verify_algorithm, csums_algorithm,
+// csums_after_crash_only, max_epoch_size, disk_flushes, twopc_timeout, twopc_retry_timeout,
+// read_balancing, on_congestion, congestion_fill_sectors, congestion_extents,
+// allow_two_primaries. The one list of them.
 void copy_live_options(const NodeConfig& from, NodeConfig& to);
 // The fields that cannot change on a running node and differ between the two, by name
 // ("node-id", "peers", "protocol", "volume size", "al-extents", ...); empty if none.

@@ -61,6 +61,7 @@ void copy_live_options(const NodeConfig& from, NodeConfig& to) {
   to.resync_rate_kib = from.resync_rate_kib;
   to.c_plan_ahead_deciseconds = from.c_plan_ahead_deciseconds;
   to.c_fill_target_sectors = from.c_fill_target_sectors;
+  to.c_delay_target_deciseconds = from.c_delay_target_deciseconds;
   to.c_max_rate_kib = from.c_max_rate_kib;
   to.c_min_rate_kib = from.c_min_rate_kib;
   to.split_brain = from.split_brain;

@@ -1,5 +1,6 @@
 // Node: connections, the handshake and every message from a peer — the Primary's acks and
 // barrier acks, and the Secondary's receive path with write-order fidelity (§2.2, §2.3).
+#include <algorithm>
 #include <utility>
 
 #include "core/assert.h"
@@ -61,6 +62,7 @@ void Node::on_connection_down(Instant now, NodeId peer_id) {
 
 void Node::on_message(Instant now, NodeId peer_id, const wire::Message& message,
                       PayloadHandle payload) {
+  latest_input_ = std::max(latest_input_, now);
   Peer& peer = peer_ref(peer_id);
   const bool is_data = std::holds_alternative<wire::Data>(message);
   if (peer.status.connection == ConnectionState::standalone || !peer.transport_up) {
@@ -238,6 +240,7 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
     leftover = peer.bitmap->count_set() != 0;
     const std::uint32_t done = source_detect_finished_resyncs(generations_.uuids, peer.uuids);
     if ((done & bit(peer.status.node_id)) != 0 && !leftover) peer.bitmap->clear_all();
+    if (!leftover) peer.bitmap_thinned_by_resync = false;
   }
   if (first) {
     if (decision) sync_handshake_with(peer, *decision);

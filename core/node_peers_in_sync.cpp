@@ -44,6 +44,7 @@ void Node::mark_out_of_sync(Peer& toward, Sector sector, std::uint32_t length_by
   length_bytes = static_cast<std::uint32_t>(
       std::min<std::uint64_t>(length_bytes, (sectors - sector.value) * sector_size_bytes));
   toward.bitmap->set_sectors(sector.value, length_bytes / sector_size_bytes);
+  tell_resync_target(toward, sector, length_bytes);
   const std::uint64_t first = sector.value / Bitmap::sectors_per_bit;
   const std::uint64_t last =
       (sector.value + length_bytes / sector_size_bytes - 1) / Bitmap::sectors_per_bit;

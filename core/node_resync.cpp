@@ -168,6 +168,21 @@ void Node::mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes
   }
 }
 
+// A block we mark toward our own SyncTarget after our bitmap went out (a write from a Primary it
+// is not connected to, or one its PeerAck did not name it for) would be missing when its resync
+// ends: it would turn UpToDate without it, and a Primary that connects to it then reads the old
+// block (quorum swarm seed 855). The target learns it at once (OutOfSync, as DRBD's
+// P_OUT_OF_SYNC) and resyncs it before it ends.
+void Node::tell_resync_target(const Peer& peer, Sector sector, std::uint32_t length_bytes) {
+  const ReplicationState replication = peer.status.replication;
+  if (peer.status.connection != ConnectionState::connected) return;
+  if (!is_resync_source(replication) && replication != ReplicationState::wait_bitmap_source) {
+    return;
+  }
+  actions_.push_back(
+      Send{peer.status.node_id, wire::OutOfSync{sector, length_bytes}, std::nullopt});
+}
+
 void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   peer.uuids = state.uuids;
   peer.uuid_flags = state.uuid_flags;
@@ -377,8 +392,15 @@ void Node::apply_bitmap_edit(Peer& peer, const HandshakeDecision& decision) {
       break;
     case BitmapEdit::copy_slot: {
       const std::int32_t from = decision.copy_from_node;
+      // A bitmap that a resync toward its node thinned lost the blocks that node caught up on,
+      // which the peer, still in the old generation, lacks: a full sync instead (swarm seed
+      // 1790: a node in the crashed Primary's generation connected to the new Primary while
+      // that Primary's full sync of a third node from the same generation was halfway done,
+      // got a copy of what was left of it, and kept its own version of the blocks already
+      // sent: two UpToDate replicas differed).
       const bool usable = from >= 0 && from <= static_cast<std::int32_t>(node_id_max) &&
-                          peers_[static_cast<std::size_t>(from)].configured;
+                          peers_[static_cast<std::size_t>(from)].configured &&
+                          !peers_[static_cast<std::size_t>(from)].bitmap_thinned_by_resync;
       if (!usable) {
         bitmap.set_all();
         break;
@@ -386,9 +408,6 @@ void Node::apply_bitmap_edit(Peer& peer, const HandshakeDecision& decision) {
       bitmap.merge(*peers_[static_cast<std::size_t>(from)].bitmap);
       break;
     }
-    case BitmapEdit::clear_slot:
-      bitmap.clear_all();
-      break;
     case BitmapEdit::set_all:
       bitmap.set_all();
       break;
@@ -411,6 +430,7 @@ void Node::start_bitmap_exchange(Peer& peer, bool source) {
     return protocol_error(peer, "cannot start a resync: " + std::string(to_string(result.code)) +
                                     ": " + result.message);
   }
+  if (source) peer.bitmap_thinned_by_resync = true;
   const Bitmap& bitmap = *peer.bitmap;
   actions_.push_back(Send{peer.status.node_id,
                           wire::BitmapTransfer{bitmap.bit_count(), bitmap.export_words()},
@@ -448,6 +468,10 @@ void Node::on_bitmap(Instant now, Peer& peer, const wire::BitmapTransfer& messag
     }
     peer.rs_start_uuid = resync_target_started(generations_.uuids, absent);
     peer.resync_cursor = 0;
+    // The controller starts afresh, its first step as long as a regular one.
+    peer.resync_controller.reset();
+    peer.resync_blocks_in = 0;
+    peer.resync_step_started = now + Duration{-resync_step.ns};
   }
   peer.status.resync_total_blocks = peer.bitmap->count_set();
   peer.status.resync_done_blocks = 0;

@@ -65,7 +65,7 @@ void Node::target_digest_read_done(const ResyncIo& entry, IoId io, std::uint64_t
   found->second.digest_io.reset();
   if (found->second.stale || !is_resync_target(peer.status.replication)) {
     // An application write overtook the read: the digest may predate it. Ask again later.
-    peer.resync_runs.erase(found);
+    resync_run_came_back(peer, found);
     pump_resync(peer);
     return maybe_finish_resync(peer);
   }
@@ -88,7 +88,7 @@ void Node::on_resync_in_sync(Peer& peer, const wire::ResyncInSync& in_sync) {
   }
   const ResyncRun done = found->second;
   const bool stale = done.stale || resync_reply_fenced_out(block, done.blocks, in_sync.sequence);
-  peer.resync_runs.erase(found);
+  resync_run_came_back(peer, found);
   if (!stale) {
     DITTO_ASSERT(block + done.blocks <= peer.bitmap->bit_count());
     for (std::uint64_t each = block; each < block + done.blocks; ++each) {

@@ -1,8 +1,17 @@
 // Node: the bitmap-based resync (§5.1) with its rate control (§5.4).
 //
-// The resync is driven by the SyncTarget: every 100 ms step it may request up to
-// resync_step_blocks() blocks, with at most resync_fill_blocks() in flight. Like DRBD's
-// make_resync_request it asks for runs of adjacent out-of-sync blocks, each in one
+// The resync is driven by the SyncTarget. Every 100 ms step its controller (core/
+// resync_controller.h, DRBD's dynamic resync speed controller) decides how many blocks the step
+// may request (step_allowance_blocks): what came back during the last step plus a correction
+// toward c-fill-target in flight, at most c-max-rate. Within the step, requests go out as runs
+// come back, so the disks and the link never wait for the next step, as long as the allowance
+// lasts and at most resync_in_flight_max_blocks() are in flight. When everything requested came
+// back before the step was over (the allowance is used up, nothing in flight), the next step is
+// taken at once (DRBD reschedules its resync work early the same way): its duration is
+// measured, so the controller sees the rate the peer really delivered and c-max-rate still
+// holds. That is how the resync ramps up to the speed of the hardware within a few round trips.
+//
+// Like DRBD's make_resync_request it asks for runs of adjacent out-of-sync blocks, each in one
 // ResyncRequest of at most resync_run_blocks_max blocks (1 MiB) that never crosses a multiple
 // of that size, and at most half the fill target, so that two requests are in flight: the
 // source reads one while the target writes the other. (A checksum resync asks block by block.)
@@ -20,9 +29,9 @@
 // that covers every run written. A crash before that loses nothing a restart would trust.
 //
 // c-min-rate (§5.4): while this node sees application I/O (a client request, or a write received
-// from a Primary, in the last step), a step requests at most c-min-rate's share, so the resync
-// does not crowd out the application (DRBD throttles when the resync runs faster than
-// c-min-rate while the backing device sees application I/O).
+// from a Primary, in the last step), a step requests at most c-min-rate's share and is never
+// taken early, so the resync does not crowd out the application (DRBD throttles when the resync
+// runs faster than c-min-rate while the backing device sees application I/O).
 //
 // Known limitation: with a Secondary as SyncSource while a Primary elsewhere keeps writing, the
 // two streams are not ordered against each other (DRBD orders them with dagtags).
@@ -35,6 +44,9 @@ namespace ditto::core {
 namespace {
 
 constexpr std::uint64_t fence_mask = (std::uint64_t{1} << 56) - 1;
+
+// DRBD's default max-buffers: 2048 pages of 4 KiB.
+constexpr std::uint64_t max_buffers_default_blocks = 2048;
 
 // A rate's share of one 100 ms step, in blocks (rate 0: no cap).
 std::uint64_t blocks_per_step(std::uint32_t rate_kib) {
@@ -51,6 +63,8 @@ std::uint64_t blocks_of_length(std::uint32_t length_bytes) {
 
 // ---- Rate control -----------------------------------------------------------------------------
 
+// Online verify's allowance per step: c-max-rate's (resync-rate's without the controller),
+// throttled to c-min-rate's under application I/O like the resync's.
 std::uint64_t Node::resync_step_blocks(Instant now) const {
   const std::uint32_t rate_kib =
       config_.c_plan_ahead_deciseconds == 0 ? config_.resync_rate_kib : config_.c_max_rate_kib;
@@ -59,8 +73,37 @@ std::uint64_t Node::resync_step_blocks(Instant now) const {
   return std::min(blocks, blocks_per_step(config_.c_min_rate_kib));
 }
 
+// A step of the resync with `peer` ends now: the controller's allowance for the next one, from
+// the blocks that came back during it and those still in flight.
+std::uint64_t Node::resync_controller_blocks(Instant now, Peer& peer) {
+  const ResyncControllerSettings settings{config_.resync_rate_kib,
+                                          config_.c_plan_ahead_deciseconds,
+                                          config_.c_fill_target_sectors,
+                                          config_.c_delay_target_deciseconds,
+                                          config_.c_max_rate_kib};
+  const std::uint64_t sectors = peer.resync_controller.step(
+      settings, peer.resync_blocks_in * Bitmap::sectors_per_bit,
+      resync_blocks_in_flight(peer) * Bitmap::sectors_per_bit, now - peer.resync_step_started);
+  peer.resync_blocks_in = 0;
+  peer.resync_step_started = now;
+  const std::uint64_t blocks = sectors / Bitmap::sectors_per_bit;
+  if (config_.c_min_rate_kib == 0 || !application_io_recent(now)) return blocks;
+  return std::min(blocks, blocks_per_step(config_.c_min_rate_kib));
+}
+
+// The fill target in blocks (at least one); with c-fill-target 0 (the delay target), DRBD's
+// default max-buffers. Online verify keeps at most this many requests in flight.
 std::uint64_t Node::resync_fill_blocks() const {
+  if (config_.c_fill_target_sectors == 0) return max_buffers_default_blocks;
   return std::max<std::uint64_t>(1, config_.c_fill_target_sectors / Bitmap::sectors_per_bit);
+}
+
+// The most resync data in flight toward one peer: twice the fill target (the controller aims
+// at the fill target when a step starts; within a step more may go out as runs come back), and
+// at least DRBD's default max-buffers, which bounds a delay-target resync.
+std::uint64_t Node::resync_in_flight_max_blocks() const {
+  return std::max(2 * (config_.c_fill_target_sectors / Bitmap::sectors_per_bit),
+                  max_buffers_default_blocks);
 }
 
 // Application I/O in flight here, or started during the last step.
@@ -85,6 +128,7 @@ void Node::note_application_io(Instant now) {
 
 std::uint64_t Node::resync_run_blocks(const Peer& peer) const {
   if (peer.resync_checksums) return 1;
+  if (config_.c_fill_target_sectors == 0) return resync_run_blocks_max;  // delay target
   return std::min(resync_run_blocks_max, std::max<std::uint64_t>(1, resync_fill_blocks() / 2));
 }
 
@@ -104,15 +148,34 @@ std::map<std::uint64_t, Node::ResyncRun>::iterator Node::first_run_from(
 void Node::on_resync_step(Instant now, NodeId peer_id) {
   Peer& peer = peers_[peer_id.value];
   if (!peer.configured || !is_resync_target(peer.status.replication)) return;
-  peer.step_allowance_blocks = resync_step_blocks(now);
+  latest_input_ = std::max(latest_input_, now);
+  peer.step_allowance_blocks = resync_controller_blocks(now, peer);
   arm_timer(TimerId{timer_resync_step_base + peer_id.value}, now + resync_step);
   pump_resync(peer);
   maybe_finish_resync(peer);
 }
 
+// A run left peer.resync_runs because its reply came back (written, discarded as stale, or in
+// sync): the controller counts it as having come in during this step.
+void Node::resync_run_came_back(Peer& peer, std::map<std::uint64_t, ResyncRun>::iterator run) {
+  DITTO_ASSERT(run != peer.resync_runs.end());
+  peer.resync_blocks_in += run->second.blocks;
+  peer.resync_runs.erase(run);
+}
+
+// Everything this step allowed came back before the step was over: the next step now (not
+// under application I/O, where c-min-rate's share is per 100 ms, and not twice at one instant).
+void Node::maybe_step_early(Peer& peer) {
+  if (peer.status.replication != ReplicationState::sync_target) return;
+  if (peer.step_allowance_blocks != 0 || !peer.resync_runs.empty()) return;
+  if (peer.resync_blocks_in == 0 || latest_input_ <= peer.resync_step_started) return;
+  if (config_.c_min_rate_kib != 0 && application_io_recent(latest_input_)) return;
+  on_resync_step(latest_input_, peer.status.node_id);
+}
+
 void Node::pump_resync(Peer& peer) {
   if (peer.status.replication != ReplicationState::sync_target) return;
-  const std::uint64_t fill = resync_fill_blocks();
+  const std::uint64_t fill = resync_in_flight_max_blocks();
   std::uint64_t in_flight = resync_blocks_in_flight(peer);
   bool wrapped = false;
   while (peer.step_allowance_blocks > 0 && in_flight < fill) {
@@ -143,6 +206,7 @@ void Node::pump_resync(Peer& peer) {
     in_flight += blocks;
     request_resync_run(peer, *next);
   }
+  maybe_step_early(peer);
 }
 
 void Node::maybe_finish_resync(Peer& peer) {
@@ -170,9 +234,62 @@ void Node::maybe_finish_resync(Peer& peer) {
                            " peer-node-id:" + std::to_string(peer.status.node_id.value) +
                            " conn-name:" + peer.status.name +
                            " blocks:" + std::to_string(peer.status.resync_done_blocks)});
+  adopt_source_dagtag(peer);
+  // A rerun that brought us this resync is used up: should we be outdated again later, an
+  // UpToDate peer may be asked once more (diskless swarm seed 886: the flag set by the rerun
+  // outlived the reconnect it caused, and the node stayed Outdated for good).
+  allow_handshake_reruns();
   send_state_to_connected_peers();
   resume_deferred_resyncs();
   offer_resync_to_peers_left_behind(peer, left);
+  reconcile_with_peers_of_our_generation(peer);
+}
+
+// Our blocks are now the source's wherever we differed: we hold what it held of the Primary's
+// writes, so its dagtag is ours (a later reconciliation compares it; with our own older dagtag
+// a peer that received fewer of that Primary's writes than the source would be taken for
+// newer, and would overwrite blocks we got from the source).
+void Node::adopt_source_dagtag(const Peer& source) {
+  if (source.dagtag_node == wire::dagtag_node_none) return;
+  if (dagtag_node_ == source.dagtag_node && dagtag_ >= source.dagtag) return;
+  dagtag_node_ = source.dagtag_node;
+  dagtag_ = source.dagtag;
+}
+
+// We became UpToDate in the generation of an UpToDate peer we stayed Established with
+// throughout our resync from another node, and that peer holds bits toward us: writes of a lost
+// Primary that it received and we may not have (mark_unacked_peer_writes; we were not UpToDate
+// when it lost the Primary, so reconcile_after_lost_primary passed us by). No handshake between
+// us would compare them, and we would stay Established with different blocks (diskless swarm
+// seed 871). The reconnect runs the same-generation handshake, which reconciles from the side
+// with bits, else from the one with more of the lost Primary's writes (dagtag, adopted from our
+// source).
+void Node::reconcile_with_peers_of_our_generation(const Peer& source) {
+  if (disk_state_ != DiskState::up_to_date || role_ == Role::primary) return;
+  // A Primary we follow resyncs what it marked toward each of us itself; between two of its
+  // Secondaries the same-generation rule could only guess (neither has its dagtag, and one of us
+  // may have received its newest writes before the other: swarm seed 618).
+  for (const Peer& other : configured_peers()) {
+    if (other.status.connection == ConnectionState::connected &&
+        other.status.role == Role::primary) {
+      return;
+    }
+  }
+  const std::uint64_t current = comparable_current(generations_.uuids.current);
+  for (Peer& other : configured_peers()) {
+    if (&other == &source || !other.state_received) continue;
+    if (other.status.connection != ConnectionState::connected ||
+        other.status.replication != ReplicationState::established ||
+        other.intentional_diskless || other.status.disk != DiskState::up_to_date) {
+      continue;
+    }
+    if (comparable_current(other.uuids.current) != current) continue;
+    if (other.peer_dirty_bits == 0) continue;
+    actions_.push_back(Disconnect{other.status.node_id,
+                                  "reconnecting to reconcile with " + other.status.name +
+                                      " the blocks marked between us while we resynced"});
+    peer_lost(other, ConnectionState::protocol_error);
+  }
 }
 
 // The resync moved us from generation `left` to the source's. A peer we are connected to that
@@ -232,6 +349,7 @@ void Node::stop_resync(Peer& peer) {
   }
   if (!target) resync_write_fences_.clear();
   peer.step_allowance_blocks = 0;
+  peer.resync_blocks_in = 0;
   peer.reconcile_resync = false;
   cancel_timer(TimerId{timer_resync_step_base + peer.status.node_id.value});
 }
@@ -256,7 +374,7 @@ void Node::on_resync_data(Peer& peer, const wire::Data& data, PayloadHandle payl
   if (resync_reply_fenced_out(block, blocks, data.sequence)) found->second.stale = true;
   if (found->second.stale) {
     actions_.push_back(ReleasePayload{payload});
-    peer.resync_runs.erase(found);
+    resync_run_came_back(peer, found);
     pump_resync(peer);
     return;
   }
@@ -297,6 +415,15 @@ void Node::resync_overtaken(Peer& writer, const wire::Data& data) {
         (std::uint64_t{writer.status.node_id.value} << 56) | (data.sequence & fence_mask);
     for (std::uint64_t block = first; block <= last; ++block) resync_write_fences_[block] = fence;
   }
+  resync_runs_stale(data.sector, data.length_bytes);
+}
+
+// Resync runs in flight over these sectors may carry older data: their replies are dropped and
+// the blocks requested again.
+void Node::resync_runs_stale(Sector sector, std::uint32_t length_bytes) {
+  const std::uint64_t first = sector.value / Bitmap::sectors_per_bit;
+  const std::uint64_t last =
+      (sector.value + length_bytes / sector_size_bytes - 1) / Bitmap::sectors_per_bit;
   for (Peer& peer : configured_peers()) {
     for (auto it = first_run_from(peer.resync_runs, first);
          it != peer.resync_runs.end() && it->first <= last; ++it) {
@@ -454,7 +581,7 @@ bool Node::on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payloa
   const bool ours = same && run != peer.resync_runs.end() && run->second.write_io == io;
   if (ours) {
     const ResyncRun done = run->second;
-    peer.resync_runs.erase(run);
+    resync_run_came_back(peer, run);
     resync_run_written(peer, entry, done, status == IoStatus::ok);
   }
   if (status != IoStatus::ok && !local_disk_detached()) detach_local_disk();

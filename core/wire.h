@@ -31,7 +31,8 @@ inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
 // 7: resize as a two-phase commit: TwoPcPrepare carries the requested size, flags and resync
 //    source, TwoPcReply the participant's usable size, TwoPcCommit the size decided.
 // 8: Hello carries the connection settings both ends must agree on (DRBD's P_PROTOCOL).
-inline constexpr std::uint16_t protocol_version = 8;
+// 9: OutOfSync also goes from a SyncSource to its SyncTarget (a write the target missed).
+inline constexpr std::uint16_t protocol_version = 9;
 inline constexpr std::size_t header_size_bytes = 16;
 inline constexpr std::size_t resource_name_size_max = 64;
 // The largest client write we replicate in one message (the NBD 32 MiB convention).

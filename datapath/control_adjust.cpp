@@ -217,6 +217,9 @@ class Planner {
            milliseconds(Duration::from_ms(after.c_plan_ahead_deciseconds * 100)));
     listed("c-fill-target", std::to_string(before.c_fill_target_sectors) + " sectors",
            std::to_string(after.c_fill_target_sectors) + " sectors");
+    listed("c-delay-target",
+           milliseconds(Duration::from_ms(before.c_delay_target_deciseconds * 100)),
+           milliseconds(Duration::from_ms(after.c_delay_target_deciseconds * 100)));
     listed("c-max-rate", rate(before.c_max_rate_kib), rate(after.c_max_rate_kib));
     listed("c-min-rate", rate(before.c_min_rate_kib), rate(after.c_min_rate_kib));
     listed("max-epoch-size", std::to_string(before.max_epoch_size),

@@ -139,9 +139,9 @@ Result<std::uint32_t> net_number(const config::Connection& connection, std::stri
 }
 
 // The resync controller's disk options (DRBD peer-device options, written in `disk { }`), from
-// the volume's effective disk section; unset ones keep core's defaults, which are DRBD's.
-// c-delay-target (c-fill-target 0) is not implemented, so c-fill-target must be at least one
-// bitmap block (8 sectors).
+// the volume's effective disk section; unset ones keep core's defaults (DRBD's, except
+// c-fill-target and c-max-rate: docs/configuration.md). c-fill-target 0 selects the
+// c-delay-target mode, as in DRBD.
 Status apply_resync_options(const config::Section& disk, core::NodeConfig& node) {
   constexpr std::uint32_t kib_per_second = 2;  // sectors per unit
   constexpr std::uint32_t rate_max_kib = 4 * 1024 * 1024;
@@ -150,9 +150,12 @@ Status apply_resync_options(const config::Section& disk, core::NodeConfig& node)
   if (!resync_rate.ok()) return resync_rate.error();
   auto plan_ahead = option_number(disk, "c-plan-ahead", 0, 0, 300, node.c_plan_ahead_deciseconds);
   if (!plan_ahead.ok()) return plan_ahead.error();
-  auto fill_target = option_number(disk, "c-fill-target", 1, 8, 1u << 20,
+  auto fill_target = option_number(disk, "c-fill-target", 1, 0, 1u << 20,
                                    node.c_fill_target_sectors);
   if (!fill_target.ok()) return fill_target.error();
+  auto delay_target = option_number(disk, "c-delay-target", 0, 1, 100,
+                                    node.c_delay_target_deciseconds);
+  if (!delay_target.ok()) return delay_target.error();
   auto max_rate = option_number(disk, "c-max-rate", kib_per_second, 250, rate_max_kib,
                                 node.c_max_rate_kib);
   if (!max_rate.ok()) return max_rate.error();
@@ -162,6 +165,7 @@ Status apply_resync_options(const config::Section& disk, core::NodeConfig& node)
   node.resync_rate_kib = resync_rate.value();
   node.c_plan_ahead_deciseconds = plan_ahead.value();
   node.c_fill_target_sectors = fill_target.value();
+  node.c_delay_target_deciseconds = delay_target.value();
   node.c_max_rate_kib = max_rate.value();
   node.c_min_rate_kib = min_rate.value();
   return Status::success();

@@ -56,6 +56,8 @@ nlohmann::json to_json(const RunResult& result) {
                         {"promoted", result.promoted},
                         {"blocks_lost_at_failover", result.blocks_lost_at_failover},
                         {"divergent_blocks", result.divergent_blocks},
+                        {"inconsistent_writes_overwritten",
+                         result.inconsistent_writes_overwritten},
                         {"resync_blocks", result.resync_blocks},
                         {"resync_data_messages", result.resync_data_messages},
                         {"resync_in_sync_messages", result.resync_in_sync_messages},
@@ -94,6 +96,10 @@ void print_text(const RunResult& result) {
         result.promoted ? "succeeded" : "did not happen",
         static_cast<unsigned long long>(result.blocks_lost_at_failover),
         static_cast<unsigned long long>(result.divergent_blocks));
+  }
+  if (result.inconsistent_writes_overwritten > 0) {
+    std::printf("blocks written on an Inconsistent disk and overwritten by a full sync: %llu\n",
+                static_cast<unsigned long long>(result.inconsistent_writes_overwritten));
   }
   std::printf("trace hash %s\n", result.trace_hash.c_str());
   std::printf("violations %llu\n", static_cast<unsigned long long>(result.violation_count));
@@ -249,6 +255,9 @@ void add_common(CLI::App* command, SimOptions& options, CommonFlags& flags) {
                       "simulated ms after the faults stop by which every live node with a disk "
                       "must be UpToDate (default 30000)")
       ->check(CLI::PositiveNumber);
+  command->add_option("--c-max-rate-kib", options.c_max_rate_kib,
+                      "c-max-rate of every node in KiB/s (0: no cap; default DRBD's largest, "
+                      "4194304)");
   command->add_option("--csums-alg", flags.csums_algorithm,
                       "checksum-based resync on every node: crc32c (the simulator digests block "
                       "tags)");

@@ -104,6 +104,9 @@ std::string bound_flags(const SimOptions& options) {
   if (options.resync_bound != defaults.resync_bound) {
     flags += " --resync-bound-ms " + std::to_string(options.resync_bound.ns / 1'000'000);
   }
+  if (options.c_max_rate_kib != defaults.c_max_rate_kib) {
+    flags += " --c-max-rate-kib " + std::to_string(options.c_max_rate_kib);
+  }
   return flags;
 }
 }  // namespace

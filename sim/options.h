@@ -92,6 +92,9 @@ struct SimOptions {
   // than the volume has extents make extents leave the log, so their bitmap pages are written
   // back during the run.
   std::uint32_t al_extents = 1237;
+  // c-max-rate of every node in KiB/s (NodeConfig::c_max_rate_kib; 0: no cap). A test that
+  // needs a resync slower than the simulated hardware (which outruns the default) lowers it.
+  std::uint32_t c_max_rate_kib = core::NodeConfig{}.c_max_rate_kib;
   WorkloadOptions workload;
   netem::LatencyModel network = netem::lan_link();
   netem::LatencyModel disk = netem::nvme_disk();

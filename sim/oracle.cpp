@@ -6,7 +6,9 @@
 namespace ditto::sim {
 
 BlockOracle::BlockOracle(std::uint64_t block_count, std::uint32_t nodes)
-    : lineage_(block_count, 0), nodes_(nodes, std::vector<std::uint64_t>(block_count, 0)) {
+    : lineage_(block_count, 0),
+      nodes_(nodes, std::vector<std::uint64_t>(block_count, 0)),
+      unpromised_(nodes, std::vector<std::uint64_t>(block_count, 0)) {
   DITTO_ASSERT(block_count > 0);
   DITTO_ASSERT(nodes >= 1 && nodes <= 32);
 }
@@ -31,9 +33,10 @@ bool BlockOracle::covers(std::uint64_t tag, std::uint64_t block) const {
   return block >= first && block < first + count;
 }
 
-void BlockOracle::write_acknowledged(std::uint64_t tag, std::uint32_t holders) {
+void BlockOracle::write_acknowledged(std::uint64_t tag, Holders holders) {
   DITTO_ASSERT(tag < ranges_.size() && ranges_[tag] != 0);
   DITTO_ASSERT(!acknowledged_[tag]);
+  DITTO_ASSERT((holders.promised & holders.unpromised) == 0);
   acknowledged_[tag] = true;
   const std::uint64_t first = ranges_[tag] >> 5;
   const std::uint64_t count = ranges_[tag] & 31u;
@@ -42,7 +45,8 @@ void BlockOracle::write_acknowledged(std::uint64_t tag, std::uint32_t holders) {
     DITTO_ASSERT(lineage_[block] < tag);
     lineage_[block] = tag;
     for (std::uint32_t node = 0; node < nodes_.size(); ++node) {
-      if ((holders >> node) & 1u) nodes_[node][block] = tag;
+      if ((holders.promised >> node) & 1u) nodes_[node][block] = tag;
+      if ((holders.unpromised >> node) & 1u) unpromised_[node][block] = tag;
     }
   }
 }
@@ -123,18 +127,28 @@ void BlockOracle::check(std::string_view where, std::uint64_t first_block,
   }
 }
 
-void BlockOracle::check_node(std::string_view where, std::uint32_t node,
-                             std::span<const std::uint64_t> image, Violations& violations) const {
+std::uint64_t BlockOracle::check_node(std::string_view where, std::uint32_t node,
+                                      std::span<const std::uint64_t> image,
+                                      Violations& violations) const {
   DITTO_ASSERT(image.size() == lineage_.size());
+  std::uint64_t unpromised_overwritten = 0;
   for (std::uint64_t block = 0; block < image.size(); ++block) {
     // Or what the lineage allows: a resync from the current Primary's lineage replaces what
     // this node had with what the client was promised (after a failover that lost writes the
     // node once held, that is less).
-    if (allowed_on(node, block, image[block]) || allowed(block, image[block])) continue;
+    if (allowed_on(node, block, image[block]) || allowed(block, image[block])) {
+      const std::uint64_t unpromised = unpromised_[node][block];
+      if (unpromised > nodes_[node][block] &&
+          !allowed_after(unpromised, block, image[block])) {
+        unpromised_overwritten += 1;
+      }
+      continue;
+    }
     violations.add(std::string(where) + ": block " + std::to_string(block) + " holds tag " +
                    std::to_string(image[block]) + ", expected " +
                    describe_expected(nodes_[node][block]) + " (this node had it)");
   }
+  return unpromised_overwritten;
 }
 
 std::string BlockOracle::describe_expected(std::uint64_t baseline) const {

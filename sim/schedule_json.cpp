@@ -51,6 +51,7 @@ json options_json(const SimOptions& options) {
               {"detection_delay_max_ns", options.detection_delay_max.ns},
               {"crash_primary", options.crash_primary},
               {"al_extents", options.al_extents},
+              {"c_max_rate_kib", options.c_max_rate_kib},
               {"quorum", core::to_string(options.quorum.quorum)},
               {"on_no_quorum", std::string(core::to_string(options.quorum.on_no_quorum))},
               {"faults", faults},
@@ -287,6 +288,7 @@ Result<SimOptions> options_from_json(const json& object) {
   DITTO_TRY(read.duration("detection_delay_max_ns", options.detection_delay_max));
   DITTO_TRY(read.boolean("crash_primary", options.crash_primary));
   DITTO_TRY(read.integer("al_extents", options.al_extents, false));
+  DITTO_TRY(read.integer("c_max_rate_kib", options.c_max_rate_kib, false));
   DITTO_TRY(read.integer("faults_per_1000_ops", options.faults_per_1000_ops));
   DITTO_TRY(quorum_from_json(object, options.quorum));
   DITTO_TRY(fencing_from_json(object, options));

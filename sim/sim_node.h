@@ -45,6 +45,7 @@ inline core::NodeConfig node_config(const SimOptions& options, std::uint32_t nod
   // The activity log and persisted bitmaps, on every node (node_activity_log.cpp).
   config.al_updates = true;
   config.al_extents = options.al_extents;
+  config.c_max_rate_kib = options.c_max_rate_kib;
   config.verify_algorithm = "crc32c";  // the simulator digests block tags in its place
   if (options.csums) config.csums_algorithm = "crc32c";
   config.csums_after_crash_only = options.csums_after_crash_only;

@@ -473,6 +473,9 @@ void Simulation::on_disk_completed(const SimEvent& event) {
       for (const std::uint64_t each : node.tags_of(written)) {
         if (auto trace = write_traces_.find(each); trace != write_traces_.end()) {
           (failed ? trace->second.failed : trace->second.holders) |= 1u << event.node;
+          if (!failed && node.core->disk_state() != DiskState::inconsistent) {
+            trace->second.completed_consistent |= 1u << event.node;
+          }
         }
       }
       if (failed) count_fired(netem::FaultClass::disk_write_error);

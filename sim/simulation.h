@@ -56,6 +56,10 @@ struct RunResult {
   // Acknowledged blocks a failover could not keep because the promoted node was cut off when
   // they were written (no fencing or quorum yet: DRBD loses them too).
   std::uint64_t blocks_lost_at_failover = 0;
+  // Blocks whose last acknowledged write a node held only on an Inconsistent disk (no promise,
+  // sim/oracle.h) and no longer holds at the end, although UpToDate: a full sync from another
+  // lineage replaced it (summed over the UpToDate nodes).
+  std::uint64_t inconsistent_writes_overwritten = 0;
   // Blocks whose tags differ between UpToDate survivors: allowed for writes that were never
   // acknowledged while a node that crashed with writes in flight is around (the activity log,
   // which would resync them, is not wired in yet); otherwise, when every live node ends
@@ -155,6 +159,7 @@ class Simulation {
   struct WriteTrace {
     std::uint32_t expected = 0;                         // nodes that must store it under protocol C
     std::uint32_t holders = 0;                          // nodes whose disk completed it
+    std::uint32_t completed_consistent = 0;  // holders whose disk was not Inconsistent then
     std::uint32_t failed = 0;                           // nodes whose disk failed it (injected EIO)
     std::array<std::uint32_t, sim_nodes_max> epochs{};  // Primary's connection epochs at issue
   };
@@ -259,7 +264,7 @@ class Simulation {
   void issue(const ClientOperation& operation);
   void on_client_completed(std::uint8_t node, const core::CompleteClient& complete);
   void write_completed(std::uint8_t node, const ClientOperation& operation, bool ok,
-                       std::uint32_t& holders, bool& sent_only);
+                       Holders& holders, bool& sent_only);
   void primary_lost();
   void on_operator_check();
   void request_promotion(std::uint8_t node, std::uint8_t reason);

@@ -75,8 +75,9 @@ void Simulation::final_checks(RunResult& result) {
                              nodes_[primary_]->disk.visible(), violations_);
   }
   for (const std::uint8_t node : up_to_date) {
-    workload_.oracle().check_node("final disk of " + node_name(node) + " (UpToDate)", node,
-                                  nodes_[node]->disk.visible(), violations_);
+    result.inconsistent_writes_overwritten += workload_.oracle().check_node(
+        "final disk of " + node_name(node) + " (UpToDate)", node, nodes_[node]->disk.visible(),
+        violations_);
   }
   for (std::size_t first = 0; first < up_to_date.size(); ++first) {
     for (std::size_t second = first + 1; second < up_to_date.size(); ++second) {

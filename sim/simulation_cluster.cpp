@@ -96,7 +96,7 @@ void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClie
     result_.remote_reads += 1;
   }
   const bool ok = complete.status == core::ClientStatus::ok;
-  std::uint32_t holders = 0;
+  Holders holders;
   bool sent_only = false;
   if (operation.kind == OperationKind::write) {
     write_completed(node, operation, ok, holders, sent_only);
@@ -125,12 +125,21 @@ void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClie
 
 // Protocol C: an acknowledged write is on the disk of every node it had to reach.
 void Simulation::write_completed(std::uint8_t node, const ClientOperation& operation, bool ok,
-                                 std::uint32_t& holders, bool& sent_only) {
+                                 Holders& holders, bool& sent_only) {
   auto found = write_traces_.find(operation.tag);
   DITTO_ASSERT(found != write_traces_.end());
   const WriteTrace trace = found->second;
   write_traces_.erase(found);
-  holders = trace.holders;
+  holders.promised = trace.holders;
+  // A write that a node completed only on an Inconsistent disk, still Inconsistent now, is no
+  // promise of that node's (sim/oracle.h).
+  for (std::uint8_t peer = 0; peer < options_.nodes; ++peer) {
+    const std::uint32_t bit = 1u << peer;
+    if ((trace.holders & bit) == 0 || (trace.completed_consistent & bit) != 0) continue;
+    if (!alive(peer) || nodes_[peer]->core->disk_state() != DiskState::inconsistent) continue;
+    holders.promised &= ~bit;
+    holders.unpromised |= bit;
+  }
   if (!ok) return;
   // Protocols A and B acknowledge a write once it is sent: when the Primary's own disk failed
   // it and no disk had it yet, a connection lost afterwards takes it along (as DRBD's protocol

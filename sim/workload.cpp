@@ -80,7 +80,7 @@ const ClientOperation* Workload::find(RequestId request) const {
 }
 
 void Workload::completed(Instant now, NodeId node, RequestId request, core::ClientStatus status,
-                         std::span<const std::uint64_t> read_tags, std::uint32_t holders,
+                         std::span<const std::uint64_t> read_tags, Holders holders,
                          bool sent_only, bool read_error_injected, Violations& violations) {
   auto found = std::find_if(in_flight_.begin(), in_flight_.end(),
                             [&](const ClientOperation& entry) { return entry.request == request; });

@@ -458,6 +458,35 @@ TEST(SyncHandshake, AnInconsistentSideOfASplitBrainBecomesTheTargetOfAFullSync) 
   EXPECT_EQ(source.strategy, SyncStrategy::source_set_bitmap);
 }
 
+// A non-fresh full sync as source records the peer's current UUID as the bitmap UUID toward it,
+// so that an interrupted full sync continues as a partial one (DRBD). Not when the full sync
+// crosses diverged branches (an Inconsistent side of a split brain): that UUID names a
+// generation the source never had, and once the slot is rewritten it lands in the source's
+// history, where it reads as an ancestor. Quorum swarm seed 948: the restarted former Primary
+// (Outdated) became SyncSource of an Inconsistent node of the new Primary's newest branch, then
+// SyncTarget of a node of that branch's parent generation; the finished resync pushed the newest
+// branch's UUID into its history, and it met the new Primary with each side's current UUID in
+// the other's history (history-both): a split brain with quorum on both sides.
+TEST(SyncHandshake, AFullSyncAcrossDivergedBranchesRecordsNoBitmapUuidOfThePeersBranch) {
+  HandshakeInput input = split_brain_both_secondary(30, 12);
+  input.self_disk = DiskState::outdated;
+  input.peer_disk = DiskState::inconsistent;
+  const HandshakeDecision across = sync_handshake(input);
+  EXPECT_EQ(across.outcome, HandshakeOutcome::become_source);
+  EXPECT_EQ(across.strategy, SyncStrategy::source_set_bitmap);
+  EXPECT_FALSE(across.record_peer_current_as_bitmap_uuid);
+
+  HandshakeInput behind;  // rule history-self: the peer's current is our own past generation
+  behind.compare.self.current = gen_b;
+  behind.compare.self.history[0] = gen_a;
+  behind.compare.peer.current = gen_a;
+  behind.self_disk = DiskState::up_to_date;
+  behind.peer_disk = DiskState::outdated;
+  const HandshakeDecision partial_later = sync_handshake(behind);
+  EXPECT_EQ(partial_later.strategy, SyncStrategy::source_set_bitmap);
+  EXPECT_TRUE(partial_later.record_peer_current_as_bitmap_uuid);
+}
+
 // Two Inconsistent sides on diverged branches (each a SyncTarget of another peer) connect
 // without a resync and defer it: once a resync ends the generations decide (quorum swarm seed
 // 948 declared a split brain and went StandAlone with quorum on both sides; swarm seed 2892,
@@ -517,21 +546,15 @@ TEST(SyncHandshake, CopyBitmapRuleNamesTheSlotToCopy) {
   EXPECT_EQ(decision.outcome, HandshakeOutcome::become_source);
 }
 
-// Rule 12 (bitmap-peer-other) clears our bitmap toward the peer: its bitmap for the other node
-// covers what we lack since our generation. An Inconsistent disk keeps it: it names the blocks
-// an interrupted resync still owes us, which our current UUID does not describe.
-TEST(SyncHandshake, PeerTracksMyGenerationForAnotherNodeClearsMyBitmapUnlessIAmInconsistent) {
+// DRBD zeroes the target's slot here; ditto keeps it, so the bitmap exchange resyncs the union:
+// nodes of one generation may differ on blocks only the target marked (swarm seed 774).
+TEST(SyncHandshake, ATargetThatSyncedUpWithAnotherNodeKeepsItsBitsTowardTheSource) {
   HandshakeInput input;
   input.compare.self.current = gen_a;
   input.compare.peer.current = gen_b;
   input.compare.peer.bitmap[2] = gen_a;
-  input.self_disk = DiskState::outdated;
-  input.peer_disk = DiskState::up_to_date;
-  HandshakeDecision decision = sync_handshake(input);
-  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_target);
-  EXPECT_EQ(decision.bitmap_edit, BitmapEdit::clear_slot);
-  input.self_disk = DiskState::inconsistent;
-  decision = sync_handshake(input);
+  const HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.compare.rule, UuidRule::bitmap_peer_other);
   EXPECT_EQ(decision.outcome, HandshakeOutcome::become_target);
   EXPECT_EQ(decision.bitmap_edit, BitmapEdit::none);
 }

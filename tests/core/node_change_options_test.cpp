@@ -75,6 +75,7 @@ TEST(ChangeOptions, LoweringCMaxRateDuringAResyncSlowsTheNextSteps) {
     config.volume_size_bytes = 16u << 20;     // 4096 blocks: many steps of work
     config.c_max_rate_kib = 4000;             // 400 KiB = 100 blocks per 100 ms step
     config.c_fill_target_sectors = 1u << 20;  // never the limit here
+    config.resync_rate_kib = 1u << 20;        // nor the controller's first step
   });
   cluster.connect_all();
   const AdminResult invalidated = cluster.nodes[1].on_admin(cluster.now, Invalidate{});
@@ -137,7 +138,8 @@ TEST(ChangeOptions, TurningQuorumOffThawsWritesFrozenForLackOfIt) {
 }
 
 TEST(ChangeOptions, AddingVerifyAlgLetsAVerifyThatWasRefusedRun) {
-  Cluster cluster(2);
+  // Slow enough (6 blocks per step) that the verify is still running when we look.
+  Cluster cluster(2, [](NodeConfig& config) { config.c_max_rate_kib = 250; });
   cluster.connect_all();
   const AdminResult refused = cluster.nodes[0].on_admin(cluster.now, Verify{node_id(1), {}});
   ASSERT_FALSE(refused.ok);

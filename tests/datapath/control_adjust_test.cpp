@@ -113,21 +113,30 @@ TEST_F(PlanAdjust, EveryLoadDrawsAFreshSeedForTheNodesRandomUuids) {
 
 TEST_F(PlanAdjust, ResyncControllerDiskOptionsMapOntoTheNodeConfigWithDrbdUnits) {
   const DaemonConfig plain = load("");
-  EXPECT_EQ(plain.node.c_max_rate_kib, 102400u);  // DRBD's defaults unless configured
-  EXPECT_EQ(plain.node.c_fill_target_sectors, 100u);
+  // ditto's defaults unless configured: DRBD's, but 8 MiB in flight and DRBD's largest
+  // c-max-rate (docs/configuration.md).
+  EXPECT_EQ(plain.node.c_max_rate_kib, 4u * 1024 * 1024);
+  EXPECT_EQ(plain.node.c_fill_target_sectors, 16384u);
   EXPECT_EQ(plain.node.c_plan_ahead_deciseconds, 20u);
+  EXPECT_EQ(plain.node.c_delay_target_deciseconds, 10u);
+  EXPECT_EQ(plain.node.c_min_rate_kib, 250u);
+  EXPECT_EQ(plain.node.resync_rate_kib, 250u);
   const DaemonConfig config = load(
       "", "  disk { c-max-rate 2G; c-fill-target 1M; c-plan-ahead 10; resync-rate 400;"
-          " c-min-rate 0; }\n");
+          " c-min-rate 0; c-delay-target 30; }\n");
   EXPECT_EQ(config.node.c_max_rate_kib, 2u * 1024 * 1024);
   EXPECT_EQ(config.node.c_fill_target_sectors, 2048u);
   EXPECT_EQ(config.node.c_plan_ahead_deciseconds, 10u);
   EXPECT_EQ(config.node.resync_rate_kib, 400u);
   EXPECT_EQ(config.node.c_min_rate_kib, 0u);
+  EXPECT_EQ(config.node.c_delay_target_deciseconds, 30u);
+  // c-fill-target 0 selects the delay target, as in DRBD.
+  EXPECT_EQ(load("", "  disk { c-fill-target 0; }\n").node.c_fill_target_sectors, 0u);
 }
 
 TEST_F(PlanAdjust, AResyncRateOutsideDrbdsLimitsIsRejectedAtItsLocation) {
-  for (const std::string disk : {"c-max-rate 8G;", "c-fill-target 0;", "c-plan-ahead 5k;"}) {
+  for (const std::string disk :
+       {"c-max-rate 8G;", "c-fill-target 1G;", "c-plan-ahead 5k;", "c-delay-target 0;"}) {
     auto config = load_file("rate.res", "resource r0 {\n  disk { " + disk + " }\n" +
                                             "  on alpha { node-id 0; address 127.0.0.1:7000; "
                                             "device minor 1; disk /tmp/a.img;\n"
@@ -290,13 +299,15 @@ TEST_F(PlanAdjust, ResyncControllerOptionsAreLiveChangesListedWithTheirUnits) {
   const DaemonConfig file =
       load("",
            "  disk { resync-rate 400; c-plan-ahead 10; c-fill-target 1M; c-max-rate 50M;"
-           " c-min-rate 0; }\n");
+           " c-min-rate 0; c-delay-target 30; }\n");
   const AdjustPlan plan = plan_adjust(running, file);
   EXPECT_TRUE(plan.needs_down_up.empty()) << ::testing::PrintToString(plan.needs_down_up);
-  const std::vector<std::string> expected = {
-      "resync-rate 250 KiB/s -> 400 KiB/s", "c-plan-ahead 2000 ms -> 1000 ms",
-      "c-fill-target 100 sectors -> 2048 sectors", "c-max-rate 102400 KiB/s -> 51200 KiB/s",
-      "c-min-rate 250 KiB/s -> 0 KiB/s"};
+  const std::vector<std::string> expected = {"resync-rate 250 KiB/s -> 400 KiB/s",
+                                             "c-plan-ahead 2000 ms -> 1000 ms",
+                                             "c-fill-target 16384 sectors -> 2048 sectors",
+                                             "c-delay-target 1000 ms -> 3000 ms",
+                                             "c-max-rate 4194304 KiB/s -> 51200 KiB/s",
+                                             "c-min-rate 250 KiB/s -> 0 KiB/s"};
   EXPECT_EQ(plan.changes, expected);
 }
 

@@ -124,7 +124,8 @@ TEST(Adjust, VerifyAlgAndCMaxRateAddedToTheFileReachTheRunningNodeSoARefusedVeri
     EXPECT_EQ(adjusted.exit_status, 0) << adjusted.text;
     EXPECT_NE(adjusted.text.find("r0: verify-alg (none) -> crc32c\n"), std::string::npos)
         << adjusted.text;
-    EXPECT_NE(adjusted.text.find("r0: c-max-rate 102400 KiB/s -> 51200 KiB/s\n"), std::string::npos)
+    EXPECT_NE(adjusted.text.find("r0: c-max-rate 4194304 KiB/s -> 51200 KiB/s\n"),
+              std::string::npos)
         << adjusted.text;
   }
   // The core runs with the new verify-alg: the verify it refused now starts and finishes.

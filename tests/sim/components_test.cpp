@@ -155,6 +155,29 @@ TEST(BlockOracle, ANodeMustKeepWhatItStoredButNotWhatItNeverGot) {
   EXPECT_NE(violations.texts()[0].find("node 1: block 1 holds tag 0"), std::string::npos);
 }
 
+// Seed 520: a node whose disk was Inconsistent when it completed a write (and still was when the
+// write was acknowledged) promised nothing; a full sync from another lineage may replace it.
+TEST(BlockOracle, AWriteHeldOnlyOnAnInconsistentDiskIsNoPromiseButIsCountedWhenOverwritten) {
+  sim::BlockOracle oracle(4, 3);
+  oracle.write_issued(0, 2, 7);
+  oracle.write_acknowledged(7, 0b111);
+  oracle.write_issued(0, 2, 8);
+  // node 0 and node 1 (an Inconsistent SyncTarget) completed it; node 2 was cut off.
+  oracle.write_acknowledged(8, sim::Holders{0b001, 0b010});
+  sim::Violations violations;
+  const std::vector<std::uint64_t> older{7, 7, 0, 0};
+  EXPECT_EQ(oracle.check_node("node 1", 1, older, violations), 2u);  // both blocks counted
+  EXPECT_EQ(violations.count(), 0u);
+  const std::vector<std::uint64_t> kept{8, 7, 0, 0};
+  EXPECT_EQ(oracle.check_node("node 1", 1, kept, violations), 1u);
+  EXPECT_EQ(oracle.check_node("node 0", 0, older, violations), 0u);  // node 0 promised it
+  ASSERT_EQ(violations.count(), 2u);
+  // Older than what node 1 held on a consistent disk is still a violation.
+  const std::vector<std::uint64_t> zeros{0, 0, 0, 0};
+  EXPECT_EQ(oracle.check_node("node 1", 1, zeros, violations), 0u);
+  EXPECT_EQ(violations.count(), 4u);
+}
+
 TEST(BlockOracle, AFailoverContinuesTheLineageFromTheNewPrimaryAndCountsWhatIsLost) {
   sim::BlockOracle oracle(4, 2);
   oracle.write_issued(0, 2, 3);

@@ -102,9 +102,12 @@ TEST(QuorumProperty, WithQuorumMajorityNoAcknowledgedWriteIsLostAndNoSplitBrainS
   // quorum the simulator turns into violations: a promotion that loses an acknowledged write, a
   // split brain left unresolved (the side with quorum must win, §3.5 step 6), and a discarded
   // acknowledged write (no documented loss); stalls and liveness are checked as in every run.
+  // 110 seeds, so that some Primary loses quorum: with resyncs at the hardware's speed (the
+  // resync controller) nodes are UpToDate again sooner, and the first seeds where a Primary
+  // loses quorum are 98 and 108 (with DRBD's old 100 MiB/s cap some were below 40).
   std::uint64_t writes_failed = 0;
   std::uint64_t promotions_refused = 0;
-  for (std::uint64_t seed = 1; seed <= 40; ++seed) {
+  for (std::uint64_t seed = 1; seed <= 110; ++seed) {
     SimOptions options;
     options.seed = seed;
     options.nodes = 3;
@@ -143,6 +146,34 @@ TEST(QuorumRegression, FourNodesWithEveryFaultConvergeAfterTheFaultsStop) {
 TEST(QuorumRegression, SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
   const SimOptions options = swarm_options(261, 400, {}, true);
   ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+// Seed 855 with quorum, read policies and a diskless client (shrunk to 2 faults and 109
+// operations): node1, cut off, came back to node2 and became its SyncTarget; the diskless
+// Primary node0, not yet connected to node1, wrote block 15589 through node2 after the bitmaps
+// were exchanged. node2 marked it toward node1 but node1 turned UpToDate without it (node2 only
+// reconnected afterwards for the leftover), and node0, connecting to node1 in between, read the
+// old block from it (1M striping). Now the source tells its target (OutOfSync) and the target
+// resyncs the block before its resync ends (core test
+// AWriteTheSourceGetsDuringTheResyncIsResyncedBeforeTheTargetTurnsUpToDate).
+// Replay: ditto-sim run --seed 855 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
+TEST(QuorumRegression, ADisklessPrimaryNeverReadsABlockItsPeerMissedDuringItsResync) {
+  const SimOptions options = swarm_options(855, 400, {}, true, true, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  ASSERT_TRUE(options.diskless_client);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+// Not fixed yet: seed 65 with quorum, read policies and a diskless client ends with every live
+// node Connected and UpToDate and 21 block comparisons differing (a resync missed blocks). It
+// appeared with the change that makes a SyncSource send OutOfSync for every block it marks
+// toward its SyncTarget (which fixed seed 855 above); not analysed.
+// Replay: ditto-sim run --seed 65 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
+TEST(QuorumRegression, DISABLED_Seed65WithReadsAndADisklessClientEndsWithIdenticalReplicas) {
+  const SimOptions options = swarm_options(65, 400, {}, true, true, true);
   const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
@@ -203,6 +234,13 @@ TEST(QuorumRegression, TheSideWithQuorumResolvesASplitBrain) {
 // of a full sync and two Inconsistent sides connect with the resync deferred (core tests
 // AnInconsistentSideOfASplitBrainBecomesTheTargetOfAFullSync and
 // ASplitBrainBetweenTwoInconsistentSidesConnectsAndDefersTheResync).
+// With the resync controller's timing it failed again (history-both between the restarted
+// former Primary and the new Primary): as SyncSource of that full sync across branches, the
+// former Primary recorded the Inconsistent node's current UUID (of the new Primary's newest
+// branch) as its bitmap UUID, then became SyncTarget of a node of that branch's parent
+// generation, and the finished resync pushed the slot's foreign UUID into its history. Such a
+// full sync records no bitmap UUID now (core test
+// AFullSyncAcrossDivergedBranchesRecordsNoBitmapUuidOfThePeersBranch).
 // Replay: ditto-sim run --seed 948 --swarm --ops 400 --swarm-quorum --trace
 TEST(QuorumRegression, TwoInconsistentSidesOfDivergedBranchesLeaveNoSplitBrainUnresolved) {
   const SimOptions options = swarm_options(948, 400, {}, true);

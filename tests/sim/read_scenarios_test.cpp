@@ -157,14 +157,63 @@ TEST(ReadScenarios, RegressionDisklessSwarmSeedAPrimaryReplicatesToASyncTargetOf
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
-// Not fixed yet: the last seed in 1000 that fails with a diskless client (ditto-sim campaign
-// --seeds 1000 --swarm --swarm-diskless --ops 400), which keeps --swarm-diskless out of the CI
-// swarm. Seed 871: two UpToDate connected nodes hold different acknowledged writes on 3
-// blocks; not analysed. Replay:
-// ditto-sim run --seed 871 --swarm --ops 400 --swarm-diskless --trace
-TEST(ReadScenarios, DISABLED_RegressionDisklessSwarmSeed871KeepsEveryAcknowledgedBlock) {
+// Seed 871 (5 nodes, diskless client; shrunk to 4 faults and 280 operations): node4 stored the
+// diskless Primary's write of tag 280 (block 2411) that node1 never got, lost the Primary before
+// its PeerAck and marked the write toward node1 and node3. node3 was Outdated then, so the
+// reconciliation after the lost Primary passed it by; it resynced from node1 (same generation,
+// without tag 280) and turned UpToDate while Established with node4 the whole time. No
+// handshake between node3 and node4 ever compared node4's bits, and node1 later got tag 280 from
+// node4: two UpToDate connected nodes with different blocks. Now a SyncTarget that finishes
+// without a Primary around reconnects to the UpToDate peers of its new generation it holds bits
+// with (Node::reconcile_with_peers_of_our_generation), having taken its source's dagtag, so the
+// same-generation rule picks the side that received more of the lost Primary's writes. While a
+// Primary is connected it does not (swarm seed 618, below).
+// Replay: ditto-sim run --seed 871 --swarm --ops 400 --swarm-diskless --trace
+TEST(ReadScenarios, RegressionDisklessSwarmSeed871AResyncedNodeReconcilesWithItsEstablishedPeers) {
   const SimOptions options = swarm_options(871, 400, {}, false, false, true);
   ASSERT_TRUE(options.diskless_client);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Seed 618 (3 nodes, no diskless client; shrunk to 2 faults and 107 operations), found by a first
+// version of the fix above that also reconciled while the Primary was connected: node1 resynced
+// from the Primary (which has no dagtag of its own, so node1 kept its older one) and then
+// reconciled with node2, which had missed the Primary's newest write on a clogged link but
+// received more writes than node1 before: node2 became the source and overwrote acknowledged
+// tag 106 with a never-written block. The Primary resyncs its own marks; its Secondaries do not
+// reconcile between themselves while it is connected.
+// Replay: ditto-sim run --seed 618 --swarm --ops 400 --trace
+TEST(ReadScenarios, RegressionSwarmSeed618SecondariesOfAConnectedPrimaryDoNotReconcile) {
+  const RunResult result = run_simulation(swarm_options(618, 400, {}, false, false, true));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Seed 549, a diskless Primary and four Secondaries, no crash; found on the rsperf branch (the
+// resync controller's timing) before the fixes for seeds 871 and 774 reached it. Every live
+// node ended Connected and UpToDate, yet replicas differed on 213 blocks (6 after shrinking to a
+// ring partition, two slow disks and duplicated messages that make the Primary drop node4 for a
+// WriteAck of an unknown write), each on a write never acknowledged: after the Secondaries
+// reconciled the lost Primary's writes and resynced each other in turn, some replica kept a
+// write the others never got. Passes with both fixes (a bitmap-peer-other target keeps its bits;
+// a node that finishes its resync reconciles with the peers of its generation).
+// Replay: ditto-sim run --seed 549 --swarm --ops 400 --swarm-diskless --trace
+TEST(ReadScenarios, RegressionDisklessSwarmSeed549EndsWithIdenticalReplicas) {
+  const SimOptions options = swarm_options(549, 400, {}, false, false, true);
+  ASSERT_TRUE(options.diskless_client);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Seed 886 (3 nodes, diskless client; shrunk to 4 faults and 36 operations), a liveness failure:
+// node2, Outdated and following the diskless Primary, reran its handshake with the UpToDate
+// node1 (resync_from_up_to_date_peer), which marks that connection so the rerun happens once.
+// The mark outlived the reconnect and the resync it brought; when node2 was outdated again
+// later (it lost the Primary, which called it weak), no rerun was allowed and it stayed
+// Outdated. Fixed: a finished resync clears the marks.
+// Replay: ditto-sim run --seed 886 --swarm --ops 400 --swarm-diskless --trace
+TEST(ReadScenarios, RegressionDisklessSwarmSeed886AnOutdatedNodeMayAskAgainAfterAFinishedResync) {
+  const SimOptions options = swarm_options(886, 400, {}, false, false, true);
   const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }

@@ -269,8 +269,58 @@ TEST(RegressionLiveness, ResyncsDeferredBehindASourceThatLostItsDiskRunAgain) {
   expect_swarm_seeds_pass({92, 187});
 }
 
+// Bug: a SyncTarget by rule bitmap-peer-other (the source tracks our generation in its slot for
+// another node, "synced up with node X in the meantime") cleared its own bits toward the source,
+// as DRBD does, so the resync was the source's copied slot alone. Nodes of one generation need
+// not hold the same blocks (writes of a lost Primary that only some received, a reconciliation
+// still to come): in seed 774 node2 held blocks node3 lacked, the new Primary node1 copied its
+// slot for node3, node2 cleared its bits toward node1 and kept them, and every node ended
+// UpToDate and Connected with 8 blocks differing. Seed 2566 (plain swarm) is the same, reached
+// through a first version of the seed-871 fix (tests/sim/read_scenarios_test.cpp). Fixed: the
+// target keeps its bits, so the exchange resyncs the union (more blocks, never fewer).
+// Replay: ditto-sim run --seed 774 --swarm --ops 400 --swarm-reads --swarm-diskless
+// --swarm-congestion --trace
+TEST(RegressionResync, ATargetThatSyncedUpWithAnotherNodeStillResyncsTheBlocksItMarked) {
+  const RunResult result = run_simulation(swarm_options(774, 400, {}, false, true, true, true));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  expect_swarm_seeds_pass({2566});
+}
+
 TEST(RegressionFlags, ARestartedNodeReconnectsWithQuorumOff) {
   expect_swarm_seeds_pass({991, 988, 999});
+}
+
+// Bug: a node in the crashed Primary's generation connected to the new Primary while that
+// Primary was SyncSource of a full sync of a third node from the same generation. The
+// handshake found the third node's bitmap UUID equal to the newcomer's current UUID
+// (bitmap-self-other) and resynced it from a copy of that bitmap, which the running resync
+// had already thinned: the blocks sent to the third node were missing, the newcomer kept its
+// own version of them, and two UpToDate replicas differed. Exposed by the resync controller's
+// timing (main resyncs the third node at another pace). Fixed: a bitmap that a resync toward
+// its node thinned is never copied; the newcomer gets a full sync.
+// Replay: ditto-sim run --seed 1790 --swarm --ops 400
+TEST(RegressionResync, ABitmapThinnedByARunningResyncIsNotCopiedForAnotherNodeOfItsGeneration) {
+  expect_swarm_seeds_pass({1790});
+}
+
+// A double fault, not a core bug. The Primary's disk detaches (EIO on a misdirected block, read
+// for a resync) while its only other replicas are Inconsistent SyncTargets of it; they hold its
+// last acknowledged writes, yet report the generation they had before their resync. One of them
+// then meets a node of the crashed former Primary's branch, whose history holds that
+// generation: the handshake sees a plain newer peer (history-peer), the full sync overwrites
+// those writes, and the node ends UpToDate without them. DRBD's handshake decides the same way:
+// an Inconsistent disk is never a source, so what it holds is no promise. The oracle therefore
+// does not count a write completed on an Inconsistent disk (still Inconsistent when the client
+// got the acknowledgement) as that node's promise, and counts the blocks such a node ends
+// UpToDate without (sim/oracle.h). It failed before the oracle made that exception, and fails
+// if the oracle stops seeing those writes at all (the count would be 0).
+// Replay: ditto-sim run --seed 520 --swarm --ops 400 --swarm-reads --swarm-congestion
+TEST(RegressionResync, WritesOnlyAnInconsistentSyncTargetHeldAreNoPromiseButAreCounted) {
+  const RunResult result =
+      run_simulation(swarm_options(520, 400, {}, false, true, false, true));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  EXPECT_GT(result.inconsistent_writes_overwritten, 0u) << describe(result, 5);
+  EXPECT_GT(result.blocks_lost_at_failover, 0u) << describe(result, 5);
 }
 
 SimOptions swarm_reads(std::uint64_t seed, std::uint64_t operations) {
