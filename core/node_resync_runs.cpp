@@ -583,6 +583,13 @@ bool Node::on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payloa
     const ResyncRun done = run->second;
     resync_run_came_back(peer, run);
     resync_run_written(peer, entry, done, status == IoStatus::ok);
+  } else if (status == IoStatus::ok) {
+    // The source left while the write was in flight: its bits toward the source stay set, but
+    // the disk holds the source's version now, which the other nodes may lack (swarm seed
+    // 2801: a target later resynced from a node of another branch kept it).
+    ResyncRun orphan;
+    orphan.blocks = entry.blocks;
+    resynced_run_toward_others(peer, entry.block, orphan, true);
   }
   if (status != IoStatus::ok && !local_disk_detached()) detach_local_disk();
   if (ours) {

@@ -439,6 +439,21 @@ TEST(RegressionAttach, AnInterruptedAttachResyncAndAnAttachWithoutPeersKeepTheNe
   }
 }
 
+// Found when the attach branch was merged with main (the bug is main's; the shrunk schedule
+// fails there too). Seed 2801 (3 nodes): node2, SyncTarget of node0 on node0's newer branch,
+// had written a resync reply to its disk when node0's disk failed; node2 dropped the connection
+// before that write completed, and the completion, no longer its source's, was dropped without
+// a trace: the block held node0's version, but node2's bitmap toward node1 (the new Primary,
+// on the other branch) did not say so. node2 then resynced from node1 by the union of both
+// bitmaps and turned UpToDate with node0's version of that block (silent divergence). Fixed:
+// a resync write that completes after its source is gone is out of sync toward every other
+// node (its bits toward the source stay set).
+// Replay: ditto-sim run --seed 2801 --swarm --ops 400 --trace
+TEST(RegressionResync, AResyncWriteCompletingAfterItsSourceLeftIsOutOfSyncTowardTheOthers) {
+  const RunResult result = run_simulation(swarm(2801, 400));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
 TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
   SimOptions options;
   options.seed = 21;
