@@ -429,6 +429,7 @@ void Simulation::attach_detached_disk(std::uint8_t node) {
                             config.al_first_transaction_number};
   const core::AdminResult result = core.on_admin(now_, attach);
   hash_.add(result.ok ? 0xa77ull : 0xa78ull);
+  if (result.ok) workload_.oracle().disk_attached(node);
   if (trace_) trace(node, result.ok ? "attach" : "attach refused: " + result.message);
   drain(node);
 }

@@ -454,6 +454,23 @@ TEST(RegressionResync, AResyncWriteCompletingAfterItsSourceLeftIsOutOfSyncToward
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
 }
 
+// Quorum swarm seed 750 (5 nodes), an oracle bug: the Primary's write reached node3's disk, and
+// its link to node2 broke with the write in flight (node2 never got it); node3's disk then
+// failed and was attached again (Inconsistent, SyncTarget of the Primary), and the Primary's own
+// disk failed before that resync was done. node3 later resynced from node2, the only UpToDate
+// node left, and ended UpToDate without the write. DRBD does the same: a re-attached disk is no
+// source, and the only other copy died with the Primary's disk. The oracle still held node3 to
+// what its disk had before the detach. Fixed: attaching a disk turns the node's promised writes
+// into unpromised ones (counted, as writes held on an Inconsistent disk are).
+// Replay: ditto-sim run --seed 750 --swarm --ops 400 --swarm-quorum --trace
+TEST(RegressionAttach, AReattachedDiskIsNoPromiseOfTheWritesItHeldBeforeTheDetach) {
+  const SimOptions options = swarm_options(750, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  EXPECT_GT(result.inconsistent_writes_overwritten, 0u);
+}
+
 TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
   SimOptions options;
   options.seed = 21;
