@@ -321,6 +321,10 @@ class Node {
     // handshake chose a reconciliation resync (csums-after-crash-only still uses digests).
     bool resync_checksums = false;
     bool reconcile_resync = false;
+    // We are Primary and resync our disk in place from this UpToDate replica of ours
+    // (node_attach.cpp): it follows every generation we start, so at the end our disk holds our
+    // own generation, whatever generations it last reported.
+    bool in_place_source_of_primary = false;
     // SyncSource side: requests waiting for an overlapping local write to finish.
     std::deque<DeferredRead> deferred_reads;
     // Reads through peers (node_read.cpp). Requester side: our ReadRequests it has not answered.
@@ -730,6 +734,7 @@ class Node {
   void attach_disk_step(DiskState step);
   DiskState attached_disk_state(const Attach& command) const;
   void resync_in_place_from(Peer& source);
+  void primary_disk_caught_up(const Peer& source);
   void resync_primary_disk_from_up_to_date_peer();
   // A Primary whose disk was attached again and is not UpToDate yet writes through its peers:
   // the blocks it writes are marked toward its resync source, so the resync fetches them.

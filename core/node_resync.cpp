@@ -261,6 +261,7 @@ bool Node::peer_finished_resync(const Peer& peer, const wire::StateReport& state
 // Applies the decision accept_handshake let through (the connection is Connected now).
 void Node::sync_handshake_with(Peer& peer, const HandshakeDecision& decision) {
   peer.reconcile_resync = false;
+  peer.in_place_source_of_primary = false;
   switch (decision.outcome) {
     case HandshakeOutcome::established:
       if (decision.defer_resync) return defer_resync(peer, decision.reason.data());

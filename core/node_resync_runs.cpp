@@ -222,8 +222,13 @@ void Node::maybe_finish_resync(Peer& peer) {
     return issue_metadata_write();
   }
   const std::uint64_t left = comparable_current(generations_.uuids.current);
-  resync_target_finished(generations_.uuids, peer.uuids, config_.node_id.value,
-                         peer.status.node_id.value, peer.rs_start_uuid);
+  if (role_ == Role::primary && peer.in_place_source_of_primary) {
+    primary_disk_caught_up(peer);
+  } else {
+    resync_target_finished(generations_.uuids, peer.uuids, config_.node_id.value,
+                           peer.status.node_id.value, peer.rs_start_uuid);
+  }
+  peer.in_place_source_of_primary = false;
   ClusterState proposed = cluster_state();
   proposed.peers[peer.status.node_id.value].replication = ReplicationState::established;
   proposed.disk =

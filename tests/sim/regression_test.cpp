@@ -471,6 +471,24 @@ TEST(RegressionAttach, AReattachedDiskIsNoPromiseOfTheWritesItHeldBeforeTheDetac
   EXPECT_GT(result.inconsistent_writes_overwritten, 0u);
 }
 
+// Quorum swarm seed 768 (4 nodes): the Primary's disk failed, it started new generations
+// while writing through its peers, and attached the disk again: a resync in place from node1,
+// an UpToDate Secondary that followed every new generation. At the end of that resync the
+// Primary took the generations it had recorded for node1, which were those of node1's last
+// StateReport (a Secondary does not report the generations it adopts): an old one. So the
+// Primary went back to an older current UUID and dropped its bitmap UUIDs toward the peers it
+// had missed; node3, on one of the newer generations, then met it as history-both and the
+// split brain stayed unresolved although quorum was on. Fixed: a Primary whose disk caught up
+// in place from an UpToDate replica keeps the generations it serves (the source holds them)
+// and only drops its own slot and the source's, which the resync made obsolete.
+// Replay: ditto-sim run --seed 768 --swarm --ops 400 --swarm-quorum --trace
+TEST(RegressionAttach, APrimaryWhoseDiskCaughtUpInPlaceKeepsTheGenerationsItServes) {
+  const SimOptions options = swarm_options(768, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
 TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
   SimOptions options;
   options.seed = 21;
