@@ -167,12 +167,14 @@ TEST(QuorumRegression, ADisklessPrimaryNeverReadsABlockItsPeerMissedDuringItsRes
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
-// Not fixed yet: seed 65 with quorum, read policies and a diskless client ends with every live
-// node Connected and UpToDate and 21 block comparisons differing (a resync missed blocks). It
-// appeared with the change that makes a SyncSource send OutOfSync for every block it marks
-// toward its SyncTarget (which fixed seed 855 above); not analysed.
+// Seed 65 with quorum, read policies and a diskless client ended with every live node Connected
+// and UpToDate and 21 block comparisons differing (a resync missed blocks). It appeared with the
+// change that makes a SyncSource send OutOfSync for every block it marks toward its SyncTarget
+// (which fixed seed 855 above). It passes since a SyncTarget the Primary calls weak outdates
+// itself when its resync ends (RegressionAttach.ASyncTargetThePrimaryCallsWeakOutdatesItself...
+// in tests/sim/regression_test.cpp); the run was not analysed further.
 // Replay: ditto-sim run --seed 65 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
-TEST(QuorumRegression, DISABLED_Seed65WithReadsAndADisklessClientEndsWithIdenticalReplicas) {
+TEST(QuorumRegression, Seed65WithReadsAndADisklessClientEndsWithIdenticalReplicas) {
   const SimOptions options = swarm_options(65, 400, {}, true, true, true);
   const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
