@@ -244,16 +244,16 @@ void Node::maybe_finish_resync(Peer& peer) {
   // UpToDate peer may be asked once more (diskless swarm seed 886: the flag set by the rerun
   // outlived the reconnect it caused, and the node stayed Outdated for good).
   allow_handshake_reruns();
+  send_state_to_connected_peers();
+  resume_deferred_resyncs();
+  offer_resync_to_peers_left_behind(peer, left);
+  reconcile_with_peers_of_our_generation(peer);
   // A peer forwarded that the Primary calls us weak (it does not replicate to us): UpToDate now
   // in its generation, we would miss its next writes yet count as current. We outdate
   // ourselves at once (DRBD: a Secondary that learns of a Primary it is not connected to), not
   // at the next StateReport, which may never come before a handshake picks us as a source over
   // a node that has those writes (swarm seed 871 with attach).
   outdate_if_weak();
-  send_state_to_connected_peers();
-  resume_deferred_resyncs();
-  offer_resync_to_peers_left_behind(peer, left);
-  reconcile_with_peers_of_our_generation(peer);
 }
 
 // Our blocks are now the source's wherever we differed: we hold what it held of the Primary's
