@@ -77,11 +77,12 @@ TEST(ResyncAfter, AResourceWaitsPausedByItsDependencyUntilTheResourceItNamesIsUp
 
   EXPECT_TRUE(wait_suspended_by(cluster, 1, "r1", "dependency", 5'000))
       << status_of(cluster, 1, "r1");
-  EXPECT_NE(status_of(cluster, 1, "r1").find("replication:PausedSyncT"), std::string::npos)
+  // The suspension shows already in WFBitMapT; PausedSyncT follows the bitmap exchange.
+  EXPECT_TRUE(wait_for(cluster, 1, "r1", "replication:PausedSyncT", 5'000))
       << status_of(cluster, 1, "r1");
   EXPECT_TRUE(wait_suspended_by(cluster, 0, "r1", "peer", 5'000))
       << status_of(cluster, 0, "r1");
-  EXPECT_NE(status_of(cluster, 1, "r0").find("replication:SyncTarget"), std::string::npos)
+  EXPECT_TRUE(wait_for(cluster, 1, "r0", "replication:SyncTarget", 5'000))
       << status_of(cluster, 1, "r0");
 
   ASSERT_TRUE(wait_for(cluster, 1, "r0", "\n  disk:UpToDate", 30'000)) << status_of(cluster, 1, "r0");
