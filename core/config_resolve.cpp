@@ -193,6 +193,45 @@ Status check_resync_after(const Config& config, const Section& disk) {
                   "resync-after names resource '" + resource_name + "', which is not defined");
 }
 
+// The resource a resource's `resync-after` names (its own disk section, else a volume's).
+const Option* resync_after_option(const Resource& resource) {
+  const Option* option = resource.disk.find("resync-after");
+  if (option != nullptr && !option->inherited && !option->values.empty()) return option;
+  for (const Host& host : resource.hosts) {
+    for (const Volume& volume : host.volumes) {
+      option = volume.disk_options.find("resync-after");
+      if (option != nullptr && !option->inherited && !option->values.empty()) return option;
+    }
+  }
+  return nullptr;
+}
+
+std::string resync_after_target(const Option& option) {
+  const std::string& value = option.values.front();
+  return value.substr(0, value.find('/'));
+}
+
+// Following `resync-after` from any resource must end (drbdadm and the kernel refuse a cycle,
+// ERR_RESYNC_AFTER_CYCLE): the error names the option that closes it and the whole cycle.
+Status check_resync_after_cycles(const Config& config) {
+  for (const Resource& start : config.resources) {
+    std::string chain = start.name;
+    const Resource* current = &start;
+    for (std::size_t steps = 0; steps <= config.resources.size(); ++steps) {
+      const Option* option = resync_after_option(*current);
+      if (option == nullptr) break;
+      const std::string next = resync_after_target(*option);
+      chain += " -> " + next;
+      if (next == start.name) {
+        return error_at(option->location, "resync-after closes a cycle: " + chain);
+      }
+      current = config.find_resource(next);
+      if (current == nullptr) break;
+    }
+  }
+  return Status::success();
+}
+
 Status check_resync_after(const Config& config) {
   for (const Resource& resource : config.resources) {
     if (Status status = check_resync_after(config, resource.disk); !status) return status;
@@ -202,7 +241,7 @@ Status check_resync_after(const Config& config) {
       }
     }
   }
-  return Status::success();
+  return check_resync_after_cycles(config);
 }
 
 Status check_two_primaries(const Resource& resource) {

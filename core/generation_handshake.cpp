@@ -171,6 +171,20 @@ void disk_state_override(const HandshakeInput& in, HandshakeDecision& decision) 
     decision.full_sync_across_branches = true;
     return;
   }
+  // A Primary whose disk is Inconsistent (attached again and resyncing, node_attach.cpp) serves
+  // its data from its peers: a generation newer than an UpToDate peer's names writes that other
+  // peers hold or that failed, never data its own disk could give. It becomes that peer's
+  // SyncTarget for every block, as DRBD decides "due to disk states", instead of being a source
+  // that cannot send (swarm seed 95 with attach).
+  const bool inconsistent_primary_newer =
+      (self == DiskState::inconsistent && in.self_role == Role::primary &&
+       peer == DiskState::up_to_date && is_source(decision.strategy)) ||
+      (peer == DiskState::inconsistent && in.peer_role == Role::primary &&
+       self == DiskState::up_to_date && is_target(decision.strategy));
+  if (inconsistent_primary_newer) {
+    decision.strategy = self > peer ? S::source_set_bitmap : S::target_set_bitmap;
+    return;
+  }
   if ((tie_rule && is_if_both_failed(decision.strategy)) ||
       (decision.strategy == S::no_sync && one_inconsistent)) {
     decision.strategy = self > peer ? S::source_use_bitmap : S::target_use_bitmap;
@@ -230,7 +244,10 @@ void finish_decision(const HandshakeInput& in, HandshakeDecision& decision) {
   // source, which copies its slot for the node we synced up with. ditto keeps our bits, so the
   // exchange resyncs the union: nodes of one generation may still differ on blocks only we
   // marked (a lost Primary's writes not yet reconciled), and the copied slot knows nothing of
-  // them (swarm seeds 774, 2566). The cost is resyncing blocks that may already be equal.
+  // them (swarm seeds 774, 2566); an Inconsistent disk's bits also name the blocks an
+  // interrupted resync still owes, which its current UUID (the generation a Primary served)
+  // does not describe (swarm seed 237 with attach). The cost is resyncing blocks that may
+  // already be equal.
   if (strategy == S::source_set_bitmap || strategy == S::target_set_bitmap) {
     decision.bitmap_edit = BitmapEdit::set_all;
   }
@@ -238,8 +255,14 @@ void finish_decision(const HandshakeInput& in, HandshakeDecision& decision) {
   // a bitmap UUID lands in our history once its slot is rewritten, where it would read as our
   // ancestor (quorum swarm seed 948: history-both against the branch it came from). An
   // interrupted full sync of that kind is a full sync again at the next handshake.
+  // Nor when the generations called us the target and only the disk states made us the source
+  // (an Inconsistent Primary on a newer generation): the peer's generation is not one our data
+  // descends from, and a bitmap UUID naming it would tell a third node that holds it that it is
+  // behind us, while we tell it that we are behind it (swarm seed 1039: each side of that
+  // connection waited for the other as its source).
   decision.record_peer_current_as_bitmap_uuid =
       strategy == S::source_set_bitmap && !decision.full_sync_across_branches &&
+      !is_target(decision.compare.strategy) &&
       comparable_current(in.compare.self.current) != uuid_just_created_value;
   if (is_if_both_failed(strategy) &&
       (in.self_role == Role::primary || in.peer_role == Role::primary)) {

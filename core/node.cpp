@@ -143,12 +143,12 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
       hold_behind_peer_writes({request, sector, length_bytes, payload, flags}, al_referenced)) {
     return;
   }
-  // A Primary whose disk detached writes through its peers; without an UpToDate one among them
-  // there is no good copy to add the write to (an Inconsistent SyncTarget of another node gets
-  // the write too, but cannot vouch for it).
+  // A Primary whose disk detached, or was attached again and is not UpToDate yet (node_attach.cpp),
+  // writes through its peers; without an UpToDate one among them there is no good copy to add the
+  // write to (an Inconsistent SyncTarget of another node gets the write too, but cannot vouch for
+  // it).
   const bool writes_locally = disk_state_ == DiskState::up_to_date;
-  if (!writes_locally &&
-      !(local_disk_detached() && (replication_targets_mask() & up_to_date_nodes_mask()) != 0)) {
+  if (!writes_locally && (replication_targets_mask() & up_to_date_nodes_mask()) == 0) {
     actions_.push_back(CompleteClient{request, ClientStatus::io_error, std::nullopt, std::nullopt});
     actions_.push_back(ReleasePayload{payload});
     return;
@@ -158,6 +158,7 @@ void Node::admit_write_now(RequestId request, Sector sector, std::uint32_t lengt
   if (nodes_without_data() != 0) request_new_current_uuid(generations_);
   bump_generation_if_pending();
   mark_out_of_sync_for_absent(sector, length_bytes, config_.node_id);
+  if (!writes_locally && !local_disk_detached()) mark_for_resync_sources(sector, length_bytes);
   const std::uint64_t sequence = next_sequence_++;
   Request& entry = requests_[sequence];
   entry.kind = RequestKind::write;
@@ -391,11 +392,21 @@ bool Node::peer_replicating(const Peer& peer) const {
       !peer.state_received) {
     return false;
   }
-  if (disk_state_ != DiskState::up_to_date && !local_disk_detached()) return false;
+  // A Primary whose disk is detached, or attached again and not consistent yet (Attaching,
+  // Negotiating, Inconsistent while it resyncs: node_attach.cpp), writes through its UpToDate
+  // peers only.
+  const bool through_peers = local_disk_detached() ||
+                             (role_ == Role::primary && disk_state_ <= DiskState::inconsistent);
+  if (disk_state_ != DiskState::up_to_date && !through_peers) return false;
   switch (peer.status.replication) {
     case ReplicationState::established:
       return peer.status.disk == DiskState::up_to_date ||
              (role_ == Role::primary && peer.status.disk == DiskState::inconsistent);
+    case ReplicationState::wait_bitmap_target:
+    case ReplicationState::sync_target:
+    case ReplicationState::paused_sync_target:
+      // A Primary resyncing its attached disk from the peer writes through it.
+      return role_ == Role::primary && peer.status.disk == DiskState::up_to_date;
     case ReplicationState::wait_bitmap_source:
     case ReplicationState::sync_source:
     case ReplicationState::paused_sync_source:
@@ -429,7 +440,9 @@ void Node::send_state(const Peer& peer, std::uint64_t extra_flags, std::uint32_t
   report.disk_state = disk_state_;
   report.uuids = generations_.uuids;
   report.uuid_flags = uuid_flags_toward(peer) | quorum_uuid_flags() | extra_flags |
-                      (peer.status.resync_suspended_user ? uuid_flag::resync_paused_by_user : 0);
+                      (peer.status.resync_suspended_user || peer.status.resync_suspended_dependency
+                           ? uuid_flag::resync_paused_by_user
+                           : 0);
   // A Primary always names the nodes it does not replicate to: its Secondaries mark the writes
   // they receive out of sync toward those nodes too (they may resync them later).
   // A Secondary forwards its Primary's: a node the Primary cannot reach learns it is behind.
@@ -487,9 +500,13 @@ const Bitmap& Node::bitmap_toward(NodeId peer_id) const {
 }
 
 std::string PeerStatus::resync_suspended_text() const {
-  if (resync_suspended_user && resync_suspended_peer) return "user,peer";
-  if (resync_suspended_user) return "user";
-  return resync_suspended_peer ? "peer" : "no";
+  std::string text;
+  for (const auto& [set, reason] : {std::pair{resync_suspended_user, "user"},
+                                  std::pair{resync_suspended_peer, "peer"},
+                                  std::pair{resync_suspended_dependency, "dependency"}}) {
+    if (set) text += (text.empty() ? "" : ",") + std::string(reason);
+  }
+  return text.empty() ? "no" : text;
 }
 
 double PeerStatus::resync_percent_done() const {

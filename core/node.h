@@ -133,6 +133,18 @@ class Node {
   // not be written): on-io-error detach, as after a failed DiskWrite. Nothing if detached.
   void on_local_disk_failed(Instant now);
 
+  // resync-after (drbd9-semantics.md §5.5): the driver says whether the device this resource's
+  // disk section names in `resync-after` (followed transitively) is resyncing or paused now.
+  // While it is, every resync of this node is paused (PausedSyncS / PausedSyncT,
+  // resync-suspended:dependency here and :peer on the peer), and a resync that starts then
+  // starts paused; it goes on where it stopped once the dependency is inactive.
+  void on_resync_dependency(Instant now, bool active);
+  // Whether a resync with some peer runs or waits paused (SyncSource, SyncTarget, PausedSyncS,
+  // PausedSyncT), or one with some peer is suspended (user, peer or dependency): what a device
+  // that names this resource in `resync-after` waits for (DRBD's _drbd_may_sync_now). False
+  // without a disk: a diskless device ends the chain.
+  bool resync_holds_dependents() const;
+
   // A handler started by CallHelper exited with `exit_code` (see CallHelper). Calls the node
   // does not wait for (notifications, or superseded by a state change) are ignored.
   void on_helper_done(Instant now, HelperCallId call, int exit_code);
@@ -310,6 +322,10 @@ class Node {
     // handshake chose a reconciliation resync (csums-after-crash-only still uses digests).
     bool resync_checksums = false;
     bool reconcile_resync = false;
+    // We are Primary and resync our disk in place from this UpToDate replica of ours
+    // (node_attach.cpp): it follows every generation we start, so at the end our disk holds our
+    // own generation, whatever generations it last reported.
+    bool in_place_source_of_primary = false;
     // SyncSource side: requests waiting for an overlapping local write to finish.
     std::deque<DeferredRead> deferred_reads;
     // Reads through peers (node_read.cpp). Requester side: our ReadRequests it has not answered.
@@ -709,6 +725,24 @@ class Node {
   void skip_initial_sync(bool just_created, std::uint32_t peers_mask);
   void on_peer_skipped_initial_sync(Peer& peer, const wire::StateReport& state);
   AdminResult detach();
+  // attach after a detach (node_attach.cpp).
+  AdminResult attach(const Attach& command);
+  Peer* attach_source();
+  const Generations& attach_reference(const Peer& source) const;
+  AdminResult attach_refusal(const Attach& command, Peer*& source, bool& full_sync) const;
+  UuidCompareResult compare_attached_disk(const Attach& command, const Peer& source,
+                                          const Generations& reference) const;
+  bool disk_newer_than(const Attach& command, const Peer& source) const;
+  bool bitmap_covers_peer_disk(const Peer& peer) const;
+  void load_attached_disk(const Attach& command);
+  void attach_disk_step(DiskState step);
+  DiskState attached_disk_state(const Attach& command) const;
+  void resync_in_place_from(Peer& source);
+  void primary_disk_caught_up(const Peer& source);
+  void resync_primary_disk_from_up_to_date_peer();
+  // A Primary whose disk was attached again and is not UpToDate yet writes through its peers:
+  // the blocks it writes are marked toward its resync source, so the resync fetches them.
+  void mark_for_resync_sources(Sector sector, std::uint32_t length_bytes);
 
   // Congestion, Ahead and Behind (node_congestion.cpp).
   bool congested(const Peer& peer) const;

@@ -382,6 +382,24 @@ struct NewCurrentUuid {
 // Primary keeps serving writes through its UpToDate peers (as after on-io-error detach); a
 // Primary without one is refused (SS_NO_UP_TO_DATE_DISK): it would lose its data.
 struct Detach {};
+// drbdsetup attach after a detach (node_attach.cpp): the disk's metadata as the driver read it
+// again, the same values a start takes from NodeConfig (initial_disk_state,
+// initial_generations, initial_bitmap_words, initial_hot_extents,
+// al_first_transaction_number). Refused unless the node is Diskless after a detach (or an
+// on-io-error detach), and when the disk's data is not an ancestor of the connected UpToDate
+// peer's (the node stays Diskless). With a connected UpToDate peer the disk goes Attaching,
+// Negotiating, Inconsistent and resyncs from it exactly the blocks either side marked (the
+// peer marked every write the disk missed); a Primary keeps writing and reading through its
+// peers until its disk is UpToDate again. Without one, the disk takes the metadata's state
+// (a Primary only if the disk holds the data it exposes: ERR_DATA_NOT_CURRENT), and connected
+// peers with a disk rerun the handshake (reconnect).
+struct Attach {
+  DiskState disk = DiskState::outdated;
+  Generations generations;
+  std::map<std::uint32_t, std::vector<std::uint32_t>> bitmap_words;  // by peer node id
+  std::vector<std::uint32_t> hot_extents;
+  std::uint32_t al_first_transaction_number = 0;
+};
 // drbdsetup net-options / disk-options / peer-device-options / resource-options (what drbdadm
 // adjust issues): the running node takes the live options of `options` (copy_live_options) and
 // acts on them where DRBD does (node_options.cpp): a quorum change re-evaluates quorum at once,
@@ -410,7 +428,8 @@ struct Resize {
 };
 using AdminCommand = std::variant<Promote, Demote, DisconnectPeer, ConnectPeer, Down, ResumeIo,
                                   Verify, StopVerify, Invalidate, InvalidateRemote, PauseSync,
-                                  ResumeSync, NewCurrentUuid, Detach, ChangeOptions, Resize>;
+                                  ResumeSync, NewCurrentUuid, Detach, Attach, ChangeOptions,
+                                  Resize>;
 
 // The live options (ChangeOptions) of `from` copied into `to`: resync_rate_kib, c_plan_ahead_-
 // deciseconds, c_fill_target_sectors, c_delay_target_deciseconds, c_max_rate_kib,
@@ -493,10 +512,14 @@ struct PeerStatus {
   std::uint64_t verify_done_blocks = 0;
   std::uint64_t verify_out_of_sync_blocks = 0;
   SyncProgress sync_progress;
-  // Why a resync with the peer is suspended: this node's pause-sync, the peer's.
+  // Why a resync with the peer is suspended: this node's pause-sync, the peer's (its
+  // pause-sync or its resync-after dependency), this node's resync-after dependency
+  // (Node::on_resync_dependency).
   bool resync_suspended_user = false;
   bool resync_suspended_peer = false;
-  // drbdsetup's `resync-suspended:` value: "no", "user", "peer" or "user,peer".
+  bool resync_suspended_dependency = false;
+  // drbdsetup's `resync-suspended:` value: "no", or the reasons comma-joined in the order
+  // user, peer, dependency.
   std::string resync_suspended_text() const;
   // drbdsetup's `done:` percentage of the running resync or verify (100 when none runs).
   double resync_percent_done() const;

@@ -259,6 +259,7 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   if (peer.status.connection == ConnectionState::connected) outdate_if_weak();
   resync_outdated_peers();
   resync_from_up_to_date_peer();
+  resync_primary_disk_from_up_to_date_peer();
 }
 
 // ---- Primary side: acks -----------------------------------------------------------------------
@@ -340,7 +341,10 @@ void Node::on_flush_ack(Peer& peer, const wire::FlushAck& ack) {
 void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandle payload) {
   (void)now;
   if ((data.flags & wire::data_flag_read_reply) != 0) return on_read_reply(peer, data, payload);
-  if (role_ == Role::primary && !config_.allow_two_primaries) {
+  // A Primary takes resync replies (its attached disk catching up, node_attach.cpp), never
+  // application writes (unless two Primaries are allowed).
+  const bool resync = (data.flags & wire::data_flag_resync) != 0;
+  if (role_ == Role::primary && !config_.allow_two_primaries && !resync) {
     actions_.push_back(ReleasePayload{payload});
     return protocol_error(peer, "Data received while Primary");
   }
@@ -349,7 +353,7 @@ void Node::on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandl
     return protocol_error(
         peer, "Data beyond the end of the volume at sector " + std::to_string(data.sector.value));
   }
-  if ((data.flags & wire::data_flag_resync) != 0) return on_resync_data(peer, data, payload);
+  if (resync) return on_resync_data(peer, data, payload);
   if (config_.allow_two_primaries && peer_write_conflicts(peer, data)) {
     actions_.push_back(ReleasePayload{payload});
     return;

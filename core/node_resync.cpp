@@ -111,18 +111,23 @@ void Node::bump_generation_if_pending() {
   // Nor before the peers it still sees answered after a lost connection: the links may be as
   // dead as the lost one, and quorum with them (node_lost_peer.cpp).
   if (lost_peer_pending()) return;
-  // An UpToDate diskful node starts a generation; so does a diskless Primary (§3.2: it
-  // generates the UUID and carries it to its peers, DRBD's P_CURRENT_UUID), or Secondaries cut
-  // off from it would keep the generation of the peers that got its writes. Any other node
-  // keeps the request pending.
-  const bool diskless_primary = role_ == Role::primary && local_disk_detached();
-  if (disk_state_ != DiskState::up_to_date && !diskless_primary) return;
+  // An UpToDate diskful node starts a generation; so does a Primary that writes through its
+  // peers (§3.2: a diskless one generates the UUID and carries it to its peers, DRBD's
+  // P_CURRENT_UUID; so does one whose disk was attached again and is not UpToDate yet), or
+  // Secondaries cut off from it would keep the generation of the peers that got its writes, and
+  // one of them could later be the source that hands its stale blocks to the others. Any other
+  // node keeps the request pending.
+  // Such a Primary without an UpToDate peer to write through keeps it pending too: its writes
+  // fail, so the generation would name data that no node holds, newer than every disk.
+  const bool through_peers = role_ == Role::primary && disk_state_ != DiskState::up_to_date;
+  if (disk_state_ != DiskState::up_to_date && !through_peers) return;
+  if (through_peers && (replication_targets_mask() & up_to_date_nodes_mask()) == 0) return;
   NewCurrentInput input;
   input.rotate_into_nodes = nodes_without_data();
-  // A diskless Primary's own disk misses the new generation too: its own slot takes the old
-  // UUID (once, so later writes do not bump again), and its peers, told it is weak, rotate the
-  // old UUID into their slot toward it.
-  if (diskless_primary) input.rotate_into_nodes |= bit(config_.node_id);
+  // Such a Primary's own disk misses the new generation too: its own slot takes the old UUID
+  // (once, so later writes do not bump again), and its peers, told it is weak, rotate the old
+  // UUID into their slot toward it.
+  if (through_peers) input.rotate_into_nodes |= bit(config_.node_id);
   input.primary = role_ == Role::primary;
   input.forced = comparable_current(generations_.uuids.current) == uuid_just_created_value;
   const std::uint64_t old = generations_.uuids.current;
@@ -152,7 +157,9 @@ void Node::mark_out_of_sync_for_absent(Sector sector, std::uint32_t length_bytes
   const std::uint32_t weak = except == config_.node_id ? 0 : peers_[except.value].weak_nodes;
   for (Peer& peer : configured_peers()) {
     if (peer.status.node_id == except) {
-      const bool without_disk = peer.status.disk <= DiskState::failed;
+      // A writer stores locally only with an UpToDate disk: one detached, or attached again and
+      // resyncing (node_attach.cpp), misses its own write.
+      const bool without_disk = peer.status.disk != DiskState::up_to_date;
       if (!without_disk || peer.intentional_diskless) continue;
     } else if (peer_replicating(peer) && (weak & bit(peer.status.node_id)) == 0) {
       continue;
@@ -254,6 +261,7 @@ bool Node::peer_finished_resync(const Peer& peer, const wire::StateReport& state
 // Applies the decision accept_handshake let through (the connection is Connected now).
 void Node::sync_handshake_with(Peer& peer, const HandshakeDecision& decision) {
   peer.reconcile_resync = false;
+  peer.in_place_source_of_primary = false;
   switch (decision.outcome) {
     case HandshakeOutcome::established:
       if (decision.defer_resync) return defer_resync(peer, decision.reason.data());

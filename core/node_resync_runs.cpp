@@ -223,8 +223,13 @@ void Node::maybe_finish_resync(Peer& peer) {
     return issue_metadata_write();
   }
   const std::uint64_t left = comparable_current(generations_.uuids.current);
-  resync_target_finished(generations_.uuids, peer.uuids, config_.node_id.value,
-                         peer.status.node_id.value, peer.rs_start_uuid);
+  if (role_ == Role::primary && peer.in_place_source_of_primary) {
+    primary_disk_caught_up(peer);
+  } else {
+    resync_target_finished(generations_.uuids, peer.uuids, config_.node_id.value,
+                           peer.status.node_id.value, peer.rs_start_uuid);
+  }
+  peer.in_place_source_of_primary = false;
   ClusterState proposed = cluster_state();
   proposed.peers[peer.status.node_id.value].replication = ReplicationState::established;
   proposed.disk =
@@ -244,6 +249,12 @@ void Node::maybe_finish_resync(Peer& peer) {
   resume_deferred_resyncs();
   offer_resync_to_peers_left_behind(peer, left);
   reconcile_with_peers_of_our_generation(peer);
+  // A peer forwarded that the Primary calls us weak (it does not replicate to us): UpToDate now
+  // in its generation, we would miss its next writes yet count as current. We outdate
+  // ourselves at once (DRBD: a Secondary that learns of a Primary it is not connected to), not
+  // at the next StateReport, which may never come before a handshake picks us as a source over
+  // a node that has those writes (swarm seed 871 with attach).
+  outdate_if_weak();
 }
 
 // Our blocks are now the source's wherever we differed: we hold what it held of the Primary's
@@ -585,6 +596,13 @@ bool Node::on_resync_io_completed(IoId io, IoStatus status, PayloadHandle payloa
     const ResyncRun done = run->second;
     resync_run_came_back(peer, run);
     resync_run_written(peer, entry, done, status == IoStatus::ok);
+  } else if (status == IoStatus::ok) {
+    // The source left while the write was in flight: its bits toward the source stay set, but
+    // the disk holds the source's version now, which the other nodes may lack (swarm seed
+    // 2801: a target later resynced from a node of another branch kept it).
+    ResyncRun orphan;
+    orphan.blocks = entry.blocks;
+    resynced_run_toward_others(peer, entry.block, orphan, true);
   }
   if (status != IoStatus::ok && !local_disk_detached()) detach_local_disk();
   if (ours) {

@@ -47,7 +47,9 @@ ClusterState Node::cluster_state() const {
     view.role = peer.status.role;
     view.replication = peer.status.replication;
     view.disk = peer.status.disk;
-    view.resync_suspended = peer.status.resync_suspended_user || peer.status.resync_suspended_peer;
+    view.resync_suspended = peer.status.resync_suspended_user ||
+                            peer.status.resync_suspended_peer ||
+                            peer.status.resync_suspended_dependency;
   }
   return state;
 }
@@ -186,6 +188,7 @@ AdminResult Node::on_admin(Instant now, const AdminCommand& command) {
                                         return new_current_uuid(request);
                                       },
                                       [&](const Detach&) { return detach(); },
+                                      [&](const Attach& request) { return attach(request); },
                                       [&](const ChangeOptions& request) {
                                         return change_options(request);
                                       },

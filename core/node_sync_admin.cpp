@@ -1,6 +1,7 @@
 // Node: the admin commands around a resync and the local disk: pause-sync / resume-sync (DRBD's
-// user_isp and peer_isp, §1.2 and §5.1), new-current-uuid [--clear-bitmap] (§3.2: skipping the
-// initial sync) and a graceful detach.
+// user_isp and peer_isp, §1.2 and §5.1), the resync-after dependency (aftr_isp, §5.5: the
+// driver's input, sent to the peer like pause-sync), new-current-uuid [--clear-bitmap] (§3.2:
+// skipping the initial sync) and a graceful detach.
 //
 // pause-sync sets this node's user flag toward a peer; the peer learns it from our StateReport
 // (uuid_flag::resync_paused_by_user) as its peer flag. Either flag suspends the resync with that
@@ -75,7 +76,43 @@ void Node::apply_resync_suspension(Peer& peer) {
     maybe_finish_resync(peer);
   }
   DITTO_ASSERT(peer.status.replication != ReplicationState::sync_target ||
-               (!peer.status.resync_suspended_user && !peer.status.resync_suspended_peer));
+               (!peer.status.resync_suspended_user && !peer.status.resync_suspended_peer &&
+                !peer.status.resync_suspended_dependency));
+}
+
+// ---- resync-after -----------------------------------------------------------------------------
+
+void Node::on_resync_dependency(Instant now, bool active) {
+  for (Peer& peer : configured_peers()) {
+    if (peer.status.resync_suspended_dependency == active) continue;
+    peer.status.resync_suspended_dependency = active;
+    apply_resync_suspension(peer);
+    note_sync_progress(now, peer);  // the time until now ran (un)paused
+    if (peer.status.connection == ConnectionState::connected) send_state(peer);
+  }
+  invariants();
+}
+
+bool Node::resync_holds_dependents() const {
+  if (local_disk_detached()) return false;  // a device without a disk ends the chain
+  for (const Peer& peer : configured_peers()) {
+    switch (peer.status.replication) {
+      case ReplicationState::wait_bitmap_source:  // starting: it holds them from the start
+      case ReplicationState::wait_bitmap_target:
+      case ReplicationState::sync_source:
+      case ReplicationState::sync_target:
+      case ReplicationState::paused_sync_source:
+      case ReplicationState::paused_sync_target:
+        return true;
+      default:
+        break;
+    }
+    if (peer.status.resync_suspended_user || peer.status.resync_suspended_peer ||
+        peer.status.resync_suspended_dependency) {
+      return true;
+    }
+  }
+  return false;
 }
 
 // The peer's StateReport says whether its user paused the resync with us.

@@ -205,6 +205,8 @@ void Node::on_sync_control(Instant now, Peer& peer, const wire::SyncControl& con
                                         peer.status.name + ": disk " + text(disk_state_) +
                                         ", replication " + text(peer.status.replication));
       }
+      // An attached disk of an older generation than our bitmap covers: every block.
+      if (!bitmap_covers_peer_disk(peer)) peer.bitmap->set_all();
       return start_bitmap_exchange(peer, true);
     case wire::SyncCommand::ahead:
       return on_peer_ahead(peer);

@@ -231,6 +231,11 @@ class Planner {
     listed("twopc-retry-timeout", milliseconds(before.twopc_retry_timeout),
            milliseconds(after.twopc_retry_timeout));
     compare_policies(before, after, listed);
+    // Not a core option: the daemon's resync-after poll reads it from the running configuration.
+    const auto resource = [](const std::string& name) {
+      return name.empty() ? std::string("(none)") : name;
+    };
+    listed("resync-after", resource(running_.resync_after), resource(file_.resync_after));
   }
 
   template <typename Listed>

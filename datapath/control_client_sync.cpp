@@ -63,7 +63,7 @@ void register_volume_commands(CLI::App& app, DaemonCommands& commands,
   });
   add_target_verb(app, commands, flags, "detach",
                   "Detach the local disk: Diskless, the peers serve the data", "RES");
-  add_target_verb(app, commands, flags, "attach", "Attach the local disk again (not supported yet)",
+  add_target_verb(app, commands, flags, "attach", "Attach the local disk again after a detach (resyncs what it missed)",
                   "RES");
   auto* resize = app.add_subcommand(
       "resize", "Grow the volume online to what every diskful node's backing device now holds");

@@ -80,11 +80,6 @@ std::optional<ControlReply> handle_sync_verb(ResourceRunner& runner,
                                    "diskless client); to give it a disk, name one in its `on` "
                                    "section and restart the resource\n");
   }
-  if (verb == "attach") {
-    return reply_of(10, words[1] + ": attach is not supported yet: to attach the disk again, "
-                                   "stop and start the resource (dittoadm down " + words[1] +
-                                   ", then up " + words[1] + ")\n");
-  }
   core::AdminCommand command = core::Invalidate{request.peer};
   if (verb == "pause-sync") {
     command = core::PauseSync{*request.peer};
@@ -101,7 +96,8 @@ std::optional<ControlReply> handle_sync_verb(ResourceRunner& runner,
   } else if (verb == "invalidate-remote") {
     command = core::InvalidateRemote{*request.peer};
   }
-  const core::AdminResult result = runner.admin(command);
+  const core::AdminResult result =
+      verb == "attach" ? runner.attach_disk() : runner.admin(command);
   if (!result.ok) {
     return reply_of(11, words[1] + ": State change failed: (" + result.code + ") " +
                             result.message + "\n");

@@ -593,6 +593,10 @@ Result<DaemonConfig> resource_daemon_config(const config::Resource& resource,
       !status.ok()) {
     return status.error();
   }
+  if (const config::Option* after = result.self.volumes.front().disk_options.find("resync-after");
+      after != nullptr && !after->values.empty()) {
+    result.resync_after = after->values.front().substr(0, after->values.front().find('/'));
+  }
   if (Status status = apply_write_path_options(result.self.volumes.front().disk_options,
                                                result.resource.options, result.node);
       !status.ok()) {

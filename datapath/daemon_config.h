@@ -33,6 +33,9 @@ struct DaemonConfig {
   // peers' against the disk option `size` when set.
   bool diskless = false;
   std::uint64_t size_bytes = 0;  // the disk option `size` in bytes; 0 when unset
+  // The resource the disk option `resync-after RES[/VOLUME]` names (its resyncs wait while that
+  // one's run, daemon_resync_after.h); empty when unset.
+  std::string resync_after;
   // volume_size_bytes is filled in once the disk is open (a diskless client's: size_bytes, 0
   // until it learns it).
   core::NodeConfig node;

@@ -90,7 +90,8 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
       node_(config_.node),
       helpers_(io),
       ko_timer_(io),
-      deferred_retry_timer_(io) {
+      deferred_retry_timer_(io),
+      resync_after_timer_(io) {
   transport_ = std::make_unique<TcpTransport>(io_, config_.transport, *this);
   NbdServerOptions nbd_options;
   // A client's requests reach its peers' O_DIRECT disks: whole 4 KiB blocks are safe on any.
@@ -123,6 +124,7 @@ Status ResourceRunner::start() {
   }
   if (Status status = transport_->start(); !status.ok()) return status;
   arm_ko_timer();
+  if (options_.resync_after) poll_resync_after();
   if (!options_.nbd_host.empty()) {
     if (Status status = nbd_->listen_tcp(options_.nbd_host, options_.nbd_port); !status.ok()) {
       return status;
@@ -158,6 +160,8 @@ void ResourceRunner::stop() {
   helpers_.stop();
   ko_timer_.cancel();
   deferred_retry_timer_.cancel();
+  resync_after_timer_.cancel();
+  if (options_.resync_after) options_.resync_after->remove(config_.resource.name);
   deferred_reads_.clear();  // never started: nothing of theirs is in flight
   if (disk_) disk_->shutdown();
   write_detached_metadata(true);  // after a detach: its state, not Diskless
@@ -189,6 +193,9 @@ core::AdminResult ResourceRunner::admin(const core::AdminCommand& command) {
   }
   pump();
   admin_done(command, result);
+  // A resync an admin command started (invalidate, ...) is held at once by its dependency, and
+  // its dependents learn of it at once: no poll interval of progress.
+  if (options_.resync_after && !stopped_) poll_resync_after();
   return result;
 }
 

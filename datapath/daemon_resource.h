@@ -21,6 +21,7 @@
 #include "core/node.h"
 #include "datapath/daemon_config.h"
 #include "datapath/daemon_helpers.h"
+#include "datapath/daemon_resync_after.h"
 #include "datapath/metadata_store.h"
 #include "datapath/nbd_server.h"
 #include "datapath/transport_tcp.h"
@@ -41,6 +42,9 @@ struct ResourceOptions {
   // resource has a ring and a pool (of buffer_slab_bytes) of its own.
   UringRing* shard_ring = nullptr;
   AlignedBufferPool* shard_pool = nullptr;
+  // The daemon's resync-after registry (daemon_resync_after.h); null: resync-after is ignored
+  // (a resource run alone, in tests).
+  std::shared_ptr<ResyncAfterRegistry> resync_after;
 };
 
 class ResourceRunner final : public TransportHandler, public NbdBackend {
@@ -60,6 +64,12 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   void stop();
 
   [[nodiscard]] core::AdminResult admin(const core::AdminCommand& command);
+  // dittoadm attach (daemon_resource_metadata.cpp): opens the disk detached before, reads and
+  // checks its metadata as a start does (check_metadata, configure_activity_log), gives it to
+  // the core (core::Attach) and marks the metadata in use. On any refusal or error (disk gone,
+  // metadata damaged or of another layout, unrelated data) nothing changed: the node stays
+  // Diskless and keeps serving through its peers; the message names the resource and the disk.
+  [[nodiscard]] core::AdminResult attach_disk();
   // dittoadm adjust: applies `updated`, a re-read configuration whose differences are all
   // live-changeable (control_adjust.h checks that), to the transport and makes it the running
   // configuration. On error nothing changed.
@@ -139,6 +149,7 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   };
   void disk_detached(DiskState disk_before, const Generations& generations);
   void write_detached_metadata(bool stopping);
+  core::AdminResult attach_refusal() const;
   std::optional<DetachedDisk> detached_disk_;
 
   // NBD backend internals (daemon_resource_nbd.cpp).
@@ -163,6 +174,10 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   void admin_done(const core::AdminCommand& command, const core::AdminResult& result);
   void arm_ko_timer();
   void check_ko_count();
+  // resync-after (daemon_resync_after.h): publish whether we hold our dependents, and pause or
+  // resume our resyncs by the chain we name, every resync_after_poll.
+  void arm_resync_after_timer();
+  void poll_resync_after();
 
   std::uint64_t allocate_slot(std::span<std::uint8_t> buffer, std::uint32_t references);
   void unreference(std::uint64_t handle);
@@ -253,6 +268,8 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   std::array<KoWatch, nodes_max> ko_watch_{};
   boost::asio::steady_timer ko_timer_;
   boost::asio::steady_timer deferred_retry_timer_;
+  bool resync_dependency_active_ = false;
+  boost::asio::steady_timer resync_after_timer_;
   // A metadata write failed: the disk is being detached, and no data I/O reaches it any more.
   bool metadata_failed_ = false;
   std::chrono::steady_clock::time_point epoch_ = std::chrono::steady_clock::now();

@@ -250,4 +250,94 @@ void ResourceRunner::write_detached_metadata(bool stopping) {
   log(config_.disk_path + ": metadata written back clean after detach");
 }
 
+// Why dittoadm attach cannot start now, before the disk is touched (ok when it may). The core
+// refuses an attached disk or a `disk none` client itself (core::Attach's refusals).
+core::AdminResult ResourceRunner::attach_refusal() const {
+  if (detached_disk_ && metadata_attached_) {
+    return {false, "SS_IN_TRANSIENT_STATE",
+            "attach: the detach is still writing back the metadata of " + config_.disk_path +
+                " (local I/O in flight); try again"};
+  }
+  if (node_.statistics().lower_pending > 0) {
+    return {false, "SS_IN_TRANSIENT_STATE",
+            "attach: " + std::to_string(node_.statistics().lower_pending) +
+                " requests to the detached disk are still in flight; try again"};
+  }
+  return {};
+}
+
+core::AdminResult ResourceRunner::attach_disk() {
+  if (config_.diskless || node_.disk_state() > DiskState::diskless) {
+    return admin(core::Attach{});  // the core's refusal, with its message
+  }
+  if (core::AdminResult refused = attach_refusal(); !refused.ok) return refused;
+  const std::string where = config_.resource.name + ": ";
+  auto disk = options_.shard_ring != nullptr
+                  ? UringDisk::open(*options_.shard_ring, config_.disk_path)
+                  : UringDisk::open(io_, config_.disk_path);
+  if (!disk.ok()) {
+    return {false, "ERR_OPEN_DISK",
+            config_.disk_location.to_string() + ": cannot use disk '" + config_.disk_path +
+                "': " + disk.error().message};
+  }
+  auto metadata = MetadataStore::open(config_.disk_path);
+  if (!metadata.ok()) return {false, "ERR_MD_INVALID", where + metadata.error().message};
+  if (metadata.value()->data_size_bytes() != node_.config().volume_size_bytes) {
+    return {false, "ERR_DISK_SIZE",
+            where + config_.disk_path + ": data area of " +
+                std::to_string(metadata.value()->data_size_bytes()) +
+                " bytes differs from the volume's " +
+                std::to_string(node_.config().volume_size_bytes) + " bytes"};
+  }
+  DaemonConfig attached = config_;
+  attached.node.initial_bitmap_words.clear();
+  auto plan = check_metadata(attached, *metadata.value());
+  if (!plan.ok()) return {false, "ERR_MD_INVALID", plan.error().message};
+  if (Status status = configure_activity_log(attached, *metadata.value(), plan.value());
+      !status.ok()) {
+    return {false, "ERR_MD_INVALID", where + status.error().message};
+  }
+  const core::NodeConfig& running = node_.config();
+  if (attached.node.al_stripes != running.al_stripes ||
+      attached.node.al_stripe_size_4k != running.al_stripe_size_4k ||
+      attached.node.al_extents != running.al_extents ||
+      attached.node.bitmap_max_peers != running.bitmap_max_peers ||
+      attached.node.bitmap_slots != running.bitmap_slots) {
+    return {false, "ERR_MD_INVALID",
+            where + config_.disk_path +
+                ": the metadata's activity log or bitmap slots differ from the ones the resource "
+                "started with (was it re-created?); take the resource down and up to use it"};
+  }
+  const core::Attach command{plan.value().initial_disk, plan.value().initial_generations,
+                             attached.node.initial_bitmap_words, plan.value().hot_extents,
+                             plan.value().al_next_transaction};
+  const core::AdminResult result = node_.on_admin(now(), command);
+  if (!result.ok) {
+    pump();
+    return result;
+  }
+  // The old descriptor (idle since the detach) goes; the core's first disk I/O is in the
+  // actions pump() executes below, after the metadata says the disk is in use.
+  if (disk_) disk_->shutdown();
+  disk_ = std::move(disk).value();
+  disk_->set_completion_handler(
+      [this](std::uint64_t cookie, int status) { on_disk_completion(cookie, status); });
+  metadata_ = std::move(metadata).value();
+  attach_ = std::move(plan).value();
+  detached_disk_.reset();
+  metadata_attached_ = false;
+  metadata_failed_ = false;
+  bitmaps_written_ = false;
+  crashed_primary_ = attach_.crashed_primary;
+  crashed_generation_ = comparable_current(attach_.initial_generations.current);
+  log(config_.disk_path + ": attaching again (" + attach_.disk_reason + ")");
+  if (Status status = attach_metadata(); !status.ok()) {
+    log(status.error().message + "; detaching it again");
+    metadata_failed_ = true;
+    node_.on_local_disk_failed(now());
+  }
+  pump();
+  return result;
+}
+
 }  // namespace ditto::datapath

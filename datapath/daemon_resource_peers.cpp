@@ -151,4 +151,28 @@ void ResourceRunner::check_ko_count() {
   }
 }
 
+// ---- resync-after -----------------------------------------------------------------------------
+
+void ResourceRunner::arm_resync_after_timer() {
+  resync_after_timer_.expires_after(resync_after_poll);
+  resync_after_timer_.async_wait([this](boost::system::error_code error) {
+    if (error || stopped_) return;  // cancelled: `this` may be gone, touch nothing
+    poll_resync_after();
+  });
+}
+
+void ResourceRunner::poll_resync_after() {
+  ResyncAfterRegistry& registry = *options_.resync_after;
+  registry.publish(config_.resource.name, config_.resync_after, node_.resync_holds_dependents());
+  const bool active = registry.dependency_active(config_.resource.name);
+  if (active != resync_dependency_active_) {
+    resync_dependency_active_ = active;
+    log(active ? "resync-after " + config_.resync_after + ": resyncs wait (dependency)"
+               : "resync-after " + config_.resync_after + ": resyncs may run");
+    node_.on_resync_dependency(now(), active);
+    pump();
+  }
+  arm_resync_after_timer();
+}
+
 }  // namespace ditto::datapath

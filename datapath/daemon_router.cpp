@@ -73,6 +73,7 @@ Status ResourceRouter::start(std::vector<DaemonConfig> configs) {
   for (std::size_t index = 0; index < configs.size(); ++index) {
     auto options = options_.resource_options(configs[index]);
     if (!options.ok()) return options.error();
+    options.value().resync_after = resync_after_;
     if (placement_.count(configs[index].resource.name) != 0) {
       return Error{configs[index].resource.location.to_string() + ": resource '" +
                    configs[index].resource.name + "' is defined twice"};
@@ -287,6 +288,7 @@ unsigned ResourceRouter::least_loaded_shard() const {
 Status ResourceRouter::add_on_shard(unsigned shard_index, DaemonConfig config) {
   auto options = options_.resource_options(config);
   if (!options.ok()) return options.error();
+  options.value().resync_after = resync_after_;
   const ResourceMetrics metrics = options_.resource_metrics(config);
   DaemonShard& shard = *shards_[shard_index];
   return shard.call([this, &shard, &config, &options, &metrics] {

@@ -69,6 +69,8 @@ class ResourceRouter {
   RouterOptions options_;
   std::vector<std::unique_ptr<DaemonShard>> shards_;
   std::map<std::string, unsigned> placement_;  // resource → shard (main thread only)
+  // resync-after between the resources of this daemon, shared by them (daemon_resync_after.h).
+  std::shared_ptr<ResyncAfterRegistry> resync_after_ = std::make_shared<ResyncAfterRegistry>();
 };
 
 // Every resource of the files that has an `on node_name` section (resources of other hosts are

@@ -98,7 +98,7 @@ void print_text(const RunResult& result) {
         static_cast<unsigned long long>(result.divergent_blocks));
   }
   if (result.inconsistent_writes_overwritten > 0) {
-    std::printf("blocks written on an Inconsistent disk and overwritten by a full sync: %llu\n",
+    std::printf("blocks written on an Inconsistent or re-attached disk and overwritten: %llu\n",
                 static_cast<unsigned long long>(result.inconsistent_writes_overwritten));
   }
   std::printf("trace hash %s\n", result.trace_hash.c_str());

@@ -34,6 +34,7 @@ enum class EventKind : std::uint8_t {
   graceful_close = 18,    // node closed its connection to peer (epoch) after what it had sent
   helper_done = 19,       // node's handler exited: call id (first), exit code (second), incarnation
   admin_step = 20,        // the admin scenario's script: step (first)
+  attach = 21,            // the operator attaches node's detached disk again (after the faults)
 };
 
 // Plain data, no pointers: what the event means is in the integer fields (and, for messages, in

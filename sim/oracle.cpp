@@ -1,5 +1,7 @@
 #include "sim/oracle.h"
 
+#include <algorithm>
+
 #include "core/assert.h"
 #include "sim/sim_disk.h"
 
@@ -49,6 +51,18 @@ void BlockOracle::write_acknowledged(std::uint64_t tag, Holders holders) {
       if ((holders.unpromised >> node) & 1u) unpromised_[node][block] = tag;
     }
   }
+}
+
+void BlockOracle::disk_attached(std::uint32_t node) {
+  DITTO_ASSERT(node < nodes_.size());
+  for (std::uint64_t block = 0; block < lineage_.size(); ++block) {
+    std::uint64_t& promised = nodes_[node][block];
+    std::uint64_t& unpromised = unpromised_[node][block];
+    unpromised = std::max(unpromised, promised);
+    promised = 0;
+  }
+  DITTO_ASSERT(std::all_of(nodes_[node].begin(), nodes_[node].end(),
+                           [](std::uint64_t tag) { return tag == 0; }));
 }
 
 std::uint64_t BlockOracle::failover(std::uint32_t node, std::span<const std::uint64_t> image) {

@@ -23,6 +23,10 @@
 //   (reads, the final Primary, failover loss counting) and the replicas-identical check still
 //   applies; the oracle keeps it as the node's "unpromised" write and counts the blocks a node
 //   ends UpToDate without (inconsistent_writes_overwritten), so the exception stays visible.
+//   Likewise every write a node held on a disk that detached and was attached again
+//   (disk_attached): the disk comes back Outdated or Inconsistent, DRBD resyncs it from any
+//   UpToDate node, and when that node lacks a write only the detached disk and a Primary whose
+//   disk then failed too had, the write is gone (quorum swarm seed 750).
 #pragma once
 
 #include <cstdint>
@@ -68,6 +72,11 @@ class BlockOracle {
     write_acknowledged(tag, Holders{promised, 0});
   }
   // A failed write changes nothing: it stays possible until a later write is acknowledged.
+
+  // `node` attached its disk again after a detach: what that disk held is no promise any more
+  // (it comes back Outdated or Inconsistent, and a resync from any UpToDate node replaces it,
+  // also one that lacks writes only this disk had). Its promised writes become unpromised.
+  void disk_attached(std::uint32_t node);
 
   // The lineage continues on `node` (it was promoted after the Primary was lost); `image` is
   // what its disk shows now. Returns the number of blocks whose last acknowledged write `node`

@@ -213,6 +213,8 @@ void Simulation::dispatch(const SimEvent& event) {
       return on_helper_done(event);
     case EventKind::admin_step:
       return on_admin_step(event);
+    case EventKind::attach:
+      return attach_detached_disk(event.node);
   }
   DITTO_ASSERT(false);  // every kind is handled above
 }

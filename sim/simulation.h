@@ -248,6 +248,8 @@ class Simulation {
   void heal_all();
   void on_crash(std::uint8_t node);
   void on_restart(std::uint8_t node);
+  core::NodeConfig config_from_metadata(std::uint8_t node) const;
+  void attach_detached_disk(std::uint8_t node);
   void on_resume(const SimEvent& event);
   void count_fired(netem::FaultClass fault, std::uint64_t times = 1);
 
@@ -262,7 +264,7 @@ class Simulation {
   void issue(const ClientOperation& operation);
   void on_client_completed(std::uint8_t node, const core::CompleteClient& complete);
   void write_completed(std::uint8_t node, const ClientOperation& operation, bool ok,
-                       Holders& holders);
+                       Holders& holders, bool& sent_only);
   void primary_lost();
   void on_operator_check();
   void request_promotion(std::uint8_t node, std::uint8_t reason);

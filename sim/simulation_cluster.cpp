@@ -97,7 +97,10 @@ void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClie
   }
   const bool ok = complete.status == core::ClientStatus::ok;
   Holders holders;
-  if (operation.kind == OperationKind::write) write_completed(node, operation, ok, holders);
+  bool sent_only = false;
+  if (operation.kind == OperationKind::write) {
+    write_completed(node, operation, ok, holders, sent_only);
+  }
   bool read_error_injected = false;
   if (operation.kind == OperationKind::read && !ok && sim_node.read_errors_unexplained > 0) {
     sim_node.read_errors_unexplained -= 1;
@@ -113,7 +116,7 @@ void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClie
     read_error_injected = true;
   }
   workload_.completed(now_, NodeId{node}, complete.request, complete.status, tags, holders,
-                      read_error_injected, violations_);
+                      sent_only, read_error_injected, violations_);
   if (buffer != sim_node.read_buffers.end()) sim_node.read_buffers.erase(buffer);
   last_progress_ = now_;
   if (workload_.done()) return workload_finished();
@@ -122,7 +125,7 @@ void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClie
 
 // Protocol C: an acknowledged write is on the disk of every node it had to reach.
 void Simulation::write_completed(std::uint8_t node, const ClientOperation& operation, bool ok,
-                                 Holders& holders) {
+                                 Holders& holders, bool& sent_only) {
   auto found = write_traces_.find(operation.tag);
   DITTO_ASSERT(found != write_traces_.end());
   const WriteTrace trace = found->second;
@@ -138,6 +141,11 @@ void Simulation::write_completed(std::uint8_t node, const ClientOperation& opera
     holders.unpromised |= bit;
   }
   if (!ok) return;
+  // Protocols A and B acknowledge a write once it is sent: when the Primary's own disk failed
+  // it and no disk had it yet, a connection lost afterwards takes it along (as DRBD's protocol
+  // A does; visible once the Primary attaches a disk again, swarm seed 605).
+  sent_only = options_.protocol != Protocol::c && trace.holders == 0 &&
+              ((trace.failed >> node) & 1u) != 0;
   std::uint32_t required = trace.expected & ~trace.failed;
   // Protocols A and B acknowledge before the peers' disks have the write: only the local disk
   // must hold it (the oracle still checks what every node that claims UpToDate holds).

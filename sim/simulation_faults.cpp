@@ -257,6 +257,12 @@ void Simulation::on_fault_end(const SimEvent& event) {
       release_held(fault.node, fault.peer);
       return;
     }
+    case FaultClass::disk_write_error:
+      // The operator replaces the failing disk path and attaches the disk again.
+      if (!healed_ && now_ >= nodes_[fault.node]->write_errors_until) {
+        attach_detached_disk(fault.node);
+      }
+      return;
     default:
       return end_added_fault(fault);  // the others are time-bounded and end by themselves
   }
@@ -308,6 +314,10 @@ void Simulation::heal_all() {
       on_resume(resume);
     }
     if (!sim_node.alive) on_restart(node);
+    // An event, not a call: heal_all may run while one of the node's own actions executes (the
+    // workload's last completion), and an attach now would send its new state ahead of the
+    // rest of those actions (a stale Diskless report after it: swarm seed 2520 with attach).
+    schedule(Duration{0}, make_event(EventKind::attach, node));
   }
   start_liveness_checks();
 }
@@ -376,11 +386,7 @@ void Simulation::on_restart(std::uint8_t node) {
   SimNode& sim_node = *nodes_[node];
   if (sim_node.alive) return;
   trace(node, "restart");
-  core::NodeConfig config = node_config(options_, node, sim_node.incarnation);
-  config.initial_disk_state =
-      sim_node.disk.metadata_consistent() ? DiskState::outdated : DiskState::inconsistent;
-  config.initial_generations = sim_node.disk.metadata_generations();
-  if (sim_node.disk.metadata_primary()) apply_activity_log(sim_node.disk, config);
+  const core::NodeConfig config = config_from_metadata(node);
   sim_node.core = std::make_unique<core::Node>(config);
   sim_node.alive = true;
   sim_node.payloads_held = 0;
@@ -394,6 +400,38 @@ void Simulation::on_restart(std::uint8_t node) {
       start_connecting(node, peer, options_.connect_delay);
     }
   }
+}
+
+// What a node's disk says when it is attached (at a restart or by attach): every generation
+// identifier it last wrote, and Outdated (Inconsistent if it was a SyncTarget), since it cannot
+// prove it has every acknowledged write; apply-al's extents and bitmaps after a Primary's run.
+core::NodeConfig Simulation::config_from_metadata(std::uint8_t node) const {
+  const SimNode& sim_node = *nodes_[node];
+  core::NodeConfig config = node_config(options_, node, sim_node.incarnation);
+  config.initial_disk_state =
+      sim_node.disk.metadata_consistent() ? DiskState::outdated : DiskState::inconsistent;
+  config.initial_generations = sim_node.disk.metadata_generations();
+  if (sim_node.disk.metadata_primary()) apply_activity_log(sim_node.disk, config);
+  return config;
+}
+
+// dittoadm attach of a disk that detached after an injected EIO (the fault is over): the core
+// gets what the disk's metadata holds, as at a restart, and resyncs what it missed. A refusal
+// (the disk's data is not an ancestor of the cluster's) leaves the node Diskless.
+void Simulation::attach_detached_disk(std::uint8_t node) {
+  SimNode& sim_node = *nodes_[node];
+  if (!sim_node.alive || sim_node.paused) return;
+  core::Node& core = *sim_node.core;
+  if (core.config().intentional_diskless || core.disk_state() != DiskState::diskless) return;
+  const core::NodeConfig config = config_from_metadata(node);
+  const core::Attach attach{config.initial_disk_state, *config.initial_generations,
+                            config.initial_bitmap_words, config.initial_hot_extents,
+                            config.al_first_transaction_number};
+  const core::AdminResult result = core.on_admin(now_, attach);
+  hash_.add(result.ok ? 0xa77ull : 0xa78ull);
+  if (result.ok) workload_.oracle().disk_attached(node);
+  if (trace_) trace(node, result.ok ? "attach" : "attach refused: " + result.message);
+  drain(node);
 }
 
 }  // namespace ditto::sim

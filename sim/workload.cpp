@@ -81,7 +81,7 @@ const ClientOperation* Workload::find(RequestId request) const {
 
 void Workload::completed(Instant now, NodeId node, RequestId request, core::ClientStatus status,
                          std::span<const std::uint64_t> read_tags, Holders holders,
-                         bool read_error_injected, Violations& violations) {
+                         bool sent_only, bool read_error_injected, Violations& violations) {
   auto found = std::find_if(in_flight_.begin(), in_flight_.end(),
                             [&](const ClientOperation& entry) { return entry.request == request; });
   // A completion for an abandoned request (its Primary crashed) cannot arrive: the simulator
@@ -101,7 +101,9 @@ void Workload::completed(Instant now, NodeId node, RequestId request, core::Clie
         statistics_.writes_failed += 1;
         break;
       }
-      oracle_.write_acknowledged(operation.tag, holders);
+      // Like a failed write, one acknowledged on its sending alone stays possible until a later
+      // write is acknowledged, and requires nothing.
+      if (!sent_only) oracle_.write_acknowledged(operation.tag, holders);
       const std::int64_t latency_ns = (now - operation.issued).ns;
       if (statistics_.writes_acknowledged == 0 || latency_ns < statistics_.write_latency_ns_min) {
         statistics_.write_latency_ns_min = latency_ns;

@@ -52,9 +52,12 @@ class Workload {
 
   // A request finished. `read_tags` holds a successful read's data; `holders` the nodes that
   // had a successful write on disk when it was acknowledged (BlockOracle::write_acknowledged);
+  // `sent_only` whether a successful write's acknowledgement rests on its sending alone
+  // (protocol A or B, the Primary's own disk failed it and no disk had it): it is durable only
+  // where it landed, so the oracle keeps it possible without requiring it;
   // `read_error_injected` whether a failed read is explained by an injected EIO.
   void completed(Instant now, NodeId node, RequestId request, core::ClientStatus status,
-                 std::span<const std::uint64_t> read_tags, Holders holders,
+                 std::span<const std::uint64_t> read_tags, Holders holders, bool sent_only,
                  bool read_error_injected, Violations& violations);
 
   // The client lost its Primary: every request in flight is abandoned (writes stay possible).

@@ -559,6 +559,31 @@ TEST(SyncHandshake, ATargetThatSyncedUpWithAnotherNodeKeepsItsBitsTowardTheSourc
   EXPECT_EQ(decision.bitmap_edit, BitmapEdit::none);
 }
 
+// An Inconsistent Primary on a newer generation than an UpToDate peer becomes that peer's full
+// SyncTarget (due to disk states). The peer, source only by the disk states, records no bitmap
+// UUID for the Primary's generation: its data does not descend from it.
+TEST(SyncHandshake, ASourceByDiskStatesAloneRecordsNoBitmapUuidForTheNewerPeer) {
+  HandshakeInput input;
+  input.compare.self.current = gen_a;
+  input.compare.peer.current = gen_b | uuid_primary_bit;
+  input.compare.peer.bitmap[0] = gen_a;
+  input.self_disk = DiskState::up_to_date;
+  input.peer_disk = DiskState::inconsistent;
+  input.peer_role = Role::primary;
+  HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_source);
+  EXPECT_EQ(decision.strategy, SyncStrategy::source_set_bitmap);
+  EXPECT_FALSE(decision.record_peer_current_as_bitmap_uuid);
+  // A full sync the generations call for (the peer's generation in our history) records it.
+  input.compare.peer.bitmap[0] = 0;
+  input.compare.peer.current = gen_c;
+  input.compare.self.history[0] = gen_c;
+  input.peer_role = Role::secondary;
+  decision = sync_handshake(input);
+  EXPECT_EQ(decision.strategy, SyncStrategy::source_set_bitmap);
+  EXPECT_TRUE(decision.record_peer_current_as_bitmap_uuid);
+}
+
 TEST(SyncHandshake, TentativeOnlyReports) {
   HandshakeInput input;
   input.compare.self.current = gen_b;

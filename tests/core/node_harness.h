@@ -272,4 +272,31 @@ struct Cluster {
   }
 };
 
+// The first sector of 4 KiB block `block`.
+inline std::uint64_t block_sector(std::uint64_t block) {
+  return block * 8;
+}
+
+// Events of `node` containing `text`.
+inline int events_containing(const Cluster& cluster, int node, const std::string& text) {
+  int count = 0;
+  for (const auto& [index, line] : cluster.events) {
+    if (index == node && line.find(text) != std::string::npos) count += 1;
+  }
+  return count;
+}
+
+// Node 1 misses ten blocks written on Primary node 0 and is disconnected from it.
+inline void leave_node_one_behind(Cluster& cluster) {
+  cluster.connect(0, 1);
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  cluster.disconnect(0, 1);
+  for (std::uint64_t block = 0; block < 10; ++block) {
+    cluster.write(0, 10 + block, block_sector(block * 3), 100 + block);
+  }
+  cluster.settle();
+}
+
 }  // namespace ditto::core::harness

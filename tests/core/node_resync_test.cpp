@@ -109,9 +109,10 @@ TEST(Resync, APeerLeftInTheGenerationASyncTargetResyncedAwayFromGetsItsResyncToo
 
 // Node 2 comes back to node 1 alone and becomes its SyncTarget; the Primary, not connected to
 // node 2, writes a block through node 1 after the bitmaps were exchanged. Node 1 tells node 2
-// (OutOfSync) and node 2 resyncs that block too before it turns UpToDate. Before, it turned
+// (OutOfSync) and node 2 resyncs that block too before its resync ends. Before, it turned
 // UpToDate without it and node 1 only reconnected afterwards to resync the leftover: a Primary
-// that connected to node 2 in between read the old block (quorum swarm seed 855).
+// that connected to node 2 in between read the old block (quorum swarm seed 855). At the end
+// node 2 is Outdated: node 1 forwarded that the Primary does not reach it (swarm seed 871).
 TEST(Resync, AWriteTheSourceGetsDuringTheResyncIsResyncedBeforeTheTargetTurnsUpToDate) {
   Cluster cluster(3);
   cluster.connect_all();
@@ -132,7 +133,8 @@ TEST(Resync, AWriteTheSourceGetsDuringTheResyncIsResyncedBeforeTheTargetTurnsUpT
   cluster.settle();
   ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
   EXPECT_GE(cluster.count_sent(1, wire::MessageType::out_of_sync), 1);  // at receipt, at PeerAck
-  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(count_events(cluster, 2, "resync-finished name:r0 peer-node-id:1"), 1);
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::outdated);
   EXPECT_EQ(cluster.nodes[2].peer(harness::node_id(1))->resync_done_blocks, 2u);
   EXPECT_EQ(cluster.nodes[1].peer(harness::node_id(2))->out_of_sync_bytes, 0u);
   const bool reconnected = std::any_of(
@@ -297,7 +299,9 @@ TEST(Resync, BlocksResyncedFromASourceThatTracksAThirdNodeAreMarkedTowardIt) {
   cluster.connect(1, 2);
   cluster.settle();
   EXPECT_EQ(cluster.nodes[1].peer(NodeId{2})->resync_done_blocks, 2u);
-  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(count_events(cluster, 1, "resync-finished name:r0 peer-node-id:2"), 1);
+  // Outdated, not UpToDate: node 2 forwarded that the Primary does not reach node 1.
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
 }
 
 // The controller off (c-plan-ahead 0) and a resync-rate no step reaches: every step may

@@ -11,6 +11,7 @@ namespace ditto::core {
 namespace {
 
 using harness::Cluster;
+using harness::leave_node_one_behind;
 using harness::node_id;
 
 std::uint64_t block_sector(std::uint64_t block) {
@@ -25,18 +26,6 @@ int count_events(const Cluster& cluster, int node, const std::string& text) {
   return count;
 }
 
-// Node 1 misses ten blocks written on Primary node 0 and is disconnected from it.
-void leave_node_one_behind(Cluster& cluster) {
-  cluster.connect(0, 1);
-  cluster.promote(0);
-  cluster.write(0, 1, block_sector(1), 1);
-  cluster.settle();
-  cluster.disconnect(0, 1);
-  for (std::uint64_t block = 0; block < 10; ++block) {
-    cluster.write(0, 10 + block, block_sector(block * 3), 100 + block);
-  }
-  cluster.settle();
-}
 
 // Connects 0 and 1 and steps until node 1 wrote `blocks` resync blocks as SyncTarget.
 void resync_until(Cluster& cluster, std::uint64_t blocks) {

@@ -178,6 +178,27 @@ TEST(BlockOracle, AWriteHeldOnlyOnAnInconsistentDiskIsNoPromiseButIsCountedWhenO
   EXPECT_EQ(violations.count(), 4u);
 }
 
+// Quorum swarm seed 750: what a disk held before it detached is no promise once it is attached
+// again (it resyncs from whichever node is UpToDate); losing it is counted, and writes
+// acknowledged after the attach are promises again.
+TEST(BlockOracle, AReattachedDiskIsNoPromiseOfWhatItHeldButIsCountedWhenOverwritten) {
+  sim::BlockOracle oracle(4, 3);
+  oracle.write_issued(0, 2, 7);
+  oracle.write_acknowledged(7, 0b011);  // node 2 was cut off
+  oracle.disk_attached(1);
+  sim::Violations violations;
+  const std::vector<std::uint64_t> zeros{0, 0, 0, 0};
+  EXPECT_EQ(oracle.check_node("node 1", 1, zeros, violations), 2u);
+  EXPECT_EQ(violations.count(), 0u);
+  EXPECT_EQ(oracle.check_node("node 0", 0, zeros, violations), 0u);  // node 0 still promised
+  EXPECT_EQ(violations.count(), 2u);
+  oracle.write_issued(1, 1, 8);
+  oracle.write_acknowledged(8, 0b010);
+  const std::vector<std::uint64_t> older{7, 7, 0, 0};
+  EXPECT_EQ(oracle.check_node("node 1", 1, older, violations), 0u);
+  EXPECT_EQ(violations.count(), 3u);  // block 1 must hold write 8
+}
+
 TEST(BlockOracle, AFailoverContinuesTheLineageFromTheNewPrimaryAndCountsWhatIsLost) {
   sim::BlockOracle oracle(4, 2);
   oracle.write_issued(0, 2, 3);

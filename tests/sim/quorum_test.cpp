@@ -167,15 +167,15 @@ TEST(QuorumRegression, ADisklessPrimaryNeverReadsABlockItsPeerMissedDuringItsRes
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
-// Not fixed yet: seed 65 with quorum, read policies and a diskless client ends with every live
-// node Connected and UpToDate and 21 block comparisons differing (a resync missed blocks). It
-// appeared with the change that makes a SyncSource send OutOfSync for every block it marks
-// toward its SyncTarget (which fixed seed 855 above). One cause is fixed (a peer that became a
-// target of the diskless Primary missed the writes in flight, seed 4609 in
-// read_scenarios_test.cpp); shrunk again, what is left is a block an Inconsistent node4 got
-// from the Primary but lost across its resyncs, not analysed further.
+// Seed 65 with quorum, read policies and a diskless client ended with every live node Connected
+// and UpToDate and 21 block comparisons differing (a resync missed blocks). It appeared with the
+// change that makes a SyncSource send OutOfSync for every block it marks toward its SyncTarget
+// (which fixed seed 855 above). Two causes are fixed: a peer that became a target of the diskless
+// Primary missed the writes in flight (seed 4609 in read_scenarios_test.cpp), and a SyncTarget
+// the Primary calls weak now outdates itself when its resync ends
+// (RegressionAttach.ASyncTargetThePrimaryCallsWeakOutdatesItself... in regression_test.cpp).
 // Replay: ditto-sim run --seed 65 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
-TEST(QuorumRegression, DISABLED_Seed65WithReadsAndADisklessClientEndsWithIdenticalReplicas) {
+TEST(QuorumRegression, Seed65WithReadsAndADisklessClientEndsWithIdenticalReplicas) {
   const SimOptions options = swarm_options(65, 400, {}, true, true, true);
   const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);

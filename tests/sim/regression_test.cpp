@@ -312,15 +312,204 @@ TEST(RegressionResync, ABitmapThinnedByARunningResyncIsNotCopiedForAnotherNodeOf
 // an Inconsistent disk is never a source, so what it holds is no promise. The oracle therefore
 // does not count a write completed on an Inconsistent disk (still Inconsistent when the client
 // got the acknowledgement) as that node's promise, and counts the blocks such a node ends
-// UpToDate without (sim/oracle.h). It failed before the oracle made that exception, and fails
-// if the oracle stops seeing those writes at all (the count would be 0).
+// UpToDate without (sim/oracle.h). It failed before the oracle made that exception. Since a
+// SyncTarget the Primary calls weak outdates itself when its resync ends (seed 871 below), the
+// restarted former Primary is Outdated after its resync and the seed no longer overwrites those
+// writes (the count is 0; BlockOracle.AWriteHeldOnlyOnAnInconsistentDiskIsNoPromiseBut... in
+// tests/sim/components_test.cpp keeps the exception itself tested).
 // Replay: ditto-sim run --seed 520 --swarm --ops 400 --swarm-reads --swarm-congestion
-TEST(RegressionResync, WritesOnlyAnInconsistentSyncTargetHeldAreNoPromiseButAreCounted) {
+TEST(RegressionResync, WritesOnlyAnInconsistentSyncTargetHeldAreNoPromise) {
   const RunResult result =
       run_simulation(swarm_options(520, 400, {}, false, true, false, true));
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
-  EXPECT_GT(result.inconsistent_writes_overwritten, 0u) << describe(result, 5);
   EXPECT_GT(result.blocks_lost_at_failover, 0u) << describe(result, 5);
+}
+
+SimOptions swarm_reads(std::uint64_t seed, std::uint64_t operations) {
+  return swarm_options(seed, operations, {}, false, true);
+}
+
+// Found with attach in the simulator (a disk that detached after an injected EIO attaches
+// again once the fault is over, node_attach.cpp). Bug: while the re-attached Primary's disk
+// passed Attaching and Negotiating, no peer counted as a replication target, so the writes in
+// flight were released from the peers that were still storing them and acknowledged early.
+// Fixed: a Primary whose disk is attached and not yet consistent writes through its UpToDate
+// peers in every step of the walk.
+// Replay: ditto-sim run --seed 99 --swarm --ops 400 --swarm-reads
+TEST(RegressionSeed99, AnAttachingPrimaryKeepsWaitingForThePeersThatStoreItsWrites) {
+  const RunResult result = run_simulation(swarm_reads(99, 400));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Bug: an activity-log transaction written to the disk before it failed completed after the
+// attach and was counted against the new activity log (ActivityLog::transaction_written with
+// nothing in flight: an ASSERT). Fixed: attach waits until the detached disk's metadata write
+// is done (SS_IN_TRANSIENT_STATE).
+// Replay: ditto-sim run --seed 126 --swarm --ops 400 --swarm-reads
+TEST(RegressionSeed126, AMetadataWriteOfTheDetachedDiskDoesNotReachTheNewActivityLog) {
+  const RunResult result = run_simulation(swarm_reads(126, 400));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Bug: a re-attached Primary that resynced from a peer that was only Outdated stayed Outdated
+// once an UpToDate peer was back: nothing reran its resync (a Secondary reruns the handshake,
+// a Primary must not drop the connection that serves its I/O). Liveness failed.
+// Fixed: such a Primary resyncs every block in place from an UpToDate peer.
+// Replay: ditto-sim run --seed 153 --swarm --ops 400 --swarm-reads
+TEST(RegressionSeed153, AReattachedPrimaryLeftOutdatedResyncsFromAnUpToDatePeer) {
+  const RunResult result = run_simulation(swarm_reads(153, 400));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Found by the swarm once the simulator attaches a disk again after an injected EIO. Four bugs:
+// - seed 20 (3 nodes, diskless Primary node0, --swarm-diskless; also 974): node0's link to
+//   node2 broke, so its next writes reached node1 alone under a new generation; node2 did not
+//   notice yet. node1's disk failed and attached again. The attach compared the disk with the
+//   Primary's generations (the same) and resynced in place from node2, still connected and
+//   UpToDate on the older generation, as if node2's bitmap held every block the disk missed.
+//   The link broke first, and at the next handshake node1, Inconsistent with the newer
+//   generation, was the source node2 waited for: liveness failed. Fixed: a Secondary's disk
+//   newer than the generations its UpToDate peer reported attaches as its metadata says, and
+//   the handshake with each peer decides, as at a restart.
+// - seed 1552 (254 blocks read back as never written): a Primary whose re-attached disk was
+//   Inconsistent (resync interrupted) wrote through its peers and started no new generation
+//   when a peer left, so that peer came back on the Primary's generation and became the
+//   source of the blocks it had missed. Fixed: such a Primary starts generations as a diskless
+//   one does (only while an UpToDate peer takes its writes), and keeps the generations and
+//   bitmaps it served with when its disk attaches (seed 95: it went back to the disk's older
+//   generation and forked from there).
+// - seed 95: the Primary, Inconsistent and on a newer generation than an UpToDate peer, was the
+//   "source" of a resync it could not send. Fixed: it becomes that peer's SyncTarget for every
+//   block (DRBD: "becoming sync target due to disk states").
+// - seed 2520, a simulator bug: the attach at the end of the faults ran inside the execution of
+//   the Primary's own actions (its last client completion), so a Diskless state report queued
+//   before it went out after the attach's Inconsistent one. The attach is now an event.
+// Replay: ditto-sim run --seed 20 --swarm --ops 400 --swarm-diskless --trace
+//         ditto-sim run --seed 1552 --swarm --ops 400 --trace
+TEST(RegressionAttach, ReattachedDisksNeitherLoseNorStallTheNewestData) {
+  for (const auto& [seed, diskless] : {std::pair{20u, true}, std::pair{974u, true},
+                                       std::pair{1552u, false}, std::pair{2520u, false}}) {
+    SCOPED_TRACE(seed);
+    const SimOptions options = swarm_options(seed, 400, {}, false, false, diskless);
+    ASSERT_EQ(options.diskless_client, diskless);
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+    EXPECT_GE(result.converged_after_ns, 0);
+  }
+}
+
+// Three more, once the branch had main's resize and connection settings:
+// - seed 237 (CI's flags: reads and congestion drawn): the Primary attached its disk and was
+//   its peer's SyncTarget when it crashed; the resynced blocks it had not flushed were lost, and
+//   its persisted bitmap toward the source still named them. At the restart the handshake found
+//   its current UUID (the generation it had served, not what its disk held) in the source's
+//   bitmap slot of another node (rule bitmap-peer-other) and cleared that bitmap: the lost
+//   blocks were never fetched again, and the node, UpToDate at the end, resynced the others
+//   over the newest data. Fixed: the target keeps its bitmap on that rule (what an
+//   interrupted resync still owes it); main's union resync (the target keeps its bits on
+//   bitmap-peer-other whatever its disk state) took the place of the branch's
+//   Inconsistent-only rule at the merge.
+// - seed 605 (2 nodes, protocol A): a Primary's disk failed after its peer's connection broke
+//   with writes in flight that only the Primary's disk held; it attached again with no peer, on
+//   the generation it served, and came back Outdated (the metadata of a detached disk says so),
+//   so the peer became its resync source over those writes. Fixed: a Primary attaching the disk
+//   of the generation it serves, with the next generation still pending (no write went
+//   through its peers since the detach), attaches it UpToDate. The simulator's oracle no longer
+//   requires a write acknowledged under protocol A on its sending alone while the Primary's own
+//   disk failed it (held by no disk, as in DRBD).
+// - seed 1039 (liveness): the Primary, Inconsistent on a newer generation, became the full
+//   SyncTarget of an UpToDate peer on an older one (the disk-state rule of seed 95), and that
+//   source recorded the Primary's generation as its bitmap UUID toward it. A third node holding
+//   that generation then met the source: each found its own current UUID in the other's bitmap
+//   UUIDs and waited for the other as its source, for good. Fixed: a source made so by the disk
+//   states alone records no bitmap UUID.
+// Replay: ditto-sim run --seed 237 --swarm --ops 400 --swarm-reads --swarm-congestion --trace
+//         ditto-sim run --seed 605 --swarm --ops 400 --swarm-reads --swarm-congestion --trace
+//         ditto-sim run --seed 1039 --swarm --ops 400 --trace
+TEST(RegressionAttach, AnInterruptedAttachResyncAndAnAttachWithoutPeersKeepTheNewestData) {
+  struct Case {
+    std::uint64_t seed;
+    bool reads_and_congestion;
+  };
+  // Seeds 24 and 480 (CI's flags), found on this branch and fixed by c0f97d6, run here too.
+  for (const Case& run : {Case{237, true}, Case{605, true}, Case{1039, false}, Case{24, true},
+                          Case{480, true}}) {
+    SCOPED_TRACE(run.seed);
+    const SimOptions options = swarm_options(run.seed, 400, {}, false, run.reads_and_congestion,
+                                             false, run.reads_and_congestion);
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+    EXPECT_GE(result.converged_after_ns, 0);
+  }
+}
+
+// Found when the attach branch was merged with main (the bug is main's; the shrunk schedule
+// fails there too). Seed 2801 (3 nodes): node2, SyncTarget of node0 on node0's newer branch,
+// had written a resync reply to its disk when node0's disk failed; node2 dropped the connection
+// before that write completed, and the completion, no longer its source's, was dropped without
+// a trace: the block held node0's version, but node2's bitmap toward node1 (the new Primary,
+// on the other branch) did not say so. node2 then resynced from node1 by the union of both
+// bitmaps and turned UpToDate with node0's version of that block (silent divergence). Fixed:
+// a resync write that completes after its source is gone is out of sync toward every other
+// node (its bits toward the source stay set).
+// Replay: ditto-sim run --seed 2801 --swarm --ops 400 --trace
+TEST(RegressionResync, AResyncWriteCompletingAfterItsSourceLeftIsOutOfSyncTowardTheOthers) {
+  const RunResult result = run_simulation(swarm(2801, 400));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Quorum swarm seed 750 (5 nodes), an oracle bug: the Primary's write reached node3's disk, and
+// its link to node2 broke with the write in flight (node2 never got it); node3's disk then
+// failed and was attached again (Inconsistent, SyncTarget of the Primary), and the Primary's own
+// disk failed before that resync was done. node3 later resynced from node2, the only UpToDate
+// node left, and ended UpToDate without the write. DRBD does the same: a re-attached disk is no
+// source, and the only other copy died with the Primary's disk. The oracle still held node3 to
+// what its disk had before the detach. Fixed: attaching a disk turns the node's promised writes
+// into unpromised ones (counted, as writes held on an Inconsistent disk are).
+// Replay: ditto-sim run --seed 750 --swarm --ops 400 --swarm-quorum --trace
+TEST(RegressionAttach, AReattachedDiskIsNoPromiseOfTheWritesItHeldBeforeTheDetach) {
+  const SimOptions options = swarm_options(750, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  EXPECT_GT(result.inconsistent_writes_overwritten, 0u);
+}
+
+// Quorum swarm seed 768 (4 nodes): the Primary's disk failed, it started new generations
+// while writing through its peers, and attached the disk again: a resync in place from node1,
+// an UpToDate Secondary that followed every new generation. At the end of that resync the
+// Primary took the generations it had recorded for node1, which were those of node1's last
+// StateReport (a Secondary does not report the generations it adopts): an old one. So the
+// Primary went back to an older current UUID and dropped its bitmap UUIDs toward the peers it
+// had missed; node3, on one of the newer generations, then met it as history-both and the
+// split brain stayed unresolved although quorum was on. Fixed: a Primary whose disk caught up
+// in place from an UpToDate replica keeps the generations it serves (the source holds them)
+// and only drops its own slot and the source's, which the resync made obsolete.
+// Replay: ditto-sim run --seed 768 --swarm --ops 400 --swarm-quorum --trace
+TEST(RegressionAttach, APrimaryWhoseDiskCaughtUpInPlaceKeepsTheGenerationsItServes) {
+  const SimOptions options = swarm_options(768, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
+// Swarm seed 871 drawn with --swarm-quorum (5 nodes, quorum not drawn): node2's disk failed and
+// was attached again while a partition cut it off from the Primary node0; it resynced in place
+// from node1, a Secondary of node0, and ended UpToDate in node0's generation. node0 wrote on
+// without node2 (node1 forwarded that node0 calls node2 weak), but node2 stayed UpToDate: only a
+// StateReport arriving after the resync would have outdated it. Later node1, outdated by then,
+// met node2 and the disk states made node2 the source of the Primary's writes it never had.
+// Fixed: a SyncTarget that turns UpToDate outdates itself at once when a peer forwards that the
+// Primary calls it weak (DRBD: a Secondary that learns of a Primary it is not connected to
+// outdates itself). Seed 81 with quorum, reads and a diskless client (silent divergence on the
+// merged branch) passes with it too; so does 65 (tests/sim/quorum_test.cpp).
+// Replay: ditto-sim run --seed 871 --swarm --ops 400 --swarm-quorum --trace
+//         ditto-sim run --seed 81 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
+TEST(RegressionAttach, ASyncTargetThePrimaryCallsWeakOutdatesItselfWhenItsResyncEnds) {
+  const RunResult result = run_simulation(swarm_options(871, 400, {}, true));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  const RunResult other = run_simulation(swarm_options(81, 400, {}, true, true, true));
+  EXPECT_EQ(other.violation_count, 0u) << describe(other, 5);
 }
 
 TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
