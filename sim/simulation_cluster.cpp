@@ -150,9 +150,11 @@ void Simulation::write_completed(std::uint8_t node, const ClientOperation& opera
   // Protocols A and B acknowledge before the peers' disks have the write: only the local disk
   // must hold it (the oracle still checks what every node that claims UpToDate holds).
   if (options_.protocol != Protocol::c) required &= 1u << node;
-  // A write that waited for the activity log while the Primary's disk detached was never
-  // submitted locally: it went to the peers only.
-  if (nodes_[node]->core->disk_state() <= DiskState::failed) required &= ~(1u << node);
+  // A Primary without an UpToDate disk writes through its peers only: a write that waited for
+  // the activity log while its disk detached was never submitted locally, and a disk attached
+  // again is Inconsistent until its resync ends, which brings it the block (the core marks it
+  // for its resync sources; quorum swarm seed 1688).
+  if (nodes_[node]->core->disk_state() != DiskState::up_to_date) required &= ~(1u << node);
   for (std::uint8_t peer = 0; peer < options_.nodes; ++peer) {
     if (peer == node) continue;
     const Connection& entry = connection(node, peer);

@@ -475,6 +475,19 @@ TEST(RegressionAttach, AReattachedDiskIsNoPromiseOfTheWritesItHeldBeforeTheDetac
   EXPECT_GT(result.inconsistent_writes_overwritten, 0u);
 }
 
+// Quorum swarm seed 1688 (3 nodes; shrunk to an EIO on the Primary's disk and a crash of
+// node2): the Primary's disk failed and was attached again; Inconsistent, a SyncTarget of node1,
+// it writes through its peers and marks each write for its resync source. The oracle still
+// required its own disk to hold each protocol C write ("acknowledged by node0 before node0
+// stored it"), as if it were a replica. Only an UpToDate disk is one; the resync brings the block.
+// Replay: ditto-sim run --seed 1688 --swarm --ops 400 --swarm-quorum --trace
+TEST(RegressionAttach, APrimaryWhoseAttachedDiskIsStillInconsistentIsNoReplicaForProtocolC) {
+  const SimOptions options = swarm_options(1688, 400, {}, true);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  EXPECT_EQ(result.divergent_blocks, 0u) << describe(result, 5);
+}
+
 // Quorum swarm seed 768 (4 nodes): the Primary's disk failed, it started new generations
 // while writing through its peers, and attached the disk again: a resync in place from node1,
 // an UpToDate Secondary that followed every new generation. At the end of that resync the
