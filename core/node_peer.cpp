@@ -552,9 +552,9 @@ void Node::release_requests_from_non_targets() {
 // handshake could resync from. A peer that becomes a replication target while writes are in
 // flight gets them now: else it turns or stays UpToDate without them, since the nodes that
 // got them mark them toward it (their PeerAck does not name it) while already Established
-// with it, where no resync starts (diskless swarm seed 65: the peer served reads of blocks it
-// never received). Sent in the current epoch: on the new target's stream they come before
-// every write issued after it joined.
+// with it, where no resync starts (diskless swarm seed 4609 with read policies, and a cause of
+// quorum seed 65: the peer served reads of blocks it never received). Sent in the current
+// epoch: on the new target's stream they come before every write issued after it joined.
 void Node::send_in_flight_writes_to_new_targets(std::uint32_t targets_before) {
   if (role_ != Role::primary || disk_state_ == DiskState::up_to_date) return;
   const std::uint32_t added = replication_targets_mask() & ~targets_before;
