@@ -587,7 +587,23 @@ void TcpTransport::enqueue(const std::shared_ptr<Connection>& connection,
             frame.begin() + static_cast<std::ptrdiff_t>(prefix_size_bytes));
   connection->send_queue.push_back(std::move(frame));
   connection->send_queue_bytes += frame_size_bytes;
-  if (connection->frames_in_flight == 0) write_next(connection);
+  schedule_write(connection);
+}
+
+// The write starts once the handlers that are ready now have run, not at the first frame: the
+// frames one batch of input produces (the Data of every NBD write in one read, the acks of
+// every disk completion in one reap) then leave in one gathered system call rather than in
+// two (the first frame alone, then the rest once its write completed).
+void TcpTransport::schedule_write(const std::shared_ptr<Connection>& connection) {
+  if (connection->frames_in_flight > 0 || connection->write_scheduled) return;
+  connection->write_scheduled = true;
+  asio::post(io_, [this, lifetime = lifetime_, connection] {
+    connection->write_scheduled = false;
+    if (!lifetime->alive || connection->closed) return;
+    if (connection->frames_in_flight == 0 && !connection->send_queue.empty()) {
+      write_next(connection);
+    }
+  });
 }
 
 void TcpTransport::write_next(const std::shared_ptr<Connection>& connection) {
