@@ -8,7 +8,10 @@
 # 4 KiB random read QD32 (IOPS), 4 KiB random write QD1 with fdatasync after each write (the
 # durability cost; fio's nbd engine sends NBD_CMD_FLUSH for it). For each target it also reports the
 # CPU time of the target's own processes per I/O (not fio's), from /proc/PID/stat.
-# Usage: bench/nbd_bench.sh [--runtime S] [--size-mib N] [--targets a,b,...] [--out FILE]
+# Usage: bench/nbd_bench.sh [--runtime S] [--size-mib N] [--targets a,b,...] [--jobs a,b,...]
+#                           [--build DIR] [--out FILE]
+#   --build DIR  use the dittod/dittoadm already built in DIR (an A/B run against another
+#                worktree's build) instead of building the release preset
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -17,25 +20,33 @@ runtime=10
 size_mib=1024
 targets="raw,qemu-nbd,nbdkit,ditto1,ditto2,ditto3"
 out=""
+build=""
+job_filter=""
 while (($#)); do
   case "$1" in
     --runtime) runtime="$2"; shift ;;
     --size-mib) size_mib="$2"; shift ;;
     --targets) targets="$2"; shift ;;
     --out) out="$2"; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --build) build="$2"; shift ;;
+    --jobs) job_filter="$2"; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "nbd_bench: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
 done
 
-tools/bootstrap.sh
-cmake --preset release >/dev/null
-if ! cmake --build --preset release -j "$(nproc)" --target dittod dittoadm ditto-bench-tcp-rtt \
-    >/tmp/ditto-bench-build.log 2>&1; then
-  tail -30 /tmp/ditto-bench-build.log >&2; echo "nbd_bench: build failed" >&2; exit 1
+if [[ -n "$build" ]]; then
+  bin=$(cd "$build" && pwd)
+else
+  tools/bootstrap.sh
+  cmake --preset release >/dev/null
+  if ! cmake --build --preset release -j "$(nproc)" --target dittod dittoadm ditto-bench-tcp-rtt \
+      >/tmp/ditto-bench-build.log 2>&1; then
+    tail -30 /tmp/ditto-bench-build.log >&2; echo "nbd_bench: build failed" >&2; exit 1
+  fi
+  bin="$root/build/release"
 fi
-bin="$root/build/release"
 work=/var/tmp/ditto-bench
 rm -rf "$work"; mkdir -p "$work"
 ticks=$(getconf CLK_TCK)
@@ -88,6 +99,10 @@ start_ditto() {  # $1 = node count
       --control "$work/${names[i]}.sock" "${nbd[@]}" >"$work/${names[i]}.log" 2>&1 &
     pids+=($!)
   done
+  for _ in $(seq 1 200); do  # the control socket first: with 1 node nothing else is awaited
+    [[ -S "$work/alpha.sock" ]] && break
+    sleep 0.05
+  done
   for _ in $(seq 1 200); do
     local connected
     connected=$("$bin/datapath/dittoadm" --control "$work/alpha.sock" status r0 --json 2>/dev/null |
@@ -106,6 +121,7 @@ declare -A job_args=(
   [fsync]="--rw=randwrite --bs=4k --iodepth=1 --fsync=1"
 )
 jobs=(qd1 qd32 seq1m randread fsync)
+if [[ -n "$job_filter" ]]; then IFS=, read -r -a jobs <<<"$job_filter"; fi
 
 run_jobs() {  # $1 target name, $2 fio engine args, rest: server pids
   local target=$1 engine=$2; shift 2
@@ -167,12 +183,14 @@ for target in "${target_list[@]}"; do
   esac
 done
 
-rtt=$("$bin/bench/ditto-bench-tcp-rtt" 20000 4096)
+rtt="-"
+if [[ -x "$bin/bench/ditto-bench-tcp-rtt" ]]; then rtt=$("$bin/bench/ditto-bench-tcp-rtt" 20000 4096); fi
 {
   echo "| target | job | IOPS | MiB/s | p50 µs | p99 µs | server CPU µs/IO |"
   echo "|---|---|---:|---:|---:|---:|---:|"
   awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7}' "$work/results.tsv"
   echo
   echo "loopback TCP round trip (4 KiB): $rtt"
-  echo "command: bench/nbd_bench.sh --runtime $runtime --size-mib $size_mib --targets $targets"
+  echo "command: bench/nbd_bench.sh --runtime $runtime --size-mib $size_mib --targets $targets${job_filter:+ --jobs $job_filter}${build:+ --build $build}"
+  echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "${out:-/dev/null}"

@@ -104,6 +104,13 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
   if (const config::Option* option = config_.resource.options.find("auto-promote")) {
     auto_promote_ = option->values.empty() || option->values.front() != "no";
   }
+  if (disk_ && own_pool_ && !own_pool_->slab().empty()) {
+    // A ring and pool of its own (no shard): the slab is the ring's fixed buffer, as a shard's
+    // is (daemon_shard.cpp register_pool); without it, plain buffers work too.
+    if (Status status = disk_->register_buffers(own_pool_->slab()); !status.ok()) {
+      log("I/O buffers not registered, using plain ones: " + status.error().message);
+    }
+  }
   if (disk_) {
     disk_->set_completion_handler(
         [this](std::uint64_t cookie, int result) { on_disk_completion(cookie, result); });

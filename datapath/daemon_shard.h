@@ -77,6 +77,7 @@ class DaemonShard {
   std::vector<std::string> names() const;
 
  private:
+  void register_pool();
   struct Entry {
     std::unique_ptr<ResourceRunner> runner;
     std::unique_ptr<MetricsServer> metrics;

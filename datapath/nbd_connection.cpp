@@ -482,7 +482,19 @@ void Connection::queue_reply(const Request& request, std::uint32_t error,
     message.payload_bytes = request.io.length_bytes;
   }
   outgoing_.push_back(std::move(message));
-  flush_writes();
+  schedule_flush_writes();
+}
+
+// Replies start going out once the handlers that are ready now have run: the replies of one
+// batch of completions (a reap of the disk ring, the acks of one read from a peer) leave in one
+// gathered system call instead of the first alone and the rest after its write completed.
+void Connection::schedule_flush_writes() {
+  if (writing_ || flush_scheduled_) return;
+  flush_scheduled_ = true;
+  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+    self->flush_scheduled_ = false;
+    self->flush_writes();
+  });
 }
 
 void Connection::arm_buffer_retry() {

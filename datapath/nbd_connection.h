@@ -107,6 +107,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Output.
   void flush_writes();
+  void schedule_flush_writes();
   void on_written(const boost::system::error_code& error);
   void drop_unsent(std::size_t from);
 
@@ -145,6 +146,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::vector<boost::asio::const_buffer> write_buffers_;
   std::size_t writing_count_ = 0;  // messages at the front of outgoing_ being written
   bool writing_ = false;
+  bool flush_scheduled_ = false;  // a posted flush_writes is pending (schedule_flush_writes)
   bool finished_ = false;
 };
 

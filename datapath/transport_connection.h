@@ -68,6 +68,7 @@ struct TcpTransport::Connection {
   std::deque<std::vector<std::uint8_t>> send_queue;  // whole frames; the first ones in flight
   std::size_t send_queue_bytes = 0;
   std::size_t frames_in_flight = 0;
+  bool write_scheduled = false;  // a posted write_next is pending (schedule_write)
   std::vector<boost::asio::const_buffer> write_buffers;
   // With TLS a batch of frames is copied into one buffer: one record and one system call
   // rather than one per frame (ssl::stream writes one buffer per call).

@@ -239,6 +239,7 @@ class TcpTransport {
   void enqueue(const std::shared_ptr<Connection>& connection, const wire::Message& message,
                std::span<const std::uint8_t> payload = {});
 
+  void schedule_write(const std::shared_ptr<Connection>& connection);
   void write_next(const std::shared_ptr<Connection>& connection);
   void on_written(const std::shared_ptr<Connection>& connection,
                   const boost::system::error_code& error);

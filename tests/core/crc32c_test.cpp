@@ -54,5 +54,25 @@ TEST(Crc32c, ExtendingPieceByPieceEqualsTheWholeAndEveryPathAgreesWithTheTables)
   }
 }
 
+TEST(Crc32c, LargeBuffersThroughTheInterleavedStreamsAgreeWithTheTables) {
+  // Lengths around the three-stream blocks (3 x 256 and 3 x 8192 bytes) and up to a 1 MiB Data
+  // payload, at unaligned starts, whole and split.
+  Prng prng{20261127};
+  std::vector<std::uint8_t> buffer((1u << 20) + 16);
+  for (std::uint8_t& byte : buffer) byte = static_cast<std::uint8_t>(prng.next_u64());
+  std::vector<std::size_t> lengths{767, 768, 769, 1535, 1536, 24575, 24576, 24577, 49152 + 776,
+                                   1u << 20};
+  for (int trial = 0; trial < 40; ++trial) lengths.push_back(prng.next_u64() % (1u << 20));
+  for (const std::size_t length : lengths) {
+    const std::size_t start = prng.next_u64() % 16;
+    const std::span<const std::uint8_t> whole{buffer.data() + start, length};
+    const std::uint32_t expected = crc32c_extend_portable(0, whole);
+    ASSERT_EQ(crc32c(whole), expected) << "start " << start << " length " << length;
+    const std::size_t split = prng.next_u64() % (length + 1);
+    ASSERT_EQ(crc32c_extend(crc32c_extend(0, whole.first(split)), whole.subspan(split)), expected)
+        << "start " << start << " length " << length << " split " << split;
+  }
+}
+
 }  // namespace
 }  // namespace ditto
