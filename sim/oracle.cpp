@@ -10,7 +10,7 @@ namespace ditto::sim {
 
 BlockOracle::BlockOracle(std::uint64_t block_count, std::uint32_t nodes)
     : lineage_(block_count, 0),
-      up_to_date_copies_(block_count, 0),
+      up_to_date_peer_copies_(block_count, 0),
       nodes_(nodes, std::vector<std::uint64_t>(block_count, 0)),
       unpromised_(nodes, std::vector<std::uint64_t>(block_count, 0)) {
   DITTO_ASSERT(block_count > 0);
@@ -48,8 +48,8 @@ void BlockOracle::write_acknowledged(std::uint64_t tag, Holders holders) {
     // One write per block at a time: nothing newer can have been acknowledged already.
     DITTO_ASSERT(lineage_[block] < tag);
     lineage_[block] = tag;
-    up_to_date_copies_[block] =
-        static_cast<std::uint8_t>(std::popcount(holders.up_to_date & holders.promised));
+    up_to_date_peer_copies_[block] =
+        static_cast<std::uint8_t>(std::popcount(holders.up_to_date_peers & holders.promised));
     for (std::uint32_t node = 0; node < nodes_.size(); ++node) {
       if ((holders.promised >> node) & 1u) nodes_[node][block] = tag;
       if ((holders.unpromised >> node) & 1u) unpromised_[node][block] = tag;
@@ -87,9 +87,9 @@ FailoverLoss BlockOracle::failover(std::uint32_t node, std::span<const std::uint
       continue;
     }
     loss.blocks += 1;
-    if (up_to_date_copies_[block] < 2) loss.single_copy += 1;
+    if (up_to_date_peer_copies_[block] == 0) loss.single_copy += 1;
     lineage_[block] = nodes_[node][block];
-    up_to_date_copies_[block] = copies_unknown;
+    up_to_date_peer_copies_[block] = copies_unknown;
   }
   return loss;
 }
@@ -111,7 +111,7 @@ std::uint64_t BlockOracle::split_brain_discard(std::uint32_t victim, std::uint32
     }
     nodes_[victim][block] = kept;
     lineage_[block] = kept;
-    up_to_date_copies_[block] = copies_unknown;
+    up_to_date_peer_copies_[block] = copies_unknown;
   }
   return discarded;
 }

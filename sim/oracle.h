@@ -62,16 +62,17 @@ class Violations {
 
 // The nodes that had completed an acknowledged write on their disks: `promised` as a replica
 // (bit n: node n), `unpromised` only on a disk that was Inconsistent then and still is.
-// `up_to_date`: the holders whose disk was UpToDate at the acknowledgement.
+// `up_to_date_peers`: the holders besides the acknowledging Primary whose disk was UpToDate at
+// the acknowledgement.
 struct Holders {
   std::uint32_t promised = 0;
   std::uint32_t unpromised = 0;
-  std::uint32_t up_to_date = 0;
+  std::uint32_t up_to_date_peers = 0;
 };
 
 // What a failover could not keep: `blocks` whose last acknowledged write the promoted node
-// lacks; of those, `single_copy` ones whose write had no UpToDate copy but one (the old
-// Primary's) when it was acknowledged.
+// lacks; of those, `single_copy` ones whose write had no UpToDate copy but the old Primary's
+// own when it was acknowledged (no UpToDate peer held it).
 struct FailoverLoss {
   std::uint64_t blocks = 0;
   std::uint64_t single_copy = 0;
@@ -135,10 +136,10 @@ class BlockOracle {
   bool allowed_after(std::uint64_t baseline, std::uint64_t block, std::uint64_t tag) const;
 
   std::vector<std::uint64_t> lineage_;             // per block; 0: never written
-  // Per block: UpToDate holders of the last acknowledged write when it was acknowledged;
+  // Per block: UpToDate peers that held the last acknowledged write when it was acknowledged;
   // copies_unknown once the lineage continued from another node's record (judged strictly).
   static constexpr std::uint8_t copies_unknown = 0xff;
-  std::vector<std::uint8_t> up_to_date_copies_;
+  std::vector<std::uint8_t> up_to_date_peer_copies_;
   std::vector<std::vector<std::uint64_t>> nodes_;  // per node, per block
   // Per node, per block: the last acknowledged write it held only on an Inconsistent disk.
   std::vector<std::vector<std::uint64_t>> unpromised_;

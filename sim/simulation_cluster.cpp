@@ -141,9 +141,9 @@ void Simulation::write_completed(std::uint8_t node, const ClientOperation& opera
     holders.unpromised |= bit;
   }
   for (std::uint8_t peer = 0; peer < options_.nodes; ++peer) {
-    if ((holders.promised & (1u << peer)) == 0 || !alive(peer)) continue;
+    if (peer == node || (holders.promised & (1u << peer)) == 0 || !alive(peer)) continue;
     if (nodes_[peer]->core->disk_state() != DiskState::up_to_date) continue;
-    holders.up_to_date |= 1u << peer;
+    holders.up_to_date_peers |= 1u << peer;
   }
   if (!ok) return;
   // Protocols A and B acknowledge a write once it is sent: when the Primary's own disk failed

@@ -237,11 +237,11 @@ TEST(BlockOracle, AFailoverCountsWhatTheNewPrimaryGotAfterTheAcknowledgementAsHe
 TEST(BlockOracle, AFailoverCountsTheLostBlocksWhoseOnlyUpToDateCopyWasThePrimarys) {
   sim::BlockOracle oracle(4, 3);
   oracle.write_issued(0, 1, 3);
-  oracle.write_acknowledged(3, sim::Holders{0b011, 0, 0b011});  // nodes 0 and 1 UpToDate
+  oracle.write_acknowledged(3, sim::Holders{0b011, 0, 0b010});  // node 1 UpToDate
   oracle.write_issued(1, 1, 4);
-  oracle.write_acknowledged(4, sim::Holders{0b001, 0b100, 0b001});  // node 2 Inconsistent
+  oracle.write_acknowledged(4, sim::Holders{0b001, 0b100, 0});  // node 2 Inconsistent
   oracle.write_issued(2, 1, 5);
-  oracle.write_acknowledged(5, sim::Holders{0b101, 0, 0b001});  // node 2 Outdated then
+  oracle.write_acknowledged(5, sim::Holders{0b101, 0, 0});  // node 2 Outdated then
   const std::vector<std::uint64_t> image{0, 0, 0, 0};  // node 2 was resynced from elsewhere
   const sim::FailoverLoss loss = oracle.failover(2, image);
   EXPECT_EQ(loss.blocks, 2u);       // blocks 0 and 1; node 2 is on record for block 2
