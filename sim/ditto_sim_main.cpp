@@ -55,6 +55,8 @@ nlohmann::json to_json(const RunResult& result) {
                         {"writes_in_flight_at_crash", result.writes_in_flight_at_crash},
                         {"promoted", result.promoted},
                         {"blocks_lost_at_failover", result.blocks_lost_at_failover},
+                        {"single_copy_blocks_lost_at_failover",
+                         result.single_copy_blocks_lost_at_failover},
                         {"divergent_blocks", result.divergent_blocks},
                         {"inconsistent_writes_overwritten",
                          result.inconsistent_writes_overwritten},
@@ -90,11 +92,13 @@ void print_text(const RunResult& result) {
   if (result.crashed) {
     std::printf(
         "crashes: %llu writes in flight at Primary crashes (disk kept %u, lost %u, torn %u); "
-        "failover %s; blocks lost at failover %llu; divergent blocks %llu\n",
+        "failover %s; blocks lost at failover %llu (whose only UpToDate copy was the Primary's "
+        "%llu); divergent blocks %llu\n",
         static_cast<unsigned long long>(result.writes_in_flight_at_crash),
         result.crash_disk.writes_kept, result.crash_disk.writes_lost, result.crash_disk.writes_torn,
         result.promoted ? "succeeded" : "did not happen",
         static_cast<unsigned long long>(result.blocks_lost_at_failover),
+        static_cast<unsigned long long>(result.single_copy_blocks_lost_at_failover),
         static_cast<unsigned long long>(result.divergent_blocks));
   }
   if (result.inconsistent_writes_overwritten > 0) {

@@ -1,6 +1,7 @@
 #include "sim/oracle.h"
 
 #include <algorithm>
+#include <bit>
 
 #include "core/assert.h"
 #include "sim/sim_disk.h"
@@ -9,6 +10,7 @@ namespace ditto::sim {
 
 BlockOracle::BlockOracle(std::uint64_t block_count, std::uint32_t nodes)
     : lineage_(block_count, 0),
+      up_to_date_peer_copies_(block_count, 0),
       nodes_(nodes, std::vector<std::uint64_t>(block_count, 0)),
       unpromised_(nodes, std::vector<std::uint64_t>(block_count, 0)) {
   DITTO_ASSERT(block_count > 0);
@@ -46,6 +48,8 @@ void BlockOracle::write_acknowledged(std::uint64_t tag, Holders holders) {
     // One write per block at a time: nothing newer can have been acknowledged already.
     DITTO_ASSERT(lineage_[block] < tag);
     lineage_[block] = tag;
+    up_to_date_peer_copies_[block] =
+        static_cast<std::uint8_t>(std::popcount(holders.up_to_date_peers & holders.promised));
     for (std::uint32_t node = 0; node < nodes_.size(); ++node) {
       if ((holders.promised >> node) & 1u) nodes_[node][block] = tag;
       if ((holders.unpromised >> node) & 1u) unpromised_[node][block] = tag;
@@ -65,15 +69,16 @@ void BlockOracle::disk_attached(std::uint32_t node) {
                            [](std::uint64_t tag) { return tag == 0; }));
 }
 
-std::uint64_t BlockOracle::failover(std::uint32_t node, std::span<const std::uint64_t> image) {
+FailoverLoss BlockOracle::failover(std::uint32_t node, std::span<const std::uint64_t> image) {
   DITTO_ASSERT(node < nodes_.size());
   DITTO_ASSERT(image.size() == lineage_.size());
-  std::uint64_t lost = 0;
+  FailoverLoss loss;
   for (std::uint64_t block = 0; block < lineage_.size(); ++block) {
     // On the disk: the last acknowledged write itself, or a later write to the block (issued
-    // after it was acknowledged). Torn or unreadable blocks do not count as held.
-    const std::uint64_t stored = image[block];
-    const bool clean = (stored & (torn_tag_bit | unreadable_tag_bit)) == 0;
+    // after it was acknowledged). A torn block does not count as held; one that fails its
+    // checksum over such a write does (a detected error: reads go to a peer or fail).
+    const std::uint64_t stored = image[block] & ~unreadable_tag_bit;
+    const bool clean = (stored & torn_tag_bit) == 0;
     const bool on_disk = clean && lineage_[block] != 0 &&
                          (stored == lineage_[block] ||
                           (stored > lineage_[block] && covers(stored, block)));
@@ -81,10 +86,12 @@ std::uint64_t BlockOracle::failover(std::uint32_t node, std::span<const std::uin
       nodes_[node][block] = lineage_[block];
       continue;
     }
-    lost += 1;
+    loss.blocks += 1;
+    if (up_to_date_peer_copies_[block] == 0) loss.single_copy += 1;
     lineage_[block] = nodes_[node][block];
+    up_to_date_peer_copies_[block] = copies_unknown;
   }
-  return lost;
+  return loss;
 }
 
 void BlockOracle::split_started() {
@@ -104,6 +111,7 @@ std::uint64_t BlockOracle::split_brain_discard(std::uint32_t victim, std::uint32
     }
     nodes_[victim][block] = kept;
     lineage_[block] = kept;
+    up_to_date_peer_copies_[block] = copies_unknown;
   }
   return discarded;
 }

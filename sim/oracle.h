@@ -27,6 +27,13 @@
 //   (disk_attached): the disk comes back Outdated or Inconsistent, DRBD resyncs it from any
 //   UpToDate node, and when that node lacks a write only the detached disk and a Primary whose
 //   disk then failed too had, the write is gone (quorum swarm seed 750).
+// A failover also counts the lost blocks whose last acknowledged write had no UpToDate copy but
+// the old Primary's at the acknowledgement (FailoverLoss::single_copy): quorum does not keep
+// those. DRBD counts a connected peer whose disk is Inconsistent or Outdated as `present` toward
+// quorum (calc_quorum, drbd9-semantics.md §8.1), so a Primary whose other voters are such peers
+// acknowledges writes it alone holds consistently; when it crashes, an UpToDate node of the
+// older generation has quorum with those peers and resyncs them (quorum swarm seeds 1821, 2499).
+// quorum-minimum-redundancy, off by default, is DRBD's remedy.
 #pragma once
 
 #include <cstdint>
@@ -55,9 +62,20 @@ class Violations {
 
 // The nodes that had completed an acknowledged write on their disks: `promised` as a replica
 // (bit n: node n), `unpromised` only on a disk that was Inconsistent then and still is.
+// `up_to_date_peers`: the holders besides the acknowledging Primary whose disk was UpToDate at
+// the acknowledgement.
 struct Holders {
   std::uint32_t promised = 0;
   std::uint32_t unpromised = 0;
+  std::uint32_t up_to_date_peers = 0;
+};
+
+// What a failover could not keep: `blocks` whose last acknowledged write the promoted node
+// lacks; of those, `single_copy` ones whose write had no UpToDate copy but the old Primary's
+// own when it was acknowledged (no UpToDate peer held it).
+struct FailoverLoss {
+  std::uint64_t blocks = 0;
+  std::uint64_t single_copy = 0;
 };
 
 class BlockOracle {
@@ -79,11 +97,13 @@ class BlockOracle {
   void disk_attached(std::uint32_t node);
 
   // The lineage continues on `node` (it was promoted after the Primary was lost); `image` is
-  // what its disk shows now. Returns the number of blocks whose last acknowledged write `node`
-  // holds neither by the record of acknowledgements nor on its disk: a node also gets writes
-  // after they were acknowledged (a resync from the Primary that held them), which the record
-  // of holders at acknowledgement does not see.
-  std::uint64_t failover(std::uint32_t node, std::span<const std::uint64_t> image);
+  // what its disk shows now. Returns the blocks whose last acknowledged write `node` holds
+  // neither by the record of acknowledgements nor on its disk: a node also gets writes after
+  // they were acknowledged (a resync from the Primary that held them), which the record of
+  // holders at acknowledgement does not see. A block that fails its checksum over the write
+  // (bit rot, the blocks a misdirected write was meant for) is held: the disk detected the
+  // damage, a read of it fails locally and goes to a peer, never returns older data.
+  FailoverLoss failover(std::uint32_t node, std::span<const std::uint64_t> image);
 
   // Split brain: the nodes stop replicating to each other and both take writes. split_started
   // remembers what each node held then. When a policy (or the operator) discards the victim's
@@ -116,6 +136,10 @@ class BlockOracle {
   bool allowed_after(std::uint64_t baseline, std::uint64_t block, std::uint64_t tag) const;
 
   std::vector<std::uint64_t> lineage_;             // per block; 0: never written
+  // Per block: UpToDate peers that held the last acknowledged write when it was acknowledged;
+  // copies_unknown once the lineage continued from another node's record (judged strictly).
+  static constexpr std::uint8_t copies_unknown = 0xff;
+  std::vector<std::uint8_t> up_to_date_peer_copies_;
   std::vector<std::vector<std::uint64_t>> nodes_;  // per node, per block
   // Per node, per block: the last acknowledged write it held only on an Inconsistent disk.
   std::vector<std::vector<std::uint64_t>> unpromised_;

@@ -56,6 +56,10 @@ struct RunResult {
   // Acknowledged blocks a failover could not keep because the promoted node was cut off when
   // they were written (no fencing or quorum yet: DRBD loses them too).
   std::uint64_t blocks_lost_at_failover = 0;
+  // Of those, the blocks whose last acknowledged write had no UpToDate copy but the old
+  // Primary's when it was acknowledged (its peers that held it were Inconsistent or Outdated):
+  // quorum promises nothing for them (sim/oracle.h).
+  std::uint64_t single_copy_blocks_lost_at_failover = 0;
   // Blocks whose last acknowledged write a node held only on an Inconsistent disk (no promise,
   // sim/oracle.h) and no longer holds at the end, although UpToDate: a full sync from another
   // lineage replaced it (summed over the UpToDate nodes).

@@ -206,7 +206,7 @@ TEST(BlockOracle, AFailoverContinuesTheLineageFromTheNewPrimaryAndCountsWhatIsLo
   oracle.write_issued(2, 1, 4);
   oracle.write_acknowledged(4, 0b01);  // node 1 never had it
   const std::vector<std::uint64_t> image{3, 3, 0, 0};  // what node 1's disk shows
-  EXPECT_EQ(oracle.failover(1, image), 1u);
+  EXPECT_EQ(oracle.failover(1, image).blocks, 1u);
   EXPECT_TRUE(oracle.allowed(2, 0));
   EXPECT_TRUE(oracle.allowed(0, 3));
   EXPECT_FALSE(oracle.allowed(0, 0));
@@ -224,12 +224,42 @@ TEST(BlockOracle, AFailoverCountsWhatTheNewPrimaryGotAfterTheAcknowledgementAsHe
   oracle.write_acknowledged(5, 0b01);
   oracle.write_issued(2, 1, 6);       // issued after 5 was acknowledged, never acknowledged
   const std::vector<std::uint64_t> image{3, 0, 6, 0};  // a resync brought 3; 6 overwrote 5
-  EXPECT_EQ(oracle.failover(1, image), 1u);           // only block 1 (tag 4) is lost
+  EXPECT_EQ(oracle.failover(1, image).blocks, 1u);  // only block 1 (tag 4) is lost
   EXPECT_TRUE(oracle.allowed(0, 3));
   EXPECT_FALSE(oracle.allowed(0, 0));
   EXPECT_TRUE(oracle.allowed(1, 0));
   EXPECT_TRUE(oracle.allowed_on(1, 0, 3));
   EXPECT_FALSE(oracle.allowed_on(1, 0, 0));  // node 1 holds tag 3 now and must keep it
+}
+
+// Quorum swarm seeds 1821 and 2499: a write the Primary acknowledged while its other holders
+// were Inconsistent (or Outdated) had one UpToDate copy; quorum does not keep it (sim/oracle.h).
+TEST(BlockOracle, AFailoverCountsTheLostBlocksWhoseOnlyUpToDateCopyWasThePrimarys) {
+  sim::BlockOracle oracle(4, 3);
+  oracle.write_issued(0, 1, 3);
+  oracle.write_acknowledged(3, sim::Holders{0b011, 0, 0b010});  // node 1 UpToDate
+  oracle.write_issued(1, 1, 4);
+  oracle.write_acknowledged(4, sim::Holders{0b001, 0b100, 0});  // node 2 Inconsistent
+  oracle.write_issued(2, 1, 5);
+  oracle.write_acknowledged(5, sim::Holders{0b101, 0, 0});  // node 2 Outdated then
+  const std::vector<std::uint64_t> image{0, 0, 0, 0};  // node 2 was resynced from elsewhere
+  const sim::FailoverLoss loss = oracle.failover(2, image);
+  EXPECT_EQ(loss.blocks, 2u);       // blocks 0 and 1; node 2 is on record for block 2
+  EXPECT_EQ(loss.single_copy, 1u);  // block 1: only the Primary's copy was UpToDate
+}
+
+// Quorum swarm seed 2652: the blocks a misdirected write was meant for fail their checksums but
+// hold the write's tag; the new Primary holds them (reads fail over to a peer, never return
+// older data). A block that fails its checksum over another write is not held.
+TEST(BlockOracle, AFailoverCountsABlockThatFailsItsChecksumOverTheWriteAsHeld) {
+  sim::BlockOracle oracle(4, 2);
+  oracle.write_issued(0, 2, 3);
+  oracle.write_acknowledged(3, 0b01);  // node 1 completed it, unacknowledged
+  const std::vector<std::uint64_t> image{3 | sim::unreadable_tag_bit, 7 | sim::unreadable_tag_bit,
+                                         0, 0};
+  EXPECT_EQ(oracle.failover(1, image).blocks, 1u);  // block 1 holds another write's data
+  EXPECT_TRUE(oracle.allowed(0, 3));
+  EXPECT_FALSE(oracle.allowed(0, 0));
 }
 
 TEST(BlockOracle, ATornBlockIsAllowedOnlyIfItsWriteIs) {

@@ -299,6 +299,42 @@ TEST(QuorumRegression, ASyncTargetTakesTheNewGenerationOfAPrimaryOnlyWhenItsResy
   }
 }
 
+// Quorum swarm seeds 1821 and 2499 (--first-seed 1001 --seeds 2000): the Primary acknowledged
+// writes while its quorum counted peers that were Inconsistent SyncTargets (2499: node1 and
+// node3 resyncing from it, node2 cut off; 1821: node2 Outdated then SyncTarget after a
+// restart, node1 cut off), so its own disk was the only UpToDate copy; then it crashed, and the
+// UpToDate node of the older generation, with the Inconsistent nodes, had quorum, was promoted
+// and resynced them. DRBD does the same: calc_quorum counts every connected peer with a disk
+// that is not UpToDate as `present` (drbd9-semantics.md §8.1), an Inconsistent SyncTarget
+// keeps its own current UUID when the Primary starts a new one (drbd_uuid_received_new_current,
+// §3.2), and its disk is never a resync source; quorum-minimum-redundancy (off by default) is
+// DRBD's remedy. Such a loss is counted (blocks_lost_at_failover,
+// single_copy_blocks_lost_at_failover) and is no violation of what quorum promises.
+TEST(QuorumRegression, AWriteWhoseOnlyUpToDateCopyWasThePrimarysIsNoQuorumPromise) {
+  for (const std::uint64_t seed : {1821u, 2499u}) {
+    const SimOptions options = swarm_options(seed, 400, {}, true);
+    ASSERT_TRUE(options.quorum.enabled());
+    const RunResult result = run_simulation(options);
+    EXPECT_GT(result.blocks_lost_at_failover, 0u) << seed << describe(result);
+    EXPECT_EQ(result.single_copy_blocks_lost_at_failover, result.blocks_lost_at_failover)
+        << seed << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
+  }
+}
+
+// Quorum swarm seed 2652: a misdirected write on node1 left the blocks it was meant for failing
+// their checksums (the disk holds the write's tag with unreadable_tag_bit). node1, cut off, later
+// resynced from node2 the blocks it had missed and was promoted; the failover check counted
+// those blocks as lost acknowledged writes. The disk detects the damage: a read fails locally
+// and goes to a peer (on-io-error detach), never returns older data, so a block that fails its
+// checksum over the write it was given counts as held.
+TEST(QuorumRegression, ABlockThatFailsItsChecksumOverTheWriteItGotIsNoLostWrite) {
+  const SimOptions options = swarm_options(2652, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 TEST(QuorumOptions, SchedulesCarryTheQuorumSettingsAndTheReplayCommandNamesThem) {
   const Schedule schedule = isolated_primary(7, majority(core::OnNoQuorum::io_error));
   const auto parsed = schedule_from_json(to_json(schedule));
