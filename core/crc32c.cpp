@@ -118,9 +118,7 @@ __attribute__((target("sse4.2"))) std::uint32_t extend_sse42(std::uint32_t crc,
   state = extend_three_streams(state, data, remaining, long_stream_bytes, shift_long);
   state = extend_three_streams(state, data, remaining, short_stream_bytes, shift_short);
   while (remaining >= 8) {
-    std::uint64_t word = 0;
-    std::memcpy(&word, data, sizeof word);  // x86 is little-endian, as the CRC's byte order
-    state = _mm_crc32_u64(state, word);
+    state = _mm_crc32_u64(state, load_u64(data));
     data += 8;
     remaining -= 8;
   }
