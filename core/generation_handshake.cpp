@@ -171,18 +171,21 @@ void disk_state_override(const HandshakeInput& in, HandshakeDecision& decision) 
     decision.full_sync_across_branches = true;
     return;
   }
-  // A Primary whose disk is Inconsistent (attached again and resyncing, node_attach.cpp) serves
-  // its data from its peers: a generation newer than an UpToDate peer's names writes that other
-  // peers hold or that failed, never data its own disk could give. It becomes that peer's
-  // SyncTarget for every block, as DRBD decides "due to disk states", instead of being a source
-  // that cannot send (swarm seed 95 with attach).
+  // A Primary whose disk is Inconsistent (attached again and resyncing, node_attach.cpp) on a
+  // newer generation than an UpToDate peer would be the source the generations call for, with
+  // no data of its own to send. DRBD's drbd_sync_handshake refuses: "I shall become SyncSource,
+  // but I am inconsistent!", and drops the connection (both sides here). Making the Primary the
+  // full SyncTarget of the older peer instead (swarm seed 95) let that peer count as its
+  // UpToDate replica and take writes on top of data without the newer generation's (quorum
+  // swarm seed 1069: a bitmap-both split brain with the node that held it).
   const bool inconsistent_primary_newer =
       (self == DiskState::inconsistent && in.self_role == Role::primary &&
        peer == DiskState::up_to_date && is_source(decision.strategy)) ||
       (peer == DiskState::inconsistent && in.peer_role == Role::primary &&
        self == DiskState::up_to_date && is_target(decision.strategy));
   if (inconsistent_primary_newer) {
-    decision.strategy = self > peer ? S::source_set_bitmap : S::target_set_bitmap;
+    decision.outcome = HandshakeOutcome::disconnect;
+    decision.reason = "I shall become SyncSource, but I am inconsistent!";
     return;
   }
   if ((tie_rule && is_if_both_failed(decision.strategy)) ||
@@ -306,6 +309,7 @@ HandshakeDecision sync_handshake(const HandshakeInput& in) {
     return decision;
   }
   disk_state_override(in, decision);
+  if (decision.outcome == HandshakeOutcome::disconnect) return decision;
   resolve_split_brain(in, decision);
   if (decision.outcome == HandshakeOutcome::standalone) return decision;
   if (!is_split_brain(decision.compare.strategy)) {  // step 9: --discard-my-data

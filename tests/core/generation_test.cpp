@@ -559,10 +559,14 @@ TEST(SyncHandshake, ATargetThatSyncedUpWithAnotherNodeKeepsItsBitsTowardTheSourc
   EXPECT_EQ(decision.bitmap_edit, BitmapEdit::none);
 }
 
-// An Inconsistent Primary on a newer generation than an UpToDate peer becomes that peer's full
-// SyncTarget (due to disk states). The peer, source only by the disk states, records no bitmap
-// UUID for the Primary's generation: its data does not descend from it.
-TEST(SyncHandshake, ASourceByDiskStatesAloneRecordsNoBitmapUuidForTheNewerPeer) {
+// An Inconsistent Primary on a newer generation than an UpToDate peer would be the source of
+// the resync the generations call for, with no data of its own to send: DRBD's
+// drbd_sync_handshake refuses ("I shall become SyncSource, but I am inconsistent!") and drops
+// the connection, on both sides. ditto made the Primary the full SyncTarget of the older peer
+// instead, which then counted as its UpToDate peer and took writes on top of the older data
+// (quorum swarm seed 1069: a bitmap-both split brain with the node holding the newer
+// generation).
+TEST(SyncHandshake, AnInconsistentPrimaryOnANewerGenerationDisconnectsFromAnOlderUpToDatePeer) {
   HandshakeInput input;
   input.compare.self.current = gen_a;
   input.compare.peer.current = gen_b | uuid_primary_bit;
@@ -571,10 +575,22 @@ TEST(SyncHandshake, ASourceByDiskStatesAloneRecordsNoBitmapUuidForTheNewerPeer) 
   input.peer_disk = DiskState::inconsistent;
   input.peer_role = Role::primary;
   HandshakeDecision decision = sync_handshake(input);
-  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_source);
-  EXPECT_EQ(decision.strategy, SyncStrategy::source_set_bitmap);
-  EXPECT_FALSE(decision.record_peer_current_as_bitmap_uuid);
-  // A full sync the generations call for (the peer's generation in our history) records it.
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::disconnect);
+  EXPECT_EQ(decision.reason, "I shall become SyncSource, but I am inconsistent!");
+  // The Primary's side of the same connection.
+  HandshakeInput primary;
+  primary.compare.self = input.compare.peer;
+  primary.compare.peer = input.compare.self;
+  primary.compare.self_node = input.compare.peer_node;
+  primary.compare.peer_node = input.compare.self_node;
+  primary.self_disk = DiskState::inconsistent;
+  primary.peer_disk = DiskState::up_to_date;
+  primary.self_role = Role::primary;
+  decision = sync_handshake(primary);
+  EXPECT_EQ(decision.compare.rule, UuidRule::bitmap_self);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::disconnect);
+  // A full sync the generations call for (the peer's generation in our history) records the
+  // peer's current UUID as our bitmap UUID toward it.
   input.compare.peer.bitmap[0] = 0;
   input.compare.peer.current = gen_c;
   input.compare.self.history[0] = gen_c;

@@ -380,7 +380,8 @@ TEST(RegressionSeed153, AReattachedPrimaryLeftOutdatedResyncsFromAnUpToDatePeer)
 //   generation and forked from there).
 // - seed 95: the Primary, Inconsistent and on a newer generation than an UpToDate peer, was the
 //   "source" of a resync it could not send. Fixed: it becomes that peer's SyncTarget for every
-//   block (DRBD: "becoming sync target due to disk states").
+//   block (DRBD: "becoming sync target due to disk states"). Replaced by DRBD's refusal ("I
+//   shall become SyncSource, but I am inconsistent!"): see quorum swarm seed 1069 below.
 // - seed 2520, a simulator bug: the attach at the end of the faults ran inside the execution of
 //   the Primary's own actions (its last client completion), so a Diskless state report queued
 //   before it went out after the attach's Inconsistent one. The attach is now an event.
@@ -486,6 +487,24 @@ TEST(RegressionAttach, APrimaryWhoseAttachedDiskIsStillInconsistentIsNoReplicaFo
   const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
   EXPECT_EQ(result.divergent_blocks, 0u) << describe(result, 5);
+}
+
+// Quorum swarm seed 1069 (3 nodes): node0, the Primary, attached its disk again after an EIO
+// and was Inconsistent on generation AD69 (node2, cut off meanwhile, held it too) when node1,
+// UpToDate on the older 0D03 (cut off since 29 ms), reconnected at 1133.8 ms. The generations
+// made node0 the source (rule bitmap-self), and a ditto disk-state rule turned that into a full
+// sync from node1 instead: node0 counted node1 as its UpToDate peer, wrote through it alone,
+// and node1 took node0's next generation D24F on top of data without AD69's writes; at the end
+// node1 and node2 met as a bitmap-both split brain that stayed unresolved with quorum on.
+// DRBD's drbd_sync_handshake refuses to become the source with an Inconsistent disk ("I shall
+// become SyncSource, but I am inconsistent!") and drops the connection. Fixed the same way.
+// Replay: ditto-sim run --seed 1069 --swarm --ops 400 --swarm-quorum --trace
+TEST(RegressionAttach, AnInconsistentPrimaryTakesNoOlderUpToDatePeerAsItsSource) {
+  const SimOptions options = swarm_options(1069, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  EXPECT_GE(result.converged_after_ns, 0);
 }
 
 // Quorum swarm seed 768 (4 nodes): the Primary's disk failed, it started new generations
