@@ -258,11 +258,12 @@ void finish_decision(const HandshakeInput& in, HandshakeDecision& decision) {
   // a bitmap UUID lands in our history once its slot is rewritten, where it would read as our
   // ancestor (quorum swarm seed 948: history-both against the branch it came from). An
   // interrupted full sync of that kind is a full sync again at the next handshake.
-  // Nor when the generations called us the target and only the disk states made us the source
-  // (an Inconsistent Primary on a newer generation): the peer's generation is not one our data
-  // descends from, and a bitmap UUID naming it would tell a third node that holds it that it is
-  // behind us, while we tell it that we are behind it (swarm seed 1039: each side of that
-  // connection waited for the other as its source).
+  // Nor when the generations called us the target and something else made us the source (the
+  // peer's --discard-my-data, step 9; until quorum swarm seed 1069 also an Inconsistent Primary
+  // on a newer generation, which now drops the connection): the peer's generation is not one
+  // our data descends from, and a bitmap UUID naming it would tell a third node that holds it
+  // that it is behind us, while we tell it that we are behind it (swarm seed 1039: each side of
+  // that connection waited for the other as its source).
   decision.record_peer_current_as_bitmap_uuid =
       strategy == S::source_set_bitmap && !decision.full_sync_across_branches &&
       !is_target(decision.compare.strategy) &&
