@@ -188,6 +188,29 @@ void disk_state_override(const HandshakeInput& in, HandshakeDecision& decision) 
     decision.reason = "I shall become SyncSource, but I am inconsistent!";
     return;
   }
+  // An Inconsistent Secondary on a newer generation than an UpToDate peer, and the SyncTarget of
+  // no node (its source lost its disk or left), would be the source the generations call for
+  // with nothing to send: ditto never resyncs from an Inconsistent disk (resync_not_now), and
+  // nothing would end the wait, as no disk that holds the newer generation is left to resync it
+  // (quorum swarm seed 750: the diskless Primary that had it trusts no peer on another
+  // generation, so no newer generation makes the branches diverge either). Its partial blocks
+  // are no data of its own to keep: like DRBD 8.4's drbd_sync_handshake ("Becoming sync target
+  // due to disk states"), the disk states decide, and it takes a full sync from the UpToDate
+  // peer, as across diverged branches above. One still SyncTarget of another node waits for
+  // that resync to end instead (resync_not_now: swarm seed 19 with quorum).
+  const auto idle = [](std::uint64_t flags) { return (flags & uuid_flag::sync_target) == 0; };
+  const bool idle_inconsistent_newer =
+      (self == DiskState::inconsistent && in.self_role != Role::primary &&
+       peer == DiskState::up_to_date && is_source(decision.strategy) &&
+       idle(in.compare.self_flags)) ||
+      (peer == DiskState::inconsistent && in.peer_role != Role::primary &&
+       self == DiskState::up_to_date && is_target(decision.strategy) &&
+       idle(in.compare.peer_flags));
+  if (idle_inconsistent_newer) {
+    decision.strategy = self > peer ? S::source_set_bitmap : S::target_set_bitmap;
+    decision.full_sync_across_branches = true;
+    return;
+  }
   if ((tie_rule && is_if_both_failed(decision.strategy)) ||
       (decision.strategy == S::no_sync && one_inconsistent)) {
     decision.strategy = self > peer ? S::source_use_bitmap : S::target_use_bitmap;

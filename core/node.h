@@ -350,6 +350,10 @@ class Node {
     // This Outdated node already reran the handshake on this connection to get its resync
     // from the peer (resync_from_up_to_date_peer): once per connection, never a loop.
     bool outdated_handshake_rerun = false;
+    // As a diskless Primary: the disk state we gave the peer at the handshake because its
+    // current UUID was not ours (distrust_generation_of_diskless_primary); its UpToDate claims
+    // count as this until it reports our current UUID. Up to date when trusted.
+    DiskState distrusted_as = DiskState::up_to_date;
     // ConnectPeer{discard_my_data}: sent as uuid_flag::discard_my_data until a handshake passes.
     bool discard_my_data = false;
     // What our first StateReport on this connection said (the peer's handshake used it).
@@ -545,6 +549,8 @@ class Node {
   ConnectionSettings connection_settings(const Peer& peer) const;
   void refuse_to_connect(Peer& peer, const std::string& reason);
   void on_state_report(Instant now, Peer& peer, const wire::StateReport& state);
+  void distrust_generation_of_diskless_primary(Peer& peer, const wire::StateReport& state,
+                                               ClusterState& proposed) const;
   void on_data(Instant now, Peer& peer, const wire::Data& data, PayloadHandle payload);
   void on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::MessageType type);
   void on_barrier(Peer& peer, const wire::Barrier& barrier);

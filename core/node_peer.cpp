@@ -220,6 +220,7 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   // StateReport says so.
   if (decision && decision->peer_demotes) view.role = Role::secondary;
   view.disk = state.disk_state;
+  distrust_generation_of_diskless_primary(peer, state, proposed);
   if (first) {
     view.connection = ConnectionState::connected;
     view.replication = ReplicationState::established;
@@ -260,6 +261,54 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
   resync_outdated_peers();
   resync_from_up_to_date_peer();
   resync_primary_disk_from_up_to_date_peer();
+}
+
+namespace {
+
+// Whether `uuid` is one of the bitmap or history UUIDs of `uuids`: the data it names is an
+// ancestor of the data of `uuids.current`.
+bool generation_behind(const Generations& uuids, std::uint64_t uuid) {
+  const auto names = [&](std::uint64_t value) { return comparable_uuid(value) == uuid; };
+  return std::any_of(uuids.bitmap.begin(), uuids.bitmap.end(), names) ||
+         std::any_of(uuids.history.begin(), uuids.history.end(), names);
+}
+
+}  // namespace
+
+// §1.5 "do not trust" (quorum swarm seed 1669): a diskless Primary exposes the data of its
+// current UUID and has no disk to compare a peer's with. At the handshake, a diskful peer that
+// claims UpToDate with another current UUID holds other data (DRBD sanitize_state: "Do not trust
+// this guy!", downgraded to Consistent; receive_state: Outdated when another peer's bitmap UUID
+// shows its data is an ancestor). It is no replication target then, so it is among the weak
+// nodes of our next generation, which it does not adopt (node_resync.cpp), until a resync.
+// Unlike DRBD, a diskless node does not track the exposed UUID while Secondary, so a Primary
+// whose UUID is behind the peer's (in its bitmap or history UUIDs) is taken as stale, not the
+// peer (DRBD would retry the handshake there); the peer stays trusted.
+void Node::distrust_generation_of_diskless_primary(Peer& peer, const wire::StateReport& state,
+                                                   ClusterState& proposed) const {
+  const std::uint64_t mine = comparable_current(generations_.uuids.current);
+  const std::uint64_t theirs = comparable_current(state.uuids.current);
+  PeerState& view = proposed.peers[peer.status.node_id.value];
+  const bool diskless_primary = role_ == Role::primary && disk_state_ == DiskState::diskless;
+  if (mine == theirs || !diskless_primary) peer.distrusted_as = DiskState::up_to_date;
+  if (peer.state_received) {
+    // Later reports: the peer says UpToDate again, not that it has our data.
+    if (view.disk == DiskState::up_to_date) view.disk = peer.distrusted_as;
+    return;
+  }
+  if (mine == theirs || !diskless_primary || state.disk_state != DiskState::up_to_date ||
+      generation_behind(state.uuids, mine)) {
+    return;
+  }
+  bool ancestor = false;
+  for (const Peer& other : configured_peers()) {
+    if (&other == &peer || other.status.connection != ConnectionState::connected) continue;
+    for (const std::uint64_t slot : other.uuids.bitmap) {
+      ancestor = ancestor || comparable_uuid(slot) == theirs;
+    }
+  }
+  peer.distrusted_as = ancestor ? DiskState::outdated : DiskState::consistent;
+  view.disk = peer.distrusted_as;
 }
 
 // ---- Primary side: acks -----------------------------------------------------------------------
@@ -630,6 +679,7 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   peer.forwarded_weak_nodes = 0;
   peer.resync_deferred = false;
   peer.outdated_handshake_rerun = false;
+  peer.distrusted_as = DiskState::up_to_date;
   peer.status.resync_suspended_peer = false;  // its next StateReport says it again
   // Bump the epoch so acks for I/O from the old connection are never sent on a new one.
   connection_epochs_[peer.status.node_id.value] += 1;

@@ -600,6 +600,46 @@ TEST(SyncHandshake, AnInconsistentPrimaryOnANewerGenerationDisconnectsFromAnOlde
   EXPECT_TRUE(decision.record_peer_current_as_bitmap_uuid);
 }
 
+// An Inconsistent Secondary on a newer generation than an UpToDate peer, and SyncTarget of no
+// node (its source lost its disk), has nothing to send as the source the generations call for,
+// and no disk with the newer generation is left to end its wait: it takes a full sync from the
+// UpToDate peer (DRBD 8.4: "Becoming sync target due to disk states"), on both sides of the
+// connection (quorum swarm seed 750: it waited for ever, "the source is itself inconsistent").
+// One that is still a SyncTarget of another node stays the source, and waits for that resync.
+TEST(SyncHandshake, AnIdleInconsistentSecondaryOnANewerGenerationTakesAFullSyncFromAnUpToDatePeer) {
+  HandshakeInput input;  // we are the Inconsistent Secondary, node 0
+  input.compare.self.current = gen_b;
+  input.compare.self.bitmap[1] = gen_a;
+  input.compare.peer.current = gen_a;
+  input.self_disk = DiskState::inconsistent;
+  input.peer_disk = DiskState::up_to_date;
+  HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.compare.rule, UuidRule::bitmap_self);
+  EXPECT_EQ(decision.strategy, SyncStrategy::target_set_bitmap);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_target);
+  EXPECT_EQ(decision.bitmap_edit, BitmapEdit::set_all);
+  // The UpToDate peer's side of the same connection.
+  HandshakeInput peer;
+  peer.compare.self = input.compare.peer;
+  peer.compare.peer = input.compare.self;
+  peer.compare.self_node = input.compare.peer_node;
+  peer.compare.peer_node = input.compare.self_node;
+  peer.self_disk = DiskState::up_to_date;
+  peer.peer_disk = DiskState::inconsistent;
+  decision = sync_handshake(peer);
+  EXPECT_EQ(decision.compare.rule, UuidRule::bitmap_peer);
+  EXPECT_EQ(decision.strategy, SyncStrategy::source_set_bitmap);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_source);
+  EXPECT_FALSE(decision.record_peer_current_as_bitmap_uuid);
+  // Still the SyncTarget of another node: the generations decide (the resync waits).
+  input.compare.self_flags = uuid_flag::sync_target;
+  decision = sync_handshake(input);
+  EXPECT_EQ(decision.strategy, SyncStrategy::source_use_bitmap);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_source);
+  peer.compare.peer_flags = uuid_flag::sync_target;
+  EXPECT_EQ(sync_handshake(peer).strategy, SyncStrategy::target_use_bitmap);
+}
+
 TEST(SyncHandshake, TentativeOnlyReports) {
   HandshakeInput input;
   input.compare.self.current = gen_b;

@@ -135,6 +135,55 @@ TEST(Detach, ADisklessPrimaryStartsANewGenerationThatItsPeersAdopt) {
   EXPECT_EQ(cluster.nodes[1].generations().bitmap[2], second);
 }
 
+// §1.5 "do not trust" (quorum swarm seed 1669): a diskless Primary exposes the data of its
+// current UUID. A diskful node that missed its writes reconnects with an older current UUID and
+// claims UpToDate; the Primary does not take that at its word (DRBD sanitize_state: downgraded
+// to Consistent, or Outdated when another peer's bitmap UUID shows its data is an ancestor). It
+// gets no writes, does not adopt the Primary's next generation, and resyncs when it meets a node
+// with the data.
+TEST(Detach, ADisklessPrimaryDoesNotTrustAReturningPeerWithAnOlderGeneration) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 1);
+  cluster.settle();
+  const std::uint64_t first = cluster.nodes[1].generation();
+  cluster.disconnect(1, 2);
+  cluster.disconnect(0, 1);  // node 1 hears of no newer generation: it stays UpToDate
+  cluster.write(0, 2, 8, 2);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  cluster.write(0, 3, 16, 3);
+  cluster.complete_disk(0, IoStatus::io_error);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  const std::uint64_t exposed = cluster.nodes[2].generation();
+  ASSERT_NE(exposed, first);
+  ASSERT_EQ(cluster.nodes[1].generation(), first);
+  ASSERT_EQ(cluster.nodes[2].generations().bitmap[1], first);
+  ASSERT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+
+  cluster.connect(0, 1);
+  cluster.settle();
+  // Consistent: node 0 has not heard node 2's slot toward node 1 (a Secondary does not report
+  // the generations it adopts), which would make it Outdated.
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->disk, DiskState::consistent);
+  const std::uint64_t received = cluster.nodes[1].peer(NodeId{0})->received_bytes;
+  cluster.write(0, 4, 24, 4);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(4), ClientStatus::ok);
+  EXPECT_EQ(cluster.nodes[1].generation(), first);  // no generation without its writes
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{0})->received_bytes, received);  // none of its writes
+  EXPECT_NE(cluster.nodes[0].peer(NodeId{1})->disk, DiskState::up_to_date);
+
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.nodes[1].generation(), cluster.nodes[2].generation());
+  EXPECT_GT(cluster.nodes[1].peer(NodeId{2})->resync_total_blocks, 0u);
+}
+
 // §3.5 step 3: two Secondaries lose their Primary with different writes received and equal
 // generations (the Primary's bump never reached them). The one that received more of its writes
 // (dagtag) is the resync source, whatever the node ids say.

@@ -335,6 +335,20 @@ TEST(QuorumRegression, ABlockThatFailsItsChecksumOverTheWriteItGotIsNoLostWrite)
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
+// Quorum swarm seed 1669: Primary node0 lost node1, started a new generation with node2 and
+// its disk failed (diskless Primary). node1 came back with the older current UUID and its
+// UpToDate disk, and both sides took it at its word: node1 adopted node0's next generation
+// without its writes and, after node0 crashed, was promoted and resynced node2 from its stale
+// data (acknowledged writes lost). DRBD does not trust such a peer (sanitize_state, §1.5):
+// node1 goes Consistent, takes no new generation, and resyncs from node2.
+TEST(QuorumRegression, ADisklessPrimaryDoesNotTrustAPeerWithAnotherGeneration) {
+  const SimOptions options = swarm_options(1669, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 TEST(QuorumOptions, SchedulesCarryTheQuorumSettingsAndTheReplayCommandNamesThem) {
   const Schedule schedule = isolated_primary(7, majority(core::OnNoQuorum::io_error));
   const auto parsed = schedule_from_json(to_json(schedule));

@@ -467,12 +467,19 @@ TEST(RegressionResync, AResyncWriteCompletingAfterItsSourceLeftIsOutOfSyncToward
 // source, and the only other copy died with the Primary's disk. The oracle still held node3 to
 // what its disk had before the detach. Fixed: attaching a disk turns the node's promised writes
 // into unpromised ones (counted, as writes held on an Inconsistent disk are).
+// Since the diskless Primary trusts no peer on another generation (quorum swarm seed 1669) it
+// no longer wrote a newer generation through node2, which had made node3's generation a
+// diverged branch and node3 the full SyncTarget of a node on it. node3, Inconsistent on a newer
+// generation than every UpToDate disk and SyncTarget of no node, was the source the generations
+// called for and waited for ever ("the source is itself inconsistent"): a liveness failure.
+// Fixed: such a node takes a full sync from the UpToDate peer (generation_handshake.cpp).
 // Replay: ditto-sim run --seed 750 --swarm --ops 400 --swarm-quorum --trace
 TEST(RegressionAttach, AReattachedDiskIsNoPromiseOfTheWritesItHeldBeforeTheDetach) {
   const SimOptions options = swarm_options(750, 400, {}, true);
   ASSERT_TRUE(options.quorum.enabled());
   const RunResult result = run_simulation(options);
   EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+  EXPECT_GE(result.converged_after_ns, 0) << describe(result, 5);
   EXPECT_GT(result.inconsistent_writes_overwritten, 0u);
 }
 
