@@ -361,8 +361,7 @@ void Node::complete(std::uint64_t sequence, ClientStatus status) {
   const bool quorum_lost = entry.kind == RequestKind::write && status == ClientStatus::ok &&
                            role_ == Role::primary &&
                            (!have_quorum_ || fencing_suspended_ || lost_peer_pending());
-  if (quorum_lost &&
-      hold_completion_for_quorum({entry.client, status, read_io, read_payload}, entry.payload)) {
+  if (quorum_lost && hold_completion_for_quorum(sequence, entry)) {
     // Still counted in upper_pending (client_requests() includes it).
   } else {
     if (quorum_lost) status = ClientStatus::io_error;

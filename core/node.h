@@ -849,8 +849,7 @@ class Node {
   bool handshake_busy() const;
   void suspend_write_for_quorum(RequestId request, Sector sector, std::uint32_t length_bytes,
                                 PayloadHandle payload, WriteFlags flags);
-  bool hold_completion_for_quorum(const CompleteClient& completion,
-                                  std::optional<PayloadHandle> payload);
+  bool hold_completion_for_quorum(std::uint64_t sequence, const Request& entry);
   void fail_suspended_io();
   void on_peer_quorum_flags(Peer& peer, const wire::StateReport& state);
   bool demote_for_newer_primary(const wire::StateReport& state);
@@ -937,9 +936,16 @@ class Node {
   bool have_quorum_ = true;
   bool quorum_changed_ = false;  // consequences not yet applied (apply_quorum_changes)
   bool down_ = false;            // left the cluster gracefully
+  // A write whose completion waits for quorum (suspend-io), with what it wrote: when our disk
+  // fails before the resume (`local_copy_lost`), it is written through the peers again then.
   struct SuspendedCompletion {
     RequestId request;
     std::optional<PayloadHandle> payload;
+    std::uint64_t sequence = 0;  // the order the writes were admitted in
+    Sector sector;
+    std::uint32_t length_bytes = 0;
+    WriteFlags flags;
+    bool local_copy_lost = false;
   };
   std::deque<HeldWrite> quorum_suspended_writes_;
   std::deque<SuspendedCompletion> quorum_suspended_completions_;

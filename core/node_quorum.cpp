@@ -12,6 +12,7 @@
 //   brain found at the handshake resolves toward the side with quorum);
 // - `down` leaves gracefully: the peers learn it first and stop counting this node (last man
 //   standing), where a crash or a partition leaves it counted.
+#include <algorithm>
 #include <utility>
 
 #include "core/assert.h"
@@ -121,7 +122,11 @@ void Node::apply_quorum_changes(Instant now) {
 }
 
 // Quorum is back or fencing is over: the new generation that waited is made first, then
-// frozen I/O resumes.
+// frozen I/O resumes. A frozen completion whose write was on our disk when that disk failed
+// names no copy we still have (its Data to the peers may have been lost with the partition that
+// froze it): like DRBD, which resends a frozen request to the peers once they are back, the write
+// goes through the peers again, in the order the writes were first admitted and before the
+// writes that waited, and completes when they have it (quorum swarm seed 1008).
 void Node::resume_frozen_io() {
   DITTO_ASSERT(role_ == Role::primary && !quorum_suspends_io());
   bump_generation_if_pending();
@@ -129,14 +134,28 @@ void Node::resume_frozen_io() {
   completions.swap(quorum_suspended_completions_);
   DITTO_ASSERT(statistics_.upper_pending >= completions.size());
   statistics_.upper_pending -= static_cast<std::uint32_t>(completions.size());
+  std::vector<SuspendedCompletion> resend;
   for (const SuspendedCompletion& done : completions) {
+    if (done.local_copy_lost && done.payload) {
+      resend.push_back(done);
+      continue;
+    }
     actions_.push_back(CompleteClient{done.request, ClientStatus::ok, std::nullopt, std::nullopt});
     if (done.payload) actions_.push_back(ReleasePayload{*done.payload});
   }
+  std::sort(resend.begin(), resend.end(),
+            [](const SuspendedCompletion& a, const SuspendedCompletion& b) {
+              return a.sequence < b.sequence;
+            });
   std::deque<HeldWrite> writes;
-  writes.swap(quorum_suspended_writes_);
-  DITTO_ASSERT(statistics_.upper_pending >= writes.size());
-  statistics_.upper_pending -= static_cast<std::uint32_t>(writes.size());
+  for (const SuspendedCompletion& done : resend) {
+    writes.push_back(HeldWrite{done.request, done.sector, done.length_bytes, *done.payload,
+                               done.flags});
+  }
+  DITTO_ASSERT(statistics_.upper_pending >= quorum_suspended_writes_.size());
+  statistics_.upper_pending -= static_cast<std::uint32_t>(quorum_suspended_writes_.size());
+  writes.insert(writes.end(), quorum_suspended_writes_.begin(), quorum_suspended_writes_.end());
+  quorum_suspended_writes_.clear();
   for (const HeldWrite& write : writes) {
     if (auto refusal = write_refusal(write.sector, write.length_bytes)) {
       actions_.push_back(CompleteClient{write.request, *refusal, std::nullopt, std::nullopt});
@@ -156,10 +175,11 @@ void Node::suspend_write_for_quorum(RequestId request, Sector sector, std::uint3
 
 // A write completing while the Primary has no quorum: with suspend-io its completion waits
 // (true); with io-error the caller reports it failed.
-bool Node::hold_completion_for_quorum(const CompleteClient& completion,
-                                      std::optional<PayloadHandle> payload) {
+bool Node::hold_completion_for_quorum(std::uint64_t sequence, const Request& entry) {
   if (!quorum_suspends_io()) return false;
-  quorum_suspended_completions_.push_back(SuspendedCompletion{completion.request, payload});
+  quorum_suspended_completions_.push_back(SuspendedCompletion{
+      entry.client, entry.payload, sequence, entry.sector, entry.length_bytes,
+      WriteFlags{entry.fua}, false});
   return true;
 }
 

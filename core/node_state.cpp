@@ -132,6 +132,8 @@ void Node::detach_local_disk(DiskState first_step) {
     DITTO_ASSERT(result.ok());  // no hard rule keeps a disk from failing
   }
   DITTO_ASSERT(disk_state_ == DiskState::diskless);
+  // Writes whose completion waits for quorum were on this disk: sent again at the resume.
+  for (SuspendedCompletion& done : quorum_suspended_completions_) done.local_copy_lost = true;
   reset_activity_log();
   // A local disk failure while Primary flags a new data generation (§3.2), lazily: the next
   // write starts it and carries it to the peers (a diskless Primary's P_CURRENT_UUID).

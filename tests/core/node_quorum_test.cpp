@@ -395,6 +395,42 @@ TEST(NodeQuorum, SuspendedWritesFailWhenThePrimaryIsDemoted) {
   EXPECT_EQ(cluster.nodes[0].statistics().upper_pending, 0u);
 }
 
+// A write whose completion was frozen for quorum (suspend-io) was only on the Primary's disk:
+// its Data to the peers was lost with the partition. When that disk fails before quorum comes
+// back, the held "ok" no longer names any copy. Like DRBD, which keeps such a request frozen
+// and resends it to the peers once they are back (__req_mod RESEND; drbd-test's "suspended IO
+// after loss of minimum redundancy": the write is resent or resynced), the Primary writes it
+// through its peers at the resume and acknowledges it only then (quorum swarm seed 1008).
+TEST(NodeQuorum, AFrozenWriteWhoseOnlyCopyWasOnAFailedDiskIsResentToThePeersAtTheResume) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::suspend_io);
+  cluster.connect_all();
+  cluster.promote(0);
+  bool peer_wrote_it = false;
+  cluster.observer = [&](int index, const Action& action) {
+    const auto* write = std::get_if<DiskWrite>(&action);
+    if (index != 0 && write != nullptr && write->payload.value == 11) peer_wrote_it = true;
+  };
+  cluster.write(0, 1, 0, 11);  // on node 0's disk and sent
+  cluster.network.clear();     // the partition swallows the Data
+  isolate(cluster, 0);         // node 0's disk completes: the completion is frozen
+  cluster.settle();
+  ASSERT_TRUE(cluster.nodes[0].io_suspended_for_quorum());
+  ASSERT_FALSE(cluster.completion_of(1).has_value());
+  ASSERT_FALSE(peer_wrote_it);
+  cluster.nodes[0].on_local_disk_failed(cluster.now);
+  cluster.collect(0);
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+
+  cluster.connect(0, 1);  // quorum is back: node 0 has no disk now, so it needs both
+  cluster.connect(0, 2);
+  cluster.settle();
+  ASSERT_TRUE(cluster.nodes[0].have_quorum());
+  ASSERT_TRUE(cluster.completion_of(1).has_value());
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  EXPECT_TRUE(peer_wrote_it) << "acknowledged a write that no disk holds";
+  EXPECT_EQ(cluster.nodes[0].statistics().upper_pending, 0u);
+}
+
 TEST(NodeQuorum, ASuspendedPrimaryMeetingANewerPrimaryStepsDownWithForceSecondary) {
   Cluster cluster(3, [](NodeConfig& config) {
     config.quorum = majority(OnNoQuorum::suspend_io);

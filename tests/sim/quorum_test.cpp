@@ -322,6 +322,21 @@ TEST(QuorumRegression, AWriteWhoseOnlyUpToDateCopyWasThePrimarysIsNoQuorumPromis
   }
 }
 
+// Quorum swarm seed 1008 (--first-seed 1001 --seeds 2000): writes whose completions the
+// Primary froze when it lost quorum (suspend-io) were on its disk only, their Data to the peers
+// lost with the partition. The disk then failed (a misdirected write failed a resync read), and
+// when quorum came back the Primary acknowledged them with no copy left: the final disks lacked
+// them. Like DRBD, which resends frozen requests to the peers that come back, the writes now go
+// through the peers again at the resume (core test
+// AFrozenWriteWhoseOnlyCopyWasOnAFailedDiskIsResentToThePeersAtTheResume).
+TEST(QuorumRegression, AFrozenWriteWhoseOnlyCopyWasOnAFailedDiskIsNotAcknowledgedWithoutACopy) {
+  const SimOptions options = swarm_options(1008, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  ASSERT_EQ(options.quorum.on_no_quorum, core::OnNoQuorum::suspend_io);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 // Quorum swarm seed 2652: a misdirected write on node1 left the blocks it was meant for failing
 // their checksums (the disk holds the write's tag with unreadable_tag_bit). node1, cut off, later
 // resynced from node2 the blocks it had missed and was promoted; the failover check counted
