@@ -79,6 +79,19 @@ bool wait_role(const LocalCluster& cluster, int index, const std::string& wanted
   return false;
 }
 
+// Until `index`'s status names no Primary, neither itself nor a peer: it has learned of a
+// demotion elsewhere (that node's own status says so first).
+bool wait_no_primary_seen(const LocalCluster& cluster, int index) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cluster.control(index, "status r0").text.find("role:Primary") == std::string::npos) {
+      return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 class AutoPromote : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -111,6 +124,9 @@ TEST_F(AutoPromote, FirstWritePromotesTheNodeAndTheLastWritersDisconnectDemotesI
 
   alpha.close();
   EXPECT_TRUE(wait_role(cluster_, 0, "Secondary")) << "role is " << role(cluster_, 0);
+  // Node 1 learns of the demotion a moment later (node 0's StateReport): a write before that
+  // would be refused as with a Primary elsewhere.
+  EXPECT_TRUE(wait_no_primary_seen(cluster_, 1)) << cluster_.control(1, "status r0").text;
 
   // Now beta may: its write promotes it, and it sees alpha's replicated data.
   Client beta_again(cluster_.nbd_uri(1));
