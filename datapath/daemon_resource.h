@@ -105,6 +105,13 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   void release_buffer(const NbdBuffer& buffer) override;
   void submit(std::uint64_t session, const NbdIo& io, const NbdBuffer& buffer,
               std::function<void(std::uint32_t nbd_error)> done) override;
+  // The shard ring's submissions wait for the end of the connection's batch (nbd_server.h).
+  void begin_submissions() override {
+    if (options_.shard_ring != nullptr) options_.shard_ring->hold_submissions();
+  }
+  void end_submissions() override {
+    if (options_.shard_ring != nullptr) options_.shard_ring->release_submissions();
+  }
 
  private:
   // A buffer shared by the NBD connection, the core and the disk: freed at zero references.

@@ -13,6 +13,20 @@ namespace ditto::datapath::nbd_detail {
 namespace asio = boost::asio;
 
 namespace {
+// Brackets the backend submissions of one handler (NbdBackend::begin_submissions).
+class SubmissionBatch {
+ public:
+  explicit SubmissionBatch(NbdBackend& backend) : backend_(backend) {
+    backend_.begin_submissions();
+  }
+  ~SubmissionBatch() { backend_.end_submissions(); }
+  SubmissionBatch(const SubmissionBatch&) = delete;
+  SubmissionBatch& operator=(const SubmissionBatch&) = delete;
+
+ private:
+  NbdBackend& backend_;
+};
+
 // The client closed or reset the socket: an ordinary end, not worth a log line.
 bool peer_went_away(const boost::system::error_code& error) {
   return error == asio::error::eof || error == asio::error::connection_reset ||
@@ -100,7 +114,10 @@ void Connection::process_input() {
   if (phase_ == Phase::client_flags || phase_ == Phase::options) {
     want_more = process_handshake();
   }
-  if (phase_ == Phase::transmission) want_more = process_requests();
+  if (phase_ == Phase::transmission) {
+    const SubmissionBatch batch(backend_);
+    want_more = process_requests();
+  }
   if (want_more) read_some();
   maybe_finish();
 }
@@ -421,6 +438,7 @@ void Connection::on_payload_read(const boost::system::error_code& error, Request
     --in_flight_;
     return die(error && !peer_went_away(error) ? "read failed: " + error.message() : "");
   }
+  const SubmissionBatch batch(backend_);
   submit(request);
   process_input();
 }
@@ -493,7 +511,7 @@ void Connection::schedule_flush_writes() {
   flush_scheduled_ = true;
   asio::post(socket_.get_executor(), [self = shared_from_this()] {
     self->flush_scheduled_ = false;
-    self->flush_writes();
+    self->write_replies_now();
   });
 }
 
@@ -510,12 +528,13 @@ void Connection::arm_buffer_retry() {
 
 // ---- Output ----
 
-// Starts one gathered write of everything queued, unless a write is already running.
-void Connection::flush_writes() {
-  if (writing_ || outgoing_.empty() || phase_ == Phase::dead) return;
+// Collects the buffers of the messages at the front of outgoing_ (at most 64) into
+// write_buffers_ and counts them in writing_count_. Returns their size in bytes.
+std::size_t Connection::gather_writes() {
   DITTO_ASSERT(writing_count_ == 0);
   constexpr std::size_t messages_per_write_max = 64;
   write_buffers_.clear();
+  std::size_t total_bytes = 0;
   for (const Outgoing& message : outgoing_) {
     if (writing_count_ == messages_per_write_max) break;
     if (message.head_bytes > 0) {
@@ -525,12 +544,53 @@ void Connection::flush_writes() {
     if (message.payload_bytes > 0) {
       write_buffers_.push_back(asio::buffer(message.payload.data, message.payload_bytes));
     }
+    total_bytes += message.head_bytes + message.body.size() + message.payload_bytes;
     ++writing_count_;
   }
+  return total_bytes;
+}
+
+// Starts one gathered write of everything queued, unless a write is already running.
+void Connection::flush_writes() {
+  if (writing_ || outgoing_.empty() || phase_ == Phase::dead) return;
+  gather_writes();
   writing_ = true;
   asio::async_write(socket_, write_buffers_,
                     [self = shared_from_this()](const boost::system::error_code& error,
                                                 std::size_t) { self->on_written(error); });
+}
+
+// The posted flush of the replies of a batch. On a plain socket the gathered write is tried at
+// once, non-blocking: the socket almost always takes all of it, and then the write is done in
+// this handler (one sendmsg) instead of a completion handler one loop turn later. What the
+// socket does not take goes out with async_write as before. TLS always goes through the stream.
+void Connection::write_replies_now() {
+  if (writing_ || outgoing_.empty() || phase_ == Phase::dead) return;
+  if (tls_active_ || (phase_ != Phase::transmission && phase_ != Phase::draining)) {
+    return flush_writes();
+  }
+  const std::size_t total_bytes = gather_writes();
+  boost::system::error_code error;
+  Socket& socket = socket_.socket();
+  if (!socket.non_blocking()) socket.non_blocking(true, error);
+  std::size_t written = 0;
+  if (!error) written = socket.write_some(write_buffers_, error);
+  if (error == asio::error::would_block || error == asio::error::try_again) {
+    error = {};
+    written = 0;
+  }
+  writing_ = true;
+  if (error || written == total_bytes) return on_written(error);
+  // Partly taken: the rest of the same buffers, after the bytes the socket took.
+  std::size_t skip = written;
+  std::size_t first = 0;
+  while (skip >= write_buffers_[first].size()) skip -= write_buffers_[first++].size();
+  write_buffers_.erase(write_buffers_.begin(),
+                       write_buffers_.begin() + static_cast<std::ptrdiff_t>(first));
+  write_buffers_.front() += skip;
+  asio::async_write(socket_, write_buffers_,
+                    [self = shared_from_this()](const boost::system::error_code& result,
+                                                std::size_t) { self->on_written(result); });
 }
 
 void Connection::on_written(const boost::system::error_code& error) {

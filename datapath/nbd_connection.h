@@ -106,8 +106,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void arm_buffer_retry();
 
   // Output.
+  std::size_t gather_writes();
   void flush_writes();
   void schedule_flush_writes();
+  void write_replies_now();
   void on_written(const boost::system::error_code& error);
   void drop_unsent(std::size_t from);
 

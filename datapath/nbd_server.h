@@ -45,6 +45,11 @@ class NbdBackend {
   // get an empty buffer.
   virtual void submit(std::uint64_t session, const NbdIo& io, const NbdBuffer& buffer,
                       std::function<void(std::uint32_t nbd_error)> done) = 0;
+  // Bracket the submit() calls a connection makes for the requests of one read from its socket
+  // (they nest): the backend may hold its own submissions back until the end, so a batch of
+  // requests reaches the disk with one system call, in the handler that parsed them.
+  virtual void begin_submissions() {}
+  virtual void end_submissions() {}
 };
 
 // A connection in negotiation moving to another NbdServer (a daemon-wide listener handing a

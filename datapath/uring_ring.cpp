@@ -273,8 +273,16 @@ void UringRing::prepare(std::uint32_t slot) {
   file.in_kernel++;
 }
 
+void UringRing::release_submissions() {
+  DITTO_ASSERT(submission_holds_ > 0);
+  submission_holds_--;
+  // Inside the reaper its own flush comes at the end of the batch.
+  if (submission_holds_ == 0 && !in_reaper_ && !shut_down_) flush();
+}
+
 void UringRing::schedule_flush() {
-  if (flush_posted_ || in_reaper_) return;  // the reaper flushes when its batch is done
+  // The reaper flushes when its batch is done, the last release of a hold when its batch is.
+  if (flush_posted_ || in_reaper_ || submission_holds_ > 0) return;
   flush_posted_ = true;
   boost::asio::post(io_, [this, alive = std::weak_ptr<int>(alive_)] {
     if (alive.expired() || shut_down_) return;

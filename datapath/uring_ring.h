@@ -3,9 +3,10 @@
 // costs a file descriptor, an eventfd, pinned SQ/CQ memory and a reactor registration).
 //
 // Loop (io-uring-asio.md §6): operations are queued as SQEs and submitted once per handler
-// batch (an asio::post'ed flush, or the end of a reaper turn), not per call. The ring signals
-// an eventfd, read with stream_descriptor::async_read_some; the reaper copies a batch of CQEs
-// out with io_uring_peek_batch_cqe, advances the CQ, and only then runs completion handlers.
+// batch (an asio::post'ed flush, the end of a reaper turn, or the end of a submission batch a
+// caller holds open), not per call. The ring signals an eventfd, read with
+// stream_descriptor::async_read_some; the reaper copies a batch of CQEs out with
+// io_uring_peek_batch_cqe, advances the CQ, and only then runs completion handlers.
 //
 // At most queue_depth operations are in the kernel at once (like fio's iodepth); up to
 // backlog_limit more wait in a bounded internal queue, and beyond that submit says "busy".
@@ -76,6 +77,15 @@ class UringRing {
                               std::uint64_t offset_bytes, std::uint8_t* data,
                               std::uint32_t length_bytes, bool fua);
 
+  // Holds submission back while a caller starts a batch of operations in one handler (an NBD
+  // connection parsing every request it has read): submit() then prepares SQEs without posting a
+  // flush, and the release that ends the outermost hold submits them with one system call, in
+  // that handler, instead of one loop turn later. Holds nest; every hold needs its release.
+  void hold_submissions() { submission_holds_++; }
+  void release_submissions();
+
+  // SQEs prepared and not yet handed to the kernel.
+  bool submission_pending() const { return io_uring_sq_ready(&ring_) > 0; }
   std::size_t in_flight() const { return in_flight_; }
   std::size_t attached_files() const { return attached_files_; }
   const std::string& label() const { return label_; }
@@ -134,6 +144,7 @@ class UringRing {
   bool flush_posted_ = false;
   bool deliver_posted_ = false;
   bool in_reaper_ = false;
+  unsigned submission_holds_ = 0;
   int event_file_descriptor_ = -1;
   std::uint64_t eventfd_value_ = 0;
   std::uintptr_t fixed_begin_ = 0;

@@ -678,6 +678,47 @@ TEST_F(NbdServerTest, ExportNameReplyIs134BytesOr10WithNoZeroes) {
   }
 }
 
+// Replies are written at once, non-blocking, in the handler that flushes them; what a full
+// socket does not take goes out later with an async write of the rest. 16 MiB of READ replies
+// to a client that reads nothing for a while is far more than the socket takes at once.
+TEST_F(NbdServerTest, RepliesASocketTakesOnlyInPartArriveWholeAndInOrder) {
+  start_server();
+  RawClient client(port_);
+  ASSERT_TRUE(client.handshake_go("disk"));
+  constexpr std::uint32_t request_bytes = 2 << 20;
+  constexpr std::uint64_t requests = 8;
+  auto byte_at = [](std::uint64_t offset) { return static_cast<std::uint8_t>(offset % 251); };
+  for (std::uint64_t i = 0; i < requests; ++i) {
+    client.send_request(nbd::cmd_write, 100 + i, i * request_bytes, request_bytes);
+    Bytes payload(request_bytes);
+    for (std::uint32_t k = 0; k < request_bytes; ++k) payload[k] = byte_at(i * request_bytes + k);
+    client.send(payload);
+    std::uint32_t error = 1;
+    std::uint64_t cookie = 0;
+    ASSERT_TRUE(client.receive_simple_reply(error, cookie));
+    EXPECT_EQ(cookie, 100 + i);
+    EXPECT_EQ(error, 0u);
+  }
+  for (std::uint64_t i = 0; i < requests; ++i) {
+    client.send_request(nbd::cmd_read, 200 + i, i * request_bytes, request_bytes);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the socket fills up
+  for (std::uint64_t i = 0; i < requests; ++i) {
+    std::uint32_t error = 1;
+    std::uint64_t cookie = 0;
+    ASSERT_TRUE(client.receive_simple_reply(error, cookie)) << "reply " << i;
+    EXPECT_EQ(error, 0u);
+    ASSERT_GE(cookie, 200u);
+    ASSERT_LT(cookie, 200 + requests);
+    const std::uint64_t offset = (cookie - 200) * request_bytes;
+    const Bytes data = client.receive(request_bytes);
+    ASSERT_EQ(data.size(), request_bytes);
+    std::size_t wrong = 0;
+    for (std::uint32_t k = 0; k < request_bytes; ++k) wrong += data[k] != byte_at(offset + k);
+    EXPECT_EQ(wrong, 0u) << "reply to cookie " << cookie;
+  }
+}
+
 TEST_F(NbdServerTest, ServesOverAUnixSocket) {
   if (!tool_exists("nbdinfo")) GTEST_SKIP() << "nbdinfo is not installed";
   const std::string dir = temp_dir();

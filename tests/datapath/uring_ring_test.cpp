@@ -195,3 +195,44 @@ TEST(UringRingShared, DetachingOneDiskMidFlightLeavesTheOthersCompletingAndReuse
 
 }  // namespace
 }  // namespace ditto::datapath
+
+namespace ditto::datapath {
+namespace {
+
+// NBD requests parsed in one handler reach the disk with one io_uring_enter in that handler
+// (UringRing::hold_submissions): no posted flush runs while the hold lasts, and the release
+// submits at once, before any loop turn.
+TEST(UringRingShared, AHeldSubmissionWaitsForTheReleaseAndTheReleaseSubmitsAtOnce) {
+  Scratch scratch;
+  boost::asio::io_context io;
+  auto ring = make_ring(io, 1);
+  ASSERT_NE(ring, nullptr);
+  const std::string path = scratch.disk("held.img");
+  auto disk = attach(*ring, path);
+  ASSERT_NE(disk, nullptr);
+  AlignedBufferPool pool(1 << 20);
+  constexpr std::size_t pages = 4;
+  Writer writer(pool, 1, pages);
+  ring->hold_submissions();
+  ring->hold_submissions();  // holds nest
+  writer.submit(0, *disk, pages);
+  EXPECT_TRUE(ring->submission_pending());
+  io.run_for(50ms);  // no flush was posted: nothing runs, nothing is submitted
+  EXPECT_TRUE(ring->submission_pending());
+  EXPECT_TRUE(writer.completions[0].empty());
+  ring->release_submissions();
+  EXPECT_TRUE(ring->submission_pending()) << "an inner release submits nothing";
+  ring->release_submissions();
+  EXPECT_FALSE(ring->submission_pending()) << "the outer release submitted, with no loop turn";
+  ASSERT_TRUE(run_until(io, [&] { return writer.completions[0].size() == pages; }));
+  for (const auto& [cookie, result] : writer.completions[0]) EXPECT_EQ(result, 0);
+  EXPECT_TRUE(file_has_pages(path, 0, pages));
+  // Without a hold, a submission is flushed by the posted handler, one loop turn later.
+  std::span<std::uint8_t> buffer = writer.buffers[0];
+  ASSERT_TRUE(disk->submit_write(99, 0, buffer, false).ok());
+  EXPECT_TRUE(ring->submission_pending());
+  ASSERT_TRUE(run_until(io, [&] { return writer.completions[0].count(99) == 1; }));
+}
+
+}  // namespace
+}  // namespace ditto::datapath
