@@ -44,8 +44,8 @@ TEST_F(TransportTest, TenThousandMessagesArriveInTheOrderTheyWereSentInBothDirec
     ASSERT_TRUE(transport(2).send(NodeId{1}, wire::WriteAck{i, true}));
   }
   ASSERT_TRUE(run_until([&] {
-    return handler(2).messages_of_type<wire::Data>(1).size() == count &&
-           handler(1).messages_of_type<wire::WriteAck>(2).size() == count;
+    return handler(2).message_count<wire::Data>(1) == count &&
+           handler(1).message_count<wire::WriteAck>(2) == count;
   }));
   const auto data = handler(2).messages_of_type<wire::Data>(1);
   const auto acks = handler(1).messages_of_type<wire::WriteAck>(2);
@@ -256,7 +256,7 @@ TEST_F(TransportTest, SendIsRefusedForAnUnconnectedPeerAndOverTheQueueLimit) {
   EXPECT_TRUE(transport(1).send(NodeId{2}, make_data(accepted, payload.size()), payload));
   ASSERT_TRUE(run_until([&] {
     const std::size_t expected = static_cast<std::size_t>(accepted) + 1;
-    return handler(2).messages_of_type<wire::Data>(1).size() == expected;
+    return handler(2).message_count<wire::Data>(1) == expected;
   }));
 }
 

@@ -74,6 +74,7 @@ class RecordingHandler : public TransportHandler {
                            {},
                            message,
                            std::vector<std::uint8_t>(payload.begin(), payload.end())});
+    ++message_counts_[{peer.value, message.index()}];
   }
 
   int count(EventKind kind, std::uint8_t peer) const {
@@ -97,12 +98,21 @@ class RecordingHandler : public TransportHandler {
     return found;
   }
 
+  // How many messages of type T came from `peer`, in constant time: a run_until predicate runs
+  // after every handler, and scanning `events` there is quadratic in a long exchange.
+  template <typename T>
+  std::size_t message_count(std::uint8_t peer) const {
+    const auto found = message_counts_.find({peer, wire::Message{std::in_place_type<T>}.index()});
+    return found == message_counts_.end() ? 0 : found->second;
+  }
+
   TcpTransport* transport = nullptr;
   bool send_hello_on_connect = true;
   std::vector<Event> events;
 
  private:
   NodeId self_;
+  std::map<std::pair<std::uint8_t, std::size_t>, std::size_t> message_counts_;
 };
 
 struct TestNode {
