@@ -217,6 +217,7 @@ void Node::send_data(Peer& peer, std::uint64_t sequence, Request& entry, std::ui
   if (config_.protocol == Protocol::a) {
     // Protocol A: handed to the driver is as far as we wait (§2.1 step 5).
     entry.peers_ok_mask |= peer_bit;
+    if (peer.status.disk == DiskState::up_to_date) entry.peers_up_to_date_ok_mask |= peer_bit;
     return;
   }
   entry.peers_pending_mask |= peer_bit;

@@ -410,6 +410,9 @@ class Node {
     bool local_ok = false;
     std::uint32_t peers_pending_mask = 0;
     std::uint32_t peers_ok_mask = 0;
+    // Writes: the peers that stored it while their disk was UpToDate (a copy a failover or a
+    // resync can count on; an Inconsistent peer's may be overwritten by its resync).
+    std::uint32_t peers_up_to_date_ok_mask = 0;
     bool fua = false;  // writes: the client asked for FUA
     std::optional<IoId> io;
     std::uint32_t epoch = 0;
@@ -936,8 +939,9 @@ class Node {
   bool have_quorum_ = true;
   bool quorum_changed_ = false;  // consequences not yet applied (apply_quorum_changes)
   bool down_ = false;            // left the cluster gracefully
-  // A write whose completion waits for quorum (suspend-io), with what it wrote: when our disk
-  // fails before the resume (`local_copy_lost`), it is written through the peers again then.
+  // A write whose completion waits for quorum (suspend-io), with what it wrote: when no UpToDate
+  // disk is known to hold it (`no_up_to_date_copy`: only an Inconsistent peer stored it, or our
+  // disk failed before the resume), it is written through the peers again at the resume.
   struct SuspendedCompletion {
     RequestId request;
     std::optional<PayloadHandle> payload;
@@ -945,7 +949,7 @@ class Node {
     Sector sector;
     std::uint32_t length_bytes = 0;
     WriteFlags flags;
-    bool local_copy_lost = false;
+    bool no_up_to_date_copy = false;
   };
   std::deque<HeldWrite> quorum_suspended_writes_;
   std::deque<SuspendedCompletion> quorum_suspended_completions_;

@@ -330,6 +330,7 @@ void Node::on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::Messa
   Request& entry = found->second;
   entry.peers_pending_mask &= ~peer_bit;
   if (ok) entry.peers_ok_mask |= peer_bit;
+  if (ok && peer.status.disk == DiskState::up_to_date) entry.peers_up_to_date_ok_mask |= peer_bit;
   DITTO_ASSERT(peer.status.pending_writes > 0);
   peer.status.pending_writes -= 1;
   // The peer failed to store it (and detaches, its StateReport follows): our data moves on

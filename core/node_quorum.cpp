@@ -124,9 +124,11 @@ void Node::apply_quorum_changes(Instant now) {
 // Quorum is back or fencing is over: the new generation that waited is made first, then
 // frozen I/O resumes. A frozen completion whose write was on our disk when that disk failed
 // names no copy we still have (its Data to the peers may have been lost with the partition that
-// froze it): like DRBD, which resends a frozen request to the peers once they are back, the write
-// goes through the peers again, in the order the writes were first admitted and before the
-// writes that waited, and completes when they have it (quorum swarm seed 1008).
+// froze it), nor does one that only an Inconsistent peer stored (a diskless Primary whose
+// UpToDate peer's ack was lost with the partition): like DRBD, which resends a frozen request to
+// the peers once they are back, the write goes through the peers again, in the order the writes
+// were first admitted and before the writes that waited, and completes when they have it
+// (quorum swarm seeds 1008 and 2558).
 void Node::resume_frozen_io() {
   DITTO_ASSERT(role_ == Role::primary && !quorum_suspends_io());
   bump_generation_if_pending();
@@ -134,9 +136,14 @@ void Node::resume_frozen_io() {
   completions.swap(quorum_suspended_completions_);
   DITTO_ASSERT(statistics_.upper_pending >= completions.size());
   statistics_.upper_pending -= static_cast<std::uint32_t>(completions.size());
+  // When one frozen write is resent, all are, in their order: a later write to the same blocks
+  // acknowledged from its old copies would be overwritten by the resent earlier one.
+  const bool resend_all =
+      std::any_of(completions.begin(), completions.end(),
+                  [](const SuspendedCompletion& done) { return done.no_up_to_date_copy; });
   std::vector<SuspendedCompletion> resend;
   for (const SuspendedCompletion& done : completions) {
-    if (done.local_copy_lost && done.payload) {
+    if (resend_all && done.payload) {
       resend.push_back(done);
       continue;
     }
@@ -177,9 +184,10 @@ void Node::suspend_write_for_quorum(RequestId request, Sector sector, std::uint3
 // (true); with io-error the caller reports it failed.
 bool Node::hold_completion_for_quorum(std::uint64_t sequence, const Request& entry) {
   if (!quorum_suspends_io()) return false;
+  const bool local_up_to_date_copy = entry.local_ok && disk_state_ == DiskState::up_to_date;
   quorum_suspended_completions_.push_back(SuspendedCompletion{
       entry.client, entry.payload, sequence, entry.sector, entry.length_bytes,
-      WriteFlags{entry.fua}, false});
+      WriteFlags{entry.fua}, !local_up_to_date_copy && entry.peers_up_to_date_ok_mask == 0});
   return true;
 }
 

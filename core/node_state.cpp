@@ -133,7 +133,7 @@ void Node::detach_local_disk(DiskState first_step) {
   }
   DITTO_ASSERT(disk_state_ == DiskState::diskless);
   // Writes whose completion waits for quorum were on this disk: sent again at the resume.
-  for (SuspendedCompletion& done : quorum_suspended_completions_) done.local_copy_lost = true;
+  for (SuspendedCompletion& done : quorum_suspended_completions_) done.no_up_to_date_copy = true;
   reset_activity_log();
   // A local disk failure while Primary flags a new data generation (§3.2), lazily: the next
   // write starts it and carries it to the peers (a diskless Primary's P_CURRENT_UUID).

@@ -40,6 +40,15 @@ void Simulation::issue(const ClientOperation& operation) {
   core::Node& core = *primary.core;
   const Sector sector{operation.first_block * sectors_per_block};
   const std::uint32_t length_bytes = operation.block_count * block_size_bytes;
+  if (trace_) {
+    static constexpr const char* kinds[] = {"write", "read", "flush"};
+    trace(primary_, std::string("client ") + kinds[static_cast<int>(operation.kind)] +
+                        " request:" + std::to_string(operation.request.value) +
+                        " tag:" + std::to_string(operation.tag) +
+                        " block:" + std::to_string(operation.first_block) +
+                        " blocks:" + std::to_string(operation.block_count) +
+                        (operation.fua ? " fua" : ""));
+  }
   switch (operation.kind) {
     case OperationKind::write: {
       // Under protocol C the write must reach every peer the Primary replicates to now and
@@ -100,6 +109,15 @@ void Simulation::on_client_completed(std::uint8_t node, const core::CompleteClie
   bool sent_only = false;
   if (operation.kind == OperationKind::write) {
     write_completed(node, operation, ok, holders, sent_only);
+  }
+  if (trace_) {
+    trace(node, "client completed request:" + std::to_string(complete.request.value) +
+                    " status:" + core::to_string(complete.status) +
+                    (operation.kind == OperationKind::write
+                         ? " holders:" + std::to_string(holders.promised) +
+                               " unpromised:" + std::to_string(holders.unpromised) +
+                               (sent_only ? " sent-only" : "")
+                         : std::string()));
   }
   bool read_error_injected = false;
   if (operation.kind == OperationKind::read && !ok && sim_node.read_errors_unexplained > 0) {

@@ -431,6 +431,64 @@ TEST(NodeQuorum, AFrozenWriteWhoseOnlyCopyWasOnAFailedDiskIsResentToThePeersAtTh
   EXPECT_EQ(cluster.nodes[0].statistics().upper_pending, 0u);
 }
 
+// A diskless Primary writes through an UpToDate peer and an Inconsistent one (its disk was
+// attached again and has no sync source it can reach). The partition that takes the UpToDate
+// peer away swallows that peer's copy of a write and the Primary's quorum; the Inconsistent
+// peer's ack completes the write, frozen. That copy is no promise: the Inconsistent disk is
+// overwritten by its resync, and the UpToDate peer that brings quorum back never got it. So at
+// the resume the write goes through the peers again and is acknowledged only then (quorum
+// swarm seed 2558).
+TEST(NodeQuorum, AFrozenWriteThatOnlyAnInconsistentPeerStoredIsResentToThePeersAtTheResume) {
+  Cluster cluster = quorum_cluster(3, OnNoQuorum::suspend_io);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.nodes[0].on_local_disk_failed(cluster.now);
+  cluster.collect(0);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  cluster.write(0, 1, harness::block_sector(2), 10);  // the generation of the failed disk
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  // Node 2 attaches its disk again, Inconsistent, cut off from node 1 (the only UpToDate disk).
+  ASSERT_TRUE(cluster.nodes[2].on_admin(cluster.now, Detach{}).ok);
+  cluster.collect_all();
+  cluster.settle();
+  cluster.disconnect(1, 2);
+  Attach disk;
+  disk.disk = DiskState::inconsistent;
+  disk.generations = cluster.nodes[1].generations();
+  const AdminResult attached = cluster.nodes[2].on_admin(cluster.now, disk);
+  ASSERT_TRUE(attached.ok) << attached.code << ": " << attached.message;
+  cluster.collect_all();
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::inconsistent);
+  ASSERT_EQ(cluster.nodes[0].peer(node_id(2))->disk, DiskState::inconsistent);
+  ASSERT_EQ(cluster.nodes[0].peer(node_id(1))->disk, DiskState::up_to_date);
+  ASSERT_TRUE(cluster.nodes[0].have_quorum());
+
+  bool node1_wrote_it = false;
+  cluster.observer = [&](int index, const Action& action) {
+    const auto* write = std::get_if<DiskWrite>(&action);
+    if (index == 1 && write != nullptr && write->payload.value == 11) node1_wrote_it = true;
+  };
+  cluster.write(0, 2, harness::block_sector(3), 11);
+  // The partition takes node 1 away with its copy of the write.
+  cluster.disconnect(0, 1);
+  cluster.settle();
+  ASSERT_FALSE(node1_wrote_it);
+  ASSERT_FALSE(cluster.nodes[0].have_quorum());
+  ASSERT_TRUE(cluster.nodes[0].io_suspended_for_quorum());
+  ASSERT_FALSE(cluster.completion_of(2).has_value());
+
+  cluster.connect(0, 1);  // quorum is back through node 1
+  cluster.settle();
+  ASSERT_TRUE(cluster.nodes[0].have_quorum());
+  ASSERT_TRUE(cluster.completion_of(2).has_value());
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  EXPECT_TRUE(node1_wrote_it) << "acknowledged a write that no UpToDate disk holds";
+  EXPECT_EQ(cluster.nodes[0].statistics().upper_pending, 0u);
+}
+
 TEST(NodeQuorum, ASuspendedPrimaryMeetingANewerPrimaryStepsDownWithForceSecondary) {
   Cluster cluster(3, [](NodeConfig& config) {
     config.quorum = majority(OnNoQuorum::suspend_io);

@@ -337,6 +337,21 @@ TEST(QuorumRegression, AFrozenWriteWhoseOnlyCopyWasOnAFailedDiskIsNotAcknowledge
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
+// Quorum swarm seed 2558 (--first-seed 1001 --seeds 2000): Primary node0, diskless after its
+// disk failed, wrote through UpToDate node2 and Inconsistent node3 (a SyncTarget of node0 when
+// that disk failed). A partition took node2 away with its copy of the last write and node0's
+// quorum; node3's ack completed the write, frozen. node1 brought quorum back without the write,
+// node0 acknowledged it, attached its disk again and resynced from node1: the write was lost.
+// The frozen write now goes through the peers again at the resume (core test
+// AFrozenWriteThatOnlyAnInconsistentPeerStoredIsResentToThePeersAtTheResume).
+TEST(QuorumRegression, AFrozenWriteThatOnlyAnInconsistentPeerStoredIsNotAcknowledgedWithoutACopy) {
+  const SimOptions options = swarm_options(2558, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  ASSERT_EQ(options.quorum.on_no_quorum, core::OnNoQuorum::suspend_io);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 // Quorum swarm seed 2652: a misdirected write on node1 left the blocks it was meant for failing
 // their checksums (the disk holds the write's tag with unreadable_tag_bit). node1, cut off, later
 // resynced from node2 the blocks it had missed and was promoted; the failover check counted
