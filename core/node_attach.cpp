@@ -288,14 +288,15 @@ void Node::resync_in_place_from(Peer& source) {
   DITTO_ASSERT(disk_state_ == DiskState::inconsistent);
 }
 
-// The end of a resync in place on a Primary: its disk holds the generation it serves now. It
+// The end of a resync on a Primary whose source followed its generations (asked in place, or
+// in its generation when the resync began): its disk holds the generation it serves now. It
 // keeps its generations (its source followed them; the source's last report may name an older
 // one: a Secondary does not report the generations it adopts, and taking it would move us back
 // to it, dropping our bitmap UUIDs toward the peers we missed: quorum swarm seed 768). Only two
 // slots are done with: our own disk's (the generation it held while we wrote through our
 // peers) and the source's (it has every block we have).
 void Node::primary_disk_caught_up(const Peer& source) {
-  DITTO_ASSERT(role_ == Role::primary && source.in_place_source_of_primary);
+  DITTO_ASSERT(role_ == Role::primary);
   set_bitmap_uuid(generations_.uuids, config_.node_id.value, 0);
   set_bitmap_uuid(generations_.uuids, source.status.node_id.value, 0);
   DITTO_ASSERT((generations_.uuids.current & uuid_primary_bit) != 0);

@@ -223,7 +223,17 @@ void Node::maybe_finish_resync(Peer& peer) {
     return issue_metadata_write();
   }
   const std::uint64_t left = comparable_current(generations_.uuids.current);
-  if (role_ == Role::primary && peer.in_place_source_of_primary) {
+  // A Primary keeps its generations when the source was in its generation as the resync
+  // began (asked in place, or its report then named our current): every write since went
+  // through the source, and so did every generation we started meanwhile, which the source
+  // adopted without reporting it (node_attach.cpp, primary_disk_caught_up; quorum swarm seed
+  // 2673: the Primary took back the generation it had left, and the peers that went on with the
+  // new one met it later as a split brain). A source that was behind us is taken at its word.
+  const bool source_followed_us =
+      role_ == Role::primary &&
+      (peer.in_place_source_of_primary ||
+       comparable_current(peer.uuids.current) == comparable_current(peer.rs_start_uuid));
+  if (source_followed_us) {
     primary_disk_caught_up(peer);
   } else {
     resync_target_finished(generations_.uuids, peer.uuids, config_.node_id.value,

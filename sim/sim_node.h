@@ -109,6 +109,7 @@ struct Simulation::SimNode {
   std::set<std::uint64_t> digest_reads;
   // Payload handles core holds: +1 per client write and received Data, -1 per ReleasePayload.
   std::int64_t payloads_held = 0;
+  std::string traced_generations;  // --trace: the generations last printed
   // CheckDiskSize asked (a resize): answered after the step, with the disk's fixed size.
   bool disk_size_check_pending = false;
   // Payloads of several blocks (a read served for a peer, or its reply): a payload handle is a

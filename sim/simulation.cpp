@@ -229,6 +229,14 @@ void Simulation::drain(std::uint8_t node) {
   DITTO_ASSERT(!nodes_[node]->core->has_actions());
   actions.clear();
   action_buffer_ = std::move(actions);
+  if (trace_) {
+    // --trace: every change of the node's generation identifiers.
+    std::string text = generations_text(nodes_[node]->core->generations());
+    if (text != nodes_[node]->traced_generations) {
+      trace(node, "generations " + text);
+      nodes_[node]->traced_generations = std::move(text);
+    }
+  }
   after_step(node);
   // A resize's CheckDiskSize: simulated disks never grow, so the answer is the configured size,
   // fed as the next input of the node.

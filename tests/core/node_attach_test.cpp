@@ -227,5 +227,51 @@ TEST(Attach, APrimaryAttachingTheDiskOfItsGenerationWithoutPeersKeepsTheWritesOn
   EXPECT_TRUE(requested_blocks(cluster, 0, before).empty());
 }
 
+
+// A diskless Primary attaches an Inconsistent disk while cut off, and the handshake with an
+// UpToDate peer makes it that peer's SyncTarget. A write during the resync starts a new
+// generation (a peer was lost), which the source adopts without reporting it back (a
+// Secondary does not report the generations it adopts). When the resync ends, the Primary
+// keeps the generation it serves: taking the source's last report would move it back to the
+// one before, which it already left, and the peers that went on with the new one would later
+// meet it as a split brain (history-both; quorum swarm seed 2673).
+TEST(Attach, APrimaryWhoseAttachedDiskResyncedAfterAHandshakeKeepsTheGenerationItStartedMeanwhile) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  cluster.nodes[0].on_local_disk_failed(cluster.now);
+  cluster.collect(0);
+  cluster.write(0, 2, block_sector(2), 2);  // through the peers
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  // Node 0 is cut off, node 2 first: node 1 sees no Primary through it and stays UpToDate.
+  cluster.disconnect(0, 2);
+  cluster.disconnect(0, 1);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  Attach disk;
+  disk.disk = DiskState::inconsistent;
+  disk.generations = cluster.nodes[0].generations();
+  const AdminResult attached = admin(cluster, 0, disk);
+  ASSERT_TRUE(attached.ok) << attached.code << ": " << attached.message;
+  cluster.connect(0, 1);  // messages and disks, no timers: the resync has begun, not ended
+  ASSERT_EQ(cluster.nodes[0].peer(node_id(1))->replication, ReplicationState::sync_target);
+  const std::uint64_t before = comparable_current(cluster.nodes[0].generations().current);
+  cluster.write(0, 3, block_sector(3), 3);  // node 2 is missing: a new generation
+  cluster.drain();
+  const std::uint64_t started = comparable_current(cluster.nodes[0].generations().current);
+  ASSERT_NE(started, before);
+  ASSERT_EQ(comparable_current(cluster.nodes[1].generations().current), started);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(comparable_current(cluster.nodes[0].generations().current), started)
+      << "the Primary moved back to a generation it had left";
+  EXPECT_EQ(comparable_current(cluster.nodes[1].generations().current), started);
+  EXPECT_EQ(cluster.completion_of(3), ClientStatus::ok);
+}
+
 }  // namespace
 }  // namespace ditto::core

@@ -352,6 +352,24 @@ TEST(QuorumRegression, AFrozenWriteThatOnlyAnInconsistentPeerStoredIsNotAcknowle
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
+// Quorum swarm seeds 2673 (--first-seed 1001 --seeds 2000) and 3496 (--first-seed 3001): the
+// Primary, its attached disk Inconsistent, became the SyncTarget of an UpToDate peer at a
+// handshake; when quorum came back during that resync it started a new generation, which the
+// source adopted without reporting it. At the end of the resync the Primary took the source's
+// last report and moved back to the generation it had left, while the peers went on with the
+// new one: each side held the other's current in its history, a split brain (history-both)
+// that quorum promises never happens. A Primary whose source was in its generation as the
+// resync began keeps its own (core test
+// APrimaryWhoseAttachedDiskResyncedAfterAHandshakeKeepsTheGenerationItStartedMeanwhile).
+TEST(QuorumRegression, APrimaryDoesNotMoveBackToAGenerationItLeftWhenItsDiskFinishesItsResync) {
+  for (const std::uint64_t seed : {2673u, 3496u}) {
+    const SimOptions options = swarm_options(seed, 400, {}, true);
+    ASSERT_TRUE(options.quorum.enabled());
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
+  }
+}
+
 // Quorum swarm seed 2652: a misdirected write on node1 left the blocks it was meant for failing
 // their checksums (the disk holds the write's tag with unreadable_tag_bit). node1, cut off, later
 // resynced from node2 the blocks it had missed and was promoted; the failover check counted
