@@ -41,8 +41,7 @@ void Simulation::issue(const ClientOperation& operation) {
   const Sector sector{operation.first_block * sectors_per_block};
   const std::uint32_t length_bytes = operation.block_count * block_size_bytes;
   if (trace_) {
-    static constexpr const char* kinds[] = {"write", "read", "flush"};
-    trace(primary_, std::string("client ") + kinds[static_cast<int>(operation.kind)] +
+    trace(primary_, "client " + std::string(name(operation.kind)) +
                         " request:" + std::to_string(operation.request.value) +
                         " tag:" + std::to_string(operation.tag) +
                         " block:" + std::to_string(operation.first_block) +
