@@ -42,6 +42,16 @@ inline constexpr std::uint64_t resync_paused_by_user = 1ull << 41;
 // ditto's own: the node started after a Primary crash (apply-al marked its hot extents; DRBD's
 // CRASHED_PRIMARY as far as csums-after-crash-only is concerned). No handshake rule reads it.
 inline constexpr std::uint64_t after_primary_crash = 1ull << 42;
+// ditto's own: the sender is a Secondary connected to a Primary with an UpToDate disk. DRBD
+// reconciles two Secondaries of one generation only after a common lost Primary (§3.5 step 3); a
+// handshake in which either side still has its Primary leaves their bits alone
+// (Node::resync_same_generation). Like the quorum flags no part of the state a report must keep for
+// its handshake (resync_not_now).
+inline constexpr std::uint64_t primary_connected = 1ull << 43;
+// ditto's own: the sender is Inconsistent, and the resync source it lost was UpToDate (it left or
+// crashed with its disk): that disk holds the sender's generation in full and may come back, so
+// an older peer's data is no full sync for the sender (generation_handshake.cpp).
+inline constexpr std::uint64_t newer_copy_away = 1ull << 47;
 }  // namespace uuid_flag
 
 struct Generations {

@@ -198,15 +198,27 @@ void disk_state_override(const HandshakeInput& in, HandshakeDecision& decision) 
   // due to disk states"), the disk states decide, and it takes a full sync from the UpToDate
   // peer, as across diverged branches above. One still SyncTarget of another node waits for
   // that resync to end instead (resync_not_now: swarm seed 19 with quorum).
+  // Only when no disk that holds the newer generation may come back, though: one whose source
+  // left UpToDate (crashed, or cut off) says so (newer_copy_away), and both sides refuse and
+  // retry as DRBD does, until that disk resynced it (quorum swarm seeds 5835, 3593: the full sync
+  // threw the generation's acknowledged writes away, and the connection gave the older peer the
+  // quorum to be promoted on its data). An operator who knows that disk is gone for good
+  // connects the Inconsistent node with --discard-my-data (or detaches and attaches it again).
   const auto idle = [](std::uint64_t flags) { return (flags & uuid_flag::sync_target) == 0; };
-  const bool idle_inconsistent_newer =
-      (self == DiskState::inconsistent && in.self_role != Role::primary &&
-       peer == DiskState::up_to_date && is_source(decision.strategy) &&
-       idle(in.compare.self_flags)) ||
-      (peer == DiskState::inconsistent && in.peer_role != Role::primary &&
-       self == DiskState::up_to_date && is_target(decision.strategy) &&
-       idle(in.compare.peer_flags));
-  if (idle_inconsistent_newer) {
+  const bool self_inconsistent_newer =
+      self == DiskState::inconsistent && in.self_role != Role::primary &&
+      peer == DiskState::up_to_date && is_source(decision.strategy) && idle(in.compare.self_flags);
+  const bool peer_inconsistent_newer =
+      peer == DiskState::inconsistent && in.peer_role != Role::primary &&
+      self == DiskState::up_to_date && is_target(decision.strategy) && idle(in.compare.peer_flags);
+  if (self_inconsistent_newer || peer_inconsistent_newer) {
+    const std::uint64_t flags =
+        self_inconsistent_newer ? in.compare.self_flags : in.compare.peer_flags;
+    if ((flags & uuid_flag::newer_copy_away) != 0 && (flags & uuid_flag::discard_my_data) == 0) {
+      decision.outcome = HandshakeOutcome::retry_connect;
+      decision.reason = "I shall become SyncSource, but I am inconsistent!";
+      return;
+    }
     decision.strategy = self > peer ? S::source_set_bitmap : S::target_set_bitmap;
     decision.full_sync_across_branches = true;
     return;
@@ -333,7 +345,10 @@ HandshakeDecision sync_handshake(const HandshakeInput& in) {
     return decision;
   }
   disk_state_override(in, decision);
-  if (decision.outcome == HandshakeOutcome::disconnect) return decision;
+  if (decision.outcome == HandshakeOutcome::disconnect ||
+      decision.outcome == HandshakeOutcome::retry_connect) {
+    return decision;
+  }
   resolve_split_brain(in, decision);
   if (decision.outcome == HandshakeOutcome::standalone) return decision;
   if (!is_split_brain(decision.compare.strategy)) {  // step 9: --discard-my-data

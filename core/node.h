@@ -885,6 +885,10 @@ class Node {
   // Started after a Primary crash (apply-al marked its hot extents): uuid_flag::after_primary_crash
   // for this incarnation, so csums-after-crash-only resyncs with it use checksums.
   bool after_primary_crash_ = false;
+  // The resync source we lost while it was UpToDate (it crashed or was cut off): its disk holds
+  // our generation in full and may come back (uuid_flag::newer_copy_away), or no_node.
+  static constexpr std::uint8_t no_node = 0xff;
+  std::uint8_t newer_copy_node_ = no_node;
   GenerationState generations_;
   std::array<Peer, nodes_max> peers_{};
   std::array<std::uint8_t, nodes_max> configured_ids_{};  // see configured_peers()

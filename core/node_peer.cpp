@@ -673,6 +673,11 @@ void Node::clear_peer_streams(Peer& peer) {
 void Node::peer_lost(Peer& peer, ConnectionState failure) {
   const std::uint32_t peer_bit = bit(peer.status.node_id);
   const bool was_target = receives_resync(peer.status.replication);
+  // A source lost UpToDate holds our generation in full, and its disk may come back.
+  if (was_target && peer.status.disk == DiskState::up_to_date &&
+      disk_state_ == DiskState::inconsistent) {
+    newer_copy_node_ = peer.status.node_id.value;
+  }
   const bool was_replicating = peer_replicating(peer);
   const bool was_our_primary = role_ == Role::secondary && peer.state_received &&
                                peer.status.role == Role::primary;

@@ -53,9 +53,14 @@ std::uint64_t Node::local_uuid_flags() const {
   if (disk_state_ == DiskState::inconsistent) flags |= uuid_flag::inconsistent;
   if (restarted_behind_) flags |= uuid_flag::restarted_behind;
   if (after_primary_crash_) flags |= uuid_flag::after_primary_crash;
+  if (newer_copy_node_ != no_node) flags |= uuid_flag::newer_copy_away;
   for (const Peer& peer : configured_peers()) {
     if (receives_resync(peer.status.replication)) {
       flags |= uuid_flag::sync_target;
+    }
+    if (role_ == Role::secondary && peer.status.connection == ConnectionState::connected &&
+        peer.status.role == Role::primary && peer.status.disk == DiskState::up_to_date) {
+      flags |= uuid_flag::primary_connected;
     }
   }
   return flags;
@@ -66,10 +71,13 @@ std::uint64_t Node::local_uuid_flags() const {
 // state changed since its report retries (rule 0, initial-handshake-changed).
 const char* Node::resync_not_now(const Peer& peer, bool source) const {
   const wire::StateReport& sent = *peer.first_report_sent;
-  // The quorum and pause flags are no part of the handshake's decision: they change with it.
-  const std::uint64_t sent_flags =
-      sent.uuid_flags & ~quorum_flag::all & ~uuid_flag::resync_paused_by_user;
-  if (sent.disk_state != disk_state_ || sent_flags != uuid_flags_toward(peer) ||
+  // The quorum, pause, Primary and newer-copy flags are no part of the state the decision needs
+  // unchanged: they change with it (the decision reads the reports both sides sent, so both
+  // agree).
+  const std::uint64_t volatile_flags = quorum_flag::all | uuid_flag::resync_paused_by_user |
+                                       uuid_flag::primary_connected | uuid_flag::newer_copy_away;
+  const std::uint64_t sent_flags = sent.uuid_flags & ~volatile_flags;
+  if (sent.disk_state != disk_state_ || sent_flags != (uuid_flags_toward(peer) & ~volatile_flags) ||
       comparable_current(sent.uuids.current) != comparable_current(generations_.uuids.current)) {
     return state_changed_reason;
   }
@@ -268,6 +276,9 @@ bool Node::peer_finished_resync(const Peer& peer, const wire::StateReport& state
 // Applies the decision accept_handshake let through (the connection is Connected now).
 void Node::sync_handshake_with(Peer& peer, const HandshakeDecision& decision) {
   peer.reconcile_resync = false;
+  // The source we lost is back: whatever its disk holds now, this handshake decides (its disk
+  // may have failed meanwhile: waiting for it any longer could be for ever).
+  if (newer_copy_node_ == peer.status.node_id.value) newer_copy_node_ = no_node;
   peer.in_place_source_of_primary = false;
   switch (decision.outcome) {
     case HandshakeOutcome::established:
@@ -324,11 +335,21 @@ void Node::resync_same_generation(Peer& peer) {
   // started a generation): the Primary, else the side with bits, else the side that received
   // more of the lost Primary's writes (dagtag: each connection carries the Primary's writes in
   // one order, so it holds every write the other side received), else the lower node id, is
+  // Between Secondaries only after a common lost Primary, though (DRBD's reconciliation): while
+  // either side still has a Primary with an UpToDate disk, that Primary's bitmaps cover what each
+  // misses (a diskless Primary's do not: its Secondaries reconcile among themselves), and a side
+  // that lags one of its writes on a slow link could be made the source of a block the other
+  // already holds newer (swarm seeds 618, 4609). The bits stay until the Primary is lost
+  // (reconcile_after_lost_primary) or a resync from it clears them. Both sides judge from the
+  // reports both sent at the handshake, so they agree.
+  const std::uint64_t primary_flags = peer.first_report_sent->uuid_flags | peer.uuid_flags;
   // the source.
   const std::uint64_t mine = peer.bitmap->count_set();
+  const bool primary_here = role_ == Role::primary || peer.status.role == Role::primary;
+  if (!primary_here && (primary_flags & uuid_flag::primary_connected) != 0) return;
   if (mine != 0 || peer.peer_dirty_bits != 0) {
     bool source = config_.node_id.value < peer.status.node_id.value;
-    if (role_ == Role::primary || peer.status.role == Role::primary) {
+    if (primary_here) {
       source = role_ == Role::primary;
     } else if ((mine == 0) != (peer.peer_dirty_bits == 0)) {
       source = mine != 0;

@@ -76,6 +76,7 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
     writes_wait_for_bitmap_ = true;
   }
   if (disk_state_ == DiskState::up_to_date) restarted_behind_ = false;
+  if (disk_state_ != DiskState::inconsistent) newer_copy_node_ = no_node;
   for (Peer& peer : configured_peers()) {
     const PeerState& view = next.peers[peer.status.node_id.value];
     peer.status.connection = view.connection;

@@ -640,6 +640,43 @@ TEST(SyncHandshake, AnIdleInconsistentSecondaryOnANewerGenerationTakesAFullSyncF
   EXPECT_EQ(sync_handshake(peer).strategy, SyncStrategy::target_use_bitmap);
 }
 
+// Quorum swarm seeds 5835 and 3593: the Inconsistent node was the SyncTarget of a Primary that
+// crashed while UpToDate on the newer generation; that disk comes back with the writes the
+// generation holds. Taking a full sync from the older UpToDate peer instead threw them away, and
+// the connection gave that peer the quorum to be promoted on its older data. The node says so
+// (uuid_flag::newer_copy_away), and both sides refuse, as DRBD does ("I shall become SyncSource,
+// but I am inconsistent!"), and retry: the connection comes back once the newer disk resynced it.
+TEST(SyncHandshake, AnIdleInconsistentSecondaryWhoseUpToDateSourceMayReturnRefusesAnOlderPeer) {
+  HandshakeInput input;  // we are the Inconsistent Secondary, node 0
+  input.compare.self.current = gen_b;
+  input.compare.self.bitmap[1] = gen_a;
+  input.compare.peer.current = gen_a;
+  input.compare.self_flags = uuid_flag::newer_copy_away;
+  input.self_disk = DiskState::inconsistent;
+  input.peer_disk = DiskState::up_to_date;
+  HandshakeDecision decision = sync_handshake(input);
+  EXPECT_EQ(decision.compare.rule, UuidRule::bitmap_self);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::retry_connect);
+  EXPECT_EQ(decision.reason, "I shall become SyncSource, but I am inconsistent!");
+  // The UpToDate peer's side of the same connection reaches the same answer.
+  HandshakeInput peer;
+  peer.compare.self = input.compare.peer;
+  peer.compare.peer = input.compare.self;
+  peer.compare.self_node = input.compare.peer_node;
+  peer.compare.peer_node = input.compare.self_node;
+  peer.compare.peer_flags = uuid_flag::newer_copy_away;
+  peer.self_disk = DiskState::up_to_date;
+  peer.peer_disk = DiskState::inconsistent;
+  decision = sync_handshake(peer);
+  EXPECT_EQ(decision.compare.rule, UuidRule::bitmap_peer);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::retry_connect);
+  // An operator who knows the source is gone for good: connect --discard-my-data.
+  input.compare.self_flags |= uuid_flag::discard_my_data;
+  decision = sync_handshake(input);
+  EXPECT_EQ(decision.outcome, HandshakeOutcome::become_target);
+  EXPECT_EQ(decision.bitmap_edit, BitmapEdit::set_all);
+}
+
 TEST(SyncHandshake, TentativeOnlyReports) {
   HandshakeInput input;
   input.compare.self.current = gen_b;

@@ -6,9 +6,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +32,8 @@ struct Cluster {
   std::vector<Node> nodes;
   Instant now;
   std::deque<InFlight> network;  // in-order delivery for the whole cluster
+  // Links (from, to) whose messages stay in `network`, in order, until the link is unclogged.
+  std::set<std::pair<int, int>> clogged;
   std::map<std::pair<int, std::uint64_t>, DiskWrite> disk_writes;  // (node, io) → pending
   std::map<std::pair<int, std::uint64_t>, bool> disk_other;        // pending reads/flushes
   std::vector<std::pair<int, MetadataWrite>> metadata_writes;       // every one, in order
@@ -136,12 +140,15 @@ struct Cluster {
     for (std::size_t i = 0; i < nodes.size(); ++i) collect(static_cast<int>(i));
   }
 
-  // Delivers one message; false when the network is empty.
+  // Delivers the first message of a link that is not clogged; false when there is none.
   bool deliver_one() {
     collect_all();
-    if (network.empty()) return false;
-    InFlight message = network.front();
-    network.pop_front();
+    const auto next = std::find_if(network.begin(), network.end(), [&](const InFlight& m) {
+      return !clogged.contains({m.from.value, m.to.value});
+    });
+    if (next == network.end()) return false;
+    InFlight message = *next;
+    network.erase(next);
     const auto decoded = wire::decode(message.frame);
     const auto& frame = std::get<wire::Frame>(decoded);
     PayloadHandle handle{frame.payload.empty() ? 0u : std::uint64_t{frame.payload[0]}};

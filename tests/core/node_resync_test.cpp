@@ -273,21 +273,69 @@ TEST(Resync, BlocksResyncedFromASourceInSyncWithAThirdNodeStayInSyncTowardIt) {
   // Node 0 named node 1 in a PeersInSync before the run of both blocks: node 1 has them too.
   EXPECT_EQ(cluster.count_sent(0, wire::MessageType::peers_in_sync), 1);
   EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->out_of_sync_bytes, 0u);
-  // The handshake with node 1 finds the same generation: it moves at most the blocks node 1
-  // marked for node 2 when the PeerAcks did not name it (the two it missed), nothing more.
+  // The handshake with node 1 finds the same generation. Node 1 marked for node 2 at most the
+  // two blocks it got while node 2 was away (the PeerAcks did not name node 2), and both nodes
+  // serve the live Primary: its Secondaries do not reconcile between themselves (swarm seed
+  // 4609), so nothing moves between them.
   const std::uint64_t marked_by_node1 = cluster.nodes[1].peer(NodeId{2})->out_of_sync_bytes;
+  const int requests_before = cluster.count_sent(2, wire::MessageType::resync_request);
   EXPECT_LE(marked_by_node1, 2u * 4096);
   cluster.connect(1, 2);
   cluster.settle();
   EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->replication, ReplicationState::established);
   EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->out_of_sync_bytes, 0u);
   EXPECT_EQ(cluster.count_sent(1, wire::MessageType::resync_request), 0);
-  std::uint64_t blocks_requested = 0;
-  for (const auto& [index, send] : cluster.sent) {
-    const auto* request = std::get_if<wire::ResyncRequest>(&send.message);
-    if (index == 2 && request != nullptr) blocks_requested += request->length_bytes / 4096;
-  }
-  EXPECT_EQ(blocks_requested, 2 + marked_by_node1 / 4096);
+  EXPECT_EQ(cluster.count_sent(2, wire::MessageType::resync_request), requests_before);
+}
+
+// Swarm seed 4609 (3 nodes; shrunk to a one-way partition, a flapping link and a clog): node 2,
+// away from the Primary and from node 1, resynced from the Primary, which could not name node 1
+// in its PeersInSync for the newest block (node 1 had not acknowledged it: its link from the
+// Primary was clogged), so node 2 marked that block toward node 1. Node 1 and node 2 met again in
+// one generation, both with bits and both UpToDate; node 1, whose dagtag was ahead (node 2 had
+// taken the resynced blocks without one), was made the reconcile source and overwrote node 2's
+// copy of the acknowledged write with its older block. DRBD reconciles only after a common lost
+// Primary (§3.5 step 3); while a Primary serves either side its Secondaries leave their bits
+// alone: the Primary's own bitmap covers whatever each of them misses.
+TEST(Resync, SecondariesOfOneGenerationServingALivePrimaryDoNotReconcileTheirMarkedBlocks) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  cluster.disconnect(0, 2);
+  cluster.disconnect(1, 2);
+  cluster.write(0, 2, block_sector(2), 2);
+  cluster.drain();
+  // The write of block 3 stays on the clogged link to node 1 (node 1 lags it).
+  cluster.clogged.insert({0, 1});
+  cluster.write(0, 3, block_sector(3), 3);
+  cluster.drain();
+  cluster.connect(0, 2);
+  cluster.drain();
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  ASSERT_EQ(cluster.nodes[2].peer(NodeId{0})->resync_done_blocks, 2u);
+  // Node 2 got block 3 from the Primary and marked it toward node 1; node 1 marked block 2.
+  ASSERT_GT(cluster.nodes[2].peer(NodeId{1})->out_of_sync_bytes, 0u);
+  ASSERT_GT(cluster.nodes[1].peer(NodeId{2})->out_of_sync_bytes, 0u);
+  ASSERT_EQ(cluster.nodes[1].generation() & ~uuid_primary_bit,
+            cluster.nodes[2].generation() & ~uuid_primary_bit);
+  const int requests_before = cluster.count_sent(2, wire::MessageType::resync_request);
+  int node2_writes = 0;
+  cluster.observer = [&](int index, const Action& action) {
+    if (index == 2 && std::holds_alternative<DiskWrite>(action)) node2_writes += 1;
+  };
+  cluster.connect(1, 2);
+  EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->replication, ReplicationState::established);
+  EXPECT_EQ(cluster.nodes[1].peer(NodeId{2})->replication, ReplicationState::established);
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(cluster.count_sent(2, wire::MessageType::resync_request), requests_before);
+  EXPECT_EQ(cluster.count_sent(1, wire::MessageType::resync_request), 0);
+  EXPECT_EQ(node2_writes, 0);  // node 1's older block 3 did not overwrite node 2's
+  // The Data of block 3 reaches node 1 at last: every node holds the write.
+  cluster.clogged.clear();
+  cluster.drain();
+  EXPECT_EQ(cluster.completion_of(3), ClientStatus::ok);
 }
 
 TEST(Resync, BlocksResyncedFromASourceThatTracksAThirdNodeAreMarkedTowardIt) {

@@ -299,7 +299,8 @@ TEST(QuorumRegression, ASyncTargetTakesTheNewGenerationOfAPrimaryOnlyWhenItsResy
   }
 }
 
-// Quorum swarm seeds 1821 and 2499 (--first-seed 1001 --seeds 2000): the Primary acknowledged
+// Quorum swarm seeds 1821 and 2499 (--first-seed 1001 --seeds 2000; 2499 takes another course
+// since the fixes for seeds 4609 and 5835 and loses nothing now): the Primary acknowledged
 // writes while its quorum counted peers that were Inconsistent SyncTargets (2499: node1 and
 // node3 resyncing from it, node2 cut off; 1821: node2 Outdated then SyncTarget after a
 // restart, node1 cut off), so its own disk was the only UpToDate copy; then it crashed, and the
@@ -311,7 +312,7 @@ TEST(QuorumRegression, ASyncTargetTakesTheNewGenerationOfAPrimaryOnlyWhenItsResy
 // DRBD's remedy. Such a loss is counted (blocks_lost_at_failover,
 // single_copy_blocks_lost_at_failover) and is no violation of what quorum promises.
 TEST(QuorumRegression, AWriteWhoseOnlyUpToDateCopyWasThePrimarysIsNoQuorumPromise) {
-  for (const std::uint64_t seed : {1821u, 2499u}) {
+  for (const std::uint64_t seed : {1821u}) {
     const SimOptions options = swarm_options(seed, 400, {}, true);
     ASSERT_TRUE(options.quorum.enabled());
     const RunResult result = run_simulation(options);
@@ -395,6 +396,25 @@ TEST(QuorumRegression, ADisklessPrimaryDoesNotTrustAPeerWithAnotherGeneration) {
   const RunResult result = run_simulation(options);
   EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+// Quorum swarm seed 5835 (--first-seed 4001 --seeds 3000; shrunk to an isolated node, a
+// connection reset and a crash): Primary node0 went on with node2 in a new generation while
+// node1 was cut off, lost quorum, and crashed while node2 was its SyncTarget. node2, Inconsistent
+// on the newer generation, met node1 (UpToDate, older) and took a full sync from it (the rule
+// for an Inconsistent node whose newer generation no disk holds any more, seed 750); with node2's
+// vote node1 was promoted on its older data and the generation's acknowledged writes, still on
+// node0's disk, were lost: node0 came back to a split brain. node2 now says its UpToDate source
+// may come back (uuid_flag::newer_copy_away) and both sides refuse, as DRBD does, until node0
+// resynced node2 (core test
+// AnIdleInconsistentSecondaryWhoseUpToDateSourceMayReturnRefusesAnOlderPeer).
+TEST(QuorumRegression, AnInconsistentNodeWhoseSourceMayReturnGivesNoOlderPeerItsVote) {
+  const SimOptions options = swarm_options(5835, 400, {}, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  EXPECT_GE(result.converged_after_ns, 0) << describe(result);
 }
 
 TEST(QuorumOptions, SchedulesCarryTheQuorumSettingsAndTheReplayCommandNamesThem) {

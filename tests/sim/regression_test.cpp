@@ -174,6 +174,19 @@ TEST(RegressionResync, AReconcileBetweenUpToDateSecondariesKeepsTheBlocksOnlyThe
   expect_swarm_seeds_pass({2422, 2752, 2907});
 }
 
+// Bug: node2, cut off from the Primary and from node1, resynced from the Primary and marked
+// toward node1 the newest block, which node1 had not acknowledged yet (its link from the
+// Primary was clogged). When node1 and node2 met again in the same generation, both UpToDate and
+// both with bits, the reconcile made node1 the source (its dagtag was ahead: node2 had taken the
+// resynced blocks without one), and node1's older block overwrote node2's copy of the write the
+// Primary then acknowledged. Fixed as DRBD does: Secondaries reconcile only after a common lost
+// Primary, never while either of them still has it (core test
+// SecondariesOfOneGenerationServingALivePrimaryDoNotReconcileTheirMarkedBlocks).
+// Replay: ditto-sim run --seed 4609 --swarm --ops 400  (shrinks to 3 faults, 27 operations)
+TEST(RegressionResync, SecondariesServingALivePrimaryDoNotReconcileFromTheOneThatLagsIt) {
+  expect_swarm_seeds_pass({4609});
+}
+
 // Bug: releasing a write from a lost peer marked the bitmaps of every unconfigured peer slot
 // whose (default) node id 0 matched the lost peer: a bitmap that does not exist (assertion).
 // Also (branch dblresync, PeersInSync): a SyncSource cleared the bits it had marked toward its
