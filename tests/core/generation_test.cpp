@@ -345,6 +345,19 @@ TEST(GenerationRotation, UserNewCurrentUuidClearsEveryBitmapUuid) {
 
 // ---- the handshake pipeline ----
 
+// The other side of the same connection: generations, node ids, flags, disks and roles swapped.
+HandshakeInput other_side(const HandshakeInput& in) {
+  HandshakeInput out = in;
+  std::swap(out.compare.self, out.compare.peer);
+  std::swap(out.compare.self_node, out.compare.peer_node);
+  std::swap(out.compare.self_flags, out.compare.peer_flags);
+  std::swap(out.self_disk, out.peer_disk);
+  std::swap(out.self_role, out.peer_role);
+  std::swap(out.self_dirty_bits, out.peer_dirty_bits);
+  std::swap(out.self_has_quorum, out.peer_has_quorum);
+  return out;
+}
+
 HandshakeInput split_brain_both_secondary(std::uint64_t self_dirty, std::uint64_t peer_dirty) {
   HandshakeInput input;
   input.compare.self.current = gen_b;
@@ -578,14 +591,7 @@ TEST(SyncHandshake, AnInconsistentPrimaryOnANewerGenerationDisconnectsFromAnOlde
   EXPECT_EQ(decision.outcome, HandshakeOutcome::disconnect);
   EXPECT_EQ(decision.reason, "I shall become SyncSource, but I am inconsistent!");
   // The Primary's side of the same connection.
-  HandshakeInput primary;
-  primary.compare.self = input.compare.peer;
-  primary.compare.peer = input.compare.self;
-  primary.compare.self_node = input.compare.peer_node;
-  primary.compare.peer_node = input.compare.self_node;
-  primary.self_disk = DiskState::inconsistent;
-  primary.peer_disk = DiskState::up_to_date;
-  primary.self_role = Role::primary;
+  HandshakeInput primary = other_side(input);
   decision = sync_handshake(primary);
   EXPECT_EQ(decision.compare.rule, UuidRule::bitmap_self);
   EXPECT_EQ(decision.outcome, HandshakeOutcome::disconnect);
@@ -619,13 +625,7 @@ TEST(SyncHandshake, AnIdleInconsistentSecondaryOnANewerGenerationTakesAFullSyncF
   EXPECT_EQ(decision.outcome, HandshakeOutcome::become_target);
   EXPECT_EQ(decision.bitmap_edit, BitmapEdit::set_all);
   // The UpToDate peer's side of the same connection.
-  HandshakeInput peer;
-  peer.compare.self = input.compare.peer;
-  peer.compare.peer = input.compare.self;
-  peer.compare.self_node = input.compare.peer_node;
-  peer.compare.peer_node = input.compare.self_node;
-  peer.self_disk = DiskState::up_to_date;
-  peer.peer_disk = DiskState::inconsistent;
+  HandshakeInput peer = other_side(input);
   decision = sync_handshake(peer);
   EXPECT_EQ(decision.compare.rule, UuidRule::bitmap_peer);
   EXPECT_EQ(decision.strategy, SyncStrategy::source_set_bitmap);
@@ -659,14 +659,7 @@ TEST(SyncHandshake, AnIdleInconsistentSecondaryWhoseUpToDateSourceMayReturnRefus
   EXPECT_EQ(decision.outcome, HandshakeOutcome::retry_connect);
   EXPECT_EQ(decision.reason, "I shall become SyncSource, but I am inconsistent!");
   // The UpToDate peer's side of the same connection reaches the same answer.
-  HandshakeInput peer;
-  peer.compare.self = input.compare.peer;
-  peer.compare.peer = input.compare.self;
-  peer.compare.self_node = input.compare.peer_node;
-  peer.compare.peer_node = input.compare.self_node;
-  peer.compare.peer_flags = uuid_flag::newer_copy_away;
-  peer.self_disk = DiskState::up_to_date;
-  peer.peer_disk = DiskState::inconsistent;
+  HandshakeInput peer = other_side(input);
   decision = sync_handshake(peer);
   EXPECT_EQ(decision.compare.rule, UuidRule::bitmap_peer);
   EXPECT_EQ(decision.outcome, HandshakeOutcome::retry_connect);

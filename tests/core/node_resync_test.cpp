@@ -29,6 +29,18 @@ int count_events(const Cluster& cluster, int node, const std::string& text) {
   return count;
 }
 
+// Three nodes, Primary node 0, one write that every node holds; then node 2 loses both peers.
+Cluster node_two_cut_off() {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  cluster.disconnect(0, 2);
+  cluster.disconnect(1, 2);
+  return cluster;
+}
+
 TEST(Resync, ASecondaryAwayForAWhileGetsExactlyTheBlocksWrittenMeanwhileAndEndsUpToDate) {
   Cluster cluster(2);
   cluster.connect(0, 1);
@@ -114,13 +126,7 @@ TEST(Resync, APeerLeftInTheGenerationASyncTargetResyncedAwayFromGetsItsResyncToo
 // that connected to node 2 in between read the old block (quorum swarm seed 855). At the end
 // node 2 is Outdated: node 1 forwarded that the Primary does not reach it (swarm seed 871).
 TEST(Resync, AWriteTheSourceGetsDuringTheResyncIsResyncedBeforeTheTargetTurnsUpToDate) {
-  Cluster cluster(3);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.write(0, 1, block_sector(0), 1);
-  cluster.settle();
-  cluster.disconnect(0, 2);
-  cluster.disconnect(1, 2);
+  Cluster cluster = node_two_cut_off();
   cluster.write(0, 2, block_sector(5), 2);
   cluster.settle();
   cluster.nodes[1].on_connection_up(cluster.now, harness::node_id(2));
@@ -250,13 +256,7 @@ TEST(Resync, ThreeGenerationsAndAChainOfNodesResyncInTheRightDirectionEveryTime)
 // Node 2 misses two writes of node 0 while node 1 gets them; node 2 comes back to node 0 first.
 // `node1_away_too`: node 1 misses them as well.
 Cluster third_node_behind(bool node1_away_too) {
-  Cluster cluster(3);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.write(0, 1, block_sector(1), 1);
-  cluster.settle();
-  cluster.disconnect(0, 2);
-  cluster.disconnect(1, 2);
+  Cluster cluster = node_two_cut_off();
   if (node1_away_too) cluster.disconnect(0, 1);
   cluster.write(0, 2, block_sector(2), 2);
   cluster.write(0, 3, block_sector(3), 3);
@@ -298,13 +298,7 @@ TEST(Resync, BlocksResyncedFromASourceInSyncWithAThirdNodeStayInSyncTowardIt) {
 // Primary (§3.5 step 3); while a Primary serves either side its Secondaries leave their bits
 // alone: the Primary's own bitmap covers whatever each of them misses.
 TEST(Resync, SecondariesOfOneGenerationServingALivePrimaryDoNotReconcileTheirMarkedBlocks) {
-  Cluster cluster(3);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.write(0, 1, block_sector(1), 1);
-  cluster.settle();
-  cluster.disconnect(0, 2);
-  cluster.disconnect(1, 2);
+  Cluster cluster = node_two_cut_off();
   cluster.write(0, 2, block_sector(2), 2);
   cluster.drain();
   // The write of block 3 stays on the clogged link to node 1 (node 1 lags it).
