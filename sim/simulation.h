@@ -303,6 +303,9 @@ class Simulation {
   EventQueue queue_;
   TraceHash hash_;
   Violations violations_;
+  // The first block two UpToDate replicas hold differently ("block B: nodeX tag T, nodeY tag U"),
+  // for the replicas-differ violation: where to start reading the trace.
+  std::string first_divergence_;
   Workload workload_;
   TraceSink trace_;
   std::vector<std::unique_ptr<SimNode>> nodes_;

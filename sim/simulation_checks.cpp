@@ -114,7 +114,8 @@ void Simulation::check_replicas_identical(const std::vector<std::uint8_t>& up_to
   }
   violations_.add("replicas differ: every live node is Connected and UpToDate, yet " +
                   std::to_string(result.divergent_blocks) +
-                  " block comparisons differ (a resync missed blocks)");
+                  " block comparisons differ (a resync missed blocks; first " + first_divergence_ +
+                  ")");
 }
 
 void Simulation::check_divergence(std::uint8_t first, std::uint8_t second, RunResult& result) {
@@ -133,6 +134,11 @@ void Simulation::check_divergence(std::uint8_t first, std::uint8_t second, RunRe
     // A block the checksumming disk reports as unreadable (bit rot, a misdirected write) is a
     // detected error, not a divergence: reads of it fail, they never return wrong data.
     if (((a[block] | b[block]) & unreadable_tag_bit) != 0) continue;
+    if (result.divergent_blocks == 0) {
+      first_divergence_ = "block " + std::to_string(block) + ": " + node_name(first) + " tag " +
+                          std::to_string(a[block]) + ", " + node_name(second) + " tag " +
+                          std::to_string(b[block]);
+    }
     result.divergent_blocks += 1;
     if (!connected || !oracle.acknowledged(a[block]) || !oracle.acknowledged(b[block])) continue;
     if (silent == 0) first_block = block;
