@@ -889,6 +889,12 @@ class Node {
   // our generation in full and may come back (uuid_flag::newer_copy_away), or no_node.
   static constexpr std::uint8_t no_node = 0xff;
   std::uint8_t newer_copy_node_ = no_node;
+  // That source's current UUID as it last reported it (comparable): the generation only it, and
+  // what it resynced to us, hold in full.
+  std::uint64_t newer_copy_current_ = 0;
+  // That source's disk is gone (it failed or detached under the resync, or the source came back
+  // without it): only an operator can say the writes it held are to be given up.
+  bool newer_copy_disk_gone_ = false;
   GenerationState generations_;
   std::array<Peer, nodes_max> peers_{};
   std::array<std::uint8_t, nodes_max> configured_ids_{};  // see configured_peers()

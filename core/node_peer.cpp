@@ -677,6 +677,8 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   if (was_target && peer.status.disk == DiskState::up_to_date &&
       disk_state_ == DiskState::inconsistent) {
     newer_copy_node_ = peer.status.node_id.value;
+    newer_copy_current_ = comparable_current(peer.uuids.current);
+    newer_copy_disk_gone_ = false;
   }
   const bool was_replicating = peer_replicating(peer);
   const bool was_our_primary = role_ == Role::secondary && peer.state_received &&

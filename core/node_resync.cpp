@@ -102,6 +102,17 @@ void Node::check_resync_source(Peer& peer, bool was_target) {
       (peer.uuid_flags & uuid_flag::sync_target) == 0) {
     return;
   }
+  // A source whose disk failed or detached under the resync was UpToDate (no other disk is a
+  // source) and took our generation's data with it: what it had sent us is now the only copy of
+  // writes an older peer missed, so that peer's data is no full sync for us (newer_copy_away;
+  // swarm seeds 3865, 5402: the Primary's disk failed while it resynced a Secondary that had
+  // crashed or lagged, and the Secondary then took a full sync from a peer cut off before those
+  // writes). peer_lost sees the peer's disk already Diskless and would not say so.
+  if (disk_state_ == DiskState::inconsistent && peer.status.disk < DiskState::inconsistent) {
+    newer_copy_node_ = peer.status.node_id.value;
+    newer_copy_current_ = comparable_current(peer.uuids.current);
+    newer_copy_disk_gone_ = true;
+  }
   protocol_error(peer, "resync source " + peer.status.name + " is no longer consistent");
   if (!target) {  // peer_lost saw no resync any more
     allow_handshake_reruns();
@@ -273,13 +284,59 @@ bool Node::peer_finished_resync(const Peer& peer, const wire::StateReport& state
 
 // ---- The sync handshake -----------------------------------------------------------------------
 
+namespace {
+constexpr const char* newer_copy_reason =
+    "the resync source we lost holds a newer generation than this peer";
+
+// `generations` is in generation `current` (comparable) or descends from it.
+bool holds_generation(const Generations& generations, std::uint64_t current) {
+  if (comparable_current(generations.current) == current) return true;
+  for (const std::uint64_t uuid : generations.history) {
+    if (uuid != 0 && comparable_uuid(uuid) == current) return true;
+  }
+  // A bitmap UUID is a generation the node left for a newer one of its own.
+  for (const std::uint64_t uuid : generations.bitmap) {
+    if (uuid != 0 && comparable_uuid(uuid) == current) return true;
+  }
+  return false;
+}
+}  // namespace
+
 // Applies the decision accept_handshake let through (the connection is Connected now).
 void Node::sync_handshake_with(Peer& peer, const HandshakeDecision& decision) {
   peer.reconcile_resync = false;
-  // The source we lost is back: whatever its disk holds now, this handshake decides (its disk
-  // may have failed meanwhile: waiting for it any longer could be for ever).
-  if (newer_copy_node_ == peer.status.node_id.value) newer_copy_node_ = no_node;
+  // The source we lost is back with a disk: whatever that disk holds now, this handshake decides
+  // (it may have failed and been attached again: waiting for it any longer could be for ever).
+  // Back without one it holds no copy of the generation (its bitmaps cover nothing): we keep
+  // refusing older peers, as DRBD does, until an operator connects us with --discard-my-data
+  // (swarm seed 3865: the diskless Primary's return let its Inconsistent Secondary take a full
+  // sync from a peer that missed the writes only that Secondary held).
+  if (newer_copy_node_ == peer.status.node_id.value) {
+    if (peer.status.disk > DiskState::failed) {
+      newer_copy_node_ = no_node;
+    } else {
+      newer_copy_disk_gone_ = true;
+    }
+  }
   peer.in_place_source_of_primary = false;
+  if (newer_copy_node_ != no_node && newer_copy_node_ != peer.status.node_id.value &&
+      disk_state_ == DiskState::inconsistent && peer.status.disk == DiskState::up_to_date &&
+      peer.status.role != Role::primary && !holds_generation(peer.uuids, newer_copy_current_) &&
+      (peer.uuid_flags & uuid_flag::discard_my_data) == 0 &&
+      (local_uuid_flags() & uuid_flag::discard_my_data) == 0) {
+    // An UpToDate peer that never was in the generation of the source we lost missed writes
+    // only that source and we hold: a resync from it, even a bitmap-based one of our own older
+    // generation (the generation we still carry while Inconsistent), overwrites them (swarm
+    // seeds 3865, 5402). We drop the connection and retry, as DRBD does, until the source is
+    // back with a disk or an operator discards our data.
+    // While the source may come back with its disk we retry; once its disk is gone the
+    // connection is left to the operator (StandAlone), as a refused handshake is.
+    const bool retry = !newer_copy_disk_gone_;
+    actions_.push_back(Disconnect{peer.status.node_id,
+                                  std::string("resync must wait: ") + newer_copy_reason, retry});
+    peer_lost(peer, retry ? ConnectionState::protocol_error : ConnectionState::disconnecting);
+    return;
+  }
   switch (decision.outcome) {
     case HandshakeOutcome::established:
       if (decision.defer_resync) return defer_resync(peer, decision.reason.data());
@@ -409,7 +466,11 @@ void Node::refuse_connection(Peer& peer, const HandshakeDecision& decision) {
                              peer.status.name + " local-generations:" + mine +
                              " peer-generations:" + theirs + " reason:\"" + what + "\""});
   }
-  const bool retry = decision.outcome == HandshakeOutcome::retry_connect;
+  // "I shall become SyncSource, but I am inconsistent!" on our side retries while the source we
+  // lost may come back with its disk; once that disk is gone, the operator decides (StandAlone).
+  const bool retry = decision.outcome == HandshakeOutcome::retry_connect &&
+                     !(newer_copy_node_ != no_node && newer_copy_disk_gone_ &&
+                       disk_state_ == DiskState::inconsistent);
   actions_.push_back(Disconnect{peer.status.node_id, reason, retry});
   peer_lost(peer, retry ? ConnectionState::protocol_error : ConnectionState::disconnecting);
 }

@@ -187,6 +187,19 @@ TEST(RegressionResync, SecondariesServingALivePrimaryDoNotReconcileFromTheOneTha
   expect_swarm_seeds_pass({4609});
 }
 
+// Bug: the Primary's disk failed while it resynced a Secondary that had crashed (seed 3865) or
+// lagged (seed 5402); the Secondary, Inconsistent and still carrying its older generation, then
+// took a resync (a full one, or a bitmap-based one of that older generation) from a peer that
+// was cut off before the Primary's newest writes, and overwrote the acknowledged writes that only
+// it held. Fixed: an Inconsistent node whose UpToDate source is gone resyncs from no peer outside
+// that source's generation; it retries while the source may come back with its disk, and leaves
+// the connection to the operator (StandAlone) once that disk is gone.
+// Replay: ditto-sim run --seed 3865 --swarm --ops 400  (shrinks to 3 faults, 174 operations)
+//         ditto-sim run --seed 5402 --swarm --ops 400  (shrinks to 5 faults, 30 operations)
+TEST(RegressionResync, AnInconsistentNodeWhoseSourceLostItsDiskTakesNoOlderPeersData) {
+  expect_swarm_seeds_pass({3865, 5402});
+}
+
 // Bug: releasing a write from a lost peer marked the bitmaps of every unconfigured peer slot
 // whose (default) node id 0 matched the lost peer: a bitmap that does not exist (assertion).
 // Also (branch dblresync, PeersInSync): a SyncSource cleared the bits it had marked toward its
