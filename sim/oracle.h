@@ -32,8 +32,8 @@
 // those. DRBD counts a connected peer whose disk is Inconsistent or Outdated as `present` toward
 // quorum (calc_quorum, drbd9-semantics.md §8.1), so a Primary whose other voters are such peers
 // acknowledges writes it alone holds consistently; when it crashes, an UpToDate node of the
-// older generation has quorum with those peers and resyncs them (quorum swarm seeds 1821, 2499).
-// quorum-minimum-redundancy, off by default, is DRBD's remedy.
+// older generation has quorum with those peers and resyncs them (quorum swarm seeds 1821, 2499,
+// 8143). quorum-minimum-redundancy, off by default, is DRBD's remedy.
 #pragma once
 
 #include <cstdint>

@@ -321,7 +321,7 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
         // protocol C. Protocol A acknowledges a write once it is sent: the Primary's crash may
         // take it along whatever quorum says (DRBD's protocol A too). Nor does quorum keep a
         // write whose only UpToDate copy was the old Primary's (sim/oracle.h: DRBD counts its
-        // Inconsistent and Outdated peers as present; quorum swarm seeds 1821, 2499).
+        // Inconsistent and Outdated peers as present; quorum swarm seeds 1821, 2499, 8143).
         if (options_.quorum.enabled() && options_.protocol == Protocol::c &&
             lost.blocks > lost.single_copy) {
           violations_.add("promoting " + node_name(node) + " with quorum " +

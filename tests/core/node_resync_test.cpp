@@ -332,6 +332,63 @@ TEST(Resync, SecondariesOfOneGenerationServingALivePrimaryDoNotReconcileTheirMar
   EXPECT_EQ(cluster.completion_of(3), ClientStatus::ok);
 }
 
+// Swarm seeds 3865 and 5402: node 1 came back to the Primary after writes node 2, cut off, never
+// saw, and was its SyncTarget when the Primary's disk failed. Still carrying the generation it
+// shared with node 2, node 1 then met node 2 and took a resync from it, overwriting blocks of
+// the Primary's newest writes that only node 1's resync had brought. It refuses node 2 instead,
+// and with the source's disk gone leaves the connection to the operator (StandAlone): only
+// `connect --discard-my-data` gives those writes up.
+TEST(Resync, AnInconsistentNodeWhoseSourceLostItsDiskTakesNoResyncFromAPeerOutsideItsGeneration) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  cluster.disconnect(0, 1);
+  cluster.disconnect(0, 2);
+  cluster.disconnect(1, 2);
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  for (std::uint64_t block = 10; block < 18; ++block) {
+    cluster.write(0, block, block_sector(block), block);
+  }
+  cluster.settle();
+  // Node 1 returns: the Primary's SyncTarget; the Primary's disk fails at its first resync read.
+  cluster.nodes[0].on_connection_up(cluster.now, harness::node_id(1));
+  cluster.nodes[1].on_connection_up(cluster.now, harness::node_id(0));
+  const auto reading = [&] {
+    return std::any_of(cluster.disk_other.begin(), cluster.disk_other.end(),
+                       [](const auto& entry) { return entry.first.first == 0; });
+  };
+  while (!reading() && cluster.deliver_one()) {
+  }
+  ASSERT_EQ(cluster.nodes[1].peer(NodeId{0})->replication, ReplicationState::sync_target);
+  cluster.complete_disk(0, IoStatus::io_error);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  ASSERT_EQ(cluster.nodes[1].disk_state(), DiskState::inconsistent);
+
+  int node1_writes = 0;
+  cluster.observer = [&](int index, const Action& action) {
+    if (index == 1 && std::holds_alternative<DiskWrite>(action)) node1_writes += 1;
+  };
+  const std::size_t disconnects_before = cluster.disconnects.size();
+  const int requests_before = cluster.count_sent(1, wire::MessageType::resync_request);
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(node1_writes, 0);
+  EXPECT_EQ(cluster.count_sent(1, wire::MessageType::resync_request), requests_before);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::inconsistent);
+  const auto refused = std::find_if(
+      cluster.disconnects.begin() + static_cast<std::ptrdiff_t>(disconnects_before),
+      cluster.disconnects.end(),
+      [](const auto& entry) { return entry.first == 1 && entry.second.peer.value == 2; });
+  ASSERT_NE(refused, cluster.disconnects.end());
+  EXPECT_NE(refused->second.reason.find("the resync source we lost holds a newer generation"),
+            std::string::npos)
+      << refused->second.reason;
+  EXPECT_FALSE(refused->second.reconnect);
+}
+
 TEST(Resync, BlocksResyncedFromASourceThatTracksAThirdNodeAreMarkedTowardIt) {
   Cluster cluster = third_node_behind(true);
   // Node 0's bitmap UUID toward node 1 is set (node 1 missed the generation): no PeersInSync,
