@@ -29,13 +29,19 @@ int count_events(const Cluster& cluster, int node, const std::string& text) {
   return count;
 }
 
-// Three nodes, Primary node 0, one write that every node holds; then node 2 loses both peers.
-Cluster node_two_cut_off() {
+// Three nodes, Primary node 0, one write that every node holds.
+Cluster three_nodes_one_write() {
   Cluster cluster(3);
   cluster.connect_all();
   cluster.promote(0);
   cluster.write(0, 1, block_sector(1), 1);
   cluster.settle();
+  return cluster;
+}
+
+// The same; then node 2 loses both peers.
+Cluster node_two_cut_off() {
+  Cluster cluster = three_nodes_one_write();
   cluster.disconnect(0, 2);
   cluster.disconnect(1, 2);
   return cluster;
@@ -215,11 +221,7 @@ TEST(Resync, AnApplicationWriteOvertakingARequestedBlockDiscardsTheOlderResyncRe
 }
 
 TEST(Resync, ThreeGenerationsAndAChainOfNodesResyncInTheRightDirectionEveryTime) {
-  Cluster cluster(3);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.write(0, 1, block_sector(1), 1);
-  cluster.settle();
+  Cluster cluster = three_nodes_one_write();
   // Generation 2: node 2 away while node 0 writes.
   cluster.disconnect(0, 2);
   cluster.disconnect(1, 2);
@@ -339,11 +341,7 @@ TEST(Resync, SecondariesOfOneGenerationServingALivePrimaryDoNotReconcileTheirMar
 // and with the source's disk gone leaves the connection to the operator (StandAlone): only
 // `connect --discard-my-data` gives those writes up.
 TEST(Resync, AnInconsistentNodeWhoseSourceLostItsDiskTakesNoResyncFromAPeerOutsideItsGeneration) {
-  Cluster cluster(3);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.write(0, 1, block_sector(1), 1);
-  cluster.settle();
+  Cluster cluster = three_nodes_one_write();
   cluster.disconnect(0, 1);
   cluster.disconnect(0, 2);
   cluster.disconnect(1, 2);

@@ -21,6 +21,14 @@ core::QuorumSettings majority(core::OnNoQuorum on_no_quorum) {
   return settings;
 }
 
+// A --swarm --swarm-quorum run of 400 operations; a seed whose draw enabled no quorum is no
+// quorum regression and fails the test.
+RunResult run_quorum_swarm(std::uint64_t seed) {
+  const SimOptions options = swarm_options(seed, 400, {}, true);
+  EXPECT_TRUE(options.quorum.enabled()) << "quorum swarm seed " << seed << " drew no quorum";
+  return run_simulation(options);
+}
+
 // Three nodes, node 0 Primary; after operation 100 node 0 is cut off from both peers for
 // 300 ms (a symmetric partition), then the network heals.
 Schedule isolated_primary(std::uint64_t seed, const core::QuorumSettings& quorum) {
@@ -144,9 +152,7 @@ TEST(QuorumRegression, FourNodesWithEveryFaultConvergeAfterTheFaultsStop) {
 // (Bitmap::set_sectors beyond the end of the volume) when a connection went down. Passes since
 // the session-4 merges (unconfigured peer slots, seed 1590); kept as a regression test.
 TEST(QuorumRegression, SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
-  const SimOptions options = swarm_options(261, 400, {}, true);
-  ASSERT_TRUE(options.quorum.enabled());
-  const RunResult result = run_simulation(options);
+  const RunResult result = run_quorum_swarm(261);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
@@ -195,9 +201,7 @@ TEST(QuorumRegression, Seed65WithReadsAndADisklessClientEndsWithIdenticalReplica
 // the old Primary (see ASecondaryThatAPeerInANewerGenerationCallsWeakOutdatesItself below).
 TEST(QuorumRegression, APromotionWithQuorumLosesNoAcknowledgedWrite) {
   for (const std::uint64_t seed : {160u}) {
-    const SimOptions options = swarm_options(seed, 400, {}, true);
-    ASSERT_TRUE(options.quorum.enabled());
-    const RunResult result = run_simulation(options);
+    const RunResult result = run_quorum_swarm(seed);
     EXPECT_EQ(result.blocks_lost_at_failover, 0u) << describe(result);
     EXPECT_EQ(result.violation_count, 0u) << describe(result);
   }
@@ -220,9 +224,7 @@ TEST(QuorumRegression, APromotionWithQuorumLosesNoAcknowledgedWrite) {
 // generation branched, on node3, from one node1 had already left.
 TEST(QuorumRegression, TheSideWithQuorumResolvesASplitBrain) {
   for (const std::uint64_t seed : {62u, 173u, 574u, 759u, 856u, 882u}) {
-    const SimOptions options = swarm_options(seed, 400, {}, true);
-    ASSERT_TRUE(options.quorum.enabled());
-    const RunResult result = run_simulation(options);
+    const RunResult result = run_quorum_swarm(seed);
     EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << seed << describe(result);
     EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
   }
@@ -246,18 +248,14 @@ TEST(QuorumRegression, TheSideWithQuorumResolvesASplitBrain) {
 // AFullSyncAcrossDivergedBranchesRecordsNoBitmapUuidOfThePeersBranch).
 // Replay: ditto-sim run --seed 948 --swarm --ops 400 --swarm-quorum --trace
 TEST(QuorumRegression, TwoInconsistentSidesOfDivergedBranchesLeaveNoSplitBrainUnresolved) {
-  const SimOptions options = swarm_options(948, 400, {}, true);
-  ASSERT_TRUE(options.quorum.enabled());
-  const RunResult result = run_simulation(options);
+  const RunResult result = run_quorum_swarm(948);
   EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
 TEST(QuorumRegression, SplitBrainsFoundByTheQuorumSwarmAreResolvedOrAvoided) {
   for (const std::uint64_t seed : {2u, 146u, 232u, 435u}) {
-    const SimOptions options = swarm_options(seed, 400, {}, true);
-    ASSERT_TRUE(options.quorum.enabled());
-    const RunResult result = run_simulation(options);
+    const RunResult result = run_quorum_swarm(seed);
     EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
     EXPECT_EQ(result.violation_count, 0u) << describe(result);
   }
@@ -274,9 +272,7 @@ TEST(QuorumRegression, SplitBrainsFoundByTheQuorumSwarmAreResolvedOrAvoided) {
 // the lost-peer state change reaching a Secondary through a third node).
 TEST(QuorumRegression, ASecondaryThatAPeerInANewerGenerationCallsWeakOutdatesItself) {
   for (const std::uint64_t seed : {564u}) {
-    const SimOptions options = swarm_options(seed, 400, {}, true);
-    ASSERT_TRUE(options.quorum.enabled());
-    const RunResult result = run_simulation(options);
+    const RunResult result = run_quorum_swarm(seed);
     EXPECT_EQ(result.blocks_lost_at_failover, 0u) << seed << describe(result);
     EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
   }
@@ -291,9 +287,7 @@ TEST(QuorumRegression, ASecondaryThatAPeerInANewerGenerationCallsWeakOutdatesIts
 // passes since the same fix.
 TEST(QuorumRegression, ASyncTargetTakesTheNewGenerationOfAPrimaryOnlyWhenItsResyncEnds) {
   for (const std::uint64_t seed : {80u, 912u}) {
-    const SimOptions options = swarm_options(seed, 400, {}, true);
-    ASSERT_TRUE(options.quorum.enabled());
-    const RunResult result = run_simulation(options);
+    const RunResult result = run_quorum_swarm(seed);
     EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << seed << describe(result);
     EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
   }
@@ -316,9 +310,7 @@ TEST(QuorumRegression, ASyncTargetTakesTheNewGenerationOfAPrimaryOnlyWhenItsResy
 // Replay: ditto-sim run --seed 8143 --swarm --ops 400 --swarm-quorum --trace
 TEST(QuorumRegression, AWriteWhoseOnlyUpToDateCopyWasThePrimarysIsNoQuorumPromise) {
   for (const std::uint64_t seed : {8143u}) {
-    const SimOptions options = swarm_options(seed, 400, {}, true);
-    ASSERT_TRUE(options.quorum.enabled());
-    const RunResult result = run_simulation(options);
+    const RunResult result = run_quorum_swarm(seed);
     EXPECT_GT(result.blocks_lost_at_failover, 0u) << seed << describe(result);
     EXPECT_EQ(result.single_copy_blocks_lost_at_failover, result.blocks_lost_at_failover)
         << seed << describe(result);
@@ -367,9 +359,7 @@ TEST(QuorumRegression, AFrozenWriteThatOnlyAnInconsistentPeerStoredIsNotAcknowle
 // APrimaryWhoseAttachedDiskResyncedAfterAHandshakeKeepsTheGenerationItStartedMeanwhile).
 TEST(QuorumRegression, APrimaryDoesNotMoveBackToAGenerationItLeftWhenItsDiskFinishesItsResync) {
   for (const std::uint64_t seed : {2673u, 3496u}) {
-    const SimOptions options = swarm_options(seed, 400, {}, true);
-    ASSERT_TRUE(options.quorum.enabled());
-    const RunResult result = run_simulation(options);
+    const RunResult result = run_quorum_swarm(seed);
     EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
   }
 }
@@ -381,9 +371,7 @@ TEST(QuorumRegression, APrimaryDoesNotMoveBackToAGenerationItLeftWhenItsDiskFini
 // and goes to a peer (on-io-error detach), never returns older data, so a block that fails its
 // checksum over the write it was given counts as held.
 TEST(QuorumRegression, ABlockThatFailsItsChecksumOverTheWriteItGotIsNoLostWrite) {
-  const SimOptions options = swarm_options(2652, 400, {}, true);
-  ASSERT_TRUE(options.quorum.enabled());
-  const RunResult result = run_simulation(options);
+  const RunResult result = run_quorum_swarm(2652);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
@@ -394,9 +382,7 @@ TEST(QuorumRegression, ABlockThatFailsItsChecksumOverTheWriteItGotIsNoLostWrite)
 // data (acknowledged writes lost). DRBD does not trust such a peer (sanitize_state, §1.5):
 // node1 goes Consistent, takes no new generation, and resyncs from node2.
 TEST(QuorumRegression, ADisklessPrimaryDoesNotTrustAPeerWithAnotherGeneration) {
-  const SimOptions options = swarm_options(1669, 400, {}, true);
-  ASSERT_TRUE(options.quorum.enabled());
-  const RunResult result = run_simulation(options);
+  const RunResult result = run_quorum_swarm(1669);
   EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
@@ -412,9 +398,7 @@ TEST(QuorumRegression, ADisklessPrimaryDoesNotTrustAPeerWithAnotherGeneration) {
 // resynced node2 (core test
 // AnIdleInconsistentSecondaryWhoseUpToDateSourceMayReturnRefusesAnOlderPeer).
 TEST(QuorumRegression, AnInconsistentNodeWhoseSourceMayReturnGivesNoOlderPeerItsVote) {
-  const SimOptions options = swarm_options(5835, 400, {}, true);
-  ASSERT_TRUE(options.quorum.enabled());
-  const RunResult result = run_simulation(options);
+  const RunResult result = run_quorum_swarm(5835);
   EXPECT_EQ(result.split_brain_unresolved_reports, 0u) << describe(result);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
   EXPECT_GE(result.converged_after_ns, 0) << describe(result);
