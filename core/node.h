@@ -738,6 +738,7 @@ class Node {
   AdminResult attach(const Attach& command);
   Peer* attach_source();
   const Generations& attach_reference(const Peer& source) const;
+  void note_write_the_disk_missed(const Request& request);
   AdminResult attach_refusal(const Attach& command, Peer*& source, bool& full_sync) const;
   UuidCompareResult compare_attached_disk(const Attach& command, const Peer& source,
                                           const Generations& reference) const;
@@ -895,6 +896,10 @@ class Node {
   // That source's disk is gone (it failed or detached under the resync, or the source came back
   // without it): only an operator can say the writes it held are to be given up.
   bool newer_copy_disk_gone_ = false;
+  // The Primary's disk failed or detached with writes it had not stored (the failing write, or
+  // ones still in flight to it): the disk lacks blocks the Primary serves even while no write
+  // went through its peers since (quorum swarm seed 3349). Cleared by the next attach.
+  bool detached_disk_missed_writes_ = false;
   GenerationState generations_;
   std::array<Peer, nodes_max> peers_{};
   std::array<std::uint8_t, nodes_max> configured_ids_{};  // see configured_peers()

@@ -198,10 +198,12 @@ AdminResult Node::attach(const Attach& command) {
   if (diskful_peer) attach_disk_step(DiskState::negotiating);
   if (source != nullptr) {
     if (full_sync) source->bitmap->set_all();
+    detached_disk_missed_writes_ = false;  // the resync catches the disk up
     resync_in_place_from(*source);
     return {};
   }
   attach_disk_step(attached_disk_state(command));
+  detached_disk_missed_writes_ = false;
   for (Peer& peer : configured_peers()) {
     if (peer.status.connection != ConnectionState::connected || !peer.state_received) continue;
     if (peer.intentional_diskless || peer.status.disk <= DiskState::diskless) continue;
@@ -257,11 +259,14 @@ void Node::load_attached_disk(const Attach& command) {
 // disk_state_from_md says for a disk that was UpToDate. Left Outdated, it would become the
 // SyncTarget of a peer that lacks the writes only this disk got (swarm seed 605: protocol A,
 // the peer lost them with its connection).
+// Unless writes the disk failed or never got when it left may have reached the peers since
+// (quorum swarm seed 3349: the failing write, frozen for quorum, went out to node 2 and was
+// acknowledged after the stale disk came back UpToDate and resynced node 2 over it).
 DiskState Node::attached_disk_state(const Attach& command) const {
-  const bool holds_served =
-      role_ == Role::primary && generations_.new_current_pending &&
-      comparable_current(command.generations.current) ==
-          comparable_current(generations_.uuids.current);
+  const bool holds_served = role_ == Role::primary && generations_.new_current_pending &&
+                            !detached_disk_missed_writes_ &&
+                            comparable_current(command.generations.current) ==
+                                comparable_current(generations_.uuids.current);
   if (holds_served && command.disk >= DiskState::outdated) return DiskState::up_to_date;
   return command.disk;
 }

@@ -331,6 +331,7 @@ void Node::on_write_ack(Peer& peer, std::uint64_t sequence, bool ok, wire::Messa
   entry.peers_pending_mask &= ~peer_bit;
   if (ok) entry.peers_ok_mask |= peer_bit;
   if (ok && peer.status.disk == DiskState::up_to_date) entry.peers_up_to_date_ok_mask |= peer_bit;
+  if (ok && local_disk_detached() && !entry.local_pending) note_write_the_disk_missed(entry);
   DITTO_ASSERT(peer.status.pending_writes > 0);
   peer.status.pending_writes -= 1;
   // The peer failed to store it (and detaches, its StateReport follows): our data moves on

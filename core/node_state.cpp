@@ -139,7 +139,20 @@ void Node::detach_local_disk(DiskState first_step) {
   // A local disk failure while Primary flags a new data generation (§3.2), lazily: the next
   // write starts it and carries it to the peers (a diskless Primary's P_CURRENT_UUID).
   if (role_ == Role::primary) request_new_current_uuid(generations_);
+  // A write the disk did not store (it failed it, or it was still in flight to it) that a peer
+  // stored is acknowledged without starting that generation: the disk lacks it.
+  if (role_ == Role::primary) {
+    for (const auto& [sequence, request] : requests_) note_write_the_disk_missed(request);
+  }
   send_state_to_connected_peers();
+}
+
+// A write of this Primary that a peer stored (protocol B or C: a protocol A peer may yet lose
+// it) and its detached disk did not: the disk is no longer whole for the generation it holds.
+void Node::note_write_the_disk_missed(const Request& request) {
+  if (role_ != Role::primary || request.kind != RequestKind::write || request.local_ok) return;
+  if (config_.protocol == Protocol::a || request.peers_ok_mask == 0) return;
+  detached_disk_missed_writes_ = true;
 }
 
 void Node::on_local_disk_failed(Instant now) {

@@ -404,6 +404,20 @@ TEST(QuorumRegression, AnInconsistentNodeWhoseSourceMayReturnGivesNoOlderPeerIts
   EXPECT_GE(result.converged_after_ns, 0) << describe(result);
 }
 
+// Quorum swarm seed 3349 (shrunk to 3 faults and 11 operations): the Primary's disk failed the
+// write of block 6741, and the Primary lost quorum at once (suspend-io); the write had gone out
+// to node2. The disk was attached again with no peer connected: holding the generation the
+// Primary serves, with the next one still pending (no write had gone through the peers since),
+// it came up UpToDate without that block, and when quorum returned it was node2's SyncSource and
+// overwrote node2's copy of the write the Primary then acknowledged. A disk that left with
+// writes it had not stored now attaches as its metadata says (Outdated), and resyncs.
+// Replay: ditto-sim run --seed 3349 --swarm --ops 400 --swarm-quorum --trace
+TEST(QuorumRegression, APrimaryDiskThatFailedAWriteDoesNotComeBackUpToDateWithoutIt) {
+  const RunResult result = run_quorum_swarm(3349);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+  EXPECT_GE(result.converged_after_ns, 0) << describe(result);
+}
+
 TEST(QuorumOptions, SchedulesCarryTheQuorumSettingsAndTheReplayCommandNamesThem) {
   const Schedule schedule = isolated_primary(7, majority(core::OnNoQuorum::io_error));
   const auto parsed = schedule_from_json(to_json(schedule));
