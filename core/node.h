@@ -896,9 +896,10 @@ class Node {
   // That source's disk is gone (it failed or detached under the resync, or the source came back
   // without it): only an operator can say the writes it held are to be given up.
   bool newer_copy_disk_gone_ = false;
-  // The Primary's disk failed or detached with writes it had not stored (the failing write, or
-  // ones still in flight to it): the disk lacks blocks the Primary serves even while no write
-  // went through its peers since (quorum swarm seed 3349). Cleared by the next attach.
+  // The Primary's disk failed or detached while a peer stored (protocol B or C) a write the disk
+  // lacks (the failing write, or one still in flight to it): the disk is not whole for the
+  // generation the Primary serves even while no write went through its peers since (quorum
+  // swarm seed 3349). Cleared by the next attach.
   bool detached_disk_missed_writes_ = false;
   GenerationState generations_;
   std::array<Peer, nodes_max> peers_{};

@@ -136,12 +136,12 @@ void Node::detach_local_disk(DiskState first_step) {
   // Writes whose completion waits for quorum were on this disk: sent again at the resume.
   for (SuspendedCompletion& done : quorum_suspended_completions_) done.no_up_to_date_copy = true;
   reset_activity_log();
-  // A local disk failure while Primary flags a new data generation (§3.2), lazily: the next
-  // write starts it and carries it to the peers (a diskless Primary's P_CURRENT_UUID).
-  if (role_ == Role::primary) request_new_current_uuid(generations_);
-  // A write the disk did not store (it failed it, or it was still in flight to it) that a peer
-  // stored is acknowledged without starting that generation: the disk lacks it.
   if (role_ == Role::primary) {
+    // A local disk failure while Primary flags a new data generation (§3.2), lazily: the next
+    // write starts it and carries it to the peers (a diskless Primary's P_CURRENT_UUID).
+    request_new_current_uuid(generations_);
+    // A write the disk did not store (it failed it, or it was still in flight to it) that a
+    // peer stored is acknowledged without starting that generation: the disk lacks it.
     for (const auto& [sequence, request] : requests_) note_write_the_disk_missed(request);
   }
   send_state_to_connected_peers();
