@@ -966,7 +966,10 @@ class Node {
     std::uint32_t length_bytes = 0;
     WriteFlags flags;
     bool no_up_to_date_copy = false;
+    bool local_up_to_date_copy = false;  // on our disk while it was UpToDate
+    std::uint32_t peers_ok_mask = 0;     // the peers that stored it
   };
+  bool up_to_date_peer_lacks(const SuspendedCompletion& done) const;
   std::deque<HeldWrite> quorum_suspended_writes_;
   std::deque<SuspendedCompletion> quorum_suspended_completions_;
   // Fencing (resource-and-stonith): DRBD's susp_fen. Frozen writes and completions wait in the

@@ -139,8 +139,9 @@ void Node::resume_frozen_io() {
   // When one frozen write is resent, all are, in their order: a later write to the same blocks
   // acknowledged from its old copies would be overwritten by the resent earlier one.
   const bool resend_all =
-      std::any_of(completions.begin(), completions.end(),
-                  [](const SuspendedCompletion& done) { return done.no_up_to_date_copy; });
+      std::any_of(completions.begin(), completions.end(), [&](const SuspendedCompletion& done) {
+        return done.no_up_to_date_copy || up_to_date_peer_lacks(done);
+      });
   std::vector<SuspendedCompletion> resend;
   for (const SuspendedCompletion& done : completions) {
     if (resend_all && done.payload) {
@@ -173,6 +174,19 @@ void Node::resume_frozen_io() {
   }
 }
 
+// A frozen write that no disk of ours holds, missing on a connected UpToDate peer: that peer
+// never stored it (its copy was lost with the partition) and nothing resyncs it (we keep no
+// bitmap without the write on our disk), yet it counts as in sync with us (quorum+diskless
+// swarm seed 2176: the peer that stored it was Outdated and later resynced from one without).
+bool Node::up_to_date_peer_lacks(const SuspendedCompletion& done) const {
+  if (done.local_up_to_date_copy) return false;  // our bitmap records the peers that lack it
+  return std::ranges::any_of(configured_peers(), [&](const Peer& peer) {
+    return peer.status.connection == ConnectionState::connected &&
+           peer.status.disk == DiskState::up_to_date &&
+           (done.peers_ok_mask & bit(peer.status.node_id)) == 0;
+  });
+}
+
 void Node::suspend_write_for_quorum(RequestId request, Sector sector, std::uint32_t length_bytes,
                                     PayloadHandle payload, WriteFlags flags) {
   DITTO_ASSERT(quorum_suspends_io());  // for quorum or for fencing
@@ -187,7 +201,8 @@ bool Node::hold_completion_for_quorum(std::uint64_t sequence, const Request& ent
   const bool local_up_to_date_copy = entry.local_ok && disk_state_ == DiskState::up_to_date;
   quorum_suspended_completions_.push_back(SuspendedCompletion{
       entry.client, entry.payload, sequence, entry.sector, entry.length_bytes,
-      WriteFlags{entry.fua}, !local_up_to_date_copy && entry.peers_up_to_date_ok_mask == 0});
+      WriteFlags{entry.fua}, !local_up_to_date_copy && entry.peers_up_to_date_ok_mask == 0,
+      local_up_to_date_copy, entry.peers_ok_mask});
   return true;
 }
 

@@ -489,6 +489,58 @@ TEST(NodeQuorum, AFrozenWriteThatOnlyAnInconsistentPeerStoredIsResentToThePeersA
   EXPECT_EQ(cluster.nodes[0].statistics().upper_pending, 0u);
 }
 
+// A diskless Primary's write reached one of its four UpToDate peers (node 2), and the
+// partition that froze its completion took node 2 away with the only copy; nodes 1, 3 and 4
+// keep quorum among themselves and stay UpToDate. They bring the Primary's quorum back, in its
+// generation but without the write: a diskless Primary keeps no bitmap to resync them from,
+// and node 2's copy is overwritten when node 2 later resyncs from them in the generation the
+// resume starts. Like DRBD, which resends a frozen request to a peer that never acknowledged
+// it, the write goes through the peers again at the resume (quorum+diskless swarm seed 2176).
+TEST(NodeQuorum, AFrozenWriteThatTheUpToDatePeersBackMissedIsResentToThemAtTheResume) {
+  Cluster cluster = quorum_cluster(5, OnNoQuorum::suspend_io);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.nodes[0].on_local_disk_failed(cluster.now);
+  cluster.collect(0);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  cluster.write(0, 1, harness::block_sector(2), 10);  // the generation of the failed disk
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  std::set<int> wrote_it;
+  cluster.observer = [&](int index, const Action& action) {
+    const auto* write = std::get_if<DiskWrite>(&action);
+    if (write != nullptr && write->payload.value == 11) wrote_it.insert(index);
+  };
+  cluster.clogged = {{0, 1}, {0, 3}, {0, 4}};  // all copies but node 2's are held up
+  cluster.write(0, 2, harness::block_sector(3), 11);
+  cluster.settle();
+  ASSERT_EQ(wrote_it, std::set<int>{2});
+  ASSERT_FALSE(cluster.completion_of(2).has_value());  // nodes 1, 3 and 4 have not answered
+  // The partition takes node 2 away with its copy and cuts the Primary off from the others
+  // (quorum is lost, the write completes frozen); whatever the Primary sent them meanwhile is
+  // lost with it.
+  for (const int peer : {0, 1, 3, 4}) cluster.disconnect(2, peer);
+  for (const int peer : {1, 3, 4}) cluster.disconnect(0, peer);
+  cluster.clogged.clear();
+  cluster.settle();
+  ASSERT_EQ(wrote_it, std::set<int>{2});
+  ASSERT_TRUE(cluster.nodes[0].io_suspended_for_quorum());
+  ASSERT_FALSE(cluster.completion_of(2).has_value());
+
+  for (const int peer : {1, 3, 4}) cluster.connect(0, peer);  // quorum is back
+  cluster.settle();
+  ASSERT_TRUE(cluster.nodes[0].have_quorum());
+  for (const int peer : {1, 3, 4}) {
+    ASSERT_EQ(cluster.nodes[peer].disk_state(), DiskState::up_to_date) << peer;
+  }
+  ASSERT_TRUE(cluster.completion_of(2).has_value());
+  EXPECT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  EXPECT_EQ(wrote_it, (std::set<int>{1, 2, 3, 4}))
+      << "the UpToDate peers that brought quorum back lack the write";
+  EXPECT_EQ(cluster.nodes[0].statistics().upper_pending, 0u);
+}
+
 TEST(NodeQuorum, ASuspendedPrimaryMeetingANewerPrimaryStepsDownWithForceSecondary) {
   Cluster cluster(3, [](NodeConfig& config) {
     config.quorum = majority(OnNoQuorum::suspend_io);

@@ -418,6 +418,23 @@ TEST(QuorumRegression, APrimaryDiskThatFailedAWriteDoesNotComeBackUpToDateWithou
   EXPECT_GE(result.converged_after_ns, 0) << describe(result);
 }
 
+// Quorum+diskless swarm seed 2176 (shrunk to 2 partitions and 12 operations, 5 nodes): the
+// diskless Primary node0's write of block 3635 reached node2 alone before a partition froze its
+// completion (suspend-io). node4 came back to node0 UpToDate, in node0's generation, without
+// the write; node2, holding it, went Outdated (a Primary it could not reach). When quorum came
+// back node0 acknowledged the write and started a new generation with node4, and node4 then
+// resynced node1 and node2 over their copies. Like DRBD, which resends a frozen request to a
+// peer that never acknowledged it, the write now goes through the peers again at the resume
+// (core test AFrozenWriteThatTheUpToDatePeersBackMissedIsResentToThemAtTheResume).
+// Replay: ditto-sim run --seed 2176 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
+TEST(QuorumRegression, AFrozenWriteIsNotAcknowledgedWhileTheUpToDatePeerBackLacksIt) {
+  const SimOptions options = swarm_options(2176, 400, {}, true, true, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  ASSERT_TRUE(options.diskless_client);
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 TEST(QuorumOptions, SchedulesCarryTheQuorumSettingsAndTheReplayCommandNamesThem) {
   const Schedule schedule = isolated_primary(7, majority(core::OnNoQuorum::io_error));
   const auto parsed = schedule_from_json(to_json(schedule));
