@@ -290,7 +290,13 @@ void Node::distrust_generation_of_diskless_primary(Peer& peer, const wire::State
   const std::uint64_t theirs = comparable_current(state.uuids.current);
   PeerState& view = proposed.peers[peer.status.node_id.value];
   const bool diskless_primary = role_ == Role::primary && disk_state_ == DiskState::diskless;
-  if (mine == theirs || !diskless_primary) peer.distrusted_as = DiskState::up_to_date;
+  // The distrust outlives our diskless days: a disk we attach and resync later does not give
+  // the peer our data (quorum swarm seed 3496: the Primary, diskless when the peer came back,
+  // attached an Inconsistent disk; its view of the peer turned UpToDate and the peer took its
+  // next generation without the writes). It ends with our generation's writes on the peer (the
+  // same current UUID), our role, or the connection (resync_outdated_peers drops it once we
+  // are UpToDate).
+  if (mine == theirs || role_ != Role::primary) peer.distrusted_as = DiskState::up_to_date;
   if (peer.state_received) {
     // Later reports: the peer says UpToDate again, not that it has our data.
     if (view.disk == DiskState::up_to_date) view.disk = peer.distrusted_as;

@@ -138,16 +138,20 @@ void Node::outdate_if_weak() {
 }
 
 // As an UpToDate Primary: an established peer that is Outdated (it outdated itself while we
-// could not reach it, or it restarted) gets its resync through a new handshake.
+// could not reach it, or it restarted), or whose generation we did not trust while diskless
+// (node_peer.cpp), gets its resync through a new handshake.
 void Node::resync_outdated_peers() {
   if (role_ != Role::primary || disk_state_ != DiskState::up_to_date) return;
   for (Peer& peer : configured_peers()) {
     if (peer.status.connection != ConnectionState::connected) continue;
     if (!peer.state_received || peer.resync_deferred) continue;
     if (peer.status.replication != ReplicationState::established) continue;
-    if (peer.status.disk != DiskState::outdated) continue;
-    actions_.push_back(Disconnect{peer.status.node_id, "reconnecting to resync Outdated peer " +
-                                                           peer.status.name});
+    const bool distrusted = peer.distrusted_as != DiskState::up_to_date;
+    if (peer.status.disk != DiskState::outdated && !distrusted) continue;
+    actions_.push_back(Disconnect{
+        peer.status.node_id, "reconnecting to resync " +
+                                 std::string(distrusted ? "peer " : "Outdated peer ") +
+                                 peer.status.name + (distrusted ? " of another generation" : "")});
     peer_lost(peer, ConnectionState::protocol_error);
   }
 }

@@ -249,12 +249,11 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   }
   if (syncing) return;
   // A diskless Primary's new generation (DRBD's P_CURRENT_UUID) is taken by an UpToDate disk
-  // only (receive_current_uuid), and not by one the Primary names weak: it did not trust our
-  // data at the handshake and sends us none of its writes (quorum swarm seed 1669).
-  if (state.disk_state == DiskState::diskless &&
-      (disk_state_ != DiskState::up_to_date || (state.weak_nodes & bit(config_.node_id)) != 0)) {
-    return;
-  }
+  // only (receive_current_uuid). No Primary's is taken by a node it names weak: it sends us none
+  // of its writes, or did not trust our data at the handshake (quorum swarm seed 1669; seed
+  // 3496: the Primary that distrusted us while diskless had attached an Inconsistent disk).
+  if ((state.weak_nodes & bit(config_.node_id)) != 0) return;
+  if (state.disk_state == DiskState::diskless && disk_state_ != DiskState::up_to_date) return;
   const std::uint32_t weak = state.weak_nodes & ~bit(config_.node_id);
   std::uint32_t tracked = 0;
   for (std::uint32_t node = 0; node < generation_node_slots; ++node) {

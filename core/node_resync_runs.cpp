@@ -265,6 +265,8 @@ void Node::maybe_finish_resync(Peer& peer) {
   // at the next StateReport, which may never come before a handshake picks us as a source over
   // a node that has those writes (swarm seed 871 with attach).
   outdate_if_weak();
+  // A Primary UpToDate again resyncs the peers it could not give its data before.
+  resync_outdated_peers();
 }
 
 // Our blocks are now the source's wherever we differed: we hold what it held of the Primary's

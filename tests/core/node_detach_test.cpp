@@ -184,6 +184,62 @@ TEST(Detach, ADisklessPrimaryDoesNotTrustAReturningPeerWithAnOlderGeneration) {
   EXPECT_GT(cluster.nodes[1].peer(NodeId{2})->resync_total_blocks, 0u);
 }
 
+// The distrust outlives the Primary's diskless days (quorum swarm seed 3496): a disk it attaches
+// and resyncs from a peer with its data does not give the distrusted peer that data. The peer
+// is no replication target, does not adopt the Primary's generations, and once the Primary is
+// UpToDate again it is reconnected and resynced.
+TEST(Detach, APrimarysDistrustOfAPeerOutlivesTheDiskItAttachesAgain) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 1);
+  cluster.settle();
+  const std::uint64_t first = cluster.nodes[1].generation();
+  cluster.disconnect(1, 2);
+  cluster.disconnect(0, 1);
+  cluster.write(0, 2, 8, 2);
+  cluster.settle();
+  cluster.write(0, 3, 16, 3);
+  cluster.complete_disk(0, IoStatus::io_error);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+  cluster.connect(0, 1);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].peer(NodeId{1})->disk, DiskState::consistent);
+
+  Attach disk;
+  disk.disk = DiskState::inconsistent;
+  disk.generations = cluster.nodes[2].generations();
+  const AdminResult attached = cluster.nodes[0].on_admin(cluster.now, disk);
+  ASSERT_TRUE(attached.ok) << attached.code << ": " << attached.message;
+  bool adopted_without_resync = false;
+  cluster.observer = [&](int index, const Action&) {
+    if (index != 1 || cluster.nodes[1].disk_state() != DiskState::up_to_date) return;
+    if (comparable_current(cluster.nodes[1].generation()) != comparable_current(first) &&
+        cluster.nodes[1].peer(NodeId{0})->resync_total_blocks == 0) {
+      adopted_without_resync = true;
+    }
+  };
+  cluster.collect_all();
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::up_to_date);
+  // The Primary, UpToDate, dropped the link to resync node 1; the transport makes it again.
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->connection, ConnectionState::connecting);
+  cluster.disconnect(0, 1);
+  cluster.connect(0, 1);
+  cluster.settle();
+  EXPECT_FALSE(adopted_without_resync);
+  cluster.write(0, 4, 24, 4);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(4), ClientStatus::ok);
+  EXPECT_FALSE(adopted_without_resync);
+  // Resynced by the Primary before any write of it reached node 1.
+  EXPECT_GT(cluster.nodes[1].peer(NodeId{0})->resync_total_blocks, 0u);
+  EXPECT_EQ(comparable_current(cluster.nodes[1].generation()),
+            comparable_current(cluster.nodes[0].generation()));
+  EXPECT_EQ(cluster.nodes[0].peer(NodeId{1})->disk, DiskState::up_to_date);
+}
+
 // §3.5 step 3: two Secondaries lose their Primary with different writes received and equal
 // generations (the Primary's bump never reached them). The one that received more of its writes
 // (dagtag) is the resync source, whatever the node ids say.
