@@ -337,6 +337,8 @@ class Node {
     std::uint64_t last_data_sequence = 0;      // the newest application Data it sent us
     std::uint32_t weak_nodes = 0;  // a Primary peer: the nodes it does not replicate to
     std::uint32_t forwarded_weak_nodes = 0;  // a Secondary peer: its Primary's weak_nodes
+    // Its lost-peer state change, answered once our probe of the other links is over.
+    std::optional<std::uint64_t> lost_peer_answer_due;
     // The handshake wanted a resync that had to wait (one side is a SyncTarget of another
     // node): the connection stays up without it, and the node that was busy reconnects when
     // its resync ends, so the handshake runs again (DRBD pauses it: PausedSyncT/S).
@@ -501,6 +503,12 @@ class Node {
     std::uint64_t transaction_id = 0;
     std::uint32_t waiting_mask = 0;
     bool timer_armed = false;
+  };
+  // As a participant of a peer's lost-peer change: our other links, asked whether they still
+  // answer (TwoPcChange::probe).
+  struct LostPeerProbe {
+    std::uint64_t transaction_id = 0;
+    std::uint32_t waiting_mask = 0;
   };
 
   // The configured peers in node-id order. peers_ has a slot for every node id, and the slots
@@ -841,6 +849,10 @@ class Node {
   bool on_lost_peer_reply(const wire::TwoPcReply& reply, NodeId from);
   void progress_lost_peer_change(Instant now);
   void lost_peer_timed_out(Instant now);
+  void on_lost_peer_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& prepare);
+  bool on_lost_peer_probe_reply(const wire::TwoPcReply& reply, NodeId from);
+  void lost_peer_probe_timed_out(Instant now);
+  void answer_lost_peer_changes();
   void fail_frozen_io();
   void arm_timer(TimerId timer, Instant deadline);
   void cancel_timer(TimerId timer);
@@ -849,6 +861,7 @@ class Node {
   QuorumInput quorum_input() const;
   void update_quorum();
   void apply_quorum_changes(Instant now);
+  void apply_quorum_outcome(Instant now);
   bool quorum_suspends_io() const;
   bool handshake_busy() const;
   void suspend_write_for_quorum(RequestId request, Sector sector, std::uint32_t length_bytes,
@@ -946,6 +959,8 @@ class Node {
   std::optional<ResizeChange> resize_;
   std::optional<AdminResult> resize_outcome_;
   std::optional<LostPeerChange> lost_peer_;
+  std::optional<LostPeerProbe> lost_peer_probe_;
+  std::uint64_t lost_peer_probes_sent_ = 0;        // transaction ids of our probes
   std::map<std::uint64_t, Instant> timers_armed_;  // TimerId → deadline
   Prng prng_;
 

@@ -163,6 +163,7 @@ struct NodeConfig {
 inline constexpr TimerId timer_twopc_initiator{1};    // own promotion: timeout or retry
 inline constexpr TimerId timer_twopc_participant{2};  // a prepared foreign transaction
 inline constexpr TimerId timer_lost_peer{3};          // own lost-peer state change: timeout
+inline constexpr TimerId timer_lost_peer_probe{4};    // our probe for a peer's lost-peer change
 // The wait (ahead_resync_delay) of an Ahead node toward peer n before it starts the resync of
 // the blocks it did not send (§11) is timer_ahead_resync_base + n.
 inline constexpr std::uint64_t timer_ahead_resync_base = 32;

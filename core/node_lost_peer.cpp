@@ -7,12 +7,22 @@
 // generation for the writes the lost peer missed and acknowledge them, while no peer gets them
 // and the other side of the partition promotes a node of its own: both sides moved on from one
 // ancestor (swarm seed 173). So with quorum on, a Primary that loses a peer asks the peers it
-// still sees (TwoPcPrepare, TwoPcChange::lost_peer; they answer yes at once). Until each has
+// still sees (TwoPcPrepare, TwoPcChange::lost_peer; they answer yes, see below). Until each has
 // answered or is gone as well, it starts no generation and its I/O waits (new writes and
 // completions, as for suspend-io); then quorum counts only the peers that answered, and the
 // I/O resumes after the new generation (quorum), fails (io-error without quorum) or stays
 // frozen (suspend-io without quorum, or fencing). A peer that does not answer within
 // twopc_timeout is dropped like a dead link.
+//
+// A participant answers once its own other links have answered a probe (TwoPcChange::probe) or
+// were found dead, as DRBD forwards a state change through the mesh and answers when the nodes
+// behind it did. The partition that cut the initiator off from its lost peer may have cut the
+// participant off from others too, undetected yet: counted as present, they would keep the
+// participant's quorum, which a diskless initiator takes as its own (quorum.cpp), and the
+// initiator would acknowledge writes only the participant holds while the other side promotes
+// (quorum+diskless swarm seed 2275). A StateReport goes before the answer, so the initiator
+// counts the participant's quorum as it is then. Probes not answered within half of
+// twopc_timeout (before the initiator gives up on us) are dropped like dead links.
 #include <utility>
 
 #include "core/assert.h"
@@ -90,6 +100,68 @@ void Node::lost_peer_timed_out(Instant now) {
   DITTO_ASSERT(!lost_peer_ || lost_peer_->waiting_mask == 0);
   progress_lost_peer_change(now);
   apply_quorum_changes(now);
+}
+
+// A peer's lost-peer state change: we probe our other links and answer when they did.
+void Node::on_lost_peer_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& prepare) {
+  peer.lost_peer_answer_due = prepare.transaction_id;
+  std::uint32_t others = handshaken_peers_mask() & ~bit(peer.status.node_id);
+  for (const Peer& other : configured_peers()) {
+    if (other.lost_peer_answer_due) others &= ~bit(other.status.node_id);  // they just spoke
+  }
+  if (others == 0) return;  // answered at the end of this input (apply_quorum_changes)
+  // A probe still out is asked again: its answers may predate the links lost since.
+  lost_peer_probes_sent_ += 1;
+  lost_peer_probe_ = LostPeerProbe{lost_peer_probes_sent_, others};
+  for (const Peer& other : configured_peers()) {
+    if ((others & bit(other.status.node_id)) == 0) continue;
+    actions_.push_back(Send{other.status.node_id,
+                            wire::TwoPcPrepare{config_.node_id, lost_peer_probe_->transaction_id,
+                                               wire::TwoPcChange::probe, 0, 0, NodeId{}},
+                            std::nullopt});
+  }
+  arm_timer(timer_lost_peer_probe, now + Duration{config_.twopc_timeout.ns / 2});
+}
+
+// A reply to our probe (true), else not ours to handle here (false).
+bool Node::on_lost_peer_probe_reply(const wire::TwoPcReply& reply, NodeId from) {
+  if (!lost_peer_probe_ || lost_peer_probe_->transaction_id != reply.transaction_id) return false;
+  lost_peer_probe_->waiting_mask &= ~bit(from);
+  return true;
+}
+
+// The links that did not answer our probe are treated as the dead links they are.
+void Node::lost_peer_probe_timed_out(Instant now) {
+  if (!lost_peer_probe_) return;
+  const std::uint32_t silent = lost_peer_probe_->waiting_mask;
+  for (Peer& peer : configured_peers()) {
+    if ((silent & bit(peer.status.node_id)) == 0 || !peer.transport_up) continue;
+    actions_.push_back(
+        Disconnect{peer.status.node_id, "no answer to a lost-peer probe within twopc-timeout / 2"});
+    peer_lost(peer, ConnectionState::timeout);
+    twopc_peer_lost(now, peer);
+  }
+  DITTO_ASSERT(!lost_peer_probe_ || lost_peer_probe_->waiting_mask == 0);
+  apply_quorum_changes(now);
+}
+
+// Once no probe is out, every lost-peer change waiting for us is answered, after a StateReport.
+void Node::answer_lost_peer_changes() {
+  if (lost_peer_probe_ && lost_peer_probe_->waiting_mask != 0) return;
+  if (lost_peer_probe_) {
+    lost_peer_probe_.reset();
+    cancel_timer(timer_lost_peer_probe);
+  }
+  for (Peer& peer : configured_peers()) {
+    if (!peer.lost_peer_answer_due) continue;
+    send_state(peer);
+    actions_.push_back(
+        Send{peer.status.node_id,
+             wire::TwoPcReply{peer.status.node_id, *peer.lost_peer_answer_due, wire::TwoPcVote::yes,
+                              static_cast<std::int8_t>(StateChangeCode::success), 0},
+             std::nullopt});
+    peer.lost_peer_answer_due.reset();
+  }
 }
 
 // What waited for quorum or for the lost-peer state change fails (on-no-quorum io-error).

@@ -691,6 +691,8 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   const bool was_our_primary = role_ == Role::secondary && peer.state_received &&
                                peer.status.role == Role::primary;
   start_lost_peer_change(peer);
+  if (lost_peer_probe_) lost_peer_probe_->waiting_mask &= ~peer_bit;
+  peer.lost_peer_answer_due.reset();
   peer.forwarded_weak_nodes = 0;
   peer.resync_deferred = false;
   peer.outdated_handshake_rerun = false;

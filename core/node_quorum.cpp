@@ -108,6 +108,12 @@ void Node::update_quorum() {
 // A Primary that regained quorum through a connection resumes once that handshake is over: a
 // new generation in the middle of it would make the peer start over.
 void Node::apply_quorum_changes(Instant now) {
+  apply_quorum_outcome(now);
+  // After our StateReports, which carry the quorum the lost-peer initiators wait to learn.
+  answer_lost_peer_changes();
+}
+
+void Node::apply_quorum_outcome(Instant now) {
   resume_after_fencing(now);
   progress_lost_peer_change(now);
   if (!quorum_changed_) return;

@@ -394,6 +394,7 @@ void Node::on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply
         peer, "TwoPcReply for a transaction of node " + std::to_string(reply.initiator.value));
   }
   if (on_lost_peer_reply(reply, peer.status.node_id)) return;
+  if (on_lost_peer_probe_reply(reply, peer.status.node_id)) return;
   if (resize_ && !resize_->backing_off && note_reply(resize_->round, peer, reply)) {
     return decide_resize(now);
   }
@@ -489,10 +490,13 @@ void Node::on_twopc_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& p
   }
   wire::TwoPcReply reply{prepare.initiator, prepare.transaction_id, wire::TwoPcVote::yes,
                          static_cast<std::int8_t>(StateChangeCode::success), 0};
-  if (prepare.change == wire::TwoPcChange::lost_peer) {
-    // An empty state change (node_lost_peer.cpp): answering is all it asks.
+  if (prepare.change == wire::TwoPcChange::probe) {
+    // A lost-peer participant asks whether this link still answers (node_lost_peer.cpp).
     actions_.push_back(Send{peer.status.node_id, reply, std::nullopt});
     return;
+  }
+  if (prepare.change == wire::TwoPcChange::lost_peer) {
+    return on_lost_peer_prepare(now, peer, prepare);
   }
   if (prepare.change == wire::TwoPcChange::resize) return on_resize_prepare(now, peer, prepare);
   if (initiating_twopc() || (prepared_ && !prepared_for(prepare))) {
@@ -584,6 +588,8 @@ void Node::on_timer(Instant now, TimerId timer) {
   } else if (timer == timer_lost_peer) {
     if (lost_peer_) lost_peer_->timer_armed = false;
     lost_peer_timed_out(now);
+  } else if (timer == timer_lost_peer_probe) {
+    lost_peer_probe_timed_out(now);
   } else if (timer == timer_twopc_initiator && resize_) {
     resize_timer(now);
   } else if (timer == timer_twopc_initiator && promotion_) {

@@ -449,7 +449,7 @@ std::variant<Message, WireError> parse_twopc(ByteReader& reader, MessageType typ
   if (!reader.u8(first)) return malformed(type, "truncated fields");
   if (type == MessageType::twopc_prepare) {
     if (first < static_cast<std::uint8_t>(TwoPcChange::promote) ||
-        first > static_cast<std::uint8_t>(TwoPcChange::resize)) {
+        first > static_cast<std::uint8_t>(TwoPcChange::probe)) {
       return malformed(type, "unknown state change");
     }
     TwoPcPrepare prepare{node, transaction_id, static_cast<TwoPcChange>(first), 0, 0, NodeId{}};

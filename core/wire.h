@@ -32,7 +32,8 @@ inline constexpr std::uint32_t frame_magic = 0x44495454;  // "DITT"
 //    source, TwoPcReply the participant's usable size, TwoPcCommit the size decided.
 // 8: Hello carries the connection settings both ends must agree on (DRBD's P_PROTOCOL).
 // 9: OutOfSync also goes from a SyncSource to its SyncTarget (a write the target missed).
-inline constexpr std::uint16_t protocol_version = 9;
+// 10: TwoPcPrepare probe: a lost-peer participant asks its other peers before it answers.
+inline constexpr std::uint16_t protocol_version = 10;
 inline constexpr std::size_t header_size_bytes = 16;
 inline constexpr std::size_t resource_name_size_max = 64;
 // The largest client write we replicate in one message (the NBD 32 MiB convention).
@@ -349,10 +350,13 @@ struct VerifyReply {
 
 // Cluster-wide state changes run as two-phase commits keyed by (initiator, transaction_id).
 // lost_peer: DRBD's empty state change after a lost connection (twopc_after_lost_peer); the
-// participants answer yes at once and the initiator learns which peers still answer.
+// initiator learns which peers still answer. A participant answers once its own other links
+// answered a probe (or were found dead), as DRBD forwards the change through the mesh: its
+// quorum, which a diskless initiator takes as its own, then counts no link the partition broke.
+// probe: answered yes at once, never forwarded.
 // resize: an online grow (node_resize.cpp); the prepare names the requested size (0: as large
 // as every disk allows), the reply the participant's usable size, the commit the decided size.
-enum class TwoPcChange : std::uint8_t { promote = 1, lost_peer = 2, resize = 3 };
+enum class TwoPcChange : std::uint8_t { promote = 1, lost_peer = 2, resize = 3, probe = 4 };
 inline constexpr std::uint8_t twopc_flag_assume_clean = 0x1;  // resize: no resync of the new area
 enum class TwoPcVote : std::uint8_t { yes = 0, no = 1, retry = 2 };
 

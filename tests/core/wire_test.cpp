@@ -83,10 +83,11 @@ DecodeResult decode_with_body_byte(const Message& message, std::size_t offset, s
   return decode(frame);
 }
 
-TEST(Wire, ALostPeerPrepareSurvivesARoundTrip) {
-  const TwoPcPrepare prepare{NodeId{3}, 0x1234'5678'9abc'def0, TwoPcChange::lost_peer, 0, 0,
-                             NodeId{}};
-  EXPECT_EQ(round_trip<TwoPcPrepare>(prepare), prepare);
+TEST(Wire, ALostPeerPrepareAndItsProbeSurviveARoundTrip) {
+  for (const TwoPcChange change : {TwoPcChange::lost_peer, TwoPcChange::probe}) {
+    const TwoPcPrepare prepare{NodeId{3}, 0x1234'5678'9abc'def0, change, 0, 0, NodeId{}};
+    EXPECT_EQ(round_trip<TwoPcPrepare>(prepare), prepare);
+  }
 }
 
 TEST(Wire, AHelloCarriesTheSendersConnectionSettings) {
@@ -144,7 +145,7 @@ TEST(Wire, AResizePrepareWithUnknownFlagsOrAResyncSourceAbove31IsMalformed) {
   ASSERT_TRUE(std::holds_alternative<WireError>(bad_source));
   EXPECT_NE(std::get<WireError>(bad_source).message.find("resync source node id above 31"),
             std::string::npos);
-  const auto unknown_change = decode_with_body_byte(prepare, 9, 4);
+  const auto unknown_change = decode_with_body_byte(prepare, 9, 5);  // probe (4) is the last
   ASSERT_TRUE(std::holds_alternative<WireError>(unknown_change));
 }
 

@@ -435,6 +435,26 @@ TEST(QuorumRegression, AFrozenWriteIsNotAcknowledgedWhileTheUpToDatePeerBackLack
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
+// Quorum+diskless swarm seeds 415 and 2275 (2275 shrunk to 3 faults and 69 operations, 5
+// nodes): the diskless Primary node0 lost node1 while node2, its one remaining peer, still
+// counted node4 behind a link the partition had cut (each end notices on its own). node2
+// answered the lost-peer state change at once, with its quorum, which a diskless Primary takes
+// as its own: node0 started a new generation with node2 alone and acknowledged writes only
+// node2 held, while nodes 1, 3 and 4 promoted node4 and lost them. A participant now probes its
+// other links before it answers (core test
+// ALostPeerParticipantAnswersOnceItsOtherLinksAnsweredOrWereFoundDead).
+// Replay: ditto-sim run --seed 2275 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
+TEST(QuorumRegression, ALostPeerParticipantDoesNotVouchForLinksThePartitionCut) {
+  for (const std::uint64_t seed : {415u, 2275u}) {
+    const SimOptions options = swarm_options(seed, 400, {}, true, true, true);
+    ASSERT_TRUE(options.quorum.enabled()) << seed;
+    ASSERT_TRUE(options.diskless_client) << seed;
+    const RunResult result = run_simulation(options);
+    EXPECT_EQ(result.blocks_lost_at_failover, 0u) << seed << describe(result);
+    EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
+  }
+}
+
 TEST(QuorumOptions, SchedulesCarryTheQuorumSettingsAndTheReplayCommandNamesThem) {
   const Schedule schedule = isolated_primary(7, majority(core::OnNoQuorum::io_error));
   const auto parsed = schedule_from_json(to_json(schedule));
