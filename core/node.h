@@ -852,6 +852,7 @@ class Node {
   void on_lost_peer_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& prepare);
   bool on_lost_peer_probe_reply(const wire::TwoPcReply& reply, NodeId from);
   void lost_peer_probe_timed_out(Instant now);
+  void drop_silent_peers(Instant now, std::uint32_t silent, const std::string& reason);
   void answer_lost_peer_changes();
   void fail_frozen_io();
   void arm_timer(TimerId timer, Instant deadline);

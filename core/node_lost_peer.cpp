@@ -89,17 +89,21 @@ void Node::progress_lost_peer_change(Instant now) {
 // The peers that did not answer within twopc_timeout are treated as the dead links they are.
 void Node::lost_peer_timed_out(Instant now) {
   if (!lost_peer_) return;
-  const std::uint32_t silent = lost_peer_->waiting_mask;
-  for (Peer& peer : configured_peers()) {
-    if ((silent & bit(peer.status.node_id)) == 0 || !peer.transport_up) continue;
-    actions_.push_back(Disconnect{peer.status.node_id,
-                                  "no answer to the lost-peer state change within twopc-timeout"});
-    peer_lost(peer, ConnectionState::timeout);
-    twopc_peer_lost(now, peer);
-  }
+  drop_silent_peers(now, lost_peer_->waiting_mask,
+                    "no answer to the lost-peer state change within twopc-timeout");
   DITTO_ASSERT(!lost_peer_ || lost_peer_->waiting_mask == 0);
   progress_lost_peer_change(now);
   apply_quorum_changes(now);
+}
+
+// The peers in `silent` that still have a transport are dropped like the dead links they are.
+void Node::drop_silent_peers(Instant now, std::uint32_t silent, const std::string& reason) {
+  for (Peer& peer : configured_peers()) {
+    if ((silent & bit(peer.status.node_id)) == 0 || !peer.transport_up) continue;
+    actions_.push_back(Disconnect{peer.status.node_id, reason});
+    peer_lost(peer, ConnectionState::timeout);
+    twopc_peer_lost(now, peer);
+  }
 }
 
 // A peer's lost-peer state change: we probe our other links and answer when they did.
@@ -133,14 +137,8 @@ bool Node::on_lost_peer_probe_reply(const wire::TwoPcReply& reply, NodeId from) 
 // The links that did not answer our probe are treated as the dead links they are.
 void Node::lost_peer_probe_timed_out(Instant now) {
   if (!lost_peer_probe_) return;
-  const std::uint32_t silent = lost_peer_probe_->waiting_mask;
-  for (Peer& peer : configured_peers()) {
-    if ((silent & bit(peer.status.node_id)) == 0 || !peer.transport_up) continue;
-    actions_.push_back(
-        Disconnect{peer.status.node_id, "no answer to a lost-peer probe within twopc-timeout / 2"});
-    peer_lost(peer, ConnectionState::timeout);
-    twopc_peer_lost(now, peer);
-  }
+  drop_silent_peers(now, lost_peer_probe_->waiting_mask,
+                    "no answer to a lost-peer probe within twopc-timeout / 2");
   DITTO_ASSERT(!lost_peer_probe_ || lost_peer_probe_->waiting_mask == 0);
   apply_quorum_changes(now);
 }

@@ -135,14 +135,10 @@ TEST(Detach, ADisklessPrimaryStartsANewGenerationThatItsPeersAdopt) {
   EXPECT_EQ(cluster.nodes[1].generations().bitmap[2], second);
 }
 
-// §1.5 "do not trust" (quorum swarm seed 1669): a diskless Primary exposes the data of its
-// current UUID. A diskful node that missed its writes reconnects with an older current UUID and
-// claims UpToDate; the Primary does not take that at its word (DRBD sanitize_state: downgraded
-// to Consistent, or Outdated when another peer's bitmap UUID shows its data is an ancestor). It
-// gets no writes, does not adopt the Primary's next generation, and resyncs when it meets a node
-// with the data.
-TEST(Detach, ADisklessPrimaryDoesNotTrustAReturningPeerWithAnOlderGeneration) {
-  Cluster cluster(3);
+// Node 0, Primary, writes on with node 2 after node 1 was cut off (write 2), and its disk fails
+// on write 3: a diskless Primary exposing a generation node 1 never had, node 1 still UpToDate.
+// Returns node 1's generation.
+std::uint64_t cut_off_node1_then_fail_the_primarys_disk(Cluster& cluster) {
   cluster.connect_all();
   cluster.promote(0);
   cluster.write(0, 1, 0, 1);
@@ -152,10 +148,22 @@ TEST(Detach, ADisklessPrimaryDoesNotTrustAReturningPeerWithAnOlderGeneration) {
   cluster.disconnect(0, 1);  // node 1 hears of no newer generation: it stays UpToDate
   cluster.write(0, 2, 8, 2);
   cluster.settle();
-  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
   cluster.write(0, 3, 16, 3);
   cluster.complete_disk(0, IoStatus::io_error);
   cluster.settle();
+  return first;
+}
+
+// §1.5 "do not trust" (quorum swarm seed 1669): a diskless Primary exposes the data of its
+// current UUID. A diskful node that missed its writes reconnects with an older current UUID and
+// claims UpToDate; the Primary does not take that at its word (DRBD sanitize_state: downgraded
+// to Consistent, or Outdated when another peer's bitmap UUID shows its data is an ancestor). It
+// gets no writes, does not adopt the Primary's next generation, and resyncs when it meets a node
+// with the data.
+TEST(Detach, ADisklessPrimaryDoesNotTrustAReturningPeerWithAnOlderGeneration) {
+  Cluster cluster(3);
+  const std::uint64_t first = cut_off_node1_then_fail_the_primarys_disk(cluster);
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
   ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
   ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
   const std::uint64_t exposed = cluster.nodes[2].generation();
@@ -190,18 +198,7 @@ TEST(Detach, ADisklessPrimaryDoesNotTrustAReturningPeerWithAnOlderGeneration) {
 // UpToDate again it is reconnected and resynced.
 TEST(Detach, APrimarysDistrustOfAPeerOutlivesTheDiskItAttachesAgain) {
   Cluster cluster(3);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.write(0, 1, 0, 1);
-  cluster.settle();
-  const std::uint64_t first = cluster.nodes[1].generation();
-  cluster.disconnect(1, 2);
-  cluster.disconnect(0, 1);
-  cluster.write(0, 2, 8, 2);
-  cluster.settle();
-  cluster.write(0, 3, 16, 3);
-  cluster.complete_disk(0, IoStatus::io_error);
-  cluster.settle();
+  const std::uint64_t first = cut_off_node1_then_fail_the_primarys_disk(cluster);
   ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
   cluster.connect(0, 1);
   cluster.settle();

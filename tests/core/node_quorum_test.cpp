@@ -32,6 +32,20 @@ Cluster quorum_cluster(int count, OnNoQuorum on_no_quorum, int diskless_node = -
   });
 }
 
+// Node 0 is the Primary (suspend-io), its disk failed, and write 1 went through the peers in
+// the generation that started.
+Cluster diskless_primary_cluster(int count) {
+  Cluster cluster = quorum_cluster(count, OnNoQuorum::suspend_io);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.nodes[0].on_local_disk_failed(cluster.now);
+  cluster.collect(0);
+  cluster.settle();
+  cluster.write(0, 1, harness::block_sector(2), 10);  // the generation of the failed disk
+  cluster.settle();
+  return cluster;
+}
+
 int count_events(const Cluster& cluster, int node, const std::string& text) {
   int count = 0;
   for (const auto& [index, line] : cluster.events) {
@@ -439,15 +453,8 @@ TEST(NodeQuorum, AFrozenWriteWhoseOnlyCopyWasOnAFailedDiskIsResentToThePeersAtTh
 // the resume the write goes through the peers again and is acknowledged only then (quorum
 // swarm seed 2558).
 TEST(NodeQuorum, AFrozenWriteThatOnlyAnInconsistentPeerStoredIsResentToThePeersAtTheResume) {
-  Cluster cluster = quorum_cluster(3, OnNoQuorum::suspend_io);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.nodes[0].on_local_disk_failed(cluster.now);
-  cluster.collect(0);
-  cluster.settle();
+  Cluster cluster = diskless_primary_cluster(3);
   ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
-  cluster.write(0, 1, harness::block_sector(2), 10);  // the generation of the failed disk
-  cluster.settle();
   ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
   // Node 2 attaches its disk again, Inconsistent, cut off from node 1 (the only UpToDate disk).
   ASSERT_TRUE(cluster.nodes[2].on_admin(cluster.now, Detach{}).ok);
@@ -497,15 +504,8 @@ TEST(NodeQuorum, AFrozenWriteThatOnlyAnInconsistentPeerStoredIsResentToThePeersA
 // resume starts. Like DRBD, which resends a frozen request to a peer that never acknowledged
 // it, the write goes through the peers again at the resume (quorum+diskless swarm seed 2176).
 TEST(NodeQuorum, AFrozenWriteThatTheUpToDatePeersBackMissedIsResentToThemAtTheResume) {
-  Cluster cluster = quorum_cluster(5, OnNoQuorum::suspend_io);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.nodes[0].on_local_disk_failed(cluster.now);
-  cluster.collect(0);
-  cluster.settle();
+  Cluster cluster = diskless_primary_cluster(5);
   ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
-  cluster.write(0, 1, harness::block_sector(2), 10);  // the generation of the failed disk
-  cluster.settle();
   ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
   std::set<int> wrote_it;
   cluster.observer = [&](int index, const Action& action) {
