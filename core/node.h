@@ -499,16 +499,12 @@ class Node {
 
   // This Primary's lost-peer state change (node_lost_peer.cpp): the peers asked after a lost
   // connection that have neither answered nor gone since.
+  // Our lost-peer state change, or our probe as a participant of a peer's (the other links we
+  // asked whether they still answer, TwoPcChange::probe): the peers not yet answered.
   struct LostPeerChange {
     std::uint64_t transaction_id = 0;
     std::uint32_t waiting_mask = 0;
     bool timer_armed = false;
-  };
-  // As a participant of a peer's lost-peer change: our other links, asked whether they still
-  // answer (TwoPcChange::probe).
-  struct LostPeerProbe {
-    std::uint64_t transaction_id = 0;
-    std::uint32_t waiting_mask = 0;
   };
 
   // The configured peers in node-id order. peers_ has a slot for every node id, and the slots
@@ -849,8 +845,9 @@ class Node {
   bool on_lost_peer_reply(const wire::TwoPcReply& reply, NodeId from);
   void progress_lost_peer_change(Instant now);
   void lost_peer_timed_out(Instant now);
+  void send_lost_peer_prepares(std::uint32_t peers, const LostPeerChange& change,
+                               wire::TwoPcChange kind);
   void on_lost_peer_prepare(Instant now, Peer& peer, const wire::TwoPcPrepare& prepare);
-  bool on_lost_peer_probe_reply(const wire::TwoPcReply& reply, NodeId from);
   void lost_peer_probe_timed_out(Instant now);
   void drop_silent_peers(Instant now, std::uint32_t silent, const std::string& reason);
   void answer_lost_peer_changes();
@@ -960,7 +957,7 @@ class Node {
   std::optional<ResizeChange> resize_;
   std::optional<AdminResult> resize_outcome_;
   std::optional<LostPeerChange> lost_peer_;
-  std::optional<LostPeerProbe> lost_peer_probe_;
+  std::optional<LostPeerChange> lost_peer_probe_;
   std::uint64_t lost_peer_probes_sent_ = 0;        // transaction ids of our probes
   std::map<std::uint64_t, Instant> timers_armed_;  // TimerId → deadline
   Prng prng_;

@@ -23,6 +23,8 @@
 // (quorum+diskless swarm seed 2275). A StateReport goes before the answer, so the initiator
 // counts the participant's quorum as it is then. Probes not answered within half of
 // twopc_timeout (before the initiator gives up on us) are dropped like dead links.
+#include <initializer_list>
+#include <optional>
 #include <utility>
 
 #include "core/assert.h"
@@ -51,20 +53,30 @@ void Node::start_lost_peer_change(const Peer& lost) {
   // 415 answers older than the second lost peer resumed at once the writes that peer missed).
   if (lost_peer_ && lost_peer_->timer_armed) cancel_timer(timer_lost_peer);
   lost_peer_ = LostPeerChange{prng_.next_u64(), others, false};
+  send_lost_peer_prepares(others, *lost_peer_, wire::TwoPcChange::lost_peer);
+}
+
+// The empty state change `kind` (lost_peer or probe) to each peer in `peers`.
+void Node::send_lost_peer_prepares(std::uint32_t peers, const LostPeerChange& change,
+                                   wire::TwoPcChange kind) {
   for (const Peer& peer : configured_peers()) {
-    if ((others & bit(peer.status.node_id)) == 0) continue;
-    actions_.push_back(Send{peer.status.node_id,
-                            wire::TwoPcPrepare{config_.node_id, lost_peer_->transaction_id,
-                                               wire::TwoPcChange::lost_peer, 0, 0, NodeId{}},
-                            std::nullopt});
+    if ((peers & bit(peer.status.node_id)) == 0) continue;
+    actions_.push_back(
+        Send{peer.status.node_id,
+             wire::TwoPcPrepare{config_.node_id, change.transaction_id, kind, 0, 0, NodeId{}},
+             std::nullopt});
   }
 }
 
-// A reply to our lost-peer state change (true), else not ours to handle here (false).
+// A reply to our lost-peer state change or to our probe (true), else not ours to handle here
+// (false).
 bool Node::on_lost_peer_reply(const wire::TwoPcReply& reply, NodeId from) {
-  if (!lost_peer_ || lost_peer_->transaction_id != reply.transaction_id) return false;
-  lost_peer_->waiting_mask &= ~bit(from);
-  return true;
+  for (std::optional<LostPeerChange>* change : {&lost_peer_, &lost_peer_probe_}) {
+    if (!*change || (*change)->transaction_id != reply.transaction_id) continue;
+    (*change)->waiting_mask &= ~bit(from);
+    return true;
+  }
+  return false;
 }
 
 // At the end of the inputs that may answer or end it: once nobody is waited for, quorum (kept
@@ -116,22 +128,9 @@ void Node::on_lost_peer_prepare(Instant now, Peer& peer, const wire::TwoPcPrepar
   if (others == 0) return;  // answered at the end of this input (apply_quorum_changes)
   // A probe still out is asked again: its answers may predate the links lost since.
   lost_peer_probes_sent_ += 1;
-  lost_peer_probe_ = LostPeerProbe{lost_peer_probes_sent_, others};
-  for (const Peer& other : configured_peers()) {
-    if ((others & bit(other.status.node_id)) == 0) continue;
-    actions_.push_back(Send{other.status.node_id,
-                            wire::TwoPcPrepare{config_.node_id, lost_peer_probe_->transaction_id,
-                                               wire::TwoPcChange::probe, 0, 0, NodeId{}},
-                            std::nullopt});
-  }
+  lost_peer_probe_ = LostPeerChange{lost_peer_probes_sent_, others, true};
+  send_lost_peer_prepares(others, *lost_peer_probe_, wire::TwoPcChange::probe);
   arm_timer(timer_lost_peer_probe, now + Duration{config_.twopc_timeout.ns / 2});
-}
-
-// A reply to our probe (true), else not ours to handle here (false).
-bool Node::on_lost_peer_probe_reply(const wire::TwoPcReply& reply, NodeId from) {
-  if (!lost_peer_probe_ || lost_peer_probe_->transaction_id != reply.transaction_id) return false;
-  lost_peer_probe_->waiting_mask &= ~bit(from);
-  return true;
 }
 
 // The links that did not answer our probe are treated as the dead links they are.

@@ -148,10 +148,10 @@ void Node::resync_outdated_peers() {
     if (peer.status.replication != ReplicationState::established) continue;
     const bool distrusted = peer.distrusted_as != DiskState::up_to_date;
     if (peer.status.disk != DiskState::outdated && !distrusted) continue;
-    actions_.push_back(Disconnect{
-        peer.status.node_id, "reconnecting to resync " +
-                                 std::string(distrusted ? "peer " : "Outdated peer ") +
-                                 peer.status.name + (distrusted ? " of another generation" : "")});
+    const std::string reason =
+        distrusted ? "reconnecting to resync peer " + peer.status.name + " of another generation"
+                   : "reconnecting to resync Outdated peer " + peer.status.name;
+    actions_.push_back(Disconnect{peer.status.node_id, reason});
     peer_lost(peer, ConnectionState::protocol_error);
   }
 }

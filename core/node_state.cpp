@@ -394,7 +394,6 @@ void Node::on_twopc_reply(Instant now, Peer& peer, const wire::TwoPcReply& reply
         peer, "TwoPcReply for a transaction of node " + std::to_string(reply.initiator.value));
   }
   if (on_lost_peer_reply(reply, peer.status.node_id)) return;
-  if (on_lost_peer_probe_reply(reply, peer.status.node_id)) return;
   if (resize_ && !resize_->backing_off && note_reply(resize_->round, peer, reply)) {
     return decide_resize(now);
   }
