@@ -29,6 +29,16 @@ RunResult run_quorum_swarm(std::uint64_t seed) {
   return run_simulation(options);
 }
 
+// The same with read policies and diskless clients drawn too (--swarm-reads --swarm-diskless);
+// fails a seed that drew no quorum or no diskless client.
+RunResult run_quorum_diskless_swarm(std::uint64_t seed) {
+  const SimOptions options = swarm_options(seed, 400, {}, true, true, true);
+  EXPECT_TRUE(options.quorum.enabled()) << "quorum swarm seed " << seed << " drew no quorum";
+  EXPECT_TRUE(options.diskless_client)
+      << "quorum swarm seed " << seed << " drew no diskless client";
+  return run_simulation(options);
+}
+
 // Three nodes, node 0 Primary; after operation 100 node 0 is cut off from both peers for
 // 300 ms (a symmetric partition), then the network heals.
 Schedule isolated_primary(std::uint64_t seed, const core::QuorumSettings& quorum) {
@@ -166,10 +176,7 @@ TEST(QuorumRegression, SwarmSeed261WithQuorumRunsWithoutAnAssertion) {
 // AWriteTheSourceGetsDuringTheResyncIsResyncedBeforeTheTargetTurnsUpToDate).
 // Replay: ditto-sim run --seed 855 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
 TEST(QuorumRegression, ADisklessPrimaryNeverReadsABlockItsPeerMissedDuringItsResync) {
-  const SimOptions options = swarm_options(855, 400, {}, true, true, true);
-  ASSERT_TRUE(options.quorum.enabled());
-  ASSERT_TRUE(options.diskless_client);
-  const RunResult result = run_simulation(options);
+  const RunResult result = run_quorum_diskless_swarm(855);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
@@ -428,10 +435,7 @@ TEST(QuorumRegression, APrimaryDiskThatFailedAWriteDoesNotComeBackUpToDateWithou
 // (core test AFrozenWriteThatTheUpToDatePeersBackMissedIsResentToThemAtTheResume).
 // Replay: ditto-sim run --seed 2176 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
 TEST(QuorumRegression, AFrozenWriteIsNotAcknowledgedWhileTheUpToDatePeerBackLacksIt) {
-  const SimOptions options = swarm_options(2176, 400, {}, true, true, true);
-  ASSERT_TRUE(options.quorum.enabled());
-  ASSERT_TRUE(options.diskless_client);
-  const RunResult result = run_simulation(options);
+  const RunResult result = run_quorum_diskless_swarm(2176);
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
@@ -446,10 +450,7 @@ TEST(QuorumRegression, AFrozenWriteIsNotAcknowledgedWhileTheUpToDatePeerBackLack
 // Replay: ditto-sim run --seed 2275 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
 TEST(QuorumRegression, ALostPeerParticipantDoesNotVouchForLinksThePartitionCut) {
   for (const std::uint64_t seed : {415u, 2275u}) {
-    const SimOptions options = swarm_options(seed, 400, {}, true, true, true);
-    ASSERT_TRUE(options.quorum.enabled()) << seed;
-    ASSERT_TRUE(options.diskless_client) << seed;
-    const RunResult result = run_simulation(options);
+    const RunResult result = run_quorum_diskless_swarm(seed);
     EXPECT_EQ(result.blocks_lost_at_failover, 0u) << seed << describe(result);
     EXPECT_EQ(result.violation_count, 0u) << seed << describe(result);
   }
