@@ -156,6 +156,26 @@ void user_new_current_uuid(Generations& uuids, bool primary, std::uint64_t rando
   DITTO_ASSERT(bumped);
 }
 
+bool names_current(const UnconfirmedGeneration& unconfirmed, const Generations& uuids) {
+  return unconfirmed.current != 0 && unconfirmed.current == comparable_current(uuids.current);
+}
+
+void roll_back_unconfirmed(Generations& uuids, const UnconfirmedGeneration& unconfirmed) {
+  DITTO_ASSERT(names_current(unconfirmed, uuids));
+  const std::uint64_t previous = comparable_current(unconfirmed.previous_current);
+  for (std::uint32_t node = 0; node < generation_node_slots; ++node) {
+    if (node_in(unconfirmed.rotated_nodes, node)) uuids.bitmap[node] = 0;
+  }
+  // The previous UUID goes back from the history to the current slot.
+  auto held = std::find(uuids.history.begin(), uuids.history.end(), previous);
+  if (held != uuids.history.end()) {
+    std::copy(held + 1, uuids.history.end(), held);
+    uuids.history.back() = 0;
+  }
+  uuids.current = unconfirmed.previous_current;
+  DITTO_ASSERT(comparable_current(uuids.current) == previous);
+}
+
 namespace {
 
 // 16 upper-case hex digits, as drbdsetup prints UUIDs.

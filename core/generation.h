@@ -129,6 +129,27 @@ std::uint32_t source_detect_finished_resyncs(Generations& uuids, const Generatio
 // `new-current-uuid` by the user: all bitmap UUIDs to history and cleared, then a forced bump.
 void user_new_current_uuid(Generations& uuids, bool primary, std::uint64_t random);
 
+// ditto's own, not DRBD's: a generation this node started as Primary that no client has seen a
+// completion in yet (quorum swarm seeds 2142, 2953, 5141: the Primary started it and crashed a
+// moment later, before any peer learned it; the survivors promoted one of them from the old
+// generation, and the crashed node came back with a generation they could only call a split
+// brain, though nothing it held in it had been acknowledged). Persisted with the generations;
+// a node that starts with it rolls back to the generation before (roll_back_unconfirmed): its
+// writes in the unconfirmed one were never acknowledged, and the activity log of the crash
+// marks them for the resync, in whichever direction it goes.
+struct UnconfirmedGeneration {
+  std::uint64_t current = 0;           // the unconfirmed current UUID (comparable); 0: none
+  std::uint64_t previous_current = 0;  // the current UUID before it, as it was
+  std::uint32_t rotated_nodes = 0;     // bitmap slots that were 0 and took a UUID at the bump
+  friend bool operator==(const UnconfirmedGeneration&, const UnconfirmedGeneration&) = default;
+};
+// Whether `unconfirmed` names the current generation of `uuids` (a record left behind by a
+// later change of the current UUID, a resync's or a peer's, names nothing).
+bool names_current(const UnconfirmedGeneration& unconfirmed, const Generations& uuids);
+// Back to the generation before an unconfirmed one: the previous current UUID, the slots it
+// rotated into cleared (their bits stay: a superset of what the peers miss).
+void roll_back_unconfirmed(Generations& uuids, const UnconfirmedGeneration& unconfirmed);
+
 // ---- uuid_compare (§3.4) ----
 
 enum class SyncStrategy : std::uint8_t {

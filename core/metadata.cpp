@@ -136,7 +136,9 @@ std::array<std::uint8_t, block_size_bytes> encode_superblock(const Superblock& s
   writer.u64(superblock.effective_size_sectors);
   writer.u64(superblock.current_uuid);
   writer.u64(superblock.members);
-  for (int reserved = 0; reserved < 3; ++reserved) writer.u64(0);
+  writer.u64(superblock.unconfirmed_current);
+  writer.u64(superblock.unconfirmed_previous);
+  writer.u64(superblock.unconfirmed_rotated_nodes);
   writer.u64(superblock.device_uuid);
   writer.u32(superblock.flags);
   writer.u32(superblock_magic_v09);
@@ -171,12 +173,12 @@ namespace {
 Superblock read_superblock_fields(std::span<const std::uint8_t> bytes, std::uint32_t& magic) {
   ByteReader reader{bytes.first(block_size_bytes)};
   Superblock sb;
-  std::uint64_t reserved64 = 0;
   std::uint32_t word = 0;
   bool ok = reader.u64(sb.effective_size_sectors) && reader.u64(sb.current_uuid) &&
-            reader.u64(sb.members) && reader.u64(reserved64) && reader.u64(reserved64) &&
-            reader.u64(reserved64) && reader.u64(sb.device_uuid) && reader.u32(sb.flags) &&
-            reader.u32(magic) && reader.u32(sb.md_size_sectors) && reader.u32(word);
+            reader.u64(sb.members) && reader.u64(sb.unconfirmed_current) &&
+            reader.u64(sb.unconfirmed_previous) && reader.u64(sb.unconfirmed_rotated_nodes) &&
+            reader.u64(sb.device_uuid) && reader.u32(sb.flags) && reader.u32(magic) &&
+            reader.u32(sb.md_size_sectors) && reader.u32(word);
   sb.al_offset_sectors = static_cast<std::int32_t>(word);
   ok = ok && reader.u32(sb.al_extents) && reader.u32(word);
   sb.bm_offset_sectors = static_cast<std::int32_t>(word);

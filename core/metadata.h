@@ -67,6 +67,11 @@ struct Superblock {
   std::uint64_t effective_size_sectors = 0;  // "la-size-sect"
   std::uint64_t current_uuid = uuid_just_created;
   std::uint64_t members = 0;  // reserved in drbd-utils 9.22, passed through
+  // ditto's own use of drbdmeta's reserved_u64[3] (drbdmeta neither reads nor prints them): the
+  // record of an unconfirmed generation (core's UnconfirmedGeneration), all 0 for none.
+  std::uint64_t unconfirmed_current = 0;
+  std::uint64_t unconfirmed_previous = 0;
+  std::uint64_t unconfirmed_rotated_nodes = 0;
   std::uint64_t device_uuid = 0;
   std::uint32_t flags = md_flag::al_clean;
   std::uint32_t md_size_sectors = 0;

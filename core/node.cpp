@@ -53,6 +53,7 @@ Node::Node(NodeConfig config)
       generations_.uuids.current = uuid_just_created_value;
     }
   }
+  roll_back_unconfirmed_generation();
   size_bytes_ = config_.volume_size_bytes;
   const std::uint64_t volume_sectors = size_bytes_ / sector_size_bytes;
   for (const PeerConfig& peer_config : config_.peers) {
@@ -346,6 +347,14 @@ void Node::complete(std::uint64_t sequence, ClientStatus status) {
   DITTO_ASSERT(found != requests_.end());
   const Request entry = found->second;
   requests_.erase(found);
+  // Once a client saw a write of the unconfirmed generation complete, or read a block such a
+  // write may have changed, the generation holds data a client relies on (confirmed before the
+  // completion leaves this step: the drivers persist the metadata before they act).
+  if (status == ClientStatus::ok && !unconfirmed_steps_.empty()) {
+    confirm_through(entry.kind == RequestKind::write  ? sequence
+                    : entry.kind == RequestKind::read ? unconfirmed_write_under(entry)
+                                                      : 0);
+  }
   if (entry.kind == RequestKind::write) settle_write(sequence);
   DITTO_ASSERT(statistics_.upper_pending > 0);
   std::optional<IoId> read_io;

@@ -171,6 +171,9 @@ class Node {
   // The current UUID (bit 0 set while Primary).
   std::uint64_t generation() const { return generations_.uuids.current; }
   const Generations& generations() const { return generations_.uuids; }
+  // The generation this node started as Primary that no client saw a completion in yet, or
+  // none (current 0). The drivers persist it with the generations.
+  UnconfirmedGeneration unconfirmed_generation() const;
   // The out-of-sync bitmap toward `peer` (a configured peer).
   const Bitmap& bitmap_toward(NodeId peer) const;
   const NodeStatistics& statistics() const { return statistics_; }
@@ -674,6 +677,10 @@ class Node {
   std::uint32_t nodes_without_data() const;
   std::uint64_t local_uuid_flags() const;
   void bump_generation_if_pending();
+  void note_unconfirmed_generation(const Generations& before);
+  void confirm_through(std::uint64_t sequence);
+  std::uint64_t unconfirmed_write_under(const Request& read) const;
+  void roll_back_unconfirmed_generation();
   void start_new_generation();
   void reconcile_after_lost_primary();
   void allow_handshake_reruns();
@@ -897,6 +904,16 @@ class Node {
   // Started after a Primary crash (apply-al marked its hot extents): uuid_flag::after_primary_crash
   // for this incarnation, so csums-after-crash-only resyncs with it use checksums.
   bool after_primary_crash_ = false;
+  // See unconfirmed_generation(): one step per bump since the last confirmed generation, oldest
+  // first; requests from a step's from_sequence on were admitted in its generation or a later one.
+  struct UnconfirmedStep {
+    std::uint64_t previous_current = 0;  // the current UUID the bump replaced
+    std::uint32_t rotated_nodes = 0;     // the slots it filled
+    std::uint64_t from_sequence = 0;
+  };
+  static constexpr std::size_t unconfirmed_steps_max = 8;
+  std::vector<UnconfirmedStep> unconfirmed_steps_;
+  std::uint64_t unconfirmed_current_ = 0;  // comparable current UUID after the newest step
   // The resync source we lost while it was UpToDate (it crashed or was cut off): its disk holds
   // our generation in full and may come back (uuid_flag::newer_copy_away), or no_node.
   static constexpr std::uint8_t no_node = 0xff;

@@ -64,6 +64,10 @@ struct NodeConfig {
   // restart; when set it replaces initial_generation. Without PeerConfig::initial_bitmap_words a
   // node that starts below UpToDate marks every block out of sync toward that peer (Node::Node).
   std::optional<Generations> initial_generations;
+  // The metadata's record of a generation this node started as Primary that no client saw a
+  // completion in (UnconfirmedGeneration, generation.h). When it names the current UUID of
+  // initial_generations the node starts in the generation before it.
+  UnconfirmedGeneration initial_unconfirmed;
   // The activity log and the persisted bitmaps (node_activity_log.cpp, §4). With al_updates a
   // node with a local disk keeps an activity log of al_extents 4 MiB extents: a client write
   // waits until its extents are in the log on disk (a MetadataWrite of a transaction), bitmap

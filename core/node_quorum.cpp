@@ -154,6 +154,8 @@ void Node::resume_frozen_io() {
       resend.push_back(done);
       continue;
     }
+    // A client sees it now: it confirms the generation it was admitted in (Node::complete).
+    confirm_through(done.sequence);
     actions_.push_back(CompleteClient{done.request, ClientStatus::ok, std::nullopt, std::nullopt});
     if (done.payload) actions_.push_back(ReleasePayload{*done.payload});
   }

@@ -149,14 +149,100 @@ void Node::bump_generation_if_pending() {
   if (through_peers) input.rotate_into_nodes |= bit(config_.node_id);
   input.primary = role_ == Role::primary;
   input.forced = comparable_current(generations_.uuids.current) == uuid_just_created_value;
-  const std::uint64_t old = generations_.uuids.current;
+  const Generations before = generations_.uuids;
   if (!before_application_write(generations_, input, prng_.next_u64())) return;
-  DITTO_ASSERT(generations_.uuids.current != old);
+  DITTO_ASSERT(generations_.uuids.current != before.current);
+  if (role_ == Role::primary && !through_peers) note_unconfirmed_generation(before);
   for (const Peer& peer : configured_peers()) {
     if (peer.status.connection == ConnectionState::connected) {
       send_state(peer, uuid_flag::new_datagen, input.rotate_into_nodes);
     }
   }
+}
+
+// A Primary's new generation is unconfirmed until a client sees a completion in it
+// (UnconfirmedGeneration). A bump on top of an unconfirmed one adds a step; a completion of a
+// write admitted in one step confirms it and every step before (its data builds on theirs), and
+// the record then leads back to the generation the oldest step left behind.
+void Node::note_unconfirmed_generation(const Generations& before) {
+  if (unconfirmed_current_ != comparable_current(before.current)) unconfirmed_steps_.clear();
+  UnconfirmedStep step{before.current, 0, next_sequence_};
+  for (std::uint32_t node = 0; node < generation_node_slots; ++node) {
+    if (before.bitmap[node] == 0 && generations_.uuids.bitmap[node] != 0) {
+      step.rotated_nodes |= 1u << node;
+    }
+  }
+  // A bounded record: the two newest steps merge (a write in either confirms both, which only
+  // gives up a rollback).
+  if (unconfirmed_steps_.size() == unconfirmed_steps_max) {
+    step.rotated_nodes |= unconfirmed_steps_.back().rotated_nodes;
+    step.previous_current = unconfirmed_steps_.back().previous_current;
+    step.from_sequence = unconfirmed_steps_.back().from_sequence;
+    unconfirmed_steps_.pop_back();
+  }
+  unconfirmed_steps_.push_back(step);
+  unconfirmed_current_ = comparable_current(generations_.uuids.current);
+}
+
+// A client saw a completion of the request admitted as `sequence` (or data it wrote).
+void Node::confirm_through(std::uint64_t sequence) {
+  while (!unconfirmed_steps_.empty() && unconfirmed_steps_.front().from_sequence <= sequence) {
+    unconfirmed_steps_.erase(unconfirmed_steps_.begin());
+  }
+}
+
+// The newest write admitted in an unconfirmed generation and not completed yet (in progress or
+// frozen) that covers part of `read`'s blocks, whose data the read may return; 0 if none.
+std::uint64_t Node::unconfirmed_write_under(const Request& read) const {
+  if (unconfirmed_generation().current == 0) return 0;
+  const std::uint64_t from = unconfirmed_steps_.front().from_sequence;
+  const std::uint64_t begin = read.sector.value;
+  const std::uint64_t end = begin + read.length_bytes / sector_size_bytes;
+  auto overlaps = [&](std::uint64_t sector, std::uint32_t length_bytes) {
+    return sector < end && begin < sector + length_bytes / sector_size_bytes;
+  };
+  std::uint64_t newest = 0;
+  for (auto it = requests_.lower_bound(from); it != requests_.end(); ++it) {
+    const Request& write = it->second;
+    if (write.kind == RequestKind::write && overlaps(write.sector.value, write.length_bytes)) {
+      newest = it->first;
+    }
+  }
+  for (const SuspendedCompletion& done : quorum_suspended_completions_) {
+    if (done.sequence >= from && overlaps(done.sector.value, done.length_bytes)) {
+      newest = std::max(newest, done.sequence);
+    }
+  }
+  return newest;
+}
+
+UnconfirmedGeneration Node::unconfirmed_generation() const {
+  if (unconfirmed_steps_.empty() ||
+      unconfirmed_current_ != comparable_current(generations_.uuids.current)) {
+    return UnconfirmedGeneration{};
+  }
+  UnconfirmedGeneration record{unconfirmed_current_, unconfirmed_steps_.front().previous_current,
+                               0};
+  for (const UnconfirmedStep& step : unconfirmed_steps_) record.rotated_nodes |= step.rotated_nodes;
+  return record;
+}
+
+// At start: a generation this node started as Primary, in which no client saw a completion
+// before the node stopped, is rolled back (UnconfirmedGeneration). A record that does not name
+// the current UUID, or names no usable previous one, is left alone (the metadata is not ours to
+// trust blindly: the generations as they are then decide, as before).
+void Node::roll_back_unconfirmed_generation() {
+  const UnconfirmedGeneration& record = config_.initial_unconfirmed;
+  if (!names_current(record, generations_.uuids)) return;
+  const std::uint64_t previous = comparable_current(record.previous_current);
+  if (previous == uuid_just_created_value || previous == record.current) return;
+  const std::string from = generations_text(generations_.uuids);
+  roll_back_unconfirmed(generations_.uuids, record);
+  actions_.push_back(Event{"generation-rolled-back name:" + config_.resource_name +
+                           " volume:0 from:" + from +
+                           " to:" + generations_text(generations_.uuids) +
+                           " reason:\"started as Primary just before it stopped; no client saw a "
+                           "completion in it\""});
 }
 
 // Our data moves on without some peer: a new generation at once (not lazily), so a peer that

@@ -64,6 +64,7 @@ Result<std::unique_ptr<ResourceRunner>> ResourceRunner::create(boost::asio::io_c
   }
   config.node.initial_disk_state = attach.value().initial_disk;
   config.node.initial_generations = attach.value().initial_generations;
+  config.node.initial_unconfirmed = attach.value().initial_unconfirmed;
   if (Status status = configure_activity_log(config, *metadata.value(), attach.value());
       !status.ok()) {
     return Error{config.resource.name + ": " + status.error().message};
@@ -100,7 +101,8 @@ ResourceRunner::ResourceRunner(boost::asio::io_context& io, DaemonConfig config,
   nbd_options.tls_context = options_.nbd_tls_context;
   nbd_ = std::make_unique<NbdServer>(io_, *this, nbd_options);
   crashed_primary_ = attach_.crashed_primary;
-  crashed_generation_ = comparable_current(attach_.initial_generations.current);
+  // The node's, not the metadata's: it may have rolled back an unconfirmed generation.
+  crashed_generation_ = comparable_current(node_.generations().current);
   if (const config::Option* option = config_.resource.options.find("auto-promote")) {
     auto_promote_ = option->values.empty() || option->values.front() != "no";
   }

@@ -213,6 +213,7 @@ class ResourceRunner final : public TransportHandler, public NbdBackend {
   bool crashed_primary_ = false;     // CRASHED_PRIMARY, until the generation moves on
   std::uint64_t crashed_generation_ = 0;  // comparable current UUID at attach
   Generations metadata_generations_;       // as last compared with the superblock
+  UnconfirmedGeneration metadata_unconfirmed_;   // as last compared with the superblock
   std::unique_ptr<AlignedBufferPool> own_pool_;  // null with a shard pool
   AlignedBufferPool& pool_;
   core::Node node_;

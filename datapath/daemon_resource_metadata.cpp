@@ -182,14 +182,19 @@ MetadataState ResourceRunner::metadata_state(bool clean) const {
 // the generations can have changed, and comparing them is all a data I/O costs here.
 bool ResourceRunner::write_metadata_if_changed(bool state_changed) {
   if (!metadata_attached_ || node_.disk_state() <= DiskState::failed) return true;
-  if (!state_changed && node_.generations() == metadata_generations_) return true;
+  if (!state_changed && node_.generations() == metadata_generations_ &&
+      node_.unconfirmed_generation() == metadata_unconfirmed_) {
+    return true;
+  }
   metadata_generations_ = node_.generations();
+  metadata_unconfirmed_ = node_.unconfirmed_generation();
   if (crashed_primary_ &&
       comparable_current(node_.generations().current) != crashed_generation_) {
     crashed_primary_ = false;  // the crashed generation is superseded (resync or new data)
   }
   metadata::Superblock wanted = superblock_for_state(
-      with_generations(metadata_->superblock(), node_.generations()), metadata_state(false));
+      with_generations(metadata_->superblock(), node_.generations(), metadata_unconfirmed_),
+      metadata_state(false));
   // la-size-sect: the size the cluster last agreed on (a resize grows it).
   const std::uint64_t size_sectors = node_.size_bytes() / metadata::sector_bytes;
   if (size_sectors != 0 && size_sectors <= metadata_->layout().usable_sectors) {
@@ -213,8 +218,10 @@ void ResourceRunner::write_clean_metadata() {
     return;
   }
   write_back_bitmaps();  // before the superblock that says the shutdown was clean
-  const Status status = metadata_->write_superblock(superblock_for_state(
-      with_generations(metadata_->superblock(), node_.generations()), metadata_state(true)));
+  const Status status = metadata_->write_superblock(
+      superblock_for_state(with_generations(metadata_->superblock(), node_.generations(),
+                                            node_.unconfirmed_generation()),
+                           metadata_state(true)));
   if (!status.ok()) {
     log("clean shutdown could not write the metadata: " + status.error().message);
     return;

@@ -129,6 +129,7 @@ Result<AttachPlan> plan_attach(const md::Superblock& on_disk, const md::Layout& 
   }
   plan.initial_disk = attach_disk_state(on_disk, !peers.empty(), plan.disk_reason);
   plan.initial_generations = generations_of(on_disk);
+  plan.initial_unconfirmed = unconfirmed_of(on_disk);
   // A bitmap that had bits at a clean shutdown was not written (PEER_FULL_SYNC): its bitmap
   // UUID goes to the history, so the handshake with that peer finds its generation there and
   // syncs every block (uuid_compare's history rules: full sync) instead of an empty bitmap.
@@ -138,7 +139,10 @@ Result<AttachPlan> plan_attach(const md::Superblock& on_disk, const md::Layout& 
     plan.initial_generations.bitmap[node] = 0;
     push_history(plan.initial_generations, slot.bitmap_uuid);
   }
-  plan.superblock = with_generations(plan.superblock, plan.initial_generations);
+  // The record stays until the node's first metadata write replaces it: a crash before that
+  // finds it again.
+  plan.superblock =
+      with_generations(plan.superblock, plan.initial_generations, plan.initial_unconfirmed);
   const bool left_in_use = (on_disk.flags & md::md_flag::al_clean) == 0;
   // Left in use while this node was Primary: PRIMARY_IND, and the Primary bit of its current
   // UUID (a Secondary whose peer was Primary has PRIMARY_IND alone).
@@ -176,8 +180,21 @@ Generations generations_of(const md::Superblock& superblock) {
   return generations;
 }
 
-md::Superblock with_generations(const md::Superblock& superblock, const Generations& generations) {
+UnconfirmedGeneration unconfirmed_of(const md::Superblock& superblock) {
+  UnconfirmedGeneration unconfirmed;
+  unconfirmed.current = superblock.unconfirmed_current;
+  unconfirmed.previous_current = superblock.unconfirmed_previous;
+  // Node ids 0..31: higher bits name no node (the core ignores the record if it is not ours).
+  unconfirmed.rotated_nodes = static_cast<std::uint32_t>(superblock.unconfirmed_rotated_nodes);
+  return unconfirmed;
+}
+
+md::Superblock with_generations(const md::Superblock& superblock, const Generations& generations,
+                                const UnconfirmedGeneration& unconfirmed) {
   md::Superblock updated = superblock;
+  updated.unconfirmed_current = unconfirmed.current;
+  updated.unconfirmed_previous = unconfirmed.previous_current;
+  updated.unconfirmed_rotated_nodes = unconfirmed.rotated_nodes;
   updated.current_uuid = generations.current;
   for (std::uint32_t node = 0; node < md::peer_slot_count; ++node) {
     updated.peers[node].bitmap_uuid = generations.bitmap[node];

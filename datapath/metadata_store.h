@@ -111,9 +111,13 @@ class MetadataStore {
 // The generation identifiers a superblock holds (§3.1): current, the bitmap UUID of each peer
 // slot (indexed by node id, as core's Generations), and the history. And back: writes them into
 // a copy of `superblock`, everything else unchanged.
+// The record of an unconfirmed generation travels with them (UnconfirmedGeneration; none
+// unless given).
 Generations generations_of(const metadata::Superblock& superblock);
+UnconfirmedGeneration unconfirmed_of(const metadata::Superblock& superblock);
 metadata::Superblock with_generations(const metadata::Superblock& superblock,
-                                      const Generations& generations);
+                                      const Generations& generations,
+                                      const UnconfirmedGeneration& unconfirmed = {});
 
 // What attaching writes before the first data I/O, and how the node starts.
 struct AttachPlan {
@@ -123,6 +127,7 @@ struct AttachPlan {
   // core::NodeConfig::initial_disk_state and initial_generations (attach_disk_state below).
   DiskState initial_disk = DiskState::up_to_date;
   Generations initial_generations;
+  UnconfirmedGeneration initial_unconfirmed;  // core::NodeConfig::initial_unconfirmed
   std::string disk_reason;  // why initial_disk, for the log
   // The metadata was left by a Primary without a clean shutdown (PRIMARY_IND set, AL_CLEAN
   // clear): CRASHED_PRIMARY is set (§4.3) and stays until the data generation moves on.

@@ -102,6 +102,11 @@ class SimDisk {
     metadata_ = generations;
     metadata_consistent_ = consistent;
   }
+  // The record of an unconfirmed generation (core's UnconfirmedGeneration), written with them.
+  const UnconfirmedGeneration& metadata_unconfirmed() const { return metadata_unconfirmed_; }
+  void write_metadata_unconfirmed(const UnconfirmedGeneration& unconfirmed) {
+    metadata_unconfirmed_ = unconfirmed;
+  }
 
   // PRIMARY_IND: the node was Primary (set before its first write as Primary, cleared when it
   // is Secondary again). A restart after a crash applies the activity log only when it is set.
@@ -166,6 +171,7 @@ class SimDisk {
   Generations metadata_{1, {}, {}};
   bool metadata_consistent_ = true;
   bool metadata_primary_ = false;
+  UnconfirmedGeneration metadata_unconfirmed_;
   struct MetadataBlockWrite {
     core::MetadataArea area = core::MetadataArea::activity_log;
     std::uint64_t block = 0;

@@ -385,6 +385,9 @@ void Simulation::after_step(std::uint8_t node) {
                    consistent != sim_node.disk.metadata_consistent())) {
     sim_node.disk.write_metadata(core.generations(), consistent);
   }
+  if (attached && core.unconfirmed_generation() != sim_node.disk.metadata_unconfirmed()) {
+    sim_node.disk.write_metadata_unconfirmed(core.unconfirmed_generation());
+  }
   // PRIMARY_IND, durable before the first write as Primary leaves this step.
   const bool primary = core.role() == Role::primary;
   if (attached && primary != sim_node.disk.metadata_primary()) {

@@ -411,6 +411,7 @@ core::NodeConfig Simulation::config_from_metadata(std::uint8_t node) const {
   config.initial_disk_state =
       sim_node.disk.metadata_consistent() ? DiskState::outdated : DiskState::inconsistent;
   config.initial_generations = sim_node.disk.metadata_generations();
+  config.initial_unconfirmed = sim_node.disk.metadata_unconfirmed();
   if (sim_node.disk.metadata_primary()) apply_activity_log(sim_node.disk, config);
   return config;
 }

@@ -331,6 +331,32 @@ TEST(GenerationRotation, SourceClearsItsSlotOnceTheTargetReportsTheSameGeneratio
   EXPECT_EQ(source_detect_finished_resyncs(source, target), 0u);  // not finished yet
 }
 
+// A Primary's bump on top of another, both unconfirmed, rolled back: the slots they filled are
+// empty again, a slot that tracked an older generation keeps it, the previous UUID is current.
+TEST(GenerationRotation, RollingBackAnUnconfirmedGenerationRestoresTheOneBefore) {
+  Generations uuids;
+  uuids.current = gen_a | uuid_primary_bit;
+  uuids.bitmap[3] = gen_b;
+  uuids.history[0] = gen_b;
+  const Generations before = uuids;
+  ASSERT_TRUE(new_current_uuid(uuids, NewCurrentInput{1u << 1, true, false}, gen_c));
+  ASSERT_TRUE(new_current_uuid(uuids, NewCurrentInput{1u << 2 | 1u << 3, true, false}, gen_d));
+  const UnconfirmedGeneration record{comparable_current(uuids.current), before.current,
+                                     1u << 1 | 1u << 2};
+  ASSERT_TRUE(names_current(record, uuids));
+  roll_back_unconfirmed(uuids, record);
+  EXPECT_EQ(uuids, before);
+  EXPECT_FALSE(names_current(record, uuids));
+}
+
+TEST(GenerationRotation, AnUnconfirmedRecordOfAnotherGenerationNamesNothing) {
+  Generations uuids;
+  uuids.current = gen_c;
+  EXPECT_FALSE(names_current(UnconfirmedGeneration{}, uuids));
+  EXPECT_FALSE(names_current(UnconfirmedGeneration{gen_d, gen_a, 0}, uuids));
+  EXPECT_TRUE(names_current(UnconfirmedGeneration{gen_c, gen_a, 0}, uuids));
+}
+
 TEST(GenerationRotation, UserNewCurrentUuidClearsEveryBitmapUuid) {
   Generations uuids;
   uuids.current = gen_c;

@@ -89,6 +89,9 @@ TEST(MetadataSuperblock, EncodeThenDecodeGivesBackEveryField) {
   superblock.effective_size_sectors = 123456;
   superblock.current_uuid = 0xABCDEF0123456789;
   superblock.members = 0x5;
+  superblock.unconfirmed_current = 0x4444444444444444;
+  superblock.unconfirmed_previous = 0x5555555555555555;
+  superblock.unconfirmed_rotated_nodes = 0x12;
   superblock.device_uuid = 0x1122334455667788;
   superblock.flags = md_flag::consistent | md_flag::was_up_to_date | md_flag::al_clean;
   superblock.la_peer_max_bio_size = 1 << 20;

@@ -234,5 +234,134 @@ TEST(Restart, ARestartedNodeInTheSameGenerationResyncsFromItsUpToDatePeer) {
   EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
 }
 
+// Quorum swarm seeds 2142, 2953, 5141, 5556, 6168 (tests/sim/quorum_test.cpp): a Primary that
+// started a generation and stopped before any client saw a completion in it comes back in the
+// generation before, so the peers that promoted without it see a node behind, not a split
+// brain. Node 0, Primary of three, loses node 1, writes a block (a new generation) that reaches
+// its disk but not node 2, and stops.
+TEST(Restart, APrimarysGenerationNoClientSawACompletionInIsRolledBack) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, harness::block_sector(1), 1);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  EXPECT_EQ(cluster.nodes[0].unconfirmed_generation(), UnconfirmedGeneration{});
+  const Generations before = cluster.nodes[0].generations();
+  cluster.disconnect(0, 1);
+  cluster.write(0, 2, harness::block_sector(2), 2);  // the first write without node 1 bumps
+  cluster.complete_disk(0);
+  EXPECT_FALSE(cluster.completion_of(2).has_value());
+  const Generations after = cluster.nodes[0].generations();
+  ASSERT_NE(comparable_current(after.current), comparable_current(before.current));
+  const UnconfirmedGeneration record = cluster.nodes[0].unconfirmed_generation();
+  EXPECT_EQ(record.current, comparable_current(after.current));
+  EXPECT_EQ(record.previous_current, before.current);
+  EXPECT_EQ(record.rotated_nodes, 1u << 1);
+
+  NodeConfig config = cluster.nodes[0].config();
+  config.initial_generations = after;
+  config.initial_unconfirmed = record;
+  config.initial_disk_state = DiskState::outdated;
+  Node restarted(config);
+  EXPECT_EQ(restarted.generations(), before);
+  int rolled_back = 0;
+  for (const Action& action : restarted.take_actions()) {
+    const auto* event = std::get_if<Event>(&action);
+    if (event && event->line.starts_with("generation-rolled-back name:r0 volume:0")) {
+      rolled_back += 1;
+    }
+  }
+  EXPECT_EQ(rolled_back, 1);
+}
+
+// A write admitted before the new generation confirms nothing when it completes (its data is
+// the old generation's, which the peers that acknowledged it hold); one admitted after does.
+TEST(Restart, OnlyACompletionInTheNewGenerationConfirmsIt) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, harness::block_sector(1), 1);
+  cluster.settle();
+  cluster.clogged.insert({2, 0});
+  cluster.write(0, 2, harness::block_sector(2), 2);
+  cluster.drain();
+  ASSERT_FALSE(cluster.completion_of(2).has_value());
+  cluster.disconnect(0, 1);
+  const UnconfirmedGeneration record = cluster.nodes[0].unconfirmed_generation();
+  ASSERT_NE(record, UnconfirmedGeneration{});
+  cluster.clogged.clear();
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  EXPECT_EQ(cluster.nodes[0].unconfirmed_generation(), record);
+  cluster.write(0, 3, harness::block_sector(3), 3);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  EXPECT_EQ(cluster.nodes[0].unconfirmed_generation(), UnconfirmedGeneration{});
+}
+
+// A read confirms the generation only if it may return a write of it no client saw complete
+// (quorum swarm seed 9129: a read elsewhere had confirmed it). Node 0's write of block 2 in the
+// new generation waits for node 2; a read of block 5 leaves the generation unconfirmed, a read
+// of block 2 (which reads the new data from the local disk) confirms it.
+TEST(Restart, OnlyAReadOfABlockTheNewGenerationWroteConfirmsIt) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, harness::block_sector(1), 1);
+  cluster.settle();
+  cluster.disconnect(0, 1);
+  cluster.clogged.insert({2, 0});
+  cluster.write(0, 2, harness::block_sector(2), 2);
+  cluster.drain();
+  ASSERT_FALSE(cluster.completion_of(2).has_value());
+  const UnconfirmedGeneration record = cluster.nodes[0].unconfirmed_generation();
+  ASSERT_NE(record, UnconfirmedGeneration{});
+  cluster.nodes[0].on_client_read(cluster.now, RequestId{3}, Sector{harness::block_sector(5)},
+                                  4096);
+  cluster.drain();
+  ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  EXPECT_EQ(cluster.nodes[0].unconfirmed_generation(), record);
+  cluster.nodes[0].on_client_read(cluster.now, RequestId{4}, Sector{harness::block_sector(2)},
+                                  4096);
+  cluster.drain();
+  ASSERT_EQ(cluster.completion_of(4), ClientStatus::ok);
+  EXPECT_EQ(cluster.nodes[0].unconfirmed_generation(), UnconfirmedGeneration{});
+}
+
+// Two bumps before any completion (seed 10334: node 0 lost node 1's disk right after it had
+// started a generation without node 2): a write admitted in the first generation that
+// completes confirms that one only, and the record then leads back to it.
+TEST(Restart, AWriteOfTheFirstOfTwoUnconfirmedGenerationsConfirmsThatOneOnly) {
+  Cluster cluster(4);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, harness::block_sector(1), 1);
+  cluster.settle();
+  const Generations first = cluster.nodes[0].generations();
+  cluster.disconnect(0, 1);
+  cluster.clogged.insert({3, 0});
+  cluster.write(0, 2, harness::block_sector(2), 2);  // bumps: a generation without node 1
+  cluster.drain();
+  const Generations second = cluster.nodes[0].generations();
+  ASSERT_NE(second.current, first.current);
+  cluster.disconnect(0, 2);
+  cluster.write(0, 3, harness::block_sector(3), 3);  // bumps again: without node 2
+  cluster.drain();
+  const UnconfirmedGeneration both = cluster.nodes[0].unconfirmed_generation();
+  ASSERT_NE(comparable_current(cluster.nodes[0].generations().current),
+            comparable_current(second.current));
+  EXPECT_EQ(both.previous_current, first.current);
+  EXPECT_EQ(both.rotated_nodes, 1u << 1 | 1u << 2);
+  cluster.clogged.clear();
+  cluster.deliver_one();  // node 3's acknowledgement of write 2 (the first in its queue)
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  ASSERT_FALSE(cluster.completion_of(3).has_value());
+  const UnconfirmedGeneration last = cluster.nodes[0].unconfirmed_generation();
+  EXPECT_EQ(last.current, both.current);
+  EXPECT_EQ(last.previous_current, second.current);
+  EXPECT_EQ(last.rotated_nodes, 1u << 2);
+}
+
 }  // namespace
 }  // namespace ditto::core

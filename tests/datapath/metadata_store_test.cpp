@@ -428,10 +428,17 @@ TEST(SuperblockGenerations, CurrentBitmapUuidsPerNodeAndHistoryRoundTrip) {
   EXPECT_EQ(written.peers[2].bitmap_uuid, 0x2222u);
   EXPECT_EQ(written.history_uuids[31], 0xBBBBu);
   EXPECT_EQ(generations_of(written), generations);
+  EXPECT_EQ(unconfirmed_of(written), UnconfirmedGeneration{});
   // Nothing else changes.
   md::Superblock other = written;
   other = with_generations(other, generations_of(superblock));
   EXPECT_EQ(other, superblock);
+  // The record of an unconfirmed generation goes with them, and is cleared without one.
+  const UnconfirmedGeneration record{0x1234567890ABCDEEull, 0x5555, 1u << 2 | 1u << 31};
+  const md::Superblock recorded = with_generations(superblock, generations, record);
+  EXPECT_EQ(unconfirmed_of(recorded), record);
+  EXPECT_EQ(generations_of(recorded), generations);
+  EXPECT_EQ(with_generations(recorded, generations), written);
 }
 
 struct StartCase {
@@ -496,6 +503,17 @@ TEST(PlanAttach, AKilledPrimarysMetadataSetsCrashedPrimaryAndThePlanCarriesItsGe
   EXPECT_EQ(plan.value().initial_disk, DiskState::outdated);
   EXPECT_EQ(plan.value().initial_generations.current, 0xC0FFEE1u);
   EXPECT_EQ(plan.value().initial_disk, DiskState::outdated);
+  EXPECT_EQ(plan.value().initial_unconfirmed, UnconfirmedGeneration{});
+  // The record of a generation no client saw a completion in reaches the core, which rolls
+  // it back (core Restart tests).
+  fixture.superblock.unconfirmed_current = 0xC0FFEE0;
+  fixture.superblock.unconfirmed_previous = 0xBEEF1;
+  fixture.superblock.unconfirmed_rotated_nodes = 1u << 2;
+  const UnconfirmedGeneration record{0xC0FFEE0, 0xBEEF1, 1u << 2};
+  EXPECT_EQ(fixture.plan().value().initial_unconfirmed, record);
+  fixture.superblock.unconfirmed_current = 0;
+  fixture.superblock.unconfirmed_previous = 0;
+  fixture.superblock.unconfirmed_rotated_nodes = 0;
   // A clean Secondary's metadata is no crash, and neither is a killed Secondary's whose peer
   // was the Primary (PRIMARY_IND without the Primary bit of its own current UUID).
   fixture.superblock.flags = md::md_flag::al_clean | md::md_flag::consistent;
