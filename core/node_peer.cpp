@@ -759,15 +759,23 @@ void Node::allow_handshake_reruns() {
 // bits. DRBD does it on the live connection; an in-place variant (uuid_flag + both sides
 // deciding from each other's reports) broke swarm seeds 574 and 2485, where equal dagtags did
 // not mean equal blocks, and waits for a better design.
+// An Outdated peer of an older generation (the Primary moved on without it while we stayed
+// connected to both) gets the same rerun: nobody else resyncs it now, and as the stale peers
+// resync among themselves and turn UpToDate it could be promoted over our newer data
+// (quorum+diskless swarm seed 3184).
 void Node::reconcile_after_lost_primary() {
   if (disk_state_ != DiskState::up_to_date) return;
   for (Peer& other : configured_peers()) {
     if (other.status.connection != ConnectionState::connected ||
         other.status.replication != ReplicationState::established ||
-        other.status.role == Role::primary || other.intentional_diskless ||
-        other.status.disk != DiskState::up_to_date || other.bitmap->count_set() == 0) {
+        other.status.role == Role::primary || other.intentional_diskless) {
       continue;
     }
+    const bool left_behind =
+        other.status.disk == DiskState::outdated &&
+        comparable_current(other.uuids.current) != comparable_current(generations_.uuids.current);
+    const bool bits = other.status.disk == DiskState::up_to_date && other.bitmap->count_set() != 0;
+    if (!left_behind && !bits) continue;
     actions_.push_back(
         Disconnect{other.status.node_id, "reconnecting to reconcile the writes of a lost Primary"});
     peer_lost(other, ConnectionState::protocol_error);

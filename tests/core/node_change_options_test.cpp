@@ -104,6 +104,13 @@ TEST(ChangeOptions, TurningQuorumOnInAPartitionedMinorityTakesItsQuorumAwayAtOnc
   cluster.write(0, 1, 0, 11);
   cluster.settle();
   ASSERT_EQ(cluster.completion_of(1), ClientStatus::ok);  // quorum off: the minority writes
+  // Node 2, left with the Primary's last generation, reran the handshake with node 1 (which the
+  // Primary had left behind first): the transport connects them again.
+  if (cluster.nodes[2].peer(NodeId{1})->connection != ConnectionState::connected) {
+    cluster.disconnect(1, 2);
+    cluster.connect(1, 2);
+    cluster.settle();
+  }
 
   for (int node = 0; node < 3; ++node) {
     const AdminResult changed = change_options(cluster, node, [](NodeConfig& options) {

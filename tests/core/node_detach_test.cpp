@@ -272,5 +272,41 @@ TEST(Detach, SecondariesThatLostThePrimaryReconcileFromTheOneThatReceivedMore) {
   EXPECT_EQ(cluster.nodes[2].peer(NodeId{1})->resync_done_blocks, 0u);
 }
 
+// Quorum+diskless swarm seed 3184: the Primary moved on without node 2 (Outdated, told by node 1)
+// and then vanished. Node 1, the only holder of the newer generation, was still connected to
+// node 2 and nobody resynced it; node 2 later took an UpToDate copy of the old generation from a
+// third stale node, was promoted, and node 1 adopted its generation over the acknowledged
+// writes. Losing its Primary, node 1 now reruns the handshake with such a peer and resyncs it.
+TEST(LostPrimary, ASecondaryResyncsTheOutdatedPeerThePrimaryLeftBehind) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 1);
+  cluster.settle();
+  cluster.disconnect(0, 2);
+  cluster.write(0, 2, 8, 2);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::outdated);
+  ASSERT_NE(comparable_current(cluster.nodes[1].generation()),
+            comparable_current(cluster.nodes[2].generation()));
+  ASSERT_EQ(cluster.nodes[1].peer(NodeId{2})->connection, ConnectionState::connected);
+  cluster.disconnect(0, 1);
+  int reruns = 0;
+  for (const auto& [node, drop] : cluster.disconnects) {
+    if (node == 1 && drop.peer == NodeId{2} &&
+        drop.reason.find("reconcile the writes of a lost Primary") != std::string::npos) {
+      reruns += 1;
+    }
+  }
+  EXPECT_EQ(reruns, 1);
+  cluster.disconnect(1, 2);  // the transport closes and connects again
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(comparable_current(cluster.nodes[2].generation()),
+            comparable_current(cluster.nodes[1].generation()));
+  EXPECT_GE(cluster.nodes[2].peer(NodeId{1})->resync_done_blocks, 1u);
+}
+
 }  // namespace
 }  // namespace ditto::core

@@ -186,8 +186,10 @@ TEST(NodeQuorum, AWriteCutOffByTheIsolationStartsNoGenerationSoTheHealFindsNoSpl
   // Losing node 1 (quorum kept) may start a generation; losing node 2 with the write unconfirmed
   // must not (no quorum): otherwise both sides would have moved on from one ancestor.
   EXPECT_EQ(cluster.completion_of(2), ClientStatus::io_error);
-  cluster.promote(2);
+  // Node 2 lost its Primary and reran the handshake with node 1, which the Primary's last
+  // generation left behind (LostPrimary tests): the transport connects them again.
   keep_connected(cluster, {{1, 2}});
+  cluster.promote(2);
   cluster.write(2, 3, 16, 13);
   cluster.settle();
   ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
@@ -609,8 +611,8 @@ TEST(NodeQuorum, ASuspendedPrimaryMeetingANewerPrimaryStepsDownWithForceSecondar
   cluster.promote(0);
   isolate(cluster, 0);
   cluster.write(0, 1, 0, 11);
+  keep_connected(cluster, {{1, 2}});  // node 2 reran the handshake with node 1, left behind
   cluster.promote(2);
-  keep_connected(cluster, {{1, 2}});
   cluster.write(2, 2, 0, 12);
   cluster.settle();
   reconnect_all(cluster);

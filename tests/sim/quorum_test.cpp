@@ -256,6 +256,19 @@ TEST(QuorumRegression, APrimaryThatCrashesRightAfterStartingAGenerationRollsItBa
   }
 }
 
+// Quorum+diskless swarm seed 3184 (lost acknowledged blocks at a failover): the diskless
+// Primary moved on with node1 alone, node2 went Outdated while still connected to node1, and the
+// Primary crashed. Nobody resynced node2 from node1; node2 took the old generation from a stale
+// UpToDate node3, was promoted with quorum, and node1 adopted its generation over the writes
+// only node1 held. A Secondary that loses its Primary now reruns the handshake with an Outdated
+// peer of an older generation (core test
+// LostPrimary.ASecondaryResyncsTheOutdatedPeerThePrimaryLeftBehind).
+TEST(QuorumRegression, ASecondaryHoldingThePrimarysLastGenerationResyncsThePeerItLeftBehind) {
+  const RunResult result = run_quorum_diskless_swarm(3184);
+  EXPECT_EQ(result.blocks_lost_at_failover, 0u) << describe(result);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 // Seed 948 (5 nodes, quorum) failed once Secondaries reconcile after losing a Primary with a
 // disk (the change the DISABLED_ swarm seed 2937 test describes; it passes without it, so this
 // guards the handshake for when that lands): the crashed Primary restarted on its own branch
