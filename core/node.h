@@ -679,6 +679,7 @@ class Node {
   void bump_generation_if_pending();
   void note_unconfirmed_generation(const Generations& before);
   void confirm_through(std::uint64_t sequence);
+  bool failed_disk_moved_on_without_us(const Peer& peer) const;
   std::uint64_t unconfirmed_write_under(const Request& read) const;
   void roll_back_unconfirmed_generation();
   void start_new_generation();

@@ -103,21 +103,39 @@ std::uint32_t Node::followed_primary_weak_nodes() const {
 // not yet detected (DRBD learns it from the Primary's lost-peer state change, which reaches us
 // through that peer). The resync comes when we reach that Primary, or an UpToDate node that
 // becomes Primary (resync_outdated_peers).
+// A peer whose disk failed keeps the generations it last held: a current UUID other than ours
+// whose bitmap slot toward us holds ours says its data moved on without us (a node cut off
+// together with its quorum met such a peer after the Primary had crashed, and was promoted with
+// its vote over writes only the crashed Primary and that disk held).
+bool Node::failed_disk_moved_on_without_us(const Peer& peer) const {
+  const std::uint64_t current = comparable_current(generations_.uuids.current);
+  const std::uint64_t theirs = comparable_current(peer.uuids.current);
+  return peer.status.disk == DiskState::diskless && !peer.intentional_diskless &&
+         theirs != current && theirs != uuid_just_created_value &&
+         comparable_uuid(peer.uuids.bitmap[config_.node_id.value]) == current;
+}
+
 void Node::outdate_if_weak() {
   if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
   const std::uint64_t current = comparable_current(generations_.uuids.current);
   bool weak = false;
   bool behind = false;
   bool primary_connected = false;
+  bool failed_disk_moved_on = false;
   for (const Peer& peer : configured_peers()) {
     if (peer.status.connection != ConnectionState::connected) continue;
     if (peer.status.role == Role::primary) primary_connected = true;
+    failed_disk_moved_on = failed_disk_moved_on || failed_disk_moved_on_without_us(peer);
     if ((peer.forwarded_weak_nodes & bit(config_.node_id)) == 0) continue;
     weak = true;
     behind = behind ||
              (comparable_current(peer.uuids.current) != current &&
               comparable_uuid(peer.uuids.bitmap[config_.node_id.value]) == current);
   }
+  // Without a Primary to follow, a peer whose disk failed after it moved on without us is the
+  // only one left to say so (quorum+diskless swarm seed 7977). With a Primary connected its
+  // generations may be long stale: the Primary's own view decides then.
+  if (failed_disk_moved_on && !primary_connected) weak = true;
   if (!weak || (primary_connected && !behind)) return;
   if (primary_connected) {
     // Drop the dead link (a Disconnected Primary cannot keep us up to date, state.cpp); losing

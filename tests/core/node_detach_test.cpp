@@ -308,5 +308,37 @@ TEST(LostPrimary, ASecondaryResyncsTheOutdatedPeerThePrimaryLeftBehind) {
   EXPECT_GE(cluster.nodes[2].peer(NodeId{1})->resync_done_blocks, 1u);
 }
 
+// Quorum+diskless swarm seed 7977: node 1 was cut off together with its quorum and never
+// learned that node 0 (Primary) and node 2 went on without it. Node 0 crashed and node 2's disk
+// failed; node 1 then met node 2, had quorum with its vote (a connected peer whose disk failed
+// still votes, as in DRBD) and was promoted over the acknowledged writes. Node 2 still reports
+// the generation it last held, whose bitmap slot toward node 1 holds node 1's: with no Primary
+// to follow, node 1 takes that as word that it was left behind.
+TEST(LostPrimary, ANodeLeftBehindOutdatesItselfWhenAPeerWhoseDiskFailedSaysSo) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 0, 1);
+  cluster.settle();
+  cluster.disconnect(1, 2);  // node 1 is cut off, from node 2 first
+  cluster.disconnect(0, 1);
+  cluster.write(0, 2, 8, 2);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  ASSERT_NE(comparable_current(cluster.nodes[2].generation()),
+            comparable_current(cluster.nodes[1].generation()));
+  cluster.write(0, 3, 16, 3);
+  cluster.deliver_messages();
+  cluster.complete_disk(2, IoStatus::io_error);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::diskless);
+  cluster.disconnect(0, 2);  // node 0 crashes
+  ASSERT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+  EXPECT_FALSE(cluster.nodes[1].on_admin(cluster.now, Promote{}).ok);
+}
+
 }  // namespace
 }  // namespace ditto::core

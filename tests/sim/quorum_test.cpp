@@ -269,6 +269,21 @@ TEST(QuorumRegression, ASecondaryHoldingThePrimarysLastGenerationResyncsThePeerI
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
+// Quorum+diskless swarm seed 7977 (152 acknowledged blocks lost at a failover): node1, cut off
+// with its quorum, never learned that the Primary and node2 went on without it; the Primary
+// crashed, node2's disk failed, and node1 was promoted with node2's vote. node2 still reports
+// the generation it last held, which names node1 left behind: node1 outdates itself on it when
+// no Primary is connected (core test
+// LostPrimary.ANodeLeftBehindOutdatesItselfWhenAPeerWhoseDiskFailedSaysSo).
+TEST(QuorumRegression, ANodeLeftBehindIsNotPromotedWithTheVoteOfAPeerWhoseDiskFailed) {
+  // Drawn with --swarm-reads --swarm-diskless (no diskless client came of it).
+  const SimOptions options = swarm_options(7977, 400, {}, true, true, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.blocks_lost_at_failover, 0u) << describe(result);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 // Seed 948 (5 nodes, quorum) failed once Secondaries reconcile after losing a Primary with a
 // disk (the change the DISABLED_ swarm seed 2937 test describes; it passes without it, so this
 // guards the handshake for when that lands): the crashed Primary restarted on its own branch
