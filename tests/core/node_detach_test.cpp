@@ -278,13 +278,9 @@ TEST(Detach, SecondariesThatLostThePrimaryReconcileFromTheOneThatReceivedMore) {
 // third stale node, was promoted, and node 1 adopted its generation over the acknowledged
 // writes. Losing its Primary, node 1 now reruns the handshake with such a peer and resyncs it.
 TEST(LostPrimary, ASecondaryResyncsTheOutdatedPeerThePrimaryLeftBehind) {
-  Cluster cluster(3);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.write(0, 1, 0, 1);
-  cluster.settle();
+  Cluster cluster = harness::primary_after_one_write(3);
   cluster.disconnect(0, 2);
-  cluster.write(0, 2, 8, 2);
+  cluster.write(0, 2, harness::block_sector(2), 2);
   cluster.settle();
   ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
   ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::outdated);
@@ -315,19 +311,15 @@ TEST(LostPrimary, ASecondaryResyncsTheOutdatedPeerThePrimaryLeftBehind) {
 // the generation it last held, whose bitmap slot toward node 1 holds node 1's: with no Primary
 // to follow, node 1 takes that as word that it was left behind.
 TEST(LostPrimary, ANodeLeftBehindOutdatesItselfWhenAPeerWhoseDiskFailedSaysSo) {
-  Cluster cluster(3);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.write(0, 1, 0, 1);
-  cluster.settle();
+  Cluster cluster = harness::primary_after_one_write(3);
   cluster.disconnect(1, 2);  // node 1 is cut off, from node 2 first
   cluster.disconnect(0, 1);
-  cluster.write(0, 2, 8, 2);
+  cluster.write(0, 2, harness::block_sector(2), 2);
   cluster.settle();
   ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
   ASSERT_NE(comparable_current(cluster.nodes[2].generation()),
             comparable_current(cluster.nodes[1].generation()));
-  cluster.write(0, 3, 16, 3);
+  cluster.write(0, 3, harness::block_sector(3), 3);
   cluster.deliver_messages();
   cluster.complete_disk(2, IoStatus::io_error);
   cluster.settle();

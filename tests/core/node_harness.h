@@ -293,6 +293,17 @@ inline int events_containing(const Cluster& cluster, int node, const std::string
   return count;
 }
 
+// `count` connected nodes, node 0 Primary, its write 1 (block 1) acknowledged.
+inline Cluster primary_after_one_write(int count) {
+  Cluster cluster(count);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
+  return cluster;
+}
+
 // Node 1 misses ten blocks written on Primary node 0 and is disconnected from it.
 inline void leave_node_one_behind(Cluster& cluster) {
   cluster.connect(0, 1);

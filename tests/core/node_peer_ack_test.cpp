@@ -239,24 +239,13 @@ TEST(Restart, ARestartedNodeInTheSameGenerationResyncsFromItsUpToDatePeer) {
   EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
 }
 
-// `count` connected nodes, node 0 Primary, its write 1 (block 1) acknowledged.
-Cluster primary_after_one_write(int count) {
-  Cluster cluster(count);
-  cluster.connect_all();
-  cluster.promote(0);
-  cluster.write(0, 1, harness::block_sector(1), 1);
-  cluster.settle();
-  EXPECT_EQ(cluster.completion_of(1), ClientStatus::ok);
-  return cluster;
-}
-
 // Quorum swarm seeds 2142, 2953, 5141, 5556, 6168 (tests/sim/quorum_test.cpp): a Primary that
 // started a generation and stopped before any client saw a completion in it comes back in the
 // generation before, so the peers that promoted without it see a node behind, not a split
 // brain. Node 0, Primary of three, loses node 1, writes a block (a new generation) that reaches
 // its disk but not node 2, and stops.
 TEST(Restart, APrimarysGenerationNoClientSawACompletionInIsRolledBack) {
-  Cluster cluster = primary_after_one_write(3);
+  Cluster cluster = harness::primary_after_one_write(3);
   EXPECT_EQ(cluster.nodes[0].unconfirmed_generation(), UnconfirmedGeneration{});
   const Generations before = cluster.nodes[0].generations();
   cluster.disconnect(0, 1);
@@ -289,7 +278,7 @@ TEST(Restart, APrimarysGenerationNoClientSawACompletionInIsRolledBack) {
 // A write admitted before the new generation confirms nothing when it completes (its data is
 // the old generation's, which the peers that acknowledged it hold); one admitted after does.
 TEST(Restart, OnlyACompletionInTheNewGenerationConfirmsIt) {
-  Cluster cluster = primary_after_one_write(3);
+  Cluster cluster = harness::primary_after_one_write(3);
   cluster.clogged.insert({2, 0});
   cluster.write(0, 2, harness::block_sector(2), 2);
   cluster.drain();
@@ -312,7 +301,7 @@ TEST(Restart, OnlyACompletionInTheNewGenerationConfirmsIt) {
 // new generation waits for node 2; a read of block 5 leaves the generation unconfirmed, a read
 // of block 2 (which reads the new data from the local disk) confirms it.
 TEST(Restart, OnlyAReadOfABlockTheNewGenerationWroteConfirmsIt) {
-  Cluster cluster = primary_after_one_write(3);
+  Cluster cluster = harness::primary_after_one_write(3);
   cluster.disconnect(0, 1);
   cluster.clogged.insert({2, 0});
   cluster.write(0, 2, harness::block_sector(2), 2);
@@ -336,7 +325,7 @@ TEST(Restart, OnlyAReadOfABlockTheNewGenerationWroteConfirmsIt) {
 // started a generation without node 2): a write admitted in the first generation that
 // completes confirms that one only, and the record then leads back to it.
 TEST(Restart, AWriteOfTheFirstOfTwoUnconfirmedGenerationsConfirmsThatOneOnly) {
-  Cluster cluster = primary_after_one_write(4);
+  Cluster cluster = harness::primary_after_one_write(4);
   const Generations first = cluster.nodes[0].generations();
   cluster.disconnect(0, 1);
   cluster.clogged.insert({3, 0});
