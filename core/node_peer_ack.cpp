@@ -21,6 +21,13 @@ std::uint32_t bit(NodeId node) {
   return 1u << node.value;
 }
 
+// A peer's generations say its data moved on without us: another current UUID, with its bitmap
+// slot toward us (`self`) at our current one (`current`, comparable).
+bool moved_on_without(const Generations& theirs, std::uint64_t current, NodeId self) {
+  return comparable_current(theirs.current) != current &&
+         comparable_uuid(theirs.bitmap[self.value]) == current;
+}
+
 }  // namespace
 
 // ---- Primary side -----------------------------------------------------------------------------
@@ -93,6 +100,17 @@ std::uint32_t Node::followed_primary_weak_nodes() const {
   return 0;
 }
 
+// A peer whose disk failed keeps the generations it last held: if they moved on without us,
+// its data did (a node cut off together with its quorum met such a peer after the Primary had
+// crashed, and was promoted with its vote over writes only the crashed Primary and that disk
+// held).
+bool Node::failed_disk_moved_on_without_us(const Peer& peer) const {
+  return peer.status.disk == DiskState::diskless && !peer.intentional_diskless &&
+         comparable_current(peer.uuids.current) != uuid_just_created_value &&
+         moved_on_without(peer.uuids, comparable_current(generations_.uuids.current),
+                          config_.node_id);
+}
+
 // A Secondary peer forwarded the weak nodes of its Primary. If we are one of them and reach no
 // Primary ourselves, a Primary writes without us: our data is behind, so we outdate ourselves
 // (§1.7 invariant 2: "a Secondary that learns of a Primary it is not directly connected to
@@ -103,18 +121,6 @@ std::uint32_t Node::followed_primary_weak_nodes() const {
 // not yet detected (DRBD learns it from the Primary's lost-peer state change, which reaches us
 // through that peer). The resync comes when we reach that Primary, or an UpToDate node that
 // becomes Primary (resync_outdated_peers).
-// A peer whose disk failed keeps the generations it last held: a current UUID other than ours
-// whose bitmap slot toward us holds ours says its data moved on without us (a node cut off
-// together with its quorum met such a peer after the Primary had crashed, and was promoted with
-// its vote over writes only the crashed Primary and that disk held).
-bool Node::failed_disk_moved_on_without_us(const Peer& peer) const {
-  const std::uint64_t current = comparable_current(generations_.uuids.current);
-  const std::uint64_t theirs = comparable_current(peer.uuids.current);
-  return peer.status.disk == DiskState::diskless && !peer.intentional_diskless &&
-         theirs != current && theirs != uuid_just_created_value &&
-         comparable_uuid(peer.uuids.bitmap[config_.node_id.value]) == current;
-}
-
 void Node::outdate_if_weak() {
   if (role_ != Role::secondary || disk_state_ != DiskState::up_to_date) return;
   const std::uint64_t current = comparable_current(generations_.uuids.current);
@@ -128,9 +134,7 @@ void Node::outdate_if_weak() {
     failed_disk_moved_on = failed_disk_moved_on || failed_disk_moved_on_without_us(peer);
     if ((peer.forwarded_weak_nodes & bit(config_.node_id)) == 0) continue;
     weak = true;
-    behind = behind ||
-             (comparable_current(peer.uuids.current) != current &&
-              comparable_uuid(peer.uuids.bitmap[config_.node_id.value]) == current);
+    behind = behind || moved_on_without(peer.uuids, current, config_.node_id);
   }
   // Without a Primary to follow, a peer whose disk failed after it moved on without us is the
   // only one left to say so (quorum+diskless swarm seed 7977). With a Primary connected its
