@@ -189,6 +189,12 @@ std::string uuid_text(std::uint64_t uuid) {
 
 }  // namespace
 
+bool generation_behind(const Generations& uuids, std::uint64_t uuid) {
+  const auto names = [&](std::uint64_t value) { return comparable_uuid(value) == uuid; };
+  return std::any_of(uuids.bitmap.begin(), uuids.bitmap.end(), names) ||
+         std::any_of(uuids.history.begin(), uuids.history.end(), names);
+}
+
 // current:bitmap-UUIDs(non-zero, node=uuid):history(non-zero), as drbdsetup show-gi abridged.
 std::string generations_text(const Generations& uuids) {
   std::string text = uuid_text(uuids.current) + ":";

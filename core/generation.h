@@ -72,6 +72,10 @@ constexpr std::uint64_t comparable_uuid(std::uint64_t uuid) {
 // digits (drbdsetup show-gi, abridged).
 std::string generations_text(const Generations& uuids);
 
+// Whether `uuid` (comparable) is one of the bitmap or history UUIDs of `uuids`: the data it
+// names is an ancestor of the data of `uuids.current`.
+bool generation_behind(const Generations& uuids, std::uint64_t uuid);
+
 // push_history (§3.1): ignores 0, just-created, the current UUID, values already held.
 void push_history(Generations& uuids, std::uint64_t uuid);
 // Sets the bitmap UUID toward `node`; a replaced non-zero value goes to the history.

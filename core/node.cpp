@@ -456,7 +456,8 @@ void Node::send_state(const Peer& peer, std::uint64_t extra_flags, std::uint32_t
   // they receive out of sync toward those nodes too (they may resync them later).
   // A Secondary forwards its Primary's: a node the Primary cannot reach learns it is behind.
   report.weak_nodes = role_ == Role::primary ? weak_nodes | nodes_without_data()
-                                             : weak_nodes | followed_primary_weak_nodes();
+                                             : weak_nodes | followed_primary_weak_nodes() |
+                                                   lost_primary_weak_toward(peer);
   report.dirty_bits = peer.bitmap->count_set();
   report.dagtag_node = dagtag_node_;
   report.dagtag = dagtag_;

@@ -659,6 +659,8 @@ class Node {
   void adopt_source_dagtag(const Peer& source);
   void reconcile_with_peers_of_our_generation(const Peer& source);
   std::uint32_t followed_primary_weak_nodes() const;
+  std::uint32_t lost_primary_weak_toward(const Peer& peer) const;
+  void note_lost_primary(const Peer& primary);
   void outdate_if_weak();
   void resync_outdated_peers();
   void resync_from_up_to_date_peer();
@@ -930,6 +932,14 @@ class Node {
   // generation the Primary serves even while no write went through its peers since (quorum
   // swarm seed 3349). Cleared by the next attach.
   bool detached_disk_missed_writes_ = false;
+  // The Secondary's disk detached while it followed a Primary, or it followed one while
+  // Diskless: the Primary may have written without the disk since. Cleared by the next attach.
+  bool detached_under_primary_ = false;
+  // The Primary this Secondary lost (no_node if none, or a Primary followed since): its weak
+  // nodes and generations as it last reported them (node_peer_ack.cpp, lost_primary_weak_toward).
+  std::uint8_t lost_primary_node_ = no_node;
+  std::uint32_t lost_primary_weak_ = 0;
+  Generations lost_primary_uuids_;
   GenerationState generations_;
   std::array<Peer, nodes_max> peers_{};
   std::array<std::uint8_t, nodes_max> configured_ids_{};  // see configured_peers()

@@ -199,11 +199,13 @@ AdminResult Node::attach(const Attach& command) {
   if (source != nullptr) {
     if (full_sync) source->bitmap->set_all();
     detached_disk_missed_writes_ = false;  // the resync catches the disk up
+    detached_under_primary_ = false;
     resync_in_place_from(*source);
     return {};
   }
   attach_disk_step(attached_disk_state(command));
   detached_disk_missed_writes_ = false;
+  detached_under_primary_ = false;
   for (Peer& peer : configured_peers()) {
     if (peer.status.connection != ConnectionState::connected || !peer.state_received) continue;
     if (peer.intentional_diskless || peer.status.disk <= DiskState::diskless) continue;
@@ -263,6 +265,13 @@ void Node::load_attached_disk(const Attach& command) {
 // (quorum swarm seed 3349: the failing write, frozen for quorum, went out to node 2 and was
 // acknowledged after the stale disk came back UpToDate and resynced node 2 over it).
 DiskState Node::attached_disk_state(const Attach& command) const {
+  // A Secondary's disk that left while a Primary wrote (or that a Primary wrote without since)
+  // lacks what that Primary may have written: with no UpToDate peer to resync from, it is
+  // behind, whatever its metadata says (quorum+diskless swarm seeds 8143, 8772: taken
+  // UpToDate, it gave the vote a stale node needed for quorum over the lost Primary's writes).
+  if (role_ == Role::secondary && detached_under_primary_) {
+    return std::min(command.disk, DiskState::outdated);
+  }
   const bool holds_served = role_ == Role::primary && generations_.new_current_pending &&
                             !detached_disk_missed_writes_ &&
                             comparable_current(command.generations.current) ==

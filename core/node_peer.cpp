@@ -258,22 +258,15 @@ void Node::on_state_report(Instant now, Peer& peer, const wire::StateReport& sta
     return;
   }
   if (peer.status.connection == ConnectionState::connected) outdate_if_weak();
+  // Our first report to it went out before we knew its generation.
+  if (first && peer.status.connection == ConnectionState::connected &&
+      lost_primary_weak_toward(peer) != 0) {
+    send_state(peer);
+  }
   resync_outdated_peers();
   resync_from_up_to_date_peer();
   resync_primary_disk_from_up_to_date_peer();
 }
-
-namespace {
-
-// Whether `uuid` is one of the bitmap or history UUIDs of `uuids`: the data it names is an
-// ancestor of the data of `uuids.current`.
-bool generation_behind(const Generations& uuids, std::uint64_t uuid) {
-  const auto names = [&](std::uint64_t value) { return comparable_uuid(value) == uuid; };
-  return std::any_of(uuids.bitmap.begin(), uuids.bitmap.end(), names) ||
-         std::any_of(uuids.history.begin(), uuids.history.end(), names);
-}
-
-}  // namespace
 
 // §1.5 "do not trust" (quorum swarm seed 1669): a diskless Primary exposes the data of its
 // current UUID and has no disk to compare a peer's with. At the handshake, a diskful peer that
@@ -730,6 +723,7 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   // forward it to the peer if they reach it). A bump, when one follows, says it again.
   if (role_ == Role::primary && was_replicating) send_state_to_connected_peers();
   if (was_our_primary) {
+    note_lost_primary(peer);
     send_state_to_connected_peers();  // we no longer forward its weak nodes
     outdate_if_weak();
     reconcile_after_lost_primary();

@@ -297,6 +297,11 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   peer.status.generation = state.uuids.current;
   const std::uint32_t weak_before = peer.weak_nodes;
   peer.weak_nodes = state.role == Role::primary ? state.weak_nodes : 0;
+  // A Primary we follow, or the lost one back, says what it holds and who lacks it now.
+  if (state.role == Role::primary || peer.status.node_id.value == lost_primary_node_) {
+    lost_primary_node_ = no_node;
+  }
+  if (state.role == Role::primary && local_disk_detached()) detached_under_primary_ = true;
   peer.forwarded_weak_nodes = state.role == Role::primary ? 0 : state.weak_nodes;
   if (state.role == Role::primary && peer.state_received && weak_before != peer.weak_nodes &&
       role_ == Role::secondary) {

@@ -70,6 +70,7 @@ void Node::commit_state(const ClusterState& old, const ClusterState& next) {
   const std::uint32_t score_before = promotion_score();
   role_ = next.role;
   disk_state_ = next.disk;
+  if (role_ == Role::primary) lost_primary_node_ = no_node;  // we say who is weak now
   if (old.role != Role::primary && role_ == Role::primary && activity_log_) {
     // Bits set while Secondary are in no activity log: on disk before the first write.
     queue_all_bitmap_pages();
@@ -133,6 +134,12 @@ void Node::detach_local_disk(DiskState first_step) {
     DITTO_ASSERT(result.ok());  // no hard rule keeps a disk from failing
   }
   DITTO_ASSERT(disk_state_ == DiskState::diskless);
+  for (const Peer& peer : configured_peers()) {
+    if (peer.status.connection == ConnectionState::connected && peer.status.role == Role::primary) {
+      detached_under_primary_ = true;
+    }
+  }
+  if (role_ == Role::primary) detached_under_primary_ = true;
   // Writes whose completion waits for quorum were on this disk: sent again at the resume.
   for (SuspendedCompletion& done : quorum_suspended_completions_) done.no_up_to_date_copy = true;
   reset_activity_log();

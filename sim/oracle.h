@@ -28,12 +28,14 @@
 //   UpToDate node, and when that node lacks a write only the detached disk and a Primary whose
 //   disk then failed too had, the write is gone (quorum swarm seed 750).
 // A failover also counts the lost blocks whose last acknowledged write had no UpToDate copy but
-// the old Primary's at the acknowledgement (FailoverLoss::single_copy): quorum does not keep
-// those. DRBD counts a connected peer whose disk is Inconsistent or Outdated as `present` toward
-// quorum (calc_quorum, drbd9-semantics.md §8.1), so a Primary whose other voters are such peers
-// acknowledges writes it alone holds consistently; when it crashes, an UpToDate node of the
-// older generation has quorum with those peers and resyncs them (quorum swarm seeds 1821, 2499,
-// 8143). quorum-minimum-redundancy, off by default, is DRBD's remedy.
+// the old Primary's at the acknowledgement (FailoverLoss::single_copy). DRBD counts a connected
+// peer whose disk is Inconsistent, Outdated or failed as a voter toward quorum (calc_quorum,
+// drbd9-semantics.md §8.1), so a Primary whose other voters are such peers acknowledges writes
+// it alone holds; when it crashes, an UpToDate node of the older generation may have quorum
+// with those peers (quorum swarm seeds 1821, 2499, 8143; quorum-minimum-redundancy, off by
+// default, is DRBD's remedy). ditto keeps those writes too (a Secondary without a disk tells a
+// node its lost Primary left behind, core/node_peer_ack.cpp): with quorum and protocol C any
+// block lost at a failover is a violation; the count says which kind it was.
 #pragma once
 
 #include <cstdint>

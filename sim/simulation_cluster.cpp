@@ -318,16 +318,15 @@ void Simulation::promotion_decided(std::uint8_t node, const core::AdminResult& r
         result_.blocks_lost_at_failover += lost.blocks;
         result_.single_copy_blocks_lost_at_failover += lost.single_copy;
         // Quorum promises that a node that may be promoted holds every acknowledged write, under
-        // protocol C. Protocol A acknowledges a write once it is sent: the Primary's crash may
-        // take it along whatever quorum says (DRBD's protocol A too). Nor does quorum keep a
-        // write whose only UpToDate copy was the old Primary's (sim/oracle.h: DRBD counts its
-        // Inconsistent and Outdated peers as present; quorum swarm seeds 1821, 2499, 8143).
-        if (options_.quorum.enabled() && options_.protocol == Protocol::c &&
-            lost.blocks > lost.single_copy) {
+        // protocol C, even one whose only UpToDate copy was the old Primary's (sim/oracle.h).
+        // Protocol A acknowledges a write once it is sent: the Primary's crash may take it
+        // along whatever quorum says (DRBD's protocol A too).
+        if (options_.quorum.enabled() && options_.protocol == Protocol::c) {
           violations_.add("promoting " + node_name(node) + " with quorum " +
                           core::to_string(options_.quorum.quorum) + " lost " +
-                          std::to_string(lost.blocks - lost.single_copy) +
-                          " acknowledged blocks that had another UpToDate copy");
+                          std::to_string(lost.blocks) + " acknowledged blocks (" +
+                          std::to_string(lost.single_copy) +
+                          " had no UpToDate copy but the old Primary's)");
         }
       }
       break;

@@ -332,5 +332,51 @@ TEST(LostPrimary, ANodeLeftBehindOutdatesItselfWhenAPeerWhoseDiskFailedSaysSo) {
   EXPECT_FALSE(cluster.nodes[1].on_admin(cluster.now, Promote{}).ok);
 }
 
+// Quorum+diskless swarm seeds 8143 and 8772: node 2's disk failed first; node 1 was then cut
+// off, and the Primary, with quorum through node 2's vote, started a generation whose writes
+// only it held. It crashed; node 1 met node 2, had quorum with its vote and was promoted over
+// those writes. Node 2, a Secondary without a disk, keeps what the Primary it lost said of the
+// nodes it did not replicate to, and tells node 1, still of the generation the Primary left it
+// in, that it was left behind: node 1 outdates itself. The disk node 2 attaches again left while
+// a Primary wrote: Outdated, whatever its metadata says (dittod's says UpToDate).
+TEST(LostPrimary, APeerWhoseDiskFailedBeforeThePrimaryMovedOnStillTellsANodeLeftBehind) {
+  Cluster cluster = harness::primary_after_one_write(3, [](NodeConfig& config) {
+    config.quorum.quorum = QuorumRule{QuorumRule::Kind::majority, 0};
+    config.quorum.on_no_quorum = OnNoQuorum::suspend_io;
+  });
+  Attach disk;
+  disk.disk = DiskState::up_to_date;
+  disk.generations = cluster.nodes[2].generations();
+  cluster.write(0, 2, harness::block_sector(2), 2);
+  cluster.deliver_messages();
+  cluster.complete_disk(2, IoStatus::io_error);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::diskless);
+  cluster.disconnect(1, 2);  // node 1 is cut off
+  cluster.disconnect(0, 1);
+  cluster.write(0, 3, harness::block_sector(3), 3);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  ASSERT_NE(comparable_current(cluster.nodes[0].generation()),
+            comparable_current(cluster.nodes[1].generation()));
+  cluster.disconnect(0, 2);  // node 0 crashes
+  ASSERT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+  EXPECT_FALSE(cluster.nodes[1].on_admin(cluster.now, Promote{}).ok);
+
+  const AdminResult attached = cluster.nodes[2].on_admin(cluster.now, disk);
+  ASSERT_TRUE(attached.ok) << attached.code << ": " << attached.message;
+  cluster.collect_all();
+  cluster.disconnect(1, 2);  // the attach renegotiates with its diskful peer
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::outdated);
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+  EXPECT_FALSE(cluster.nodes[2].on_admin(cluster.now, Promote{}).ok);
+}
+
 }  // namespace
 }  // namespace ditto::core

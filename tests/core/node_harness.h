@@ -293,9 +293,11 @@ inline int events_containing(const Cluster& cluster, int node, const std::string
   return count;
 }
 
-// `count` connected nodes, node 0 Primary, its write 1 (block 1) acknowledged.
-inline Cluster primary_after_one_write(int count) {
-  Cluster cluster(count);
+// `count` connected nodes, node 0 Primary, its write 1 (block 1) acknowledged; `adjust` as for
+// Cluster.
+inline Cluster primary_after_one_write(int count,
+                                       const std::function<void(NodeConfig&)>& adjust = {}) {
+  Cluster cluster(count, adjust);
   cluster.connect_all();
   cluster.promote(0);
   cluster.write(0, 1, block_sector(1), 1);
