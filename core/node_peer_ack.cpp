@@ -220,10 +220,10 @@ void Node::resync_outdated_peers() {
 
 // As an Outdated or Inconsistent node that no resync is bringing up, following a Primary without
 // an UpToDate disk (a diskless Primary writes through its UpToDate peers; its disk may have
-// failed during our resync): the lowest UpToDate established peer is asked through a new
-// handshake, once per connection. Without a Primary the cluster is not writing and the next
-// connect's handshake will do; a rerun would only cost the peers a connection (and perhaps
-// their quorum).
+// failed during our resync), or as an Inconsistent one following any Primary: the lowest
+// UpToDate established peer is asked through a new handshake, once per connection. Without a
+// Primary the cluster is not writing and the next connect's handshake will do; a rerun would only
+// cost the peers a connection (and perhaps their quorum).
 void Node::resync_from_up_to_date_peer() {
   if (disk_state_ != DiskState::outdated && disk_state_ != DiskState::inconsistent) return;
   if (role_ != Role::secondary) return;
@@ -235,7 +235,10 @@ void Node::resync_from_up_to_date_peer() {
     // a source; swarm seed 1635 waited for good): only one with a consistent peer waits here.
     if (peer.resync_deferred && peer.status.disk != DiskState::inconsistent) return;
     if (peer.status.role == Role::primary) {
-      if (peer.status.disk == DiskState::up_to_date) return;
+      // An UpToDate Primary resyncs an Outdated peer itself (resync_outdated_peers), not an
+      // Inconsistent one whose resync source was lost (swarm seed 12824: node1 re-attached
+      // its disk, node2 was its source and failed; node1 stayed Inconsistent for good).
+      if (peer.status.disk == DiskState::up_to_date && disk_state_ == DiskState::outdated) return;
       primary_connected = true;
     }
   }

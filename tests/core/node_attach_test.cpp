@@ -273,5 +273,46 @@ TEST(Attach, APrimaryWhoseAttachedDiskResyncedAfterAHandshakeKeepsTheGenerationI
   EXPECT_EQ(cluster.completion_of(3), ClientStatus::ok);
 }
 
+// Swarm seed 12824: node 1 attached its disk again and took node 2 as its source (the
+// Primary's disk had failed and was back, which node 1 had not heard yet); node 2's disk failed
+// during that resync, and node 1, Inconsistent, stayed so for good: the UpToDate Primary
+// resyncs an Outdated peer itself, not an Inconsistent one. Node 1 asks an UpToDate peer
+// through a new handshake. Here node 2 is the Primary and node 0, the lowest UpToDate node, the
+// source.
+TEST(Attach, ADiskWhoseResyncSourceFailedResyncsFromAnUpToDatePeer) {
+  Cluster cluster(3);
+  cluster.connect_all();
+  cluster.promote(2);
+  cluster.write(2, 1, block_sector(1), 1);
+  cluster.settle();
+  const Attach disk = disk_of(cluster, 1);
+  ASSERT_TRUE(admin(cluster, 1, Detach{}).ok);
+  cluster.settle();
+  cluster.write(2, 2, block_sector(2), 2);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+
+  const AdminResult attached = admin(cluster, 1, disk);
+  ASSERT_TRUE(attached.ok) << attached.code << ": " << attached.message;
+  ASSERT_EQ(cluster.nodes[1].disk_state(), DiskState::inconsistent);
+  cluster.nodes[0].on_local_disk_failed(cluster.now);  // the source, during the resync
+  cluster.collect(0);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[0].disk_state(), DiskState::diskless);
+
+  bool asked = false;
+  for (const auto& [index, drop] : cluster.disconnects) {
+    asked =
+        asked || (index == 1 && drop.reason == "reconnecting to resync from UpToDate peer node2");
+  }
+  ASSERT_TRUE(asked) << "node 1 stays " << to_string(cluster.nodes[1].disk_state());
+  cluster.disconnect(1, 2);  // the transport connects them again
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  EXPECT_EQ(comparable_current(cluster.nodes[1].generation()),
+            comparable_current(cluster.nodes[2].generation()));
+}
+
 }  // namespace
 }  // namespace ditto::core

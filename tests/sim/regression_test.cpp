@@ -586,6 +586,19 @@ TEST(RegressionAttach, ASyncTargetThePrimaryCallsWeakOutdatesItselfWhenItsResync
   EXPECT_EQ(other.violation_count, 0u) << describe(other, 5);
 }
 
+// Swarm seed 12824 (drawn with --swarm-quorum, no quorum came of it; liveness: node1
+// Inconsistent for good while node0, the Primary, was UpToDate): node1 attached its disk again
+// with node2 as its source, node2's disk failed during that resync, and nobody resynced node1:
+// the UpToDate Primary resyncs an Outdated peer itself, not an Inconsistent one. Fixed: an
+// Inconsistent Secondary that no resync brings up asks an UpToDate peer through a new handshake
+// whatever its Primary's disk (core test
+// Attach.ADiskWhoseResyncSourceFailedResyncsFromAnUpToDatePeer).
+// Replay: ditto-sim run --seed 12824 --swarm --ops 400 --swarm-quorum --trace
+TEST(RegressionAttach, AnInconsistentNodeWhoseSourceFailedIsResyncedByAnotherPeer) {
+  const RunResult result = run_simulation(swarm_options(12824, 400, {}, true));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result, 5);
+}
+
 TEST(Shrink, AFailingScheduleShrinksToFewerFaultsAndOperationsAndStillFails) {
   SimOptions options;
   options.seed = 21;
