@@ -304,6 +304,26 @@ TEST(LostPrimary, ASecondaryResyncsTheOutdatedPeerThePrimaryLeftBehind) {
   EXPECT_GE(cluster.nodes[2].peer(NodeId{1})->resync_done_blocks, 1u);
 }
 
+// Node 0's write `request` (to block `request`) fails on node 2's disk, which detaches.
+void fail_node2_disk_on_write(Cluster& cluster, std::uint64_t request) {
+  cluster.write(0, request, harness::block_sector(request), request);
+  cluster.deliver_messages();
+  cluster.complete_disk(2, IoStatus::io_error);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::diskless);
+}
+
+// Node 0 (Primary) crashes, and node 1, cut off from both and still UpToDate, meets node 2
+// (whose disk failed): it outdates itself and cannot be promoted.
+void crash_primary_then_node1_meets_node2(Cluster& cluster) {
+  cluster.disconnect(0, 2);
+  ASSERT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
+  EXPECT_FALSE(cluster.nodes[1].on_admin(cluster.now, Promote{}).ok);
+}
+
 // Quorum+diskless swarm seed 7977: node 1 was cut off together with its quorum and never
 // learned that node 0 (Primary) and node 2 went on without it. Node 0 crashed and node 2's disk
 // failed; node 1 then met node 2, had quorum with its vote (a connected peer whose disk failed
@@ -319,17 +339,8 @@ TEST(LostPrimary, ANodeLeftBehindOutdatesItselfWhenAPeerWhoseDiskFailedSaysSo) {
   ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
   ASSERT_NE(comparable_current(cluster.nodes[2].generation()),
             comparable_current(cluster.nodes[1].generation()));
-  cluster.write(0, 3, harness::block_sector(3), 3);
-  cluster.deliver_messages();
-  cluster.complete_disk(2, IoStatus::io_error);
-  cluster.settle();
-  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::diskless);
-  cluster.disconnect(0, 2);  // node 0 crashes
-  ASSERT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
-  cluster.connect(1, 2);
-  cluster.settle();
-  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
-  EXPECT_FALSE(cluster.nodes[1].on_admin(cluster.now, Promote{}).ok);
+  fail_node2_disk_on_write(cluster, 3);
+  crash_primary_then_node1_meets_node2(cluster);
 }
 
 // Quorum+diskless swarm seeds 8143 and 8772: node 2's disk failed first; node 1 was then cut
@@ -347,12 +358,8 @@ TEST(LostPrimary, APeerWhoseDiskFailedBeforeThePrimaryMovedOnStillTellsANodeLeft
   Attach disk;
   disk.disk = DiskState::up_to_date;
   disk.generations = cluster.nodes[2].generations();
-  cluster.write(0, 2, harness::block_sector(2), 2);
-  cluster.deliver_messages();
-  cluster.complete_disk(2, IoStatus::io_error);
-  cluster.settle();
+  fail_node2_disk_on_write(cluster, 2);
   ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
-  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::diskless);
   cluster.disconnect(1, 2);  // node 1 is cut off
   cluster.disconnect(0, 1);
   cluster.write(0, 3, harness::block_sector(3), 3);
@@ -360,12 +367,7 @@ TEST(LostPrimary, APeerWhoseDiskFailedBeforeThePrimaryMovedOnStillTellsANodeLeft
   ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
   ASSERT_NE(comparable_current(cluster.nodes[0].generation()),
             comparable_current(cluster.nodes[1].generation()));
-  cluster.disconnect(0, 2);  // node 0 crashes
-  ASSERT_EQ(cluster.nodes[1].disk_state(), DiskState::up_to_date);
-  cluster.connect(1, 2);
-  cluster.settle();
-  EXPECT_EQ(cluster.nodes[1].disk_state(), DiskState::outdated);
-  EXPECT_FALSE(cluster.nodes[1].on_admin(cluster.now, Promote{}).ok);
+  crash_primary_then_node1_meets_node2(cluster);
 
   const AdminResult attached = cluster.nodes[2].on_admin(cluster.now, disk);
   ASSERT_TRUE(attached.ok) << attached.code << ": " << attached.message;
