@@ -660,7 +660,6 @@ class Node {
   void reconcile_with_peers_of_our_generation(const Peer& source);
   std::uint32_t followed_primary_weak_nodes() const;
   std::uint32_t lost_primary_weak_toward(const Peer& peer) const;
-  void note_lost_primary(const Peer& primary);
   void outdate_if_weak();
   void resync_outdated_peers();
   void resync_from_up_to_date_peer();
@@ -935,11 +934,10 @@ class Node {
   // The Secondary's disk detached while it followed a Primary, or it followed one while
   // Diskless: the Primary may have written without the disk since. Cleared by the next attach.
   bool detached_under_primary_ = false;
-  // The Primary this Secondary lost (no_node if none, or a Primary followed since): its weak
-  // nodes and generations as it last reported them (node_peer_ack.cpp, lost_primary_weak_toward).
+  // The Primary this Secondary lost (no_node if none, or a Primary followed since). Its peer
+  // record keeps its last report (weak nodes, generations) until it reports again
+  // (node_peer_ack.cpp, lost_primary_weak_toward).
   std::uint8_t lost_primary_node_ = no_node;
-  std::uint32_t lost_primary_weak_ = 0;
-  Generations lost_primary_uuids_;
   GenerationState generations_;
   std::array<Peer, nodes_max> peers_{};
   std::array<std::uint8_t, nodes_max> configured_ids_{};  // see configured_peers()

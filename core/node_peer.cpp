@@ -723,7 +723,7 @@ void Node::peer_lost(Peer& peer, ConnectionState failure) {
   // forward it to the peer if they reach it). A bump, when one follows, says it again.
   if (role_ == Role::primary && was_replicating) send_state_to_connected_peers();
   if (was_our_primary) {
-    note_lost_primary(peer);
+    lost_primary_node_ = static_cast<std::uint8_t>(peer.status.node_id.value);
     send_state_to_connected_peers();  // we no longer forward its weak nodes
     outdate_if_weak();
     reconcile_after_lost_primary();

@@ -100,14 +100,6 @@ std::uint32_t Node::followed_primary_weak_nodes() const {
   return 0;
 }
 
-// A Secondary losing its Primary keeps what the Primary last said of the nodes it does not
-// replicate to (its weak nodes) and of its generations.
-void Node::note_lost_primary(const Peer& primary) {
-  lost_primary_node_ = static_cast<std::uint8_t>(primary.status.node_id.value);
-  lost_primary_weak_ = primary.weak_nodes & ~bit(primary.status.node_id) & ~bit(config_.node_id);
-  lost_primary_uuids_ = primary.uuids;
-}
-
 // With quorum on, a Secondary without a disk gave its vote to the Primary it lost and holds
 // none of the writes that vote let it acknowledge (quorum+diskless swarm seeds 8143, 8772: node
 // 1's disk failed, node 2 was cut off and the Primary went on with node 1's vote, acknowledged
@@ -123,20 +115,22 @@ std::uint32_t Node::lost_primary_weak_toward(const Peer& peer) const {
       !config_.quorum.enabled()) {
     return 0;
   }
+  // What the lost Primary last reported (peer_lost keeps it; its next report ends all this).
+  const Peer& primary = peers_[lost_primary_node_];
   const std::uint32_t peer_bit = bit(peer.status.node_id);
-  if ((lost_primary_weak_ & peer_bit) == 0 || !peer.state_received) return 0;
+  if ((primary.weak_nodes & peer_bit) == 0 || !peer.state_received) return 0;
   // A node that held the Primary's data when we lost it is here: it knows more than we can
   // tell, and the handshakes with it say who is behind.
   for (const Peer& other : configured_peers()) {
     if (other.status.connection == ConnectionState::connected &&
         other.status.disk == DiskState::up_to_date &&
-        (lost_primary_weak_ & bit(other.status.node_id)) == 0) {
+        (primary.weak_nodes & bit(other.status.node_id)) == 0) {
       return 0;
     }
   }
   const std::uint64_t theirs = comparable_current(peer.uuids.current);
-  const bool behind = theirs == comparable_current(lost_primary_uuids_.current) ||
-                      generation_behind(lost_primary_uuids_, theirs);
+  const bool behind = theirs == comparable_current(primary.uuids.current) ||
+                      generation_behind(primary.uuids, theirs);
   return behind ? peer_bit : 0;
 }
 
