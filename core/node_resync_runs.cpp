@@ -178,19 +178,30 @@ void Node::pump_resync(Peer& peer) {
   const std::uint64_t fill = resync_in_flight_max_blocks();
   std::uint64_t in_flight = resync_blocks_in_flight(peer);
   bool wrapped = false;
+  // The cursor only moves forward within a pass, so the run at or after the next set bit is
+  // found by walking on from the last one looked at (no lookup per run already requested: near
+  // the end of a resync every completion walks all runs in flight).
+  std::optional<std::map<std::uint64_t, ResyncRun>::iterator> walk;
   while (peer.step_allowance_blocks > 0 && in_flight < fill) {
     const std::optional<std::uint64_t> next = peer.bitmap->find_next_set(peer.resync_cursor);
     if (!next) {
       if (wrapped || peer.resync_cursor == 0) return;
       wrapped = true;  // stale blocks behind the cursor are requested again
       peer.resync_cursor = 0;
+      walk.reset();
       continue;
     }
-    const auto requested = first_run_from(peer.resync_runs, *next);
+    auto requested = walk ? *walk : first_run_from(peer.resync_runs, *next);
+    while (requested != peer.resync_runs.end() &&
+           requested->first + requested->second.blocks <= *next) {
+      ++requested;
+    }
     if (requested != peer.resync_runs.end() && requested->first <= *next) {
       peer.resync_cursor = requested->first + requested->second.blocks;  // already requested
+      walk = std::next(requested);
       continue;
     }
+    walk = requested;  // the new run goes before it and ends at the new cursor
     // Adjacent set bits, within the limits, not across a multiple of the largest run (requests
     // stay aligned) and not into a run already requested.
     const std::uint64_t limit =
