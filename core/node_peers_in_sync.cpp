@@ -8,8 +8,9 @@
 //
 // So the source says, just before each answer, toward which other nodes that run is in sync
 // on its side (PeersInSync): the node is connected, Established and UpToDate, the source's bit
-// toward it is clear, its bitmap UUID toward it is 0 (both track the same generation), and no
-// write to the block is pending toward it (a write sent to it and not yet confirmed by a
+// toward it is clear, its bitmap UUID toward it is 0 (both track the same generation), its last
+// report shows no write of our Primary that has not reached us (a clear bit says nothing of
+// those: quorum+reads+diskless swarm seed 6875), and no write to the block is pending toward it (a write sent to it and not yet confirmed by a
 // BarrierAck, or a write received from a Primary that no PeerAck has confirmed yet: either may
 // still be marked out of sync toward it). The target, once its copy equals the source's,
 // clears its bits toward those nodes instead of setting them, unless it marked the block toward
@@ -85,6 +86,12 @@ std::uint32_t Node::peers_in_sync_mask(const Peer& target, std::uint64_t block,
       continue;
     }
     if (generations_.uuids.bitmap[other.status.node_id.value] != 0) continue;
+    // It received writes of our Primary that have not reached us (its report says so): our
+    // clear bit toward it says nothing of those blocks.
+    if (other.dagtag_node != wire::dagtag_node_none && other.dagtag_node == dagtag_node_ &&
+        other.dagtag > dagtag_) {
+      continue;
+    }
     const std::optional<std::uint64_t> set = other.bitmap->find_next_set(block);
     if (set && *set < block + blocks) continue;
     bool pending = false;

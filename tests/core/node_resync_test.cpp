@@ -334,6 +334,45 @@ TEST(Resync, SecondariesOfOneGenerationServingALivePrimaryDoNotReconcileTheirMar
   EXPECT_EQ(cluster.completion_of(3), ClientStatus::ok);
 }
 
+// Quorum+reads+diskless swarm seed 6875 (4 nodes, shrunk to a slow link, a partition and a
+// delayed link): node 3, cut off, took the Primary's newest write from node 1 by resync and
+// marked it toward node 2, whose link from the Primary was slow. Left Outdated (no Primary in
+// reach), node 3 then resynced from node 2, which still lacked that write, and node 2 named node
+// 1 in its PeersInSync for the block: node 2's bit toward node 1 was clear, because node 2 knew
+// nothing of the write. Node 3 cleared its bit toward node 1, ended UpToDate with the older
+// block, and a later resync from it took the write away from node 2 too. A source does not name
+// a node whose report shows writes of the Primary it has not received itself.
+TEST(Resync, ASourceDoesNotNameAPeerAheadOfItInThePrimarysWritesAsInSync) {
+  Cluster cluster(4);
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, block_sector(1), 1);
+  cluster.settle();
+  for (int peer = 0; peer < 3; ++peer) cluster.disconnect(peer, 3);
+  // The next write starts a generation that every node but node 3 learns.
+  cluster.write(0, 2, block_sector(4), 2);
+  cluster.settle();
+  // The write of block 5 reaches node 1 and stays on the clogged link to node 2.
+  cluster.clogged.insert({0, 2});
+  cluster.write(0, 3, block_sector(5), 3);
+  cluster.drain();
+  // Node 3 takes block 5 from node 1 (its report, with its newer dagtag, reaches node 2), and
+  // without a Primary in reach goes Outdated.
+  cluster.connect(1, 3);
+  cluster.drain();
+  ASSERT_EQ(cluster.nodes[3].peer(NodeId{1})->resync_done_blocks, 2u);
+  ASSERT_EQ(cluster.nodes[3].disk_state(), DiskState::outdated);
+  ASSERT_GT(cluster.nodes[3].peer(NodeId{2})->out_of_sync_bytes, 0u);
+  ASSERT_EQ(cluster.nodes[3].peer(NodeId{1})->out_of_sync_bytes, 0u);
+  // Node 2, UpToDate, is node 3's source for the blocks marked between them, block 5 among them.
+  cluster.connect(2, 3);
+  cluster.drain();
+  ASSERT_EQ(cluster.nodes[3].peer(NodeId{2})->resync_done_blocks, 2u);
+  // Node 3 now holds node 2's older block 5: it differs from node 1's, and node 3 knows it (block
+  // 4 is marked too: node 2 named node 1 for neither run, which costs a block, not a write).
+  EXPECT_GE(cluster.nodes[3].peer(NodeId{1})->out_of_sync_bytes, 4096u);
+}
+
 // Swarm seeds 3865 and 5402: node 1 came back to the Primary after writes node 2, cut off, never
 // saw, and was its SyncTarget when the Primary's disk failed. Still carrying the generation it
 // shared with node 2, node 1 then met node 2 and took a resync from it, overwriting blocks of
