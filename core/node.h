@@ -657,6 +657,7 @@ class Node {
   void resume_deferred_resyncs();
   void offer_resync_to_peers_left_behind(const Peer& source, std::uint64_t left);
   void adopt_source_dagtag(const Peer& source);
+  void forget_slots_caught_up_through(const Peer& peer, const wire::StateReport& state);
   void reconcile_with_peers_of_our_generation(const Peer& source);
   std::uint32_t followed_primary_weak_nodes() const;
   std::uint32_t lost_primary_weak_toward(const Peer& peer) const;

@@ -288,6 +288,29 @@ void Node::tell_resync_target(const Peer& peer, Sector sector, std::uint32_t len
       Send{peer.status.node_id, wire::OutOfSync{sector, length_bytes}, std::nullopt});
 }
 
+// A diskless Primary keeps no bitmap of its own: its bitmap slots only say which nodes missed a
+// generation it wrote, so that its next write without them starts another (§3.2). A node it
+// cannot reach may come up to its generation without it, by a resync from an UpToDate peer: such
+// a peer, in our generation, with its own slot toward that node clear, says so, and our slot
+// toward the node is stale. Kept, it let our next write without that node stay in the node's
+// generation, and nothing told the node that it missed the write (quorum+reads+diskless swarm
+// seed 8442: node 2 caught up through node 1 while the Primary was cut off; the Primary came
+// back to node 1 alone and wrote, and node 2, Established with node 1 in the same generation,
+// never got the block).
+void Node::forget_slots_caught_up_through(const Peer& peer, const wire::StateReport& state) {
+  if (role_ != Role::primary || disk_state_ != DiskState::diskless) return;
+  if (state.disk_state != DiskState::up_to_date) return;
+  if (comparable_current(state.uuids.current) != comparable_current(generations_.uuids.current)) {
+    return;
+  }
+  for (const Peer& other : configured_peers()) {
+    const std::uint32_t node = other.status.node_id.value;
+    if (&other == &peer || other.status.connection == ConnectionState::connected) continue;
+    if (generations_.uuids.bitmap[node] == 0 || state.uuids.bitmap[node] != 0) continue;
+    set_bitmap_uuid(generations_.uuids, node, 0);
+  }
+}
+
 void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   peer.uuids = state.uuids;
   peer.uuid_flags = state.uuid_flags;
@@ -295,6 +318,7 @@ void Node::on_peer_generations(Peer& peer, const wire::StateReport& state) {
   peer.dagtag_node = state.dagtag_node;
   peer.dagtag = state.dagtag;
   peer.status.generation = state.uuids.current;
+  forget_slots_caught_up_through(peer, state);
   const std::uint32_t weak_before = peer.weak_nodes;
   peer.weak_nodes = state.role == Role::primary ? state.weak_nodes : 0;
   // A Primary we follow, or the lost one back, says what it holds and who lacks it now.

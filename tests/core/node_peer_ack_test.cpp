@@ -127,6 +127,49 @@ TEST(WeakNodes, ANewPrimaryResyncsAnOutdatedPeerItIsAlreadyConnectedTo) {
   EXPECT_GE(cluster.nodes[2].peer(NodeId{1})->resync_done_blocks, 1u);
 }
 
+// Quorum+reads+diskless swarm seed 8442 (3 nodes, node 0 a diskless Primary): node 2, cut off,
+// caught up with node 1 by a resync while the Primary was cut off too. The Primary came back to
+// node 1 alone and wrote without starting a generation (its slot toward node 2, set when it lost
+// node 2, said node 2 already lagged), so node 2, Established with node 1 in the same generation,
+// never learned that it missed the write. Node 1's report (same generation, its slot toward node
+// 2 clear) tells the Primary that node 2 caught up: its next write without node 2 starts a
+// generation, and node 2 learns it lags.
+TEST(WeakNodes, ANodeThatCaughtUpThroughAPeerIsToldOfTheDisklessPrimarysNextWriteWithoutIt) {
+  Cluster cluster(
+      3, [](NodeConfig& config) { config.intentional_diskless = config.node_id.value == 0; });
+  cluster.connect_all();
+  cluster.promote(0);
+  cluster.write(0, 1, 1 * sectors_per_block, 1);
+  cluster.settle();
+  cluster.disconnect(0, 2);
+  cluster.disconnect(1, 2);
+  cluster.write(0, 2, 2 * sectors_per_block, 2);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
+  cluster.disconnect(0, 1);
+  cluster.connect(1, 2);
+  cluster.settle();
+  ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  ASSERT_GE(cluster.nodes[2].peer(NodeId{1})->resync_done_blocks, 1u);
+  cluster.connect(0, 1);
+  cluster.write(0, 3, 5 * sectors_per_block, 3);
+  cluster.settle();
+  ASSERT_EQ(cluster.completion_of(3), ClientStatus::ok);
+  EXPECT_TRUE(marked(cluster, 1, 2, 5));
+  EXPECT_NE(cluster.nodes[1].generation() & ~uuid_primary_bit,
+            cluster.nodes[2].generation() & ~uuid_primary_bit);
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::outdated);
+  // Back with the Primary, node 2 asks node 1 for the blocks it lacks.
+  cluster.connect(0, 2);
+  cluster.settle();
+  EXPECT_EQ(count_disconnects(cluster, 2, "reconnecting to resync from UpToDate peer node1"), 1);
+  cluster.disconnect(1, 2);
+  cluster.connect(1, 2);
+  cluster.settle();
+  EXPECT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
+  EXPECT_FALSE(marked(cluster, 1, 2, 5));
+}
+
 // Seed 213: node 4 got a block by resync from node 1, then was the source for node 2, which had
 // missed the same write: node 4's bitmap toward node 2 did not have it.
 TEST(ResyncMarks, ABlockWrittenByAResyncIsOutOfSyncTowardTheNodesNotInTheResync) {

@@ -553,5 +553,25 @@ TEST(QuorumOptions, TheSwarmDrawsQuorumForSomeClustersOfThreeOrMoreWhenAskedTo) 
   EXPECT_GT(without, 5);
 }
 
+// Quorum+reads+diskless swarm seed 8442 (3 nodes, node 0 a diskless Primary; replicas differed
+// at the end): node 2 caught up with node 1 by a resync while the Primary was cut off, and the
+// Primary, back with node 1 alone, wrote without starting a generation (its slot toward node 2
+// was set from an older loss), so node 2 never learned it missed the write (core test
+// WeakNodes.ANodeThatCaughtUpThroughAPeerIsToldOfTheDisklessPrimarysNextWriteWithoutIt).
+// Replay: ditto-sim run --seed 8442 --swarm --ops 400 --swarm-quorum --swarm-reads --swarm-diskless
+TEST(QuorumRegression, ADisklessPrimaryTellsANodeThatCaughtUpThroughAPeerOfAWriteItMissed) {
+  const RunResult result = run_quorum_diskless_swarm(8442);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
+// Swarm seed 6875, drawn with --swarm-quorum --swarm-reads --swarm-diskless (no quorum came of
+// it; 4 nodes, a diskless Primary): two UpToDate nodes ended with an acknowledged block lost
+// (core test Resync.ASourceDoesNotNameAPeerAheadOfItInThePrimarysWritesAsInSync).
+// Replay: ditto-sim run --seed 6875 --swarm --ops 400 --swarm-reads --swarm-diskless
+TEST(QuorumRegression, AResyncSourceLaggingThePrimarysWritesKeepsTheWriteAPeerHeld) {
+  const RunResult result = run_simulation(swarm_options(6875, 400, {}, true, true, true));
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 }  // namespace
 }  // namespace ditto::sim
