@@ -290,6 +290,15 @@ TEST(Resync, BlocksResyncedFromASourceInSyncWithAThirdNodeStayInSyncTowardIt) {
   EXPECT_EQ(cluster.count_sent(2, wire::MessageType::resync_request), requests_before);
 }
 
+// The Primary, node 0, writes `block` (request and payload `request`) with its link to
+// `lagging` clogged: every other connected node gets the write, `lagging` only once the link is
+// unclogged.
+void write_lagged_by(Cluster& cluster, int lagging, std::uint64_t request, std::uint64_t block) {
+  cluster.clogged.insert({0, lagging});
+  cluster.write(0, request, block_sector(block), request);
+  cluster.drain();
+}
+
 // Swarm seed 4609 (3 nodes; shrunk to a one-way partition, a flapping link and a clog): node 2,
 // away from the Primary and from node 1, resynced from the Primary, which could not name node 1
 // in its PeersInSync for the newest block (node 1 had not acknowledged it: its link from the
@@ -304,9 +313,7 @@ TEST(Resync, SecondariesOfOneGenerationServingALivePrimaryDoNotReconcileTheirMar
   cluster.write(0, 2, block_sector(2), 2);
   cluster.drain();
   // The write of block 3 stays on the clogged link to node 1 (node 1 lags it).
-  cluster.clogged.insert({0, 1});
-  cluster.write(0, 3, block_sector(3), 3);
-  cluster.drain();
+  write_lagged_by(cluster, 1, 3, 3);
   cluster.connect(0, 2);
   cluster.drain();
   ASSERT_EQ(cluster.nodes[2].disk_state(), DiskState::up_to_date);
@@ -353,9 +360,7 @@ TEST(Resync, ASourceDoesNotNameAPeerAheadOfItInThePrimarysWritesAsInSync) {
   cluster.write(0, 2, block_sector(4), 2);
   cluster.settle();
   // The write of block 5 reaches node 1 and stays on the clogged link to node 2.
-  cluster.clogged.insert({0, 2});
-  cluster.write(0, 3, block_sector(5), 3);
-  cluster.drain();
+  write_lagged_by(cluster, 2, 3, 5);
   // Node 3 takes block 5 from node 1 (its report, with its newer dagtag, reaches node 2), and
   // without a Primary in reach goes Outdated.
   cluster.connect(1, 3);
