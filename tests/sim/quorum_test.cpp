@@ -573,5 +573,21 @@ TEST(QuorumRegression, AResyncSourceLaggingThePrimarysWritesKeepsTheWriteAPeerHe
   EXPECT_EQ(result.violation_count, 0u) << describe(result);
 }
 
+// Quorum+reads swarm seed 3237 (5 nodes; drawn with --swarm-diskless too, no diskless client came
+// of it): the workload stalled. node2, Primary and an Inconsistent SyncTarget of node4, saw node4
+// go Outdated; the writes released from it started a generation at once, while node2's link to
+// its last UpToDate peer was being dropped (a deferred resync's reconnect). node2 was left the
+// only holder of a generation that no node had the data of: every peer refused it as a source
+// ("I shall become SyncSource, but I am inconsistent!") and its write, frozen without quorum,
+// never completed. A Primary without an UpToDate disk starts its generation with its next write
+// now, which carries it to the peers that hold its data.
+// Replay: ditto-sim run --seed 3237 --swarm --ops 400 --swarm-quorum --swarm-reads
+TEST(QuorumRegression, AnInconsistentPrimaryStartsItsGenerationWithAWriteThroughItsPeers) {
+  const SimOptions options = swarm_options(3237, 400, {}, true, true, true);
+  ASSERT_TRUE(options.quorum.enabled());
+  const RunResult result = run_simulation(options);
+  EXPECT_EQ(result.violation_count, 0u) << describe(result);
+}
+
 }  // namespace
 }  // namespace ditto::sim
