@@ -247,11 +247,14 @@ void Node::roll_back_unconfirmed_generation() {
 
 // Our data moves on without some peer: a new generation at once (not lazily), so a peer that
 // reconnects before the next write still sees that it missed data. A Primary without an
-// UpToDate disk has its data only on the UpToDate peers it writes through: its generation starts
-// with its next write, which carries it to them (quorum+reads swarm seed 3237, 5 nodes: an
-// Inconsistent Primary whose resync source went Outdated bumped at once, while the link to its
-// last UpToDate peer was being dropped; it was left the only holder of a generation no node had
-// data for, every peer refused it as a source, and its frozen write never completed).
+// UpToDate disk has its data only on the UpToDate peers it writes through: when a peer that
+// stays connected stops being a target (its disk left UpToDate, or it failed a write), the
+// generation starts with the next write, which carries it to them. A lost connection still
+// starts one at once (peer_lost): that peer may come back before the next write. Quorum+reads
+// swarm seed 3237, 5 nodes: an Inconsistent Primary whose resync source went Outdated bumped at
+// once, while the link to its last UpToDate peer was being dropped; it was left the only holder
+// of a generation no node had data for, every peer refused it as a source, and its frozen write
+// never completed.
 void Node::start_new_generation() {
   DITTO_ASSERT(role_ == Role::primary);
   request_new_current_uuid(generations_);
