@@ -10,11 +10,12 @@
 // on its side (PeersInSync): the node is connected, Established and UpToDate, the source's bit
 // toward it is clear, its bitmap UUID toward it is 0 (both track the same generation), its last
 // report shows no write of our Primary that has not reached us (a clear bit says nothing of
-// those: quorum+reads+diskless swarm seed 6875), and no write to the block is pending toward it (a write sent to it and not yet confirmed by a
-// BarrierAck, or a write received from a Primary that no PeerAck has confirmed yet: either may
-// still be marked out of sync toward it). The target, once its copy equals the source's,
-// clears its bits toward those nodes instead of setting them, unless it marked the block toward
-// one of them itself while the block was in flight (its own view of a newer write wins).
+// those: quorum+reads+diskless swarm seed 6875), and no write to the block is pending toward it
+// (a write sent to it and not yet confirmed by a BarrierAck, or a write received from a Primary
+// that no PeerAck has confirmed yet: either may still be marked out of sync toward it). The
+// target, once its copy equals the source's, clears its bits toward those nodes instead of
+// setting them, unless it marked the block toward one of them itself while the block was in
+// flight (its own view of a newer write wins).
 #include "core/assert.h"
 #include <algorithm>
 
