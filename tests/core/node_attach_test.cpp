@@ -49,11 +49,12 @@ std::set<std::uint64_t> requested_blocks(const Cluster& cluster, int node, std::
   return blocks;
 }
 
-// Node 0 Primary, block 1 written on both; then `node` detaches. Returns what its disk holds.
-Attach detach_after_a_write(Cluster& cluster, int node) {
-  cluster.connect(0, 1);
-  cluster.promote(0);
-  cluster.write(0, 1, block_sector(1), 1);
+// Every node connected, `primary` Primary, block 1 written on all; then `node` detaches.
+// Returns what its disk holds.
+Attach detach_after_a_write(Cluster& cluster, int node, int primary = 0) {
+  cluster.connect_all();
+  cluster.promote(primary);
+  cluster.write(primary, 1, block_sector(1), 1);
   cluster.settle();
   const Attach disk = disk_of(cluster, node);
   EXPECT_TRUE(admin(cluster, node, Detach{}).ok);
@@ -281,13 +282,7 @@ TEST(Attach, APrimaryWhoseAttachedDiskResyncedAfterAHandshakeKeepsTheGenerationI
 // source.
 TEST(Attach, ADiskWhoseResyncSourceFailedResyncsFromAnUpToDatePeer) {
   Cluster cluster(3);
-  cluster.connect_all();
-  cluster.promote(2);
-  cluster.write(2, 1, block_sector(1), 1);
-  cluster.settle();
-  const Attach disk = disk_of(cluster, 1);
-  ASSERT_TRUE(admin(cluster, 1, Detach{}).ok);
-  cluster.settle();
+  const Attach disk = detach_after_a_write(cluster, 1, 2);
   cluster.write(2, 2, block_sector(2), 2);
   cluster.settle();
   ASSERT_EQ(cluster.completion_of(2), ClientStatus::ok);
